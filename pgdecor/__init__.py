@@ -1,0 +1,35 @@
+"""pgdecor: call PostgreSQL stored functions and hand-written SQL through typed Python stubs."""
+
+from ._decorators import Stub, procedure, query
+from ._errors import (
+    ArgumentError,
+    Error,
+    MappingError,
+    NoSessionError,
+    NotFoundError,
+    SignatureError,
+    TooManyRowsError,
+    UndefinedFunctionError,
+)
+from ._session import Session, TransactionScope, session, transaction
+from ._streams import AsyncStream, Stream
+
+__all__ = [
+    "ArgumentError",
+    "AsyncStream",
+    "Error",
+    "MappingError",
+    "NoSessionError",
+    "NotFoundError",
+    "Session",
+    "SignatureError",
+    "Stream",
+    "Stub",
+    "TooManyRowsError",
+    "TransactionScope",
+    "UndefinedFunctionError",
+    "procedure",
+    "query",
+    "session",
+    "transaction",
+]

@@ -1,0 +1,97 @@
+"""The exceptions pgdecor raises.
+
+Every pgdecor exception derives from `Error` and also from the builtin exception it refines, so code that
+already catches ``TypeError`` or ``LookupError`` keeps working::
+
+    Error
+    ├── SignatureError      (TypeError)     a stub cannot be turned into a call; raised when decorating
+    ├── ArgumentError       (TypeError)     an argument does not fit its annotation; nothing was sent
+    ├── NoSessionError      (RuntimeError)  no session is open, or it is of the other kind (sync/async)
+    ├── NotFoundError       (LookupError)   the stub promised exactly one row and got none
+    ├── TooManyRowsError    (LookupError)   the stub promised at most one row and got several
+    ├── MappingError        (TypeError)     the rows do not fit the annotated return type
+    └── UndefinedFunctionError (psycopg.errors.UndefinedFunction)
+                                            the stored function a stub calls does not exist
+
+Errors raised by the server stay psycopg's own classes (``psycopg.errors.UniqueViolation`` ...); pgdecor adds a
+note naming the stub and the SQL it ran.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import psycopg.errors
+
+__all__ = [
+    "ArgumentError",
+    "Error",
+    "MappingError",
+    "NoSessionError",
+    "NotFoundError",
+    "SignatureError",
+    "TooManyRowsError",
+    "UndefinedFunctionError",
+]
+
+
+class Error(Exception):
+    """Base class of every exception pgdecor raises itself."""
+
+    __module__ = "pgdecor"
+
+
+class SignatureError(Error, TypeError):
+    """A decorated stub cannot be called as written: raised at decoration time."""
+
+    __module__ = "pgdecor"
+
+
+class ArgumentError(Error, TypeError):
+    """An argument does not fit its annotation; the call was not sent."""
+
+    __module__ = "pgdecor"
+
+
+class NoSessionError(Error, RuntimeError):
+    """A stub was called where no usable session is open."""
+
+    __module__ = "pgdecor"
+
+
+class NotFoundError(Error, LookupError):
+    """A stub returning exactly one row got no row."""
+
+    __module__ = "pgdecor"
+
+
+class TooManyRowsError(Error, LookupError):
+    """A stub returning one row (or none) got more than one."""
+
+    __module__ = "pgdecor"
+
+
+class MappingError(Error, TypeError):
+    """The rows returned do not fit the stub's return annotation."""
+
+    __module__ = "pgdecor"
+
+
+class UndefinedFunctionError(Error, psycopg.errors.UndefinedFunction):
+    """The stored function named by a stub does not exist with the stub's parameters.
+
+    It is also a `psycopg.errors.UndefinedFunction`, so handlers written for psycopg keep working.
+    """
+
+    __module__ = "pgdecor"
+
+    def __reduce__(self) -> tuple[type[UndefinedFunctionError], tuple[str]]:
+        return (type(self), (str(self),))
+
+
+def add_note(err: BaseException, note: str) -> None:
+    """Attach *note* to *err* as PEP 678 does, also on Python 3.10."""
+    if sys.version_info >= (3, 11):
+        err.add_note(note)
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        err.__notes__ = [*getattr(err, "__notes__", ()), note]

@@ -1,0 +1,90 @@
+"""A stub's return annotation → how many rows it expects and what each row becomes."""
+
+from __future__ import annotations
+
+import collections.abc
+import enum
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from ._annotations import describe, is_record_type, split_optional, strip_annotated
+from ._errors import SignatureError
+
+
+class Shape(enum.Enum):
+    """How many rows a call expects, and how they are handed back."""
+
+    NONE = "nothing"
+    ONE = "exactly one row"
+    OPTIONAL = "zero or one row"
+    MANY = "a list of rows"
+    STREAM = "a stream of rows"
+
+
+@dataclass(frozen=True)
+class ResultPlan:
+    shape: Shape
+    #: The type each row becomes: a record class, ``dict``, or a scalar annotation.
+    row_type: Any
+    #: True when a row is one column mapped to a value; False when columns map onto a record.
+    scalar: bool
+    #: For scalars: whether NULL is an acceptable value.
+    nullable: bool
+
+
+_LIST_ORIGINS = (list, collections.abc.Sequence)
+_SYNC_STREAMS = (collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator)
+_ASYNC_STREAMS = (collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator)
+
+
+def read_result(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
+    """Classify a return annotation; raise SignatureError for one pgdecor cannot produce."""
+    tp = strip_annotated(annotation)
+    if tp is None or tp is type(None):
+        return ResultPlan(Shape.NONE, None, scalar=False, nullable=True)
+    inner, optional = split_optional(tp)
+    origin = typing.get_origin(inner)
+    if optional:
+        if origin in _LIST_ORIGINS or origin in _SYNC_STREAMS or origin in _ASYNC_STREAMS:
+            msg = f"{stub}: return annotation {describe(annotation)} cannot be None; drop `| None`"
+            raise SignatureError(msg)
+        return _row(stub, Shape.OPTIONAL, inner, nullable=True)
+    if origin in _LIST_ORIGINS:
+        return _row(stub, Shape.MANY, _item(inner))
+    if origin in _SYNC_STREAMS or origin in _ASYNC_STREAMS:
+        wanted = _ASYNC_STREAMS if is_async else _SYNC_STREAMS
+        if origin not in wanted:
+            fix = "AsyncIterator[T] in an async stub" if is_async else "Iterator[T] in a sync stub"
+            msg = f"{stub}: return annotation {describe(annotation)} does not match the stub's kind; use {fix}"
+            raise SignatureError(msg)
+        return _row(stub, Shape.STREAM, _item(inner))
+    return _row(stub, Shape.ONE, inner)
+
+
+def _item(tp: Any) -> Any:
+    args = typing.get_args(tp)
+    return args[0] if args else Any
+
+
+def _row(stub: str, shape: Shape, tp: Any, *, nullable: bool = False) -> ResultPlan:
+    tp = strip_annotated(tp)
+    item, item_optional = split_optional(tp)
+    if is_record_type(item) or _is_dict_row(item):
+        if item_optional:
+            msg = f"{stub}: rows of {describe(tp)} cannot be None; annotate the rows as {describe(item)}"
+            raise SignatureError(msg)
+        return ResultPlan(shape, dict if _is_dict_row(item) else item, scalar=False, nullable=False)
+    if typing.get_origin(item) is dict or item in (collections.abc.Mapping, collections.abc.MutableMapping):
+        msg = f"{stub}: rows as {describe(item)} are not supported; use dict[str, Any] or a dataclass"
+        raise SignatureError(msg)
+    return ResultPlan(shape, item, scalar=True, nullable=nullable or item_optional or item in (Any, object))
+
+
+def _is_dict_row(tp: Any) -> bool:
+    if tp is dict:
+        return True
+    if typing.get_origin(tp) is not dict:
+        return False
+    key, _ = typing.get_args(tp)
+    return key is str

@@ -1,0 +1,235 @@
+"""A stub's parameters: read once from its signature, checked cheaply on every call.
+
+The callable a decorator returns is generated here from the stub's own parameter list, so Python itself binds
+positional and keyword arguments, applies defaults and words the errors for missing or extra arguments. The
+generated function packs the arguments into a tuple, in SQL order, and hands it to the plan's runner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import inspect
+import linecache
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from psycopg import adapters
+from psycopg.adapt import PyFormat
+
+from ._annotations import describe, split_optional, strip_annotated
+from ._errors import ArgumentError, SignatureError
+
+Check = Callable[[Any], bool]
+
+_RESERVED_PREFIX = "_pgdecor_"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a stub, as the SQL side needs it."""
+
+    name: str
+    annotation: Any
+    #: Predicate run on every call, or None when any value is accepted.
+    check: Check | None
+    #: psycopg placeholder format: "b" (binary, sent with the type the annotation implies) or "s".
+    format: Literal["b", "s"]
+
+
+def signature_of(fn: Callable[..., Any], stub: str) -> inspect.Signature:
+    """The stub's signature, rejecting what cannot map onto SQL arguments."""
+    sig = inspect.signature(fn)
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            kind = "*" if p.kind is p.VAR_POSITIONAL else "**"
+            msg = (
+                f"{stub}: parameter {kind}{p.name} cannot be mapped onto a SQL argument; "
+                f"declare each argument as a named parameter"
+            )
+            raise SignatureError(msg)
+        if p.annotation is inspect.Parameter.empty:
+            msg = f"{stub}: parameter {p.name!r} has no annotation; annotate it (e.g. `{p.name}: int`)"
+            raise SignatureError(msg)
+        if p.name.startswith(_RESERVED_PREFIX):
+            msg = f"{stub}: parameter {p.name!r} uses the prefix {_RESERVED_PREFIX!r} reserved by pgdecor; rename it"
+            raise SignatureError(msg)
+    if sig.return_annotation is inspect.Signature.empty:
+        msg = f"{stub}: no return annotation; annotate what the call returns (e.g. `-> User | None`, or `-> None`)"
+        raise SignatureError(msg)
+    return sig
+
+
+def make_param(stub: str, name: str, annotation: Any) -> Param:
+    """Precompute the per-call check and placeholder format of one parameter."""
+    check = _check_for(stub, name, annotation)
+    return Param(name, annotation, check, _format_for(annotation))
+
+
+def check_args(stub: str, params: tuple[Param, ...], args: tuple[Any, ...]) -> None:
+    """Raise ArgumentError for the first argument that does not fit its annotation."""
+    for param, value in zip(params, args):
+        if param.check is not None and not param.check(value):
+            shown = repr(value)
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            msg = (
+                f"{stub}(): argument {param.name!r} must be {describe(param.annotation)}, "
+                f"got {type(value).__qualname__} {shown}; nothing was sent to the server"
+            )
+            raise ArgumentError(msg)
+
+
+def _format_for(annotation: Any) -> Literal["b", "s"]:
+    # Binary placeholders carry the type psycopg derives from the Python value (text for str, int2/4/8 by
+    # magnitude, timestamptz for aware datetimes, ...); text placeholders would send str as "unknown" and let
+    # the server guess.
+    tp, _ = split_optional(strip_annotated(annotation))
+    base = typing.get_origin(tp) or tp
+    if not isinstance(base, type) or base is object:
+        return "s"
+    try:
+        adapters.get_dumper(base, PyFormat.BINARY)
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError or a subclass; any means "no binary"
+        return "s"
+    if base is list and not all(_format_for(a) == "b" for a in typing.get_args(tp)):
+        return "s"
+    return "b"
+
+
+def _check_for(stub: str, name: str, annotation: Any) -> Check | None:
+    tp, optional = split_optional(strip_annotated(annotation))
+    inner = _value_check(stub, name, tp)
+    if inner is None:
+        return None if optional or tp in (Any, object) else _not_none
+    if optional:
+        return lambda v: v is None or inner(v)
+    return inner
+
+
+def _not_none(v: Any) -> bool:
+    return v is not None
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
+
+
+def _is_float(v: Any) -> bool:
+    return type(v) is float or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _is_decimal(v: Any) -> bool:
+    return isinstance(v, (Decimal, int)) and not isinstance(v, bool)
+
+
+def _is_bytes(v: Any) -> bool:
+    return isinstance(v, (bytes, bytearray, memoryview))
+
+
+def _is_date(v: Any) -> bool:
+    # A datetime is a date to Python, but psycopg would send it as a timestamp.
+    return isinstance(v, dt.date) and not isinstance(v, dt.datetime)
+
+
+_SPECIAL_CHECKS: dict[Any, Check] = {
+    int: _is_int,
+    float: _is_float,
+    Decimal: _is_decimal,
+    bytes: _is_bytes,
+    dt.date: _is_date,
+}
+
+
+def _value_check(stub: str, name: str, tp: Any) -> Check | None:
+    """The check for a non-None value of annotation *tp*; None means "anything goes"."""
+    if tp is Any or tp is object:
+        return None
+    if tp in _SPECIAL_CHECKS:
+        return _SPECIAL_CHECKS[tp]
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = frozenset(typing.get_args(tp))
+        return lambda v: v in allowed
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        item_check = _check_for(stub, name, item)
+        if item_check is None:
+            return lambda v: isinstance(v, list)
+        return lambda v: isinstance(v, list) and all(map(item_check, v))
+    if isinstance(tp, type) and origin is None:
+        if issubclass(tp, enum.Enum) or _dumpable(tp):
+            return lambda v: isinstance(v, tp)
+    msg = (
+        f"{stub}: parameter {name!r} is annotated {describe(tp)}, which pgdecor cannot send to PostgreSQL; "
+        f"use a scalar type (int, str, Decimal, datetime, ...), a list of one, or a type psycopg can adapt"
+    )
+    raise SignatureError(msg)
+
+
+def _dumpable(tp: type) -> bool:
+    try:
+        adapters.get_dumper(tp, PyFormat.AUTO)
+    except Exception:  # noqa: BLE001 - see _format_for
+        return False
+    return True
+
+
+def make_caller(
+    fn: Callable[..., Any], sig: inspect.Signature, order: tuple[str, ...], target: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Compile a function with *fn*'s exact parameter list that calls ``target(tuple_of_args_in_order)``.
+
+    The target can be swapped later with `set_target` (used when annotations resolve at first call).
+    """
+    params: list[str] = []
+    defaults: dict[str, Any] = {}
+    seen_kw_only = False
+    last_positional_only = None
+    for i, p in enumerate(sig.parameters.values()):
+        if p.kind is p.KEYWORD_ONLY and not seen_kw_only:
+            params.append("*")
+            seen_kw_only = True
+        text = p.name
+        if p.default is not p.empty:
+            key = f"{_RESERVED_PREFIX}d{i}"
+            defaults[key] = p.default
+            text += f"={key}"
+        params.append(text)
+        if p.kind is p.POSITIONAL_ONLY:
+            last_positional_only = len(params)
+    if last_positional_only is not None:
+        params.insert(last_positional_only, "/")
+    is_async = inspect.iscoroutinefunction(fn)
+    packed = "".join(f"{n}, " for n in order)
+    run = f"{_RESERVED_PREFIX}run"
+    body = f"return await {run}(({packed}))" if is_async else f"return {run}(({packed}))"
+    outer_args = ", ".join([run, *defaults])
+    src = (
+        f"def {_RESERVED_PREFIX}make({outer_args}):\n"
+        f"    {'async ' if is_async else ''}def stub({', '.join(params)}):\n"
+        f"        {body}\n"
+        f"    return stub\n"
+    )
+    filename = f"<pgdecor generated caller {fn.__module__}.{fn.__qualname__}>"
+    namespace: dict[str, Any] = {}
+    exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - source built above from identifiers only
+    linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
+    caller: Callable[..., Any] = namespace[f"{_RESERVED_PREFIX}make"](target, *defaults.values())
+    caller.__name__ = fn.__name__
+    caller.__qualname__ = fn.__qualname__
+    caller.__module__ = fn.__module__
+    caller.__doc__ = fn.__doc__
+    caller.__wrapped__ = fn  # type: ignore[attr-defined]
+    return caller
+
+
+def set_target(caller: Callable[..., Any], target: Callable[..., Any]) -> None:
+    """Point a generated caller at a new target."""
+    index = caller.__code__.co_freevars.index(f"{_RESERVED_PREFIX}run")
+    closure = caller.__closure__
+    assert closure is not None
+    closure[index].cell_contents = target

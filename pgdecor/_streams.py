@@ -1,0 +1,142 @@
+"""Streams: ``Iterator[T]`` / ``AsyncIterator[T]`` results read through a server-side cursor.
+
+A stream fetches rows in batches, so memory stays flat however many rows there are. It belongs to the session
+that opened it: the session closes it at exit, and using it afterwards raises `NoSessionError`. These are plain
+iterator classes rather than generators, so closing never waits for the garbage collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from psycopg import AsyncServerCursor, ServerCursor
+
+from ._errors import NoSessionError
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+T = TypeVar("T")
+
+#: Rows fetched per round trip.
+BATCH_SIZE = 1000
+
+
+class _StreamBase(Generic[T]):
+    __slots__ = ("_buffer", "_done", "_ended_by_session", "_pos", "_session", "_stub")
+
+    def __init__(self, stub: str, session: Session) -> None:
+        self._stub = stub
+        self._session = session
+        self._buffer: list[T] = []
+        self._pos = 0
+        self._done = False
+        self._ended_by_session = False
+        session._track(self)  # type: ignore[arg-type]
+
+    def _check_open(self) -> None:
+        if self._ended_by_session:
+            msg = (
+                f"the stream returned by {self._stub} was used after its session ended; consume it inside the "
+                f"`with session(...)` block, or annotate the stub `-> list[...]` to fetch every row at once"
+            )
+            raise NoSessionError(msg)
+
+    def _take(self) -> T:
+        row = self._buffer[self._pos]
+        self._pos += 1
+        return row
+
+    def _refill(self, rows: list[T]) -> None:
+        self._buffer, self._pos = rows, 0
+        if len(rows) < BATCH_SIZE:
+            self._done = True
+
+
+class Stream(_StreamBase[T], Iterator[T]):
+    """The rows of a sync stub annotated ``-> Iterator[T]``."""
+
+    __module__ = "pgdecor"
+    __slots__ = ("_cursor",)
+
+    def __init__(self, stub: str, session: Session, cursor: ServerCursor[Any]) -> None:
+        super().__init__(stub, session)
+        self._cursor = cursor
+
+    def __iter__(self) -> Stream[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._pos < len(self._buffer):
+            return self._take()
+        self._check_open()
+        if not self._done:
+            self._refill(self._cursor.fetchmany(BATCH_SIZE))
+            if self._pos < len(self._buffer):
+                return self._take()
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        """Close the server-side cursor now; the session also does it at exit."""
+        self._done = True
+        self._buffer = []
+        self._session._untrack(self)  # type: ignore[arg-type]
+        self._cursor.close()
+
+    def _end_sync(self) -> None:
+        self._ended_by_session = True
+        self._done = True
+        self._buffer = []
+        self._cursor.close()
+
+    def __enter__(self) -> Stream[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncStream(_StreamBase[T], AsyncIterator[T]):
+    """The rows of an async stub annotated ``-> AsyncIterator[T]``."""
+
+    __module__ = "pgdecor"
+    __slots__ = ("_cursor",)
+
+    def __init__(self, stub: str, session: Session, cursor: AsyncServerCursor[Any]) -> None:
+        super().__init__(stub, session)
+        self._cursor = cursor
+
+    def __aiter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._pos < len(self._buffer):
+            return self._take()
+        self._check_open()
+        if not self._done:
+            self._refill(await self._cursor.fetchmany(BATCH_SIZE))
+            if self._pos < len(self._buffer):
+                return self._take()
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Close the server-side cursor now; the session also does it at exit."""
+        self._done = True
+        self._buffer = []
+        self._session._untrack(self)  # type: ignore[arg-type]
+        await self._cursor.close()
+
+    async def _end_async(self) -> None:
+        self._ended_by_session = True
+        self._done = True
+        self._buffer = []
+        await self._cursor.close()
+
+    async def __aenter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,180 @@
+"""A throwaway PostgreSQL server for tests, demos and benchmarks, and pytest fixtures built on it.
+
+`TemporaryServer` runs ``initdb`` in a temporary directory and starts the server on a unix socket there, with
+durability switched off (fsync, synchronous_commit, full_page_writes) because the data is thrown away. When run
+as root it runs the server as the ``postgres`` OS user, as PostgreSQL requires. `stop` removes everything::
+
+    with TemporaryServer() as server:
+        with session(server.dsn):
+            ...
+
+In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]`` in ``conftest.py``:
+
+- ``pg_server_dsn`` (session scope): the DSN of ``$PGDECOR_TEST_DSN`` if set, else of a throwaway server
+  started once for the whole run;
+- ``pg_dsn``: a DSN whose ``search_path`` starts with a fresh schema, dropped after the test;
+- ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from typing_extensions import Self
+
+__all__ = ["ServerNotFoundError", "TemporaryServer", "find_bindir", "schema_dsn"]
+
+DSN_ENV = "PGDECOR_TEST_DSN"
+
+
+class ServerNotFoundError(RuntimeError):
+    """No PostgreSQL server binaries were found on this machine."""
+
+
+def find_bindir() -> Path:
+    """The directory of ``initdb``/``pg_ctl``: ``$PG_BINDIR``, ``pg_config --bindir``, PATH, or Debian's layout."""
+    candidates: list[str] = []
+    if os.environ.get("PG_BINDIR"):
+        candidates.append(os.environ["PG_BINDIR"])
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidates.append(out.stdout.strip())
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(str(Path(initdb).parent))
+    candidates.extend(sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True))
+    for c in candidates:
+        if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
+            return Path(c)
+    msg = (
+        "no PostgreSQL server binaries found (looked at $PG_BINDIR, pg_config --bindir, PATH and "
+        "/usr/lib/postgresql/*/bin); install them (e.g. `apt-get install postgresql`), "
+        f"or point ${DSN_ENV} at a running server"
+    )
+    raise ServerNotFoundError(msg)
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = Path(path).parent.name
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+class TemporaryServer:
+    """A PostgreSQL server in a temporary directory, reachable on a unix socket only."""
+
+    def __init__(self, bindir: Path | None = None) -> None:
+        self.bindir = bindir
+        self.dir: Path | None = None
+        self.dsn = ""
+        self._user: str | None = None
+
+    def start(self) -> Self:
+        bindir = self.bindir or find_bindir()
+        self.dir = Path(tempfile.mkdtemp(prefix="pgdecor-"))
+        data, sock = self.dir / "data", self.dir / "sock"
+        sock.mkdir()
+        run_as = None
+        if os.geteuid() == 0:
+            run_as = "postgres"
+            entry = pwd.getpwnam(run_as)
+            for p in (self.dir, sock):
+                os.chown(p, entry.pw_uid, entry.pw_gid)
+        self._user = run_as
+        self._run(
+            [str(bindir / "initdb"), "-D", str(data), "--no-sync", "-A", "trust", "-U", "postgres",
+             "-E", "UTF8", "--locale=C"]
+        )  # fmt: skip
+        options = (
+            f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c fsync=off "
+            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        )
+        log = self.dir / "server.log"
+        self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
+        self.dsn = make_conninfo(host=str(sock), port=5432, user="postgres", dbname="postgres")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        if self.dir is None:
+            return
+        bindir = self.bindir or find_bindir()
+        data = self.dir / "data"
+        try:
+            if (data / "postmaster.pid").exists():
+                self._run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def _run(self, cmd: list[str]) -> None:
+        result = subprocess.run(cmd, capture_output=True, text=True, user=self._user, check=False, cwd="/")
+        if result.returncode != 0:
+            msg = f"{' '.join(cmd[:1])} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            raise RuntimeError(msg)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def schema_dsn(dsn: str, schema: str) -> str:
+    """*dsn* with ``search_path`` set to *schema* first, then ``public``."""
+    options = conninfo_to_dict(dsn).get("options") or ""
+    options = f"{options} -c search_path={schema},public".strip()
+    return make_conninfo(dsn, options=options)
+
+
+# -- pytest fixtures ----------------------------------------------------------------------------------------------
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is only needed for the fixtures
+    pass
+else:
+
+    @pytest.fixture(scope="session")
+    def pg_server_dsn() -> Iterator[str]:
+        """The DSN of the server tests run against: ``$PGDECOR_TEST_DSN`` or a throwaway one."""
+        given = os.environ.get(DSN_ENV)
+        if given:
+            yield given
+            return
+        with TemporaryServer() as server:
+            yield server.dsn
+
+    @pytest.fixture
+    def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
+        """A DSN whose search_path starts with a new empty schema, dropped (with its contents) after the test."""
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(schema)))
+        try:
+            yield schema_dsn(pg_server_dsn, schema)
+        finally:
+            with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+                conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
+
+    @pytest.fixture
+    def pg_exec(pg_dsn: str) -> Callable[..., list[tuple[Any, ...]]]:
+        """Run SQL in the test's schema, committed at once; returns the rows, if any."""
+
+        def run(query: Any, params: Any = None) -> list[tuple[Any, ...]]:
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                cur = conn.execute(query, params)
+                return cur.fetchall() if cur.description is not None else []
+
+        return run
