@@ -6,7 +6,7 @@ import inspect
 import re
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from psycopg import sql as pgsql
 from typing_extensions import LiteralString, ParamSpec
@@ -31,7 +31,7 @@ class Stub(Protocol[P, R_co]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
-class _Decorator(Generic[P, R]):
+class _Decorator:
     """The decorator returned by ``@procedure("name")`` and ``@query(sql)``."""
 
     __slots__ = ("_build",)
@@ -40,14 +40,14 @@ class _Decorator(Generic[P, R]):
         self._build = build
 
     def __call__(self, fn: Callable[P, R], /) -> Stub[P, R]:
-        return self._build(fn)
+        return self._build(fn)  # type: ignore[return-value]
 
 
 @overload
 def procedure(fn: Callable[P, R], /) -> Stub[P, R]: ...
 @overload
-def procedure(name: str | None = None, /) -> _Decorator[Any, Any]: ...
-def procedure(arg: Callable[P, R] | str | None = None, /) -> Stub[P, R] | _Decorator[Any, Any]:
+def procedure(name: str | None = None, /) -> _Decorator: ...
+def procedure(arg: Callable[P, R] | str | None = None, /) -> Stub[P, R] | _Decorator:
     """Turn a typed stub into a call of the stored function of the same name (or the one named).
 
     The arguments are passed by name (``f(id => $1)``), so the stub's parameter names must match the
@@ -61,7 +61,7 @@ def procedure(arg: Callable[P, R] | str | None = None, /) -> Stub[P, R] | _Decor
         def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
     """
     if callable(arg):
-        return _build_procedure(arg, None)
+        return _build_procedure(arg, None)  # type: ignore[return-value]
     if arg is not None and not isinstance(arg, str):
         msg = f"@procedure takes a function name as a string, not {type(arg).__qualname__}"
         raise SignatureError(msg)
@@ -69,7 +69,7 @@ def procedure(arg: Callable[P, R] | str | None = None, /) -> Stub[P, R] | _Decor
     return _Decorator(lambda fn: _build_procedure(fn, name))
 
 
-def query(sql: LiteralString, /) -> _Decorator[Any, Any]:
+def query(sql: LiteralString, /) -> _Decorator:
     """Turn a typed stub into a call of the given SQL, with ``%(name)s`` placeholders bound from its parameters.
 
     Every placeholder must name a parameter, and every parameter must be used::
@@ -105,7 +105,7 @@ def _build_procedure(fn: Callable[..., Any], name: str | None) -> Stub[..., Any]
         )
         call = pgsql.SQL("{}({})").format(ident, args)
         template = "SELECT * FROM {}" if result.shape is not Shape.NONE and not result.scalar else "SELECT {}"
-        text = pgsql.SQL(template).format(call).as_string()  # type: ignore[arg-type]
+        text = pgsql.SQL(template).format(call).as_string()
         return Plan(stub, f"function {function}", text, params, result, _is_async(fn, hints), function=function)
 
     return _finish(fn, sig, order, plan)
@@ -222,4 +222,3 @@ def _hints(fn: Callable[..., Any], stub: str, *, strict: bool = False) -> dict[s
             msg = f"{stub}: annotation {err.name!r} cannot be resolved; define or import it in {fn.__module__}"
             raise SignatureError(msg) from err
         return None
-

@@ -10,6 +10,7 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── NotFoundError       (LookupError)   the stub promised exactly one row and got none
     ├── TooManyRowsError    (LookupError)   the stub promised at most one row and got several
     ├── MappingError        (TypeError)     the rows do not fit the annotated return type
+    ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
     └── UndefinedFunctionError (psycopg.errors.UndefinedFunction)
                                             the stored function a stub calls does not exist
 
@@ -29,6 +30,7 @@ __all__ = [
     "MappingError",
     "NoSessionError",
     "NotFoundError",
+    "RolledBackError",
     "SignatureError",
     "TooManyRowsError",
     "UndefinedFunctionError",
@@ -77,6 +79,13 @@ class MappingError(Error, TypeError):
     __module__ = "pgdecor"
 
 
+class RolledBackError(Error, RuntimeError):
+    """A session's block ended normally but a database error inside it (caught by the code) had aborted the
+    transaction, so it was rolled back instead of committed."""
+
+    __module__ = "pgdecor"
+
+
 class UndefinedFunctionError(Error, psycopg.errors.UndefinedFunction):
     """The stored function named by a stub does not exist with the stub's parameters.
 
@@ -94,4 +103,4 @@ def add_note(err: BaseException, note: str) -> None:
     if sys.version_info >= (3, 11):
         err.add_note(note)
     else:  # pragma: no cover - exercised on Python 3.10 only
-        err.__notes__ = [*getattr(err, "__notes__", ()), note]
+        object.__setattr__(err, "__notes__", [*getattr(err, "__notes__", ()), note])

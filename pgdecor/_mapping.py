@@ -140,7 +140,7 @@ def missing_composites(stub: RowFactory, res: pq.abc.PGresult, composites: Compo
 
 def _missing_inside(record: Record, info: CompositeInfo, composites: Composites) -> list[int]:
     missing: list[int] = []
-    by_name = dict(zip(info.field_names, info.field_types))
+    by_name = dict(zip(info.field_names, info.field_types, strict=True))
     for f in record.fields:
         oid = by_name.get(f.name)
         if f.nested is not None and oid is not None:
@@ -190,7 +190,7 @@ class RowFactory:
         if self.scalar:
             return self._scalar_maker(names)
         if self.record is None:
-            return lambda values: dict(zip(names, values))
+            return lambda values: dict(zip(names, values, strict=True))
         return _record_maker(self, self.record, names, oids, composites, where=f"{self.sql_object} returned")
 
     def _scalar_maker(self, names: list[str]) -> RowMaker[Any]:
@@ -221,7 +221,7 @@ def _name(res: pq.abc.PGresult, i: int) -> str:
     return (res.fname(i) or b"").decode()
 
 
-def _no_rows(values: Sequence[Any]) -> Any:  # pragma: no cover - psycopg never makes rows without a result
+def _no_rows(_values: Sequence[Any]) -> Any:  # pragma: no cover - psycopg never makes rows without a result
     raise AssertionError
 
 
@@ -301,14 +301,16 @@ def _record_maker(
 
 def _builder(record: Record, names: list[str]) -> Callable[[Sequence[Any]], Any]:
     cls = record.cls
+    if cls is dict:
+        return lambda values: dict(zip(names, values, strict=True))
     if record.by_mapping:
-        return lambda values: cls(zip(names, values)) if cls is dict else cls(**dict(zip(names, values)))
+        return lambda values: cls(**dict(zip(names, values, strict=True)))
     positional = [f.name for f in record.fields if not f.kw_only]
     if names == positional:
         return lambda values: cls(*values)
     if all(not f.kw_only for f in record.fields) and names == positional[: len(names)]:
         return lambda values: cls(*values)
-    return lambda values: cls(**dict(zip(names, values)))
+    return lambda values: cls(**dict(zip(names, values, strict=True)))
 
 
 def _nested_converter(

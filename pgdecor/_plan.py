@@ -11,6 +11,7 @@ import psycopg
 from psycopg import pq
 from psycopg.types.composite import CompositeInfo
 
+from ._annotations import describe
 from ._errors import MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
 from ._mapping import Composites, RowFactory, composites_for, missing_composites
 from ._results import ResultPlan, Shape
@@ -36,7 +37,8 @@ class Plan:
     is_async: bool
     #: For @procedure: the function name as written, to recognise "function does not exist" for it.
     function: str | None = None
-    row_factory: RowFactory | None = field(default=None)
+    #: Typed Any: it serves as a psycopg row factory for sync and async cursors alike.
+    row_factory: Any = field(default=None)
 
     def __post_init__(self) -> None:
         r = self.result
@@ -52,13 +54,8 @@ class Plan:
 
     def db_error(self, err: psycopg.Error) -> psycopg.Error:
         """The exception to raise for a database error: *err* with a note, or a clearer pgdecor error."""
-        if (
-            self.function is not None
-            and isinstance(err, psycopg.errors.UndefinedFunction)
-            and err.diag.context is None
-        ):
-            params = ", ".join(f"{p.name} => {p.annotation.__name__ if isinstance(p.annotation, type) else p.annotation}"
-                               for p in self.params)
+        if self.function is not None and isinstance(err, psycopg.errors.UndefinedFunction) and err.diag.context is None:
+            params = ", ".join(f"{p.name} => {describe(p.annotation)}" for p in self.params)
             msg = (
                 f"{self.stub}: the database has no function {self.function}({params}). "
                 f"Create it, fix the name with @procedure('schema.name'), or check the search_path "

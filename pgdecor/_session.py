@@ -13,14 +13,14 @@ from __future__ import annotations
 import threading
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import psycopg
-from psycopg import AsyncConnection, AsyncTransaction, Connection, Transaction
+from psycopg import AsyncConnection, AsyncTransaction, Connection, Transaction, pq
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
-from typing_extensions import Self, TypeAlias
+from typing_extensions import Self
 
-from ._errors import ArgumentError, NoSessionError
+from ._errors import ArgumentError, NoSessionError, RolledBackError
 
 if TYPE_CHECKING:
     from ._streams import AsyncStream, Stream
@@ -74,8 +74,8 @@ class Session:
     __module__ = "pgdecor"
     __slots__ = (
         "_conn",
-        "_entered",
         "_ended",
+        "_entered",
         "_is_async",
         "_joined",
         "_lock",
@@ -159,6 +159,10 @@ class Session:
             for stream in self._close_streams():
                 stream._end_sync()  # type: ignore[union-attr]
             if self._tx is not None:
+                rolled_back = _rolled_back(self) if exc is None and _aborted(self._conn) else None
+                if rolled_back is not None:
+                    self._tx.__exit__(RolledBackError, rolled_back, None)
+                    raise rolled_back
                 self._tx.__exit__(exc_type, exc, tb)
         finally:
             conn, self._conn, self._tx = self._conn, None, None
@@ -204,6 +208,10 @@ class Session:
             for stream in self._close_streams():
                 await stream._end_async()  # type: ignore[union-attr]
             if self._tx is not None:
+                rolled_back = _rolled_back(self) if exc is None and _aborted(self._conn) else None
+                if rolled_back is not None:
+                    await self._tx.__aexit__(RolledBackError, rolled_back, None)
+                    raise rolled_back
                 await self._tx.__aexit__(exc_type, exc, tb)
         finally:
             conn, self._conn, self._tx = self._conn, None, None
@@ -244,6 +252,19 @@ class Session:
             owner._streams.remove(stream)
 
 
+def _aborted(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
+    return conn.info.transaction_status == pq.TransactionStatus.INERROR
+
+
+def _rolled_back(sess: Session) -> RolledBackError:
+    msg = (
+        f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
+        f"so nothing was committed; wrap the call that may fail in `with transaction():` so that its error "
+        f"undoes only that part"
+    )
+    return RolledBackError(msg)
+
+
 def _same_source(a: Source, b: Source) -> bool:
     return a is b or (isinstance(a, str) and a == b)
 
@@ -258,7 +279,8 @@ def _borrow_sync(source: Source) -> Connection[Any]:
     if isinstance(source, str):
         return psycopg.Connection.connect(source, autocommit=True)
     if isinstance(source, ConnectionPool):
-        return source.getconn()
+        conn: Connection[Any] = source.getconn()
+        return conn
     assert isinstance(source, Connection)
     return source
 
@@ -274,7 +296,8 @@ async def _borrow_async(source: Source) -> AsyncConnection[Any]:
     if isinstance(source, str):
         return await psycopg.AsyncConnection.connect(source, autocommit=True)
     if isinstance(source, AsyncConnectionPool):
-        return await source.getconn()
+        conn: AsyncConnection[Any] = await source.getconn()
+        return conn
     assert isinstance(source, AsyncConnection)
     return source
 

@@ -71,7 +71,7 @@ def make_param(stub: str, name: str, annotation: Any) -> Param:
 
 def check_args(stub: str, params: tuple[Param, ...], args: tuple[Any, ...]) -> None:
     """Raise ArgumentError for the first argument that does not fit its annotation."""
-    for param, value in zip(params, args):
+    for param, value in zip(params, args, strict=True):
         if param.check is not None and not param.check(value):
             shown = repr(value)
             if len(shown) > 60:
@@ -160,9 +160,8 @@ def _value_check(stub: str, name: str, tp: Any) -> Check | None:
         if item_check is None:
             return lambda v: isinstance(v, list)
         return lambda v: isinstance(v, list) and all(map(item_check, v))
-    if isinstance(tp, type) and origin is None:
-        if issubclass(tp, enum.Enum) or _dumpable(tp):
-            return lambda v: isinstance(v, tp)
+    if isinstance(tp, type) and origin is None and (issubclass(tp, enum.Enum) or _dumpable(tp)):
+        return lambda v: isinstance(v, tp)
     msg = (
         f"{stub}: parameter {name!r} is annotated {describe(tp)}, which pgdecor cannot send to PostgreSQL; "
         f"use a scalar type (int, str, Decimal, datetime, ...), a list of one, or a type psycopg can adapt"

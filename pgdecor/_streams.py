@@ -82,7 +82,7 @@ class Stream(_StreamBase[T], Iterator[T]):
         """Close the server-side cursor now; the session also does it at exit."""
         self._done = True
         self._buffer = []
-        self._session._untrack(self)  # type: ignore[arg-type]
+        self._session._untrack(self)
         self._cursor.close()
 
     def _end_sync(self) -> None:
@@ -126,7 +126,7 @@ class AsyncStream(_StreamBase[T], AsyncIterator[T]):
         """Close the server-side cursor now; the session also does it at exit."""
         self._done = True
         self._buffer = []
-        self._session._untrack(self)  # type: ignore[arg-type]
+        self._session._untrack(self)
         await self._cursor.close()
 
     async def _end_async(self) -> None:

@@ -18,7 +18,6 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -54,7 +53,7 @@ def find_bindir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         candidates.append(str(Path(initdb).parent))
-    candidates.extend(sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True))
+    candidates.extend(sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), key=_version_key, reverse=True))
     for c in candidates:
         if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
             return Path(c)

@@ -1,0 +1,50 @@
+"""A mypy plugin that lets pgdecor stubs keep their ``...`` bodies.
+
+mypy reports ``[empty-body]`` for a function whose body is ``...`` and whose return type is not None. A pgdecor
+stub's body is never run, so for functions decorated with `pgdecor.procedure` or `pgdecor.query` this plugin
+withdraws that one error; every other check still applies. Enable it with one line of configuration::
+
+    # pyproject.toml
+    [tool.mypy]
+    plugins = ["pgdecor.mypy"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mypy.errorcodes import EMPTY_BODY
+from mypy.nodes import Decorator
+from mypy.plugin import FunctionContext, MethodContext, Plugin
+from mypy.types import Type
+
+_DECORATORS = frozenset({"pgdecor._decorators.procedure"})
+_DECORATOR_CALLS = frozenset({"pgdecor._decorators._Decorator.__call__"})
+
+
+def _allow_empty_body(ctx: FunctionContext | MethodContext) -> Type:
+    decorator = ctx.context
+    if isinstance(decorator, Decorator):
+        func = decorator.func
+        # mypy skips the empty-body check for definitions it knows never run (those under
+        # `if TYPE_CHECKING:`); a stub's body never runs either. mypy usually checks function bodies after
+        # their decorators; when it already has, the error is withdrawn.
+        func.is_mypy_only = True
+        errors = ctx.api.msg.errors
+        infos = errors.error_info_map.get(errors.file)
+        if infos:
+            infos[:] = [i for i in infos if not (i.code == EMPTY_BODY and i.line == func.line)]
+    return ctx.default_return_type
+
+
+class PgdecorPlugin(Plugin):
+    def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
+        return _allow_empty_body if fullname in _DECORATORS else None
+
+    def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
+        return _allow_empty_body if fullname in _DECORATOR_CALLS else None
+
+
+def plugin(version: str) -> type[Plugin]:  # noqa: ARG001 - the signature mypy requires
+    """The entry point mypy calls."""
+    return PgdecorPlugin
