@@ -219,6 +219,6 @@ def _hints(fn: Callable[..., Any], stub: str, *, strict: bool = False) -> dict[s
         return typing.get_type_hints(fn, include_extras=True)
     except NameError as err:
         if strict:
-            msg = f"{stub}: annotation {err.name!r} cannot be resolved; define or import it in {fn.__module__}"
+            msg = f"{stub}: annotation {err.name!r} cannot be resolved; define or import it at module level in {fn.__module__}"
             raise SignatureError(msg) from err
         return None

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import psycopg
 from psycopg import BaseConnection, pq
-from psycopg.adapt import AdaptersMap
+from psycopg.adapt import AdaptersMap, Loader
 from psycopg.rows import RowMaker
 from psycopg.types.composite import CompositeInfo, register_composite
 from typing_extensions import is_typeddict
@@ -100,13 +101,18 @@ class Composites:
     """Loaders for the composite types of one database, fetched on first need and kept for the process."""
 
     def __init__(self) -> None:
-        self.adapters = AdaptersMap()
+        self.adapters = AdaptersMap(psycopg.adapters)
         self.infos: dict[int, CompositeInfo] = {}
+        self._loaders: dict[int, Loader] = {}
 
     def load(self, oid: int, text: str) -> tuple[Any, ...]:
-        loader = self.adapters.get_loader(oid, _TEXT)
-        assert loader is not None
-        value: tuple[Any, ...] = loader(oid, self.adapters).load(text.encode())
+        """Parse a composite value psycopg handed over as text (its type was not registered)."""
+        loader = self._loaders.get(oid)
+        if loader is None:
+            loader_cls = self.adapters.get_loader(oid, _TEXT)
+            assert loader_cls is not None
+            loader = self._loaders[oid] = loader_cls(oid, self.adapters)
+        value: tuple[Any, ...] = loader.load(text.encode())
         return value
 
     def add(self, info: CompositeInfo) -> None:
@@ -115,6 +121,24 @@ class Composites:
 
 
 _composites: dict[tuple[str, str, str], Composites] = {}
+
+#: Describes the composite type of a given oid; the row feeds `composite_info`.
+COMPOSITE_QUERY = """
+SELECT t.typname, t.typarray, t.oid::regtype::text,
+       array_agg(a.attname::text ORDER BY a.attnum), array_agg(a.atttypid::int8 ORDER BY a.attnum)
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE t.oid = %s
+GROUP BY t.oid
+"""
+
+
+def composite_info(oid: int, row: tuple[Any, ...] | None) -> CompositeInfo:
+    if row is None:  # pragma: no cover - the oid came from the server a moment ago
+        msg = f"the composite type with oid {oid} was dropped while its rows were being read"
+        raise MappingError(msg)
+    name, array_oid, regtype, names, types = row
+    return CompositeInfo(name, oid, array_oid, regtype=regtype, field_names=names, field_types=types)
 
 
 def composites_for(conn: BaseConnection[Any]) -> Composites:

@@ -9,11 +9,10 @@ from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq
-from psycopg.types.composite import CompositeInfo
 
 from ._annotations import describe
 from ._errors import MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
-from ._mapping import Composites, RowFactory, composites_for, missing_composites
+from ._mapping import COMPOSITE_QUERY, Composites, RowFactory, composite_info, composites_for, missing_composites
 from ._results import ResultPlan, Shape
 from ._session import _current, no_session_error
 from ._signature import Param, check_args
@@ -129,7 +128,8 @@ class Plan:
             while fetch is not None:
                 composites, oids = fetch
                 for oid in oids:
-                    composites.add(_fetch_composite(CompositeInfo.fetch(conn, str(oid)), oid))
+                    row = conn.execute(COMPOSITE_QUERY, (oid,)).fetchone()
+                    composites.add(composite_info(oid, row))
                 fetch = self.composites_to_fetch(conn, res)
         except psycopg.Error as err:
             raise self.db_error(err) from None
@@ -170,7 +170,8 @@ class Plan:
             while fetch is not None:
                 composites, oids = fetch
                 for oid in oids:
-                    composites.add(_fetch_composite(await CompositeInfo.fetch(conn, str(oid)), oid))
+                    row = await (await conn.execute(COMPOSITE_QUERY, (oid,))).fetchone()
+                    composites.add(composite_info(oid, row))
                 fetch = self.composites_to_fetch(conn, res)
         except psycopg.Error as err:
             raise self.db_error(err) from None
@@ -184,13 +185,6 @@ class Plan:
     def stream(self, args: tuple[Any, ...]) -> Any:
         """Entry point for ``def f() -> AsyncIterator[T]`` stubs: an async iterator that runs on first use."""
         return _LazyAsyncStream(self, args)
-
-
-def _fetch_composite(info: CompositeInfo | None, oid: int) -> CompositeInfo:
-    if info is None:  # pragma: no cover - the oid came from the server a moment ago
-        msg = f"type with oid {oid} disappeared while its rows were being read"
-        raise MappingError(msg)
-    return info
 
 
 class _LazyAsyncStream:
