@@ -12,7 +12,8 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
 
 - ``pg_server_dsn`` (session scope): the DSN of ``$PGDECOR_TEST_DSN`` if set, else of a throwaway server
   started once for the whole run;
-- ``pg_dsn``: a DSN whose ``search_path`` starts with a fresh schema, dropped after the test;
+- ``pg_dsn``: a DSN whose ``search_path`` starts with a fresh schema, dropped after the test (the schema's
+  name is also the ``application_name``, to find the test's backends in ``pg_stat_activity``);
 - ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once.
 """
 
@@ -131,10 +132,10 @@ class TemporaryServer:
 
 
 def schema_dsn(dsn: str, schema: str) -> str:
-    """*dsn* with ``search_path`` set to *schema* first, then ``public``."""
+    """*dsn* with ``search_path`` set to *schema* first, then ``public``, and *schema* as application_name."""
     options = conninfo_to_dict(dsn).get("options") or ""
     options = f"{options} -c search_path={schema},public".strip()
-    return make_conninfo(dsn, options=options)
+    return make_conninfo(dsn, options=options, application_name=schema)
 
 
 # -- pytest fixtures ----------------------------------------------------------------------------------------------

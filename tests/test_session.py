@@ -1,0 +1,272 @@
+"""Sessions borrow a connection lazily and always give it back, committed or rolled back."""
+
+import asyncio
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import pq
+from psycopg_pool import ConnectionPool
+from userdb import User, add_user, aget_user, count_users, get_user, set_email
+
+from pgdecor import ArgumentError, NoSessionError, RolledBackError, Session, session, transaction
+
+
+def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, str]]:
+    """(state, query) of the server backends of *dsn*'s application, other than *admin*."""
+    app = psycopg.conninfo.conninfo_to_dict(dsn).get("application_name", "")
+    rows = admin.execute(
+        "SELECT state, query FROM pg_stat_activity"
+        " WHERE application_name = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        [app],
+    ).fetchall()
+    return [(str(s), str(q)) for s, q in rows]
+
+
+@pytest.fixture
+def pool(users: str) -> Any:
+    with ConnectionPool(users, min_size=1, max_size=1, open=True) as p:
+        yield p
+
+
+def test_call_outside_a_session_raises_no_session_error() -> None:
+    """A call with no session says how to open one."""
+    with pytest.raises(NoSessionError, match=r"userdb\.get_user\(\) was called outside any session; call it inside"):
+        get_user(1)
+
+
+def test_session_borrows_lazily() -> None:
+    """A session that makes no call never connects (so an unreachable server is never a problem)."""
+    with session("host=/nonexistent port=1 connect_timeout=1") as s:
+        pass
+    assert s._conn is None
+
+
+def test_normal_exit_commits(users: str) -> None:
+    """Work done in a session is committed when the block ends."""
+    with session(users):
+        add_user(4, "dee")
+    with session(users):
+        assert count_users() == 4
+
+
+def test_exception_rolls_back_and_propagates(users: str) -> None:
+    """An exception in the block rolls the work back and still reaches the caller."""
+    with pytest.raises(KeyError), session(users):
+        add_user(4, "dee")
+        raise KeyError
+    with session(users):
+        assert count_users() == 3
+
+
+def test_conninfo_session_closes_its_connection(users: str) -> None:
+    """A session on a conninfo string closes the connection it opened."""
+    with session(users) as s:
+        count_users()
+        conn = s.connection()
+        assert conn.info.transaction_status == pq.TransactionStatus.INTRANS
+    assert conn.closed
+
+
+def test_pool_session_returns_the_connection_clean(pool: ConnectionPool[Any]) -> None:
+    """After an error, the pooled connection goes back idle: no aborted transaction reaches the next user."""
+    with pytest.raises(psycopg.errors.UniqueViolation), session(pool) as s:
+        add_user(1, "dup")
+    conn = pool.getconn()
+    try:
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+    finally:
+        pool.putconn(conn)
+    with session(pool):
+        assert count_users() == 3
+    assert s._conn is None
+    assert pool.get_stats()["pool_available"] == 1
+
+
+def test_no_backend_is_left_idle_in_transaction(users: str, pool: ConnectionPool[Any], admin: Any) -> None:
+    """After sessions end, whatever their outcome, no backend is idle in transaction."""
+    app_dsn = users
+    with session(pool):
+        get_user(1)
+        assert [s for s, _ in open_backends(admin, app_dsn)] == ["idle in transaction"]
+    with pytest.raises(ZeroDivisionError), session(pool):
+        get_user(1)
+        _ = 1 / 0
+    with session(users):
+        get_user(1)
+    assert [s for s, _ in open_backends(admin, app_dsn) if s != "idle"] == []
+
+
+def test_user_connection_is_used_but_not_closed(users: str) -> None:
+    """A psycopg Connection given as source is committed but stays open and belongs to the caller."""
+    with psycopg.connect(users) as conn:
+        with session(conn):
+            add_user(4, "dee")
+        assert not conn.closed
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (4,)
+
+
+def test_user_connection_in_a_transaction_gets_a_savepoint(users: str) -> None:
+    """Inside the caller's own transaction, a failing session undoes only its own work."""
+    with psycopg.connect(users) as conn:
+        conn.execute("INSERT INTO users VALUES (5, 'eve', NULL)")
+        with pytest.raises(KeyError), session(conn):
+            add_user(4, "dee")
+            raise KeyError
+        assert conn.execute("SELECT array_agg(id ORDER BY id) FROM users").fetchone() == ([1, 2, 3, 5],)
+        conn.rollback()
+
+
+def test_nested_session_on_the_same_source_joins_the_outer_one(users: str) -> None:
+    """An inner session on the same source shares the connection and the transaction."""
+    with session(users) as outer:
+        add_user(4, "dee")
+        with session(users) as inner:
+            assert count_users() == 4
+            assert inner.connection() is outer.connection()
+        assert outer.connection().info.transaction_status == pq.TransactionStatus.INTRANS
+    with pytest.raises(KeyError), session(users):
+        with session(users):
+            add_user(5, "eve")
+        raise KeyError
+    with session(users):
+        assert count_users() == 4
+
+
+def test_nested_session_on_another_source_is_independent(users: str, pool: ConnectionPool[Any]) -> None:
+    """An inner session on another source has its own transaction, committed at its own exit."""
+    with pytest.raises(KeyError), session(users):
+        add_user(4, "dee")
+        with session(pool):
+            add_user(5, "eve")
+            assert count_users() == 4  # the outer insert is not visible: another transaction
+        raise KeyError
+    with session(users):
+        assert get_user(4) is None
+        assert get_user(5) == User(5, "eve", None)
+
+
+def test_transaction_is_a_savepoint_rolled_back_alone(users: str) -> None:
+    """A failing `transaction()` block undoes only its own work."""
+    with session(users):
+        add_user(4, "dee")
+        with pytest.raises(psycopg.errors.UniqueViolation), transaction():
+            add_user(5, "eve")
+            add_user(1, "dup")
+        with transaction():
+            set_email(4, "dee@example.org")
+    with session(users):
+        assert get_user(4) == User(4, "dee", "dee@example.org")
+        assert get_user(5) is None
+
+
+def test_transaction_outside_a_session_raises(users: str) -> None:
+    """`transaction()` needs a session."""
+    with pytest.raises(NoSessionError, match=r"transaction\(\) was called outside any session"), transaction():
+        pass
+
+
+def test_caught_database_error_makes_the_exit_roll_back_loudly(users: str) -> None:
+    """If code swallows a database error, the session does not pretend to commit."""
+    with pytest.raises(RolledBackError, match="wrap the call that may fail in `with transaction\\(\\):`"):  # noqa: PT012
+        with session(users):
+            add_user(4, "dee")
+            try:
+                add_user(1, "dup")
+            except psycopg.errors.UniqueViolation:
+                pass
+    with session(users):
+        assert get_user(4) is None
+
+
+def test_each_thread_sees_only_its_own_session(users: str) -> None:
+    """A session opened in one thread is invisible to another."""
+    seen: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            get_user(1)
+        except NoSessionError as err:
+            seen.append(err)
+
+    with session(users):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert get_user(1) is not None
+    assert len(seen) == 1
+
+
+def test_each_task_sees_only_its_own_session(users: str, pg_exec: Any) -> None:
+    """Concurrent asyncio tasks each use their own session and connection."""
+
+    async def one(user_id: int) -> tuple[int, int]:
+        async with session(users) as s:
+            user = await aget_user(user_id)
+            assert user is not None
+            conn = await s.aconnection()
+            return user.id, conn.info.backend_pid
+
+    async def main() -> list[tuple[int, int]]:
+        return await asyncio.gather(one(1), one(2), one(3))
+
+    results = asyncio.run(main())
+    assert [r[0] for r in results] == [1, 2, 3]
+    assert len({r[1] for r in results}) == 3
+
+
+def test_session_rejects_unknown_sources_and_the_wrong_kind() -> None:
+    """Bad sources and a sync `with` on an async source are refused up front."""
+    with pytest.raises(ArgumentError, match="not int"):
+        session(42)  # type: ignore[arg-type]
+
+    async def enter_sync_pool_async() -> None:
+        with ConnectionPool("", open=False) as p:  # never opened: nothing connects
+            async with session(p):
+                pass
+
+    with pytest.raises(ArgumentError, match="must be entered with `with session"):
+        asyncio.run(enter_sync_pool_async())
+
+
+def test_a_session_cannot_be_entered_twice(users: str) -> None:
+    """A Session is a one-shot scope."""
+    s = session(users)
+    with s:
+        pass
+    with pytest.raises(NoSessionError, match="already entered"), s:
+        pass
+
+
+def test_async_stub_in_a_sync_session_is_a_clear_error(users: str) -> None:
+    """Calling an async stub under `with session()` explains the mismatch."""
+
+    async def call() -> None:
+        with session(users):
+            await aget_user(1)
+
+    with pytest.raises(NoSessionError, match="is async but the current session is synchronous"):
+        asyncio.run(call())
+
+
+def test_sync_stub_in_an_async_session_is_a_clear_error(users: str) -> None:
+    """Calling a sync stub under `async with session()` explains the mismatch."""
+
+    async def call() -> None:
+        async with session(users):
+            get_user(1)
+
+    with pytest.raises(NoSessionError, match="is synchronous but the current session is async"):
+        asyncio.run(call())
+
+
+def test_session_repr_says_its_state(users: str) -> None:
+    """The repr names the source kind and the state, never the password-bearing conninfo."""
+    s = session(users)
+    assert repr(s) == "<pgdecor session on a conninfo string (not entered)>"
+    with s:
+        assert "(active)" in repr(s)
+    assert "(ended)" in repr(s)
+    assert isinstance(s, Session)
