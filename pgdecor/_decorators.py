@@ -25,8 +25,10 @@ R_co = TypeVar("R_co", covariant=True)
 class Stub(Protocol[P, R_co]):
     """What `procedure` and `query` return: the stub's own signature, plus what pgdecor made of it."""
 
-    #: The SQL sent on each call (psycopg placeholders).
-    sql: str
+    #: The SQL sent on each call (psycopg placeholders); None until a forward reference resolves.
+    sql: str | None
+    __name__: str
+    __qualname__: str
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
@@ -219,6 +221,9 @@ def _hints(fn: Callable[..., Any], stub: str, *, strict: bool = False) -> dict[s
         return typing.get_type_hints(fn, include_extras=True)
     except NameError as err:
         if strict:
-            msg = f"{stub}: annotation {err.name!r} cannot be resolved; define or import it at module level in {fn.__module__}"
+            msg = (
+                f"{stub}: annotation {err.name!r} cannot be resolved; "
+                f"define or import it at module level in {fn.__module__}"
+            )
             raise SignatureError(msg) from err
         return None

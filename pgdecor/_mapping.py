@@ -16,8 +16,8 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
-from psycopg import BaseConnection, pq
-from psycopg.adapt import AdaptersMap, Loader
+from psycopg import BaseConnection, abc, pq
+from psycopg.adapt import AdaptersMap
 from psycopg.rows import RowMaker
 from psycopg.types.composite import CompositeInfo, register_composite
 from typing_extensions import is_typeddict
@@ -103,7 +103,7 @@ class Composites:
     def __init__(self) -> None:
         self.adapters = AdaptersMap(psycopg.adapters)
         self.infos: dict[int, CompositeInfo] = {}
-        self._loaders: dict[int, Loader] = {}
+        self._loaders: dict[int, abc.Loader] = {}
 
     def load(self, oid: int, text: str) -> tuple[Any, ...]:
         """Parse a composite value psycopg handed over as text (its type was not registered)."""

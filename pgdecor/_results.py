@@ -10,6 +10,7 @@ from typing import Any
 
 from ._annotations import describe, is_record_type, split_optional, strip_annotated
 from ._errors import SignatureError
+from ._streams import AsyncStream, Stream
 
 
 class Shape(enum.Enum):
@@ -34,8 +35,8 @@ class ResultPlan:
 
 
 _LIST_ORIGINS = (list, collections.abc.Sequence)
-_SYNC_STREAMS = (collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator)
-_ASYNC_STREAMS = (collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator)
+_SYNC_STREAMS = (Stream, collections.abc.Iterator, collections.abc.Iterable)
+_ASYNC_STREAMS = (AsyncStream, collections.abc.AsyncIterator, collections.abc.AsyncIterable)
 
 
 def read_result(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:

@@ -1,8 +1,9 @@
 """`async def` stubs behave as their sync twins under `async with session(...)`."""
 
 import asyncio
-from decimal import Decimal
+import contextlib
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import psycopg
@@ -42,7 +43,7 @@ def test_every_result_shape(users: str) -> None:
             assert await acount_users() == 3
             assert await auser_ids() == [1, 2, 3]
             assert await auser_row(2) == {"id": 2, "name": "bob", "email": None}
-            assert await aadd_user(4, "dee") is None
+            await aadd_user(4, "dee")
             with pytest.raises(NotFoundError):
                 await aload_user(99)
 
@@ -148,10 +149,8 @@ def test_async_caught_error_rolls_back_loudly(users: str) -> None:
 
     async def scenario() -> None:
         async with session(users):
-            try:
+            with contextlib.suppress(psycopg.errors.UniqueViolation):
                 await aadd_user(1, "dup")
-            except psycopg.errors.UniqueViolation:
-                pass
 
     with pytest.raises(RolledBackError):
         run(scenario)

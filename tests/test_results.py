@@ -22,7 +22,7 @@ from userdb import (
     users_by_domain,
 )
 
-from pgdecor import MappingError, NoSessionError, NotFoundError, TooManyRowsError, procedure, query, session
+from pgdecor import MappingError, NoSessionError, NotFoundError, Stream, TooManyRowsError, procedure, query, session
 
 
 def test_exactly_one_row_maps_onto_the_dataclass(users: str) -> None:
@@ -97,16 +97,23 @@ def test_iterator_uses_a_server_side_cursor_closed_at_session_exit(users: str) -
         next(stream)
 
 
-def test_iterator_closed_early_releases_its_cursor(users: str) -> None:
-    """Closing a stream (or leaving its `with`) closes the cursor at once."""
+def test_stream_closed_early_releases_its_cursor(users: str) -> None:
+    """A stub annotated `-> Stream[T]` can be closed (or left in a `with`) to close the cursor at once."""
 
     @query("SELECT count(*) FROM pg_cursors")
     def open_cursors() -> int: ...
 
+    @query("SELECT * FROM users ORDER BY id")
+    def user_stream() -> Stream[User]: ...
+
     with session(users):
-        with each_user() as stream:
-            next(stream)
+        with user_stream() as stream:
+            assert next(stream).id == 1
         assert open_cursors() == 0
+        stream = user_stream()
+        stream.close()
+        assert open_cursors() == 0
+        assert list(stream) == []
 
 
 def test_scalar_result_is_the_single_column(users: str) -> None:
@@ -227,7 +234,7 @@ def test_extra_column_raises_mapping_error(users: str) -> None:
     @query("SELECT *, 42 AS answer FROM users WHERE id = 1")
     def too_wide() -> User: ...
 
-    with session(users), pytest.raises(MappingError, match="column 'answer' which userdb.User has no field for"):
+    with session(users), pytest.raises(MappingError, match=r"column 'answer' which userdb\.User has no field for"):
         too_wide()
 
 
@@ -243,7 +250,7 @@ def test_null_into_non_optional_field_raises_mapping_error(users: str) -> None:
     @query("SELECT * FROM users WHERE id = 2")
     def strict() -> Strict: ...
 
-    with session(users), pytest.raises(MappingError, match=r"column 'email' is NULL but field .*Strict.email is str"):
+    with session(users), pytest.raises(MappingError, match=r"column 'email' is NULL but field .*Strict\.email is str"):
         strict()
 
 
