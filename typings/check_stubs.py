@@ -1,0 +1,114 @@
+"""What mypy infers from decorated stubs, and the misuse it rejects."""
+
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from typing_extensions import assert_type
+
+from pgdecor import AsyncStream, Stream, procedure, query, session, transaction
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    email: str | None
+
+
+@procedure
+def get_user(id: int) -> User | None: ...
+
+
+@procedure("app.get_user")
+def load_user(id: int) -> User: ...
+
+
+@procedure("app.users_by_domain")
+def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
+
+
+@query("SELECT count(*) FROM app.users")
+def count_users() -> int: ...
+
+
+@query("UPDATE app.users SET email = %(email)s WHERE id = %(id)s")
+def set_email(id: int, email: str | None) -> None: ...
+
+
+@query("SELECT * FROM app.users")
+def each_user() -> Iterator[User]: ...
+
+
+@query("SELECT * FROM app.users")
+def user_stream() -> Stream[User]: ...
+
+
+@query("SELECT * FROM app.users")
+def all_users() -> Sequence[User]: ...
+
+
+@query("SELECT * FROM app.users WHERE id = %(id)s")
+def user_row(id: int) -> dict[str, Any]: ...
+
+
+@procedure("get_user")
+async def aget_user(id: int) -> User | None: ...
+
+
+@query("SELECT * FROM app.users")
+def aeach_user() -> AsyncIterator[User]: ...
+
+
+@query("SELECT * FROM app.users")
+async def auser_stream() -> AsyncStream[User]: ...
+
+
+def results() -> None:
+    with session("postgresql:///app"):
+        assert_type(get_user(1), User | None)
+        assert_type(get_user(id=1), User | None)
+        assert_type(load_user(1), User)
+        assert_type(users_by_domain("example.org"), list[User])
+        assert_type(users_by_domain("example.org", limit=5), list[User])
+        assert_type(count_users(), int)
+        assert_type(set_email(1, None), None)
+        assert_type(each_user(), Iterator[User])
+        assert_type(all_users(), Sequence[User])
+        assert_type(user_row(1), dict[str, Any])
+        with user_stream() as stream:
+            assert_type(next(stream), User)
+        with transaction():
+            pass
+
+
+async def async_results() -> None:
+    async with session("postgresql:///app"):
+        pending = aget_user(1)
+        assert_type(pending, Coroutine[Any, Any, User | None])
+        assert_type(await pending, User | None)
+        async for user in aeach_user():
+            assert_type(user, User)
+        async with await auser_stream() as stream:
+            assert_type(await anext(stream), User)
+        async with transaction():
+            pass
+
+
+def attributes() -> None:
+    assert_type(get_user.sql, str | None)
+    assert_type(get_user.__name__, str)
+
+
+def misuse() -> None:
+    with session("postgresql:///app"):
+        get_user("1")  # type: ignore[arg-type]
+        get_user()  # type: ignore[call-arg]
+        get_user(1, 2)  # type: ignore[call-arg]
+        get_user(ident=1)  # type: ignore[call-arg]
+        set_email(1)  # type: ignore[call-arg]
+        users_by_domain("example.org", limit="5")  # type: ignore[arg-type]
+        get_user(1).name  # type: ignore[union-attr]
+        load_user(1).nickname  # type: ignore[attr-defined]
+        count_users().upper()  # type: ignore[attr-defined]
+    session(42)  # type: ignore[arg-type]
