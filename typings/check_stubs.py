@@ -6,7 +6,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from pgdecor import AsyncStream, Stream, procedure, query, session, transaction
+from pgdecor import AsyncStream, Stream, Stub, procedure, query, session, transaction
 
 
 @dataclass
@@ -84,9 +84,8 @@ def results() -> None:
 
 async def async_results() -> None:
     async with session("postgresql:///app"):
-        pending = aget_user(1)
-        assert_type(pending, Coroutine[Any, Any, User | None])
-        assert_type(await pending, User | None)
+        assert_type(aget_user, Stub[[int], Coroutine[Any, Any, User | None]])
+        assert_type(await aget_user(1), User | None)
         async for user in aeach_user():
             assert_type(user, User)
         async with await auser_stream() as stream:
@@ -96,6 +95,7 @@ async def async_results() -> None:
 
 
 def attributes() -> None:
+    assert_type(get_user, Stub[[int], User | None])
     assert_type(get_user.sql, str | None)
     assert_type(get_user.__name__, str)
 
