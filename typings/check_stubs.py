@@ -6,7 +6,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from pgdecor import AsyncStream, Stream, Stub, procedure, query, session, transaction
+from pgdecor import AsyncStream, Stream, procedure, query, session, transaction
 
 
 @dataclass
@@ -84,7 +84,9 @@ def results() -> None:
 
 async def async_results() -> None:
     async with session("postgresql:///app"):
-        assert_type(aget_user, Stub[[int], Coroutine[Any, Any, User | None]])
+        coro: Coroutine[Any, Any, User | None] = aget_user(1)
+        assert_type(await coro, User | None)
+        await aget_user("1")  # type: ignore[arg-type]
         assert_type(await aget_user(1), User | None)
         async for user in aeach_user():
             assert_type(user, User)
@@ -95,7 +97,6 @@ async def async_results() -> None:
 
 
 def attributes() -> None:
-    assert_type(get_user, Stub[[int], User | None])
     assert_type(get_user.sql, str | None)
     assert_type(get_user.__name__, str)
 
