@@ -330,9 +330,7 @@ def _builder(record: Record, names: list[str]) -> Callable[[Sequence[Any]], Any]
     if record.by_mapping:
         return lambda values: cls(**dict(zip(names, values, strict=True)))
     positional = [f.name for f in record.fields if not f.kw_only]
-    if names == positional:
-        return lambda values: cls(*values)
-    if all(not f.kw_only for f in record.fields) and names == positional[: len(names)]:
+    if names == positional[: len(names)]:  # the columns are the leading fields, in order: pass them positionally
         return lambda values: cls(*values)
     return lambda values: cls(**dict(zip(names, values, strict=True)))
 
@@ -342,20 +340,20 @@ def _nested_converter(
 ) -> Callable[[Any], Any]:
     """Convert a composite column's value (text, or a tuple if the connection loads it) into *nested*."""
     record = record_of(nested)
-    makers: dict[int, RowMaker[Any]] = {}
+    # Built at the first value: the composite's description is fetched after the row factory runs.
+    maker: list[RowMaker[Any]] = []
 
     def convert(value: Any) -> Any:
         if isinstance(value, nested):
             return value
-        maker = makers.get(oid)
-        if maker is None:
+        if not maker:
             info = composites.infos[oid]
-            field_oids = list(info.field_types)
-            maker = makers[oid] = _record_maker(
-                factory, record, list(info.field_names), field_oids, composites, where=f"{where} (type {info.name}) has"
+            names, oids = list(info.field_names), list(info.field_types)
+            maker.append(
+                _record_maker(factory, record, names, oids, composites, where=f"{where} (type {info.name}) has")
             )
         if isinstance(value, str):
             value = composites.load(oid, value)
-        return maker(value)
+        return maker[0](value)
 
     return convert

@@ -103,15 +103,9 @@ def _format_for(annotation: Any) -> Literal["b", "s"]:
 def _check_for(stub: str, name: str, annotation: Any) -> Check | None:
     tp, optional = split_optional(strip_annotated(annotation))
     inner = _value_check(stub, name, tp)
-    if inner is None:
-        return None if optional or tp in (Any, object) else _not_none
-    if optional:
-        return lambda v: v is None or inner(v)
-    return inner
-
-
-def _not_none(v: Any) -> bool:
-    return v is not None
+    if inner is None or not optional:
+        return inner
+    return lambda v: v is None or inner(v)
 
 
 def _is_int(v: Any) -> bool:
