@@ -82,6 +82,11 @@ def describe(tp: Any) -> str:
     return repr(tp).replace("typing.", "")
 
 
+def list_type(item: Any) -> Any:
+    """``list[item]`` for an item type known only at runtime."""
+    return list[item]
+
+
 def qualified_name(fn: Callable[..., Any]) -> str:
     """``module.qualname`` of a function, as users see it in tracebacks."""
     return f"{fn.__module__}.{fn.__qualname__}"

@@ -5,17 +5,27 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, overload
 
-from psycopg import sql as pgsql
 from typing_extensions import LiteralString, ParamSpec
 
 from ._annotations import qualified_name
+from ._calls import ProcedureCall, QueryCall
+from ._catalog import StubParam
 from ._errors import SignatureError
 from ._plan import Plan
 from ._results import Shape, read_result
-from ._signature import make_caller, make_param, set_target, signature_of
+from ._signature import (
+    DEFAULT,
+    Param,
+    Receiver,
+    make_caller,
+    make_param,
+    receiver_param,
+    set_target,
+    signature_of,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,70 +55,93 @@ class _Decorator:
         return self._build(fn)  # type: ignore[return-value]
 
 
+ErrorMap = Mapping[str, Callable[[str], BaseException]]
+
+
 @overload
 def procedure(fn: Callable[P, R], /) -> Stub[P, R]: ...
 @overload
-def procedure(name: str | None = None, /) -> _Decorator: ...
-def procedure(arg: Callable[P, R] | str | None = None, /) -> Stub[P, R] | _Decorator:
-    """Turn a typed stub into a call of the stored function of the same name (or the one named).
+def procedure(name: str | None = None, /, *, errors: ErrorMap | None = None) -> _Decorator: ...
+def procedure(arg: Callable[P, R] | str | None = None, /, *, errors: ErrorMap | None = None) -> Stub[P, R] | _Decorator:
+    """Turn a typed stub into a call of the stored function or procedure of the same name (or the one named).
 
-    The arguments are passed by name (``f(id => $1)``), so the stub's parameter names must match the
-    function's. A function returning rows is called as ``SELECT * FROM f(...)``; one returning a scalar as
-    ``SELECT f(...)``::
+    At its first call on a server, the stub is resolved against the catalog: a procedure is called with
+    ``CALL``, a function with ``SELECT``; arguments are passed by name (or by position, for functions whose
+    parameters are unnamed), each cast to the type the function declares, which also picks the overload::
 
         @procedure
         def get_user(id: int) -> User | None: ...
 
         @procedure("app.users_by_domain")
         def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
+
+    *errors* maps SQLSTATEs to the exceptions to raise instead of psycopg's (each is called with a message):
+    ``@procedure(errors={"P0002": NotFoundError})``.
     """
     if callable(arg):
-        return _build_procedure(arg, None)  # type: ignore[return-value]
+        return _build_procedure(arg, None, {})  # type: ignore[return-value]
     if arg is not None and not isinstance(arg, str):
         msg = f"@procedure takes a function name as a string, not {type(arg).__qualname__}"
         raise SignatureError(msg)
-    name = arg
-    return _Decorator(lambda fn: _build_procedure(fn, name))
+    name, error_map = arg, _error_map("@procedure", errors)
+    return _Decorator(lambda fn: _build_procedure(fn, name, error_map))
 
 
-def query(sql: LiteralString, /) -> _Decorator:
+def query(sql: LiteralString, /, *, errors: ErrorMap | None = None) -> _Decorator:
     """Turn a typed stub into a call of the given SQL, with ``%(name)s`` placeholders bound from its parameters.
 
     Every placeholder must name a parameter, and every parameter must be used::
 
         @query("UPDATE app.users SET email = %(email)s WHERE id = %(id)s")
         def set_email(id: int, email: str | None) -> None: ...
+
+    In a method stub, a placeholder that names no parameter takes the instance's attribute of that name.
     """
     if not isinstance(sql, str):
         msg = f"@query takes the SQL text as a string, not {type(sql).__qualname__}"
         raise SignatureError(msg)
-    return _Decorator(lambda fn: _build_query(fn, sql))
+    error_map = _error_map("@query", errors)
+    return _Decorator(lambda fn: _build_query(fn, sql, error_map))
+
+
+def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
+    for state, exc in (errors or {}).items():
+        if not (len(state) == 5 and state.isalnum() and state.upper() == state):
+            msg = f"{where}(errors=...): {state!r} is not a SQLSTATE (five characters, e.g. 'P0002' or '23505')"
+            raise SignatureError(msg)
+        if not callable(exc):
+            msg = f"{where}(errors=...): the value for {state!r} must be an exception class, not {exc!r}"
+            raise SignatureError(msg)
+    return dict(errors or {})
 
 
 # -- building ----------------------------------------------------------------------------------------------------
 
 
-def _build_procedure(fn: Callable[..., Any], name: str | None) -> Stub[..., Any]:
+def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap) -> Stub[..., Any]:
     stub = qualified_name(fn)
-    sig = signature_of(fn, stub)
+    sig, receiver = signature_of(fn, stub, variadic=True)
     function = name or fn.__name__
-    parts = function.split(".")
+    parts = tuple(function.split("."))
     if not 1 <= len(parts) <= 2 or not all(parts):
         msg = f"{stub}: {function!r} is not a function name; write 'name' or 'schema.name'"
         raise SignatureError(msg)
-    ident = pgsql.Identifier(*parts)
     order = tuple(sig.parameters)
+    offset = 1 if receiver else 0
 
     def plan(hints: dict[str, Any]) -> Plan:
-        params = tuple(make_param(stub, n, hints[n]) for n in order)
+        params = _params(stub, sig, receiver, hints)
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
-        args = pgsql.SQL(", ").join(
-            pgsql.SQL("{} => {}").format(pgsql.Identifier(p.name), pgsql.Placeholder(format=p.format)) for p in params
+        call = ProcedureCall(
+            stub,
+            parts,
+            [StubParam(p.name, p.annotation, p.variadic) for p in params[offset:]],
+            result,
+            has_self=receiver == "self",
+            offset=offset,
+            defaults=tuple(i for i, p in enumerate(sig.parameters.values()) if p.default is DEFAULT),
         )
-        call = pgsql.SQL("{}({})").format(ident, args)
-        template = "SELECT * FROM {}" if result.shape is not Shape.NONE and not result.scalar else "SELECT {}"
-        text = pgsql.SQL(template).format(call).as_string()
-        return Plan(stub, f"function {function}", text, params, result, _is_async(fn, hints), function=function)
+        return Plan(stub, f"function {function}", call, params, result, _is_async(fn, hints), errors)
 
     return _finish(fn, sig, order, plan)
 
@@ -116,9 +149,13 @@ def _build_procedure(fn: Callable[..., Any], name: str | None) -> Stub[..., Any]
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<format>.?)", re.DOTALL)
 
 
-def _build_query(fn: Callable[..., Any], text: str) -> Stub[..., Any]:
+def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap) -> Stub[..., Any]:
     stub = qualified_name(fn)
-    sig = signature_of(fn, stub)
+    sig, receiver = signature_of(fn, stub, variadic=False)
+    names = list(sig.parameters)[1 if receiver else 0 :]
+    if any(p.default is DEFAULT for p in sig.parameters.values()):
+        msg = f"{stub}: DEFAULT leaves an argument to a function's own default; it has no meaning in @query SQL"
+        raise SignatureError(msg)
     pieces: list[str | tuple[str, str]] = []
     pos = 0
     for m in _PLACEHOLDER.finditer(text):
@@ -134,38 +171,53 @@ def _build_query(fn: Callable[..., Any], text: str) -> Stub[..., Any]:
                 f"name each placeholder after a parameter, and write a literal % as %%"
             )
             raise SignatureError(msg)
-        if name not in sig.parameters:
+        if name not in names and receiver != "self":
             msg = (
                 f"{stub}: @query SQL uses %({name})s but the stub has no parameter {name!r}; "
-                f"add the parameter or fix the placeholder (parameters: {', '.join(sig.parameters) or 'none'})"
+                f"add the parameter or fix the placeholder (parameters: {', '.join(names) or 'none'})"
             )
             raise SignatureError(msg)
         pieces.append((name, fmt))
     pieces.append(text[pos:])
     used = {p[0] for p in pieces if isinstance(p, tuple)}
-    unused = [n for n in sig.parameters if n not in used]
+    unused = [n for n in names if n not in used]
     if unused:
         msg = (
             f"{stub}: parameter {unused[0]!r} is not used by the @query SQL; "
             f"add %({unused[0]})s to the SQL or remove the parameter"
         )
         raise SignatureError(msg)
-    order = tuple(p[0] for p in pieces if isinstance(p, tuple))
+    order = tuple(sig.parameters)
 
     def plan(hints: dict[str, Any]) -> Plan:
-        by_name = {n: make_param(stub, n, hints[n]) for n in sig.parameters}
+        params = _params(stub, sig, receiver, hints)
+        by_name = {p.name: (i, p) for i, p in enumerate(params) if p.name in names}
         out: list[str] = []
+        sources: list[tuple[int | str, Any]] = []
         for piece in pieces:
             if isinstance(piece, str):
                 out.append(piece)
-            else:
-                name, fmt = piece
-                out.append(f"%{by_name[name].format if fmt == 's' else fmt}")
-        params = tuple(by_name[n] for n in order)
+                continue
+            name, fmt = piece
+            if name in by_name:
+                index, param = by_name[name]
+                out.append(f"%{param.format if fmt == 's' else fmt}")
+                sources.append((index, param.annotation))
+            else:  # an attribute of self
+                out.append(f"%{fmt}")
+                sources.append((name, Any))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
-        return Plan(stub, "the query", "".join(out), params, result, _is_async(fn, hints))
+        call = QueryCall("".join(out), sources)
+        return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors)
 
     return _finish(fn, sig, order, plan)
+
+
+def _params(stub: str, sig: inspect.Signature, receiver: Receiver, hints: dict[str, Any]) -> tuple[Param, ...]:
+    return tuple(
+        receiver_param(p.name) if i == 0 and receiver else make_param(stub, p, hints[p.name])
+        for i, p in enumerate(sig.parameters.values())
+    )
 
 
 def _is_async(fn: Callable[..., Any], hints: dict[str, Any]) -> bool:
@@ -189,11 +241,16 @@ def _finish(
             return plan.stream
         return plan.arun if plan.is_async else plan.run
 
+    def expose(plan: Plan) -> None:
+        caller.plan = plan  # type: ignore[attr-defined]
+        caller.sql = plan.call.statement.sql if isinstance(plan.call, QueryCall) else None  # type: ignore[attr-defined]
+        plan.on_sql = lambda text: setattr(caller, "sql", text)
+
     hints = _hints(fn, stub)
     if hints is not None:
         plan = build(hints)
         caller = make_caller(fn, sig, order, runner_for(plan))
-        _expose(caller, plan)
+        expose(plan)
         return caller  # type: ignore[return-value]
 
     def first_call(args: tuple[Any, ...]) -> Any:
@@ -202,17 +259,12 @@ def _finish(
         plan = build(resolved)
         runner = runner_for(plan)
         set_target(caller, runner)
-        _expose(caller, plan)
+        expose(plan)
         return runner(args)
 
     caller = make_caller(fn, sig, order, first_call)
     caller.sql = None  # type: ignore[attr-defined]
     return caller  # type: ignore[return-value]
-
-
-def _expose(caller: Any, plan: Plan) -> None:
-    caller.sql = plan.sql
-    caller.plan = plan
 
 
 def _hints(fn: Callable[..., Any], stub: str, *, strict: bool = False) -> dict[str, Any] | None:

@@ -11,8 +11,10 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── TooManyRowsError    (LookupError)   the stub promised at most one row and got several
     ├── MappingError        (TypeError)     the rows do not fit the annotated return type
     ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
-    └── UndefinedFunctionError (psycopg.errors.UndefinedFunction)
-                                            the stored function a stub calls does not exist
+    ├── UndefinedFunctionError (psycopg.errors.UndefinedFunction)
+    │                                       no stored function fits the stub
+    └── AmbiguousFunctionError (psycopg.errors.AmbiguousFunction)
+                                            several overloads fit the stub
 
 Errors raised by the server stay psycopg's own classes (``psycopg.errors.UniqueViolation`` ...); pgdecor adds a
 note naming the stub and the SQL it ran.
@@ -25,6 +27,7 @@ import sys
 import psycopg.errors
 
 __all__ = [
+    "AmbiguousFunctionError",
     "ArgumentError",
     "Error",
     "MappingError",
@@ -95,6 +98,18 @@ class UndefinedFunctionError(Error, psycopg.errors.UndefinedFunction):
     __module__ = "pgdecor"
 
     def __reduce__(self) -> tuple[type[UndefinedFunctionError], tuple[str]]:
+        return (type(self), (str(self),))
+
+
+class AmbiguousFunctionError(Error, psycopg.errors.AmbiguousFunction):
+    """Several overloads of the function a stub names fit its parameters.
+
+    It is also a `psycopg.errors.AmbiguousFunction`.
+    """
+
+    __module__ = "pgdecor"
+
+    def __reduce__(self) -> tuple[type[AmbiguousFunctionError], tuple[str]]:
         return (type(self), (str(self),))
 
 

@@ -8,6 +8,7 @@ layout, so the per-row work is a tuple reorder at most and one constructor call.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import typing
 from collections.abc import Callable, Sequence
@@ -16,16 +17,14 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
-from psycopg import BaseConnection, abc, pq
-from psycopg.adapt import AdaptersMap
+from psycopg import pq
 from psycopg.rows import RowMaker
-from psycopg.types.composite import CompositeInfo, register_composite
 from typing_extensions import is_typeddict
 
 from ._annotations import describe, is_namedtuple, is_nullable, is_record_type, split_optional, strip_annotated
+from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError
-
-_TEXT = pq.Format.TEXT
+from ._registry import TypeRegistry, registry_for, server_key
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,6 @@ class Field:
     has_default: bool
     #: Passed by keyword only (dataclass kw_only fields, keyword-only __init__ parameters).
     kw_only: bool
-    #: Set when the field is itself a record, loaded from a composite column.
-    nested: type | None
 
 
 @dataclass(frozen=True)
@@ -92,87 +89,17 @@ def record_of(cls: type, hints: dict[str, Any] | None = None) -> Record:
 
 
 def _field(name: str, annotation: Any, *, has_default: bool, kw_only: bool) -> Field:
-    inner, _ = split_optional(strip_annotated(annotation))
-    nested = inner if is_record_type(inner) and not is_typeddict(inner) else None
-    return Field(name, annotation, is_nullable(annotation), has_default, kw_only, nested)
+    return Field(name, annotation, is_nullable(annotation), has_default, kw_only)
 
 
-class Composites:
-    """Loaders for the composite types of one database, fetched on first need and kept for the process."""
-
-    def __init__(self) -> None:
-        self.adapters = AdaptersMap(psycopg.adapters)
-        self.infos: dict[int, CompositeInfo] = {}
-        self._loaders: dict[int, abc.Loader] = {}
-
-    def load(self, oid: int, text: str) -> tuple[Any, ...]:
-        """Parse a composite value psycopg handed over as text (its type was not registered)."""
-        loader = self._loaders.get(oid)
-        if loader is None:
-            loader_cls = self.adapters.get_loader(oid, _TEXT)
-            assert loader_cls is not None
-            loader = self._loaders[oid] = loader_cls(oid, self.adapters)
-        value: tuple[Any, ...] = loader.load(text.encode())
-        return value
-
-    def add(self, info: CompositeInfo) -> None:
-        register_composite(info, self.adapters, make_object=lambda values, _info: tuple(values))
-        self.infos[info.oid] = info
-
-
-_composites: dict[tuple[str, str, str], Composites] = {}
-
-#: Describes the composite type of a given oid; the row feeds `composite_info`.
-COMPOSITE_QUERY = """
-SELECT t.typname, t.typarray, t.oid::regtype::text,
-       array_agg(a.attname::text ORDER BY a.attnum), array_agg(a.atttypid::int8 ORDER BY a.attnum)
-FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE t.oid = %s
-GROUP BY t.oid
-"""
-
-
-def composite_info(oid: int, row: tuple[Any, ...] | None) -> CompositeInfo:
-    if row is None:  # pragma: no cover - the oid came from the server a moment ago
-        msg = f"the composite type with oid {oid} was dropped while its rows were being read"
-        raise MappingError(msg)
-    name, array_oid, regtype, names, types = row
-    return CompositeInfo(name, oid, array_oid, regtype=regtype, field_names=names, field_types=types)
-
-
-def composites_for(conn: BaseConnection[Any]) -> Composites:
-    """The composite loaders of the database *conn* is connected to."""
-    info = conn.info
-    key = (info.host, str(info.port), info.dbname)
-    found = _composites.get(key)
-    if found is None:
-        found = _composites[key] = Composites()
-    return found
-
-
-def missing_composites(stub: RowFactory, res: pq.abc.PGresult, composites: Composites) -> list[int]:
-    """Oids of composite columns (and their nested composites) the cache does not know yet."""
-    missing: list[int] = []
-    for oid, record in stub.nested_columns(res):
-        if oid in composites.infos:
-            missing.extend(_missing_inside(record, composites.infos[oid], composites))
-        else:
-            missing.append(oid)
-    return missing
-
-
-def _missing_inside(record: Record, info: CompositeInfo, composites: Composites) -> list[int]:
-    missing: list[int] = []
-    by_name = dict(zip(info.field_names, info.field_types, strict=True))
-    for f in record.fields:
-        oid = by_name.get(f.name)
-        if f.nested is not None and oid is not None:
-            if oid in composites.infos:
-                missing.extend(_missing_inside(record_of(f.nested), composites.infos[oid], composites))
-            else:
-                missing.append(oid)
-    return missing
+def needs_registry(annotation: Any) -> bool:
+    """Whether values of *annotation* may come in a type psycopg needs describing to load (composite, array of
+    an extension or enum type, hstore): such columns are described through the catalog at first sight."""
+    tp, _ = split_optional(strip_annotated(annotation))
+    origin = typing.get_origin(tp)
+    if origin in (list, dict) or tp is dict:
+        return True
+    return is_record_type(tp) and not is_typeddict(tp)
 
 
 class RowFactory:
@@ -186,59 +113,68 @@ class RowFactory:
         self.nullable = nullable
         self.record = None if scalar or row_type is dict else record_of(row_type)
         self._makers: dict[tuple[Any, ...], RowMaker[Any]] = {}
-        self.has_nested = self.record is not None and any(f.nested is not None for f in self.record.fields)
+        annotations = [row_type] if scalar else [f.annotation for f in self.record.fields] if self.record else []
+        self.uses_registry = any(needs_registry(a) for a in annotations)
 
-    def nested_columns(self, res: pq.abc.PGresult) -> list[tuple[int, Record]]:
+    def missing_types(self, res: pq.abc.PGresult, registry: TypeRegistry) -> list[int]:
+        """Oids of this result's columns that must be described before its rows can be made."""
+        return registry.missing([oid for oid, annotation in self._columns(res) if needs_registry(annotation)])
+
+    def _columns(self, res: pq.abc.PGresult) -> list[tuple[int, Any]]:
+        if self.scalar:
+            return [(res.ftype(0), self.row_type)] if res.nfields else []
         assert self.record is not None
-        names = [_name(res, i) for i in range(res.nfields)]
-        return [
-            (res.ftype(names.index(f.name)), record_of(f.nested))
-            for f in self.record.fields
-            if f.nested is not None and f.name in names
-        ]
+        by_name = {f.name: f.annotation for f in self.record.fields}
+        return [(res.ftype(i), by_name.get(_name(res, i), Any)) for i in range(res.nfields)]
 
     def __call__(self, cursor: Any) -> RowMaker[Any]:
         res = cursor.pgresult
         if res is None or not res.nfields:
             return _no_rows
-        composites = composites_for(cursor.connection) if self.has_nested else None
-        key = (composites, *(res.fname(i) for i in range(res.nfields)))
+        registry = registry_for(server_key(cursor.connection)) if self.uses_registry else None
+        if registry is not None and self.missing_types(res, registry):
+            # The runner describes the types, then sets the row factory again: see Plan.run.
+            return _types_pending
+        key = (registry, *(res.fname(i) for i in range(res.nfields)), *(res.ftype(i) for i in range(res.nfields)))
         maker = self._makers.get(key)
         if maker is None:
             names = [_name(res, i) for i in range(res.nfields)]
             oids = [res.ftype(i) for i in range(res.nfields)]
-            maker = self._makers[key] = self._make(names, oids, composites)
+            maker = self._makers[key] = self._make(names, oids, registry)
         return maker
 
-    def _make(self, names: list[str], oids: list[int], composites: Composites | None) -> RowMaker[Any]:
+    def _make(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> RowMaker[Any]:
         if self.scalar:
-            return self._scalar_maker(names)
+            return self._scalar_maker(names, oids, registry)
         if self.record is None:
             return lambda values: dict(zip(names, values, strict=True))
-        return _record_maker(self, self.record, names, oids, composites, where=f"{self.sql_object} returned")
+        return _record_maker(self.stub, self.record, names, oids, registry, where=f"{self.sql_object} returned")
 
-    def _scalar_maker(self, names: list[str]) -> RowMaker[Any]:
+    def _scalar_maker(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> RowMaker[Any]:
         if len(names) != 1:
             msg = (
                 f"{self.stub}: {self.sql_object} returned {len(names)} columns ({', '.join(names)}) but the stub "
                 f"returns a single {describe(self.row_type)}; select one column, or return a dataclass"
             )
             raise MappingError(msg)
-        if self.nullable:
-            return itemgetter(0)
-        stub, column = self.stub, names[0]
+        convert = column_converter(self.stub, self.row_type, oids[0], registry, where=f"column {names[0]!r}")
+        stub, column, nullable, row_type = self.stub, names[0], self.nullable, self.row_type
 
-        def scalar_not_null(values: Sequence[Any]) -> Any:
+        def scalar(values: Sequence[Any]) -> Any:
             value = values[0]
             if value is None:
+                if nullable:
+                    return None
                 msg = (
-                    f"{stub}: column {column!r} is NULL but the stub returns {describe(self.row_type)}; "
-                    f"annotate it `{describe(self.row_type)} | None` or make the SQL return a value"
+                    f"{stub}: column {column!r} is NULL but the stub returns {describe(row_type)}; "
+                    f"annotate it `{describe(row_type)} | None` or make the SQL return a value"
                 )
                 raise MappingError(msg)
-            return value
+            return value if convert is None else convert(value)
 
-        return scalar_not_null
+        if convert is None and nullable:
+            return itemgetter(0)
+        return scalar
 
 
 def _name(res: pq.abc.PGresult, i: int) -> str:
@@ -249,17 +185,70 @@ def _no_rows(_values: Sequence[Any]) -> Any:  # pragma: no cover - psycopg never
     raise AssertionError
 
 
+def _types_pending(_values: Sequence[Any]) -> Any:  # pragma: no cover - replaced before any row is made
+    raise AssertionError
+
+
+def column_converter(
+    stub: str, annotation: Any, oid: int, registry: TypeRegistry | None, *, where: str
+) -> Convert | None:
+    """How a non-NULL value of a column of type *oid* becomes a value of *annotation*; None if it already is."""
+    tp, _ = split_optional(strip_annotated(annotation))
+    if tp is Any or tp is object:
+        return None
+    if oid in JSON_OIDS:
+        return (lambda v: from_json(tp, v)) if needs_json_conversion(tp) else None
+    raw: Convert | None = None
+    if registry is not None and oid in registry.described and tp is not str:
+        load = registry.load
+        raw = lambda v: load(oid, v) if isinstance(v, str) else v  # noqa: E731 - a closure over oid
+    shape = _shaper(stub, tp, oid, registry, where)
+    if raw is None or shape is None:
+        return raw or shape
+    return lambda v: shape(raw(v))
+
+
+def _shaper(stub: str, tp: Any, oid: int, registry: TypeRegistry | None, where: str) -> Convert | None:
+    """How a loaded value (str for an enum, tuple for a composite, list for an array) becomes a *tp*."""
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return enum_loader(tp)
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        element = registry.element(oid) if registry is not None else _builtin_element(oid)
+        if element is None:
+            return None
+        convert = column_converter(stub, item, element, registry, where=where)
+        return None if convert is None else list_of(convert)
+    if is_record_type(tp) and not is_typeddict(tp):
+        info = registry.composites.get(oid) if registry is not None else None
+        if info is None:
+            msg = (
+                f"{stub}: {where} cannot fill {describe(tp)}: it is not a composite or json value (type oid {oid}); "
+                f"select a row-typed column, or annotate the field with the column's type"
+            )
+            raise MappingError(msg)
+        names, oids = list(info.field_names), list(info.field_types)
+        record = record_of(tp)
+        return _record_maker(stub, record, names, oids, registry, where=f"{where} (type {info.name}) has")
+    return None
+
+
+def _builtin_element(oid: int) -> int | None:
+    info = psycopg.adapters.types.get(oid)
+    return info.oid if info is not None and info.array_oid == oid else None
+
+
 def _record_maker(
-    factory: RowFactory,
+    stub: str,
     record: Record,
     names: list[str],
     oids: list[int],
-    composites: Composites | None,
+    registry: TypeRegistry | None,
     *,
     where: str,
 ) -> RowMaker[Any]:
     """Specialise a maker for one column layout; raise MappingError if the columns do not fit the fields."""
-    stub, cls = factory.stub, record.cls
+    cls = record.cls
     field_names = [f.name for f in record.fields]
     target = describe(cls) if not record.by_mapping or cls is not dict else "the TypedDict"
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -283,10 +272,11 @@ def _record_maker(
 
     by_field = {f.name: f for f in record.fields}
     not_null = [(i, n) for i, n in enumerate(names) if n in by_field and not by_field[n].nullable]
-    nested = [
-        (i, _nested_converter(factory, nested_cls, oids[i], composites, f"{stub}: column {n!r}"))
+    converters = [
+        (i, convert)
         for i, n in enumerate(names)
-        if n in by_field and (nested_cls := by_field[n].nested) is not None and composites is not None
+        if n in by_field
+        and (convert := column_converter(stub, by_field[n].annotation, oids[i], registry, where=f"column {n!r}"))
     ]
 
     def null_error(values: Sequence[Any]) -> None:
@@ -300,9 +290,9 @@ def _record_maker(
                 raise MappingError(msg)
 
     build = _builder(record, names)
-    if not not_null and not nested:
+    if not not_null and not converters:
         return build
-    if not nested:
+    if not converters:
 
         def checked(values: Sequence[Any]) -> Any:
             if None in values:
@@ -311,16 +301,16 @@ def _record_maker(
 
         return checked
 
-    def with_nested(values: Sequence[Any]) -> Any:
+    def converted(values: Sequence[Any]) -> Any:
         if None in values:
             null_error(values)
         row = list(values)
-        for i, convert in nested:
+        for i, convert in converters:
             if row[i] is not None:
                 row[i] = convert(row[i])
         return build(row)
 
-    return with_nested
+    return converted
 
 
 def _builder(record: Record, names: list[str]) -> Callable[[Sequence[Any]], Any]:
@@ -333,27 +323,3 @@ def _builder(record: Record, names: list[str]) -> Callable[[Sequence[Any]], Any]
     if names == positional[: len(names)]:  # the columns are the leading fields, in order: pass them positionally
         return lambda values: cls(*values)
     return lambda values: cls(**dict(zip(names, values, strict=True)))
-
-
-def _nested_converter(
-    factory: RowFactory, nested: type, oid: int, composites: Composites, where: str
-) -> Callable[[Any], Any]:
-    """Convert a composite column's value (text, or a tuple if the connection loads it) into *nested*."""
-    record = record_of(nested)
-    # Built at the first value: the composite's description is fetched after the row factory runs.
-    maker: list[RowMaker[Any]] = []
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, nested):
-            return value
-        if not maker:
-            info = composites.infos[oid]
-            names, oids = list(info.field_names), list(info.field_types)
-            maker.append(
-                _record_maker(factory, record, names, oids, composites, where=f"{where} (type {info.name}) has")
-            )
-        if isinstance(value, str):
-            value = composites.load(oid, value)
-        return maker[0](value)
-
-    return convert

@@ -1,9 +1,14 @@
-"""A stub's plan, and the per-call path that runs it: sync and async twins over shared decisions."""
+"""A stub's plan, and the per-call path that runs it: sync and async twins over shared decisions.
+
+Per call: check the arguments, find the session's connection, take the cached statement, execute, fetch. The
+rare paths (first call on a server: resolve the function; first sight of a non-builtin type: describe it) are
+catalog queries made by the twins, with every decision in the shared code they call.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -11,8 +16,10 @@ import psycopg
 from psycopg import pq
 
 from ._annotations import describe
-from ._errors import MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
-from ._mapping import COMPOSITE_QUERY, Composites, RowFactory, composite_info, composites_for, missing_composites
+from ._calls import ProcedureCall, QueryCall, Statement
+from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
+from ._mapping import RowFactory
+from ._registry import DESCRIBE_QUERY, ServerKey, registry_for
 from ._results import ResultPlan, Shape
 from ._session import _current, no_session_error
 from ._signature import Param, check_args
@@ -21,23 +28,28 @@ from ._streams import AsyncStream, Stream
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _cursor_names = itertools.count(1)
 
+ErrorMap = Mapping[str, Callable[[str], BaseException]]
+
 
 @dataclass(eq=False)
 class Plan:
-    """Everything derived from a stub, computed once: SQL text, argument order, checks and row mapping."""
+    """Everything derived from a stub, computed once: the call, argument checks and row mapping."""
 
     #: ``module.qualname`` of the stub.
     stub: str
-    #: What the SQL calls, for messages: ``function app.get_user`` or ``query``.
+    #: What the SQL calls, for messages: ``function app.get_user`` or ``the query``.
     sql_object: str
-    sql: str
+    call: QueryCall | ProcedureCall
+    #: One per argument the generated caller packs, in that order.
     params: tuple[Param, ...]
     result: ResultPlan
     is_async: bool
-    #: For @procedure: the function name as written, to recognise "function does not exist" for it.
-    function: str | None = None
+    #: SQLSTATE → exception class raised instead of psycopg's.
+    errors: ErrorMap = field(default_factory=dict)
+    #: Called with the SQL of each newly composed statement (keeps the stub's ``.sql`` current).
+    on_sql: Callable[[str], None] = lambda _sql: None
     #: Typed Any: it serves as a psycopg row factory for sync and async cursors alike.
-    row_factory: Any = field(default=None)
+    row_factory: Any = None
 
     def __post_init__(self) -> None:
         r = self.result
@@ -51,19 +63,37 @@ class Plan:
         if self._checked:
             check_args(self.stub, self.params, args)
 
-    def db_error(self, err: psycopg.Error) -> psycopg.Error:
-        """The exception to raise for a database error: *err* with a note, or a clearer pgdecor error."""
-        if self.function is not None and isinstance(err, psycopg.errors.UndefinedFunction) and err.diag.context is None:
-            params = ", ".join(f"{p.name} => {describe(p.annotation)}" for p in self.params)
+    def composed(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
+        """The statement for *args* once the call has been resolved on *key*."""
+        assert isinstance(self.call, ProcedureCall)
+        statement = self.call.statement(key, args)
+        self.on_sql(statement.sql)
+        return statement
+
+    def db_error(self, err: psycopg.Error, statement: Statement | None) -> BaseException:
+        """The exception to raise for a database error: a mapped one, a clearer pgdecor one, or *err* + a note."""
+        ran = f"which ran: {statement.sql}" if statement is not None else "while resolving it"
+        mapped = self.errors.get(err.sqlstate or "")
+        if mapped is not None:
+            new = mapped(f"{self.stub}: {err.diag.message_primary}")
+            new.__cause__ = err
+            add_note(new, f"pgdecor: SQLSTATE {err.sqlstate} from {self.stub}, {ran}")
+            return new
+        if (
+            isinstance(self.call, ProcedureCall)
+            and isinstance(err, psycopg.errors.UndefinedFunction)
+            and err.diag.context is None
+        ):
+            params = ", ".join(f"{p.name} => {describe(p.annotation)}" for p in self.call.params)
             msg = (
-                f"{self.stub}: the database has no function {self.function}({params}). "
-                f"Create it, fix the name with @procedure('schema.name'), or check the search_path "
-                f"(server said: {err.diag.message_primary})"
+                f"{self.stub}: the database has no function {'.'.join(self.call.name)}({params}) any more; "
+                f"it was dropped or changed after this process first called it (server said: "
+                f"{err.diag.message_primary}); restart the process after changing function signatures"
             )
             new = UndefinedFunctionError(msg, info=err.pgresult)
             new.__cause__ = err
             return new
-        add_note(err, f"pgdecor: raised by {self.stub}, which ran: {self.sql}")
+        add_note(err, f"pgdecor: raised by {self.stub}, {ran}")
         return err
 
     def not_one(self, count: int) -> None:
@@ -90,13 +120,11 @@ class Plan:
         )
         raise MappingError(msg)
 
-    def composites_to_fetch(self, conn: Any, res: pq.abc.PGresult) -> tuple[Composites, list[int]] | None:
+    def missing_types(self, key: ServerKey, res: pq.abc.PGresult | None) -> list[int]:
         factory = self.row_factory
-        if factory is None or not factory.has_nested:
-            return None
-        composites = composites_for(conn)
-        missing = missing_composites(factory, res, composites)
-        return (composites, missing) if missing else None
+        if factory is None or not factory.uses_registry or res is None:
+            return []
+        return factory.missing_types(res, registry_for(key))  # type: ignore[no-any-return]
 
     # -- sync -----------------------------------------------------------------------------------------------
 
@@ -106,39 +134,58 @@ class Plan:
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=False)
         conn = sess.connection()
+        key = sess._key
         shape = self.result.shape
+        statement = self.call.cached(key, args)
         try:
+            if statement is None:
+                statement = self._resolve(conn, key, args)
+            params = statement.params(args)
+            if shape is Shape.NONE:
+                conn.execute(statement.sql, params)
+                return None
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=self.row_factory)
                 try:
-                    cur.execute(self.sql, args)
+                    cur.execute(statement.sql, params)
+                    self._describe(conn, key, cur)
                 except BaseException:
                     cur.close()
                     raise
                 return Stream(self.stub, sess, cur)
-            if shape is Shape.NONE:
-                conn.execute(self.sql, args)
-                return None
             cur = conn.cursor(row_factory=self.row_factory)
-            cur.execute(self.sql, args)
+            cur.execute(statement.sql, params)
             res = cur.pgresult
             if res.status != _TUPLES_OK:
                 self.no_result_set()
-            fetch = self.composites_to_fetch(conn, res)
-            while fetch is not None:
-                composites, oids = fetch
-                for oid in oids:
-                    row = conn.execute(COMPOSITE_QUERY, (oid,)).fetchone()
-                    composites.add(composite_info(oid, row))
-                fetch = self.composites_to_fetch(conn, res)
+            self._describe(conn, key, cur)
+        except Error:
+            raise
         except psycopg.Error as err:
-            raise self.db_error(err) from None
+            raise self.db_error(err, statement) from None
         if shape is Shape.MANY:
             return cur.fetchall()
         n = res.ntuples
         if n == 1:
             return cur.fetchone()
         return self.not_one(n)
+
+    def _resolve(self, conn: psycopg.Connection[Any], key: ServerKey, args: tuple[Any, ...]) -> Statement:
+        call = self.call
+        assert isinstance(call, ProcedureCall)
+        if call.needs_catalog(key):
+            rows = conn.execute(*call.catalog_queries()).fetchall()
+            type_rows = conn.execute(*call.types_query(rows)).fetchall()
+            call.resolve(key, rows, type_rows)
+        return self.composed(key, args)
+
+    def _describe(self, conn: psycopg.Connection[Any], key: ServerKey, cur: Any) -> None:
+        missing = self.missing_types(key, cur.pgresult)
+        if missing:
+            registry = registry_for(key)
+            while missing:
+                missing = registry.add(conn.execute(DESCRIBE_QUERY, [missing]).fetchall())
+            cur.row_factory = self.row_factory  # makes the row maker again, now that the types are known
 
     # -- async ----------------------------------------------------------------------------------------------
 
@@ -148,39 +195,58 @@ class Plan:
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=True)
         conn = await sess.aconnection()
+        key = sess._key
         shape = self.result.shape
+        statement = self.call.cached(key, args)
         try:
+            if statement is None:
+                statement = await self._aresolve(conn, key, args)
+            params = statement.params(args)
+            if shape is Shape.NONE:
+                await conn.execute(statement.sql, params)
+                return None
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=self.row_factory)
                 try:
-                    await cur.execute(self.sql, args)
+                    await cur.execute(statement.sql, params)
+                    await self._adescribe(conn, key, cur)
                 except BaseException:
                     await cur.close()
                     raise
                 return AsyncStream(self.stub, sess, cur)
-            if shape is Shape.NONE:
-                await conn.execute(self.sql, args)
-                return None
             cur = conn.cursor(row_factory=self.row_factory)
-            await cur.execute(self.sql, args)
+            await cur.execute(statement.sql, params)
             res = cur.pgresult
             if res.status != _TUPLES_OK:
                 self.no_result_set()
-            fetch = self.composites_to_fetch(conn, res)
-            while fetch is not None:
-                composites, oids = fetch
-                for oid in oids:
-                    row = await (await conn.execute(COMPOSITE_QUERY, (oid,))).fetchone()
-                    composites.add(composite_info(oid, row))
-                fetch = self.composites_to_fetch(conn, res)
+            await self._adescribe(conn, key, cur)
+        except Error:
+            raise
         except psycopg.Error as err:
-            raise self.db_error(err) from None
+            raise self.db_error(err, statement) from None
         if shape is Shape.MANY:
             return await cur.fetchall()
         n = res.ntuples
         if n == 1:
             return await cur.fetchone()
         return self.not_one(n)
+
+    async def _aresolve(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, args: tuple[Any, ...]) -> Statement:
+        call = self.call
+        assert isinstance(call, ProcedureCall)
+        if call.needs_catalog(key):
+            rows = await (await conn.execute(*call.catalog_queries())).fetchall()
+            type_rows = await (await conn.execute(*call.types_query(rows))).fetchall()
+            call.resolve(key, rows, type_rows)
+        return self.composed(key, args)
+
+    async def _adescribe(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, cur: Any) -> None:
+        missing = self.missing_types(key, cur.pgresult)
+        if missing:
+            registry = registry_for(key)
+            while missing:
+                missing = registry.add(await (await conn.execute(DESCRIBE_QUERY, [missing])).fetchall())
+            cur.row_factory = self.row_factory  # makes the row maker again, now that the types are known
 
     def stream(self, args: tuple[Any, ...]) -> Any:
         """Entry point for ``def f() -> AsyncIterator[T]`` stubs: an async iterator that runs on first use."""
@@ -209,6 +275,3 @@ class _LazyAsyncStream:
     async def aclose(self) -> None:
         if self._stream is not None:
             await self._stream.aclose()
-
-
-Runner = Callable[[tuple[Any, ...]], Any]

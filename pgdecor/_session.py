@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from ._errors import ArgumentError, NoSessionError, RolledBackError
+from ._registry import ServerKey, server_key
 
 if TYPE_CHECKING:
     from ._streams import AsyncStream, Stream
@@ -78,6 +79,7 @@ class Session:
         "_entered",
         "_is_async",
         "_joined",
+        "_key",
         "_lock",
         "_source",
         "_streams",
@@ -95,6 +97,8 @@ class Session:
         self._entered = False
         self._ended = False
         self._lock = threading.Lock()
+        #: Identifies the server of the borrowed connection (set when borrowing): catalog facts are per server.
+        self._key: ServerKey = ("", "", "", "")
         self._streams: list[Stream[Any] | AsyncStream[Any]] = []
 
     def __repr__(self) -> str:
@@ -189,6 +193,7 @@ class Session:
                 except BaseException:
                     _release_sync(self._source, conn)
                     raise
+                self._key = server_key(conn)
                 self._conn, self._tx = conn, tx
         return self._conn  # type: ignore[no-any-return]
 
@@ -239,6 +244,7 @@ class Session:
         except BaseException:
             await _release_async(self._source, conn)
             raise
+        self._key = server_key(conn)
         self._conn, self._tx = conn, tx
         return conn
 

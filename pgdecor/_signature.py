@@ -7,6 +7,7 @@ generated function packs the arguments into a tuple, in SQL order, and hands it 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import inspect
@@ -19,13 +20,31 @@ from typing import Any, Literal
 
 from psycopg import adapters
 from psycopg.adapt import PyFormat
+from typing_extensions import is_typeddict
 
-from ._annotations import describe, split_optional, strip_annotated
+from ._annotations import describe, is_namedtuple, split_optional, strip_annotated
 from ._errors import ArgumentError, SignatureError
 
 Check = Callable[[Any], bool]
 
 _RESERVED_PREFIX = "_pgdecor_"
+
+
+class _Default:
+    """The type of `DEFAULT`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "pgdecor.DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "DEFAULT"
+
+
+#: Default value of a stub parameter that PostgreSQL should fill with the function's own default when the
+#: caller leaves it out: ``def f(a: int, b: int = DEFAULT) -> ...``.
+DEFAULT: Any = _Default()
 
 
 @dataclass(frozen=True)
@@ -38,17 +57,34 @@ class Param:
     check: Check | None
     #: psycopg placeholder format: "b" (binary, sent with the type the annotation implies) or "s".
     format: Literal["b", "s"]
+    #: ``*name``: the values arrive as a tuple (a VARIADIC argument).
+    variadic: bool = False
 
 
-def signature_of(fn: Callable[..., Any], stub: str) -> inspect.Signature:
-    """The stub's signature, rejecting what cannot map onto SQL arguments."""
+Receiver = Literal["self", "cls"] | None
+
+
+def signature_of(fn: Callable[..., Any], stub: str, *, variadic: bool) -> tuple[inspect.Signature, Receiver]:
+    """The stub's signature, rejecting what cannot map onto SQL arguments, and whether it is a method.
+
+    A method's first parameter, unannotated ``self`` (or ``cls``), is not an SQL argument; function arguments
+    the stub does not declare are then taken from the instance's attributes of the same name.
+    """
     sig = inspect.signature(fn)
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+    receiver: Receiver = None
+    first = next(iter(sig.parameters.values()), None)
+    in_class = "." in fn.__qualname__.rsplit("<locals>.", 1)[-1]
+    if first is not None and in_class and first.name in ("self", "cls") and first.annotation is first.empty:
+        receiver = "self" if first.name == "self" else "cls"
+    for i, p in enumerate(sig.parameters.values()):
+        if i == 0 and receiver is not None:
+            continue
+        if p.kind is p.VAR_KEYWORD or (p.kind is p.VAR_POSITIONAL and not variadic):
             kind = "*" if p.kind is p.VAR_POSITIONAL else "**"
             msg = (
                 f"{stub}: parameter {kind}{p.name} cannot be mapped onto a SQL argument; "
                 f"declare each argument as a named parameter"
+                + ("" if variadic else " (only @procedure maps *args, onto a VARIADIC argument)")
             )
             raise SignatureError(msg)
         if p.annotation is inspect.Parameter.empty:
@@ -60,13 +96,24 @@ def signature_of(fn: Callable[..., Any], stub: str) -> inspect.Signature:
     if sig.return_annotation is inspect.Signature.empty:
         msg = f"{stub}: no return annotation; annotate what the call returns (e.g. `-> User | None`, or `-> None`)"
         raise SignatureError(msg)
-    return sig
+    return sig, receiver
 
 
-def make_param(stub: str, name: str, annotation: Any) -> Param:
+def make_param(stub: str, p: inspect.Parameter, annotation: Any) -> Param:
     """Precompute the per-call check and placeholder format of one parameter."""
-    check = _check_for(stub, name, annotation)
-    return Param(name, annotation, check, _format_for(annotation))
+    check = _check_for(stub, p.name, annotation)
+    if check is not None and p.default is DEFAULT:
+        inner = check
+        check = lambda v: v is DEFAULT or inner(v)  # noqa: E731 - a closure over inner
+    if p.kind is p.VAR_POSITIONAL:
+        item = check
+        check = None if item is None else (lambda values: all(map(item, values)))
+    return Param(p.name, annotation, check, placeholder_format(annotation), p.kind is p.VAR_POSITIONAL)
+
+
+def receiver_param(name: str) -> Param:
+    """The ``self``/``cls`` of a method stub: passed along, never checked."""
+    return Param(name, Any, None, "s")
 
 
 def check_args(stub: str, params: tuple[Param, ...], args: tuple[Any, ...]) -> None:
@@ -83,7 +130,7 @@ def check_args(stub: str, params: tuple[Param, ...], args: tuple[Any, ...]) -> N
             raise ArgumentError(msg)
 
 
-def _format_for(annotation: Any) -> Literal["b", "s"]:
+def placeholder_format(annotation: Any) -> Literal["b", "s"]:
     # Binary placeholders carry the type psycopg derives from the Python value (text for str, int2/4/8 by
     # magnitude, timestamptz for aware datetimes, ...); text placeholders would send str as "unknown" and let
     # the server guess.
@@ -95,7 +142,7 @@ def _format_for(annotation: Any) -> Literal["b", "s"]:
         adapters.get_dumper(base, PyFormat.BINARY)
     except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError or a subclass; any means "no binary"
         return "s"
-    if base is list and not all(_format_for(a) == "b" for a in typing.get_args(tp)):
+    if base is list and not all(placeholder_format(a) == "b" for a in typing.get_args(tp)):
         return "s"
     return "b"
 
@@ -154,11 +201,15 @@ def _value_check(stub: str, name: str, tp: Any) -> Check | None:
         if item_check is None:
             return lambda v: isinstance(v, list)
         return lambda v: isinstance(v, list) and all(map(item_check, v))
-    if isinstance(tp, type) and origin is None and (issubclass(tp, enum.Enum) or _dumpable(tp)):
+    if origin is dict or tp is dict or is_typeddict(tp):
+        return lambda v: isinstance(v, dict)
+    structured = dataclasses.is_dataclass(tp) or (isinstance(tp, type) and is_namedtuple(tp))
+    if isinstance(tp, type) and origin is None and (issubclass(tp, enum.Enum) or _dumpable(tp) or structured):
         return lambda v: isinstance(v, tp)
     msg = (
         f"{stub}: parameter {name!r} is annotated {describe(tp)}, which pgdecor cannot send to PostgreSQL; "
-        f"use a scalar type (int, str, Decimal, datetime, ...), a list of one, or a type psycopg can adapt"
+        f"use a scalar type (int, str, Decimal, datetime, ...), an Enum, a dataclass, a dict, a list of those, "
+        f"or a type psycopg can adapt"
     )
     raise SignatureError(msg)
 
@@ -186,7 +237,9 @@ def make_caller(
         if p.kind is p.KEYWORD_ONLY and not seen_kw_only:
             params.append("*")
             seen_kw_only = True
-        text = p.name
+        if p.kind is p.VAR_POSITIONAL:
+            seen_kw_only = True
+        text = "*" + p.name if p.kind is p.VAR_POSITIONAL else p.name
         if p.default is not p.empty:
             key = f"{_RESERVED_PREFIX}d{i}"
             defaults[key] = p.default

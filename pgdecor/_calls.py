@@ -1,0 +1,275 @@
+"""The one place SQL is composed: the statement a stub sends and how its arguments become parameters.
+
+A `Call` turns the tuple of arguments the generated caller packs into ``(sql, params)``. `QueryCall` has one
+statement, fixed at decoration. `ProcedureCall` resolves the stub against the catalog of each server it meets
+(once per process), picks the function or procedure and overload, and composes ``SELECT``/``CALL`` with named or
+positional arguments, each cast to the type the function declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from psycopg import sql
+
+from ._annotations import describe, list_type, split_optional, strip_annotated
+from ._catalog import (
+    FUNCTIONS_QUERY,
+    TYPES_QUERY,
+    Binding,
+    Function,
+    Match,
+    PgType,
+    StubParam,
+    match,
+    read_functions,
+    read_types,
+    type_oids,
+)
+from ._convert import enum_param, hstore_param, is_enum, is_json_param, jsonb, list_of
+from ._errors import AmbiguousFunctionError, ArgumentError, UndefinedFunctionError
+from ._registry import ServerKey
+from ._results import ResultPlan, Shape
+from ._signature import DEFAULT, placeholder_format
+
+Pick = Callable[[tuple[Any, ...]], Any]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What one call sends."""
+
+    sql: str
+    picks: tuple[Pick, ...]
+    #: True when the parameters are the arguments as they are (no reordering or conversion).
+    direct: bool
+
+    def params(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return args if self.direct else tuple(pick(args) for pick in self.picks)
+
+
+def _pick(source: int | str, adapter: Callable[[Any], Any] | None) -> Pick:
+    """How to take one parameter from the arguments: by position, or as an attribute of ``self`` (args[0])."""
+    get: Pick
+    if isinstance(source, int):
+        get = itemgetter(source)
+    else:
+        attribute = attrgetter(source)
+        get = lambda args: attribute(args[0])  # noqa: E731 - a closure over attribute
+    if adapter is None:
+        return get
+    return lambda args: adapter(get(args))
+
+
+def query_adapter(annotation: Any) -> Callable[[Any], Any] | None:
+    """How a @query argument is converted before sending, from its annotation alone."""
+    if is_enum(annotation):
+        return enum_param
+    if is_json_param(annotation):
+        return jsonb
+    return None
+
+
+class QueryCall:
+    """The fixed statement of a `@query` stub."""
+
+    def __init__(self, text: str, sources: list[tuple[int | str, Any]]) -> None:
+        picks = [(s, query_adapter(a)) for s, a in sources]
+        direct = [s for s, _ in sources] == list(range(len(sources))) and all(a is None for _, a in picks)
+        self.statement = Statement(text, tuple(_pick(s, a) for s, a in picks), direct)
+
+    def cached(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:  # noqa: ARG002 - same as ProcedureCall
+        return self.statement
+
+
+class ProcedureCall:
+    """A `@procedure` stub's statements, one per server (and per set of arguments left to their default)."""
+
+    def __init__(
+        self,
+        stub: str,
+        name: tuple[str, ...],
+        params: list[StubParam],
+        result: ResultPlan,
+        *,
+        has_self: bool,
+        offset: int,
+        defaults: tuple[int, ...],
+    ) -> None:
+        self.stub = stub
+        self.name = name
+        self.params = params
+        self.result = result
+        self.has_self = has_self
+        #: Position of the first SQL parameter in the argument tuple (1 when it starts with self or cls).
+        self.offset = offset
+        #: Indexes (in the argument tuple) of parameters whose default is DEFAULT.
+        self.defaults = defaults
+        self._statements: dict[tuple[ServerKey, tuple[int, ...]], Statement] = {}
+        self._matches: dict[ServerKey, Match] = {}
+        self.last_sql: str | None = None
+
+    def _omitted(self, args: tuple[Any, ...]) -> tuple[int, ...]:
+        return tuple(i for i in self.defaults if args[i] is DEFAULT)
+
+    def cached(self, key: ServerKey, args: tuple[Any, ...]) -> Statement | None:
+        return self._statements.get((key, self._omitted(args) if self.defaults else ()))
+
+    def needs_catalog(self, key: ServerKey) -> bool:
+        return key not in self._matches
+
+    def catalog_queries(self) -> tuple[str, dict[str, Any]]:
+        schema, name = (None, self.name[0]) if len(self.name) == 1 else self.name
+        return FUNCTIONS_QUERY, {"name": name, "schema": schema}
+
+    def types_query(self, function_rows: list[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
+        return TYPES_QUERY, {"oids": type_oids(function_rows)}
+
+    def resolve(self, key: ServerKey, function_rows: list[tuple[Any, ...]], type_rows: list[tuple[Any, ...]]) -> None:
+        """Pick the function this stub calls on the server *key*, from the catalog rows about its name."""
+        functions = read_functions(function_rows, read_types(type_rows))
+        self._matches[key] = self._choose(functions)
+
+    def statement(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
+        omitted = self._omitted(args) if self.defaults else ()
+        chosen = self._matches[key]
+        found = self._build(chosen, {i - self.offset for i in omitted}, args)
+        self._statements[(key, omitted)] = found
+        self.last_sql = found.sql
+        return found
+
+    def _choose(self, functions: list[Function]) -> Match:
+        shown = ".".join(self.name)
+        wanted = ", ".join(f"{'VARIADIC ' if p.variadic else ''}{p.name} {describe(p.annotation)}" for p in self.params)
+        if not functions:
+            msg = (
+                f"{self.stub}: the database has no function or procedure {shown}; create it, fix the name with "
+                f"@procedure('schema.name'), or check the search_path (the stub passes: {wanted or 'nothing'})"
+            )
+            raise UndefinedFunctionError(msg)
+        fits: list[Match] = []
+        misfits: list[str] = []
+        for f in functions:
+            found = match(f, self.params, has_self=self.has_self)
+            if isinstance(found, Match):
+                fits.append(found)
+            else:
+                misfits.append(f"{f.signature}: {found}")
+        if len(fits) == 1:
+            return fits[0]
+        if not fits:
+            msg = f"{self.stub}: no {shown} fits the stub ({wanted or 'no arguments'}); candidates:\n  " + "\n  ".join(
+                misfits
+            )
+            raise UndefinedFunctionError(msg)
+        candidates = "\n  ".join(m.function.signature for m in fits)
+        msg = (
+            f"{self.stub}: several {shown} fit the stub ({wanted}); annotate a parameter with the type to use, "
+            f'e.g. `Annotated[int, "int8"]`. Candidates:\n  {candidates}'
+        )
+        raise AmbiguousFunctionError(msg)
+
+    def _build(self, chosen: Match, omitted: set[int], args: tuple[Any, ...]) -> Statement:
+        function = chosen.function
+        parts: list[sql.Composable] = []
+        picks: list[Pick] = []
+        skipped_positional = False
+        by_arg = {id(b.arg): b for b in chosen.bindings}
+        for arg in function.args:
+            binding = by_arg.get(id(arg))
+            if binding is None or (binding.param is not None and binding.param in omitted):
+                if arg.mode == "o" and function.is_procedure:
+                    value: sql.Composable = sql.SQL("NULL")
+                elif binding is not None or (arg.is_input and not chosen.named):
+                    skipped_positional = True
+                    continue
+                else:
+                    continue
+            else:
+                if skipped_positional and not chosen.named:
+                    p = self.params[min(omitted)]
+                    msg = (
+                        f"{self.stub}(): {p.name!r} cannot be left to the server's default here: "
+                        f"{function.signature} has unnamed parameters, so only trailing ones can be omitted"
+                    )
+                    raise ArgumentError(msg)
+                value = self._argument(binding, picks, args)
+            if chosen.named:
+                prefix = "VARIADIC " if arg.mode == "v" else ""
+                value = sql.SQL(prefix + "{} => {}").format(sql.Identifier(arg.name or ""), value)
+            parts.append(value)
+        call = sql.SQL("{}({})").format(sql.Identifier(*self.name), sql.SQL(", ").join(parts))
+        statement: sql.Composable
+        if function.is_procedure:
+            statement = sql.SQL("CALL {}").format(call)
+        elif self.result.shape is Shape.NONE or self.result.scalar:
+            statement = sql.SQL("SELECT {}").format(call)
+        elif function.returns_composite:
+            # A function returning one composite returns NULL for "nothing": make that no row.
+            statement = sql.SQL("SELECT * FROM {} AS r WHERE NOT (r IS NULL)").format(call)
+        else:
+            statement = sql.SQL("SELECT * FROM {}").format(call)
+        return Statement(statement.as_string(), tuple(picks), direct=False)
+
+    def _argument(self, binding: Binding, picks: list[Pick], args: tuple[Any, ...]) -> sql.Composable:
+        """The SQL for one argument, appending how to pick its value(s) from the arguments."""
+        pgtype = binding.arg.type
+        source: int | str
+        if binding.param is None:
+            attribute = source = binding.arg.name or ""
+            if not hasattr(args[0], attribute):
+                msg = (
+                    f"{self.stub}(): the function's parameter {attribute!r} is not a parameter of the stub, so it "
+                    f"is taken from self.{attribute}, but {type(args[0]).__qualname__} has no such attribute"
+                )
+                raise ArgumentError(msg)
+            annotation: Any = Any
+        else:
+            source = binding.param + self.offset
+            param = self.params[binding.param]
+            annotation = list_type(param.annotation) if param.variadic else param.annotation
+        template, adapter = argument_sql(annotation, pgtype)
+        variadic_list = binding.param is not None and self.params[binding.param].variadic
+        pick = _pick(source, _then(list, adapter) if variadic_list else adapter)
+        picks.extend([pick] * template.count("{value}"))
+        return sql.SQL(template.replace("{value}", "{}")).format(
+            *[sql.Placeholder(format=placeholder_format(annotation))] * template.count("{value}"),
+            type=sql.SQL(pgtype.sql),  # format_type output: a type name spelled and quoted by the server
+            element=sql.SQL(pgtype.element.sql if pgtype.element else ""),
+        )
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    return first if second is None else (lambda v: second(first(v)))
+
+
+def argument_sql(annotation: Any, pgtype: PgType) -> tuple[str, Callable[[Any], Any] | None]:
+    """SQL template for one argument of declared type *pgtype* (``{value}`` marks each placeholder) and the
+    conversion applied to the Python value first."""
+    if pgtype.base in ("json", "jsonb"):
+        return "{value}::{type}", jsonb
+    if pgtype.kind == "c":
+        return (
+            "CASE WHEN {value}::jsonb IS NULL THEN NULL ELSE jsonb_populate_record(NULL::{type}, {value}::jsonb) END",
+            jsonb,
+        )
+    element = pgtype.element
+    if element is not None and element.kind == "c":
+        return (
+            (
+                "CASE WHEN {value}::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_populate_record(NULL::{element}, "
+                "e.value) FROM jsonb_array_elements({value}::jsonb) WITH ORDINALITY AS e ORDER BY e.ordinality) END"
+            ),
+            jsonb,
+        )
+    if pgtype.base == "hstore":
+        return "{value}::{type}", hstore_param
+    tp, _ = split_optional(strip_annotated(annotation))
+    if is_enum(tp):
+        return "{value}::{type}", enum_param
+    if element is not None and any(is_enum(a) for a in getattr(tp, "__args__", ())):
+        return "{value}::{type}", list_of(enum_param)
+    return "{value}::{type}", None

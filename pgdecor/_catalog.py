@@ -1,0 +1,258 @@
+"""What the database declares: functions and procedures from ``pg_proc``, types from ``pg_type``.
+
+`@procedure` stubs are resolved against the catalog at their first call on each server, once per process: that
+decides ``SELECT`` or ``CALL``, which overload, named or positional arguments, and the type each argument is
+cast to. Reading is I/O (two queries, below); everything else here is plain functions over the rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import ipaddress
+import typing
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from psycopg.types.range import Range
+from typing_extensions import is_typeddict
+
+from ._annotations import describe, is_namedtuple, list_type, split_optional, strip_annotated
+
+FUNCTIONS_QUERY = """
+SELECT n.nspname::text, p.proname::text, p.oid::regprocedure::text, p.prokind::text, p.proretset,
+       p.prorettype::int8, rt.typtype::text,
+       coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], p.proargmodes::text[], p.proargnames,
+       p.pronargdefaults
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_type rt ON rt.oid = p.prorettype
+WHERE p.proname = %(name)s
+  AND CASE WHEN %(schema)s::text IS NULL THEN pg_catalog.pg_function_is_visible(p.oid)
+           ELSE n.nspname = %(schema)s END
+ORDER BY p.oid
+"""
+
+#: Types by oid, domains resolved to their base type; arrays also bring their element type.
+TYPES_QUERY = """
+SELECT t.oid::int8, pg_catalog.format_type(t.oid, NULL), b.typtype::text, b.typcategory::text, b.typname::text,
+       b.typelem::int8
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+WHERE t.oid = ANY(%(oids)s) OR t.oid IN (SELECT e.typelem FROM pg_catalog.pg_type e WHERE e.oid = ANY(%(oids)s))
+"""
+
+
+@dataclass(frozen=True)
+class PgType:
+    oid: int
+    #: SQL spelling of the type, as ``format_type`` gives it (quoted and schema-qualified where needed).
+    sql: str
+    #: ``typtype`` of the base type: b(ase), c(omposite), e(num), r(ange), p(seudo), m(ultirange).
+    kind: str
+    #: ``typcategory`` of the base type: N(umeric), S(tring), A(rray), B(oolean), D(ate/time), U(ser) ...
+    category: str
+    #: ``typname`` of the base type (``int4``, ``jsonb``, ``hstore``): domains are seen through.
+    base: str
+    element: PgType | None = None
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str | None
+    type: PgType
+    #: i(n), o(ut), b (inout), v(ariadic), t(able column)
+    mode: str
+    has_default: bool
+
+    @property
+    def is_input(self) -> bool:
+        return self.mode in ("i", "b", "v")
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    #: ``schema.name(argtypes)``, for messages.
+    signature: str
+    is_procedure: bool
+    returns_set: bool
+    #: Returns one composite value (not SETOF, no OUT parameters): NULL means "no row".
+    returns_composite: bool
+    args: tuple[Arg, ...]
+
+    @property
+    def inputs(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.is_input)
+
+    @property
+    def outputs(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.mode in ("o", "b", "t"))
+
+
+def type_oids(rows: list[tuple[Any, ...]]) -> list[int]:
+    """Every argument type oid of the functions *rows* (from FUNCTIONS_QUERY) describe."""
+    return sorted({oid for row in rows for oid in row[7] or ()})
+
+
+def read_types(rows: list[tuple[Any, ...]]) -> dict[int, PgType]:
+    """PgTypes from TYPES_QUERY rows, with array elements linked."""
+    plain = {oid: PgType(oid, sql, kind, cat, base) for oid, sql, kind, cat, base, _ in rows}
+    elements = {oid: elem for oid, *_, elem in rows}
+    return {
+        oid: dataclasses.replace(t, element=plain.get(elements[oid])) if t.category == "A" else t
+        for oid, t in plain.items()
+    }
+
+
+def read_functions(rows: list[tuple[Any, ...]], types: dict[int, PgType]) -> list[Function]:
+    """Functions from FUNCTIONS_QUERY rows."""
+    functions = []
+    for schema, name, signature, kind, retset, _rettype, rettyptype, argtypes, modes, names, ndefaults in rows:
+        arg_modes = modes or ["i"] * len(argtypes)
+        arg_names = names or [""] * len(argtypes)
+        n_inputs = sum(m in ("i", "b", "v") for m in arg_modes)
+        first_default = n_inputs - ndefaults
+        args, seen_inputs = [], 0
+        for argtype, mode, arg_name in zip(argtypes, arg_modes, arg_names, strict=True):
+            has_default = False
+            if mode in ("i", "b", "v"):
+                has_default = seen_inputs >= first_default
+                seen_inputs += 1
+            args.append(Arg(arg_name or None, types[argtype], mode, has_default))
+        returns_composite = rettyptype == "c" and not retset and not any(m in ("o", "b", "t") for m in arg_modes)
+        functions.append(Function(schema, name, signature, kind == "p", retset, returns_composite, tuple(args)))
+    return functions
+
+
+# -- matching a stub's parameters with a function's arguments ---------------------------------------------------
+
+
+def compatible(annotation: Any, pgtype: PgType) -> bool:
+    """Whether a Python value annotated *annotation* can be passed where *pgtype* is declared."""
+    tp, _ = split_optional(annotation)
+    for hint in getattr(tp, "__metadata__", ()):
+        if isinstance(hint, str):
+            return hint in (pgtype.sql, pgtype.base)
+    tp = strip_annotated(tp)
+    if tp is Any or tp is object:
+        return True
+    origin = typing.get_origin(tp)
+    if pgtype.category == "A":
+        if origin is not list or pgtype.element is None:
+            return False
+        (item,) = typing.get_args(tp) or (Any,)
+        return compatible(item, pgtype.element)
+    if pgtype.base in ("json", "jsonb"):
+        return _is_json_like(tp)
+    if origin is Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+        return pgtype.kind == "e" or pgtype.category == "S"
+    if origin is dict or tp is dict:
+        return pgtype.base == "hstore"
+    if not isinstance(tp, type) or origin is not None:
+        return False
+    if tp is bool:
+        return pgtype.category == "B"
+    if tp is int:
+        return pgtype.category == "N"
+    if tp in (float, Decimal):
+        return pgtype.category == "N" and pgtype.base not in ("int2", "int4", "int8", "oid")
+    if tp is str:
+        return pgtype.category in ("S", "E") or pgtype.kind == "e" or (pgtype.category == "U" and pgtype.kind == "b")
+    if issubclass(tp, Range):
+        return pgtype.kind in ("r", "m")
+    if dataclasses.is_dataclass(tp) or is_namedtuple(tp):
+        return pgtype.kind == "c"
+    bases = _SCALAR_BASES.get(tp)
+    return bases is None or pgtype.base in bases
+
+
+_SCALAR_BASES: dict[type, tuple[str, ...]] = {
+    bytes: ("bytea",),
+    dt.date: ("date",),
+    dt.datetime: ("timestamp", "timestamptz"),
+    dt.time: ("time", "timetz"),
+    dt.timedelta: ("interval",),
+    uuid.UUID: ("uuid",),
+    ipaddress.IPv4Address: ("inet",),
+    ipaddress.IPv6Address: ("inet",),
+    ipaddress.IPv4Interface: ("inet",),
+    ipaddress.IPv6Interface: ("inet",),
+    ipaddress.IPv4Network: ("cidr",),
+    ipaddress.IPv6Network: ("cidr",),
+}
+
+
+def _is_json_like(tp: Any) -> bool:
+    origin = typing.get_origin(tp) or tp
+    return (
+        origin in (dict, list, Mapping)
+        or is_typeddict(tp)
+        or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+        or tp in (str, int, float, bool)
+    )
+
+
+@dataclass(frozen=True)
+class StubParam:
+    """A stub parameter as resolution sees it."""
+
+    name: str
+    annotation: Any
+    variadic: bool = False
+
+
+@dataclass(frozen=True)
+class Binding:
+    """How one function argument is filled in a call."""
+
+    arg: Arg
+    #: Index of the stub parameter giving the value, or None when it comes from the instance (``self.<name>``).
+    param: int | None
+
+
+@dataclass(frozen=True)
+class Match:
+    function: Function
+    named: bool
+    bindings: tuple[Binding, ...]
+
+
+def match(function: Function, params: list[StubParam], *, has_self: bool) -> Match | str:
+    """Bind the stub's parameters to *function*'s arguments, or say why they do not fit."""
+    inputs = function.inputs
+    named = all(a.name for a in inputs)
+    bindings: list[Binding] = []
+    if named:
+        by_name = {p.name: i for i, p in enumerate(params)}
+        unknown = [p.name for p in params if p.name not in {a.name for a in inputs}]
+        if unknown:
+            return f"it has no parameter {unknown[0]!r}"
+        for arg in inputs:
+            index = by_name.get(arg.name or "")
+            if index is not None:
+                bindings.append(Binding(arg, index))
+            elif has_self:
+                bindings.append(Binding(arg, None))
+            elif not arg.has_default:
+                return f"parameter {arg.name!r} has no default and the stub does not pass it"
+    else:
+        required = sum(not a.has_default for a in inputs)
+        if not required <= len(params) <= len(inputs):
+            return f"it takes {required} to {len(inputs)} unnamed arguments, the stub passes {len(params)}"
+        bindings = [Binding(arg, i) for i, arg in enumerate(inputs[: len(params)])]
+    for b in bindings:
+        if b.param is None:
+            continue
+        p = params[b.param]
+        if p.variadic != (b.arg.mode == "v"):
+            return f"{p.name!r} is {'not ' if not p.variadic else ''}VARIADIC in the stub but not in the function"
+        annotation = list_type(p.annotation) if p.variadic else p.annotation
+        if not compatible(annotation, b.arg.type):
+            return f"{p.name!r} is {describe(p.annotation)} in the stub but {b.arg.type.sql} in the function"
+    return Match(function, named, tuple(bindings))

@@ -1,0 +1,161 @@
+"""Value conversions psycopg does not do by itself: enums, JSON into typed objects, hstore, composites as JSON.
+
+Loading: an enum label becomes the annotated `Enum` member; a json/jsonb value becomes the annotated dataclass,
+TypedDict or list of them. Dumping: an `Enum` is sent as its label, dicts/dataclasses bound for json as `Jsonb`,
+a dict bound for hstore as hstore text, and a dataclass bound for a composite argument as JSON that the server
+turns into the composite by attribute name (``jsonb_populate_record``), so field order never matters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import typing
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.hstore import BaseHstoreDumper
+from psycopg.types.json import Jsonb
+from typing_extensions import is_typeddict
+
+from ._annotations import is_namedtuple, split_optional, strip_annotated
+
+Convert = Callable[[Any], Any]
+
+JSON_OIDS = frozenset({114, 3802})
+
+
+# -- loading ----------------------------------------------------------------------------------------------------
+
+
+def enum_loader(cls: type[enum.Enum]) -> Convert:
+    """Label → member, by value (string-valued enums) or else by name."""
+    by_label = {enum_label(m): m for m in cls}
+
+    def load(label: Any) -> Any:
+        try:
+            return by_label[label]
+        except KeyError:
+            from ._errors import MappingError  # noqa: PLC0415 - errors import nothing from here; keep it that way
+
+            msg = f"the label {label!r} is not a member of {cls.__qualname__} (members: {', '.join(by_label)})"
+            raise MappingError(msg) from None
+
+    return load
+
+
+def needs_json_conversion(tp: Any) -> bool:
+    """Whether a JSON value must be converted to be of annotation *tp* (psycopg gives dicts, lists, scalars)."""
+    tp, _ = split_optional(strip_annotated(tp))
+    origin = typing.get_origin(tp)
+    if origin in (list, dict):
+        return any(needs_json_conversion(a) for a in typing.get_args(tp))
+    if not isinstance(tp, type) or is_typeddict(tp):
+        return False
+    return (
+        dataclasses.is_dataclass(tp)
+        or is_namedtuple(tp)
+        or issubclass(tp, enum.Enum)
+        or tp in (dt.date, dt.datetime, dt.time, Decimal, uuid.UUID)
+    )
+
+
+def from_json(tp: Any, value: Any) -> Any:
+    """A decoded JSON value → a value of annotation *tp*, recursively; keys map onto fields by name."""
+    if value is None:
+        return None
+    tp, _ = split_optional(strip_annotated(tp))
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return [from_json(item, v) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(tp) or (str, Any)
+        return {k: from_json(item, v) for k, v in value.items()}
+    if not isinstance(tp, type) or is_typeddict(tp):
+        return value
+    if issubclass(tp, enum.Enum):
+        return enum_loader(tp)(value)
+    if dataclasses.is_dataclass(tp) or is_namedtuple(tp):
+        hints = typing.get_type_hints(tp)
+        names = [f.name for f in dataclasses.fields(tp)] if dataclasses.is_dataclass(tp) else list(tp._fields)  # type: ignore[attr-defined]
+        return tp(**{n: from_json(hints.get(n, Any), value[n]) for n in names if n in value})
+    if tp in (dt.date, dt.datetime, dt.time) and isinstance(value, str):
+        return tp.fromisoformat(value)
+    if tp is Decimal:
+        return Decimal(str(value))
+    if tp is uuid.UUID:
+        return uuid.UUID(value)
+    return value
+
+
+# -- dumping ----------------------------------------------------------------------------------------------------
+
+
+def enum_label(member: enum.Enum) -> str:
+    return member.value if isinstance(member.value, str) else member.name
+
+
+def to_json(value: Any) -> Any:
+    """A Python value → something `json.dumps` accepts, in the text forms PostgreSQL parses back."""
+    if isinstance(value, enum.Enum):
+        return enum_label(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: to_json(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return f"{value.total_seconds()} seconds"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(value).hex()
+    return str(value)
+
+
+def jsonb(value: Any) -> Any:
+    return None if value is None else Jsonb(to_json(value))
+
+
+def enum_param(value: Any) -> Any:
+    return enum_label(value) if isinstance(value, enum.Enum) else value
+
+
+_hstore_dumper = BaseHstoreDumper(dict)
+
+
+def hstore_param(value: Any) -> Any:
+    if value is None:
+        return None
+    dumped = _hstore_dumper.dump(value)
+    assert dumped is not None
+    return bytes(dumped).decode()
+
+
+def list_of(convert: Convert) -> Convert:
+    """Apply *convert* to each non-NULL item of a list."""
+    return lambda value: None if value is None else [None if v is None else convert(v) for v in value]
+
+
+def is_json_param(tp: Any) -> bool:
+    """Annotations whose values go to the server as jsonb when nothing else is declared (``@query``)."""
+    tp, _ = split_optional(strip_annotated(tp))
+    origin = typing.get_origin(tp) or tp
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return is_json_param(item)
+    return origin is dict or is_typeddict(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+
+
+def is_enum(tp: Any) -> bool:
+    tp, _ = split_optional(strip_annotated(tp))
+    return isinstance(tp, type) and issubclass(tp, enum.Enum)

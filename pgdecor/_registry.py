@@ -1,0 +1,115 @@
+"""Types psycopg does not know out of the box (composites, enums, hstore, extension types and their arrays).
+
+Their values reach pgdecor as text. The first time a result has such a column, the runner asks the catalog
+about it once (`DESCRIBE_QUERY`, repeated for types nested inside) and registers loaders in a private
+`AdaptersMap` kept per database for the life of the process. Users never call psycopg's ``register_*``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import BaseConnection, abc, pq
+from psycopg.adapt import AdaptersMap
+from psycopg.types import TypeInfo
+from psycopg.types.array import register_array
+from psycopg.types.composite import CompositeInfo, register_composite
+from psycopg.types.hstore import register_hstore
+
+_TEXT = pq.Format.TEXT
+
+DESCRIBE_QUERY = """
+SELECT t.oid::int8, t.typname::text, t.oid::regtype::text, t.typtype::text, t.typarray::int8, t.typelem::int8,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
+       coalesce((SELECT array_agg(a.atttypid::int8 ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}')
+FROM pg_catalog.pg_type t
+WHERE t.oid = ANY(%s)
+"""
+
+
+def is_builtin(oid: int) -> bool:
+    """Whether psycopg loads values of this type (or arrays of it) without help."""
+    return psycopg.adapters.types.get(oid) is not None
+
+
+class TypeRegistry:
+    """Loaders for one database's non-builtin types."""
+
+    def __init__(self) -> None:
+        self.adapters = AdaptersMap(psycopg.adapters)
+        self.described: set[int] = set()
+        #: Composite type oid → its attributes.
+        self.composites: dict[int, CompositeInfo] = {}
+        #: Array type oid → element type oid, for the arrays of described types.
+        self.elements: dict[int, int] = {}
+        self._loaders: dict[int, abc.Loader] = {}
+
+    def missing(self, oids: list[int]) -> list[int]:
+        """Which of *oids* still need describing."""
+        return sorted({o for o in oids if o not in self.described and not is_builtin(o)})
+
+    def add(self, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Register the types DESCRIBE_QUERY returned; return the oids they refer to that need describing too."""
+        refers: list[int] = []
+        for oid, name, regtype, kind, array_oid, elem_oid, field_names, field_types in rows:
+            self.described.add(oid)
+            if elem_oid:
+                self.elements[oid] = elem_oid
+                refers.append(elem_oid)
+            elif kind == "c":
+                info = CompositeInfo(
+                    name, oid, array_oid, regtype=regtype, field_names=field_names, field_types=field_types
+                )
+                register_composite(info, self.adapters, make_object=_as_tuple)
+                self.composites[oid] = info
+                refers.extend(field_types)
+            elif name == "hstore":
+                register_hstore(TypeInfo(name, oid, array_oid, regtype=regtype), self.adapters)
+            elif array_oid:
+                # Enums and extension types load as text; registering their array makes arrays load as lists.
+                register_array(TypeInfo(name, oid, array_oid, regtype=regtype), self.adapters)
+            if array_oid:
+                self.described.add(array_oid)
+                self.elements[array_oid] = oid
+        return self.missing(refers)
+
+    def element(self, oid: int) -> int | None:
+        """The element type of an array type."""
+        if oid in self.elements:
+            return self.elements[oid]
+        info = psycopg.adapters.types.get(oid)
+        return info.oid if info is not None and info.array_oid == oid else None
+
+    def load(self, oid: int, text: str) -> Any:
+        """Parse a value psycopg handed over as text because it did not know its type."""
+        loader = self._loaders.get(oid)
+        if loader is None:
+            loader_cls = self.adapters.get_loader(oid, _TEXT)
+            assert loader_cls is not None
+            loader = self._loaders[oid] = loader_cls(oid, self.adapters)
+        return loader.load(text.encode())
+
+
+def _as_tuple(values: Any, _info: CompositeInfo) -> tuple[Any, ...]:
+    return tuple(values)
+
+
+ServerKey = tuple[str, str, str, str]
+_registries: dict[ServerKey, TypeRegistry] = {}
+
+
+def server_key(conn: BaseConnection[Any]) -> ServerKey:
+    """Identifies the database *conn* talks to, and its connection options (which may set the search_path):
+    catalog facts are cached per key."""
+    info = conn.info
+    return (info.host, str(info.port), info.dbname, info.options)
+
+
+def registry_for(key: ServerKey) -> TypeRegistry:
+    found = _registries.get(key)
+    if found is None:
+        found = _registries[key] = TypeRegistry()
+    return found
