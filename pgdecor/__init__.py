@@ -2,6 +2,7 @@
 
 from ._decorators import Stub, procedure, query
 from ._errors import (
+    AmbiguousFunctionError,
     ArgumentError,
     Error,
     MappingError,
@@ -13,9 +14,12 @@ from ._errors import (
     UndefinedFunctionError,
 )
 from ._session import Session, TransactionScope, session, transaction
+from ._signature import DEFAULT
 from ._streams import AsyncStream, Stream
 
 __all__ = [
+    "DEFAULT",
+    "AmbiguousFunctionError",
     "ArgumentError",
     "AsyncStream",
     "Error",

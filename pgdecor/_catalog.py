@@ -24,7 +24,9 @@ from typing_extensions import is_typeddict
 from ._annotations import describe, is_namedtuple, list_type, split_optional, strip_annotated
 
 FUNCTIONS_QUERY = """
-SELECT n.nspname::text, p.proname::text, p.oid::regprocedure::text, p.prokind::text, p.proretset,
+SELECT n.nspname::text, p.proname::text,
+       p.oid::regproc::text || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
+       p.prokind::text, p.proretset,
        p.prorettype::int8, rt.typtype::text,
        coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], p.proargmodes::text[], p.proargnames,
        p.pronargdefaults

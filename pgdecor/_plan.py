@@ -162,7 +162,8 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            raise self.db_error(err, statement) from None
+            exc = self.db_error(err, statement)
+            raise exc from exc.__cause__
         if shape is Shape.MANY:
             return cur.fetchall()
         n = res.ntuples
@@ -223,7 +224,8 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            raise self.db_error(err, statement) from None
+            exc = self.db_error(err, statement)
+            raise exc from exc.__cause__
         if shape is Shape.MANY:
             return await cur.fetchall()
         n = res.ntuples
