@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import ipaddress
 import types
 import typing
@@ -66,7 +67,7 @@ def is_nullable(tp: Any) -> bool:
 
 def is_record_type(tp: Any) -> bool:
     """Whether *tp* is a class whose instances are built from a row's columns."""
-    if not isinstance(tp, type) or tp in SCALAR_TYPES or typing.get_origin(tp) is not None:
+    if not isinstance(tp, type) or typing.get_origin(tp) is not None or issubclass(tp, (enum.Enum, *SCALAR_TYPES)):
         return False
     return dataclasses.is_dataclass(tp) or is_namedtuple(tp) or is_typeddict(tp) or tp.__module__ != "builtins"
 

@@ -46,6 +46,9 @@ class Statement:
     picks: tuple[Pick, ...]
     #: True when the parameters are the arguments as they are (no reordering or conversion).
     direct: bool
+    #: True when the statement returns one value that becomes the whole return annotation (a function
+    #: returning json, an array, a composite value), rather than rows mapped onto it.
+    value: bool = False
 
     def params(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         return args if self.direct else tuple(pick(args) for pick in self.picks)
@@ -203,16 +206,17 @@ class ProcedureCall:
             parts.append(value)
         call = sql.SQL("{}({})").format(sql.Identifier(*self.name), sql.SQL(", ").join(parts))
         statement: sql.Composable
+        one_value = function.returns_value and self.result.shape in (Shape.ONE, Shape.OPTIONAL, Shape.MANY)
         if function.is_procedure:
             statement = sql.SQL("CALL {}").format(call)
-        elif self.result.shape is Shape.NONE or self.result.scalar:
+        elif self.result.shape is Shape.NONE or self.result.scalar or one_value:
             statement = sql.SQL("SELECT {}").format(call)
         elif function.returns_composite:
             # A function returning one composite returns NULL for "nothing": make that no row.
             statement = sql.SQL("SELECT * FROM {} AS r WHERE NOT (r IS NULL)").format(call)
         else:
             statement = sql.SQL("SELECT * FROM {}").format(call)
-        return Statement(statement.as_string(), tuple(picks), direct=False)
+        return Statement(statement.as_string(), tuple(picks), direct=False, value=one_value)
 
     def _argument(self, binding: Binding, picks: list[Pick], args: tuple[Any, ...]) -> sql.Composable:
         """The SQL for one argument, appending how to pick its value(s) from the arguments."""

@@ -41,8 +41,12 @@ ORDER BY p.oid
 
 #: Types by oid, domains resolved to their base type; arrays also bring their element type.
 TYPES_QUERY = """
-SELECT t.oid::int8, pg_catalog.format_type(t.oid, NULL), b.typtype::text, b.typcategory::text, b.typname::text,
-       b.typelem::int8
+SELECT t.oid::int8,
+       -- format_type without a typmod spells bpchar "character" and bit "bit", which in a cast mean length 1
+       CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]'
+                      WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
+                      ELSE pg_catalog.format_type(t.oid, NULL) END,
+       b.typtype::text, b.typcategory::text, b.typname::text, b.typelem::int8
 FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 WHERE t.oid = ANY(%(oids)s) OR t.oid IN (SELECT e.typelem FROM pg_catalog.pg_type e WHERE e.oid = ANY(%(oids)s))
@@ -87,6 +91,11 @@ class Function:
     #: Returns one composite value (not SETOF, no OUT parameters): NULL means "no row".
     returns_composite: bool
     args: tuple[Arg, ...]
+
+    @property
+    def returns_value(self) -> bool:
+        """Returns one value (not a set, not a row of OUT parameters), which SELECT f(...) gives as one column."""
+        return not self.is_procedure and not self.returns_set and not self.returns_composite and not self.outputs
 
     @property
     def inputs(self) -> tuple[Arg, ...]:
@@ -149,13 +158,17 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         if origin is not list or pgtype.element is None:
             return False
         (item,) = typing.get_args(tp) or (Any,)
-        return compatible(item, pgtype.element)
+        item, _ = split_optional(strip_annotated(item))
+        # PostgreSQL arrays of any dimension share one type: list[list[T]] fits T[] too.
+        return compatible(item, pgtype if typing.get_origin(item) is list else pgtype.element)
     if pgtype.base in ("json", "jsonb"):
         return _is_json_like(tp)
     if origin is Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
         return pgtype.kind == "e" or pgtype.category == "S"
     if origin is dict or tp is dict:
         return pgtype.base == "hstore"
+    if isinstance(origin, type) and issubclass(origin, Range):
+        return pgtype.kind in ("r", "m")
     if not isinstance(tp, type) or origin is not None:
         return False
     if tp is bool:

@@ -199,7 +199,7 @@ def column_converter(
     if oid in JSON_OIDS:
         return (lambda v: from_json(tp, v)) if needs_json_conversion(tp) else None
     raw: Convert | None = None
-    if registry is not None and oid in registry.described and tp is not str:
+    if registry is not None and oid in registry.parsed and tp is not str:
         load = registry.load
         raw = lambda v: load(oid, v) if isinstance(v, str) else v  # noqa: E731 - a closure over oid
     shape = _shaper(stub, tp, oid, registry, where)

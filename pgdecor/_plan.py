@@ -48,13 +48,18 @@ class Plan:
     errors: ErrorMap = field(default_factory=dict)
     #: Called with the SQL of each newly composed statement (keeps the stub's ``.sql`` current).
     on_sql: Callable[[str], None] = lambda _sql: None
-    #: Typed Any: it serves as a psycopg row factory for sync and async cursors alike.
+    #: Typed Any: they serve as psycopg row factories for sync and async cursors alike. The value factory maps
+    #: the single column of a function returning one value onto the whole return annotation.
     row_factory: Any = None
+    value_factory: Any = None
 
     def __post_init__(self) -> None:
         r = self.result
         if r.shape is not Shape.NONE:
             self.row_factory = RowFactory(self.stub, self.sql_object, r.row_type, scalar=r.scalar, nullable=r.nullable)
+            self.value_factory = RowFactory(
+                self.stub, self.sql_object, r.value_type, scalar=True, nullable=r.value_nullable
+            )
         self._checked = any(p.check is not None for p in self.params)
 
     # -- decisions shared by both runners ---------------------------------------------------------------------
@@ -120,8 +125,10 @@ class Plan:
         )
         raise MappingError(msg)
 
-    def missing_types(self, key: ServerKey, res: pq.abc.PGresult | None) -> list[int]:
-        factory = self.row_factory
+    def factory(self, statement: Statement) -> Any:
+        return self.value_factory if statement.value else self.row_factory
+
+    def missing_types(self, factory: Any, key: ServerKey, res: pq.abc.PGresult | None) -> list[int]:
         if factory is None or not factory.uses_registry or res is None:
             return []
         return factory.missing_types(res, registry_for(key))  # type: ignore[no-any-return]
@@ -148,22 +155,25 @@ class Plan:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=self.row_factory)
                 try:
                     cur.execute(statement.sql, params)
-                    self._describe(conn, key, cur)
+                    self._describe(conn, key, cur, self.row_factory)
                 except BaseException:
                     cur.close()
                     raise
                 return Stream(self.stub, sess, cur)
-            cur = conn.cursor(row_factory=self.row_factory)
+            factory = self.factory(statement)
+            cur = conn.cursor(row_factory=factory)
             cur.execute(statement.sql, params)
             res = cur.pgresult
             if res.status != _TUPLES_OK:
                 self.no_result_set()
-            self._describe(conn, key, cur)
+            self._describe(conn, key, cur, factory)
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
+        if statement.value:
+            return cur.fetchone()
         if shape is Shape.MANY:
             return cur.fetchall()
         n = res.ntuples
@@ -180,13 +190,13 @@ class Plan:
             call.resolve(key, rows, type_rows)
         return self.composed(key, args)
 
-    def _describe(self, conn: psycopg.Connection[Any], key: ServerKey, cur: Any) -> None:
-        missing = self.missing_types(key, cur.pgresult)
+    def _describe(self, conn: psycopg.Connection[Any], key: ServerKey, cur: Any, factory: Any) -> None:
+        missing = self.missing_types(factory, key, cur.pgresult)
         if missing:
             registry = registry_for(key)
             while missing:
                 missing = registry.add(conn.execute(DESCRIBE_QUERY, [missing]).fetchall())
-            cur.row_factory = self.row_factory  # makes the row maker again, now that the types are known
+            cur.row_factory = factory  # makes the row maker again, now that the types are known
 
     # -- async ----------------------------------------------------------------------------------------------
 
@@ -210,22 +220,25 @@ class Plan:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=self.row_factory)
                 try:
                     await cur.execute(statement.sql, params)
-                    await self._adescribe(conn, key, cur)
+                    await self._adescribe(conn, key, cur, self.row_factory)
                 except BaseException:
                     await cur.close()
                     raise
                 return AsyncStream(self.stub, sess, cur)
-            cur = conn.cursor(row_factory=self.row_factory)
+            factory = self.factory(statement)
+            cur = conn.cursor(row_factory=factory)
             await cur.execute(statement.sql, params)
             res = cur.pgresult
             if res.status != _TUPLES_OK:
                 self.no_result_set()
-            await self._adescribe(conn, key, cur)
+            await self._adescribe(conn, key, cur, factory)
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
+        if statement.value:
+            return await cur.fetchone()
         if shape is Shape.MANY:
             return await cur.fetchall()
         n = res.ntuples
@@ -242,13 +255,13 @@ class Plan:
             call.resolve(key, rows, type_rows)
         return self.composed(key, args)
 
-    async def _adescribe(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, cur: Any) -> None:
-        missing = self.missing_types(key, cur.pgresult)
+    async def _adescribe(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, cur: Any, factory: Any) -> None:
+        missing = self.missing_types(factory, key, cur.pgresult)
         if missing:
             registry = registry_for(key)
             while missing:
                 missing = registry.add(await (await conn.execute(DESCRIBE_QUERY, [missing])).fetchall())
-            cur.row_factory = self.row_factory  # makes the row maker again, now that the types are known
+            cur.row_factory = factory  # makes the row maker again, now that the types are known
 
     def stream(self, args: tuple[Any, ...]) -> Any:
         """Entry point for ``def f() -> AsyncIterator[T]`` stubs: an async iterator that runs on first use."""

@@ -45,6 +45,9 @@ class TypeRegistry:
         self.composites: dict[int, CompositeInfo] = {}
         #: Array type oid → element type oid, for the arrays of described types.
         self.elements: dict[int, int] = {}
+        #: Oids whose text form a registered loader parses (composites, hstore, arrays); enums and other
+        #: extension types stay text.
+        self.parsed: set[int] = set()
         self._loaders: dict[int, abc.Loader] = {}
 
     def missing(self, oids: list[int]) -> list[int]:
@@ -65,14 +68,17 @@ class TypeRegistry:
                 )
                 register_composite(info, self.adapters, make_object=_as_tuple)
                 self.composites[oid] = info
+                self.parsed.add(oid)
                 refers.extend(field_types)
             elif name == "hstore":
                 register_hstore(TypeInfo(name, oid, array_oid, regtype=regtype), self.adapters)
+                self.parsed.add(oid)
             elif array_oid:
                 # Enums and extension types load as text; registering their array makes arrays load as lists.
                 register_array(TypeInfo(name, oid, array_oid, regtype=regtype), self.adapters)
             if array_oid:
                 self.described.add(array_oid)
+                self.parsed.add(array_oid)
                 self.elements[array_oid] = oid
         return self.missing(refers)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import enum
 import typing
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class ResultPlan:
     scalar: bool
     #: For scalars: whether NULL is an acceptable value.
     nullable: bool
+    #: The whole annotation (``| None`` removed), for a function that returns one value (a json document, an
+    #: array, a composite) rather than rows: the value becomes this type, and ``| None`` allows NULL.
+    value_type: Any = None
+    value_nullable: bool = False
 
 
 _LIST_ORIGINS = (list, collections.abc.Sequence)
@@ -41,6 +46,13 @@ _ASYNC_STREAMS = (AsyncStream, collections.abc.AsyncIterator, collections.abc.As
 
 def read_result(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
     """Classify a return annotation; raise SignatureError for one pgdecor cannot produce."""
+    plan = _read(stub, annotation, is_async=is_async)
+    value_type, optional = split_optional(strip_annotated(annotation))
+    nullable = optional or value_type in (Any, object)
+    return dataclasses.replace(plan, value_type=value_type, value_nullable=nullable)
+
+
+def _read(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
     tp = strip_annotated(annotation)
     if tp is None or tp is type(None):
         return ResultPlan(Shape.NONE, None, scalar=False, nullable=True)

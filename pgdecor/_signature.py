@@ -203,9 +203,10 @@ def _value_check(stub: str, name: str, tp: Any) -> Check | None:
         return lambda v: isinstance(v, list) and all(map(item_check, v))
     if origin is dict or tp is dict or is_typeddict(tp):
         return lambda v: isinstance(v, dict)
-    structured = dataclasses.is_dataclass(tp) or (isinstance(tp, type) and is_namedtuple(tp))
-    if isinstance(tp, type) and origin is None and (issubclass(tp, enum.Enum) or _dumpable(tp) or structured):
-        return lambda v: isinstance(v, tp)
+    cls = origin if isinstance(origin, type) else tp  # Range[int] is checked as a Range
+    structured = dataclasses.is_dataclass(cls) or (isinstance(cls, type) and is_namedtuple(cls))
+    if isinstance(cls, type) and (issubclass(cls, enum.Enum) or _dumpable(cls) or structured):
+        return lambda v: isinstance(v, cls)
     msg = (
         f"{stub}: parameter {name!r} is annotated {describe(tp)}, which pgdecor cannot send to PostgreSQL; "
         f"use a scalar type (int, str, Decimal, datetime, ...), an Enum, a dataclass, a dict, a list of those, "
