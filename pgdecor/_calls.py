@@ -54,14 +54,24 @@ class Statement:
         return args if self.direct else tuple(pick(args) for pick in self.picks)
 
 
-def _pick(source: int | str, adapter: Callable[[Any], Any] | None) -> Pick:
+def _pick(stub: str, source: int | str, adapter: Callable[[Any], Any] | None) -> Pick:
     """How to take one parameter from the arguments: by position, or as an attribute of ``self`` (args[0])."""
     get: Pick
     if isinstance(source, int):
         get = itemgetter(source)
     else:
         attribute = attrgetter(source)
-        get = lambda args: attribute(args[0])  # noqa: E731 - a closure over attribute
+
+        def get(args: tuple[Any, ...]) -> Any:
+            try:
+                return attribute(args[0])
+            except AttributeError:
+                msg = (
+                    f"{stub}(): the SQL needs {source!r}, which is not a parameter of the stub, so it is taken "
+                    f"from self.{source}, but {type(args[0]).__qualname__} has no such attribute"
+                )
+                raise ArgumentError(msg) from None
+
     if adapter is None:
         return get
     return lambda args: adapter(get(args))
@@ -79,10 +89,10 @@ def query_adapter(annotation: Any) -> Callable[[Any], Any] | None:
 class QueryCall:
     """The fixed statement of a `@query` stub."""
 
-    def __init__(self, text: str, sources: list[tuple[int | str, Any]]) -> None:
+    def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any]]) -> None:
         picks = [(s, query_adapter(a)) for s, a in sources]
         direct = [s for s, _ in sources] == list(range(len(sources))) and all(a is None for _, a in picks)
-        self.statement = Statement(text, tuple(_pick(s, a) for s, a in picks), direct)
+        self.statement = Statement(text, tuple(_pick(stub, s, a) for s, a in picks), direct)
 
     def cached(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:  # noqa: ARG002 - same as ProcedureCall
         return self.statement
@@ -139,7 +149,7 @@ class ProcedureCall:
     def statement(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
         omitted = self._omitted(args) if self.defaults else ()
         chosen = self._matches[key]
-        found = self._build(chosen, {i - self.offset for i in omitted}, args)
+        found = self._build(chosen, {i - self.offset for i in omitted})
         self._statements[(key, omitted)] = found
         self.last_sql = found.sql
         return found
@@ -175,7 +185,7 @@ class ProcedureCall:
         )
         raise AmbiguousFunctionError(msg)
 
-    def _build(self, chosen: Match, omitted: set[int], args: tuple[Any, ...]) -> Statement:
+    def _build(self, chosen: Match, omitted: set[int]) -> Statement:
         function = chosen.function
         parts: list[sql.Composable] = []
         picks: list[Pick] = []
@@ -199,7 +209,7 @@ class ProcedureCall:
                         f"{function.signature} has unnamed parameters, so only trailing ones can be omitted"
                     )
                     raise ArgumentError(msg)
-                value = self._argument(binding, picks, args)
+                value = self._argument(binding, picks)
             if chosen.named:
                 prefix = "VARIADIC " if arg.mode == "v" else ""
                 value = sql.SQL(prefix + "{} => {}").format(sql.Identifier(arg.name or ""), value)
@@ -218,18 +228,12 @@ class ProcedureCall:
             statement = sql.SQL("SELECT * FROM {}").format(call)
         return Statement(statement.as_string(), tuple(picks), direct=False, value=one_value)
 
-    def _argument(self, binding: Binding, picks: list[Pick], args: tuple[Any, ...]) -> sql.Composable:
+    def _argument(self, binding: Binding, picks: list[Pick]) -> sql.Composable:
         """The SQL for one argument, appending how to pick its value(s) from the arguments."""
         pgtype = binding.arg.type
         source: int | str
         if binding.param is None:
-            attribute = source = binding.arg.name or ""
-            if not hasattr(args[0], attribute):
-                msg = (
-                    f"{self.stub}(): the function's parameter {attribute!r} is not a parameter of the stub, so it "
-                    f"is taken from self.{attribute}, but {type(args[0]).__qualname__} has no such attribute"
-                )
-                raise ArgumentError(msg)
+            source = binding.arg.name or ""
             annotation: Any = Any
         else:
             source = binding.param + self.offset
@@ -237,7 +241,7 @@ class ProcedureCall:
             annotation = list_type(param.annotation) if param.variadic else param.annotation
         template, adapter = argument_sql(annotation, pgtype)
         variadic_list = binding.param is not None and self.params[binding.param].variadic
-        pick = _pick(source, _then(list, adapter) if variadic_list else adapter)
+        pick = _pick(self.stub, source, _then(list, adapter) if variadic_list else adapter)
         picks.extend([pick] * template.count("{value}"))
         return sql.SQL(template.replace("{value}", "{}")).format(
             *[sql.Placeholder(format=placeholder_format(annotation))] * template.count("{value}"),

@@ -207,7 +207,7 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap) -> Stub[..
                 out.append(f"%{fmt}")
                 sources.append((name, Any))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
-        call = QueryCall("".join(out), sources)
+        call = QueryCall(stub, "".join(out), sources)
         return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors)
 
     return _finish(fn, sig, order, plan)

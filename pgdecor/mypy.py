@@ -1,8 +1,11 @@
-"""A mypy plugin that lets pgdecor stubs keep their ``...`` bodies.
+"""A mypy plugin that lets pgdecor stubs keep their ``...`` bodies, and types method stubs as methods.
 
 mypy reports ``[empty-body]`` for a function whose body is ``...`` and whose return type is not None. A pgdecor
 stub's body is never run, so for functions decorated with `pgdecor.procedure` or `pgdecor.query` this plugin
-withdraws that one error; every other check still applies. Enable it with one line of configuration::
+withdraws that one error; every other check still applies. A stub defined in a class keeps its function type,
+so that ``member.delete()`` binds ``self`` (and ``cached_property`` applies) as for any method.
+
+Enable it with one line of configuration::
 
     # pyproject.toml
     [tool.mypy]
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mypy.errorcodes import EMPTY_BODY
-from mypy.nodes import Decorator
+from mypy.nodes import FUNC_NO_INFO, Decorator
 from mypy.plugin import FunctionContext, MethodContext, Plugin
 from mypy.types import Type
 
@@ -22,27 +25,36 @@ _DECORATORS = frozenset({"pgdecor._decorators.procedure"})
 _DECORATOR_CALLS = frozenset({"pgdecor._decorators._Decorator.__call__"})
 
 
-def _allow_empty_body(ctx: FunctionContext | MethodContext) -> Type:
+def _decorated(ctx: FunctionContext | MethodContext) -> Type:
     decorator = ctx.context
-    if isinstance(decorator, Decorator):
-        func = decorator.func
-        # mypy skips the empty-body check for definitions it knows never run (those under
-        # `if TYPE_CHECKING:`); a stub's body never runs either. mypy usually checks function bodies after
-        # their decorators; when it already has, the error is withdrawn.
-        func.is_mypy_only = True
-        errors = ctx.api.msg.errors
-        infos = errors.error_info_map.get(errors.file)
-        if infos:
-            infos[:] = [i for i in infos if not (i.code == EMPTY_BODY and i.line == func.line)]
+    if not isinstance(decorator, Decorator):
+        return ctx.default_return_type
+    _allow_empty_body(ctx, decorator)
+    if decorator.func.info is not FUNC_NO_INFO and ctx.arg_types and ctx.arg_types[0]:
+        # A stub defined in a class is a method: keep the function's own type, so that mypy binds `self` on
+        # instances (and property/cached_property/staticmethod apply to it) as for any method.
+        return ctx.arg_types[0][0]
     return ctx.default_return_type
+
+
+def _allow_empty_body(ctx: FunctionContext | MethodContext, decorator: Decorator) -> None:
+    func = decorator.func
+    # mypy skips the empty-body check for definitions it knows never run (those under `if TYPE_CHECKING:`);
+    # a stub's body never runs either. mypy usually checks function bodies after their decorators; when it
+    # already has, the error is withdrawn.
+    func.is_mypy_only = True
+    errors = ctx.api.msg.errors
+    infos = errors.error_info_map.get(errors.file)
+    if infos:
+        infos[:] = [i for i in infos if not (i.code == EMPTY_BODY and i.line == func.line)]
 
 
 class PgdecorPlugin(Plugin):
     def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
-        return _allow_empty_body if fullname in _DECORATORS else None
+        return _decorated if fullname in _DECORATORS else None
 
     def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
-        return _allow_empty_body if fullname in _DECORATOR_CALLS else None
+        return _decorated if fullname in _DECORATOR_CALLS else None
 
 
 def plugin(version: str) -> type[Plugin]:  # noqa: ARG001 - the signature mypy requires
