@@ -23,7 +23,7 @@ from userdb import (
     ausers_by_domain,
 )
 
-from pgdecor import MappingError, NoSessionError, NotFoundError, RolledBackError, query, session, transaction
+from pgdecor import MappingError, NoSessionError, NotFoundError, RolledBackError, procedure, query, session, transaction
 
 T = TypeVar("T")
 
@@ -200,3 +200,31 @@ def test_async_nested_composites(pg_dsn: str, pg_exec: Any) -> None:
             return await price()
 
     assert run(scenario) == Price(1, Money(Decimal(5), "EUR"))
+
+
+def test_async_catalog_resolution_and_type_description(pg_dsn: str, pg_exec: Any) -> None:
+    """Async stubs resolve procedures and overloads, and describe composite types, like sync ones."""
+    from legacy import SCHEMA, Bundle, Item
+
+    pg_exec(SCHEMA + "CREATE PROCEDURE bump(INOUT n int) LANGUAGE sql AS $$ SELECT n + 1 $$;")
+
+    @procedure("get_item")
+    async def item_by_id(id: int) -> Item | None: ...
+
+    @procedure("get_item")
+    async def items_like(pattern: str) -> list[Item]: ...
+
+    @procedure
+    async def bundle(id: int) -> Bundle | None: ...
+
+    @procedure
+    async def bump(n: int) -> int: ...
+
+    async def scenario() -> None:
+        async with session(pg_dsn):
+            assert await item_by_id(1) == Item(1, "one")
+            assert await items_like("f%") == [Item(4, "four")]
+            assert await bundle(3) == Bundle(Item(3, "three"), [Item(4, "four")])
+            assert await bump(41) == 42
+
+    run(scenario)
