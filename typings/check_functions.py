@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Annotated
 
+from models import Member, Order
 from typing_extensions import assert_type
 
-from pgdecor import DEFAULT, NotFoundError, procedure, query
-
-
-@dataclass
-class Order:
-    id: int
-    total: int
-
-
-@dataclass
-class Member:
-    id: int
-    name: str
-
-    @staticmethod
-    @procedure("get_member")
-    def load(id: int) -> Member | None: ...
-
-    @procedure("delete_member")
-    def delete(self) -> None: ...
-
-    @procedure("rename_member")
-    def rename(self, name: str) -> Member: ...
-
-    @query("UPDATE members SET name = %(name)s WHERE id = %(id)s")
-    def set_name(self, name: str) -> None: ...
-
-    @cached_property
-    @procedure("member_orders")
-    def orders(self) -> list[Order]: ...
+from pgdecor import DEFAULT, NotFoundError, procedure
 
 
 @procedure
@@ -60,10 +30,11 @@ def models(member: Member) -> None:
     assert_type(Member.load(1), Member | None)
     assert_type(member.rename("robert"), Member)
     assert_type(member.delete(), None)
-    assert_type(member.set_name("x"), None)
+    assert_type(member.set_email("x@example.org"), None)
     assert_type(member.orders, list[Order])
     member.rename(1)  # type: ignore[arg-type]
     member.delete(1)  # type: ignore[call-arg]
+    member.set_email(1)  # type: ignore[arg-type]
     member.orders()  # type: ignore[operator]
     Member.load("1")  # type: ignore[arg-type]
 

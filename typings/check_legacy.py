@@ -2,43 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from legacy import Item, bundle, item_by_id, item_count, items_like, set_item
 from typing_extensions import assert_type
 
-from pgdecor import procedure, session
-
-
-@dataclass
-class Item:
-    id: int
-    value: str | None
-
-
-@dataclass
-class Bundle:
-    head: Item
-    rest: list[Item]
-
-
-@procedure("get_item")
-def item_by_id(id: int) -> Item | None: ...
-
-
-@procedure("get_item")
-def items_like(pattern: str) -> list[Item]: ...
-
-
-@procedure
-def bundle(id: int) -> Bundle | None: ...
-
-
-@procedure
-def item_count() -> int: ...
-
-
-@procedure
-def set_item(id: int, value: str | None) -> bool: ...
+from pgdecor import session
 
 
 def use() -> None:

@@ -1,63 +1,28 @@
-"""What mypy infers from decorated stubs, and the misuse it rejects."""
+"""What mypy infers from decorated stubs (the tests' user module), and the misuse it rejects."""
 
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 from typing_extensions import assert_type
+from userdb import (
+    User,
+    aeach_user,
+    aget_user,
+    all_users,
+    count_users,
+    each_user,
+    get_user,
+    load_user,
+    set_email,
+    user_row,
+    users_by_domain,
+)
 
-from pgdecor import AsyncStream, Stream, procedure, query, session, transaction
-
-
-@dataclass
-class User:
-    id: int
-    name: str
-    email: str | None
-
-
-@procedure
-def get_user(id: int) -> User | None: ...
-
-
-@procedure("app.get_user")
-def load_user(id: int) -> User: ...
-
-
-@procedure("app.users_by_domain")
-def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
-
-
-@query("SELECT count(*) FROM app.users")
-def count_users() -> int: ...
-
-
-@query("UPDATE app.users SET email = %(email)s WHERE id = %(id)s")
-def set_email(id: int, email: str | None) -> None: ...
-
-
-@query("SELECT * FROM app.users")
-def each_user() -> Iterator[User]: ...
+from pgdecor import AsyncStream, Stream, query, session, transaction
 
 
 @query("SELECT * FROM app.users")
 def user_stream() -> Stream[User]: ...
-
-
-@query("SELECT * FROM app.users")
-def all_users() -> Sequence[User]: ...
-
-
-@query("SELECT * FROM app.users WHERE id = %(id)s")
-def user_row(id: int) -> dict[str, Any]: ...
-
-
-@procedure("get_user")
-async def aget_user(id: int) -> User | None: ...
-
-
-@query("SELECT * FROM app.users")
-def aeach_user() -> AsyncIterator[User]: ...
 
 
 @query("SELECT * FROM app.users")
