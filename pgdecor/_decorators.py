@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Protocol, TypeVar, overload
 
 from typing_extensions import LiteralString, ParamSpec
@@ -13,7 +13,7 @@ from typing_extensions import LiteralString, ParamSpec
 from ._annotations import qualified_name
 from ._calls import ProcedureCall, QueryCall
 from ._catalog import StubParam
-from ._errors import SignatureError
+from ._errors import ArgumentError, SignatureError
 from ._plan import Plan
 from ._results import Shape, read_result
 from ._signature import (
@@ -29,6 +29,7 @@ from ._signature import (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 R_co = TypeVar("R_co", covariant=True)
 
 
@@ -41,6 +42,30 @@ class Stub(Protocol[P, R_co]):
     __qualname__: str
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    # The overlaps are the point: the first overload that matches the stub's return type decides.
+    @overload
+    def many(  # type: ignore[overload-overlap]
+        self: Stub[P, Coroutine[Any, Any, None]], argsets: Iterable[ArgSet], /
+    ) -> Coroutine[Any, Any, None]: ...
+    @overload
+    def many(  # type: ignore[overload-overlap]
+        self: Stub[P, Coroutine[Any, Any, T]], argsets: Iterable[ArgSet], /
+    ) -> Coroutine[Any, Any, list[T]]: ...
+    @overload
+    def many(self: Stub[P, None], argsets: Iterable[ArgSet], /) -> None: ...  # type: ignore[overload-overlap]
+    @overload
+    def many(self: Stub[P, T], argsets: Iterable[ArgSet], /) -> list[T]: ...
+    def many(self, argsets: Iterable[ArgSet], /) -> Any:
+        """Call the stub once per argument set, in one round trip (pipelined); return the results in order.
+
+        Each argument set is a tuple of positional arguments or a mapping of keyword arguments, bound as a
+        call would bind them. A stub returning None returns None.
+        """
+
+
+#: One call's arguments for `Stub.many`: positional ones as a tuple, or keyword ones as a mapping.
+ArgSet = tuple[Any, ...] | Mapping[str, Any]
 
 
 class _Decorator:
@@ -246,25 +271,49 @@ def _finish(
         caller.sql = plan.call.statement.sql if isinstance(plan.call, QueryCall) else None  # type: ignore[attr-defined]
         plan.on_sql = lambda text: setattr(caller, "sql", text)
 
-    hints = _hints(fn, stub)
-    if hints is not None:
-        plan = build(hints)
-        caller = make_caller(fn, sig, order, runner_for(plan))
-        expose(plan)
-        return caller  # type: ignore[return-value]
+    def current_plan(hints: dict[str, Any] | None = None) -> Plan:
+        plan: Plan | None = getattr(caller, "plan", None)
+        if plan is None:
+            hints = hints or _hints(fn, stub, strict=True)
+            assert hints is not None
+            plan = build(hints)
+            set_target(caller, runner_for(plan))
+            expose(plan)
+        return plan
 
+    pack = make_caller(fn, sig, order, lambda args: args, sync=True)
+
+    def many(argsets: Iterable[ArgSet], /) -> Any:
+        packed = [_bind_one(stub, pack, i, a) for i, a in enumerate(argsets)]
+        plan = current_plan()
+        if plan.result.shape is Shape.STREAM:
+            msg = f"{stub}.many(): a stub returning a stream has no batch form; annotate it `-> list[...]`"
+            raise ArgumentError(msg)
+        return plan.arun_many(packed) if plan.is_async else plan.run_many(packed)
+
+    # Until the plan exists (annotations naming a class defined later), the caller's target builds it first.
     def first_call(args: tuple[Any, ...]) -> Any:
-        resolved = _hints(fn, stub, strict=True)
-        assert resolved is not None
-        plan = build(resolved)
-        runner = runner_for(plan)
-        set_target(caller, runner)
-        expose(plan)
-        return runner(args)
+        return runner_for(current_plan())(args)
 
     caller = make_caller(fn, sig, order, first_call)
     caller.sql = None  # type: ignore[attr-defined]
+    caller.many = many  # type: ignore[attr-defined]
+    hints = _hints(fn, stub)
+    if hints is not None:
+        current_plan(hints)
     return caller  # type: ignore[return-value]
+
+
+def _bind_one(stub: str, pack: Callable[..., tuple[Any, ...]], index: int, argset: Any) -> tuple[Any, ...]:
+    if isinstance(argset, tuple):
+        return pack(*argset)
+    if isinstance(argset, Mapping):
+        return pack(**argset)
+    msg = (
+        f"{stub}.many(): argument set {index} is a {type(argset).__qualname__}; pass each call's arguments as a "
+        f"tuple of positional arguments (`(1,)` for one argument) or a dict of keyword arguments"
+    )
+    raise ArgumentError(msg)
 
 
 def _hints(fn: Callable[..., Any], stub: str, *, strict: bool = False) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from ._signature import Param, check_args
 from ._streams import AsyncStream, Stream
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_NONE, _ONE, _ALL = 0, 1, 2
 _cursor_names = itertools.count(1)
 
 ErrorMap = Mapping[str, Callable[[str], BaseException]]
@@ -61,6 +62,8 @@ class Plan:
                 self.stub, self.sql_object, r.value_type, scalar=True, nullable=r.value_nullable
             )
         self._checked = any(p.check is not None for p in self.params)
+        #: Servers on which this plan's row types have been described (see `first_of_many`).
+        self._described: set[ServerKey] = set()
 
     # -- decisions shared by both runners ---------------------------------------------------------------------
 
@@ -128,6 +131,42 @@ class Plan:
     def factory(self, statement: Statement) -> Any:
         return self.value_factory if statement.value else self.row_factory
 
+    def fetch_kind(self, statement: Statement, res: pq.abc.PGresult | None) -> int:
+        """How to fetch a result: `_ONE` (fetchone) or `_ALL` (fetchall); raises for a wrong row count."""
+        if res is None or res.status != _TUPLES_OK:
+            self.no_result_set()
+        if statement.value:
+            return _ONE
+        if self.result.shape is Shape.MANY:
+            return _ALL
+        n = res.ntuples
+        if n == 1:
+            return _ONE
+        self.not_one(n)
+        return _NONE
+
+    def batches(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> list[tuple[Statement, list[Any]]]:
+        """*argsets* (the call resolved on *key*) as runs of consecutive calls sharing one statement."""
+        out: list[tuple[Statement, list[Any]]] = []
+        for args in argsets:
+            statement = self.call.cached(key, args) or self.composed(key, args)
+            if not out or out[-1][0] is not statement:
+                out.append((statement, []))
+            out[-1][1].append(statement.params(args))
+        return out
+
+    def check_many(self, argsets: list[tuple[Any, ...]]) -> None:
+        if self._checked:
+            for args in argsets:
+                check_args(self.stub, self.params, args)
+
+    def first_of_many(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> bool:
+        """Whether the first call of a batch must run alone: to resolve the call or describe its row types."""
+        if self.call.cached(key, argsets[0]) is None:
+            return True
+        factory = self.factory(self.call.cached(key, argsets[0]))  # type: ignore[arg-type]
+        return factory is not None and factory.uses_registry and key not in self._described
+
     def missing_types(self, factory: Any, key: ServerKey, res: pq.abc.PGresult | None) -> list[int]:
         if factory is None or not factory.uses_registry or res is None:
             return []
@@ -163,23 +202,47 @@ class Plan:
             factory = self.factory(statement)
             cur = conn.cursor(row_factory=factory)
             cur.execute(statement.sql, params)
-            res = cur.pgresult
-            if res.status != _TUPLES_OK:
-                self.no_result_set()
+            kind = self.fetch_kind(statement, cur.pgresult)
             self._describe(conn, key, cur, factory)
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
-        if statement.value:
-            return cur.fetchone()
-        if shape is Shape.MANY:
-            return cur.fetchall()
-        n = res.ntuples
-        if n == 1:
-            return cur.fetchone()
-        return self.not_one(n)
+        return cur.fetchone() if kind is _ONE else cur.fetchall() if kind is _ALL else None
+
+    def run_many(self, argsets: list[tuple[Any, ...]]) -> Any:
+        """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
+        self.check_many(argsets)
+        sess = _current.get()
+        if sess is None or sess._is_async:
+            raise no_session_error(f"{self.stub}.many()", sess, is_async=False)
+        conn = sess.connection()
+        key = sess._key
+        out: list[Any] = []
+        if argsets and self.first_of_many(key, argsets):
+            out.append(self.run(argsets[0]))
+            self._described.add(key)
+            argsets = argsets[1:]
+        statement = None
+        try:
+            for statement, params in self.batches(key, argsets):
+                if self.result.shape is Shape.NONE:
+                    conn.cursor().executemany(statement.sql, params)
+                    continue
+                cur = conn.cursor(row_factory=self.factory(statement))
+                cur.executemany(statement.sql, params, returning=True)
+                while True:
+                    kind = self.fetch_kind(statement, cur.pgresult)
+                    out.append(cur.fetchone() if kind is _ONE else cur.fetchall() if kind is _ALL else None)
+                    if not cur.nextset():
+                        break
+        except Error:
+            raise
+        except psycopg.Error as err:
+            exc = self.db_error(err, statement)
+            raise exc from exc.__cause__
+        return None if self.result.shape is Shape.NONE else out
 
     def _resolve(self, conn: psycopg.Connection[Any], key: ServerKey, args: tuple[Any, ...]) -> Statement:
         call = self.call
@@ -228,23 +291,46 @@ class Plan:
             factory = self.factory(statement)
             cur = conn.cursor(row_factory=factory)
             await cur.execute(statement.sql, params)
-            res = cur.pgresult
-            if res.status != _TUPLES_OK:
-                self.no_result_set()
+            kind = self.fetch_kind(statement, cur.pgresult)
             await self._adescribe(conn, key, cur, factory)
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
-        if statement.value:
-            return await cur.fetchone()
-        if shape is Shape.MANY:
-            return await cur.fetchall()
-        n = res.ntuples
-        if n == 1:
-            return await cur.fetchone()
-        return self.not_one(n)
+        return await cur.fetchone() if kind is _ONE else await cur.fetchall() if kind is _ALL else None
+
+    async def arun_many(self, argsets: list[tuple[Any, ...]]) -> Any:
+        self.check_many(argsets)
+        sess = _current.get()
+        if sess is None or not sess._is_async:
+            raise no_session_error(f"{self.stub}.many()", sess, is_async=True)
+        conn = await sess.aconnection()
+        key = sess._key
+        out: list[Any] = []
+        if argsets and self.first_of_many(key, argsets):
+            out.append(await self.arun(argsets[0]))
+            self._described.add(key)
+            argsets = argsets[1:]
+        statement = None
+        try:
+            for statement, params in self.batches(key, argsets):
+                if self.result.shape is Shape.NONE:
+                    await conn.cursor().executemany(statement.sql, params)
+                    continue
+                cur = conn.cursor(row_factory=self.factory(statement))
+                await cur.executemany(statement.sql, params, returning=True)
+                while True:
+                    kind = self.fetch_kind(statement, cur.pgresult)
+                    out.append(await cur.fetchone() if kind is _ONE else await cur.fetchall() if kind is _ALL else None)
+                    if not cur.nextset():
+                        break
+        except Error:
+            raise
+        except psycopg.Error as err:
+            exc = self.db_error(err, statement)
+            raise exc from exc.__cause__
+        return None if self.result.shape is Shape.NONE else out
 
     async def _aresolve(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, args: tuple[Any, ...]) -> Statement:
         call = self.call

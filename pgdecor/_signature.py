@@ -224,11 +224,17 @@ def _dumpable(tp: type) -> bool:
 
 
 def make_caller(
-    fn: Callable[..., Any], sig: inspect.Signature, order: tuple[str, ...], target: Callable[..., Any]
+    fn: Callable[..., Any],
+    sig: inspect.Signature,
+    order: tuple[str, ...],
+    target: Callable[..., Any],
+    *,
+    sync: bool = False,
 ) -> Callable[..., Any]:
     """Compile a function with *fn*'s exact parameter list that calls ``target(tuple_of_args_in_order)``.
 
-    The target can be swapped later with `set_target` (used when annotations resolve at first call).
+    The target can be swapped later with `set_target` (used when annotations resolve at first call). With
+    *sync*, the function is a plain ``def`` even when *fn* is ``async def``.
     """
     params: list[str] = []
     defaults: dict[str, Any] = {}
@@ -250,7 +256,7 @@ def make_caller(
             last_positional_only = len(params)
     if last_positional_only is not None:
         params.insert(last_positional_only, "/")
-    is_async = inspect.iscoroutinefunction(fn)
+    is_async = inspect.iscoroutinefunction(fn) and not sync
     packed = "".join(f"{n}, " for n in order)
     run = f"{_RESERVED_PREFIX}run"
     body = f"return await {run}(({packed}))" if is_async else f"return {run}(({packed}))"

@@ -47,6 +47,19 @@ def results() -> None:
             pass
 
 
+def batches() -> None:
+    with session("postgresql:///app"):
+        assert_type(get_user.many([(1,), {"id": 2}]), list[User | None])
+        assert_type(users_by_domain.many([("example.org", 5)]), list[list[User]])
+        assert_type(set_email.many([(1, None)]), None)
+        get_user.many([1])  # type: ignore[list-item]
+
+
+async def async_batches() -> None:
+    async with session("postgresql:///app"):
+        assert_type(await aget_user.many([(1,)]), list[User | None])
+
+
 async def async_results() -> None:
     async with session("postgresql:///app"):
         coro: Coroutine[Any, Any, User | None] = aget_user(1)
