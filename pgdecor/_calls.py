@@ -9,7 +9,7 @@ positional arguments, each cast to the type the function declares.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -43,15 +43,33 @@ class Statement:
     """What one call sends."""
 
     sql: str
+    #: How to take each parameter from the argument tuple.
     picks: tuple[Pick, ...]
     #: True when the parameters are the arguments as they are (no reordering or conversion).
     direct: bool
     #: True when the statement returns one value that becomes the whole return annotation (a function
     #: returning json, an array, a composite value), rather than rows mapped onto it.
     value: bool = False
+    #: The argument index of each parameter, when every parameter is an argument as it is.
+    indices: tuple[int, ...] | None = None
+    #: The arguments → the parameters, made from the above.
+    params: Callable[[tuple[Any, ...]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
-    def params(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        return args if self.direct else tuple(pick(args) for pick in self.picks)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _params_function(self.picks, self.direct, self.indices))
+
+
+def _params_function(
+    picks: tuple[Pick, ...], direct: bool, indices: tuple[int, ...] | None
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    if direct:
+        return lambda args: args
+    if indices is not None and len(indices) > 1:
+        return itemgetter(*indices)
+    if indices is not None and indices:
+        (index,) = indices
+        return lambda args: (args[index],)
+    return lambda args: tuple([pick(args) for pick in picks])
 
 
 def _pick(stub: str, source: int | str, adapter: Callable[[Any], Any] | None) -> Pick:
@@ -89,10 +107,12 @@ def query_adapter(annotation: Any) -> Callable[[Any], Any] | None:
 class QueryCall:
     """The fixed statement of a `@query` stub."""
 
-    def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any]]) -> None:
+    def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any]], nargs: int) -> None:
         picks = [(s, query_adapter(a)) for s, a in sources]
-        direct = [s for s, _ in sources] == list(range(len(sources))) and all(a is None for _, a in picks)
-        self.statement = Statement(text, tuple(_pick(stub, s, a) for s, a in picks), direct)
+        plain = [s for s, a in picks if isinstance(s, int) and a is None]
+        indices = tuple(plain) if len(plain) == len(picks) else None
+        direct = indices == tuple(range(nargs))
+        self.statement = Statement(text, tuple(_pick(stub, s, a) for s, a in picks), direct, indices=indices)
 
     def cached(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:  # noqa: ARG002 - same as ProcedureCall
         return self.statement
@@ -189,6 +209,7 @@ class ProcedureCall:
         function = chosen.function
         parts: list[sql.Composable] = []
         picks: list[Pick] = []
+        indices: list[int | None] = []
         skipped_positional = False
         by_arg = {id(b.arg): b for b in chosen.bindings}
         for arg in function.args:
@@ -209,7 +230,7 @@ class ProcedureCall:
                         f"{function.signature} has unnamed parameters, so only trailing ones can be omitted"
                     )
                     raise ArgumentError(msg)
-                value = self._argument(binding, picks)
+                value = self._argument(binding, picks, indices)
             if chosen.named:
                 prefix = "VARIADIC " if arg.mode == "v" else ""
                 value = sql.SQL(prefix + "{} => {}").format(sql.Identifier(arg.name or ""), value)
@@ -226,9 +247,12 @@ class ProcedureCall:
             statement = sql.SQL("SELECT * FROM {} AS r WHERE NOT (r IS NULL)").format(call)
         else:
             statement = sql.SQL("SELECT * FROM {}").format(call)
-        return Statement(statement.as_string(), tuple(picks), direct=False, value=one_value)
+        plain = tuple(i for i in indices if i is not None)
+        exact = plain if len(plain) == len(indices) else None
+        direct = exact == tuple(range(len(self.params) + self.offset))
+        return Statement(statement.as_string(), tuple(picks), direct, value=one_value, indices=exact)
 
-    def _argument(self, binding: Binding, picks: list[Pick]) -> sql.Composable:
+    def _argument(self, binding: Binding, picks: list[Pick], indices: list[int | None]) -> sql.Composable:
         """The SQL for one argument, appending how to pick its value(s) from the arguments."""
         pgtype = binding.arg.type
         source: int | str
@@ -241,8 +265,9 @@ class ProcedureCall:
             annotation = list_type(param.annotation) if param.variadic else param.annotation
         template, adapter = argument_sql(annotation, pgtype)
         variadic_list = binding.param is not None and self.params[binding.param].variadic
-        pick = _pick(self.stub, source, _then(list, adapter) if variadic_list else adapter)
-        picks.extend([pick] * template.count("{value}"))
+        adapt = _then(list, adapter) if variadic_list else adapter
+        picks.extend([_pick(self.stub, source, adapt)] * template.count("{value}"))
+        indices.extend([source if isinstance(source, int) and adapt is None else None] * template.count("{value}"))
         return sql.SQL(template.replace("{value}", "{}")).format(
             *[sql.Placeholder(format=placeholder_format(annotation))] * template.count("{value}"),
             type=sql.SQL(pgtype.sql),  # format_type output: a type name spelled and quoted by the server

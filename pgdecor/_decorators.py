@@ -232,7 +232,7 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap) -> Stub[..
                 out.append(f"%{fmt}")
                 sources.append((name, Any))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
-        call = QueryCall(stub, "".join(out), sources)
+        call = QueryCall(stub, "".join(out), sources, len(params))
         return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors)
 
     return _finish(fn, sig, order, plan)

@@ -1,8 +1,9 @@
-"""Row makers: a result's columns → the stub's row type, matched by column name.
+"""Row mapping: a result's columns → the stub's row type, matched by column name.
 
-A row factory is built once per stub. psycopg calls it once per result set; it compares the result's column
-names with the row type's fields (once per distinct column list) and returns a `RowMaker` specialised for that
-layout, so the per-row work is a tuple reorder at most and one constructor call.
+A `RowMapper` is built once per stub. For each result, the runner looks up the `Layout` of its column names and
+types (made once per distinct layout, when the columns are checked against the fields); the layout turns the
+tuples psycopg fetched into row-type values, so the per-row work is a tuple reorder at most and one constructor
+call, driven from C for whole lists.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import inspect
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import starmap
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq
-from psycopg.rows import RowMaker
+from psycopg.adapt import AdaptersMap
 from typing_extensions import is_typeddict
 
 from ._annotations import describe, is_namedtuple, is_nullable, is_record_type, split_optional, strip_annotated
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError
-from ._registry import TypeRegistry, registry_for, server_key
+from ._registry import ServerKey, TypeRegistry
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,47 @@ def needs_registry(annotation: Any) -> bool:
     return is_record_type(tp) and not is_typeddict(tp)
 
 
-class RowFactory:
-    """A psycopg row factory for one stub: builds its row type from each row."""
+#: Result types loaded differently in text and binary (a record's fields come as strings in text), or with no
+#: loader of their own: their columns keep a statement in text.
+_TEXT_ONLY_OIDS = frozenset({0, 2249, 2287})
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How the rows of one column layout (names and types) become values of the stub's row type."""
+
+    #: One row (a tuple) → a value.
+    one: Callable[[Sequence[Any]], Any]
+    #: A list of rows → a list of values, with the per-row work in C where it can be.
+    many: Callable[[list[Any]], list[Any]]
+    #: Whether every column loads into the same Python value from binary as from text.
+    binary: bool
+
+
+#: The cache key of a result's layout: see `RowMapper.key`.
+LayoutKey = tuple[Any, ...]
+
+
+_COLUMNS: dict[int, Callable[[pq.abc.PGresult], tuple[Any, ...]]] = {}
+
+
+def _columns_function(n: int) -> Callable[[pq.abc.PGresult], tuple[Any, ...]]:
+    """``lambda res: (res.fname(0), ..., res.ftype(n - 1))``, unrolled: the layout check runs on every call."""
+    items = [f"name({i})" for i in range(n)] + [f"oid({i})" for i in range(n)]
+    src = f"def columns(res):\n    name, oid = res.fname, res.ftype\n    return ({', '.join(items)}{',' if n else ''})\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(src, f"<pgdecor {n} columns>", "exec"), namespace)  # noqa: S102 - source built from numbers only
+    _COLUMNS[n] = namespace["columns"]
+    return _COLUMNS[n]
+
+
+class RowMapper:
+    """The mapping of one stub's rows onto its row type, specialised once per distinct result layout.
+
+    Rows are fetched as tuples (psycopg's fastest path); for each result the runner looks up its `Layout` by
+    column names and types, and lets it build the values: a whole list at a time, so that for a plain
+    dataclass the per-row work is one constructor call driven from C.
+    """
 
     def __init__(self, stub: str, sql_object: str, row_type: Any, *, scalar: bool, nullable: bool) -> None:
         self.stub = stub
@@ -112,9 +153,19 @@ class RowFactory:
         self.scalar = scalar
         self.nullable = nullable
         self.record = None if scalar or row_type is dict else record_of(row_type)
-        self._makers: dict[tuple[Any, ...], RowMaker[Any]] = {}
+        self._layouts: dict[LayoutKey, Layout] = {}
         annotations = [row_type] if scalar else [f.annotation for f in self.record.fields] if self.record else []
         self.uses_registry = any(needs_registry(a) for a in annotations)
+
+    def key(self, res: pq.abc.PGresult, server: ServerKey) -> LayoutKey:
+        """The result's column names then type oids (flat, as cheap to hash as can be), after the server if
+        the row type needs types described per server."""
+        n = res.nfields
+        columns = (_COLUMNS.get(n) or _columns_function(n))(res)
+        return (server, *columns) if self.uses_registry else columns
+
+    def cached(self, key: LayoutKey) -> Layout | None:
+        return self._layouts.get(key)
 
     def missing_types(self, res: pq.abc.PGresult, registry: TypeRegistry) -> list[int]:
         """Oids of this result's columns that must be described before its rows can be made."""
@@ -127,30 +178,32 @@ class RowFactory:
         by_name = {f.name: f.annotation for f in self.record.fields}
         return [(res.ftype(i), by_name.get(_name(res, i), Any)) for i in range(res.nfields)]
 
-    def __call__(self, cursor: Any) -> RowMaker[Any]:
-        res = cursor.pgresult
-        if res is None or not res.nfields:
-            return _no_rows
-        registry = registry_for(server_key(cursor.connection)) if self.uses_registry else None
-        if registry is not None and self.missing_types(res, registry):
-            # The runner describes the types, then sets the row factory again: see Plan.run.
-            return _types_pending
-        key = (registry, *(res.fname(i) for i in range(res.nfields)), *(res.ftype(i) for i in range(res.nfields)))
-        maker = self._makers.get(key)
-        if maker is None:
-            names = [_name(res, i) for i in range(res.nfields)]
-            oids = [res.ftype(i) for i in range(res.nfields)]
-            maker = self._makers[key] = self._make(names, oids, registry)
-        return maker
+    def build(self, key: LayoutKey, registry: TypeRegistry | None, adapters: AdaptersMap) -> Layout:
+        """Make (and keep) the layout for *key*; its types must be described already."""
+        columns = key[1:] if self.uses_registry else key
+        half = len(columns) // 2
+        names = [(n or b"").decode() for n in columns[:half]]
+        oids: list[int] = list(columns[half:])
+        layout = self._make(names, oids, registry)
+        binary = all(
+            oid not in _TEXT_ONLY_OIDS
+            and not (registry is not None and oid in registry.parsed)
+            and adapters.get_loader(oid, pq.Format.BINARY) is not None
+            and adapters.get_loader(oid, pq.Format.TEXT) is not None
+            for oid in oids
+        )
+        layout = Layout(layout.one, layout.many, binary)
+        self._layouts[key] = layout
+        return layout
 
-    def _make(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> RowMaker[Any]:
+    def _make(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> Layout:
         if self.scalar:
-            return self._scalar_maker(names, oids, registry)
+            return self._scalar_layout(names, oids, registry)
         if self.record is None:
-            return lambda values: dict(zip(names, values, strict=True))
-        return _record_maker(self.stub, self.record, names, oids, registry, where=f"{self.sql_object} returned")
+            return _each(lambda values: dict(zip(names, values, strict=True)))
+        return _record_layout(self.stub, self.record, names, oids, registry, where=f"{self.sql_object} returned")
 
-    def _scalar_maker(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> RowMaker[Any]:
+    def _scalar_layout(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> Layout:
         if len(names) != 1:
             msg = (
                 f"{self.stub}: {self.sql_object} returned {len(names)} columns ({', '.join(names)}) but the stub "
@@ -160,33 +213,50 @@ class RowFactory:
         convert = column_converter(self.stub, self.row_type, oids[0], registry, where=f"column {names[0]!r}")
         stub, column, nullable, row_type = self.stub, names[0], self.nullable, self.row_type
 
-        def scalar(values: Sequence[Any]) -> Any:
+        def null_error() -> NoReturn:
+            msg = (
+                f"{stub}: column {column!r} is NULL but the stub returns {describe(row_type)}; "
+                f"annotate it `{describe(row_type)} | None` or make the SQL return a value"
+            )
+            raise MappingError(msg)
+
+        first = itemgetter(0)
+        if convert is None:
+
+            def one(values: Sequence[Any]) -> Any:
+                value = values[0]
+                if value is None and not nullable:
+                    null_error()
+                return value
+
+            def many(rows: list[Any]) -> list[Any]:
+                out = list(map(first, rows))
+                if not nullable and None in out:
+                    null_error()
+                return out
+
+            return Layout(one, many, binary=False)
+
+        def one_converted(values: Sequence[Any]) -> Any:
             value = values[0]
             if value is None:
                 if nullable:
                     return None
-                msg = (
-                    f"{stub}: column {column!r} is NULL but the stub returns {describe(row_type)}; "
-                    f"annotate it `{describe(row_type)} | None` or make the SQL return a value"
-                )
-                raise MappingError(msg)
-            return value if convert is None else convert(value)
+                null_error()
+            return convert(value)
 
-        if convert is None and nullable:
-            return itemgetter(0)
-        return scalar
+        return _each(one_converted)
+
+
+def _each(one: Callable[[Sequence[Any]], Any]) -> Layout:
+    """A layout whose rows are made one by one."""
+    return Layout(one, lambda rows: list(map(one, rows)), binary=False)
 
 
 def _name(res: pq.abc.PGresult, i: int) -> str:
     return (res.fname(i) or b"").decode()
 
 
-def _no_rows(_values: Sequence[Any]) -> Any:  # pragma: no cover - psycopg never makes rows without a result
-    raise AssertionError
-
-
-def _types_pending(_values: Sequence[Any]) -> Any:  # pragma: no cover - replaced before any row is made
-    raise AssertionError
 
 
 def column_converter(
@@ -229,7 +299,7 @@ def _shaper(stub: str, tp: Any, oid: int, registry: TypeRegistry | None, where: 
             raise MappingError(msg)
         names, oids = list(info.field_names), list(info.field_types)
         record = record_of(tp)
-        return _record_maker(stub, record, names, oids, registry, where=f"{where} (type {info.name}) has")
+        return _record_layout(stub, record, names, oids, registry, where=f"{where} (type {info.name}) has").one
     return None
 
 
@@ -238,7 +308,7 @@ def _builtin_element(oid: int) -> int | None:
     return info.oid if info is not None and info.array_oid == oid else None
 
 
-def _record_maker(
+def _record_layout(
     stub: str,
     record: Record,
     names: list[str],
@@ -246,8 +316,8 @@ def _record_maker(
     registry: TypeRegistry | None,
     *,
     where: str,
-) -> RowMaker[Any]:
-    """Specialise a maker for one column layout; raise MappingError if the columns do not fit the fields."""
+) -> Layout:
+    """Specialise the row making for one column layout; raise MappingError if the columns do not fit the fields."""
     cls = record.cls
     field_names = [f.name for f in record.fields]
     target = describe(cls) if not record.by_mapping or cls is not dict else "the TypedDict"
@@ -289,37 +359,68 @@ def _record_maker(
                 )
                 raise MappingError(msg)
 
-    build = _builder(record, names)
-    if not not_null and not converters:
-        return build
-    if not converters:
+    build, build_many = _builders(record, names)
+    if converters:
+
+        def converted(values: Sequence[Any]) -> Any:
+            if None in values:
+                null_error(values)
+            row = list(values)
+            for i, convert in converters:
+                if row[i] is not None:
+                    row[i] = convert(row[i])
+            return build(row)
+
+        return _each(converted)
+    if not not_null:
+        return Layout(build, build_many, binary=False)
+    getters = [itemgetter(i) for i, _ in not_null]
+
+    if not record.by_mapping and names == [f.name for f in record.fields if not f.kw_only][: len(names)]:
+        # The common case (columns in field order), without a call in between.
+
+        def checked(values: Sequence[Any]) -> Any:
+            if None in values:
+                null_error(values)
+            return cls(*values)
+
+    else:
 
         def checked(values: Sequence[Any]) -> Any:
             if None in values:
                 null_error(values)
             return build(values)
 
-        return checked
+    def checked_many(rows: list[Any]) -> list[Any]:
+        # Column by column, in C: a NULL in a non-Optional field is found without a Python call per row.
+        for get in getters:
+            if None in map(get, rows):
+                for row in rows:
+                    null_error(row)
+        return build_many(rows)
 
-    def converted(values: Sequence[Any]) -> Any:
-        if None in values:
-            null_error(values)
-        row = list(values)
-        for i, convert in converters:
-            if row[i] is not None:
-                row[i] = convert(row[i])
-        return build(row)
-
-    return converted
+    return Layout(checked, checked_many, binary=False)
 
 
-def _builder(record: Record, names: list[str]) -> Callable[[Sequence[Any]], Any]:
+One = Callable[[Sequence[Any]], Any]
+Many = Callable[[list[Any]], list[Any]]
+
+
+def _builders(record: Record, names: list[str]) -> tuple[One, Many]:
+    """How to build one row, and a list of rows, of *record* from values in the order of *names*."""
     cls = record.cls
     if cls is dict:
-        return lambda values: dict(zip(names, values, strict=True))
-    if record.by_mapping:
-        return lambda values: cls(**dict(zip(names, values, strict=True)))
-    positional = [f.name for f in record.fields if not f.kw_only]
-    if names == positional[: len(names)]:  # the columns are the leading fields, in order: pass them positionally
-        return lambda values: cls(*values)
-    return lambda values: cls(**dict(zip(names, values, strict=True)))
+        return _pair(lambda values: dict(zip(names, values, strict=True)))
+    if not record.by_mapping:
+        positional = [f.name for f in record.fields if not f.kw_only]
+        leading = positional[: len(names)]
+        if names == leading:  # the columns are the leading fields, in order: pass the rows as they are
+            return (lambda values: cls(*values)), (lambda rows: list(starmap(cls, rows)))
+        if len(names) > 1 and sorted(names) == sorted(leading):  # the same, in another order: reorder in C
+            reorder = itemgetter(*(names.index(n) for n in leading))
+            return (lambda values: cls(*reorder(values))), (lambda rows: list(starmap(cls, map(reorder, rows))))
+    return _pair(lambda values: cls(**dict(zip(names, values, strict=True))))
+
+
+def _pair(one: One) -> tuple[One, Many]:
+    return one, lambda rows: list(map(one, rows))

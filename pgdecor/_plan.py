@@ -18,11 +18,11 @@ from psycopg import pq
 from ._annotations import describe
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
-from ._mapping import RowFactory
+from ._mapping import Layout, RowMapper
 from ._registry import DESCRIBE_QUERY, ServerKey, registry_for
 from ._results import ResultPlan, Shape
 from ._session import _current, no_session_error
-from ._signature import Param, check_args
+from ._signature import Param, compile_check
 from ._streams import AsyncStream, Stream
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -49,27 +49,32 @@ class Plan:
     errors: ErrorMap = field(default_factory=dict)
     #: Called with the SQL of each newly composed statement (keeps the stub's ``.sql`` current).
     on_sql: Callable[[str], None] = lambda _sql: None
-    #: Typed Any: they serve as psycopg row factories for sync and async cursors alike. The value factory maps
-    #: the single column of a function returning one value onto the whole return annotation.
-    row_factory: Any = None
-    value_factory: Any = None
 
     def __post_init__(self) -> None:
         r = self.result
-        if r.shape is not Shape.NONE:
-            self.row_factory = RowFactory(self.stub, self.sql_object, r.row_type, scalar=r.scalar, nullable=r.nullable)
-            self.value_factory = RowFactory(
-                self.stub, self.sql_object, r.value_type, scalar=True, nullable=r.value_nullable
-            )
-        self._checked = any(p.check is not None for p in self.params)
+        #: Rows → the return annotation's row type; the value mapper maps the single column of a function
+        #: returning one value (json, an array, a composite) onto the whole annotation.
+        rows = r.shape is not Shape.NONE  # a `-> None` stub maps nothing
+        self.row_mapper = RowMapper(
+            self.stub, self.sql_object, r.row_type if rows else Any, scalar=r.scalar or not rows, nullable=r.nullable
+        )
+        self.value_mapper = RowMapper(
+            self.stub, self.sql_object, r.value_type if rows else Any, scalar=True, nullable=r.value_nullable
+        )
+        #: Raises ArgumentError for an argument tuple that does not fit the annotations; None if all fit.
+        self.check = compile_check(self.stub, self.params)
+        #: (server, SQL) of the statements whose results are fetched in binary: those whose first result had
+        #: only columns psycopg loads the same from binary, which is faster to parse than text.
+        self._binary: set[tuple[ServerKey, str]] = set()
         #: Servers on which this plan's row types have been described (see `first_of_many`).
         self._described: set[ServerKey] = set()
 
     # -- decisions shared by both runners ---------------------------------------------------------------------
 
-    def check(self, args: tuple[Any, ...]) -> None:
-        if self._checked:
-            check_args(self.stub, self.params, args)
+    def check_many(self, argsets: list[tuple[Any, ...]]) -> None:
+        if self.check is not None:
+            for args in argsets:
+                self.check(args)
 
     def composed(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
         """The statement for *args* once the call has been resolved on *key*."""
@@ -128,8 +133,8 @@ class Plan:
         )
         raise MappingError(msg)
 
-    def factory(self, statement: Statement) -> Any:
-        return self.value_factory if statement.value else self.row_factory
+    def mapper(self, statement: Statement) -> RowMapper:
+        return self.value_mapper if statement.value else self.row_mapper
 
     def fetch_kind(self, statement: Statement, res: pq.abc.PGresult | None) -> int:
         """How to fetch a result: `_ONE` (fetchone) or `_ALL` (fetchall); raises for a wrong row count."""
@@ -145,6 +150,20 @@ class Plan:
         self.not_one(n)
         return _NONE
 
+    def checked_format(self, key: ServerKey, statement: Statement, layout: Layout, binary: bool) -> Layout:
+        """Check the result's format against its layout; learn from a first text result to ask for binary."""
+        if binary == layout.binary:
+            return layout
+        if not binary:
+            self._binary.add((key, statement.sql))
+            return layout
+        self._binary.discard((key, statement.sql))
+        msg = (
+            f"{self.stub}: the column types {self.sql_object} returns changed since this process first called it "
+            f"(a column's type now loads only as text); the call ran, but its rows cannot be read: call it again"
+        )
+        raise MappingError(msg)
+
     def batches(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> list[tuple[Statement, list[Any]]]:
         """*argsets* (the call resolved on *key*) as runs of consecutive calls sharing one statement."""
         out: list[tuple[Statement, list[Any]]] = []
@@ -155,27 +174,18 @@ class Plan:
             out[-1][1].append(statement.params(args))
         return out
 
-    def check_many(self, argsets: list[tuple[Any, ...]]) -> None:
-        if self._checked:
-            for args in argsets:
-                check_args(self.stub, self.params, args)
-
     def first_of_many(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> bool:
         """Whether the first call of a batch must run alone: to resolve the call or describe its row types."""
-        if self.call.cached(key, argsets[0]) is None:
+        statement = self.call.cached(key, argsets[0])
+        if statement is None:
             return True
-        factory = self.factory(self.call.cached(key, argsets[0]))  # type: ignore[arg-type]
-        return factory is not None and factory.uses_registry and key not in self._described
-
-    def missing_types(self, factory: Any, key: ServerKey, res: pq.abc.PGresult | None) -> list[int]:
-        if factory is None or not factory.uses_registry or res is None:
-            return []
-        return factory.missing_types(res, registry_for(key))  # type: ignore[no-any-return]
+        return self.mapper(statement).uses_registry and key not in self._described
 
     # -- sync -----------------------------------------------------------------------------------------------
 
     def run(self, args: tuple[Any, ...]) -> Any:
-        self.check(args)
+        if self.check is not None:
+            self.check(args)
         sess = _current.get()
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=False)
@@ -186,30 +196,35 @@ class Plan:
         try:
             if statement is None:
                 statement = self._resolve(conn, key, args)
-            params = statement.params(args)
-            if shape is Shape.NONE:
-                conn.execute(statement.sql, params)
-                return None
+            params = args if statement.direct else statement.params(args)
+            binary = (key, statement.sql) in self._binary
             if shape is Shape.STREAM:
-                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=self.row_factory)
+                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}")
                 try:
-                    cur.execute(statement.sql, params)
-                    self._describe(conn, key, cur, self.row_factory)
+                    cur.execute(statement.sql, params, binary=binary)
+                    layout = self._layout(conn, key, statement, cur, binary)
                 except BaseException:
                     cur.close()
                     raise
-                return Stream(self.stub, sess, cur)
-            factory = self.factory(statement)
-            cur = conn.cursor(row_factory=factory)
+                return Stream(self.stub, sess, cur, layout.many)
+            cur = sess.cursor(conn, binary)
             cur.execute(statement.sql, params)
-            kind = self.fetch_kind(statement, cur.pgresult)
-            self._describe(conn, key, cur, factory)
+            if shape is Shape.NONE:
+                return None
+            res = cur.pgresult
+            kind = self.fetch_kind(statement, res)
+            mapper = self.value_mapper if statement.value else self.row_mapper
+            found = mapper.cached(mapper.key(res, key))
+            if found is not None and found.binary is binary:
+                layout = found
+            else:
+                layout = self._layout(conn, key, statement, cur, binary)
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
-        return cur.fetchone() if kind is _ONE else cur.fetchall() if kind is _ALL else None
+        return layout.one(cur.fetchone()) if kind is _ONE else layout.many(cur.fetchall()) if kind is _ALL else None
 
     def run_many(self, argsets: list[tuple[Any, ...]]) -> Any:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
@@ -227,14 +242,19 @@ class Plan:
         statement = None
         try:
             for statement, params in self.batches(key, argsets):
+                binary = (key, statement.sql) in self._binary
+                cur = sess.cursor(conn, binary)
                 if self.result.shape is Shape.NONE:
-                    conn.cursor().executemany(statement.sql, params)
+                    cur.executemany(statement.sql, params)
                     continue
-                cur = conn.cursor(row_factory=self.factory(statement))
                 cur.executemany(statement.sql, params, returning=True)
                 while True:
                     kind = self.fetch_kind(statement, cur.pgresult)
-                    out.append(cur.fetchone() if kind is _ONE else cur.fetchall() if kind is _ALL else None)
+                    layout = self._layout(conn, key, statement, cur, binary)
+                    if kind is _ONE:
+                        out.append(layout.one(cur.fetchone()))
+                    else:
+                        out.append(layout.many(cur.fetchall()) if kind is _ALL else None)
                     if not cur.nextset():
                         break
         except Error:
@@ -253,18 +273,26 @@ class Plan:
             call.resolve(key, rows, type_rows)
         return self.composed(key, args)
 
-    def _describe(self, conn: psycopg.Connection[Any], key: ServerKey, cur: Any, factory: Any) -> None:
-        missing = self.missing_types(factory, key, cur.pgresult)
-        if missing:
-            registry = registry_for(key)
-            while missing:
+    def _layout(
+        self, conn: psycopg.Connection[Any], key: ServerKey, statement: Statement, cur: Any, binary: bool
+    ) -> Layout:
+        """The layout of the cursor's current result; its types are described first if they must be."""
+        mapper = self.mapper(statement)
+        layout_key = mapper.key(cur.pgresult, key)
+        layout = mapper.cached(layout_key)
+        if layout is None:
+            registry = registry_for(key) if mapper.uses_registry else None
+            missing = mapper.missing_types(cur.pgresult, registry) if registry is not None else []
+            while registry is not None and missing:
                 missing = registry.add(conn.execute(DESCRIBE_QUERY, [missing]).fetchall())
-            cur.row_factory = factory  # makes the row maker again, now that the types are known
+            layout = mapper.build(layout_key, registry, cur.adapters)
+        return self.checked_format(key, statement, layout, binary)
 
     # -- async ----------------------------------------------------------------------------------------------
 
     async def arun(self, args: tuple[Any, ...]) -> Any:
-        self.check(args)
+        if self.check is not None:
+            self.check(args)
         sess = _current.get()
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=True)
@@ -275,30 +303,37 @@ class Plan:
         try:
             if statement is None:
                 statement = await self._aresolve(conn, key, args)
-            params = statement.params(args)
-            if shape is Shape.NONE:
-                await conn.execute(statement.sql, params)
-                return None
+            params = args if statement.direct else statement.params(args)
+            binary = (key, statement.sql) in self._binary
             if shape is Shape.STREAM:
-                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=self.row_factory)
+                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}")
                 try:
-                    await cur.execute(statement.sql, params)
-                    await self._adescribe(conn, key, cur, self.row_factory)
+                    await cur.execute(statement.sql, params, binary=binary)
+                    layout = await self._alayout(conn, key, statement, cur, binary)
                 except BaseException:
                     await cur.close()
                     raise
-                return AsyncStream(self.stub, sess, cur)
-            factory = self.factory(statement)
-            cur = conn.cursor(row_factory=factory)
+                return AsyncStream(self.stub, sess, cur, layout.many)
+            cur = sess.cursor(conn, binary)
             await cur.execute(statement.sql, params)
-            kind = self.fetch_kind(statement, cur.pgresult)
-            await self._adescribe(conn, key, cur, factory)
+            if shape is Shape.NONE:
+                return None
+            res = cur.pgresult
+            kind = self.fetch_kind(statement, res)
+            mapper = self.value_mapper if statement.value else self.row_mapper
+            found = mapper.cached(mapper.key(res, key))
+            if found is not None and found.binary is binary:
+                layout = found
+            else:
+                layout = await self._alayout(conn, key, statement, cur, binary)
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
-        return await cur.fetchone() if kind is _ONE else await cur.fetchall() if kind is _ALL else None
+        if kind is _ONE:
+            return layout.one(await cur.fetchone())
+        return layout.many(await cur.fetchall()) if kind is _ALL else None
 
     async def arun_many(self, argsets: list[tuple[Any, ...]]) -> Any:
         self.check_many(argsets)
@@ -315,14 +350,19 @@ class Plan:
         statement = None
         try:
             for statement, params in self.batches(key, argsets):
+                binary = (key, statement.sql) in self._binary
+                cur = sess.cursor(conn, binary)
                 if self.result.shape is Shape.NONE:
-                    await conn.cursor().executemany(statement.sql, params)
+                    await cur.executemany(statement.sql, params)
                     continue
-                cur = conn.cursor(row_factory=self.factory(statement))
                 await cur.executemany(statement.sql, params, returning=True)
                 while True:
                     kind = self.fetch_kind(statement, cur.pgresult)
-                    out.append(await cur.fetchone() if kind is _ONE else await cur.fetchall() if kind is _ALL else None)
+                    layout = await self._alayout(conn, key, statement, cur, binary)
+                    if kind is _ONE:
+                        out.append(layout.one(await cur.fetchone()))
+                    else:
+                        out.append(layout.many(await cur.fetchall()) if kind is _ALL else None)
                     if not cur.nextset():
                         break
         except Error:
@@ -341,13 +381,19 @@ class Plan:
             call.resolve(key, rows, type_rows)
         return self.composed(key, args)
 
-    async def _adescribe(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, cur: Any, factory: Any) -> None:
-        missing = self.missing_types(factory, key, cur.pgresult)
-        if missing:
-            registry = registry_for(key)
-            while missing:
+    async def _alayout(
+        self, conn: psycopg.AsyncConnection[Any], key: ServerKey, statement: Statement, cur: Any, binary: bool
+    ) -> Layout:
+        mapper = self.mapper(statement)
+        layout_key = mapper.key(cur.pgresult, key)
+        layout = mapper.cached(layout_key)
+        if layout is None:
+            registry = registry_for(key) if mapper.uses_registry else None
+            missing = mapper.missing_types(cur.pgresult, registry) if registry is not None else []
+            while registry is not None and missing:
                 missing = registry.add(await (await conn.execute(DESCRIBE_QUERY, [missing])).fetchall())
-            cur.row_factory = factory  # makes the row maker again, now that the types are known
+            layout = mapper.build(layout_key, registry, cur.adapters)
+        return self.checked_format(key, statement, layout, binary)
 
     def stream(self, args: tuple[Any, ...]) -> Any:
         """Entry point for ``def f() -> AsyncIterator[T]`` stubs: an async iterator that runs on first use."""
@@ -360,7 +406,8 @@ class _LazyAsyncStream:
     __slots__ = ("_args", "_plan", "_stream")
 
     def __init__(self, plan: Plan, args: tuple[Any, ...]) -> None:
-        plan.check(args)
+        if plan.check is not None:
+            plan.check(args)
         self._plan = plan
         self._args = args
         self._stream: AsyncStream[Any] | None = None

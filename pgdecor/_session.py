@@ -75,6 +75,7 @@ class Session:
     __module__ = "pgdecor"
     __slots__ = (
         "_conn",
+        "_cursors",
         "_ended",
         "_entered",
         "_is_async",
@@ -100,6 +101,9 @@ class Session:
         #: Identifies the server of the borrowed connection (set when borrowing): catalog facts are per server.
         self._key: ServerKey = ("", "", "", "")
         self._streams: list[Stream[Any] | AsyncStream[Any]] = []
+        #: The client-side cursors of the session's calls (one fetching text, one binary): a cursor is cheap
+        #: to reuse and costly to make on every call.
+        self._cursors: dict[bool, Any] = {}
 
     def __repr__(self) -> str:
         state = "ended" if self._ended else "active" if self._entered else "not entered"
@@ -147,6 +151,13 @@ class Session:
             )
             raise NoSessionError(msg)
 
+    def cursor(self, conn: Any, binary: bool) -> Any:
+        """The session's client-side cursor on *conn* fetching binary (or text) results."""
+        cur = self._cursors.get(binary)
+        if cur is None:
+            cur = self._cursors[binary] = conn.cursor(binary=binary)
+        return cur
+
     # -- sync ------------------------------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
@@ -170,6 +181,7 @@ class Session:
                 self._tx.__exit__(exc_type, exc, tb)
         finally:
             conn, self._conn, self._tx = self._conn, None, None
+            self._cursors = {}
             try:
                 if conn is not None:
                     _release_sync(self._source, conn)
@@ -220,6 +232,7 @@ class Session:
                 await self._tx.__aexit__(exc_type, exc, tb)
         finally:
             conn, self._conn, self._tx = self._conn, None, None
+            self._cursors = {}
             try:
                 if conn is not None:
                     await _release_async(self._source, conn)

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from psycopg import adapters
 from psycopg.adapt import PyFormat
@@ -59,6 +59,9 @@ class Param:
     format: Literal["b", "s"]
     #: ``*name``: the values arrive as a tuple (a VARIADIC argument).
     variadic: bool = False
+    #: A class whose exact instances pass `check` (the common case, tested first), and whether None does.
+    exact: type | None = None
+    optional: bool = False
 
 
 Receiver = Literal["self", "cls"] | None
@@ -105,10 +108,13 @@ def make_param(stub: str, p: inspect.Parameter, annotation: Any) -> Param:
     if check is not None and p.default is DEFAULT:
         inner = check
         check = lambda v: v is DEFAULT or inner(v)  # noqa: E731 - a closure over inner
-    if p.kind is p.VAR_POSITIONAL:
+    variadic = p.kind is p.VAR_POSITIONAL
+    if variadic:
         item = check
         check = None if item is None else (lambda values: all(map(item, values)))
-    return Param(p.name, annotation, check, placeholder_format(annotation), p.kind is p.VAR_POSITIONAL)
+    tp, optional = split_optional(strip_annotated(annotation))
+    exact = tp if isinstance(tp, type) and typing.get_origin(tp) is None and not variadic else None
+    return Param(p.name, annotation, check, placeholder_format(annotation), variadic, exact, optional and not variadic)
 
 
 def receiver_param(name: str) -> Param:
@@ -116,18 +122,38 @@ def receiver_param(name: str) -> Param:
     return Param(name, Any, None, "s")
 
 
-def check_args(stub: str, params: tuple[Param, ...], args: tuple[Any, ...]) -> None:
-    """Raise ArgumentError for the first argument that does not fit its annotation."""
-    for param, value in zip(params, args, strict=True):
-        if param.check is not None and not param.check(value):
-            shown = repr(value)
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            msg = (
-                f"{stub}(): argument {param.name!r} must be {describe(param.annotation)}, "
-                f"got {type(value).__qualname__} {shown}; nothing was sent to the server"
-            )
-            raise ArgumentError(msg)
+def compile_check(stub: str, params: tuple[Param, ...]) -> Callable[[tuple[Any, ...]], None] | None:
+    """A function raising ArgumentError for the first argument that does not fit its annotation (None when
+    every value is accepted), compiled so that a fitting call costs a type comparison per argument."""
+    namespace: dict[str, Any] = {"fail": lambda i, v: _fail(stub, params[i], v)}
+    lines = ["def check(args):"]
+    for i, param in enumerate(params):
+        if param.check is None:
+            continue
+        namespace[f"c{i}"] = param.check
+        condition = f"c{i}(v)"
+        if param.exact is not None:
+            namespace[f"t{i}"] = param.exact
+            condition = f"type(v) is t{i} or {condition}"
+        if param.optional:
+            condition = f"v is None or {condition}"
+        lines += [f"    v = args[{i}]", f"    if not ({condition}):", f"        fail({i}, v)"]
+    if len(lines) == 1:
+        return None
+    exec(compile("\n".join(lines), f"<pgdecor argument check {stub}>", "exec"), namespace)  # noqa: S102 - from indexes only
+    check: Callable[[tuple[Any, ...]], None] = namespace["check"]
+    return check
+
+
+def _fail(stub: str, param: Param, value: Any) -> NoReturn:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    msg = (
+        f"{stub}(): argument {param.name!r} must be {describe(param.annotation)}, "
+        f"got {type(value).__qualname__} {shown}; nothing was sent to the server"
+    )
+    raise ArgumentError(msg)
 
 
 def placeholder_format(annotation: Any) -> Literal["b", "s"]:

@@ -7,7 +7,7 @@ iterator classes rather than generators, so closing never waits for the garbage 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from psycopg import AsyncServerCursor, ServerCursor
@@ -24,11 +24,13 @@ BATCH_SIZE = 1000
 
 
 class _StreamBase(Generic[T]):
-    __slots__ = ("_buffer", "_done", "_ended_by_session", "_pos", "_session", "_stub")
+    __slots__ = ("_buffer", "_done", "_ended_by_session", "_make", "_pos", "_session", "_stub")
 
-    def __init__(self, stub: str, session: Session) -> None:
+    def __init__(self, stub: str, session: Session, make: Callable[[list[Any]], list[T]]) -> None:
         self._stub = stub
         self._session = session
+        #: Fetched rows (tuples) → values of the stub's row type, a batch at a time.
+        self._make = make
         self._buffer: list[T] = []
         self._pos = 0
         self._done = False
@@ -48,8 +50,8 @@ class _StreamBase(Generic[T]):
         self._pos += 1
         return row
 
-    def _refill(self, rows: list[T]) -> None:
-        self._buffer, self._pos = rows, 0
+    def _refill(self, rows: list[Any]) -> None:
+        self._buffer, self._pos = self._make(rows), 0
         if len(rows) < BATCH_SIZE:
             self._done = True
 
@@ -60,8 +62,10 @@ class Stream(_StreamBase[T], Iterator[T]):
     __module__ = "pgdecor"
     __slots__ = ("_cursor",)
 
-    def __init__(self, stub: str, session: Session, cursor: ServerCursor[Any]) -> None:
-        super().__init__(stub, session)
+    def __init__(
+        self, stub: str, session: Session, cursor: ServerCursor[Any], make: Callable[[list[Any]], list[T]]
+    ) -> None:
+        super().__init__(stub, session, make)
         self._cursor = cursor
 
     def __iter__(self) -> Stream[T]:
@@ -104,8 +108,10 @@ class AsyncStream(_StreamBase[T], AsyncIterator[T]):
     __module__ = "pgdecor"
     __slots__ = ("_cursor",)
 
-    def __init__(self, stub: str, session: Session, cursor: AsyncServerCursor[Any]) -> None:
-        super().__init__(stub, session)
+    def __init__(
+        self, stub: str, session: Session, cursor: AsyncServerCursor[Any], make: Callable[[list[Any]], list[T]]
+    ) -> None:
+        super().__init__(stub, session, make)
         self._cursor = cursor
 
     def __aiter__(self) -> AsyncStream[T]:

@@ -84,7 +84,7 @@ def test_iterator_streams_rows_in_batches(users: str, pg_exec: Exec) -> None:
 def test_iterator_uses_a_server_side_cursor_closed_at_session_exit(users: str) -> None:
     """A stream holds a server-side cursor, which the session closes even if the stream is abandoned."""
 
-    @query("SELECT count(*) FROM pg_cursors")
+    @query("SELECT count(*) FROM pg_cursors WHERE name LIKE 'pgdecor%%'")
     def open_cursors() -> int: ...
 
     with session(users):
@@ -100,7 +100,7 @@ def test_iterator_uses_a_server_side_cursor_closed_at_session_exit(users: str) -
 def test_stream_closed_early_releases_its_cursor(users: str) -> None:
     """A stub annotated `-> Stream[T]` can be closed (or left in a `with`) to close the cursor at once."""
 
-    @query("SELECT count(*) FROM pg_cursors")
+    @query("SELECT count(*) FROM pg_cursors WHERE name LIKE 'pgdecor%%'")
     def open_cursors() -> int: ...
 
     @query("SELECT * FROM users ORDER BY id")
