@@ -174,7 +174,9 @@ class Bench:
         if self.uvapg is not None:
             assert self.uvloop is not None
             asingle.contenders["asyncpg uvloop"] = lambda: timed_async(
-                s.calls, lambda: self.asyncpg_single(self.uvapg), loop=self.uvloop  # type: ignore[arg-type]
+                s.calls,
+                lambda: self.asyncpg_single(self.uvapg),
+                loop=self.uvloop,  # type: ignore[arg-type]
             )
 
         bulk = Workload(f"{s.rows:,}-row set, list_users(n) -> list[User]", "rows")
@@ -183,7 +185,9 @@ class Bench:
         bulk.contenders["psycopg class_row"] = lambda: timed(s.rows, self.psycopg_bulk_class_row)
         if self.apg is not None:
             bulk.contenders["asyncpg records"] = lambda: timed_async(s.rows, self.asyncpg_bulk_records, loop=self.loop)
-            bulk.contenders["asyncpg dataclass"] = lambda: timed_async(s.rows, self.asyncpg_bulk_objects, loop=self.loop)
+            bulk.contenders["asyncpg dataclass"] = lambda: timed_async(
+                s.rows, self.asyncpg_bulk_objects, loop=self.loop
+            )
         if self.pgbench:
             bulk.contenders["pgbench"] = lambda: self.run_pgbench(
                 f"SELECT * FROM list_users({s.rows});\n", 3, per_transaction=s.rows
@@ -376,30 +380,37 @@ def stream_rss(dsn: str, rows: int) -> int:
     return int(out.stdout.strip())
 
 
-STUB_TEMPLATE = '''
+ROW_TEMPLATE = """
 @dataclass
 class Row{i}:
     id: int
     name: str
     email: str | None
     created: datetime
+"""
 
-
+STUB_TEMPLATE = """
 @procedure("get_user")
-def get_user_{i}(id: int) -> Row{i} | None: ...
+def get_user_{i}(id: int) -> Row{row} | None: ...
 
 
 @query("SELECT * FROM users WHERE id = %(id)s AND name = %(name)s")
-def find_user_{i}(id: int, name: str) -> list[Row{i}]: ...
-'''
+def find_user_{i}(id: int, name: str) -> list[Row{row}]: ...
+"""
 
 
-def import_seconds(stubs: int) -> float:
-    """Seconds to import a module of *stubs* decorated stubs (pgdecor itself already imported), in a fresh process."""
+def import_seconds(stubs: int, *, decorated: bool = True) -> float:
+    """Seconds to import a module of *stubs* stubs over *stubs* / 10 dataclasses (pgdecor itself already imported),
+    in a fresh process; with *decorated* false, the same module with the decorators doing nothing."""
     with tempfile.TemporaryDirectory() as tmp:
-        body = "".join(STUB_TEMPLATE.format(i=i) for i in range(stubs // 2))
-        header = "from dataclasses import dataclass\nfrom datetime import datetime\n\nfrom pgdecor import procedure, query\n"
-        Path(tmp, "many_stubs.py").write_text(header + body)
+        rows = "".join(ROW_TEMPLATE.format(i=i) for i in range(max(1, stubs // 10)))
+        body = "".join(STUB_TEMPLATE.format(i=i, row=i % max(1, stubs // 10)) for i in range(stubs // 2))
+        header = "from dataclasses import dataclass\nfrom datetime import datetime\n\n"
+        if decorated:
+            header += "from pgdecor import procedure, query\n"
+        else:
+            header += "def procedure(*a, **k):\n    return lambda f: f\n\n\nquery = procedure\n"
+        Path(tmp, "many_stubs.py").write_text(header + rows + body)
         code = (
             "import sys, time; import pgdecor; sys.path.insert(0, sys.argv[1]); "
             "t = time.perf_counter(); import many_stubs; print(time.perf_counter() - t)"
@@ -459,6 +470,7 @@ def run(dsn: str, sizes: Sizes) -> dict[str, Any]:
         server_version = bench.conn.info.server_version
     small, large = stream_rss(dsn, sizes.rss_small), stream_rss(dsn, sizes.rss_large)
     imports = statistics.median(import_seconds(sizes.stubs) for _ in range(3))
+    plain_imports = statistics.median(import_seconds(sizes.stubs, decorated=False) for _ in range(3))
 
     results: dict[str, Any] = {}
     for key, w in workloads.items():
@@ -492,14 +504,19 @@ def run(dsn: str, sizes: Sizes) -> dict[str, Any]:
                     "what": f"seconds to import a module of {sizes.stubs} stubs, scaled to 500"})  # fmt: skip
     return {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": {"pgdecor": version("pgdecor"), "psycopg": psycopg.__version__,
-                     "asyncpg": getattr(asyncpg, "__version__", None), "server": server_version},  # fmt: skip
+        "versions": {
+            "pgdecor": version("pgdecor"),
+            "psycopg": psycopg.__version__,
+            "asyncpg": getattr(asyncpg, "__version__", None),
+            "server": server_version,
+        },  # fmt: skip
         "sizes": sizes.__dict__,
         "results": results,
         "first_call_ms": first * 1e3,
         "steady_call_ms": steady * 1e3,
         "stream_peak_rss_kib": {str(sizes.rss_small): small, str(sizes.rss_large): large},
         "import_seconds": imports,
+        "import_seconds_undecorated": plain_imports,
         "targets": targets,
     }
 
@@ -517,7 +534,11 @@ def report(data: dict[str, Any]) -> str:
                  f"the next: {data['steady_call_ms']:.2f} ms")  # fmt: skip
     rss = data["stream_peak_rss_kib"]
     lines.append("stream peak RSS: " + ", ".join(f"{int(k):,} rows {v / 1024:.1f} MiB" for k, v in rss.items()))
-    lines.append(f"import of {data['sizes']['stubs']} stubs: {data['import_seconds'] * 1e3:.0f} ms")
+    per_stub = (data["import_seconds"] - data["import_seconds_undecorated"]) / data["sizes"]["stubs"]
+    lines.append(
+        f"import of a module of {data['sizes']['stubs']} stubs: {data['import_seconds'] * 1e3:.0f} ms "
+        f"({data['import_seconds_undecorated'] * 1e3:.0f} ms undecorated; {per_stub * 1e6:.0f} µs per decoration)"
+    )
     lines.append("\ntargets (pgdecor / reference, median of per-round ratios)")
     for t in data["targets"]:
         mark = "met" if t["met"] else "MISSED"
@@ -533,7 +554,9 @@ def prepared_dsn(base: str, stack: ExitStack) -> str:
 
     def drop() -> None:
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+            )
 
     stack.callback(drop)
     dsn = make_conninfo(base, dbname=name)

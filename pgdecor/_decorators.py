@@ -281,9 +281,12 @@ def _finish(
             expose(plan)
         return plan
 
-    pack = make_caller(fn, sig, order, lambda args: args, sync=True)
+    packers: list[Callable[..., tuple[Any, ...]]] = []  # made at the first many(): most stubs never need it
 
     def many(argsets: Iterable[ArgSet], /) -> Any:
+        if not packers:
+            packers.append(make_caller(fn, sig, order, lambda args: args, sync=True))
+        pack = packers[0]
         packed = [_bind_one(stub, pack, i, a) for i, a in enumerate(argsets)]
         plan = current_plan()
         if plan.result.shape is Shape.STREAM:

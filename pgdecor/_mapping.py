@@ -50,8 +50,21 @@ class Record:
     extra_allowed: bool
 
 
+_RECORDS: dict[type, Record] = {}
+
+
 def record_of(cls: type, hints: dict[str, Any] | None = None) -> Record:
-    """Read the fields a record class is built from; *hints* are its resolved annotations."""
+    """Read the fields a record class is built from; *hints* are its resolved annotations (when not given,
+    they are read once per class)."""
+    if hints is None:
+        record = _RECORDS.get(cls)
+        if record is None:
+            record = _RECORDS[cls] = _read_record(cls, None)
+        return record
+    return _read_record(cls, hints)
+
+
+def _read_record(cls: type, hints: dict[str, Any] | None) -> Record:
     if dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls, include_extras=True) if hints is None else hints
         fields = tuple(
@@ -131,7 +144,9 @@ _COLUMNS: dict[int, Callable[[pq.abc.PGresult], tuple[Any, ...]]] = {}
 def _columns_function(n: int) -> Callable[[pq.abc.PGresult], tuple[Any, ...]]:
     """``lambda res: (res.fname(0), ..., res.ftype(n - 1))``, unrolled: the layout check runs on every call."""
     items = [f"name({i})" for i in range(n)] + [f"oid({i})" for i in range(n)]
-    src = f"def columns(res):\n    name, oid = res.fname, res.ftype\n    return ({', '.join(items)}{',' if n else ''})\n"
+    src = (
+        f"def columns(res):\n    name, oid = res.fname, res.ftype\n    return ({', '.join(items)}{',' if n else ''})\n"
+    )
     namespace: dict[str, Any] = {}
     exec(compile(src, f"<pgdecor {n} columns>", "exec"), namespace)  # noqa: S102 - source built from numbers only
     _COLUMNS[n] = namespace["columns"]
@@ -255,8 +270,6 @@ def _each(one: Callable[[Sequence[Any]], Any]) -> Layout:
 
 def _name(res: pq.abc.PGresult, i: int) -> str:
     return (res.fname(i) or b"").decode()
-
-
 
 
 def column_converter(

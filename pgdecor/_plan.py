@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NoReturn
 
 import psycopg
@@ -52,14 +53,10 @@ class Plan:
 
     def __post_init__(self) -> None:
         r = self.result
-        #: Rows → the return annotation's row type; the value mapper maps the single column of a function
-        #: returning one value (json, an array, a composite) onto the whole annotation.
+        #: Rows → the return annotation's row type.
         rows = r.shape is not Shape.NONE  # a `-> None` stub maps nothing
         self.row_mapper = RowMapper(
             self.stub, self.sql_object, r.row_type if rows else Any, scalar=r.scalar or not rows, nullable=r.nullable
-        )
-        self.value_mapper = RowMapper(
-            self.stub, self.sql_object, r.value_type if rows else Any, scalar=True, nullable=r.value_nullable
         )
         #: Raises ArgumentError for an argument tuple that does not fit the annotations; None if all fit.
         self.check = compile_check(self.stub, self.params)
@@ -68,6 +65,13 @@ class Plan:
         self._binary: set[tuple[ServerKey, str]] = set()
         #: Servers on which this plan's row types have been described (see `first_of_many`).
         self._described: set[ServerKey] = set()
+
+    @cached_property
+    def value_mapper(self) -> RowMapper:
+        """The mapping of a function's single value (json, an array, a composite) onto the return annotation."""
+        r = self.result
+        value_type = r.value_type if r.shape is not Shape.NONE else Any
+        return RowMapper(self.stub, self.sql_object, value_type, scalar=True, nullable=r.value_nullable)
 
     # -- decisions shared by both runners ---------------------------------------------------------------------
 
@@ -248,9 +252,13 @@ class Plan:
                     cur.executemany(statement.sql, params)
                     continue
                 cur.executemany(statement.sql, params, returning=True)
+                # executemany prepares the statement, and the server refuses to change a prepared statement's
+                # result columns: one layout serves the whole batch (checked per result when not prepared).
+                layout = None
                 while True:
                     kind = self.fetch_kind(statement, cur.pgresult)
-                    layout = self._layout(conn, key, statement, cur, binary)
+                    if layout is None or conn.prepare_threshold is None:
+                        layout = self._layout(conn, key, statement, cur, binary)
                     if kind is _ONE:
                         out.append(layout.one(cur.fetchone()))
                     else:
@@ -356,9 +364,13 @@ class Plan:
                     await cur.executemany(statement.sql, params)
                     continue
                 await cur.executemany(statement.sql, params, returning=True)
+                # executemany prepares the statement, and the server refuses to change a prepared statement's
+                # result columns: one layout serves the whole batch (checked per result when not prepared).
+                layout = None
                 while True:
                     kind = self.fetch_kind(statement, cur.pgresult)
-                    layout = await self._alayout(conn, key, statement, cur, binary)
+                    if layout is None or conn.prepare_threshold is None:
+                        layout = await self._alayout(conn, key, statement, cur, binary)
                     if kind is _ONE:
                         out.append(layout.one(await cur.fetchone()))
                     else:

@@ -14,6 +14,7 @@ import inspect
 import linecache
 import typing
 from collections.abc import Callable
+from types import CodeType
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, NoReturn
@@ -140,9 +141,23 @@ def compile_check(stub: str, params: tuple[Param, ...]) -> Callable[[tuple[Any, 
         lines += [f"    v = args[{i}]", f"    if not ({condition}):", f"        fail({i}, v)"]
     if len(lines) == 1:
         return None
-    exec(compile("\n".join(lines), f"<pgdecor argument check {stub}>", "exec"), namespace)  # noqa: S102 - from indexes only
+    exec(_compiled("\n".join(lines), "argument check"), namespace)  # noqa: S102 - source built from indexes only
     check: Callable[[tuple[Any, ...]], None] = namespace["check"]
     return check
+
+
+_CODE: dict[str, CodeType] = {}
+
+
+def _compiled(src: str, what: str) -> CodeType:
+    """*src* compiled once per process: stubs of the same shape share the code (only their values differ).
+    The source is kept for tracebacks, under a file name that is unique per source."""
+    code = _CODE.get(src)
+    if code is None:
+        filename = f"<pgdecor generated {what} #{len(_CODE) + 1}>"
+        code = _CODE[src] = compile(src, filename, "exec")
+        linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
+    return code
 
 
 def _fail(stub: str, param: Param, value: Any) -> NoReturn:
@@ -293,10 +308,8 @@ def make_caller(
         f"        {body}\n"
         f"    return stub\n"
     )
-    filename = f"<pgdecor generated caller {fn.__module__}.{fn.__qualname__}>"
     namespace: dict[str, Any] = {}
-    exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - source built above from identifiers only
-    linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
+    exec(_compiled(src, "caller"), namespace)  # noqa: S102 - source built above from identifiers only
     caller: Callable[..., Any] = namespace[f"{_RESERVED_PREFIX}make"](target, *defaults.values())
     caller.__name__ = fn.__name__
     caller.__qualname__ = fn.__qualname__
