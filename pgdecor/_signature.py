@@ -14,9 +14,9 @@ import inspect
 import linecache
 import typing
 from collections.abc import Callable
-from types import CodeType
 from dataclasses import dataclass
 from decimal import Decimal
+from types import CodeType
 from typing import Any, Literal, NoReturn
 
 from psycopg import adapters
