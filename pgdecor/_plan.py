@@ -193,7 +193,9 @@ class Plan:
         sess = _current.get()
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=False)
-        conn = sess.connection()
+        conn = sess._conn
+        if conn is None:  # the first call of the session borrows the connection
+            conn = sess.connection()
         key = sess._key
         shape = self.result.shape
         statement = self.call.cached(key, args)
@@ -236,7 +238,9 @@ class Plan:
         sess = _current.get()
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}.many()", sess, is_async=False)
-        conn = sess.connection()
+        conn = sess._conn
+        if conn is None:  # the first call of the session borrows the connection
+            conn = sess.connection()
         key = sess._key
         out: list[Any] = []
         if argsets and self.first_of_many(key, argsets):
@@ -304,7 +308,9 @@ class Plan:
         sess = _current.get()
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=True)
-        conn = await sess.aconnection()
+        conn = sess._conn
+        if conn is None:  # the first call of the session borrows the connection
+            conn = await sess.aconnection()
         key = sess._key
         shape = self.result.shape
         statement = self.call.cached(key, args)
@@ -348,7 +354,9 @@ class Plan:
         sess = _current.get()
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}.many()", sess, is_async=True)
-        conn = await sess.aconnection()
+        conn = sess._conn
+        if conn is None:  # the first call of the session borrows the connection
+            conn = await sess.aconnection()
         key = sess._key
         out: list[Any] = []
         if argsets and self.first_of_many(key, argsets):

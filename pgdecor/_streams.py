@@ -24,15 +24,15 @@ BATCH_SIZE = 1000
 
 
 class _StreamBase(Generic[T]):
-    __slots__ = ("_buffer", "_done", "_ended_by_session", "_make", "_pos", "_session", "_stub")
+    __slots__ = ("_done", "_ended_by_session", "_make", "_next", "_session", "_stub")
 
     def __init__(self, stub: str, session: Session, make: Callable[[list[Any]], list[T]]) -> None:
         self._stub = stub
         self._session = session
         #: Fetched rows (tuples) → values of the stub's row type, a batch at a time.
         self._make = make
-        self._buffer: list[T] = []
-        self._pos = 0
+        #: The next value of the current batch (the batch's list iterator), raising StopIteration at its end.
+        self._next: Callable[[], T] = iter(()).__next__
         self._done = False
         self._ended_by_session = False
         session._track(self)  # type: ignore[arg-type]
@@ -45,15 +45,14 @@ class _StreamBase(Generic[T]):
             )
             raise NoSessionError(msg)
 
-    def _take(self) -> T:
-        row = self._buffer[self._pos]
-        self._pos += 1
-        return row
-
     def _refill(self, rows: list[Any]) -> None:
-        self._buffer, self._pos = self._make(rows), 0
+        self._next = iter(self._make(rows)).__next__
         if len(rows) < BATCH_SIZE:
             self._done = True
+
+    def _drop(self) -> None:
+        self._done = True
+        self._next = iter(()).__next__
 
 
 class Stream(_StreamBase[T], Iterator[T]):
@@ -72,27 +71,29 @@ class Stream(_StreamBase[T], Iterator[T]):
         return self
 
     def __next__(self) -> T:
-        if self._pos < len(self._buffer):
-            return self._take()
+        try:
+            return self._next()
+        except StopIteration:
+            pass
         self._check_open()
         if not self._done:
             self._refill(self._cursor.fetchmany(BATCH_SIZE))
-            if self._pos < len(self._buffer):
-                return self._take()
+            try:
+                return self._next()
+            except StopIteration:
+                pass
         self.close()
         raise StopIteration
 
     def close(self) -> None:
         """Close the server-side cursor now; the session also does it at exit."""
-        self._done = True
-        self._buffer = []
+        self._drop()
         self._session._untrack(self)
         self._cursor.close()
 
     def _end_sync(self) -> None:
         self._ended_by_session = True
-        self._done = True
-        self._buffer = []
+        self._drop()
         self._cursor.close()
 
     def __enter__(self) -> Stream[T]:
@@ -118,27 +119,29 @@ class AsyncStream(_StreamBase[T], AsyncIterator[T]):
         return self
 
     async def __anext__(self) -> T:
-        if self._pos < len(self._buffer):
-            return self._take()
+        try:
+            return self._next()
+        except StopIteration:
+            pass
         self._check_open()
         if not self._done:
             self._refill(await self._cursor.fetchmany(BATCH_SIZE))
-            if self._pos < len(self._buffer):
-                return self._take()
+            try:
+                return self._next()
+            except StopIteration:
+                pass
         await self.aclose()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
         """Close the server-side cursor now; the session also does it at exit."""
-        self._done = True
-        self._buffer = []
+        self._drop()
         self._session._untrack(self)
         await self._cursor.close()
 
     async def _end_async(self) -> None:
         self._ended_by_session = True
-        self._done = True
-        self._buffer = []
+        self._drop()
         await self._cursor.close()
 
     async def __aenter__(self) -> AsyncStream[T]:
