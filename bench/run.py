@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -40,14 +41,17 @@ from psycopg.rows import class_row
 from pgdecor import procedure, session
 from pgdecor.testing import TemporaryServer, find_bindir
 
-try:
-    import asyncpg
-except ImportError:  # an optional bench dependency: pip install -e '.[bench]'
-    asyncpg = None
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
+
+def _optional(name: str) -> Any:
+    """An optional benchmark dependency (``pip install -e '.[bench]'``), or None."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+asyncpg = _optional("asyncpg")
+uvloop = _optional("uvloop")
 
 HERE = Path(__file__).parent
 
@@ -152,6 +156,7 @@ class Bench:
         self.apg: Any = None
         self.uvloop: asyncio.AbstractEventLoop | None = None
         self.uvapg: Any = None
+        self.uvaconn: Any = None
         if asyncpg is not None:
             self.apg = self.loop.run_until_complete(asyncpg.connect(**asyncpg_params(dsn)))
             stack.callback(lambda: self.loop.run_until_complete(self.apg.close()))
@@ -159,6 +164,8 @@ class Bench:
                 self.uvloop = uvloop.new_event_loop()
                 stack.callback(self.uvloop.close)
                 self.uvapg = self.uvloop.run_until_complete(asyncpg.connect(**asyncpg_params(dsn)))
+                self.uvaconn = self.uvloop.run_until_complete(psycopg.AsyncConnection.connect(dsn))
+                stack.callback(lambda: self.uvloop.run_until_complete(self.uvaconn.close()))  # type: ignore[union-attr]
                 stack.callback(lambda: self.uvloop.run_until_complete(self.uvapg.close()))  # type: ignore[union-attr]
         self.pgbench = shutil.which("pgbench") or _in_bindir("pgbench")
 
@@ -174,7 +181,9 @@ class Bench:
             )
 
         asingle = Workload("async single call, await aget_user(id)", "calls")
-        asingle.contenders["pgdecor async"] = lambda: timed_async(s.calls, self.pgdecor_async, loop=self.loop)
+        asingle.contenders["pgdecor async"] = lambda: timed_async(
+            s.calls, lambda: self.pgdecor_async(self.aconn), loop=self.loop
+        )
         asingle.contenders["psycopg async"] = lambda: timed_async(s.calls, self.psycopg_async, loop=self.loop)
         if self.apg is not None:
             asingle.contenders["asyncpg"] = lambda: timed_async(
@@ -182,6 +191,11 @@ class Bench:
             )
         if self.uvapg is not None:
             assert self.uvloop is not None
+            asingle.contenders["pgdecor async uvloop"] = lambda: timed_async(
+                s.calls,
+                lambda: self.pgdecor_async(self.uvaconn),
+                loop=self.uvloop,  # type: ignore[arg-type]
+            )
             asingle.contenders["asyncpg uvloop"] = lambda: timed_async(
                 s.calls,
                 lambda: self.asyncpg_single(self.uvapg),
@@ -228,8 +242,8 @@ class Bench:
             for i in self.ids[: self.sizes.calls]:
                 get_user(i)
 
-    async def pgdecor_async(self) -> None:
-        async with session(self.aconn):
+    async def pgdecor_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with session(conn):
             for i in self.ids[: self.sizes.calls]:
                 await aget_user(i)
 
@@ -470,7 +484,8 @@ TARGETS = [
     ("3. batch .many()", "batch", "pgdecor", "pgbench", 0.90, "calls/s vs pgbench pipelined"),
     ("3. batch vs executemany", "batch", "pgdecor", "psycopg executemany", 0.90, "calls/s vs psycopg executemany"),
     ("4. async single call", "async", "pgdecor async", "psycopg async", 0.95, "calls/s vs psycopg AsyncConnection"),
-    ("4. async vs asyncpg", "async", "pgdecor async", "asyncpg", 1.0, "calls/s vs asyncpg, same loop"),
+    ("4. async vs asyncpg", "async", "pgdecor async", "asyncpg", 1.0, "calls/s vs asyncpg, both on asyncio's loop"),
+    ("4. async vs asyncpg, uvloop", "async", "pgdecor async uvloop", "asyncpg uvloop", 1.0, "calls/s, both on uvloop"),
 ]
 
 
@@ -597,7 +612,7 @@ def prepared_dsn(base: str, stack: ExitStack) -> str:
     stack.callback(drop)
     dsn = make_conninfo(base, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute((HERE / "schema.sql").read_text())  # type: ignore[arg-type]
+        conn.execute((HERE / "schema.sql").read_text())
         conn.execute("VACUUM ANALYZE users")
     return dsn
 

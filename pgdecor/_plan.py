@@ -170,6 +170,11 @@ class Plan:
 
     def batches(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> list[tuple[Statement, list[Any]]]:
         """*argsets* (the call resolved on *key*) as runs of consecutive calls sharing one statement."""
+        if not argsets:
+            return []
+        if isinstance(self.call, QueryCall) or not self.call.defaults:  # one statement serves every call
+            statement = self.call.cached(key, argsets[0]) or self.composed(key, argsets[0])
+            return [(statement, argsets if statement.direct else list(map(statement.params, argsets)))]
         out: list[tuple[Statement, list[Any]]] = []
         for args in argsets:
             statement = self.call.cached(key, args) or self.composed(key, args)

@@ -1,0 +1,32 @@
+"""The benchmark still runs every workload (tiny sizes, one round): it cannot rot between full runs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_runs_every_workload_and_reports_every_target(pg_server_dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--dsn", pg_server_dsn, "--json", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    data = json.loads(out.read_text())
+    results = data["results"]
+    assert set(results) == {"single", "async", "bulk", "stream", "batch"}
+    for workload in results.values():
+        assert workload["contenders"]
+        for contender in workload["contenders"].values():
+            assert contender["median"] > 0
+            assert contender["cpu_us_per_op"] >= 0
+    assert results["single"]["contenders"]["pgdecor"]["cpu_us_per_op"] > 0
+    assert "psycopg" in results["single"]["contenders"]
+    reported = {t["target"] for t in data["targets"]}
+    assert {"1. single call", "2. bulk list[User]", "3. batch vs executemany", "4. async single call"} <= reported
+    assert {"2. stream memory", "5. import 500 stubs"} <= reported
+    assert data["stream_peak_rss_kib"]
