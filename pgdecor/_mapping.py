@@ -24,6 +24,7 @@ from psycopg.adapt import AdaptersMap
 from typing_extensions import is_typeddict
 
 from ._annotations import describe, is_namedtuple, is_nullable, is_record_type, split_optional, strip_annotated
+from ._codegen import define
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError
 from ._registry import ServerKey, TypeRegistry
@@ -147,9 +148,7 @@ def _columns_function(n: int) -> Callable[[pq.abc.PGresult], tuple[Any, ...]]:
     src = (
         f"def columns(res):\n    name, oid = res.fname, res.ftype\n    return ({', '.join(items)}{',' if n else ''})\n"
     )
-    namespace: dict[str, Any] = {}
-    exec(compile(src, f"<pgdecor {n} columns>", "exec"), namespace)  # noqa: S102 - source built from numbers only
-    _COLUMNS[n] = namespace["columns"]
+    _COLUMNS[n] = define(src, "columns", "column list")
     return _COLUMNS[n]
 
 
@@ -387,32 +386,41 @@ def _record_layout(
         return _each(converted)
     if not not_null:
         return Layout(build, build_many, binary=False)
-    getters = [itemgetter(i) for i, _ in not_null]
+    null_in_row, null_in_rows = _null_checks(tuple(i for i, _ in not_null))
 
     if not record.by_mapping and names == [f.name for f in record.fields if not f.kw_only][: len(names)]:
         # The common case (columns in field order), without a call in between.
 
         def checked(values: Sequence[Any]) -> Any:
-            if None in values:
+            if null_in_row(values):
                 null_error(values)
             return cls(*values)
 
     else:
 
         def checked(values: Sequence[Any]) -> Any:
-            if None in values:
+            if null_in_row(values):
                 null_error(values)
             return build(values)
 
     def checked_many(rows: list[Any]) -> list[Any]:
-        # Column by column, in C: a NULL in a non-Optional field is found without a Python call per row.
-        for get in getters:
-            if None in map(get, rows):
-                for row in rows:
-                    null_error(row)
+        if null_in_rows(rows):
+            for row in rows:
+                null_error(row)
         return build_many(rows)
 
     return Layout(checked, checked_many, binary=False)
+
+
+def _null_checks(indices: tuple[int, ...]) -> tuple[Callable[[Sequence[Any]], bool], Callable[[list[Any]], bool]]:
+    """Whether a row, or any of a list of rows, has NULL at one of *indices*: straight-line identity tests,
+    several times faster than `None in row` (which compares by equality) or a pass per column."""
+    test = " or ".join(f"r[{i}] is None" for i in indices)
+    src = f"def null_in_row(r):\n    return {test}\n\n\ndef null_in_rows(rows):\n    for r in rows:\n"
+    src += f"        if {test}:\n            return True\n    return False\n"
+    namespace: dict[str, Any] = {}
+    define(src, "null_in_row", "NULL check", namespace)
+    return namespace["null_in_row"], namespace["null_in_rows"]
 
 
 One = Callable[[Sequence[Any]], Any]

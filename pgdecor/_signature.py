@@ -11,12 +11,10 @@ import dataclasses
 import datetime as dt
 import enum
 import inspect
-import linecache
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from types import CodeType
 from typing import Any, Literal, NoReturn
 
 from psycopg import adapters
@@ -24,6 +22,7 @@ from psycopg.adapt import PyFormat
 from typing_extensions import is_typeddict
 
 from ._annotations import describe, is_namedtuple, split_optional, strip_annotated
+from ._codegen import define
 from ._errors import ArgumentError, SignatureError
 
 Check = Callable[[Any], bool]
@@ -141,23 +140,8 @@ def compile_check(stub: str, params: tuple[Param, ...]) -> Callable[[tuple[Any, 
         lines += [f"    v = args[{i}]", f"    if not ({condition}):", f"        fail({i}, v)"]
     if len(lines) == 1:
         return None
-    exec(_compiled("\n".join(lines), "argument check"), namespace)  # noqa: S102 - source built from indexes only
-    check: Callable[[tuple[Any, ...]], None] = namespace["check"]
+    check: Callable[[tuple[Any, ...]], None] = define("\n".join(lines), "check", "argument check", namespace)
     return check
-
-
-_CODE: dict[str, CodeType] = {}
-
-
-def _compiled(src: str, what: str) -> CodeType:
-    """*src* compiled once per process: stubs of the same shape share the code (only their values differ).
-    The source is kept for tracebacks, under a file name that is unique per source."""
-    code = _CODE.get(src)
-    if code is None:
-        filename = f"<pgdecor generated {what} #{len(_CODE) + 1}>"
-        code = _CODE[src] = compile(src, filename, "exec")
-        linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
-    return code
 
 
 def _fail(stub: str, param: Param, value: Any) -> NoReturn:
@@ -308,9 +292,8 @@ def make_caller(
         f"        {body}\n"
         f"    return stub\n"
     )
-    namespace: dict[str, Any] = {}
-    exec(_compiled(src, "caller"), namespace)  # noqa: S102 - source built above from identifiers only
-    caller: Callable[..., Any] = namespace[f"{_RESERVED_PREFIX}make"](target, *defaults.values())
+    make = define(src, f"{_RESERVED_PREFIX}make", "caller")
+    caller: Callable[..., Any] = make(target, *defaults.values())
     caller.__name__ = fn.__name__
     caller.__qualname__ = fn.__qualname__
     caller.__module__ = fn.__module__
