@@ -1,5 +1,6 @@
 """pgdecor: call PostgreSQL stored functions and hand-written SQL through typed Python stubs."""
 
+from ._database import Counters, Database, counters
 from ._decorators import Stub, procedure, query
 from ._errors import (
     AmbiguousFunctionError,
@@ -22,6 +23,8 @@ __all__ = [
     "AmbiguousFunctionError",
     "ArgumentError",
     "AsyncStream",
+    "Counters",
+    "Database",
     "Error",
     "MappingError",
     "NoSessionError",
@@ -34,6 +37,7 @@ __all__ = [
     "TooManyRowsError",
     "TransactionScope",
     "UndefinedFunctionError",
+    "counters",
     "procedure",
     "query",
     "session",

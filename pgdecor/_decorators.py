@@ -86,8 +86,10 @@ ErrorMap = Mapping[str, Callable[[str], BaseException]]
 @overload
 def procedure(fn: Callable[P, R], /) -> Stub[P, R]: ...
 @overload
-def procedure(name: str | None = None, /, *, errors: ErrorMap | None = None) -> _Decorator: ...
-def procedure(arg: Callable[P, R] | str | None = None, /, *, errors: ErrorMap | None = None) -> Stub[P, R] | _Decorator:
+def procedure(name: str | None = None, /, *, errors: ErrorMap | None = None, readonly: bool = False) -> _Decorator: ...
+def procedure(
+    arg: Callable[P, R] | str | None = None, /, *, errors: ErrorMap | None = None, readonly: bool = False
+) -> Stub[P, R] | _Decorator:
     """Turn a typed stub into a call of the stored function or procedure of the same name (or the one named).
 
     At its first call on a server, the stub is resolved against the catalog: a procedure is called with
@@ -101,18 +103,18 @@ def procedure(arg: Callable[P, R] | str | None = None, /, *, errors: ErrorMap | 
         def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
 
     *errors* maps SQLSTATEs to the exceptions to raise instead of psycopg's (each is called with a message):
-    ``@procedure(errors={"P0002": NotFoundError})``.
+    ``@procedure(errors={"P0002": NotFoundError})``. A *readonly* stub may run on the session's replica.
     """
     if callable(arg):
-        return _build_procedure(arg, None, {})  # type: ignore[return-value]
+        return _build_procedure(arg, None, {}, readonly=False)  # type: ignore[return-value]
     if arg is not None and not isinstance(arg, str):
         msg = f"@procedure takes a function name as a string, not {type(arg).__qualname__}"
         raise SignatureError(msg)
     name, error_map = arg, _error_map("@procedure", errors)
-    return _Decorator(lambda fn: _build_procedure(fn, name, error_map))
+    return _Decorator(lambda fn: _build_procedure(fn, name, error_map, readonly=readonly))
 
 
-def query(sql: LiteralString, /, *, errors: ErrorMap | None = None) -> _Decorator:
+def query(sql: LiteralString, /, *, errors: ErrorMap | None = None, readonly: bool = False) -> _Decorator:
     """Turn a typed stub into a call of the given SQL, with ``%(name)s`` placeholders bound from its parameters.
 
     Every placeholder must name a parameter, and every parameter must be used::
@@ -120,13 +122,14 @@ def query(sql: LiteralString, /, *, errors: ErrorMap | None = None) -> _Decorato
         @query("UPDATE app.users SET email = %(email)s WHERE id = %(id)s")
         def set_email(id: int, email: str | None) -> None: ...
 
-    In a method stub, a placeholder that names no parameter takes the instance's attribute of that name.
+    In a method stub, a placeholder that names no parameter takes the instance's attribute of that name. A
+    *readonly* stub may run on the session's replica.
     """
     if not isinstance(sql, str):
         msg = f"@query takes the SQL text as a string, not {type(sql).__qualname__}"
         raise SignatureError(msg)
     error_map = _error_map("@query", errors)
-    return _Decorator(lambda fn: _build_query(fn, sql, error_map))
+    return _Decorator(lambda fn: _build_query(fn, sql, error_map, readonly=readonly))
 
 
 def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
@@ -143,7 +146,7 @@ def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
 # -- building ----------------------------------------------------------------------------------------------------
 
 
-def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap) -> Stub[..., Any]:
+def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap, *, readonly: bool) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=True)
     function = name or fn.__name__
@@ -166,7 +169,8 @@ def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap)
             offset=offset,
             defaults=tuple(i for i, p in enumerate(sig.parameters.values()) if p.default is DEFAULT),
         )
-        return Plan(stub, f"function {function}", call, params, result, _is_async(fn, hints), errors)
+        is_async = _is_async(fn, hints)
+        return Plan(stub, f"function {function}", call, params, result, is_async, errors, readonly=readonly)
 
     return _finish(fn, sig, order, plan)
 
@@ -174,7 +178,7 @@ def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap)
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<format>.?)", re.DOTALL)
 
 
-def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap) -> Stub[..., Any]:
+def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonly: bool) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=False)
     names = list(sig.parameters)[1 if receiver else 0 :]
@@ -233,7 +237,7 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap) -> Stub[..
                 sources.append((name, Any))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
         call = QueryCall(stub, "".join(out), sources, len(params))
-        return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors)
+        return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors, readonly=readonly)
 
     return _finish(fn, sig, order, plan)
 

@@ -50,6 +50,8 @@ class Plan:
     errors: ErrorMap = field(default_factory=dict)
     #: Called with the SQL of each newly composed statement (keeps the stub's ``.sql`` current).
     on_sql: Callable[[str], None] = lambda _sql: None
+    #: May run on the session's replica (see `pgdecor.session`).
+    readonly: bool = False
 
     def __post_init__(self) -> None:
         r = self.result
@@ -199,9 +201,9 @@ class Plan:
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=False)
         conn = sess._conn
-        if conn is None:  # the first call of the session borrows the connection
-            conn = sess.connection()
-        key = sess._key
+        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
+            conn = sess.replica_connection() if self.readonly and sess._replica is not None else sess.connection()
+        key = sess._key if conn is sess._conn else sess._rkey
         shape = self.result.shape
         statement = self.call.cached(key, args)
         try:
@@ -244,9 +246,9 @@ class Plan:
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}.many()", sess, is_async=False)
         conn = sess._conn
-        if conn is None:  # the first call of the session borrows the connection
-            conn = sess.connection()
-        key = sess._key
+        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
+            conn = sess.replica_connection() if self.readonly and sess._replica is not None else sess.connection()
+        key = sess._key if conn is sess._conn else sess._rkey
         out: list[Any] = []
         if argsets and self.first_of_many(key, argsets):
             out.append(self.run(argsets[0]))
@@ -314,9 +316,12 @@ class Plan:
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=True)
         conn = sess._conn
-        if conn is None:  # the first call of the session borrows the connection
-            conn = await sess.aconnection()
-        key = sess._key
+        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
+            if self.readonly and sess._replica is not None:
+                conn = await sess.areplica_connection()
+            else:
+                conn = await sess.aconnection()
+        key = sess._key if conn is sess._conn else sess._rkey
         shape = self.result.shape
         statement = self.call.cached(key, args)
         try:
@@ -360,9 +365,12 @@ class Plan:
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}.many()", sess, is_async=True)
         conn = sess._conn
-        if conn is None:  # the first call of the session borrows the connection
-            conn = await sess.aconnection()
-        key = sess._key
+        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
+            if self.readonly and sess._replica is not None:
+                conn = await sess.areplica_connection()
+            else:
+                conn = await sess.aconnection()
+        key = sess._key if conn is sess._conn else sess._rkey
         out: list[Any] = []
         if argsets and self.first_of_many(key, argsets):
             out.append(await self.arun(argsets[0]))

@@ -10,7 +10,13 @@ The sync and async twins below are thin: the state they drive (`_State`) and eve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import sys
 import threading
+import time
+import warnings
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
@@ -20,6 +26,7 @@ from psycopg import AsyncConnection, AsyncTransaction, Connection, Transaction, 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
+from ._database import Database, aconfigure_connection, configure_connection, counters_for
 from ._errors import ArgumentError, NoSessionError, RolledBackError
 from ._registry import ServerKey, server_key
 
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Session", "Source", "TransactionScope", "current", "session", "transaction"]
 
 Source: TypeAlias = Union[
+    Database,
     str,
     "Connection[Any]",
     "AsyncConnection[Any]",
@@ -41,18 +49,24 @@ _ASYNC_SOURCES = (str, AsyncConnection, AsyncConnectionPool)
 
 _current: ContextVar[Session | None] = ContextVar("pgdecor.session", default=None)
 
+logger = logging.getLogger("pgdecor")
+
 
 def current() -> Session | None:
     """The session open in this context, if any."""
     return _current.get()
 
 
-def session(source: Source, /) -> Session:
+def session(source: Source, /, *, replica: Source | None = None) -> Session:
     """Open a session on *source* for the duration of a ``with`` (or ``async with``) block.
 
-    *source* is a conninfo string (a connection is opened at the first call and closed at exit), a psycopg
-    ``Connection`` (used as it is, inside a transaction or savepoint of its own), or a psycopg_pool pool (a
-    connection is borrowed at the first call and given back at exit). Async sources need ``async with``.
+    *source* is a `Database`, a psycopg_pool pool (a connection is borrowed at the first call and given back at
+    exit), a conninfo string (a connection is opened at the first call and closed at exit), or a psycopg
+    ``Connection`` (used as it is, inside a transaction or savepoint of its own). Async sources need
+    ``async with``.
+
+    Stubs declared ``readonly=True`` run on *replica* (a source of the same kind; a `Database` brings its own)
+    as long as the session has not used *source*: once it has, they run there too, and see its writes.
 
     A session opened inside another session on the same source joins it: both share one connection and one
     transaction, which ends with the outer session. Use `transaction` for a nested unit that can fail alone::
@@ -60,20 +74,29 @@ def session(source: Source, /) -> Session:
         with session("postgresql:///app"):
             user = get_user(1)
     """
-    if not isinstance(source, (*_SYNC_SOURCES, *_ASYNC_SOURCES)):
-        msg = (
-            f"session() takes a conninfo string, a psycopg Connection/AsyncConnection or a psycopg_pool pool, "
-            f"not {type(source).__qualname__}"
-        )
-        raise ArgumentError(msg)
-    return Session(source)
+    for given in (source, replica):
+        if given is not None and not isinstance(given, (*_SYNC_SOURCES, *_ASYNC_SOURCES, Database)):
+            msg = (
+                f"session() takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
+                f"psycopg_pool pool, not {type(given).__qualname__}"
+            )
+            raise ArgumentError(msg)
+    caller = sys._getframe(1)
+    return Session(source, replica, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+
+
+#: Sessions holding a borrowed connection, by id: the leak guard looks for those whose owner is gone.
+_live: dict[int, Session] = {}
+_live_lock = threading.Lock()
 
 
 class Session:
-    """The scope that owns one borrowed connection; see `session`."""
+    """The scope that owns one borrowed connection (and one of a replica); see `session`."""
 
     __module__ = "pgdecor"
     __slots__ = (
+        "_activity",
+        "_borrowed_at",
         "_conn",
         "_cursors",
         "_ended",
@@ -82,16 +105,29 @@ class Session:
         "_joined",
         "_key",
         "_lock",
+        "_opened_at",
+        "_owner",
+        "_rconn",
+        "_rcursors",
+        "_replica",
+        "_rkey",
+        "_rtx",
         "_source",
         "_streams",
         "_token",
         "_tx",
     )
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, replica: Source | None = None, opened_at: str = "?") -> None:
         self._source = source
+        if replica is None and isinstance(source, Database):
+            replica = source.replica
+        self._replica = replica
+        self._opened_at = opened_at
         self._conn: Any = None
         self._tx: Any = None
+        self._rconn: Any = None
+        self._rtx: Any = None
         self._token: Token[Session | None] | None = None
         self._joined: Session | None = None
         self._is_async = False
@@ -100,15 +136,22 @@ class Session:
         self._lock = threading.Lock()
         #: Identifies the server of the borrowed connection (set when borrowing): catalog facts are per server.
         self._key: ServerKey = ("", "", "", "")
+        self._rkey: ServerKey = ("", "", "", "")
         self._streams: list[Stream[Any] | AsyncStream[Any]] = []
         #: The client-side cursors of the session's calls (one fetching text, one binary): a cursor is cheap
-        #: to reuse and costly to make on every call.
+        #: to reuse and costly to make on every call. The replica's connection has its own.
         self._cursors: dict[bool, Any] = {}
+        self._rcursors: dict[bool, Any] = {}
+        #: The thread or asyncio task that borrowed, and when: what the leak guard checks.
+        self._owner: Any = None
+        self._borrowed_at = 0.0
+        #: What the leak guard saw of the session's last results, and when (see `_idle_since`).
+        self._activity: tuple[Any, float] | None = None
 
     def __repr__(self) -> str:
         state = "ended" if self._ended else "active" if self._entered else "not entered"
         kind = "async " if self._is_async else ""
-        return f"<pgdecor {kind}session on {_describe_source(self._source)} ({state})>"
+        return f"<pgdecor {kind}session on {_describe_source(self._source)} opened at {self._opened_at} ({state})>"
 
     @property
     def is_async(self) -> bool:
@@ -120,11 +163,11 @@ class Session:
         if self._entered:
             msg = f"{self!r} was already entered; call session(...) again for a new scope"
             raise NoSessionError(msg)
-        allowed = _ASYNC_SOURCES if is_async else _SYNC_SOURCES
-        if not isinstance(self._source, allowed):
-            how = "`with session(...)`" if is_async else "`async with session(...)`"
-            msg = f"session({_describe_source(self._source)}) must be entered with {how}"
-            raise ArgumentError(msg)
+        for source in (self._source, self._replica):
+            if source is not None and _is_async_source(source, is_async) != is_async:
+                how = "`with session(...)`" if not _is_async_source(source, is_async) else "`async with session(...)`"
+                msg = f"session({_describe_source(source)}) must be entered with {how}"
+                raise ArgumentError(msg)
         self._entered = True
         self._is_async = is_async
         outer = _current.get()
@@ -153,10 +196,41 @@ class Session:
 
     def cursor(self, conn: Any, binary: bool) -> Any:
         """The session's client-side cursor on *conn* fetching binary (or text) results."""
-        cur = self._cursors.get(binary)
+        cursors = self._cursors if conn is self._conn else self._rcursors
+        cur = cursors.get(binary)
         if cur is None:
-            cur = self._cursors[binary] = conn.cursor(binary=binary)
+            cur = cursors[binary] = conn.cursor(binary=binary)
         return cur
+
+    def _outcome(self, exc: BaseException | None) -> RolledBackError | None:
+        """Before ending the transaction: the error to raise when it must roll back though the block did not."""
+        if exc is None and self._conn is not None and _aborted(self._conn):
+            return _rolled_back(self)
+        if isinstance(exc, GeneratorExit):
+            _warn_leak(self, "its generator was closed before the `with session()` block ended")
+        return None
+
+    def _borrowed(self, conn: Any, *, replica: bool) -> None:
+        if replica:
+            self._rkey = server_key(conn)
+        else:
+            self._key = server_key(conn)
+        if self._owner is None:
+            self._owner = _owner(is_async=self._is_async)
+            self._borrowed_at = time.monotonic()
+            with _live_lock:
+                _live[id(self)] = self
+            counters_for(self._source).add("borrowed")
+            logger.debug("%r borrowed a connection", self)
+
+    def _released(self, *, committed: bool) -> None:
+        with _live_lock:
+            known = _live.pop(id(self), None) is not None
+        if known:
+            counters = counters_for(self._source)
+            counters.add("released")
+            counters.add("committed" if committed else "rolled_back")
+            logger.debug("%r %s and gave its connection back", self, "committed" if committed else "rolled back")
 
     # -- sync ------------------------------------------------------------------------------------------------
 
@@ -170,22 +244,27 @@ class Session:
         if self._joined is not None:
             self._ended = True
             return
+        committed = False
         try:
             for stream in self._close_streams():
                 stream._end_sync()  # type: ignore[union-attr]
-            if self._tx is not None:
-                rolled_back = _rolled_back(self) if exc is None and _aborted(self._conn) else None
-                if rolled_back is not None:
-                    self._tx.__exit__(RolledBackError, rolled_back, None)
-                    raise rolled_back
-                self._tx.__exit__(exc_type, exc, tb)
+            rolled_back = self._outcome(exc)
+            for tx in (self._rtx, self._tx):
+                if tx is not None:
+                    tx.__exit__(*((RolledBackError, rolled_back, None) if rolled_back else (exc_type, exc, tb)))
+            if rolled_back is not None:
+                raise rolled_back
+            committed = exc is None
         finally:
-            conn, self._conn, self._tx = self._conn, None, None
-            self._cursors = {}
+            links = ((self._source, self._conn), (self._replica, self._rconn))
+            self._conn = self._tx = self._rconn = self._rtx = None
+            self._cursors, self._rcursors = {}, {}
             try:
-                if conn is not None:
-                    _release_sync(self._source, conn)
+                for source, conn in links:
+                    if conn is not None and source is not None:
+                        _release_sync(source, conn)
             finally:
+                self._released(committed=committed)
                 self._leave()
 
     def connection(self) -> Connection[Any]:
@@ -198,16 +277,22 @@ class Session:
         self._check_usable()
         with self._lock:
             if self._conn is None:
-                conn = _borrow_sync(self._source)
-                try:
-                    tx = Transaction(conn)
-                    tx.__enter__()
-                except BaseException:
-                    _release_sync(self._source, conn)
-                    raise
-                self._key = server_key(conn)
-                self._conn, self._tx = conn, tx
+                self._conn, self._tx = _begin_sync(self._source)
+                self._borrowed(self._conn, replica=False)
         return self._conn  # type: ignore[no-any-return]
+
+    def replica_connection(self) -> Connection[Any]:
+        """The connection to the replica, borrowed (and a transaction begun) on first use."""
+        if self._joined is not None:
+            return self._joined.replica_connection()
+        if self._rconn is None:
+            self._check_usable()
+            assert self._replica is not None
+            with self._lock:
+                if self._rconn is None:
+                    self._rconn, self._rtx = _begin_sync(self._replica)
+                    self._borrowed(self._rconn, replica=True)
+        return self._rconn  # type: ignore[no-any-return]
 
     # -- async -----------------------------------------------------------------------------------------------
 
@@ -221,22 +306,27 @@ class Session:
         if self._joined is not None:
             self._ended = True
             return
+        committed = False
         try:
             for stream in self._close_streams():
                 await stream._end_async()  # type: ignore[union-attr]
-            if self._tx is not None:
-                rolled_back = _rolled_back(self) if exc is None and _aborted(self._conn) else None
-                if rolled_back is not None:
-                    await self._tx.__aexit__(RolledBackError, rolled_back, None)
-                    raise rolled_back
-                await self._tx.__aexit__(exc_type, exc, tb)
+            rolled_back = self._outcome(exc)
+            for tx in (self._rtx, self._tx):
+                if tx is not None:
+                    await tx.__aexit__(*((RolledBackError, rolled_back, None) if rolled_back else (exc_type, exc, tb)))
+            if rolled_back is not None:
+                raise rolled_back
+            committed = exc is None
         finally:
-            conn, self._conn, self._tx = self._conn, None, None
-            self._cursors = {}
+            links = ((self._source, self._conn), (self._replica, self._rconn))
+            self._conn = self._tx = self._rconn = self._rtx = None
+            self._cursors, self._rcursors = {}, {}
             try:
-                if conn is not None:
-                    await _release_async(self._source, conn)
+                for source, conn in links:
+                    if conn is not None and source is not None:
+                        await _release_async(source, conn)
             finally:
+                self._released(committed=committed)
                 self._leave()
 
     async def aconnection(self) -> AsyncConnection[Any]:
@@ -247,19 +337,29 @@ class Session:
         if conn is not None:
             return conn  # type: ignore[no-any-return]
         self._check_usable()
-        conn = await _borrow_async(self._source)
+        conn, tx = await _begin_async(self._source)
         if self._conn is not None:  # another task of this session borrowed meanwhile
+            await tx.__aexit__(None, None, None)
             await _release_async(self._source, conn)
             return self._conn  # type: ignore[no-any-return]
-        try:
-            tx = AsyncTransaction(conn)
-            await tx.__aenter__()
-        except BaseException:
-            await _release_async(self._source, conn)
-            raise
-        self._key = server_key(conn)
         self._conn, self._tx = conn, tx
+        self._borrowed(conn, replica=False)
         return conn
+
+    async def areplica_connection(self) -> AsyncConnection[Any]:
+        if self._joined is not None:
+            return await self._joined.areplica_connection()
+        if self._rconn is None:
+            self._check_usable()
+            assert self._replica is not None
+            conn, tx = await _begin_async(self._replica)
+            if self._rconn is not None:
+                await tx.__aexit__(None, None, None)
+                await _release_async(self._replica, conn)
+            else:
+                self._rconn, self._rtx = conn, tx
+                self._borrowed(conn, replica=True)
+        return self._rconn  # type: ignore[no-any-return]
 
     def _track(self, stream: Stream[Any] | AsyncStream[Any]) -> None:
         owner = self._joined or self
@@ -269,6 +369,15 @@ class Session:
         owner = self._joined or self
         if stream in owner._streams:
             owner._streams.remove(stream)
+
+
+def _owner(*, is_async: bool) -> Any:
+    if is_async:
+        try:
+            return asyncio.current_task()
+        except RuntimeError:  # pragma: no cover - an async session outside a running loop cannot borrow
+            return None
+    return threading.current_thread()
 
 
 def _aborted(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
@@ -288,44 +397,160 @@ def _same_source(a: Source, b: Source) -> bool:
     return a is b or (isinstance(a, str) and a == b)
 
 
+def _is_async_source(source: Source, entered_async: bool) -> bool:
+    if isinstance(source, Database):
+        return source.is_async
+    if isinstance(source, str):
+        return entered_async  # a conninfo string serves both kinds
+    return isinstance(source, _ASYNC_SOURCES)
+
+
 def _describe_source(source: Source) -> str:
     if isinstance(source, str):
         return "a conninfo string"
+    if isinstance(source, Database):
+        return repr(source)
     return type(source).__qualname__
 
 
-def _borrow_sync(source: Source) -> Connection[Any]:
+# -- borrowing and giving back ----------------------------------------------------------------------------------
+
+
+def _begin_sync(source: Source) -> tuple[Connection[Any], Transaction]:
+    """Borrow a connection from *source* and begin the session's transaction on it."""
     if isinstance(source, str):
-        return psycopg.Connection.connect(source, autocommit=True)
-    if isinstance(source, ConnectionPool):
-        conn: Connection[Any] = source.getconn()
-        return conn
-    assert isinstance(source, Connection)
-    return source
+        conn = psycopg.Connection.connect(source, autocommit=True)
+        configure_connection(conn)
+    elif isinstance(source, (ConnectionPool, Database)):
+        pool = source.pool if isinstance(source, Database) else source
+        reap_sync(source)
+        conn = pool.getconn()
+    else:
+        assert isinstance(source, Connection)
+        conn = source
+    try:
+        tx = Transaction(conn)
+        tx.__enter__()
+    except BaseException:
+        _release_sync(source, conn)
+        raise
+    return conn, tx
 
 
 def _release_sync(source: Source, conn: Connection[Any]) -> None:
     if isinstance(source, str):
         conn.close()
+    elif isinstance(source, Database):
+        source.pool.putconn(conn)
     elif isinstance(source, ConnectionPool):
         source.putconn(conn)
 
 
-async def _borrow_async(source: Source) -> AsyncConnection[Any]:
+async def _begin_async(source: Source) -> tuple[AsyncConnection[Any], AsyncTransaction]:
     if isinstance(source, str):
-        return await psycopg.AsyncConnection.connect(source, autocommit=True)
-    if isinstance(source, AsyncConnectionPool):
-        conn: AsyncConnection[Any] = await source.getconn()
-        return conn
-    assert isinstance(source, AsyncConnection)
-    return source
+        conn = await psycopg.AsyncConnection.connect(source, autocommit=True)
+        await aconfigure_connection(conn)
+    elif isinstance(source, (AsyncConnectionPool, Database)):
+        pool = source.apool if isinstance(source, Database) else source
+        await reap_async(source)
+        conn = await pool.getconn()
+    else:
+        assert isinstance(source, AsyncConnection)
+        conn = source
+    try:
+        tx = AsyncTransaction(conn)
+        await tx.__aenter__()
+    except BaseException:
+        await _release_async(source, conn)
+        raise
+    return conn, tx
 
 
 async def _release_async(source: Source, conn: AsyncConnection[Any]) -> None:
     if isinstance(source, str):
         await conn.close()
+    elif isinstance(source, Database):
+        await source.apool.putconn(conn)
     elif isinstance(source, AsyncConnectionPool):
         await source.putconn(conn)
+
+
+# -- the leak guard ---------------------------------------------------------------------------------------------
+
+
+def _warn_leak(sess: Session, why: str) -> None:
+    counters_for(sess._source).add("leaked")
+    msg = (
+        f"pgdecor session opened at {sess._opened_at} was not ended by its block ({why}); its transaction "
+        f"was rolled back and its connection given back"
+    )
+    logger.warning(msg)
+    warnings.warn(msg, ResourceWarning, stacklevel=2)
+
+
+def _orphans(source: Source) -> list[Session]:
+    """Sessions on *source* holding a connection that nobody can end any more: their thread has died, their
+    task has finished, or (with a leak timeout) their connection has been idle in transaction for that long."""
+    timeout = source.leak_timeout if isinstance(source, Database) else None
+    now = time.monotonic()
+    with _live_lock:
+        candidates = [s for s in _live.values() if s._source is source]
+    found = []
+    for s in candidates:
+        owner = s._owner
+        gone = not owner.is_alive() if isinstance(owner, threading.Thread) else owner is not None and owner.done()
+        if gone or (timeout is not None and _idle_since(s, now) > timeout):
+            with _live_lock:  # claim it: another borrower may be reaping it too
+                if _live.pop(id(s), None) is None:
+                    continue
+            found.append(s)
+    return found
+
+
+def _idle_since(sess: Session, now: float) -> float:
+    """Seconds the session's connection has been idle in transaction, as seen by successive leak checks (its
+    cursors' last results have not changed): costs nothing on the per-call path."""
+    conn = sess._conn
+    if conn is None or conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+        sess._activity = None
+        return 0.0
+    seen = tuple(getattr(c, "pgresult", None) for c in (*sess._cursors.values(), *sess._streams))
+    if sess._activity is None or sess._activity[0] != seen:
+        sess._activity = (seen, now)
+        return 0.0
+    return now - sess._activity[1]
+
+
+def _reap_links(s: Session) -> list[tuple[Source, Any]]:
+    links = [(s._source, s._conn), (s._replica, s._rconn)]
+    s._conn = s._tx = s._rconn = s._rtx = None
+    s._cursors, s._rcursors = {}, {}
+    s._ended = True
+    s._streams = []
+    return [(source, conn) for source, conn in links if conn is not None and source is not None]
+
+
+def reap_sync(source: Source) -> int:
+    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
+    orphans = _orphans(source)
+    for s in orphans:
+        _warn_leak(s, "its thread ended, or it stayed idle in transaction past the leak timeout")
+        for src, conn in _reap_links(s):
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                conn.rollback()
+            _release_sync(src, conn)
+    return len(orphans)
+
+
+async def reap_async(source: Source) -> int:
+    orphans = _orphans(source)
+    for s in orphans:
+        _warn_leak(s, "its task ended, or it stayed idle in transaction past the leak timeout")
+        for src, conn in _reap_links(s):
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+            await _release_async(src, conn)
+    return len(orphans)
 
 
 def transaction() -> TransactionScope:

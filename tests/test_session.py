@@ -1,6 +1,7 @@
 """Sessions borrow a connection lazily and always give it back, committed or rolled back."""
 
 import asyncio
+import sys
 import contextlib
 import threading
 from typing import Any
@@ -264,9 +265,10 @@ def test_sync_stub_in_an_async_session_is_a_clear_error(users: str) -> None:
 
 
 def test_session_repr_says_its_state(users: str) -> None:
-    """The repr names the source kind and the state, never the password-bearing conninfo."""
+    """The repr names the source kind, where it was opened and its state, never the password-bearing conninfo."""
     s = session(users)
-    assert repr(s) == "<pgdecor session on a conninfo string (not entered)>"
+    line = sys._getframe().f_lineno - 1
+    assert repr(s) == f"<pgdecor session on a conninfo string opened at {__file__}:{line} (not entered)>"
     with s:
         assert "(active)" in repr(s)
     assert "(ended)" in repr(s)
