@@ -8,9 +8,12 @@ catalog queries made by the twins, with every decision in the shared code they c
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from logging import DEBUG
+from time import perf_counter
 from typing import Any, NoReturn
 
 import psycopg
@@ -29,6 +32,10 @@ from ._streams import AsyncStream, Stream
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _NONE, _ONE, _ALL = 0, 1, 2
 _cursor_names = itertools.count(1)
+
+#: DEBUG records: each call's stub, SQL object and duration.
+logger = logging.getLogger("pgdecor")
+_log_enabled = logger.isEnabledFor
 
 ErrorMap = Mapping[str, Callable[[str], BaseException]]
 
@@ -195,6 +202,18 @@ class Plan:
     # -- sync -----------------------------------------------------------------------------------------------
 
     def run(self, args: tuple[Any, ...]) -> Any:
+        if not _log_enabled(DEBUG):
+            return self._run(args)
+        start = perf_counter()
+        try:
+            return self._run(args)
+        finally:
+            self.log(start)
+
+    def log(self, start: float) -> None:
+        logger.debug("%s: %s in %.3f ms", self.stub, self.sql_object, (perf_counter() - start) * 1e3)
+
+    def _run(self, args: tuple[Any, ...]) -> Any:
         if self.check is not None:
             self.check(args)
         sess = _current.get()
@@ -310,6 +329,15 @@ class Plan:
     # -- async ----------------------------------------------------------------------------------------------
 
     async def arun(self, args: tuple[Any, ...]) -> Any:
+        if not _log_enabled(DEBUG):
+            return await self._arun(args)
+        start = perf_counter()
+        try:
+            return await self._arun(args)
+        finally:
+            self.log(start)
+
+    async def _arun(self, args: tuple[Any, ...]) -> Any:
         if self.check is not None:
             self.check(args)
         sess = _current.get()

@@ -101,6 +101,7 @@ class Session:
         "_cursors",
         "_ended",
         "_entered",
+        "_finished",
         "_is_async",
         "_joined",
         "_key",
@@ -133,6 +134,7 @@ class Session:
         self._is_async = False
         self._entered = False
         self._ended = False
+        self._finished = False
         self._lock = threading.Lock()
         #: Identifies the server of the borrowed connection (set when borrowing): catalog facts are per server.
         self._key: ServerKey = ("", "", "", "")
@@ -244,6 +246,18 @@ class Session:
         if self._joined is not None:
             self._ended = True
             return
+        try:
+            self._finish(exc_type, exc, tb)
+        finally:
+            self._leave()
+
+    def _finish(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """End the transactions and give the connections back (once); `_leave` then resets the context."""
+        if self._finished:
+            return
+        self._finished = self._ended = True
         committed = False
         try:
             for stream in self._close_streams():
@@ -265,7 +279,6 @@ class Session:
                         _release_sync(source, conn)
             finally:
                 self._released(committed=committed)
-                self._leave()
 
     def connection(self) -> Connection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
@@ -306,6 +319,17 @@ class Session:
         if self._joined is not None:
             self._ended = True
             return
+        try:
+            await self._afinish(exc_type, exc, tb)
+        finally:
+            self._leave()
+
+    async def _afinish(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._finished:
+            return
+        self._finished = self._ended = True
         committed = False
         try:
             for stream in self._close_streams():
@@ -327,7 +351,6 @@ class Session:
                         await _release_async(source, conn)
             finally:
                 self._released(committed=committed)
-                self._leave()
 
     async def aconnection(self) -> AsyncConnection[Any]:
         """The session's async connection, borrowed (and a transaction begun) on first use."""

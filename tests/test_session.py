@@ -1,8 +1,8 @@
 """Sessions borrow a connection lazily and always give it back, committed or rolled back."""
 
 import asyncio
-import sys
 import contextlib
+import sys
 import threading
 from typing import Any
 
