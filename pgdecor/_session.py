@@ -544,13 +544,20 @@ def _idle_since(sess: Session, now: float) -> float:
     return now - sess._activity[1]
 
 
-def _reap_links(s: Session) -> list[tuple[Source, Any]]:
-    links = [(s._source, s._conn), (s._replica, s._rconn)]
+def _reap_links(s: Session) -> list[tuple[Source, Any, Any]]:
+    """Take the orphan's connections (and transactions) from it; it is ended for whoever still holds it."""
+    links = [(s._source, s._conn, s._tx), (s._replica, s._rconn, s._rtx)]
     s._conn = s._tx = s._rconn = s._rtx = None
     s._cursors, s._rcursors = {}, {}
-    s._ended = True
+    s._ended = s._finished = True
     s._streams = []
-    return [(source, conn) for source, conn in links if conn is not None and source is not None]
+    counters = counters_for(s._source)
+    counters.add("released")
+    counters.add("rolled_back")
+    return [(source, conn, tx) for source, conn, tx in links if conn is not None and source is not None]
+
+
+_REAPED = RolledBackError("the session was ended by the leak guard")
 
 
 def reap_sync(source: Source) -> int:
@@ -558,9 +565,9 @@ def reap_sync(source: Source) -> int:
     orphans = _orphans(source)
     for s in orphans:
         _warn_leak(s, "its thread ended, or it stayed idle in transaction past the leak timeout")
-        for src, conn in _reap_links(s):
+        for src, conn, tx in _reap_links(s):
             with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
-                conn.rollback()
+                tx.__exit__(RolledBackError, _REAPED, None)
             _release_sync(src, conn)
     return len(orphans)
 
@@ -569,9 +576,9 @@ async def reap_async(source: Source) -> int:
     orphans = _orphans(source)
     for s in orphans:
         _warn_leak(s, "its task ended, or it stayed idle in transaction past the leak timeout")
-        for src, conn in _reap_links(s):
+        for src, conn, tx in _reap_links(s):
             with contextlib.suppress(psycopg.Error):
-                await conn.rollback()
+                await tx.__aexit__(RolledBackError, _REAPED, None)
             await _release_async(src, conn)
     return len(orphans)
 

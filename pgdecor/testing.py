@@ -107,6 +107,13 @@ class TemporaryServer:
         self.dsn = make_conninfo(host=str(sock), port=5432, user="postgres", dbname="postgres")
         return self
 
+    def restart(self) -> None:
+        """Restart the server (every connection to it is closed), keeping its data and address."""
+        assert self.dir is not None
+        bindir = self.bindir or find_bindir()
+        data, log = self.dir / "data", self.dir / "server.log"
+        self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-m", "fast", "-w", "restart"])
+
     def stop(self) -> None:
         """Stop the server and remove its directory."""
         if self.dir is None:

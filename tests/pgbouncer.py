@@ -1,0 +1,65 @@
+"""A throwaway PgBouncer in transaction pooling mode in front of the test server."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+PORT = 6432
+
+
+@contextmanager
+def pgbouncer(server_dsn: str) -> Iterator[str]:
+    """Start PgBouncer (transaction mode) for *server_dsn*'s server; yield a DSN through it."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    info = conninfo_to_dict(server_dsn)
+    work = Path(tempfile.mkdtemp(prefix="pgdecor-pgbouncer-"))
+    user = "postgres" if os.geteuid() == 0 else None  # PgBouncer, like PostgreSQL, refuses to run as root
+    (work / "users.txt").write_text(f'"{info.get("user", "postgres")}" ""\n')
+    (work / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={info['host']} port={info.get('port', 5432)}\n"
+        "[pgbouncer]\n"
+        "listen_addr =\n"
+        f"unix_socket_dir = {work}\n"
+        f"listen_port = {PORT}\n"
+        "auth_type = trust\n"
+        f"auth_file = {work / 'users.txt'}\n"
+        "pool_mode = transaction\n"
+        "default_pool_size = 4\n"
+        "max_client_conn = 200\n"
+        "ignore_startup_parameters = extra_float_digits,options\n"
+        f"logfile = {work / 'pgbouncer.log'}\n"
+        f"pidfile = {work / 'pgbouncer.pid'}\n"
+    )
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        for path in (work, *work.iterdir()):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    process = subprocess.Popen([binary, str(work / "pgbouncer.ini")], user=user, cwd="/")
+    dsn = make_conninfo(server_dsn, host=str(work), port=PORT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # wait until it accepts connections
+            try:
+                psycopg.connect(dsn, autocommit=True).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield dsn
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
