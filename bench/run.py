@@ -642,14 +642,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def profile(dsn: str, sizes: Sizes, workload: str) -> int:
-    from pyinstrument import Profiler
+    pyinstrument = _optional("pyinstrument")
+    if pyinstrument is None:
+        print("--profile needs pyinstrument: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    profiler_class = pyinstrument.Profiler
 
     with ExitStack() as stack:
         bench = Bench(dsn, sizes, stack)
         w = bench.workloads()[workload]
         ours = next(name for name in w.contenders if name.startswith("pgdecor"))
         w.contenders[ours]()
-        with Profiler(interval=0.0002) as profiler:
+        with profiler_class(interval=0.0002) as profiler:
             for _ in range(5):
                 w.contenders[ours]()
         print(profiler.output_text(unicode=True, color=False, show_all=False))

@@ -277,7 +277,7 @@ def test_asgi_soak(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
 def test_wsgi_soak_through_pgbouncer_in_transaction_mode(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
     name = "bouncer_soak"
     with pgbouncer(soak_dsn) as bouncer, Database(make_conninfo(bouncer, application_name=name), max_size=8) as db:
-        succeeded = soak.wsgi_soak(db, 600, threads=8)
+        succeeded = soak.wsgi_soak(db, 2000, threads=8)
         assert db.prepare is False  # a proxy was detected: psycopg's prepared statements are off
         _check_after_soak(admin, db, name)
         assert soak.committed_hits(admin) == succeeded
