@@ -1,5 +1,6 @@
 """pgdecor: call PostgreSQL stored functions and hand-written SQL through typed Python stubs."""
 
+from ._check import Problem, check
 from ._database import Counters, Database, counters
 from ._decorators import Stub, procedure, query
 from ._errors import (
@@ -29,6 +30,7 @@ __all__ = [
     "MappingError",
     "NoSessionError",
     "NotFoundError",
+    "Problem",
     "RolledBackError",
     "Session",
     "SignatureError",
@@ -37,6 +39,7 @@ __all__ = [
     "TooManyRowsError",
     "TransactionScope",
     "UndefinedFunctionError",
+    "check",
     "counters",
     "procedure",
     "query",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -12,12 +16,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="call a small knowledge base of stored functions through stubs")
     demo.add_argument("--dsn", help="server to use (default: $DATABASE_URL, else a throwaway server)")
+    check = commands.add_parser("check", help="verify the stubs of some modules against a live database")
+    check.add_argument("modules", nargs="+", metavar="MODULE_OR_PACKAGE", help="importable module or package names")
+    check.add_argument("--dsn", help="the database (default: $DATABASE_URL)")
+    check.add_argument("--format", choices=["text", "json"], default="text", help="one line per problem, or JSON")
+    generate = commands.add_parser("generate", help="write typed stubs for the functions of a schema")
+    generate.add_argument("--dsn", help="the database (default: $DATABASE_URL)")
+    generate.add_argument("--schema", required=True, help="the schema whose functions and procedures to write")
+    generate.add_argument("-o", "--output", help="the file to write (default: standard output)")
     args = parser.parse_args(argv)
+    if args.command in ("check", "generate"):
+        dsn = args.dsn or os.environ.get("DATABASE_URL")
+        if not dsn:
+            parser.error(f"{args.command} needs --dsn or $DATABASE_URL")
+        return run_check(args.modules, dsn, args.format) if args.command == "check" else run_generate(args, dsn)
     if args.command == "demo":
         from ._demo import demo_dsn, run  # noqa: PLC0415 - keeps `pgdecor --help` fast
 
         with demo_dsn(args.dsn) as dsn:
             run(dsn)
+    return 0
+
+
+def run_check(modules: list[str], dsn: str, output: str) -> int:
+    from ._check import check  # noqa: PLC0415 - keeps `pgdecor --help` fast
+
+    sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules of the current project
+    problems = check(modules, dsn)
+    if output == "json":
+        print(json.dumps([dataclasses.asdict(p) for p in problems], indent=2))
+    else:
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem{'' if len(problems) == 1 else 's'}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def run_generate(args: argparse.Namespace, dsn: str) -> int:
+    from ._generate import generate  # noqa: PLC0415
+
+    text, skipped = generate(dsn, args.schema)
+    for reason in skipped:
+        print(f"pgdecor generate: skipped {reason}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -59,6 +59,12 @@ def strip_annotated(tp: Any) -> Any:
     return tp
 
 
+def bare(tp: Any) -> tuple[Any, bool]:
+    """The type under ``Annotated`` and ``| None``, in either order, and whether None was allowed."""
+    inner, optional = split_optional(strip_annotated(tp))
+    return strip_annotated(inner), optional
+
+
 def is_nullable(tp: Any) -> bool:
     """Whether a value of annotation *tp* may be None."""
     tp = strip_annotated(tp)

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ._annotations import describe, list_type, split_optional, strip_annotated
+from ._annotations import bare, describe, list_type
 from ._catalog import (
     FUNCTIONS_QUERY,
     TYPES_QUERY,
@@ -300,7 +300,7 @@ def argument_sql(annotation: Any, pgtype: PgType) -> tuple[str, Callable[[Any], 
         )
     if pgtype.base == "hstore":
         return "{value}::{type}", hstore_param
-    tp, _ = split_optional(strip_annotated(annotation))
+    tp, _ = bare(annotation)
     if is_enum(tp):
         return "{value}::{type}", enum_param
     if element is not None and any(is_enum(a) for a in getattr(tp, "__args__", ())):

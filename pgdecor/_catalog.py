@@ -21,7 +21,7 @@ from typing import Any, Literal
 from psycopg.types.range import Range
 from typing_extensions import is_typeddict
 
-from ._annotations import describe, is_namedtuple, list_type, split_optional, strip_annotated
+from ._annotations import bare, describe, is_namedtuple, list_type, split_optional, strip_annotated
 
 FUNCTIONS_QUERY = """
 SELECT n.nspname::text, p.proname::text,
@@ -91,6 +91,8 @@ class Function:
     #: Returns one composite value (not SETOF, no OUT parameters): NULL means "no row".
     returns_composite: bool
     args: tuple[Arg, ...]
+    #: Oid of the declared return type.
+    rettype: int = 0
 
     @property
     def returns_value(self) -> bool:
@@ -124,7 +126,7 @@ def read_types(rows: list[tuple[Any, ...]]) -> dict[int, PgType]:
 def read_functions(rows: list[tuple[Any, ...]], types: dict[int, PgType]) -> list[Function]:
     """Functions from FUNCTIONS_QUERY rows."""
     functions = []
-    for schema, name, signature, kind, retset, _rettype, rettyptype, argtypes, modes, names, ndefaults in rows:
+    for schema, name, signature, kind, retset, rettype, rettyptype, argtypes, modes, names, ndefaults in rows:
         arg_modes = modes or ["i"] * len(argtypes)
         arg_names = names or [""] * len(argtypes)
         n_inputs = sum(m in ("i", "b", "v") for m in arg_modes)
@@ -137,7 +139,9 @@ def read_functions(rows: list[tuple[Any, ...]], types: dict[int, PgType]) -> lis
                 seen_inputs += 1
             args.append(Arg(arg_name or None, types[argtype], mode, has_default))
         returns_composite = rettyptype == "c" and not retset and not any(m in ("o", "b", "t") for m in arg_modes)
-        functions.append(Function(schema, name, signature, kind == "p", retset, returns_composite, tuple(args)))
+        functions.append(
+            Function(schema, name, signature, kind == "p", retset, returns_composite, tuple(args), rettype)
+        )
     return functions
 
 
@@ -158,7 +162,7 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         if origin is not list or pgtype.element is None:
             return False
         (item,) = typing.get_args(tp) or (Any,)
-        item, _ = split_optional(strip_annotated(item))
+        item, _ = bare(item)
         # PostgreSQL arrays of any dimension share one type: list[list[T]] fits T[] too.
         return compatible(item, pgtype if typing.get_origin(item) is list else pgtype.element)
     if pgtype.base in ("json", "jsonb"):

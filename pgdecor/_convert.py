@@ -21,7 +21,7 @@ from psycopg.types.hstore import BaseHstoreDumper
 from psycopg.types.json import Jsonb
 from typing_extensions import is_typeddict
 
-from ._annotations import is_namedtuple, split_optional, strip_annotated
+from ._annotations import bare, is_namedtuple
 
 Convert = Callable[[Any], Any]
 
@@ -49,7 +49,7 @@ def enum_loader(cls: type[enum.Enum]) -> Convert:
 
 def needs_json_conversion(tp: Any) -> bool:
     """Whether a JSON value must be converted to be of annotation *tp* (psycopg gives dicts, lists, scalars)."""
-    tp, _ = split_optional(strip_annotated(tp))
+    tp, _ = bare(tp)
     origin = typing.get_origin(tp)
     if origin in (list, dict):
         return any(needs_json_conversion(a) for a in typing.get_args(tp))
@@ -67,7 +67,7 @@ def from_json(tp: Any, value: Any) -> Any:
     """A decoded JSON value → a value of annotation *tp*, recursively; keys map onto fields by name."""
     if value is None:
         return None
-    tp, _ = split_optional(strip_annotated(tp))
+    tp, _ = bare(tp)
     origin = typing.get_origin(tp)
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
@@ -148,7 +148,7 @@ def list_of(convert: Convert) -> Convert:
 
 def is_json_param(tp: Any) -> bool:
     """Annotations whose values go to the server as jsonb when nothing else is declared (``@query``)."""
-    tp, _ = split_optional(strip_annotated(tp))
+    tp, _ = bare(tp)
     origin = typing.get_origin(tp) or tp
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
@@ -157,5 +157,5 @@ def is_json_param(tp: Any) -> bool:
 
 
 def is_enum(tp: Any) -> bool:
-    tp, _ = split_optional(strip_annotated(tp))
+    tp, _ = bare(tp)
     return isinstance(tp, type) and issubclass(tp, enum.Enum)

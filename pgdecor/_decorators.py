@@ -305,6 +305,7 @@ def _finish(
     caller = make_caller(fn, sig, order, first_call)
     caller.sql = None  # type: ignore[attr-defined]
     caller.many = many  # type: ignore[attr-defined]
+    caller.__pgdecor_plan__ = current_plan  # type: ignore[attr-defined]  # how `pgdecor check` finds stubs
     hints = _hints(fn, stub)
     if hints is not None:
         current_plan(hints)

@@ -23,7 +23,7 @@ from psycopg import pq
 from psycopg.adapt import AdaptersMap
 from typing_extensions import is_typeddict
 
-from ._annotations import describe, is_namedtuple, is_nullable, is_record_type, split_optional, strip_annotated
+from ._annotations import bare, describe, is_namedtuple, is_nullable, is_record_type
 from ._codegen import define
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError
@@ -111,7 +111,7 @@ def _field(name: str, annotation: Any, *, has_default: bool, kw_only: bool) -> F
 def needs_registry(annotation: Any) -> bool:
     """Whether values of *annotation* may come in a type psycopg needs describing to load (composite, array of
     an extension or enum type, hstore): such columns are described through the catalog at first sight."""
-    tp, _ = split_optional(strip_annotated(annotation))
+    tp, _ = bare(annotation)
     origin = typing.get_origin(tp)
     if origin in (list, dict) or tp is dict:
         return True
@@ -275,7 +275,7 @@ def column_converter(
     stub: str, annotation: Any, oid: int, registry: TypeRegistry | None, *, where: str
 ) -> Convert | None:
     """How a non-NULL value of a column of type *oid* becomes a value of *annotation*; None if it already is."""
-    tp, _ = split_optional(strip_annotated(annotation))
+    tp, _ = bare(annotation)
     if tp is Any or tp is object:
         return None
     if oid in JSON_OIDS:

@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ._annotations import describe, is_record_type, split_optional, strip_annotated
+from ._annotations import bare, describe, is_record_type, split_optional, strip_annotated
 from ._errors import SignatureError
 from ._streams import AsyncStream, Stream
 
@@ -47,7 +47,7 @@ _ASYNC_STREAMS = (AsyncStream, collections.abc.AsyncIterator, collections.abc.As
 def read_result(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
     """Classify a return annotation; raise SignatureError for one pgdecor cannot produce."""
     plan = _read(stub, annotation, is_async=is_async)
-    value_type, optional = split_optional(strip_annotated(annotation))
+    value_type, optional = bare(annotation)
     nullable = optional or value_type in (Any, object)
     return dataclasses.replace(plan, value_type=value_type, value_nullable=nullable)
 

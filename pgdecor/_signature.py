@@ -21,7 +21,7 @@ from psycopg import adapters
 from psycopg.adapt import PyFormat
 from typing_extensions import is_typeddict
 
-from ._annotations import describe, is_namedtuple, split_optional, strip_annotated
+from ._annotations import bare, describe, is_namedtuple
 from ._codegen import define
 from ._errors import ArgumentError, SignatureError
 
@@ -112,7 +112,7 @@ def make_param(stub: str, p: inspect.Parameter, annotation: Any) -> Param:
     if variadic:
         item = check
         check = None if item is None else (lambda values: all(map(item, values)))
-    tp, optional = split_optional(strip_annotated(annotation))
+    tp, optional = bare(annotation)
     exact = tp if isinstance(tp, type) and typing.get_origin(tp) is None and not variadic else None
     return Param(p.name, annotation, check, placeholder_format(annotation), variadic, exact, optional and not variadic)
 
@@ -159,7 +159,7 @@ def placeholder_format(annotation: Any) -> Literal["b", "s"]:
     # Binary placeholders carry the type psycopg derives from the Python value (text for str, int2/4/8 by
     # magnitude, timestamptz for aware datetimes, ...); text placeholders would send str as "unknown" and let
     # the server guess.
-    tp, _ = split_optional(strip_annotated(annotation))
+    tp, _ = bare(annotation)
     base = typing.get_origin(tp) or tp
     if not isinstance(base, type) or base is object:
         return "s"
@@ -173,7 +173,7 @@ def placeholder_format(annotation: Any) -> Literal["b", "s"]:
 
 
 def _check_for(stub: str, name: str, annotation: Any) -> Check | None:
-    tp, optional = split_optional(strip_annotated(annotation))
+    tp, optional = bare(annotation)
     inner = _value_check(stub, name, tp)
     if inner is None or not optional:
         return inner

@@ -15,6 +15,8 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
 - ``pg_dsn``: a DSN whose ``search_path`` starts with a fresh schema, dropped after the test (the schema's
   name is also the ``application_name``, to find the test's backends in ``pg_stat_activity``);
 - ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once.
+
+`assert_stubs_match` is `pgdecor.check` as a test assertion.
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typing_extensions import Self
 
-__all__ = ["ServerNotFoundError", "TemporaryServer", "embedded_dsn", "find_bindir", "schema_dsn", "temporary_dsn"]
+__all__ = [
+    "ServerNotFoundError",
+    "TemporaryServer",
+    "assert_stubs_match",
+    "embedded_dsn",
+    "find_bindir",
+    "schema_dsn",
+    "temporary_dsn",
+]
 
 DSN_ENV = "PGDECOR_TEST_DSN"
 
@@ -227,3 +237,16 @@ else:
                 return cur.fetchall() if cur.description is not None else []
 
         return run
+
+
+def assert_stubs_match(modules: list[str], source: str | psycopg.Connection[Any]) -> None:
+    """Fail with one line per problem unless every stub of *modules* matches the database at *source*::
+
+    def test_stubs_match_the_database(pg_server_dsn):
+        assert_stubs_match(["app.db"], pg_server_dsn)
+    """
+    from ._check import check  # noqa: PLC0415 - the checker imports the whole package
+
+    problems = check(modules, source)
+    if problems:
+        raise AssertionError("stubs do not match the database:\n" + "\n".join(map(str, problems)))

@@ -1,0 +1,342 @@
+"""`pgdecor check`: every stub of some modules, verified against a live database before a request fails.
+
+For each stub: a `@procedure` is resolved as at its first call (the function exists, one overload fits the
+parameter names and types); parameters left to ``DEFAULT`` have a default in the function; the statement the
+stub would send is prepared (never executed) and its described parameters and result columns are compared
+with the annotations, the row type's fields (by name and type), ``Optional`` fields where the catalog knows a
+column is nullable (columns of tables and composite types), and the labels of enum types. All of it runs on a
+connection whose transactions are read-only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import inspect
+import pkgutil
+import re
+import typing
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from types import ModuleType
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from ._annotations import bare, describe
+from ._calls import ProcedureCall, QueryCall, Statement
+from ._catalog import TYPES_QUERY, PgType, compatible, read_types
+from ._errors import Error, MappingError
+from ._plan import Plan
+from ._registry import DESCRIBE_QUERY, registry_for, server_key
+from ._results import Shape
+
+__all__ = ["Problem", "check", "find_stubs"]
+
+_PLACEHOLDER = re.compile(r"%(%|[bst])")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a stub does not match the database."""
+
+    #: ``path:line`` of the stub's ``def``.
+    location: str
+    #: ``module.qualname`` of the stub.
+    stub: str
+    #: What the database has.
+    database: str
+    #: What the stub says.
+    stub_says: str
+    #: How to make them agree.
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.stub}: {self.database}; the stub says {self.stub_says}; {self.fix}"
+
+
+@dataclass(frozen=True)
+class FoundStub:
+    stub: str
+    location: str
+    plan: Callable[[], Plan]
+
+
+def find_stubs(modules: Iterable[str | ModuleType]) -> list[FoundStub]:
+    """Import *modules* (packages with all their submodules) and collect their decorated stubs, methods too."""
+    found: dict[int, FoundStub] = {}
+    for module in _modules(modules):
+        for value in list(vars(module).values()):
+            for fn in _stub_functions(value, module):
+                wrapped = inspect.unwrap(fn)
+                location = f"{inspect.getsourcefile(wrapped) or '?'}:{wrapped.__code__.co_firstlineno}"
+                found.setdefault(id(fn), FoundStub(f"{fn.__module__}.{fn.__qualname__}", location, fn.__pgdecor_plan__))
+    return sorted(found.values(), key=lambda s: s.location)
+
+
+def _modules(names: Iterable[str | ModuleType]) -> Iterator[ModuleType]:
+    for name in names:
+        module = importlib.import_module(name) if isinstance(name, str) else name
+        yield module
+        if hasattr(module, "__path__"):
+            for info in pkgutil.walk_packages(module.__path__, prefix=module.__name__ + "."):
+                yield importlib.import_module(info.name)
+
+
+def _stub_functions(value: Any, module: ModuleType) -> Iterator[Any]:
+    if hasattr(value, "__pgdecor_plan__") and getattr(value, "__module__", None) == module.__name__:
+        yield value
+    elif inspect.isclass(value) and value.__module__ == module.__name__:
+        for member in vars(value).values():
+            inner = member
+            if isinstance(member, (staticmethod, classmethod)):
+                inner = member.__func__
+            elif isinstance(member, cached_property):
+                inner = member.func
+            elif isinstance(member, property):
+                inner = member.fget
+            if hasattr(inner, "__pgdecor_plan__"):
+                yield inner
+
+
+def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[Any]) -> list[Problem]:
+    """Verify every stub of *modules* against the database at *source* (a conninfo or a connection); return
+    the problems found, none if the stubs and the database agree. Nothing is written to the database."""
+    stubs = find_stubs(modules)
+    if isinstance(source, str):
+        with psycopg.connect(source, autocommit=True) as conn:
+            return _check_all(stubs, conn)
+    return _check_all(stubs, source)
+
+
+def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Problem]:
+    conn.execute("SET default_transaction_read_only = on")
+    problems: list[Problem] = []
+    for found in stubs:
+        try:
+            plan = found.plan()
+        except Error as err:
+            problems.append(Problem(found.location, found.stub, "the stub cannot be built", str(err), "fix the stub"))
+            continue
+        problems.extend(_Checker(found, plan, conn).run())
+    return problems
+
+
+class _Checker:
+    def __init__(self, found: FoundStub, plan: Plan, conn: psycopg.Connection[Any]) -> None:
+        self.found, self.plan, self.conn = found, plan, conn
+        self.key = server_key(conn)
+        self.problems: list[Problem] = []
+
+    def problem(self, database: str, stub_says: str, fix: str) -> None:
+        self.problems.append(Problem(self.found.location, self.found.stub, database, stub_says, fix))
+
+    def run(self) -> list[Problem]:
+        call = self.plan.call
+        if isinstance(call, ProcedureCall):
+            statement = self.resolve(call)
+            if statement is None:
+                return self.problems
+        else:
+            statement = call.statement
+        res = self.describe(statement)
+        if res is not None:
+            self.check_params(statement, res)
+            self.check_columns(statement, res)
+        return self.problems
+
+    # -- the function -----------------------------------------------------------------------------------------
+
+    def resolve(self, call: ProcedureCall) -> Statement | None:
+        rows = self.conn.execute(*call.catalog_queries()).fetchall()
+        type_rows = self.conn.execute(*call.types_query(rows)).fetchall()
+        try:
+            call.resolve(self.key, rows, type_rows)
+        except Error as err:
+            message = str(err).removeprefix(f"{self.plan.stub}: ").replace(":\n  ", ": ").replace("\n  ", " | ")
+            database, _, rest = message.partition(";")
+            self.problem(database, self.signature(call), rest.strip() or "create the function or fix the stub")
+            return None
+        chosen = call._matches[self.key]
+        for binding in chosen.bindings:
+            if binding.param is None:
+                continue
+            index = binding.param + call.offset
+            param = self.plan.params[index]
+            has_default_marker = index in call.defaults
+            if has_default_marker and not binding.arg.has_default:
+                self.problem(
+                    f"{chosen.function.signature} has no default for {binding.arg.name or f'argument {index + 1}'}",
+                    f"{param.name} = DEFAULT",
+                    "give the parameter a Python default or none, or add a DEFAULT to the function",
+                )
+            self.check_enum(param.annotation, binding.arg.type, f"parameter {param.name!r}")
+        shape = self.plan.result.shape
+        function = chosen.function
+        one_row = function.is_procedure or function.returns_composite or bool(function.outputs)
+        if shape in (Shape.MANY, Shape.STREAM) and not function.returns_set and one_row:
+            self.problem(
+                f"{function.signature} returns one row, not a set",
+                describe(self.plan.result.value_type),
+                "annotate it `-> T` or `-> T | None`",
+            )
+        return call.statement(self.key, tuple(None for _ in self.plan.params))
+
+    def signature(self, call: ProcedureCall) -> str:
+        params = ", ".join(f"{p.name}: {describe(p.annotation)}" for p in call.params)
+        return f"{'.'.join(call.name)}({params})"
+
+    # -- the statement ----------------------------------------------------------------------------------------
+
+    def describe(self, statement: Statement) -> pq.abc.PGresult | None:
+        """The statement's parameters and columns, as the server describes it when preparing it."""
+        numbers = iter(range(1, 10_000))
+        sql = _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(numbers)}", statement.sql)
+        pgconn = self.conn.pgconn
+        res = pgconn.prepare(b"", sql.encode())
+        if res.status == pq.ExecStatus.COMMAND_OK:
+            res = pgconn.describe_prepared(b"")
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            error = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+            self.problem(f"the server cannot prepare the statement: {error}", statement.sql, "fix the SQL")
+            return None
+        return res
+
+    def types(self, oids: Iterable[int]) -> dict[int, PgType]:
+        rows = self.conn.execute(TYPES_QUERY, {"oids": sorted(set(oids))}).fetchall()
+        return read_types(rows)
+
+    def check_params(self, statement: Statement, res: pq.abc.PGresult) -> None:
+        call = self.plan.call
+        if not isinstance(call, QueryCall):
+            return  # a procedure's arguments were matched with the function's declared types
+        sources = statement.indices or ()
+        types = self.types(res.param_type(i) for i in range(res.nparams))
+        for position, index in enumerate(sources):
+            param = self.plan.params[index]
+            pgtype = types.get(res.param_type(position))
+            if pgtype is not None and not compatible(param.annotation, pgtype):
+                self.problem(
+                    f"the SQL uses parameter {position + 1} as {pgtype.sql}",
+                    f"{param.name}: {describe(param.annotation)}",
+                    f"annotate {param.name!r} with a type that fits {pgtype.sql}, or cast it in the SQL",
+                )
+            elif pgtype is not None:
+                self.check_enum(param.annotation, pgtype, f"parameter {param.name!r}")
+
+    def check_columns(self, statement: Statement, res: pq.abc.PGresult) -> None:
+        if self.plan.result.shape is Shape.NONE:
+            return
+        mapper = self.plan.mapper(statement)
+        registry = registry_for(self.key) if mapper.uses_registry else None
+        if registry is not None:
+            missing = mapper.missing_types(res, registry)
+            while missing:
+                missing = registry.add(self.conn.execute(DESCRIBE_QUERY, [missing]).fetchall())
+        try:
+            mapper.build(mapper.key(res, self.key), registry, self.conn.adapters)
+        except MappingError as err:
+            message = str(err).removeprefix(f"{self.plan.stub}: ")
+            database, _, fix = message.partition(";")
+            self.problem(database, describe(mapper.row_type), fix.strip())
+            return
+        names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
+        oids = [res.ftype(i) for i in range(res.nfields)]
+        types = self.types(oids)
+        if mapper.record is None:
+            if mapper.scalar and oids:
+                self.check_field(names[0], mapper.row_type, types.get(oids[0]), "the value")
+            return
+        fields = {f.name: f for f in mapper.record.fields}
+        nullable = self.nullable_columns(res, statement)
+        for name, oid in zip(names, oids, strict=True):
+            field = fields.get(name)
+            if field is None:
+                continue
+            where = f"field {describe(mapper.record.cls)}.{name}"
+            self.check_field(name, field.annotation, types.get(oid), where)
+            if name in nullable and not field.nullable:
+                self.problem(
+                    f"column {name!r} may be NULL ({nullable[name]} is not NOT NULL)",
+                    f"{where}: {describe(field.annotation)}",
+                    f"annotate it `{describe(field.annotation)} | None`, or add NOT NULL to the column",
+                )
+
+    def check_field(self, column: str, annotation: Any, pgtype: PgType | None, where: str) -> None:
+        if pgtype is None:
+            return
+        tp, _ = bare(annotation)
+        if tp is not Any and not _is_record(tp) and not compatible(annotation, pgtype):
+            self.problem(
+                f"column {column!r} is {pgtype.sql}",
+                f"{where}: {describe(annotation)}",
+                f"annotate it with a type that fits {pgtype.sql}, or cast the column in the SQL",
+            )
+        self.check_enum(annotation, pgtype, where)
+
+    def check_enum(self, annotation: Any, pgtype: PgType, where: str) -> None:
+        tp, _ = bare(annotation)
+        if typing.get_origin(tp) is list and pgtype.element is not None:
+            (item,) = typing.get_args(tp) or (Any,)
+            self.check_enum(item, pgtype.element, where)
+            return
+        if pgtype.kind != "e":
+            return
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            python = {str(m.value) for m in tp}
+        elif typing.get_origin(tp) is typing.Literal:
+            python = {str(v) for v in typing.get_args(tp)}
+        else:
+            return
+        rows = self.conn.execute(
+            "SELECT enumlabel::text FROM pg_catalog.pg_enum WHERE enumtypid = %s ORDER BY enumsortorder",
+            [pgtype.oid],
+        ).fetchall()
+        labels = [label for (label,) in rows]
+        lacking = [label for label in labels if label not in python]
+        unknown = sorted(python - set(labels))
+        if lacking or unknown:
+            self.problem(
+                f"enum {pgtype.sql} has labels {', '.join(labels)}",
+                f"{where}: {describe(tp)} with {', '.join(sorted(python))}",
+                "make the Python values the enum's labels"
+                + (f" (missing: {', '.join(lacking)})" if lacking else "")
+                + (f" (unknown to the database: {', '.join(unknown)})" if unknown else ""),
+            )
+
+    def nullable_columns(self, res: pq.abc.PGresult, statement: Statement) -> dict[str, str]:
+        """Columns the catalog says may be NULL: of a table (in a query) or of the row type a function returns."""
+        out: dict[str, str] = {}
+        for i in range(res.nfields):
+            table, column = res.ftable(i), res.ftablecol(i)
+            if table:
+                row = self.conn.execute(
+                    "SELECT NOT a.attnotnull, a.attrelid::regclass::text || '.' || a.attname::text "
+                    "FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s AND a.attnum = %s",
+                    [table, column],
+                ).fetchone()
+                if row is not None and row[0]:
+                    out[(res.fname(i) or b"").decode()] = row[1]
+        call = self.plan.call
+        if isinstance(call, ProcedureCall) and not statement.value:
+            function = call._matches[self.key].function
+            if function.returns_set or function.returns_composite:
+                for name, where in self.conn.execute(_ROWTYPE_NULLABLE, [function.rettype]).fetchall():
+                    out.setdefault(name, where)
+        return out
+
+
+#: Nullable attributes of the table or composite type a function returns.
+_ROWTYPE_NULLABLE = """
+SELECT a.attname::text, t.oid::regtype::text || '.' || a.attname::text
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE t.oid = %s AND t.typrelid <> 0 AND NOT a.attnotnull
+"""
+
+
+def _is_record(tp: Any) -> bool:
+    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or tp is dict)

@@ -1,0 +1,280 @@
+"""`pgdecor generate`: a module of typed stubs for the functions and procedures of a schema.
+
+The output is deterministic (the same database gives the same bytes): a dataclass per composite type, table
+type and result row used, an `Enum` per enum type, and a decorated stub per function and procedure, with its
+``COMMENT`` as docstring. Names:
+
+- a composite or enum type ``app.line_item`` becomes ``LineItem``; the rows of ``f``'s OUT parameters or
+  ``RETURNS TABLE`` become ``FRow`` (``FResult`` for a procedure);
+- an overloaded function's stubs are named ``<name>__<argument types>``, the types being PostgreSQL's names
+  joined by ``_`` (``area__int4_int4``, ``area__float8_float8``), and annotate each argument with its type;
+- a parameter without a name is ``arg1``, ``arg2``...
+
+Functions using a type with no Python counterpart here (ranges, network types, pseudo-types other than
+``void``) are not written; each is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from ._catalog import TYPES_QUERY, Function, PgType, read_functions, read_types
+
+__all__ = ["generate"]
+
+SCHEMA_FUNCTIONS = """
+SELECT n.nspname::text, p.proname::text,
+       p.proname::text || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
+       p.prokind::text, p.proretset,
+       p.prorettype::int8, rt.typtype::text,
+       coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], p.proargmodes::text[], p.proargnames,
+       p.pronargdefaults,
+       pg_catalog.obj_description(p.oid, 'pg_proc')
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_type rt ON rt.oid = p.prorettype
+WHERE n.nspname = %s AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+ORDER BY p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
+"""
+
+#: A composite type's attributes: (name, type oid, NOT NULL).
+ATTRIBUTES = """
+SELECT a.attname::text, a.atttypid::int8, a.attnotnull
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE t.oid = %s
+ORDER BY a.attnum
+"""
+
+ENUM_LABELS = "SELECT enumlabel::text FROM pg_catalog.pg_enum WHERE enumtypid = %s ORDER BY enumsortorder"
+
+_SCALARS: dict[str, tuple[str, str | None]] = {
+    # PostgreSQL base type name → (Python annotation, the import it needs)
+    "int2": ("int", None),
+    "int4": ("int", None),
+    "int8": ("int", None),
+    "oid": ("int", None),
+    "numeric": ("Decimal", "from decimal import Decimal"),
+    "float4": ("float", None),
+    "float8": ("float", None),
+    "text": ("str", None),
+    "varchar": ("str", None),
+    "bpchar": ("str", None),
+    "name": ("str", None),
+    "char": ("str", None),
+    "citext": ("str", None),
+    "ltree": ("str", None),
+    "bool": ("bool", None),
+    "bytea": ("bytes", None),
+    "date": ("datetime.date", "import datetime"),
+    "time": ("datetime.time", "import datetime"),
+    "timetz": ("datetime.time", "import datetime"),
+    "timestamp": ("datetime.datetime", "import datetime"),
+    "timestamptz": ("datetime.datetime", "import datetime"),
+    "interval": ("datetime.timedelta", "import datetime"),
+    "uuid": ("UUID", "from uuid import UUID"),
+    "json": ("Any", "from typing import Any"),
+    "jsonb": ("Any", "from typing import Any"),
+    "hstore": ("dict[str, str | None]", None),
+}
+
+
+class Unsupported(Exception):  # noqa: N818 - an internal signal, never raised to users
+    pass
+
+
+@dataclass
+class _Module:
+    conn: psycopg.Connection[Any]
+    schema: str
+    types: dict[int, PgType] = field(default_factory=dict)
+    imports: set[str] = field(default_factory=set)
+    #: Generated classes by type oid (composites, enums), and their source, in the order they are made.
+    classes: dict[int, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+
+    def type_info(self, oids: Iterable[int]) -> None:
+        wanted = sorted(set(oids) - set(self.types))
+        if wanted:
+            self.types.update(read_types(self.conn.execute(TYPES_QUERY, {"oids": wanted}).fetchall()))
+
+    def annotation(self, oid: int) -> str:
+        """The Python annotation for values of type *oid* (non-NULL), making classes as needed."""
+        self.type_info([oid])
+        pgtype = self.types[oid]
+        if pgtype.category == "A" and pgtype.element is not None:
+            return f"list[{self.annotation(pgtype.element.oid)} | None]"
+        if pgtype.kind == "e":
+            return self.enum(pgtype)
+        if pgtype.kind == "c":
+            return self.composite(pgtype)
+        scalar = _SCALARS.get(pgtype.base)
+        if pgtype.kind not in ("b", "d") or scalar is None:
+            raise Unsupported(pgtype.sql)
+        if scalar[1]:
+            self.imports.add(scalar[1])
+        return scalar[0]
+
+    def class_name(self, base: str) -> str:
+        name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", base) if part) or "Type"
+        if name[0].isdigit():
+            name = "T" + name
+        candidate, n = name, 2
+        while candidate in self.names:
+            candidate, n = f"{name}{n}", n + 1
+        self.names.add(candidate)
+        return candidate
+
+    def enum(self, pgtype: PgType) -> str:
+        if pgtype.oid in self.classes:
+            return self.classes[pgtype.oid]
+        name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
+        labels = [label for (label,) in self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()]
+        members, used = [], set()
+        for i, label in enumerate(labels):
+            member = re.sub(r"\W", "_", label).upper().strip("_") or f"VALUE_{i}"
+            if not member.isidentifier() or keyword.iskeyword(member) or member in used or member[0].isdigit():
+                member = f"VALUE_{i}"
+            used.add(member)
+            members.append(f"    {member} = {_q(label)}")
+        self.imports.add("from enum import Enum")
+        self.sources.append(f'class {name}(str, Enum):\n    """Enum type {pgtype.sql}."""\n\n' + "\n".join(members))
+        return name
+
+    def composite(self, pgtype: PgType) -> str:
+        if pgtype.oid in self.classes:
+            return self.classes[pgtype.oid]
+        name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
+        fields: list[tuple[str, int, bool]] = [
+            (str(attname), int(atttype), bool(notnull))
+            for attname, atttype, notnull in self.conn.execute(ATTRIBUTES, [pgtype.oid]).fetchall()
+        ]
+        self.dataclass(name, f"Composite type {pgtype.sql}.", fields)
+        return name
+
+    def dataclass(self, name: str, doc: str, fields: list[tuple[str, int, bool]]) -> None:
+        lines = []
+        for attname, atttype, notnull in fields:
+            if not attname.isidentifier() or keyword.iskeyword(attname):
+                raise Unsupported(f"a field named {attname!r}")
+            annotation = self.annotation(atttype)
+            lines.append(f"    {attname}: {annotation}{'' if notnull else ' | None'}")
+        self.imports.add("from dataclasses import dataclass")
+        body = "\n".join(lines) or "    pass"
+        self.sources.append(f'@dataclass\nclass {name}:\n    """{doc}"""\n\n{body}')
+
+
+def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
+    """The module of stubs for *schema*'s functions and procedures, and what was skipped (with why)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        rows = conn.execute(SCHEMA_FUNCTIONS, [schema]).fetchall()
+        module = _Module(conn, schema)
+        module.type_info(oid for row in rows for oid in [*(row[7] or ()), row[5]])
+        functions = read_functions([row[:11] for row in rows], module.types)
+        comments = [row[11] for row in rows]
+        counts: dict[str, int] = {}
+        for f in functions:
+            counts[f.name] = counts.get(f.name, 0) + 1
+        stubs, skipped = [], []
+        for function, comment in zip(functions, comments, strict=True):
+            snapshot = (set(module.imports), dict(module.classes), list(module.sources), set(module.names))
+            try:
+                stubs.append(_stub(module, function, comment, overloaded=counts[function.name] > 1))
+            except Unsupported as err:
+                module.imports, module.classes, module.sources, module.names = snapshot
+                skipped.append(f"{schema}.{function.signature}: uses {err}, which has no Python type here")
+    return _render(module, schema, stubs), skipped
+
+
+def _stub(module: _Module, function: Function, comment: str | None, *, overloaded: bool) -> str:
+    name = function.name
+    if overloaded:
+        name += "__" + "_".join(a.type.base for a in function.inputs)
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise Unsupported(f"the name {function.name!r}")
+    params = []
+    for i, arg in enumerate(function.inputs):
+        pname = arg.name or f"arg{i + 1}"
+        if not pname.isidentifier() or keyword.iskeyword(pname) or pname in ("self", "cls"):
+            raise Unsupported(f"a parameter named {pname!r}")
+        pgtype = arg.type.element if arg.mode == "v" and arg.type.element else arg.type
+        annotation = module.annotation(pgtype.oid)
+        if overloaded:
+            module.imports.add("from typing import Annotated")
+            annotation = f"Annotated[{annotation}, {_q(pgtype.sql)}]"
+        if arg.mode == "v":
+            params.append(f"*{pname}: {annotation}")
+        elif arg.has_default:
+            module.imports.add("DEFAULT")
+            params.append(f"{pname}: {annotation} | None = DEFAULT")
+        else:
+            params.append(f"{pname}: {annotation} | None")
+    returns = _returns(module, function, name)
+    doc = comment or f"{'Procedure' if function.is_procedure else 'Function'} {module.schema}.{function.name}."
+    doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    signature = f"def {name}({', '.join(params)}) -> {returns}:"
+    if len(signature) > 110:
+        inner = "".join(f"    {p},\n" for p in params)
+        signature = f"def {name}(\n{inner}) -> {returns}:"
+    target = f"{module.schema}.{function.name}"
+    return f'@procedure({_q(target)})\n{signature}\n    """{doc}"""'
+
+
+def _returns(module: _Module, function: Function, name: str) -> str:
+    outputs = [a for a in function.args if a.mode in ("o", "b", "t")]
+    if outputs:
+        suffix = "Result" if function.is_procedure else "Row"
+        row = module.class_name(name + "_" + suffix)
+        fields = [(a.name or f"column{i + 1}", a.type.oid, False) for i, a in enumerate(outputs)]
+        kind = "procedure" if function.is_procedure else "function"
+        module.dataclass(row, f"The result of {kind} {module.schema}.{function.name}.", fields)
+        if function.is_procedure:
+            return row
+        return f"list[{row}]" if function.returns_set else f"{row} | None"
+    if function.is_procedure:
+        return "None"
+    module.type_info([function.rettype])
+    pgtype = module.types[function.rettype]
+    if pgtype.base == "void":
+        return "None"
+    annotation = module.annotation(pgtype.oid)
+    if function.returns_set:
+        return f"list[{annotation}]" if pgtype.kind == "c" else f"list[{annotation} | None]"
+    return f"{annotation} | None"
+
+
+def _q(text: str) -> str:
+    """A double-quoted Python string literal (the formatter's style)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _render(module: _Module, schema: str, stubs: list[str]) -> str:
+    plain = sorted(i for i in module.imports if i.startswith("import "))
+    names: dict[str, set[str]] = {}
+    for line in module.imports:
+        if line.startswith("from "):
+            source, _, name = line.removeprefix("from ").partition(" import ")
+            names.setdefault(source, set()).add(name)
+    froms = [f"from {source} import {', '.join(sorted(names[source]))}" for source in sorted(names)]
+    pgdecor = ["DEFAULT", "procedure"] if "DEFAULT" in module.imports else ["procedure"]
+    header = [
+        f'"""Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."""',
+        "",
+        "from __future__ import annotations",
+        "",
+    ]
+    if plain or froms:
+        header += [*plain, *froms, ""]
+    header.append(f"from pgdecor import {', '.join(pgdecor)}")
+    blocks = [*module.sources, *stubs]
+    return "\n".join(header) + "\n\n\n" + "\n\n\n".join(blocks) + "\n"

@@ -1,0 +1,284 @@
+"""`pgdecor check` and `pgdecor generate` against schemas made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import Exec
+from psycopg.conninfo import conninfo_to_dict
+
+from pgdecor import check
+from pgdecor._generate import generate
+from pgdecor.testing import assert_stubs_match
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCHEMA = """
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE money2 AS (amount numeric, currency text);
+CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price money2, tags text[], mood mood);
+INSERT INTO items VALUES (1, 'pen', ROW(1.5, 'EUR'), '{a,b}', 'ok');
+CREATE TABLE audit (what text);
+CREATE FUNCTION get_item(id int) RETURNS SETOF items LANGUAGE sql STABLE
+    AS $$ SELECT * FROM items i WHERE i.id = get_item.id $$;
+COMMENT ON FUNCTION get_item(int) IS 'One item by id.';
+CREATE FUNCTION item_names(n int DEFAULT 10) RETURNS SETOF text LANGUAGE sql AS $$ SELECT name FROM items LIMIT n $$;
+CREATE FUNCTION split(total numeric, OUT half numeric, OUT rest numeric) LANGUAGE sql
+    AS $$ SELECT total / 2, total - total / 2 $$;
+CREATE FUNCTION area(int, int) RETURNS int LANGUAGE sql AS $$ SELECT $1 * $2 $$;
+CREATE FUNCTION area(float8, float8) RETURNS float8 LANGUAGE sql AS $$ SELECT $1 * $2 $$;
+CREATE FUNCTION total(label text, VARIADIC nums int[]) RETURNS text LANGUAGE sql
+    AS $$ SELECT label || sum(x) FROM unnest(nums) x $$;
+CREATE FUNCTION moods() RETURNS TABLE (m mood, n int) LANGUAGE sql AS $$ SELECT 'ok'::mood, 1 $$;
+CREATE PROCEDURE bump(INOUT counter int, step int DEFAULT 1) LANGUAGE plpgsql
+    AS $$ BEGIN counter := counter + step; END $$;
+CREATE FUNCTION price_of(id int) RETURNS money2 LANGUAGE sql AS $$ SELECT price FROM items i WHERE i.id = price_of.id $$;
+CREATE FUNCTION addr(i inet) RETURNS inet LANGUAGE sql AS $$ SELECT i $$;
+CREATE FUNCTION record_audit(what text) RETURNS void LANGUAGE sql AS $$ INSERT INTO audit VALUES (what) $$;
+"""
+
+
+def schema_of(dsn: str) -> str:
+    options = conninfo_to_dict(dsn).get("options") or ""
+    return str(options).split("search_path=")[1].split(",")[0]
+
+
+def write_module(directory: Path, source: str) -> str:
+    name = f"stubs_{uuid.uuid4().hex[:8]}"
+    (directory / f"{name}.py").write_text(source)
+    return name
+
+
+@pytest.fixture
+def shop(pg_dsn: str, pg_exec: Exec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    pg_exec(SCHEMA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return pg_dsn
+
+
+def test_generated_module_is_typed_formatted_deterministic_and_checks_clean(shop: str, tmp_path: Path) -> None:
+    schema = schema_of(shop)
+    text, skipped = generate(shop, schema)
+    assert generate(shop, schema)[0] == text  # the same database gives the same bytes
+    assert skipped == [f"{schema}.addr(i inet): uses inet, which has no Python type here"]
+    assert f'@procedure("{schema}.area")\ndef area__int4_int4(' in text
+    assert '"""One item by id."""' in text
+    assert "def bump(counter: int | None, step: int | None = DEFAULT) -> BumpResult:" in text
+    assert "def total(label: str | None, *nums: int) -> str | None:" in text
+    name = write_module(tmp_path, text)
+    assert check([name], shop) == []
+    module_file = str(tmp_path / f"{name}.py")
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\nplugins = pgdecor.mypy\n")
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-incremental", module_file],
+        capture_output=True, text=True, check=False, env={"MYPYPATH": str(ROOT), "PATH": ""},
+    )  # fmt: skip
+    assert mypy.returncode == 0, mypy.stdout
+    for ruff in (["check", "--isolated"], ["format", "--isolated", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *ruff, module_file], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout
+
+
+def test_generated_stubs_call_the_functions(shop: str, tmp_path: Path) -> None:
+    from pgdecor import session
+
+    module = __import__(write_module(tmp_path, generate(shop, schema_of(shop))[0]))
+    with session(shop):
+        [item] = module.get_item(1)
+        assert (item.name, item.price.currency, item.mood) == ("pen", "EUR", module.Mood.OK)
+        assert module.area__int4_int4(2, 3) == 6
+        assert module.area__float8_float8(1.5, 2.0) == 3.0
+        assert module.bump(1).counter == 2
+        assert module.total("sum=", 1, 2) == "sum=3"
+        assert module.moods() == [module.MoodsRow(module.Mood.OK, 1)]
+
+
+BROKEN = """
+from dataclasses import dataclass
+from enum import Enum
+from decimal import Decimal
+from pgdecor import DEFAULT, procedure, query
+
+
+class Mood(Enum):
+    SAD = "sad"
+    OK = "ok"
+
+
+@dataclass
+class Money2:
+    amount: Decimal | None
+    currency: str | None
+
+
+@dataclass
+class Item:
+    id: int
+    name: str
+    price: Money2 | None
+    tags: list[str] | None
+    mood: Mood | None
+
+
+@dataclass
+class ItemWithoutTags:
+    id: int
+    name: str
+    price: Money2 | None
+    mood: Mood | None
+
+
+@dataclass
+class ItemWithColour:
+    id: int
+    name: str
+    price: Money2 | None
+    tags: list[str] | None
+    mood: Mood | None
+    colour: str
+
+
+@dataclass
+class Halves:
+    half: Decimal | None
+    rest: Decimal | None
+
+
+@dataclass
+class StrictMood:
+    m: Mood
+    n: int | None
+
+
+@procedure("{schema}.get_itm")
+def renamed(id: int) -> Item | None: ...
+
+
+@procedure("{schema}.get_item")
+def retyped(id: str) -> Item | None: ...
+
+
+@procedure("{schema}.get_item")
+def extra_column(id: int) -> ItemWithoutTags | None: ...
+
+
+@procedure("{schema}.get_item")
+def missing_column(id: int) -> ItemWithColour | None: ...
+
+
+@procedure("{schema}.split")
+def set_of_single(total: Decimal) -> list[Halves]: ...
+
+
+@query("SELECT * FROM {schema}.items WHERE id = %(id)s")
+def nullable_name(id: int) -> Item | None: ...
+
+
+@procedure("{schema}.get_item")
+def fine(id: int) -> Item | None: ...
+
+
+@query("SELEC * FROM {schema}.items")
+def bad_sql() -> list[Item]: ...
+
+
+@query("SELECT name FROM {schema}.items WHERE id = %(id)s")
+def param_type(id: str) -> str: ...
+
+
+@procedure("{schema}.price_of")
+def no_default(id: int = DEFAULT) -> Money2 | None: ...
+"""
+
+
+def broken_module(shop: str, tmp_path: Path) -> str:
+    return write_module(tmp_path, BROKEN.replace("{schema}", schema_of(shop)))
+
+
+def by_stub(modules: list[str], dsn: str) -> dict[str, str]:
+    """Each stub's problem lines, joined."""
+    out: dict[str, list[str]] = {}
+    for p in check(modules, dsn):
+        out.setdefault(p.stub.rsplit(".", 1)[1], []).append(str(p))
+    return {stub: "\n".join(lines) for stub, lines in out.items()}
+
+
+def test_each_mismatch_gets_its_own_line(shop: str, tmp_path: Path) -> None:
+    name = broken_module(shop, tmp_path)
+    problems = by_stub([name], shop)
+    where = f"{tmp_path / name}.py"
+    assert all(line.startswith(f"{where}:") for text in problems.values() for line in text.splitlines())
+    assert problems["fine"].count("\n") == 0  # only the enum's missing label
+    assert "has no function or procedure" in problems["renamed"]
+    assert "'id' is str in the stub but integer in the function" in problems["retyped"]
+    assert "column 'tags' which stubs_" in problems["extra_column"]
+    assert "no column 'colour'" in problems["missing_column"]
+    assert "returns one row, not a set" in problems["set_of_single"]
+    assert "annotate it `-> T` or `-> T | None`" in problems["set_of_single"]
+    assert "cannot prepare the statement" in problems["bad_sql"]
+    assert "uses parameter 1 as integer" in problems["param_type"]
+    assert "has no default for id" in problems["no_default"]
+    enum_lines = [p for p in problems.values() if "has labels sad, ok, happy" in p]
+    assert enum_lines
+    assert all("missing: happy" in p for p in enum_lines)
+
+
+def test_wrong_optional_is_found_where_the_catalog_knows(shop: str, pg_exec: Exec, tmp_path: Path) -> None:
+    pg_exec("ALTER TABLE items ALTER COLUMN name DROP NOT NULL")
+    source = BROKEN.replace("{schema}", schema_of(shop)).replace(
+        "class Mood(Enum):", "class Mood(Enum):\n    HAPPY = 'happy'"
+    )
+    problems = by_stub([write_module(tmp_path, source)], shop)
+    assert "column 'name' may be NULL" in problems["nullable_name"]  # a query over the table
+    assert "column 'name' may be NULL" in problems["fine"]  # a function returning the table's rows
+    assert "annotate it `str | None`" in problems["fine"]
+
+
+def test_check_never_writes(shop: str, pg_exec: Exec, tmp_path: Path) -> None:
+    schema = schema_of(shop)
+    source = f"from pgdecor import procedure\n\n\n@procedure('{schema}.record_audit')\ndef record_audit(what: str) -> None: ...\n"
+    assert check([write_module(tmp_path, source)], shop) == []
+    assert pg_exec("SELECT count(*) FROM audit") == [(0,)]
+
+
+def test_command_line_exit_status_and_json(shop: str, tmp_path: Path) -> None:
+    name = broken_module(shop, tmp_path)
+    cli = [sys.executable, "-m", "pgdecor", "check", name, "--dsn", shop]
+    text = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert text.returncode == 1
+    assert f"{tmp_path / name}.py:" in text.stdout
+    assert "problems" in text.stderr
+    as_json = subprocess.run([*cli, "--format", "json"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    problems: list[dict[str, Any]] = json.loads(as_json.stdout)
+    assert {"location", "stub", "database", "stub_says", "fix"} <= set(problems[0])
+    good = write_module(tmp_path, generate(shop, schema_of(shop))[0])
+    ok = subprocess.run([*cli[:4], good, "--dsn", shop], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert ok.returncode == 0, ok.stdout
+    out = tmp_path / "generated.py"
+    gen = [sys.executable, "-m", "pgdecor", "generate", "--dsn", shop, "--schema", schema_of(shop), "-o", str(out)]
+    done = subprocess.run(gen, capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert "skipped" in done.stderr
+    assert out.read_text() == generate(shop, schema_of(shop))[0]
+
+
+def test_pytest_helper(shop: str, tmp_path: Path) -> None:
+    assert_stubs_match([write_module(tmp_path, generate(shop, schema_of(shop))[0])], shop)
+    with pytest.raises(AssertionError, match=r"stubs do not match the database:\n(.|\n)*renamed"):
+        assert_stubs_match([broken_module(shop, tmp_path)], shop)
+
+
+def test_check_covers_the_tests_own_stub_modules(users: str) -> None:
+    """The stubs this suite calls match the users schema they run against."""
+    with psycopg.connect(users, autocommit=True) as conn:
+        assert check(["userdb"], conn) == []
