@@ -31,7 +31,7 @@ from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import TYPES_QUERY, PgType, compatible, read_types
 from ._errors import Error, MappingError
 from ._plan import Plan
-from ._registry import DESCRIBE_QUERY, registry_for, server_key
+from ._registry import describe_sync, registry_for, server_key
 from ._results import Shape
 
 __all__ = ["Problem", "check", "find_stubs"]
@@ -233,9 +233,7 @@ class _Checker:
         mapper = self.plan.mapper(statement)
         registry = registry_for(self.key) if mapper.uses_registry else None
         if registry is not None:
-            missing = mapper.missing_types(res, registry)
-            while missing:
-                missing = registry.add(self.conn.execute(DESCRIBE_QUERY, [missing]).fetchall())
+            describe_sync(self.conn, registry, mapper.missing_types(res, registry))
         try:
             mapper.build(mapper.key(res, self.key), registry, self.conn.adapters)
         except MappingError as err:

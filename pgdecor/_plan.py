@@ -23,7 +23,7 @@ from ._annotations import describe
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
 from ._mapping import Layout, RowMapper
-from ._registry import DESCRIBE_QUERY, ServerKey, registry_for
+from ._registry import ServerKey, describe_async, describe_sync, registry_for
 from ._results import ResultPlan, Shape
 from ._session import _current, no_session_error
 from ._signature import Param, compile_check
@@ -320,9 +320,8 @@ class Plan:
         layout = mapper.cached(layout_key)
         if layout is None:
             registry = registry_for(key) if mapper.uses_registry else None
-            missing = mapper.missing_types(cur.pgresult, registry) if registry is not None else []
-            while registry is not None and missing:
-                missing = registry.add(conn.execute(DESCRIBE_QUERY, [missing]).fetchall())
+            if registry is not None:
+                describe_sync(conn, registry, mapper.missing_types(cur.pgresult, registry))
             layout = mapper.build(layout_key, registry, cur.adapters)
         return self.checked_format(key, statement, layout, binary)
 
@@ -450,9 +449,8 @@ class Plan:
         layout = mapper.cached(layout_key)
         if layout is None:
             registry = registry_for(key) if mapper.uses_registry else None
-            missing = mapper.missing_types(cur.pgresult, registry) if registry is not None else []
-            while registry is not None and missing:
-                missing = registry.add(await (await conn.execute(DESCRIBE_QUERY, [missing])).fetchall())
+            if registry is not None:
+                await describe_async(conn, registry, mapper.missing_types(cur.pgresult, registry))
             layout = mapper.build(layout_key, registry, cur.adapters)
         return self.checked_format(key, statement, layout, binary)
 

@@ -119,3 +119,14 @@ def registry_for(key: ServerKey) -> TypeRegistry:
     if found is None:
         found = _registries[key] = TypeRegistry()
     return found
+
+
+def describe_sync(conn: psycopg.Connection[Any], registry: TypeRegistry, oids: list[int]) -> None:
+    """Describe *oids* (and the types they refer to) into *registry*."""
+    while oids:
+        oids = registry.add(conn.execute(DESCRIBE_QUERY, [oids]).fetchall())
+
+
+async def describe_async(conn: psycopg.AsyncConnection[Any], registry: TypeRegistry, oids: list[int]) -> None:
+    while oids:
+        oids = registry.add(await (await conn.execute(DESCRIBE_QUERY, [oids])).fetchall())
