@@ -282,3 +282,14 @@ def test_check_covers_the_tests_own_stub_modules(users: str) -> None:
     """The stubs this suite calls match the users schema they run against."""
     with psycopg.connect(users, autocommit=True) as conn:
         assert check(["userdb"], conn) == []
+
+
+def test_packages_are_checked_with_their_submodules(shop: str, tmp_path: Path) -> None:
+    package = tmp_path / f"pkg_{uuid.uuid4().hex[:8]}"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "db.py").write_text(BROKEN.replace("{schema}", schema_of(shop)))
+    problems = by_stub([package.name], shop)
+    assert "renamed" in problems
+    assert f"{package.name}.sub.db" in problems["renamed"]
