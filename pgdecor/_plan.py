@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from logging import DEBUG
@@ -327,9 +327,11 @@ class Plan:
 
     # -- async ----------------------------------------------------------------------------------------------
 
-    async def arun(self, args: tuple[Any, ...]) -> Any:
-        if not _log_enabled(DEBUG):
-            return await self._arun(args)
+    def arun(self, args: tuple[Any, ...]) -> Coroutine[Any, Any, Any]:
+        # A plain function handing back the coroutine: one coroutine layer less on every call.
+        return self._arun(args) if not _log_enabled(DEBUG) else self._alogged(args)
+
+    async def _alogged(self, args: tuple[Any, ...]) -> Any:
         start = perf_counter()
         try:
             return await self._arun(args)
