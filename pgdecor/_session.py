@@ -537,7 +537,8 @@ def _idle_since(sess: Session, now: float) -> float:
     if conn is None or conn.info.transaction_status != pq.TransactionStatus.INTRANS:
         sess._activity = None
         return 0.0
-    seen = tuple(getattr(c, "pgresult", None) for c in (*sess._cursors.values(), *sess._streams))
+    cursors = (*sess._cursors.values(), *(stream._cursor for stream in sess._streams))
+    seen = tuple(c.pgresult for c in cursors)
     if sess._activity is None or sess._activity[0] != seen:
         sess._activity = (seen, now)
         return 0.0

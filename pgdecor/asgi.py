@@ -8,10 +8,10 @@
     db = Database("postgresql:///app")               # entered with `async with` in the app's lifespan
     app.add_middleware(SessionMiddleware, source=db)  # Starlette / FastAPI
 
-The session is opened when the request starts and ended as soon as the last body message has been sent
-(committed, its connection given back, before the server's own bookkeeping); if the application raises, is
-cancelled, or the client disconnects first, it is rolled back when the application returns. Work the
-application does after its last body message (background tasks) needs a session of its own.
+The session is opened when the request starts and ended just before the last body message is sent (committed,
+its connection given back, so a client never sees a complete response whose transaction failed to commit); if
+the application raises, is cancelled, or the client disconnects first, it is rolled back when the application
+returns. Work the application does after its last body message (background tasks) needs a session of its own.
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ class SessionMiddleware:
             return
         sess = Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
 
-        async def send_then_finish(message: Message) -> None:
-            await send(message)
+        async def finish_then_send(message: Message) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Commit before the client sees the end of a successful response: if the commit fails, the
+                # application gets the error instead, and the client an incomplete response.
                 await sess._afinish(None, None, None)
+            await send(message)
 
         async with sess:
-            await self.app(scope, receive, send_then_finish)
+            await self.app(scope, receive, finish_then_send)

@@ -11,7 +11,8 @@
 The session is opened before the application is called and ended after the server has closed the response
 iterable (PEP 3333: ``close()`` is called after the last chunk is sent, or when the client goes away), so a
 streaming response can still read from the database. It commits when the application and its response
-iterable finish without raising, and rolls back when either raises. The middleware runs the application, and
+iterable finish without raising (also when the server closes it early, the client gone: the handler's work is
+done), and rolls back when either raises. The middleware runs the application, and
 each step of the response, in a context of its own, so the session is the request's even if the server
 iterates the response from another thread.
 """
