@@ -94,6 +94,8 @@ def test_asgi_session_ends_at_the_last_body_message(users: str) -> None:
 
             async def send(message: MutableMapping[str, Any]) -> None:
                 messages.append(message)
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    seen["at_last_message"] = db.apool.get_stats()["pool_available"]  # committed before
 
             await ASGIMiddleware(app, db)({"type": "http", "path": "/"}, receive, send)
             assert [m["type"] for m in messages][-1] == "http.response.body"
@@ -101,7 +103,8 @@ def test_asgi_session_ends_at_the_last_body_message(users: str) -> None:
                 assert await aget_user(23) == User(23, "asgi", None)
 
     asyncio.run(main())
-    assert (seen["during"], seen["after"]) == (0, 1)  # the connection went back before the app returned
+    # the connection went back (committed) before the server got the last message, and before the app returned
+    assert (seen["during"], seen["at_last_message"], seen["after"]) == (0, 1, 1)
 
 
 def test_asgi_handler_error_rolls_back_and_other_scopes_pass_through(users: str) -> None:
