@@ -7,7 +7,7 @@ from typing import Annotated
 from models import Member, Order
 from typing_extensions import assert_type
 
-from pgdecor import DEFAULT, NotFoundError, procedure
+from pgdecor import DEFAULT, Counters, Database, NotFoundError, Problem, check, procedure, session
 
 
 @procedure
@@ -48,3 +48,18 @@ def arguments() -> None:
     greet("ann", 1)  # type: ignore[arg-type]
     total("sum=", "1")  # type: ignore[arg-type]
     procedure(errors={"P0002": 42})  # type: ignore[dict-item]
+
+
+@procedure("get_member", readonly=True)
+def read_member(id: int) -> Member | None: ...
+
+
+def services() -> None:
+    with Database("postgresql:///app", replica="postgresql:///replica") as db, session(db):
+        assert_type(read_member(1), Member | None)
+        assert_type(db.counters, Counters)
+    with session("postgresql:///app", replica="postgresql:///replica"):
+        pass
+    assert_type(check(["app.db"], "postgresql:///app"), list[Problem])
+    Database("postgresql:///app", max_size="10")  # type: ignore[arg-type]
+    session(db, replica=42)  # type: ignore[arg-type]
