@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import os
@@ -122,6 +123,7 @@ class Workload:
 
 
 def timed(ops: int, fn: Callable[[], object]) -> Measure:
+    gc.collect()  # every contender starts with the collector in the same state, not with the previous one's debt
     cpu, wall = time.process_time(), time.perf_counter()
     fn()
     return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)
@@ -129,6 +131,7 @@ def timed(ops: int, fn: Callable[[], object]) -> Measure:
 
 def timed_async(ops: int, fn: Callable[[], Awaitable[object]], *, loop: asyncio.AbstractEventLoop) -> Measure:
     async def run() -> Measure:
+        gc.collect()
         cpu, wall = time.process_time(), time.perf_counter()
         await fn()
         return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)

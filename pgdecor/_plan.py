@@ -7,9 +7,11 @@ catalog queries made by the twins, with every decision in the shared code they c
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from logging import DEBUG
@@ -469,15 +471,37 @@ _CHUNK = 1000
 def _fetch_all(cur: Any, layout: Layout) -> list[Any]:
     out: list[Any] = []
     fetch, make = cur.fetchmany, layout.many
-    while rows := fetch(_CHUNK):
-        out += make(rows)
+    rows = fetch(_CHUNK)
+    with _collector_paused(len(rows) == _CHUNK):
+        while rows:
+            out += make(rows)
+            rows = fetch(_CHUNK)
     return out
+
+
+@contextmanager
+def _collector_paused(large: bool) -> Iterator[None]:
+    """While a large result becomes objects, pause the cyclic garbage collector: the objects made from rows
+    cannot form cycles, and the collector would otherwise scan the growing list again and again (measured:
+    a quarter of the time of 100,000 rows). Its previous state is restored; no collection is skipped or
+    relied on."""
+    if not large or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 async def _afetch_all(cur: Any, layout: Layout) -> list[Any]:
     out: list[Any] = []
-    while rows := await cur.fetchmany(_CHUNK):
-        out += layout.many(rows)
+    rows = await cur.fetchmany(_CHUNK)
+    with _collector_paused(len(rows) == _CHUNK):  # a client-side cursor: fetchmany never waits for the server
+        while rows:
+            out += layout.many(rows)
+            rows = await cur.fetchmany(_CHUNK)
     return out
 
 

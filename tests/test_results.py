@@ -344,3 +344,30 @@ def test_dict_rows_in_a_list(users: str) -> None:
 
     with session(users):
         assert id_dicts() == [{"id": 1}, {"id": 2}]
+
+
+def test_large_results_leave_the_garbage_collector_as_they_found_it(users: str) -> None:
+    """Mapping a large result pauses the cyclic collector; its state is restored, also when mapping fails."""
+    import gc
+
+    @dataclass
+    class Numbered:
+        n: int
+        label: str
+
+    @query("SELECT i AS n, CASE WHEN i = %(null_at)s THEN NULL ELSE 'x' END AS label FROM generate_series(1, 2500) i")
+    def numbered(null_at: int) -> list[Numbered]: ...
+
+    gc.enable()
+    try:
+        with session(users):
+            assert len(numbered(0)) == 2500
+            assert gc.isenabled()
+            with pytest.raises(MappingError, match="column 'label' is NULL"):
+                numbered(1500)
+            assert gc.isenabled()
+    finally:
+        gc.disable()
+    with session(users):
+        assert len(numbered(0)) == 2500
+    assert not gc.isenabled()  # the suite runs with the collector off: pgdecor never turns it on
