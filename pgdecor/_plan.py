@@ -24,7 +24,7 @@ from psycopg import pq
 from ._annotations import describe
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
-from ._mapping import Layout, RowMapper
+from ._mapping import Layout, LayoutKey, RowMapper
 from ._registry import ServerKey, describe_async, describe_sync, registry_for
 from ._results import ResultPlan, Shape
 from ._session import _current, no_session_error
@@ -74,8 +74,6 @@ class Plan:
         #: (server, SQL) of the statements whose results are fetched in binary: those whose first result had
         #: only columns psycopg loads the same from binary, which is faster to parse than text.
         self._binary: set[tuple[ServerKey, str]] = set()
-        #: Servers on which this plan's row types have been described (see `first_of_many`).
-        self._described: set[ServerKey] = set()
 
     @cached_property
     def value_mapper(self) -> RowMapper:
@@ -194,13 +192,6 @@ class Plan:
             out[-1][1].append(statement.params(args))
         return out
 
-    def first_of_many(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> bool:
-        """Whether the first call of a batch must run alone: to resolve the call or describe its row types."""
-        statement = self.call.cached(key, argsets[0])
-        if statement is None:
-            return True
-        return self.mapper(statement).uses_registry and key not in self._described
-
     # -- sync -----------------------------------------------------------------------------------------------
 
     def run(self, args: tuple[Any, ...]) -> Any:
@@ -222,8 +213,8 @@ class Plan:
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=False)
         conn = sess._conn
-        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
-            conn = sess.replica_connection() if self.readonly and sess._replica is not None else sess.connection()
+        if conn is None:  # the session's first call borrows
+            conn = sess.connection_for(readonly=self.readonly)
         key = sess._key if conn is sess._conn else sess._rkey
         shape = self.result.shape
         statement = self.call.cached(key, args)
@@ -248,11 +239,12 @@ class Plan:
             res = cur.pgresult
             kind = self.fetch_kind(statement, res)
             mapper = self.value_mapper if statement.value else self.row_mapper
-            found = mapper.cached(mapper.key(res, key))
+            layout_key = mapper.key(res, key)
+            found = mapper.cached(layout_key)
             if found is not None and found.binary is binary:
                 layout = found
             else:
-                layout = self._layout(conn, key, statement, cur, binary)
+                layout = self._layout(conn, key, statement, cur, binary, layout_key=layout_key)
         except Error:
             raise
         except psycopg.Error as err:
@@ -267,16 +259,14 @@ class Plan:
         if sess is None or sess._is_async:
             raise no_session_error(f"{self.stub}.many()", sess, is_async=False)
         conn = sess._conn
-        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
-            conn = sess.replica_connection() if self.readonly and sess._replica is not None else sess.connection()
+        if conn is None:  # the session's first call borrows
+            conn = sess.connection_for(readonly=self.readonly)
         key = sess._key if conn is sess._conn else sess._rkey
         out: list[Any] = []
-        if argsets and self.first_of_many(key, argsets):
-            out.append(self.run(argsets[0]))
-            self._described.add(key)
-            argsets = argsets[1:]
         statement = None
         try:
+            if argsets and self.call.cached(key, argsets[0]) is None:
+                self._resolve(conn, key, argsets[0])
             for statement, params in self.batches(key, argsets):
                 binary = (key, statement.sql) in self._binary
                 cur = sess.cursor(conn, binary)
@@ -314,11 +304,20 @@ class Plan:
         return self.composed(key, args)
 
     def _layout(
-        self, conn: psycopg.Connection[Any], key: ServerKey, statement: Statement, cur: Any, binary: bool
+        self,
+        conn: psycopg.Connection[Any],
+        key: ServerKey,
+        statement: Statement,
+        cur: Any,
+        binary: bool,
+        *,
+        layout_key: LayoutKey | None = None,
     ) -> Layout:
-        """The layout of the cursor's current result; its types are described first if they must be."""
+        """The layout of the cursor's current result (whose key the caller may have computed already); its types
+        are described first if they must be."""
         mapper = self.mapper(statement)
-        layout_key = mapper.key(cur.pgresult, key)
+        if layout_key is None:
+            layout_key = mapper.key(cur.pgresult, key)
         layout = mapper.cached(layout_key)
         if layout is None:
             registry = registry_for(key) if mapper.uses_registry else None
@@ -347,11 +346,8 @@ class Plan:
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}()", sess, is_async=True)
         conn = sess._conn
-        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
-            if self.readonly and sess._replica is not None:
-                conn = await sess.areplica_connection()
-            else:
-                conn = await sess.aconnection()
+        if conn is None:  # the session's first call borrows
+            conn = await sess.aconnection_for(readonly=self.readonly)
         key = sess._key if conn is sess._conn else sess._rkey
         shape = self.result.shape
         statement = self.call.cached(key, args)
@@ -376,11 +372,12 @@ class Plan:
             res = cur.pgresult
             kind = self.fetch_kind(statement, res)
             mapper = self.value_mapper if statement.value else self.row_mapper
-            found = mapper.cached(mapper.key(res, key))
+            layout_key = mapper.key(res, key)
+            found = mapper.cached(layout_key)
             if found is not None and found.binary is binary:
                 layout = found
             else:
-                layout = await self._alayout(conn, key, statement, cur, binary)
+                layout = await self._alayout(conn, key, statement, cur, binary, layout_key=layout_key)
         except Error:
             raise
         except psycopg.Error as err:
@@ -396,19 +393,14 @@ class Plan:
         if sess is None or not sess._is_async:
             raise no_session_error(f"{self.stub}.many()", sess, is_async=True)
         conn = sess._conn
-        if conn is None:  # the session's first call borrows (for a readonly stub, from the replica if any)
-            if self.readonly and sess._replica is not None:
-                conn = await sess.areplica_connection()
-            else:
-                conn = await sess.aconnection()
+        if conn is None:  # the session's first call borrows
+            conn = await sess.aconnection_for(readonly=self.readonly)
         key = sess._key if conn is sess._conn else sess._rkey
         out: list[Any] = []
-        if argsets and self.first_of_many(key, argsets):
-            out.append(await self.arun(argsets[0]))
-            self._described.add(key)
-            argsets = argsets[1:]
         statement = None
         try:
+            if argsets and self.call.cached(key, argsets[0]) is None:
+                await self._aresolve(conn, key, argsets[0])
             for statement, params in self.batches(key, argsets):
                 binary = (key, statement.sql) in self._binary
                 cur = sess.cursor(conn, binary)
@@ -446,10 +438,18 @@ class Plan:
         return self.composed(key, args)
 
     async def _alayout(
-        self, conn: psycopg.AsyncConnection[Any], key: ServerKey, statement: Statement, cur: Any, binary: bool
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        key: ServerKey,
+        statement: Statement,
+        cur: Any,
+        binary: bool,
+        *,
+        layout_key: LayoutKey | None = None,
     ) -> Layout:
         mapper = self.mapper(statement)
-        layout_key = mapper.key(cur.pgresult, key)
+        if layout_key is None:
+            layout_key = mapper.key(cur.pgresult, key)
         layout = mapper.cached(layout_key)
         if layout is None:
             registry = registry_for(key) if mapper.uses_registry else None

@@ -212,6 +212,13 @@ class Session:
             _warn_leak(self, "its generator was closed before the `with session()` block ended")
         return None
 
+    def _detach(self) -> list[tuple[Source, Any, Any]]:
+        """Take the borrowed connections (with their sources and transactions) off the session."""
+        links = [(self._source, self._conn, self._tx), (self._replica, self._rconn, self._rtx)]
+        self._conn = self._tx = self._rconn = self._rtx = None
+        self._cursors, self._rcursors = {}, {}
+        return [(source, conn, tx) for source, conn, tx in links if conn is not None and source is not None]
+
     def _borrowed(self, conn: Any, *, replica: bool) -> None:
         if replica:
             self._rkey = server_key(conn)
@@ -270,13 +277,9 @@ class Session:
                 raise rolled_back
             committed = exc is None
         finally:
-            links = ((self._source, self._conn), (self._replica, self._rconn))
-            self._conn = self._tx = self._rconn = self._rtx = None
-            self._cursors, self._rcursors = {}, {}
             try:
-                for source, conn in links:
-                    if conn is not None and source is not None:
-                        _release_sync(source, conn)
+                for source, conn, _ in self._detach():
+                    _release_sync(source, conn)
             finally:
                 self._released(committed=committed)
 
@@ -293,6 +296,13 @@ class Session:
                 self._conn, self._tx = _begin_sync(self._source)
                 self._borrowed(self._conn, replica=False)
         return self._conn  # type: ignore[no-any-return]
+
+    def connection_for(self, *, readonly: bool) -> Connection[Any]:
+        """The connection a call uses: a readonly one goes to the replica, if the session has one and has not
+        used the primary (whose writes it must see)."""
+        if readonly and self._replica is not None and self._conn is None:
+            return self.replica_connection()
+        return self.connection()
 
     def replica_connection(self) -> Connection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
@@ -342,13 +352,9 @@ class Session:
                 raise rolled_back
             committed = exc is None
         finally:
-            links = ((self._source, self._conn), (self._replica, self._rconn))
-            self._conn = self._tx = self._rconn = self._rtx = None
-            self._cursors, self._rcursors = {}, {}
             try:
-                for source, conn in links:
-                    if conn is not None and source is not None:
-                        await _release_async(source, conn)
+                for source, conn, _ in self._detach():
+                    await _release_async(source, conn)
             finally:
                 self._released(committed=committed)
 
@@ -368,6 +374,11 @@ class Session:
         self._conn, self._tx = conn, tx
         self._borrowed(conn, replica=False)
         return conn
+
+    async def aconnection_for(self, *, readonly: bool) -> AsyncConnection[Any]:
+        if readonly and self._replica is not None and self._conn is None:
+            return await self.areplica_connection()
+        return await self.aconnection()
 
     async def areplica_connection(self) -> AsyncConnection[Any]:
         if self._joined is not None:
@@ -547,15 +558,12 @@ def _idle_since(sess: Session, now: float) -> float:
 
 def _reap_links(s: Session) -> list[tuple[Source, Any, Any]]:
     """Take the orphan's connections (and transactions) from it; it is ended for whoever still holds it."""
-    links = [(s._source, s._conn, s._tx), (s._replica, s._rconn, s._rtx)]
-    s._conn = s._tx = s._rconn = s._rtx = None
-    s._cursors, s._rcursors = {}, {}
     s._ended = s._finished = True
     s._streams = []
     counters = counters_for(s._source)
     counters.add("released")
     counters.add("rolled_back")
-    return [(source, conn, tx) for source, conn, tx in links if conn is not None and source is not None]
+    return s._detach()
 
 
 _REAPED = RolledBackError("the session was ended by the leak guard")
