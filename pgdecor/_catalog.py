@@ -53,6 +53,10 @@ WHERE t.oid = ANY(%(oids)s) OR t.oid IN (SELECT e.typelem FROM pg_catalog.pg_typ
 """
 
 
+#: The labels of an enum type, in their order.
+ENUM_LABELS = "SELECT enumlabel::text FROM pg_catalog.pg_enum WHERE enumtypid = %s ORDER BY enumsortorder"
+
+
 @dataclass(frozen=True)
 class PgType:
     oid: int

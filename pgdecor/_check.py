@@ -18,7 +18,7 @@ import pkgutil
 import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import ModuleType
 from typing import Any
@@ -28,7 +28,7 @@ from psycopg import pq
 
 from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
-from ._catalog import TYPES_QUERY, PgType, compatible, read_types
+from ._catalog import ENUM_LABELS, TYPES_QUERY, PgType, compatible, read_types
 from ._errors import Error, MappingError
 from ._plan import Plan
 from ._registry import describe_sync, registry_for, server_key
@@ -115,19 +115,28 @@ def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[
 def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Problem]:
     conn.execute("SET default_transaction_read_only = on")
     problems: list[Problem] = []
+    lookups = _Lookups()
     for found in stubs:
         try:
             plan = found.plan()
         except Error as err:
             problems.append(Problem(found.location, found.stub, "the stub cannot be built", str(err), "fix the stub"))
             continue
-        problems.extend(_Checker(found, plan, conn).run())
+        problems.extend(_Checker(found, plan, conn, lookups).run())
     return problems
 
 
+@dataclass
+class _Lookups:
+    """What the catalog said about types, kept for the whole check: stubs share their types."""
+
+    types: dict[int, PgType] = field(default_factory=dict)
+    labels: dict[int, list[str]] = field(default_factory=dict)
+
+
 class _Checker:
-    def __init__(self, found: FoundStub, plan: Plan, conn: psycopg.Connection[Any]) -> None:
-        self.found, self.plan, self.conn = found, plan, conn
+    def __init__(self, found: FoundStub, plan: Plan, conn: psycopg.Connection[Any], lookups: _Lookups) -> None:
+        self.found, self.plan, self.conn, self.lookups = found, plan, conn, lookups
         self.key = server_key(conn)
         self.problems: list[Problem] = []
 
@@ -206,8 +215,11 @@ class _Checker:
         return res
 
     def types(self, oids: Iterable[int]) -> dict[int, PgType]:
-        rows = self.conn.execute(TYPES_QUERY, {"oids": sorted(set(oids))}).fetchall()
-        return read_types(rows)
+        known = self.lookups.types
+        missing = sorted(set(oids) - set(known))
+        if missing:
+            known.update(read_types(self.conn.execute(TYPES_QUERY, {"oids": missing}).fetchall()))
+        return known
 
     def check_params(self, statement: Statement, res: pq.abc.PGresult) -> None:
         call = self.plan.call
@@ -289,11 +301,10 @@ class _Checker:
             python = {str(v) for v in typing.get_args(tp)}
         else:
             return
-        rows = self.conn.execute(
-            "SELECT enumlabel::text FROM pg_catalog.pg_enum WHERE enumtypid = %s ORDER BY enumsortorder",
-            [pgtype.oid],
-        ).fetchall()
-        labels = [label for (label,) in rows]
+        labels = self.lookups.labels.get(pgtype.oid)
+        if labels is None:
+            rows = self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()
+            labels = self.lookups.labels[pgtype.oid] = [label for (label,) in rows]
         lacking = [label for label in labels if label not in python]
         unknown = sorted(python - set(labels))
         if lacking or unknown:

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from ._catalog import TYPES_QUERY, Function, PgType, read_functions, read_types
+from ._catalog import ENUM_LABELS, TYPES_QUERY, Function, PgType, read_functions, read_types
 
 __all__ = ["generate"]
 
@@ -53,8 +53,6 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND N
 WHERE t.oid = %s
 ORDER BY a.attnum
 """
-
-ENUM_LABELS = "SELECT enumlabel::text FROM pg_catalog.pg_enum WHERE enumtypid = %s ORDER BY enumsortorder"
 
 _SCALARS: dict[str, tuple[str, str | None]] = {
     # PostgreSQL base type name → (Python annotation, the import it needs)
