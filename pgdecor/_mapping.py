@@ -264,7 +264,7 @@ class RowMapper:
 
 def _each(one: Callable[[Sequence[Any]], Any]) -> Layout:
     """A layout whose rows are made one by one."""
-    return Layout(one, lambda rows: list(map(one, rows)), binary=False)
+    return Layout(*_pair(one), binary=False)
 
 
 def _name(res: pq.abc.PGresult, i: int) -> str:
@@ -371,11 +371,14 @@ def _record_layout(
                 )
                 raise MappingError(msg)
 
-    build, build_many = _builders(record, names)
+    build, build_many, in_order = _builders(record, names)
+    if not not_null and not converters:
+        return Layout(build, build_many, binary=False)
+    null_in_row, null_in_rows = _null_checks(tuple(i for i, _ in not_null))
     if converters:
 
         def converted(values: Sequence[Any]) -> Any:
-            if None in values:
+            if null_in_row(values):
                 null_error(values)
             row = list(values)
             for i, convert in converters:
@@ -384,12 +387,8 @@ def _record_layout(
             return build(row)
 
         return _each(converted)
-    if not not_null:
-        return Layout(build, build_many, binary=False)
-    null_in_row, null_in_rows = _null_checks(tuple(i for i, _ in not_null))
 
-    if not record.by_mapping and names == [f.name for f in record.fields if not f.kw_only][: len(names)]:
-        # The common case (columns in field order), without a call in between.
+    if in_order:  # the common case, without a call in between
 
         def checked(values: Sequence[Any]) -> Any:
             if null_in_row(values):
@@ -415,7 +414,7 @@ def _record_layout(
 def _null_checks(indices: tuple[int, ...]) -> tuple[Callable[[Sequence[Any]], bool], Callable[[list[Any]], bool]]:
     """Whether a row, or any of a list of rows, has NULL at one of *indices*: straight-line identity tests,
     several times faster than `None in row` (which compares by equality) or a pass per column."""
-    test = " or ".join(f"r[{i}] is None" for i in indices)
+    test = " or ".join(f"r[{i}] is None" for i in indices) or "False"
     src = f"def null_in_row(r):\n    return {test}\n\n\ndef null_in_rows(rows):\n    for r in rows:\n"
     src += f"        if {test}:\n            return True\n    return False\n"
     namespace: dict[str, Any] = {}
@@ -427,20 +426,22 @@ One = Callable[[Sequence[Any]], Any]
 Many = Callable[[list[Any]], list[Any]]
 
 
-def _builders(record: Record, names: list[str]) -> tuple[One, Many]:
-    """How to build one row, and a list of rows, of *record* from values in the order of *names*."""
+def _builders(record: Record, names: list[str]) -> tuple[One, Many, bool]:
+    """How to build one row, and a list of rows, of *record* from values in the order of *names*; and whether
+    the values are the class's positional arguments as they are (``cls(*values)``)."""
     cls = record.cls
     if cls is dict:
-        return _pair(lambda values: dict(zip(names, values, strict=True)))
+        return (*_pair(lambda values: dict(zip(names, values, strict=True))), False)
     if not record.by_mapping:
         positional = [f.name for f in record.fields if not f.kw_only]
         leading = positional[: len(names)]
         if names == leading:  # the columns are the leading fields, in order: pass the rows as they are
-            return (lambda values: cls(*values)), (lambda rows: list(starmap(cls, rows)))
+            return (lambda values: cls(*values)), (lambda rows: list(starmap(cls, rows))), True
         if len(names) > 1 and sorted(names) == sorted(leading):  # the same, in another order: reorder in C
             reorder = itemgetter(*(names.index(n) for n in leading))
-            return (lambda values: cls(*reorder(values))), (lambda rows: list(starmap(cls, map(reorder, rows))))
-    return _pair(lambda values: cls(**dict(zip(names, values, strict=True))))
+            many = lambda rows: list(starmap(cls, map(reorder, rows)))  # noqa: E731 - a closure over reorder
+            return (lambda values: cls(*reorder(values))), many, False
+    return (*_pair(lambda values: cls(**dict(zip(names, values, strict=True)))), False)
 
 
 def _pair(one: One) -> tuple[One, Many]:
