@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import typing
@@ -285,12 +286,12 @@ def _finish(
             expose(plan)
         return plan
 
-    packers: list[Callable[..., tuple[Any, ...]]] = []  # made at the first many(): most stubs never need it
+    @functools.cache
+    def packer() -> Callable[..., tuple[Any, ...]]:  # made at the first many(): most stubs never need it
+        return make_caller(fn, sig, order, lambda args: args, sync=True)
 
     def many(argsets: Iterable[ArgSet], /) -> Any:
-        if not packers:
-            packers.append(make_caller(fn, sig, order, lambda args: args, sync=True))
-        pack = packers[0]
+        pack = packer()
         packed = [_bind_one(stub, pack, i, a) for i, a in enumerate(argsets)]
         plan = current_plan()
         if plan.result.shape is Shape.STREAM:
