@@ -30,6 +30,8 @@ from ._results import ResultPlan, Shape
 from ._session import _current, no_session_error
 from ._signature import Param, compile_check
 from ._streams import AsyncStream, Stream
+from ._wire import Wire
+from ._wire import usable as wire_usable
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _NONE, _ONE, _ALL = 0, 1, 2
@@ -74,6 +76,9 @@ class Plan:
         #: (server, SQL) of the statements whose results are fetched in binary: those whose first result had
         #: only columns psycopg loads the same from binary, which is faster to parse than text.
         self._binary: set[tuple[ServerKey, str]] = set()
+        #: (server, SQL) of the statements an async call has run through a cursor, its result checked and its
+        #: layout built: later calls run them through the session's `Wire`.
+        self._known: set[tuple[ServerKey, str]] = set()
 
     @cached_property
     def value_mapper(self) -> RowMapper:
@@ -365,9 +370,26 @@ class Plan:
                     await cur.close()
                     raise
                 return AsyncStream(self.stub, sess, cur, layout.many)
+            if (key, statement.sql) in self._known and wire_usable(conn):
+                wire = sess.wire(conn)
+                res = await wire.execute(statement.sql, params, binary)
+                if shape is Shape.NONE:
+                    return None
+                kind = self.fetch_kind(statement, res)
+                mapper = self.value_mapper if statement.value else self.row_mapper
+                layout_key = mapper.key(res, key)
+                found = mapper.cached(layout_key)
+                if found is not None and found.binary is binary:
+                    layout = found
+                else:
+                    layout = await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
+                if kind is _ONE:
+                    return layout.one(wire.row(0))
+                return _wire_fetch_all(wire, res.ntuples, layout) if kind is _ALL else None
             cur = sess.cursor(conn, binary)
             await cur.execute(statement.sql, params)
             if shape is Shape.NONE:
+                self._known.add((key, statement.sql))
                 return None
             res = cur.pgresult
             kind = self.fetch_kind(statement, res)
@@ -378,6 +400,7 @@ class Plan:
                 layout = found
             else:
                 layout = await self._alayout(conn, key, statement, cur, binary, layout_key=layout_key)
+            self._known.add((key, statement.sql))
         except Error:
             raise
         except psycopg.Error as err:
@@ -493,6 +516,14 @@ def _collector_paused(large: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _wire_fetch_all(wire: Wire, n: int, layout: Layout) -> list[Any]:
+    out: list[Any] = []
+    with _collector_paused(n > _CHUNK):
+        for start in range(0, n, _CHUNK):
+            out += layout.many(wire.rows(start, min(start + _CHUNK, n)))
+    return out
 
 
 async def _afetch_all(cur: Any, layout: Layout) -> list[Any]:

@@ -29,6 +29,7 @@ from typing_extensions import Self
 from ._database import Database, aconfigure_connection, configure_connection, counters_for
 from ._errors import ArgumentError, NoSessionError, RolledBackError
 from ._registry import ServerKey, server_key
+from ._wire import Wire
 
 if TYPE_CHECKING:
     from ._streams import AsyncStream, Stream
@@ -140,10 +141,11 @@ class Session:
         self._key: ServerKey = ("", "", "", "")
         self._rkey: ServerKey = ("", "", "", "")
         self._streams: list[Stream[Any] | AsyncStream[Any]] = []
-        #: The client-side cursors of the session's calls (one fetching text, one binary): a cursor is cheap
-        #: to reuse and costly to make on every call. The replica's connection has its own.
-        self._cursors: dict[bool, Any] = {}
-        self._rcursors: dict[bool, Any] = {}
+        #: The client-side cursors of the session's calls (one fetching text, one binary; async sessions also
+        #: have a `Wire` under None): a cursor is cheap to reuse and costly to make on every call. The replica's
+        #: connection has its own.
+        self._cursors: dict[bool | None, Any] = {}
+        self._rcursors: dict[bool | None, Any] = {}
         #: The thread or asyncio task that borrowed, and when: what the leak guard checks.
         self._owner: Any = None
         self._borrowed_at = 0.0
@@ -204,6 +206,14 @@ class Session:
             cur = cursors[binary] = conn.cursor(binary=binary)
         return cur
 
+    def wire(self, conn: Any) -> Wire:
+        """The session's `Wire` on *conn*: its async calls of statements already run once."""
+        cursors = self._cursors if conn is self._conn else self._rcursors
+        wire = cursors.get(None)
+        if wire is None:
+            wire = cursors[None] = Wire(conn)
+        return wire
+
     def _outcome(self, exc: BaseException | None) -> RolledBackError | None:
         """Before ending the transaction: the error to raise when it must roll back though the block did not."""
         if exc is None and self._conn is not None and _aborted(self._conn):
@@ -215,6 +225,10 @@ class Session:
     def _detach(self) -> list[tuple[Source, Any, Any]]:
         """Take the borrowed connections (with their sources and transactions) off the session."""
         links = [(self._source, self._conn, self._tx), (self._replica, self._rconn, self._rtx)]
+        for cursors in (self._cursors, self._rcursors):
+            wire = cursors.get(None)
+            if wire is not None:
+                wire.close()
         self._conn = self._tx = self._rconn = self._rtx = None
         self._cursors, self._rcursors = {}, {}
         return [(source, conn, tx) for source, conn, tx in links if conn is not None and source is not None]
