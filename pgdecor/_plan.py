@@ -370,24 +370,27 @@ class Plan:
                     await cur.close()
                     raise
                 return AsyncStream(self.stub, sess, cur, layout.many)
+            prepare = None
             if (key, statement.sql) in self._known and wire_usable(conn):
                 wire = sess.wire(conn)
                 res = await wire.execute(statement.sql, params, binary)
-                if shape is Shape.NONE:
-                    return None
-                kind = self.fetch_kind(statement, res)
-                mapper = self.value_mapper if statement.value else self.row_mapper
-                layout_key = mapper.key(res, key)
-                found = mapper.cached(layout_key)
-                if found is not None and found.binary is binary:
-                    layout = found
-                else:
-                    layout = await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
-                if kind is _ONE:
-                    return layout.one(wire.row(0))
-                return _wire_fetch_all(wire, res.ntuples, layout) if kind is _ALL else None
+                if res is not None:
+                    if shape is Shape.NONE:
+                        return None
+                    kind = self.fetch_kind(statement, res)
+                    mapper = self.value_mapper if statement.value else self.row_mapper
+                    layout_key = mapper.key(res, key)
+                    found = mapper.cached(layout_key)
+                    if found is not None and found.binary is binary:
+                        layout = found
+                    else:
+                        layout = await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
+                    if kind is _ONE:
+                        return layout.one(wire.row(0))
+                    return _wire_fetch_all(wire, res.ntuples, layout) if kind is _ALL else None
+                prepare = True  # run again: psycopg prepares it for the wire's next call
             cur = sess.cursor(conn, binary)
-            await cur.execute(statement.sql, params)
+            await cur.execute(statement.sql, params, prepare=prepare)
             if shape is Shape.NONE:
                 self._known.add((key, statement.sql))
                 return None
