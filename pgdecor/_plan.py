@@ -156,7 +156,13 @@ class Plan:
 
     def fetch_kind(self, statement: Statement, res: pq.abc.PGresult | None) -> int:
         """How to fetch a result: `_ONE` (fetchone) or `_ALL` (fetchall); raises for a wrong row count."""
-        if res is None or res.status != _TUPLES_OK:
+        if res is None:  # psycopg keeps results for later in pipeline mode
+            msg = (
+                f"{self.stub}: called inside `conn.pipeline()`, where {self.sql_object}'s rows would come only "
+                f"at the pipeline's end; call it outside the pipeline block, or use {self.stub}.many(...) to batch"
+            )
+            raise Error(msg)
+        if res.status != _TUPLES_OK:
             self.no_result_set()
         if statement.value:
             return _ONE

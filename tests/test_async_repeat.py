@@ -1,0 +1,250 @@
+"""Async calls after a statement's first: they skip the cursor (prepared statement, own socket watch), and must
+behave exactly as the first call did, also when cancelled, interleaved, or when psycopg drops its statements."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from psycopg import pq
+from userdb import User, aadd_user, acount_users, aget_user, auser_ids, auser_row
+
+from pgdecor import Error, NotFoundError, procedure, query, session
+
+T = TypeVar("T")
+
+#: First call through a cursor, second through a cursor that has psycopg prepare it, then the prepared statement.
+CALLS = 4
+
+
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(scenario())  # type: ignore[arg-type]
+
+
+@dataclass
+class Row:
+    n: int
+    label: str | None
+
+
+@query("SELECT n, CASE WHEN n %% 2 = 0 THEN 'even' END AS label FROM generate_series(1, %(count)s) AS n")
+async def numbers(count: int) -> list[Row]: ...
+
+
+@procedure
+async def as_json(n: int) -> dict[str, Any]: ...
+
+
+async def prepared(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    cur = await conn.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+    return [s for (s,) in await cur.fetchall()]
+
+
+def test_repeated_calls_return_what_the_first_returned(users: str, pg_exec: Any) -> None:
+    """Every result shape, NULLs and no-row results included, is the same on every call of a session."""
+    pg_exec("CREATE FUNCTION as_json(n int) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('n', n) $$")
+
+    async def scenario() -> None:
+        async with session(users):
+            for i in range(CALLS):
+                assert await aget_user(1) == User(1, "ann", "ann@example.org")
+                assert await aget_user(2) == User(2, "bob", None)
+                assert await aget_user(99) is None
+                assert await acount_users() == 3 + i
+                assert await auser_ids() == [1, 2, 3, *range(10, 10 + i)]
+                assert await auser_row(2) == {"id": 2, "name": "bob", "email": None}
+                await aadd_user(10 + i, f"new{i}")
+                assert await as_json(i) == {"n": i}
+                rows = await numbers(2500 + i)  # more rows than one fetch chunk
+                assert len(rows) == 2500 + i
+                assert rows[0] == Row(1, None)
+                assert rows[-1] == Row(2500 + i, "even" if i % 2 == 0 else None)
+
+    run(scenario)
+
+
+def test_repeated_calls_use_one_prepared_statement(users: str) -> None:
+    """A statement is prepared at its second call on a connection, once for each type of argument, and reused."""
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            assert (await aget_user(1)) is not None
+            assert await prepared(conn) == []
+            for _ in range(CALLS):
+                assert (await aget_user(1)) is not None
+                assert (await aget_user(100_000)) is None  # an int4 argument, where 1 is an int2
+            statements = await prepared(conn)
+        assert len(statements) == 2
+        assert all("get_user" in s for s in statements)
+
+    run(scenario)
+
+
+def test_statements_are_not_prepared_where_psycopg_would_not(users: str) -> None:
+    """With prepared statements off (``prepare_threshold = None``, as behind PgBouncer), none is made."""
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(users, prepare_threshold=None) as conn, session(conn):
+            for _ in range(CALLS):
+                assert await aget_user(2) == User(2, "bob", None)
+            assert await prepared(conn) == []
+
+    run(scenario)
+
+
+def test_calls_survive_psycopg_dropping_its_prepared_statements(users: str) -> None:
+    """DEALLOCATE ALL in a session, DISCARD ALL between sessions, a rolled back session: later calls still work."""
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(users, autocommit=True) as conn:
+            async with session(conn):
+                for _ in range(CALLS):
+                    assert (await aget_user(3)) is not None
+                await conn.execute("DEALLOCATE ALL")
+                for _ in range(CALLS):
+                    assert (await aget_user(3)) is not None
+            await conn.execute("DISCARD ALL")
+            with pytest.raises(ZeroDivisionError):
+                async with session(conn):
+                    for _ in range(CALLS):
+                        assert (await aget_user(3)) is not None
+                    1 / 0  # noqa: B018
+            async with session(conn):
+                for _ in range(CALLS):
+                    assert (await aget_user(3)) is not None
+
+    run(scenario)
+
+
+def test_database_errors_on_repeated_calls_are_mapped_as_on_the_first(pg_dsn: str, pg_exec: Any) -> None:
+    """An error raised by the function is the same exception, with the same cause, on every call."""
+    pg_exec("""
+        CREATE FUNCTION checked(n int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN
+            IF n > 10 THEN RAISE EXCEPTION 'too big: %', n USING ERRCODE = 'P0002'; END IF;
+            RETURN n;
+        END $$;
+    """)
+
+    @procedure(errors={"P0002": NotFoundError})
+    async def checked(n: int) -> int: ...
+
+    async def scenario() -> None:
+        for i in range(CALLS):
+            with pytest.raises(NotFoundError, match=f"checked: too big: {11 + i}") as info:
+                async with session(pg_dsn):
+                    assert await checked(i) == i
+                    assert await checked(i) == i
+                    await checked(11 + i)
+            assert isinstance(info.value.__cause__, psycopg.errors.NoDataFound)
+
+    run(scenario)
+
+
+def test_concurrent_calls_in_one_session_take_turns(users: str) -> None:
+    """Tasks of one session share its connection; their calls take turns and each gets its own result."""
+
+    async def scenario() -> None:
+        async with session(users):
+            ids = [1, 2, 3, 99] * 10
+            found = await asyncio.gather(*(aget_user(i) for i in ids))
+        assert [u.id if u is not None else None for u in found] == [1, 2, 3, None] * 10
+
+    run(scenario)
+
+
+def test_notices_reach_the_connection_handlers(pg_dsn: str, pg_exec: Any) -> None:
+    """A function's RAISE NOTICE reaches psycopg's notice handlers on every call."""
+    pg_exec("""
+        CREATE FUNCTION noisy(n int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN RAISE NOTICE 'call %', n; RETURN n; END $$;
+    """)
+
+    @procedure
+    async def noisy(n: int) -> int: ...
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
+            conn.add_notice_handler(lambda d: seen.append(d.message_primary or ""))
+            async with session(conn):
+                for i in range(CALLS):
+                    assert await noisy(i) == i
+        return seen
+
+    assert run(scenario) == [f"call {i}" for i in range(CALLS)]
+
+
+def test_cancelled_call_stops_the_statement_and_the_connection_stays_usable(
+    pg_dsn: str, pg_exec: Any, admin: psycopg.Connection[Any]
+) -> None:
+    """Cancelling the task of a running call stops the statement on the server and rolls the session back."""
+    pg_exec("CREATE TABLE marks (n int)")
+
+    @query("INSERT INTO marks SELECT %(n)s FROM pg_sleep(%(seconds)s)")
+    async def slow_mark(n: int, seconds: float) -> None: ...
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
+            pid = conn.info.backend_pid
+
+            async def work() -> None:
+                async with session(conn):
+                    for i in range(CALLS):
+                        await slow_mark(i, 0)
+                    await slow_mark(100, 60)
+
+            task = asyncio.create_task(work())
+            for _ in range(2000):  # until the server runs the long call (bounded: fails rather than hangs)
+                if admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'", (pid,)
+                ).fetchone():
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                pytest.fail("the long call never started")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+            state = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            assert state == ("idle",)
+            cur = await conn.execute("SELECT count(*) FROM marks")
+            assert await cur.fetchone() == (0,)  # the session's earlier calls were rolled back with it
+            async with session(conn):
+                await slow_mark(7, 0)
+            await conn.commit()
+        assert pg_exec("SELECT n FROM marks") == [(7,)]
+
+    run(scenario)
+
+
+def test_calls_are_logged_on_every_path(users: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The DEBUG record of each call is there for repeated calls too."""
+
+    async def scenario() -> None:
+        async with session(users):
+            for _ in range(CALLS):
+                await aget_user(1)
+
+    with caplog.at_level(logging.DEBUG, logger="pgdecor"):
+        run(scenario)
+    assert sum("aget_user: function get_user in" in r.getMessage() for r in caplog.records) == CALLS
+
+
+def test_a_call_inside_a_pipeline_block_says_so(users: str) -> None:
+    """Rows cannot be read inside the user's `conn.pipeline()`: the error says where to call instead."""
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            for _ in range(CALLS):
+                assert await aget_user(1) is not None
+            async with conn.pipeline():
+                with pytest.raises(Error, match=r"aget_user: called inside `conn.pipeline\(\)`.*aget_user.many"):
+                    await aget_user(1)
+            assert await aget_user(1) is not None
+
+    run(scenario)
