@@ -76,8 +76,8 @@ class Plan:
         #: (server, SQL) of the statements whose results are fetched in binary: those whose first result had
         #: only columns psycopg loads the same from binary, which is faster to parse than text.
         self._binary: set[tuple[ServerKey, str]] = set()
-        #: (server, SQL) of the statements an async call has run through a cursor, its result checked and its
-        #: layout built: later calls run them through the session's `Wire`.
+        #: (server, SQL) of the statements a call has run through a cursor, its result checked and its layout
+        #: built: later calls run them through the session's `Wire`.
         self._known: set[tuple[ServerKey, str]] = set()
 
     @cached_property
@@ -243,9 +243,29 @@ class Plan:
                     cur.close()
                     raise
                 return Stream(self.stub, sess, cur, layout.many)
+            prepare = None
+            if (key, statement.sql) in self._known and wire_usable(conn):
+                wire = sess.wire(conn)
+                res = wire.execute(statement.sql, params, binary)
+                if res is not None:
+                    if shape is Shape.NONE:
+                        return None
+                    kind = self.fetch_kind(statement, res)
+                    mapper = self.value_mapper if statement.value else self.row_mapper
+                    layout_key = mapper.key(res, key)
+                    found = mapper.cached(layout_key)
+                    if found is not None and found.binary is binary:
+                        layout = found
+                    else:
+                        layout = self._layout(conn, key, statement, wire, binary, layout_key=layout_key)
+                    if kind is _ONE:
+                        return layout.one(wire.row(0))
+                    return _wire_fetch_all(wire, res.ntuples, layout) if kind is _ALL else None
+                prepare = True  # run again: psycopg prepares it for the wire's next call
             cur = sess.cursor(conn, binary)
-            cur.execute(statement.sql, params)
+            cur.execute(statement.sql, params, prepare=prepare)
             if shape is Shape.NONE:
+                self._known.add((key, statement.sql))
                 return None
             res = cur.pgresult
             kind = self.fetch_kind(statement, res)
@@ -256,6 +276,7 @@ class Plan:
                 layout = found
             else:
                 layout = self._layout(conn, key, statement, cur, binary, layout_key=layout_key)
+            self._known.add((key, statement.sql))
         except Error:
             raise
         except psycopg.Error as err:

@@ -29,7 +29,7 @@ from typing_extensions import Self
 from ._database import Database, aconfigure_connection, configure_connection, counters_for
 from ._errors import ArgumentError, NoSessionError, RolledBackError
 from ._registry import ServerKey, server_key
-from ._wire import Wire
+from ._wire import AsyncWire, Wire
 
 if TYPE_CHECKING:
     from ._streams import AsyncStream, Stream
@@ -141,8 +141,8 @@ class Session:
         self._key: ServerKey = ("", "", "", "")
         self._rkey: ServerKey = ("", "", "", "")
         self._streams: list[Stream[Any] | AsyncStream[Any]] = []
-        #: The client-side cursors of the session's calls (one fetching text, one binary; async sessions also
-        #: have a `Wire` under None): a cursor is cheap to reuse and costly to make on every call. The replica's
+        #: The client-side cursors of the session's calls (one fetching text, one binary; and its `Wire` under
+        #: None): a cursor is cheap to reuse and costly to make on every call. The replica's
         #: connection has its own.
         self._cursors: dict[bool | None, Any] = {}
         self._rcursors: dict[bool | None, Any] = {}
@@ -206,12 +206,13 @@ class Session:
             cur = cursors[binary] = conn.cursor(binary=binary)
         return cur
 
-    def wire(self, conn: Any) -> Wire:
-        """The session's `Wire` on *conn*: its async calls of statements already run once."""
+    def wire(self, conn: Any) -> Any:
+        """The session's `Wire` on *conn* (an `AsyncWire` in an async session): the path of its calls of
+        statements already run once."""
         cursors = self._cursors if conn is self._conn else self._rcursors
         wire = cursors.get(None)
         if wire is None:
-            wire = cursors[None] = Wire(conn)
+            wire = cursors[None] = AsyncWire(conn) if self._is_async else Wire(conn)
         return wire
 
     def _outcome(self, exc: BaseException | None) -> RolledBackError | None:
