@@ -1,5 +1,6 @@
-"""Async calls after a statement's first: they skip the cursor (prepared statement, own socket watch), and must
-behave exactly as the first call did, also when cancelled, interleaved, or when psycopg drops its statements."""
+"""Calls after a statement's first skip the cursor (psycopg's prepared statement executed directly, and async, a
+socket watch of their own): they must behave exactly as the first call did, also when cancelled, interleaved, or
+when psycopg drops its prepared statements."""
 
 import asyncio
 import logging
@@ -10,7 +11,19 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 from psycopg import pq
-from userdb import User, aadd_user, acount_users, aget_user, auser_ids, auser_row
+from userdb import (
+    User,
+    aadd_user,
+    acount_users,
+    add_user,
+    aget_user,
+    auser_ids,
+    auser_row,
+    count_users,
+    get_user,
+    user_ids,
+    user_row,
+)
 
 from pgdecor import Error, NotFoundError, procedure, query, session
 
@@ -38,6 +51,21 @@ async def numbers(count: int) -> list[Row]: ...
 async def as_json(n: int) -> dict[str, Any]: ...
 
 
+@procedure("as_json")
+def as_json_sync(n: int) -> dict[str, Any]: ...
+
+
+@query("SELECT n, CASE WHEN n %% 2 = 0 THEN 'even' END AS label FROM generate_series(1, %(count)s) AS n")
+def numbers_sync(count: int) -> list[Row]: ...
+
+
+AS_JSON = "CREATE FUNCTION as_json(n int) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('n', n) $$"
+
+
+def sync_prepared(conn: psycopg.Connection[Any]) -> list[str]:
+    return [s for (s,) in conn.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")]
+
+
 async def prepared(conn: psycopg.AsyncConnection[Any]) -> list[str]:
     cur = await conn.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")
     return [s for (s,) in await cur.fetchall()]
@@ -45,7 +73,7 @@ async def prepared(conn: psycopg.AsyncConnection[Any]) -> list[str]:
 
 def test_repeated_calls_return_what_the_first_returned(users: str, pg_exec: Any) -> None:
     """Every result shape, NULLs and no-row results included, is the same on every call of a session."""
-    pg_exec("CREATE FUNCTION as_json(n int) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('n', n) $$")
+    pg_exec(AS_JSON)
 
     async def scenario() -> None:
         async with session(users):
@@ -64,6 +92,38 @@ def test_repeated_calls_return_what_the_first_returned(users: str, pg_exec: Any)
                 assert rows[-1] == Row(2500 + i, "even" if i % 2 == 0 else None)
 
     run(scenario)
+
+
+def test_repeated_sync_calls_return_what_the_first_returned(users: str, pg_exec: Any) -> None:
+    """The same for sync stubs."""
+    pg_exec(AS_JSON)
+    with session(users):
+        for i in range(CALLS):
+            assert get_user(1) == User(1, "ann", "ann@example.org")
+            assert get_user(2) == User(2, "bob", None)
+            assert get_user(99) is None
+            assert count_users() == 3 + i
+            assert user_ids() == [1, 2, 3, *range(10, 10 + i)]
+            assert user_row(2) == {"id": 2, "name": "bob", "email": None}
+            add_user(10 + i, f"new{i}")
+            assert as_json_sync(i) == {"n": i}
+            rows = numbers_sync(2500 + i)
+            assert len(rows) == 2500 + i
+            assert rows[-1] == Row(2500 + i, "even" if i % 2 == 0 else None)
+
+
+def test_repeated_sync_calls_use_one_prepared_statement_and_survive_its_loss(users: str) -> None:
+    """Sync calls, too, prepare at the second call, reuse it, and prepare again after DEALLOCATE ALL."""
+    with psycopg.connect(users) as conn, session(conn):
+        assert get_user(1) is not None
+        assert sync_prepared(conn) == []
+        for _ in range(CALLS):
+            assert get_user(1) is not None
+        assert len(sync_prepared(conn)) == 1
+        conn.execute("DEALLOCATE ALL")
+        for _ in range(CALLS):
+            assert get_user(1) is not None
+        assert len(sync_prepared(conn)) == 1
 
 
 def test_repeated_calls_use_one_prepared_statement(users: str) -> None:
