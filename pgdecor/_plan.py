@@ -174,6 +174,17 @@ class Plan:
         self.not_one(n)
         return _NONE
 
+    def cached_layout(
+        self, key: ServerKey, statement: Statement, res: pq.abc.PGresult | None, binary: bool
+    ) -> tuple[int, LayoutKey, Layout | None]:
+        """How to fetch *res*, its layout key, and its layout if one fits already (None: build it)."""
+        kind = self.fetch_kind(statement, res)
+        assert res is not None  # fetch_kind raised otherwise
+        mapper = self.value_mapper if statement.value else self.row_mapper
+        layout_key = mapper.key(res, key)
+        found = mapper.cached(layout_key)
+        return kind, layout_key, found if found is not None and found.binary is binary else None
+
     def checked_format(self, key: ServerKey, statement: Statement, layout: Layout, binary: bool) -> Layout:
         """Check the result's format against its layout; learn from a first text result to ask for binary."""
         if binary == layout.binary:
@@ -243,45 +254,30 @@ class Plan:
                     cur.close()
                     raise
                 return Stream(self.stub, sess, cur, layout.many)
-            prepare = None
+            wire, prepare = None, None
             if (key, statement.sql) in self._known and wire_usable(conn):
                 wire = sess.wire(conn)
                 res = wire.execute(statement.sql, params, binary)
-                if res is not None:
-                    if shape is Shape.NONE:
-                        return None
-                    kind = self.fetch_kind(statement, res)
-                    mapper = self.value_mapper if statement.value else self.row_mapper
-                    layout_key = mapper.key(res, key)
-                    found = mapper.cached(layout_key)
-                    if found is not None and found.binary is binary:
-                        layout = found
-                    else:
-                        layout = self._layout(conn, key, statement, wire, binary, layout_key=layout_key)
-                    if kind is _ONE:
-                        return layout.one(wire.row(0))
-                    return _wire_fetch_all(wire, res.ntuples, layout) if kind is _ALL else None
-                prepare = True  # run again: psycopg prepares it for the wire's next call
-            cur = sess.cursor(conn, binary)
-            cur.execute(statement.sql, params, prepare=prepare)
+                if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
+                    wire, prepare = None, True
+            if wire is None:
+                cur = sess.cursor(conn, binary)
+                cur.execute(statement.sql, params, prepare=prepare)
+                res = cur.pgresult
             if shape is Shape.NONE:
                 self._known.add((key, statement.sql))
                 return None
-            res = cur.pgresult
-            kind = self.fetch_kind(statement, res)
-            mapper = self.value_mapper if statement.value else self.row_mapper
-            layout_key = mapper.key(res, key)
-            found = mapper.cached(layout_key)
-            if found is not None and found.binary is binary:
-                layout = found
-            else:
-                layout = self._layout(conn, key, statement, cur, binary, layout_key=layout_key)
-            self._known.add((key, statement.sql))
+            kind, layout_key, found = self.cached_layout(key, statement, res, binary)
+            layout = found or self._layout(conn, key, statement, wire or cur, binary, layout_key=layout_key)
+            if wire is None:
+                self._known.add((key, statement.sql))
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
+        if wire is not None:
+            return _wire_rows(wire, kind, layout)
         return layout.one(cur.fetchone()) if kind is _ONE else _fetch_all(cur, layout) if kind is _ALL else None
 
     def run_many(self, argsets: list[tuple[Any, ...]]) -> Any:
@@ -397,45 +393,30 @@ class Plan:
                     await cur.close()
                     raise
                 return AsyncStream(self.stub, sess, cur, layout.many)
-            prepare = None
+            wire, prepare = None, None
             if (key, statement.sql) in self._known and wire_usable(conn):
                 wire = sess.wire(conn)
                 res = await wire.execute(statement.sql, params, binary)
-                if res is not None:
-                    if shape is Shape.NONE:
-                        return None
-                    kind = self.fetch_kind(statement, res)
-                    mapper = self.value_mapper if statement.value else self.row_mapper
-                    layout_key = mapper.key(res, key)
-                    found = mapper.cached(layout_key)
-                    if found is not None and found.binary is binary:
-                        layout = found
-                    else:
-                        layout = await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
-                    if kind is _ONE:
-                        return layout.one(wire.row(0))
-                    return _wire_fetch_all(wire, res.ntuples, layout) if kind is _ALL else None
-                prepare = True  # run again: psycopg prepares it for the wire's next call
-            cur = sess.cursor(conn, binary)
-            await cur.execute(statement.sql, params, prepare=prepare)
+                if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
+                    wire, prepare = None, True
+            if wire is None:
+                cur = sess.cursor(conn, binary)
+                await cur.execute(statement.sql, params, prepare=prepare)
+                res = cur.pgresult
             if shape is Shape.NONE:
                 self._known.add((key, statement.sql))
                 return None
-            res = cur.pgresult
-            kind = self.fetch_kind(statement, res)
-            mapper = self.value_mapper if statement.value else self.row_mapper
-            layout_key = mapper.key(res, key)
-            found = mapper.cached(layout_key)
-            if found is not None and found.binary is binary:
-                layout = found
-            else:
-                layout = await self._alayout(conn, key, statement, cur, binary, layout_key=layout_key)
-            self._known.add((key, statement.sql))
+            kind, layout_key, found = self.cached_layout(key, statement, res, binary)
+            layout = found or await self._alayout(conn, key, statement, wire or cur, binary, layout_key=layout_key)
+            if wire is None:
+                self._known.add((key, statement.sql))
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
+        if wire is not None:
+            return _wire_rows(wire, kind, layout)
         if kind is _ONE:
             return layout.one(await cur.fetchone())
         return await _afetch_all(cur, layout) if kind is _ALL else None
@@ -548,8 +529,14 @@ def _collector_paused(large: bool) -> Iterator[None]:
         gc.enable()
 
 
-def _wire_fetch_all(wire: Wire, n: int, layout: Layout) -> list[Any]:
+def _wire_rows(wire: Wire, kind: int, layout: Layout) -> Any:
+    """The rows of a wire's last result, as the stub returns them."""
+    if kind is _ONE:
+        return layout.one(wire.row(0))
+    if kind is not _ALL:
+        return None
     out: list[Any] = []
+    n = wire.pgresult.ntuples if wire.pgresult is not None else 0
     with _collector_paused(n > _CHUNK):
         for start in range(0, n, _CHUNK):
             out += layout.many(wire.rows(start, min(start + _CHUNK, n)))
