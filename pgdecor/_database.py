@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
@@ -195,12 +196,12 @@ class Database:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         configure_connection(conn, self.idle_in_transaction_timeout)
-        row = conn.execute("SHOW port").fetchone()
+        row = conn.cursor(row_factory=tuple_row).execute("SHOW port").fetchone()
         self._prepared(conn, row[0] if row else "")
 
     async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await aconfigure_connection(conn, self.idle_in_transaction_timeout)
-        row = await (await conn.execute("SHOW port")).fetchone()
+        row = await (await conn.cursor(row_factory=tuple_row).execute("SHOW port")).fetchone()
         self._prepared(conn, row[0] if row else "")
 
     def __enter__(self) -> Self:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq
+from psycopg.rows import tuple_row
 
 from ._annotations import describe
 from ._calls import ProcedureCall, QueryCall, Statement
@@ -246,7 +247,7 @@ class Plan:
             params = args if statement.direct else statement.params(args)
             binary = (key, statement.sql) in self._binary
             if shape is Shape.STREAM:
-                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}")
+                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
                     cur.execute(statement.sql, params, binary=binary)
                     layout = self._layout(conn, key, statement, cur, binary)
@@ -326,8 +327,8 @@ class Plan:
         call = self.call
         assert isinstance(call, ProcedureCall)
         if call.needs_catalog(key):
-            rows = conn.execute(*call.catalog_queries()).fetchall()
-            type_rows = conn.execute(*call.types_query(rows)).fetchall()
+            rows = conn.cursor(row_factory=tuple_row).execute(*call.catalog_queries()).fetchall()
+            type_rows = conn.cursor(row_factory=tuple_row).execute(*call.types_query(rows)).fetchall()
             call.resolve(key, rows, type_rows)
         return self.composed(key, args)
 
@@ -385,7 +386,7 @@ class Plan:
             params = args if statement.direct else statement.params(args)
             binary = (key, statement.sql) in self._binary
             if shape is Shape.STREAM:
-                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}")
+                cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
                     await cur.execute(statement.sql, params, binary=binary)
                     layout = await self._alayout(conn, key, statement, cur, binary)
@@ -466,8 +467,8 @@ class Plan:
         call = self.call
         assert isinstance(call, ProcedureCall)
         if call.needs_catalog(key):
-            rows = await (await conn.execute(*call.catalog_queries())).fetchall()
-            type_rows = await (await conn.execute(*call.types_query(rows))).fetchall()
+            rows = await (await conn.cursor(row_factory=tuple_row).execute(*call.catalog_queries())).fetchall()
+            type_rows = await (await conn.cursor(row_factory=tuple_row).execute(*call.types_query(rows))).fetchall()
             call.resolve(key, rows, type_rows)
         return self.composed(key, args)
 

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import BaseConnection, abc, pq
 from psycopg.adapt import AdaptersMap
+from psycopg.rows import tuple_row
 from psycopg.types import TypeInfo
 from psycopg.types.array import register_array
 from psycopg.types.composite import CompositeInfo, register_composite
@@ -124,9 +125,9 @@ def registry_for(key: ServerKey) -> TypeRegistry:
 def describe_sync(conn: psycopg.Connection[Any], registry: TypeRegistry, oids: list[int]) -> None:
     """Describe *oids* (and the types they refer to) into *registry*."""
     while oids:
-        oids = registry.add(conn.execute(DESCRIBE_QUERY, [oids]).fetchall())
+        oids = registry.add(conn.cursor(row_factory=tuple_row).execute(DESCRIBE_QUERY, [oids]).fetchall())
 
 
 async def describe_async(conn: psycopg.AsyncConnection[Any], registry: TypeRegistry, oids: list[int]) -> None:
     while oids:
-        oids = registry.add(await (await conn.execute(DESCRIBE_QUERY, [oids])).fetchall())
+        oids = registry.add(await (await conn.cursor(row_factory=tuple_row).execute(DESCRIBE_QUERY, [oids])).fetchall())

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import psycopg
 from psycopg import AsyncConnection, AsyncTransaction, Connection, Transaction, pq
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
@@ -203,7 +204,7 @@ class Session:
         cursors = self._cursors if conn is self._conn else self._rcursors
         cur = cursors.get(binary)
         if cur is None:
-            cur = cursors[binary] = conn.cursor(binary=binary)
+            cur = cursors[binary] = conn.cursor(binary=binary, row_factory=tuple_row)
         return cur
 
     def wire(self, conn: Any) -> Any:

@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import pq
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from userdb import User, add_user, aget_user, count_users, get_user, set_email
+from userdb import User, add_user, aget_user, count_users, each_user, get_user, set_email, users_by_domain
 
 from pgdecor import ArgumentError, NoSessionError, RolledBackError, Session, session, transaction
 
@@ -273,3 +274,21 @@ def test_session_repr_says_its_state(users: str) -> None:
         assert "(active)" in repr(s)
     assert "(ended)" in repr(s)
     assert isinstance(s, Session)
+
+
+def test_a_connection_with_its_own_row_factory_serves_every_call(users: str) -> None:
+    """A connection made with ``row_factory=dict_row`` (for the user's own queries) serves stubs unchanged."""
+    with psycopg.connect(users, row_factory=dict_row) as conn:
+        with session(conn):
+            for _ in range(3):  # first calls, then prepared ones
+                assert get_user(2) == User(2, "bob", None)
+                assert users_by_domain("example.org") == [User(1, "ann", "ann@example.org")]
+            assert [u.id for u in each_user()] == [1, 2, 3]
+            assert get_user.many([(1,), (3,)]) == [get_user(1), get_user(3)]
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+    async def scenario() -> list[User | None]:
+        async with await psycopg.AsyncConnection.connect(users, row_factory=dict_row) as aconn, session(aconn):
+            return [await aget_user(i) for i in (1, 1, 1, 99)]
+
+    assert asyncio.run(scenario())[-2:] == [User(1, "ann", "ann@example.org"), None]
