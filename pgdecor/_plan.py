@@ -28,10 +28,9 @@ from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, Undef
 from ._mapping import Layout, LayoutKey, RowMapper
 from ._registry import ServerKey, describe_async, describe_sync, registry_for
 from ._results import ResultPlan, Shape
-from ._session import _current, no_session_error
+from ._session import Session, _current, no_session_error
 from ._signature import Param, compile_check
 from ._streams import AsyncStream, Stream
-from ._wire import Wire
 from ._wire import usable as wire_usable
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -77,8 +76,8 @@ class Plan:
         #: (server, SQL) of the statements whose results are fetched in binary: those whose first result had
         #: only columns psycopg loads the same from binary, which is faster to parse than text.
         self._binary: set[tuple[ServerKey, str]] = set()
-        #: (server, SQL) of the statements a call has run through a cursor, its result checked and its layout
-        #: built: later calls run them through the session's `Wire`.
+        #: (server, SQL) of the statements a call has run through a cursor: later calls run them through the
+        #: session's `Wire`.
         self._known: set[tuple[ServerKey, str]] = set()
 
     @cached_property
@@ -94,6 +93,13 @@ class Plan:
         if self.check is not None:
             for args in argsets:
                 self.check(args)
+
+    def session(self, call: str, *, is_async: bool) -> Session:
+        """The session of this context, which must be of the stub's kind; *call* is ``()`` or ``.many()``."""
+        sess = _current.get()
+        if sess is None or sess._is_async is not is_async:
+            raise no_session_error(f"{self.stub}{call}", sess, is_async=is_async)
+        return sess
 
     def composed(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
         """The statement for *args* once the call has been resolved on *key*."""
@@ -181,7 +187,7 @@ class Plan:
         """How to fetch *res*, its layout key, and its layout if one fits already (None: build it)."""
         kind = self.fetch_kind(statement, res)
         assert res is not None  # fetch_kind raised otherwise
-        mapper = self.value_mapper if statement.value else self.row_mapper
+        mapper = self.mapper(statement)
         layout_key = mapper.key(res, key)
         found = mapper.cached(layout_key)
         return kind, layout_key, found if found is not None and found.binary is binary else None
@@ -232,9 +238,7 @@ class Plan:
     def _run(self, args: tuple[Any, ...]) -> Any:
         if self.check is not None:
             self.check(args)
-        sess = _current.get()
-        if sess is None or sess._is_async:
-            raise no_session_error(f"{self.stub}()", sess, is_async=False)
+        sess = self.session("()", is_async=False)
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = sess.connection_for(readonly=self.readonly)
@@ -245,7 +249,8 @@ class Plan:
             if statement is None:
                 statement = self._resolve(conn, key, args)
             params = args if statement.direct else statement.params(args)
-            binary = (key, statement.sql) in self._binary
+            seen = (key, statement.sql)
+            binary = seen in self._binary
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
@@ -256,7 +261,7 @@ class Plan:
                     raise
                 return Stream(self.stub, sess, cur, layout.many)
             wire, prepare = None, None
-            if (key, statement.sql) in self._known and wire_usable(conn):
+            if seen in self._known and wire_usable(conn):
                 wire = sess.wire(conn)
                 res = wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
@@ -265,28 +270,23 @@ class Plan:
                 cur = sess.cursor(conn, binary)
                 cur.execute(statement.sql, params, prepare=prepare)
                 res = cur.pgresult
+                self._known.add(seen)
             if shape is Shape.NONE:
-                self._known.add((key, statement.sql))
                 return None
             kind, layout_key, found = self.cached_layout(key, statement, res, binary)
             layout = found or self._layout(conn, key, statement, wire or cur, binary, layout_key=layout_key)
-            if wire is None:
-                self._known.add((key, statement.sql))
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
-        if wire is not None:
-            return _wire_rows(wire, kind, layout)
-        return layout.one(cur.fetchone()) if kind is _ONE else _fetch_all(cur, layout) if kind is _ALL else None
+        rows = wire or cur
+        return layout.one(rows.fetchone()) if kind is _ONE else _fetch_all(rows, layout) if kind is _ALL else None
 
     def run_many(self, argsets: list[tuple[Any, ...]]) -> Any:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
         self.check_many(argsets)
-        sess = _current.get()
-        if sess is None or sess._is_async:
-            raise no_session_error(f"{self.stub}.many()", sess, is_async=False)
+        sess = self.session(".many()", is_async=False)
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = sess.connection_for(readonly=self.readonly)
@@ -371,9 +371,7 @@ class Plan:
     async def _arun(self, args: tuple[Any, ...]) -> Any:
         if self.check is not None:
             self.check(args)
-        sess = _current.get()
-        if sess is None or not sess._is_async:
-            raise no_session_error(f"{self.stub}()", sess, is_async=True)
+        sess = self.session("()", is_async=True)
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = await sess.aconnection_for(readonly=self.readonly)
@@ -384,7 +382,8 @@ class Plan:
             if statement is None:
                 statement = await self._aresolve(conn, key, args)
             params = args if statement.direct else statement.params(args)
-            binary = (key, statement.sql) in self._binary
+            seen = (key, statement.sql)
+            binary = seen in self._binary
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
@@ -395,7 +394,7 @@ class Plan:
                     raise
                 return AsyncStream(self.stub, sess, cur, layout.many)
             wire, prepare = None, None
-            if (key, statement.sql) in self._known and wire_usable(conn):
+            if seen in self._known and wire_usable(conn):
                 wire = sess.wire(conn)
                 res = await wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
@@ -404,29 +403,25 @@ class Plan:
                 cur = sess.cursor(conn, binary)
                 await cur.execute(statement.sql, params, prepare=prepare)
                 res = cur.pgresult
+                self._known.add(seen)
             if shape is Shape.NONE:
-                self._known.add((key, statement.sql))
                 return None
             kind, layout_key, found = self.cached_layout(key, statement, res, binary)
             layout = found or await self._alayout(conn, key, statement, wire or cur, binary, layout_key=layout_key)
-            if wire is None:
-                self._known.add((key, statement.sql))
         except Error:
             raise
         except psycopg.Error as err:
             exc = self.db_error(err, statement)
             raise exc from exc.__cause__
-        if wire is not None:
-            return _wire_rows(wire, kind, layout)
+        if wire is not None:  # its rows are read without awaiting
+            return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
         if kind is _ONE:
             return layout.one(await cur.fetchone())
         return await _afetch_all(cur, layout) if kind is _ALL else None
 
     async def arun_many(self, argsets: list[tuple[Any, ...]]) -> Any:
         self.check_many(argsets)
-        sess = _current.get()
-        if sess is None or not sess._is_async:
-            raise no_session_error(f"{self.stub}.many()", sess, is_async=True)
+        sess = self.session(".many()", is_async=True)
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = await sess.aconnection_for(readonly=self.readonly)
@@ -528,20 +523,6 @@ def _collector_paused(large: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def _wire_rows(wire: Wire, kind: int, layout: Layout) -> Any:
-    """The rows of a wire's last result, as the stub returns them."""
-    if kind is _ONE:
-        return layout.one(wire.row(0))
-    if kind is not _ALL:
-        return None
-    out: list[Any] = []
-    n = wire.pgresult.ntuples if wire.pgresult is not None else 0
-    with _collector_paused(n > _CHUNK):
-        for start in range(0, n, _CHUNK):
-            out += layout.many(wire.rows(start, min(start + _CHUNK, n)))
-    return out
 
 
 async def _afetch_all(cur: Any, layout: Layout) -> list[Any]:

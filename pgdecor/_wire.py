@@ -57,22 +57,20 @@ _CANCEL_TIMEOUT = 5.0
 _INVALIDATES = re.compile(rb"^(?:DROP|ALTER|ROLLBACK|DISCARD ALL|DEALLOCATE ALL)\b").match
 
 #: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
-#: key prepared statements alike; None if this psycopg has none such, and then every call takes a cursor.
-_query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]] | None
+#: key prepared statements alike; and its generator that flushes a query and reads every result (in C).
+_query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]]
 _execute: Callable[[pq.abc.PGconn], Any]
 try:
     from psycopg import _preparing, _queries, generators
 
     _query2pg = _queries._query2pg
-    _execute = generators.execute  # flush, then read every result; psycopg's C version where it has one
-    if not callable(getattr(Connection, "wait", None)):  # pragma: no cover - depends on psycopg
-        _query2pg = None
-    if not isinstance(_preparing.PrepareManager()._names, dict):  # pragma: no cover - depends on psycopg
-        _query2pg = None
+    _execute = generators.execute
+    #: Whether this psycopg has what wires use; if not, every call goes through a cursor.
+    _AVAILABLE = callable(getattr(Connection, "wait", None)) and isinstance(_preparing.PrepareManager()._names, dict)
 except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
-    _query2pg = None
+    _AVAILABLE = False
 if sys.platform == "win32":  # pragma: no cover - a duplicated socket handle cannot be watched there
-    _query2pg = None
+    _AVAILABLE = False
 
 #: (SQL, encoding) → the SQL with $n placeholders, and the format each placeholder asks for.
 _converted: dict[tuple[str, str], tuple[bytes, list[PyFormat]]] = {}
@@ -80,14 +78,14 @@ _converted: dict[tuple[str, str], tuple[bytes, list[PyFormat]]] = {}
 
 def usable(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
     """Whether calls on *conn* can go through a wire now (not while the user runs a pipeline on it)."""
-    return _query2pg is not None and conn.pgconn.pipeline_status == _OFF
+    return _AVAILABLE and conn.pgconn.pipeline_status == _OFF
 
 
 class Wire:
-    """One session's lean path on one connection. It quacks enough like a cursor (``pgresult``, ``adapters``) for
-    the leak guard and for building a result layout."""
+    """One session's lean path on one connection. It quacks enough like a cursor (``pgresult``, ``adapters``,
+    ``fetchone``, ``fetchmany``) for the leak guard, for building a result layout and for reading the rows."""
 
-    __slots__ = ("_tx", "adapters", "conn", "pgconn", "pgresult")
+    __slots__ = ("_count", "_pos", "_tx", "adapters", "conn", "pgconn", "pgresult")
 
     def __init__(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
         self.conn: Any = conn
@@ -95,6 +93,8 @@ class Wire:
         self.adapters = conn.adapters
         #: The last result, as a cursor's ``pgresult``.
         self.pgresult: pq.abc.PGresult | None = None
+        #: Rows in the last result, and the next one to read.
+        self._count = self._pos = 0
         self._tx = Transformer(conn)
 
     def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:
@@ -149,22 +149,28 @@ class Wire:
         elif status != _TUPLES_OK:
             raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
         self.pgresult = res
+        self._count, self._pos = res.ntuples, 0
         self._tx.set_pgresult(res)
         return res
 
-    def row(self, n: int) -> tuple[Any, ...]:
-        """Row *n* of the last result."""
-        return self._tx.load_row(n, tuple)
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The last result's next row, as a cursor's ``fetchone``."""
+        pos = self._pos
+        if pos >= self._count:
+            return None
+        self._pos = pos + 1
+        return self._tx.load_row(pos, tuple)
 
-    def rows(self, start: int, stop: int) -> list[tuple[Any, ...]]:
-        """Rows *start* to *stop* (exclusive) of the last result."""
-        return self._tx.load_rows(start, stop, tuple)
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        """The last result's next *size* rows at most, as a cursor's ``fetchmany``."""
+        pos = self._pos
+        self._pos = stop = min(pos + size, self._count)
+        return self._tx.load_rows(pos, stop, tuple)
 
     def _convert(self, sql: str) -> tuple[bytes, list[PyFormat]]:
         encoding = self._tx.encoding
         found = _converted.get((sql, encoding))
         if found is None:
-            assert _query2pg is not None
             query, formats, _order, _parts = _query2pg(sql.encode(encoding), encoding)
             found = _converted[sql, encoding] = (query, formats)
         return found
@@ -211,6 +217,9 @@ class AsyncWire(Wire):
         if fd < 0:
             return
         loop = self._loop
+        if loop.is_closed():  # its selector is gone with it
+            os.close(fd)
+            return
 
         def release() -> None:
             if self._armed:
@@ -222,9 +231,7 @@ class AsyncWire(Wire):
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop or loop.is_closed() or not loop.is_running():
-            if loop.is_closed():
-                self._armed = False  # its selector is gone with it
+        if running is loop or not loop.is_running():
             release()
         else:  # the leak guard, ending the session from another thread
             loop.call_soon_threadsafe(release)
