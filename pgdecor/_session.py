@@ -169,8 +169,8 @@ class Session:
             msg = f"{self!r} was already entered; call session(...) again for a new scope"
             raise NoSessionError(msg)
         for source in (self._source, self._replica):
-            if source is not None and _is_async_source(source, is_async) != is_async:
-                how = "`with session(...)`" if not _is_async_source(source, is_async) else "`async with session(...)`"
+            if source is not None and (source_is_async := _is_async_source(source, is_async)) != is_async:
+                how = "`async with session(...)`" if source_is_async else "`with session(...)`"
                 msg = f"session({_describe_source(source)}) must be entered with {how}"
                 raise ArgumentError(msg)
         self._entered = True
