@@ -37,13 +37,16 @@ def run(scenario: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(scenario())  # type: ignore[arg-type]
 
 
+NUMBERS = "SELECT n, CASE WHEN n %% 2 = 0 THEN 'even' END AS label FROM generate_series(1, %(count)s) AS n"
+
+
 @dataclass
 class Row:
     n: int
     label: str | None
 
 
-@query("SELECT n, CASE WHEN n %% 2 = 0 THEN 'even' END AS label FROM generate_series(1, %(count)s) AS n")
+@query(NUMBERS)
 async def numbers(count: int) -> list[Row]: ...
 
 
@@ -55,7 +58,7 @@ async def as_json(n: int) -> dict[str, Any]: ...
 def as_json_sync(n: int) -> dict[str, Any]: ...
 
 
-@query("SELECT n, CASE WHEN n %% 2 = 0 THEN 'even' END AS label FROM generate_series(1, %(count)s) AS n")
+@query(NUMBERS)
 def numbers_sync(count: int) -> list[Row]: ...
 
 
