@@ -31,9 +31,12 @@ from ._results import ResultPlan, Shape
 from ._session import Session, _current, no_session_error
 from ._signature import Param, compile_check
 from ._streams import AsyncStream, Stream
+from ._wire import Wire
 from ._wire import usable as wire_usable
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
+#: Prepared statements whose layouts a plan remembers; more (a pool's connections replaced over time) start over.
+_BY_PREPARED_MAX = 256
 _NONE, _ONE, _ALL = 0, 1, 2
 _cursor_names = itertools.count(1)
 
@@ -79,6 +82,9 @@ class Plan:
         #: (server, SQL) of the statements a call has run through a cursor: later calls run them through the
         #: session's `Wire`.
         self._known: set[tuple[ServerKey, str]] = set()
+        #: (prepare manager, statement name) → the layout of that prepared statement's results (see
+        #: `cached_layout`).
+        self._by_prepared: dict[tuple[object, bytes], Layout] = {}
 
     @cached_property
     def value_mapper(self) -> RowMapper:
@@ -182,15 +188,28 @@ class Plan:
         return _NONE
 
     def cached_layout(
-        self, key: ServerKey, statement: Statement, res: pq.abc.PGresult | None, binary: bool
-    ) -> tuple[int, LayoutKey, Layout | None]:
-        """How to fetch *res*, its layout key, and its layout if one fits already (None: build it)."""
+        self, key: ServerKey, statement: Statement, res: pq.abc.PGresult | None, binary: bool, wire: Wire | None
+    ) -> tuple[int, LayoutKey | None, Layout | None]:
+        """How to fetch *res*, its layout key, and its layout if one fits already (None: build it). A result of a
+        prepared statement read by *wire* finds its layout by the statement: the server refuses to change the
+        columns of a prepared statement, so only its first result needs looking up by column names and types."""
         kind = self.fetch_kind(statement, res)
         assert res is not None  # fetch_kind raised otherwise
+        prepared = (wire.manager, wire.name) if wire is not None and wire.name is not None else None
+        if prepared is not None:
+            found = self._by_prepared.get(prepared)
+            if found is not None and found.binary is binary:
+                return kind, None, found
         mapper = self.mapper(statement)
         layout_key = mapper.key(res, key)
         found = mapper.cached(layout_key)
-        return kind, layout_key, found if found is not None and found.binary is binary else None
+        if found is None or found.binary is not binary:
+            return kind, layout_key, None
+        if prepared is not None:
+            if len(self._by_prepared) >= _BY_PREPARED_MAX:  # connections come and go: forget the old ones'
+                self._by_prepared.clear()
+            self._by_prepared[prepared] = found
+        return kind, layout_key, found
 
     def checked_format(self, key: ServerKey, statement: Statement, layout: Layout, binary: bool) -> Layout:
         """Check the result's format against its layout; learn from a first text result to ask for binary."""
@@ -273,7 +292,7 @@ class Plan:
                 self._known.add(seen)
             if shape is Shape.NONE:
                 return None
-            kind, layout_key, found = self.cached_layout(key, statement, res, binary)
+            kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
             layout = found or self._layout(conn, key, statement, wire or cur, binary, layout_key=layout_key)
         except Error:
             raise
@@ -406,7 +425,7 @@ class Plan:
                 self._known.add(seen)
             if shape is Shape.NONE:
                 return None
-            kind, layout_key, found = self.cached_layout(key, statement, res, binary)
+            kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
             layout = found or await self._alayout(conn, key, statement, wire or cur, binary, layout_key=layout_key)
         except Error:
             raise

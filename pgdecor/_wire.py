@@ -17,8 +17,8 @@ using cursors. With prepared statements off (``prepare_threshold = None``, as be
 unnamed.
 
 The parts of psycopg used here that are not its documented API (the placeholder conversion, the prepare manager's
-names, the connection's wait and the execute generator) are looked up at import; without them every call goes
-through a cursor.
+names, the connection's wait, the execute generator and its async wait) are looked up at import; without them
+every call goes through a cursor.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -37,9 +37,6 @@ from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
 
 __all__ = ["AsyncWire", "Wire", "usable"]
-
-#: What a call sends: the query with $n placeholders, the dumped parameters, their types, the statement's name.
-_Sent = tuple[bytes, Sequence[Any], tuple[int, ...], bytes | None]
 
 logger = logging.getLogger("pgdecor")
 
@@ -57,14 +54,17 @@ _CANCEL_TIMEOUT = 5.0
 _INVALIDATES = re.compile(rb"^(?:DROP|ALTER|ROLLBACK|DISCARD ALL|DEALLOCATE ALL)\b").match
 
 #: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
-#: key prepared statements alike; and its generator that flushes a query and reads every result (in C).
+#: key prepared statements alike; its generator that flushes a query and reads every result (in C), and the async
+#: wait that drives it on the connection's own socket (to read what remains of a cancelled statement).
 _query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]]
 _execute: Callable[[pq.abc.PGconn], Any]
+_wait_async: Callable[[Any, int], Awaitable[Any]]
 try:
-    from psycopg import _preparing, _queries, generators
+    from psycopg import _preparing, _queries, generators, waiting
 
     _query2pg = _queries._query2pg
     _execute = generators.execute
+    _wait_async = waiting.wait_async
     #: Whether this psycopg has what wires use; if not, every call goes through a cursor.
     _AVAILABLE = callable(getattr(Connection, "wait", None)) and isinstance(_preparing.PrepareManager()._names, dict)
 except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
@@ -85,12 +85,16 @@ class Wire:
     """One session's lean path on one connection. It quacks enough like a cursor (``pgresult``, ``adapters``,
     ``fetchone``, ``fetchmany``) for the leak guard, for building a result layout and for reading the rows."""
 
-    __slots__ = ("_count", "_pos", "_tx", "adapters", "conn", "pgconn", "pgresult")
+    __slots__ = ("_count", "_pos", "_tx", "adapters", "conn", "manager", "name", "pgconn", "pgresult")
 
     def __init__(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
         self.conn: Any = conn
         self.pgconn = conn.pgconn
         self.adapters = conn.adapters
+        #: psycopg's prepare manager of the connection, and the name of the prepared statement that made the last
+        #: result (None: sent unnamed). A name is never given to another statement on the same connection.
+        self.manager: Any = conn._prepared
+        self.name: bytes | None = None
         #: The last result, as a cursor's ``pgresult``.
         self.pgresult: pq.abc.PGresult | None = None
         #: Rows in the last result, and the next one to read.
@@ -101,12 +105,10 @@ class Wire:
         """Run *sql* (psycopg placeholders) with *params*; its result, or raise psycopg's error for it. None, with
         nothing sent, when psycopg has not prepared the statement for these parameter types (yet, or any more):
         run it through a cursor with ``prepare=True`` then."""
-        sent = self._statement(sql, params)
-        if sent is None:
-            return None
         conn = self.conn
         with conn.lock:
-            self._send(sent, binary)
+            if not self._send(sql, params, binary):
+                return None
             # The connection's wait: psycopg's C poll loop, stopping the statement on the server on Ctrl-C.
             results = conn.wait(_execute(self.pgconn))
         return self._result(sql, results[0] if results else None)
@@ -116,25 +118,23 @@ class Wire:
 
     # -- shared by both -------------------------------------------------------------------------------------
 
-    def _statement(self, sql: str, params: Sequence[Any]) -> _Sent | None:
-        """What to send: the $n query, the dumped parameters, their types and the prepared statement's name (None
-        to send it unnamed); None if psycopg should prepare it first."""
+    def _send(self, sql: str, params: Sequence[Any], binary: bool) -> bool:
+        """Send *sql* with *params* (under the connection's lock, so that the statement's name is still good when
+        it arrives): the statement psycopg prepared for their types, or the query unnamed if psycopg prepares
+        nothing. False, with nothing sent, if psycopg should prepare it first."""
         tx = self._tx
         query, formats = self._convert(sql)
         dumped = tx.dump_sequence(params, formats)
-        types = tx.types or ()
-        manager = self.conn._prepared
+        manager = self.manager
         if manager.prepare_threshold is None:
-            return query, dumped, types, None
-        name = manager._names.get((query, types))
-        return None if name is None else (query, dumped, types, name)
-
-    def _send(self, sent: _Sent, binary: bool) -> None:
-        query, dumped, types, name = sent
+            self.name = None
+            self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
+            return True
+        self.name = name = manager._names.get((query, tx.types or ()))
         if name is None:
-            self.pgconn.send_query_params(query, dumped, types, self._tx.formats, 1 if binary else 0)
-        else:
-            self.pgconn.send_query_prepared(name, dumped, self._tx.formats, 1 if binary else 0)
+            return False
+        self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
+        return True
 
     def _result(self, sql: str, res: pq.abc.PGresult | None) -> pq.abc.PGresult:
         if res is None:
@@ -143,7 +143,7 @@ class Wire:
         if status == _COMMAND_OK:
             command = res.command_status
             if command and _INVALIDATES(command):
-                self.conn._prepared.clear()
+                self.manager.clear()
         elif status == _FATAL_ERROR:
             raise error_from_result(res, encoding=self._tx.encoding)
         elif status != _TUPLES_OK:
@@ -193,23 +193,44 @@ class AsyncWire(Wire):
         self._fut: asyncio.Future[None] | None = None
 
     async def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:  # type: ignore[override]
-        """As `Wire.execute`, awaited."""
-        sent = self._statement(sql, params)
-        if sent is None:
-            return None
+        """As `Wire.execute`, awaited. Its wait is written out here rather than in a coroutine of its own: one
+        coroutine less to make and to resume on every call."""
         pgconn = self.pgconn
+        loop = self._loop
         lock = self.conn.lock
         await lock.acquire()
         try:
-            self._send(sent, binary)
-            res = await self._read()
+            if not self._send(sql, params, binary):
+                return None
+            while pgconn.flush():  # parameters larger than the socket buffer
+                await self._writable()
+            first: pq.abc.PGresult | None = None
+            while True:
+                while pgconn.is_busy():
+                    self._fut = fut = loop.create_future()
+                    if not self._armed:
+                        loop.add_reader(self._fd, self._wake)
+                        self._armed = True
+                    try:
+                        await fut
+                    finally:
+                        self._fut = None
+                    pgconn.consume_input()
+                res = pgconn.get_result()
+                if res is None:
+                    break
+                if first is None:
+                    first = res
         except BaseException:
             if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
                 await self._stop()
             raise
         finally:
             lock.release()
-        return self._result(sql, res)
+        if pgconn.notify_handler:
+            while n := pgconn.notifies():
+                pgconn.notify_handler(n)
+        return self._result(sql, first)
 
     def close(self) -> None:
         """Stop watching the socket and close the duplicate: before the connection is given back."""
@@ -246,34 +267,6 @@ class AsyncWire(Wire):
         elif not fut.done():
             fut.set_result(None)
 
-    async def _read(self) -> pq.abc.PGresult | None:
-        """Flush what was sent and read its result, waiting on the socket through the event loop."""
-        pgconn = self.pgconn
-        loop = self._loop
-        while pgconn.flush():  # parameters larger than the socket buffer
-            await self._writable()
-        first: pq.abc.PGresult | None = None
-        while True:
-            while pgconn.is_busy():
-                self._fut = fut = loop.create_future()
-                if not self._armed:
-                    loop.add_reader(self._fd, self._wake)
-                    self._armed = True
-                try:
-                    await fut
-                finally:
-                    self._fut = None
-                pgconn.consume_input()
-            res = pgconn.get_result()
-            if res is None:
-                break
-            if first is None:
-                first = res
-        if pgconn.notify_handler:
-            while n := pgconn.notifies():
-                pgconn.notify_handler(n)
-        return first
-
     async def _writable(self) -> None:
         fut = self._loop.create_future()
         self._loop.add_writer(self._fd, fut.set_result, None)
@@ -288,7 +281,7 @@ class AsyncWire(Wire):
         so that the connection can roll back and be reused, as psycopg does; close it if the server won't."""
         try:
             await self.conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
-            await asyncio.wait_for(self._read(), _CANCEL_TIMEOUT)
+            await asyncio.wait_for(_wait_async(_execute(self.pgconn), self.pgconn.socket), _CANCEL_TIMEOUT)
         except BaseException as ex:  # noqa: BLE001 - whatever stopped the stop, the connection state is unknown
             logger.warning("statement not stopped after cancellation (%s): closing the connection", type(ex).__name__)
             self.pgconn.finish()

@@ -182,6 +182,35 @@ def test_calls_survive_psycopg_dropping_its_prepared_statements(users: str) -> N
     run(scenario)
 
 
+@dataclass
+class Pair:
+    id: int
+    a: int
+    b: str
+
+
+def test_results_are_read_by_their_own_columns_after_the_table_changes(pg_dsn: str, pg_exec: Any) -> None:
+    """When another connection reorders a table's columns, the server refuses the stale prepared statement once,
+    and later calls map the new columns by name: what was learnt about an older statement's columns is never
+    applied to another's."""
+    pg_exec("CREATE TABLE pair (id int, a int, b text); INSERT INTO pair VALUES (1, 10, 'ten')")
+
+    @query("SELECT * FROM pair WHERE id = %(id)s")
+    def pair(id: int) -> Pair: ...
+
+    with psycopg.connect(pg_dsn) as conn:
+        with session(conn):
+            for _ in range(CALLS):
+                assert pair(1) == Pair(1, 10, "ten")
+        pg_exec("ALTER TABLE pair DROP COLUMN a; ALTER TABLE pair ADD COLUMN a int; UPDATE pair SET a = 10")
+        stale = pytest.raises(psycopg.errors.FeatureNotSupported, match="cached plan must not change result type")
+        with stale, session(conn):
+            pair(1)
+        with session(conn):
+            for _ in range(CALLS):
+                assert pair(1) == Pair(1, 10, "ten")
+
+
 def test_database_errors_on_repeated_calls_are_mapped_as_on_the_first(pg_dsn: str, pg_exec: Any) -> None:
     """An error raised by the function is the same exception, with the same cause, on every call."""
     pg_exec("""
