@@ -32,7 +32,6 @@ from ._session import Session, _current, no_session_error
 from ._signature import Param, compile_check
 from ._streams import AsyncStream, Stream
 from ._wire import Wire
-from ._wire import usable as wire_usable
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 #: Prepared statements whose layouts a plan remembers; more (a pool's connections replaced over time) start over.
@@ -76,12 +75,10 @@ class Plan:
         )
         #: Raises ArgumentError for an argument tuple that does not fit the annotations; None if all fit.
         self.check = compile_check(self.stub, self.params)
-        #: (server, SQL) of the statements whose results are fetched in binary: those whose first result had
-        #: only columns psycopg loads the same from binary, which is faster to parse than text.
-        self._binary: set[tuple[ServerKey, str]] = set()
-        #: (server, SQL) of the statements a call has run through a cursor: later calls run them through the
-        #: session's `Wire`.
-        self._known: set[tuple[ServerKey, str]] = set()
+        #: (server, SQL) of the statements a call has run → whether their results are fetched in binary: those
+        #: whose first result had only columns psycopg loads the same from binary, which is faster to parse than
+        #: text. Later calls run them through the session's `Wire`.
+        self._seen: dict[tuple[ServerKey, str], bool] = {}
         #: (prepare manager, statement name) → the layout of that prepared statement's results (see
         #: `cached_layout`).
         self._by_prepared: dict[tuple[object, bytes], Layout] = {}
@@ -215,10 +212,9 @@ class Plan:
         """Check the result's format against its layout; learn from a first text result to ask for binary."""
         if binary == layout.binary:
             return layout
+        self._seen[key, statement.sql] = not binary
         if not binary:
-            self._binary.add((key, statement.sql))
             return layout
-        self._binary.discard((key, statement.sql))
         msg = (
             f"{self.stub}: the column types {self.sql_object} returns changed since this process first called it "
             f"(a column's type now loads only as text); the call ran, but its rows cannot be read: call it again"
@@ -269,7 +265,8 @@ class Plan:
                 statement = self._resolve(conn, key, args)
             params = args if statement.direct else statement.params(args)
             seen = (key, statement.sql)
-            binary = seen in self._binary
+            ran = self._seen.get(seen)  # None: never run on this server
+            binary = ran is True
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
@@ -280,8 +277,7 @@ class Plan:
                     raise
                 return Stream(self.stub, sess, cur, layout.many)
             wire, prepare = None, None
-            if seen in self._known and wire_usable(conn):
-                wire = sess.wire(conn)
+            if ran is not None and (wire := sess.wire(conn)) is not None:
                 res = wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
@@ -289,7 +285,7 @@ class Plan:
                 cur = sess.cursor(conn, binary)
                 cur.execute(statement.sql, params, prepare=prepare)
                 res = cur.pgresult
-                self._known.add(seen)
+                self._seen.setdefault(seen, False)
             if shape is Shape.NONE:
                 return None
             kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
@@ -316,7 +312,7 @@ class Plan:
             if argsets and self.call.cached(key, argsets[0]) is None:
                 self._resolve(conn, key, argsets[0])
             for statement, params in self.batches(key, argsets):
-                binary = (key, statement.sql) in self._binary
+                binary = self._seen.get((key, statement.sql)) is True
                 cur = sess.cursor(conn, binary)
                 if self.result.shape is Shape.NONE:
                     cur.executemany(statement.sql, params)
@@ -402,7 +398,8 @@ class Plan:
                 statement = await self._aresolve(conn, key, args)
             params = args if statement.direct else statement.params(args)
             seen = (key, statement.sql)
-            binary = seen in self._binary
+            ran = self._seen.get(seen)  # None: never run on this server
+            binary = ran is True
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
@@ -413,8 +410,7 @@ class Plan:
                     raise
                 return AsyncStream(self.stub, sess, cur, layout.many)
             wire, prepare = None, None
-            if seen in self._known and wire_usable(conn):
-                wire = sess.wire(conn)
+            if ran is not None and (wire := sess.wire(conn)) is not None:
                 res = await wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
@@ -422,7 +418,7 @@ class Plan:
                 cur = sess.cursor(conn, binary)
                 await cur.execute(statement.sql, params, prepare=prepare)
                 res = cur.pgresult
-                self._known.add(seen)
+                self._seen.setdefault(seen, False)
             if shape is Shape.NONE:
                 return None
             kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
@@ -451,7 +447,7 @@ class Plan:
             if argsets and self.call.cached(key, argsets[0]) is None:
                 await self._aresolve(conn, key, argsets[0])
             for statement, params in self.batches(key, argsets):
-                binary = (key, statement.sql) in self._binary
+                binary = self._seen.get((key, statement.sql)) is True
                 cur = sess.cursor(conn, binary)
                 if self.result.shape is Shape.NONE:
                     await cur.executemany(statement.sql, params)

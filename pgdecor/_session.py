@@ -31,6 +31,7 @@ from ._database import Database, aconfigure_connection, configure_connection, co
 from ._errors import ArgumentError, NoSessionError, RolledBackError
 from ._registry import ServerKey, server_key
 from ._wire import AsyncWire, Wire
+from ._wire import usable as wire_usable
 
 if TYPE_CHECKING:
     from ._streams import AsyncStream, Stream
@@ -209,7 +210,9 @@ class Session:
 
     def wire(self, conn: Any) -> Any:
         """The session's `Wire` on *conn* (an `AsyncWire` in an async session): the path of its calls of
-        statements already run once."""
+        statements already run once; None while calls cannot take it (see `wire_usable`)."""
+        if not wire_usable(conn):
+            return None
         cursors = self._cursors if conn is self._conn else self._rcursors
         wire = cursors.get(None)
         if wire is None:
