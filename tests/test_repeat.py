@@ -25,7 +25,7 @@ from userdb import (
     user_row,
 )
 
-from pgdecor import Error, NotFoundError, procedure, query, session
+from pgdecor import Database, Error, NotFoundError, procedure, query, session
 
 T = TypeVar("T")
 
@@ -270,6 +270,15 @@ def test_notices_reach_the_connection_handlers(pg_dsn: str, pg_exec: Any) -> Non
     assert run(scenario) == [f"call {i}" for i in range(CALLS)]
 
 
+async def until_sleeping(admin: psycopg.Connection[Any], pid: int) -> None:
+    """Until the server runs a pg_sleep() for backend *pid* (bounded: fails rather than hangs)."""
+    for _ in range(2000):
+        if admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'", (pid,)).fetchone():
+            return
+        await asyncio.sleep(0.005)
+    pytest.fail("the long call never started")
+
+
 def test_cancelled_call_stops_the_statement_and_the_connection_stays_usable(
     pg_dsn: str, pg_exec: Any, admin: psycopg.Connection[Any]
 ) -> None:
@@ -290,14 +299,7 @@ def test_cancelled_call_stops_the_statement_and_the_connection_stays_usable(
                     await slow_mark(100, 60)
 
             task = asyncio.create_task(work())
-            for _ in range(2000):  # until the server runs the long call (bounded: fails rather than hangs)
-                if admin.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'", (pid,)
-                ).fetchone():
-                    break
-                await asyncio.sleep(0.005)
-            else:
-                pytest.fail("the long call never started")
+            await until_sleeping(admin, pid)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -338,5 +340,42 @@ def test_a_call_inside_a_pipeline_block_says_so(users: str) -> None:
                 with pytest.raises(Error, match=r"aget_user: called inside `conn.pipeline\(\)`.*aget_user.many"):
                     await aget_user(1)
             assert await aget_user(1) is not None
+
+    run(scenario)
+
+
+def test_a_connection_lost_while_a_call_waits_is_a_clear_error(pg_dsn: str, admin: psycopg.Connection[Any]) -> None:
+    """The server ending the connection while a repeated call waits for its result: the call raises psycopg's
+    OperationalError (it does not hang), the session gives the connection back, and the pool replaces it."""
+
+    @query("SELECT pg_sleep(%(seconds)s)")
+    async def nap(seconds: float) -> None: ...
+
+    @query("SELECT pg_backend_pid()")
+    async def backend() -> int: ...
+
+    async def scenario() -> None:
+        async with Database(pg_dsn, max_size=1) as db:
+            pids: list[int] = []
+            started = asyncio.Event()
+
+            async def work() -> None:
+                async with db.session():
+                    pids.append(await backend())
+                    started.set()
+                    for _ in range(CALLS):
+                        await nap(0)
+                    await nap(60)
+
+            task = asyncio.create_task(work())
+            await started.wait()
+            await until_sleeping(admin, pids[0])
+            admin.execute("SELECT pg_terminate_backend(%s)", pids)
+            with pytest.raises(psycopg.OperationalError):
+                await asyncio.wait_for(task, 30)  # bounded: a call left waiting fails the test rather than hangs
+            async with db.session():
+                assert await backend() != pids[0]
+                await nap(0)
+            assert db.counters.borrowed == db.counters.released == 2
 
     run(scenario)
