@@ -82,6 +82,11 @@ class Plan:
         #: (prepare manager, statement name) → the layout of that prepared statement's results (see
         #: `cached_layout`).
         self._by_prepared: dict[tuple[object, bytes], Layout] = {}
+        #: Whether a call's statement is the same whatever its arguments (none may be left to DEFAULT).
+        self._fixed = not (isinstance(self.call, ProcedureCall) and self.call.defaults)
+        #: The server key, statement and result format of the last call of a fixed statement that went through a
+        #: session's `Wire` on its primary connection (see `_run`); reset when the format to ask for changes.
+        self._last: tuple[ServerKey, Statement, bool] | None = None
 
     @cached_property
     def value_mapper(self) -> RowMapper:
@@ -213,6 +218,7 @@ class Plan:
         if binary == layout.binary:
             return layout
         self._seen[key, statement.sql] = not binary
+        self._last = None
         if not binary:
             return layout
         msg = (
@@ -251,9 +257,34 @@ class Plan:
         logger.debug("%s: %s in %.3f ms", self.stub, self.sql_object, (perf_counter() - start) * 1e3)
 
     def _run(self, args: tuple[Any, ...]) -> Any:
+        """A call. Once a call of a fixed statement has gone through the session's wire, later calls on the same
+        server and connection send that statement in that format again without looking them up (on a connection
+        where psycopg has not prepared it, nothing is sent, and the call is made as a first one)."""
         if self.check is not None:
             self.check(args)
-        sess = self.session("()", is_async=False)
+        sess = _current.get()
+        if sess is None or sess._is_async is not False:
+            raise no_session_error(f"{self.stub}()", sess, is_async=False)
+        last, conn = self._last, sess._conn
+        if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
+            return self._run_looked_up(sess, args)
+        key, statement, binary = last
+        try:
+            res = wire.execute(statement.sql, args if statement.direct else statement.params(args), binary)
+            if res is None:
+                return self._run_looked_up(sess, args)
+            if self.result.shape is Shape.NONE:
+                return None
+            kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
+            layout = found or self._layout(conn, key, statement, wire, binary, layout_key=layout_key)
+        except Error:
+            raise
+        except psycopg.Error as err:
+            exc = self.db_error(err, statement)
+            raise exc from exc.__cause__
+        return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
+
+    def _run_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = sess.connection_for(readonly=self.readonly)
@@ -281,6 +312,8 @@ class Plan:
                 res = wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
+                elif self._fixed and conn is sess._conn:
+                    self._last = (key, statement, binary)
             if wire is None:
                 cur = sess.cursor(conn, binary)
                 cur.execute(statement.sql, params, prepare=prepare)
@@ -386,7 +419,29 @@ class Plan:
     async def _arun(self, args: tuple[Any, ...]) -> Any:
         if self.check is not None:
             self.check(args)
-        sess = self.session("()", is_async=True)
+        sess = _current.get()
+        if sess is None or sess._is_async is not True:
+            raise no_session_error(f"{self.stub}()", sess, is_async=True)
+        last, conn = self._last, sess._conn
+        if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
+            return await self._arun_looked_up(sess, args)
+        key, statement, binary = last
+        try:
+            res = await wire.execute(statement.sql, args if statement.direct else statement.params(args), binary)
+            if res is None:
+                return await self._arun_looked_up(sess, args)
+            if self.result.shape is Shape.NONE:
+                return None
+            kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
+            layout = found or await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
+        except Error:
+            raise
+        except psycopg.Error as err:
+            exc = self.db_error(err, statement)
+            raise exc from exc.__cause__
+        return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
+
+    async def _arun_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = await sess.aconnection_for(readonly=self.readonly)
@@ -414,6 +469,8 @@ class Plan:
                 res = await wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
+                elif self._fixed and conn is sess._conn:
+                    self._last = (key, statement, binary)
             if wire is None:
                 cur = sess.cursor(conn, binary)
                 await cur.execute(statement.sql, params, prepare=prepare)

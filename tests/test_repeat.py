@@ -25,7 +25,7 @@ from userdb import (
     user_row,
 )
 
-from pgdecor import Database, Error, NotFoundError, procedure, query, session
+from pgdecor import Database, Error, MappingError, NotFoundError, procedure, query, session
 
 T = TypeVar("T")
 
@@ -209,6 +209,35 @@ def test_results_are_read_by_their_own_columns_after_the_table_changes(pg_dsn: s
         with session(conn):
             for _ in range(CALLS):
                 assert pair(1) == Pair(1, 10, "ten")
+
+
+@dataclass
+class Tagged:
+    id: int
+    tag: Any
+
+
+def test_calls_read_text_again_once_a_column_loads_only_from_text(pg_dsn: str, pg_exec: Any) -> None:
+    """Results come in binary once every column loads the same from it. When a column's type changes to one that
+    loads only from text (a composite, parsed by pgdecor), the calls that meet the change fail, each with its
+    reason, and every call after them asks for text and maps the new type."""
+    pg_exec("CREATE TABLE tagged (id int, tag int); INSERT INTO tagged VALUES (1, 10)")
+
+    @query("SELECT * FROM tagged WHERE id = %(id)s")
+    def tagged(id: int) -> Tagged: ...
+
+    with psycopg.connect(pg_dsn) as conn:
+        with session(conn):
+            for _ in range(CALLS):
+                assert tagged(1) == Tagged(1, 10)
+        pg_exec("CREATE TYPE pt AS (x int, y int); ALTER TABLE tagged ALTER COLUMN tag TYPE pt USING ROW(tag, 2)")
+        with pytest.raises(psycopg.errors.FeatureNotSupported), session(conn):
+            tagged(1)  # the server refuses the prepared statement made for the old columns
+        with pytest.raises(MappingError, match=r"tagged: the column types .* changed .* call it again"), session(conn):
+            tagged(1)  # asked in binary, as before: the new column cannot be read from it
+        with session(conn):
+            for _ in range(CALLS):
+                assert tagged(1) == Tagged(1, "(10,2)")
 
 
 def test_database_errors_on_repeated_calls_are_mapped_as_on_the_first(pg_dsn: str, pg_exec: Any) -> None:
