@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.rows import tuple_row
 
 from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
@@ -104,7 +105,9 @@ def _stub_functions(value: Any, module: ModuleType) -> Iterator[Any]:
 
 def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[Any]) -> list[Problem]:
     """Verify every stub of *modules* against the database at *source* (a conninfo or a connection); return
-    the problems found, none if the stubs and the database agree. Nothing is written to the database."""
+    the problems found, none if the stubs and the database agree. Nothing is written to the database, and a
+    connection given is left as it was found: the check runs in a read-only transaction of its own (a savepoint
+    if the connection is in a transaction already), rolled back at the end."""
     stubs = find_stubs(modules)
     if isinstance(source, str):
         with psycopg.connect(source, autocommit=True) as conn:
@@ -113,16 +116,18 @@ def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[
 
 
 def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Problem]:
-    conn.execute("SET default_transaction_read_only = on")
     problems: list[Problem] = []
     lookups = _Lookups()
-    for found in stubs:
-        try:
-            plan = found.plan()
-        except Error as err:
-            problems.append(Problem(found.location, found.stub, "the stub cannot be built", str(err), "fix the stub"))
-            continue
-        problems.extend(_Checker(found, plan, conn, lookups).run())
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET TRANSACTION READ ONLY")
+        for found in stubs:
+            try:
+                plan = found.plan()
+            except Error as err:
+                problem = Problem(found.location, found.stub, "the stub cannot be built", str(err), "fix the stub")
+                problems.append(problem)
+                continue
+            problems.extend(_Checker(found, plan, conn, lookups).run())
     return problems
 
 
@@ -143,6 +148,10 @@ class _Checker:
     def problem(self, database: str, stub_says: str, fix: str) -> None:
         self.problems.append(Problem(self.found.location, self.found.stub, database, stub_says, fix))
 
+    def rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
+        """The rows of a catalog query, as tuples whatever the connection's row factory."""
+        return self.conn.cursor(row_factory=tuple_row).execute(query, params).fetchall()
+
     def run(self) -> list[Problem]:
         call = self.plan.call
         if isinstance(call, ProcedureCall):
@@ -160,8 +169,8 @@ class _Checker:
     # -- the function -----------------------------------------------------------------------------------------
 
     def resolve(self, call: ProcedureCall) -> Statement | None:
-        rows = self.conn.execute(*call.catalog_queries()).fetchall()
-        type_rows = self.conn.execute(*call.types_query(rows)).fetchall()
+        rows = self.rows(*call.catalog_queries())
+        type_rows = self.rows(*call.types_query(rows))
         try:
             call.resolve(self.key, rows, type_rows)
         except Error as err:
@@ -205,9 +214,10 @@ class _Checker:
         numbers = iter(range(1, 10_000))
         sql = _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(numbers)}", statement.sql)
         pgconn = self.conn.pgconn
-        res = pgconn.prepare(b"", sql.encode())
-        if res.status == pq.ExecStatus.COMMAND_OK:
-            res = pgconn.describe_prepared(b"")
+        with self.conn.transaction(force_rollback=True):  # a savepoint: a statement that fails leaves the rest
+            res = pgconn.prepare(b"", sql.encode())
+            if res.status == pq.ExecStatus.COMMAND_OK:
+                res = pgconn.describe_prepared(b"")
         if res.status != pq.ExecStatus.COMMAND_OK:
             error = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
             self.problem(f"the server cannot prepare the statement: {error}", statement.sql, "fix the SQL")
@@ -218,7 +228,7 @@ class _Checker:
         known = self.lookups.types
         missing = sorted(set(oids) - set(known))
         if missing:
-            known.update(read_types(self.conn.execute(TYPES_QUERY, {"oids": missing}).fetchall()))
+            known.update(read_types(self.rows(TYPES_QUERY, {"oids": missing})))
         return known
 
     def check_params(self, statement: Statement, res: pq.abc.PGresult) -> None:
@@ -303,7 +313,7 @@ class _Checker:
             return
         labels = self.lookups.labels.get(pgtype.oid)
         if labels is None:
-            rows = self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()
+            rows = self.rows(ENUM_LABELS, [pgtype.oid])
             labels = self.lookups.labels[pgtype.oid] = [label for (label,) in rows]
         lacking = [label for label in labels if label not in python]
         unknown = sorted(python - set(labels))
@@ -322,18 +332,18 @@ class _Checker:
         for i in range(res.nfields):
             table, column = res.ftable(i), res.ftablecol(i)
             if table:
-                row = self.conn.execute(
+                for nullable, where in self.rows(
                     "SELECT NOT a.attnotnull, a.attrelid::regclass::text || '.' || a.attname::text "
                     "FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s AND a.attnum = %s",
                     [table, column],
-                ).fetchone()
-                if row is not None and row[0]:
-                    out[(res.fname(i) or b"").decode()] = row[1]
+                ):
+                    if nullable:
+                        out[(res.fname(i) or b"").decode()] = where
         call = self.plan.call
         if isinstance(call, ProcedureCall) and not statement.value:
             function = call._matches[self.key].function
             if function.returns_set or function.returns_composite:
-                for name, where in self.conn.execute(_ROWTYPE_NULLABLE, [function.rettype]).fetchall():
+                for name, where in self.rows(_ROWTYPE_NULLABLE, [function.rettype]):
                     out.setdefault(name, where)
         return out
 

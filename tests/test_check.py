@@ -12,7 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import Exec
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
 
 from pgdecor import check
 from pgdecor._generate import generate
@@ -249,6 +251,23 @@ def test_check_never_writes(shop: str, pg_exec: Exec, tmp_path: Path) -> None:
     source = f"from pgdecor import procedure\n\n\n@procedure('{schema}.record_audit')\ndef record_audit(what: str) -> None: ...\n"
     assert check([write_module(tmp_path, source)], shop) == []
     assert pg_exec("SELECT count(*) FROM audit") == [(0,)]
+
+
+def test_a_connection_given_is_left_as_it_was_found(shop: str, tmp_path: Path) -> None:
+    """A connection in the middle of its own transaction, with its own row factory: the check finds what it finds
+    on a fresh connection (a statement the server refuses spoils nothing after it), and the caller's transaction
+    goes on, writable, with its work intact."""
+    name = broken_module(shop, tmp_path)
+    expected = [str(p) for p in check([name], shop)]
+    with psycopg.connect(shop, row_factory=dict_row) as conn:
+        conn.execute("CREATE TEMP TABLE work (n int); INSERT INTO work VALUES (1)")
+        assert [str(p) for p in check([name], conn)] == expected
+        assert conn.info.transaction_status is pq.TransactionStatus.INTRANS
+        conn.execute("INSERT INTO work VALUES (2)")
+        assert conn.execute("SELECT count(*) AS n FROM work").fetchone() == {"n": 2}
+    with psycopg.connect(shop) as idle:
+        assert [str(p) for p in check([name], idle)] == expected
+        assert idle.info.transaction_status is pq.TransactionStatus.IDLE  # not left idle in a transaction
 
 
 def test_command_line_exit_status_and_json(shop: str, tmp_path: Path) -> None:
