@@ -4,8 +4,9 @@
     python -m bench --quick         # tiny sizes, one round: checks that every workload still runs
     python -m bench --profile single   # pyinstrument over pgdecor's side of one workload
 
-Every contender runs every workload once per round, the order rotating from round to round, and the report gives
-medians with min-max over the rounds. Targets are ratios of pgdecor to a reference measured in the same round
+Every contender runs every workload once per round, in an order shuffled every time (single calls in five slices
+per round, taken in turn with the other contenders' and added up), and the report gives medians with min-max over
+the rounds. Targets are ratios of pgdecor to a reference measured in the same round
 (the median of the per-round ratios), never absolute times.
 """
 
@@ -16,6 +17,7 @@ import asyncio
 import gc
 import importlib
 import json
+import operator
 import os
 import platform
 import random
@@ -31,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -83,7 +86,8 @@ async def aget_user(id: int) -> User | None: ...
 
 @dataclass
 class Sizes:
-    calls: int  # single calls per measurement
+    calls: int  # single calls per measurement (a slice)
+    slices: int  # single-call measurements per round, interleaved between contenders and added up
     rows: int  # rows of a bulk fetch
     stream: int  # rows of a streamed fetch
     batch: int  # calls in one batch
@@ -95,7 +99,8 @@ class Sizes:
 
 
 FULL = Sizes(
-    calls=3000,
+    calls=600,
+    slices=5,
     rows=100_000,
     stream=100_000,
     batch=1000,
@@ -105,7 +110,9 @@ FULL = Sizes(
     stubs=500,
     rounds=5,
 )
-QUICK = Sizes(calls=50, rows=500, stream=500, batch=20, batches=1, rss_small=100, rss_large=2000, stubs=20, rounds=1)
+QUICK = Sizes(
+    calls=50, slices=2, rows=500, stream=500, batch=20, batches=1, rss_small=100, rss_large=2000, stubs=20, rounds=1
+)
 
 
 @dataclass
@@ -114,12 +121,18 @@ class Measure:
     wall: float
     cpu: float  # client CPU seconds (this process, or pgbench's)
 
+    def __add__(self, other: Measure) -> Measure:
+        return Measure(self.ops + other.ops, self.wall + other.wall, self.cpu + other.cpu)
+
 
 @dataclass
 class Workload:
     title: str
     unit: str  # what ops count: "calls" or "rows"
     contenders: dict[str, Callable[[], Measure]] = field(default_factory=dict)
+    #: Measurements per contender and round, taken in turn with the other contenders' and added up: a short
+    #: workload's contenders then share the same stretch of the machine's ups and downs.
+    slices: int = 1
 
 
 def timed(ops: int, fn: Callable[[], object]) -> Measure:
@@ -174,7 +187,7 @@ class Bench:
 
     def workloads(self) -> dict[str, Workload]:
         s = self.sizes
-        single = Workload("single call, get_user(id) -> User | None", "calls")
+        single = Workload("single call, get_user(id) -> User | None", "calls", slices=s.slices)
         single.contenders["pgdecor"] = lambda: timed(s.calls, self.pgdecor_single)
         single.contenders["psycopg"] = lambda: timed(s.calls, self.psycopg_single)
         single.contenders["psycopg class_row"] = lambda: timed(s.calls, self.psycopg_single_class_row)
@@ -183,7 +196,7 @@ class Bench:
                 "\\set id random(1, 100000)\nSELECT * FROM get_user(:id);\n", s.calls, per_transaction=1
             )
 
-        asingle = Workload("async single call, await aget_user(id)", "calls")
+        asingle = Workload("async single call, await aget_user(id)", "calls", slices=s.slices)
         asingle.contenders["pgdecor async"] = lambda: timed_async(
             s.calls, lambda: self.pgdecor_async(self.aconn), loop=self.loop
         )
@@ -500,11 +513,19 @@ def run(dsn: str, sizes: Sizes) -> dict[str, Any]:
             for fn in w.contenders.values():
                 fn()
         runs: dict[str, dict[str, list[Measure]]] = {k: {c: [] for c in w.contenders} for k, w in workloads.items()}
+        # A contender's measurement can depend on the one before it (pgbench, a process of its own, left the
+        # next contender measurably faster here), so the order is shuffled for every pass, not rotated.
+        order = random.Random(7)
         for r in range(sizes.rounds):
             for key, w in workloads.items():
                 names = list(w.contenders)
-                for name in names[r % len(names) :] + names[: r % len(names)]:
-                    runs[key][name].append(w.contenders[name]())
+                slices: dict[str, list[Measure]] = {name: [] for name in names}
+                for _ in range(w.slices):
+                    order.shuffle(names)
+                    for name in names:
+                        slices[name].append(w.contenders[name]())
+                for name, measures in slices.items():
+                    runs[key][name].append(reduce(operator.add, measures))
             print(f"round {r + 1}/{sizes.rounds} done", file=sys.stderr)
         first, steady = first_call_seconds(bench.conn)
         server_version = bench.conn.info.server_version
