@@ -262,9 +262,7 @@ class Plan:
         where psycopg has not prepared it, nothing is sent, and the call is made as a first one)."""
         if self.check is not None:
             self.check(args)
-        sess = _current.get()
-        if sess is None or sess._is_async is not False:
-            raise no_session_error(f"{self.stub}()", sess, is_async=False)
+        sess = self.session("()", is_async=False)
         last, conn = self._last, sess._conn
         if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
             return self._run_looked_up(sess, args)
@@ -419,9 +417,7 @@ class Plan:
     async def _arun(self, args: tuple[Any, ...]) -> Any:
         if self.check is not None:
             self.check(args)
-        sess = _current.get()
-        if sess is None or sess._is_async is not True:
-            raise no_session_error(f"{self.stub}()", sess, is_async=True)
+        sess = self.session("()", is_async=True)
         last, conn = self._last, sess._conn
         if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
             return await self._arun_looked_up(sess, args)
