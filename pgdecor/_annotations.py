@@ -73,6 +73,8 @@ def is_nullable(tp: Any) -> bool:
 
 def is_record_type(tp: Any) -> bool:
     """Whether *tp* is a class whose instances are built from a row's columns."""
+    if tp is Any or tp is object:  # Any is a class since Python 3.11, and means "the value as it is"
+        return False
     if not isinstance(tp, type) or typing.get_origin(tp) is not None or issubclass(tp, (enum.Enum, *SCALAR_TYPES)):
         return False
     return dataclasses.is_dataclass(tp) or is_namedtuple(tp) or is_typeddict(tp) or tp.__module__ != "builtins"

@@ -29,7 +29,7 @@ from ._catalog import (
     read_types,
     type_oids,
 )
-from ._convert import enum_param, hstore_param, is_enum, is_json_param, jsonb, list_of
+from ._convert import NotJsonError, enum_param, hstore_param, is_enum, is_json_param, jsonb, list_of
 from ._errors import AmbiguousFunctionError, ArgumentError, UndefinedFunctionError
 from ._registry import ServerKey
 from ._results import ResultPlan, Shape
@@ -72,8 +72,9 @@ def _params_function(
     return lambda args: tuple([pick(args) for pick in picks])
 
 
-def _pick(stub: str, source: int | str, adapter: Callable[[Any], Any] | None) -> Pick:
-    """How to take one parameter from the arguments: by position, or as an attribute of ``self`` (args[0])."""
+def _pick(stub: str, source: int | str, adapter: Callable[[Any], Any] | None, name: str) -> Pick:
+    """How to take one parameter from the arguments: by position, or as an attribute of ``self`` (args[0]); then
+    converted by *adapter*, which raises `ArgumentError` naming the parameter for a value it cannot send."""
     get: Pick
     if isinstance(source, int):
         get = itemgetter(source)
@@ -92,7 +93,16 @@ def _pick(stub: str, source: int | str, adapter: Callable[[Any], Any] | None) ->
 
     if adapter is None:
         return get
-    return lambda args: adapter(get(args))
+
+    def converted(args: tuple[Any, ...]) -> Any:
+        value = get(args)
+        try:
+            return adapter(value)
+        except NotJsonError as err:
+            msg = f"{stub}(): argument {name!r} {err}; nothing was sent to the server"
+        raise ArgumentError(msg)
+
+    return converted
 
 
 def query_adapter(annotation: Any) -> Callable[[Any], Any] | None:
@@ -107,12 +117,12 @@ def query_adapter(annotation: Any) -> Callable[[Any], Any] | None:
 class QueryCall:
     """The fixed statement of a `@query` stub."""
 
-    def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any]], nargs: int) -> None:
-        picks = [(s, query_adapter(a)) for s, a in sources]
-        plain = [s for s, a in picks if isinstance(s, int) and a is None]
+    def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any, str]], nargs: int) -> None:
+        picks = [(s, query_adapter(a), n) for s, a, n in sources]
+        plain = [s for s, a, _ in picks if isinstance(s, int) and a is None]
         indices = tuple(plain) if len(plain) == len(picks) else None
         direct = indices == tuple(range(nargs))
-        self.statement = Statement(text, tuple(_pick(stub, s, a) for s, a in picks), direct, indices=indices)
+        self.statement = Statement(text, tuple(_pick(stub, s, a, n) for s, a, n in picks), direct, indices=indices)
 
     def cached(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:  # noqa: ARG002 - same as ProcedureCall
         return self.statement
@@ -257,16 +267,17 @@ class ProcedureCall:
         pgtype = binding.arg.type
         source: int | str
         if binding.param is None:
-            source = binding.arg.name or ""
+            source = name = binding.arg.name or ""
             annotation: Any = Any
         else:
             source = binding.param + self.offset
             param = self.params[binding.param]
+            name = param.name
             annotation = list_type(param.annotation) if param.variadic else param.annotation
         template, adapter = argument_sql(annotation, pgtype)
         variadic_list = binding.param is not None and self.params[binding.param].variadic
         adapt = _then(list, adapter) if variadic_list else adapter
-        picks.extend([_pick(self.stub, source, adapt)] * template.count("{value}"))
+        picks.extend([_pick(self.stub, source, adapt, name)] * template.count("{value}"))
         indices.extend([source if isinstance(source, int) and adapt is None else None] * template.count("{value}"))
         return sql.SQL(template.replace("{value}", "{}")).format(
             *[sql.Placeholder(format=placeholder_format(annotation))] * template.count("{value}"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import ipaddress
+import math
 import typing
 import uuid
 from collections.abc import Callable
@@ -99,27 +101,104 @@ def enum_label(member: enum.Enum) -> str:
     return member.value if isinstance(member.value, str) else member.name
 
 
-def to_json(value: Any) -> Any:
-    """A Python value → something `json.dumps` accepts, in the text forms PostgreSQL parses back."""
+#: The deepest nesting of lists and objects (dataclasses, dicts) a JSON argument may have; a deeper one raises
+#: `ArgumentError`, and a result nested deeper than Python can parse raises `MappingError`.
+MAX_JSON_DEPTH = 500
+
+_TEXT_FORMS = (Decimal, uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
+               ipaddress.IPv6Network)  # fmt: skip
+
+
+class NotJsonError(ValueError):
+    """A value that JSON cannot represent exactly (the message says what and where); the caller names the
+    parameter."""
+
+
+def to_json(value: Any, depth: int = 0, where: str = "") -> Any:
+    """A Python value → something `json.dumps` turns into JSON that PostgreSQL accepts and that reads back as the
+    same value: JSON's own types (strings with no NUL and no lone surrogate, finite numbers, lists, objects with
+    string keys), dataclasses and NamedTuples as objects of their fields, enums as their labels, and dates,
+    times, decimals, UUIDs and network addresses as their text forms (read back as themselves where the annotation
+    says so). Anything else raises `NotJsonError` rather than being stored as something else."""
+    if value is None or value is True or value is False:
+        return value
+    kind = type(value)
+    if kind is str:
+        return _json_text(value, where)
+    if kind is int:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise NotJsonError(f"has {value!r}{_at(where)}, which JSON (and jsonb) cannot represent")
+        return value
     if isinstance(value, enum.Enum):
         return enum_label(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {k: to_json(v) for k, v in value._asdict().items()}
+    if depth >= MAX_JSON_DEPTH:
+        msg = f"is nested deeper than {MAX_JSON_DEPTH} levels, more than pgdecor sends as JSON"
+        raise NotJsonError(msg)
+    depth += 1
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                msg = (
+                    f"has the key {k!r} ({type(k).__qualname__}){_at(where)}: JSON keys are strings, so it would "
+                    f"come back as {str(k)!r} (or collide with that key); use string keys"
+                )
+                raise NotJsonError(msg)
+            out[_json_text(k, where)] = to_json(v, depth, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, list):
+        return [to_json(v, depth, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name), depth, f"{where}.{f.name}") for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: to_json(v, depth, f"{where}.{k}") for k, v in value._asdict().items()}
+    for plain in (str, int, float):  # a subclass of one (not an Enum): its plain value
+        if isinstance(value, plain):
+            return to_json(plain(value), depth, where)
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return f"{value.total_seconds()} seconds"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "\\x" + bytes(value).hex()
-    return str(value)
+    if isinstance(value, _TEXT_FORMS):
+        return str(value)
+    fix = {tuple: "a list", set: "a sorted list", frozenset: "a sorted list"}.get(kind, "a JSON type")
+    msg = (
+        f"has a value of type {kind.__qualname__}{_at(where)}, which JSON cannot represent"
+        f"{' as itself: it would come back as a list' if kind is tuple else ''}; pass {fix} instead"
+    )
+    raise NotJsonError(msg)
+
+
+def too_deep(stub: str) -> Exception:
+    """The error for a result Python could not read for its depth (a RecursionError while loading rows)."""
+    from ._errors import MappingError  # noqa: PLC0415 - see enum_loader
+
+    msg = (
+        f"{stub}: a value in the result is nested too deeply for Python to read (JSON nested beyond its recursion "
+        f"limit; pgdecor guarantees {MAX_JSON_DEPTH} levels), or the row type's constructor recursed without end"
+    )
+    return MappingError(msg)
+
+
+def _json_text(value: str, where: str) -> str:
+    if "\x00" in value:
+        msg = f"has a string with a NUL character{_at(where)}, which PostgreSQL's jsonb cannot store"
+        raise NotJsonError(msg)
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            msg = f"has a string with a lone surrogate{_at(where)}, which UTF-8 cannot encode"
+            raise NotJsonError(msg) from None
+    return value
+
+
+def _at(where: str) -> str:
+    return f" at {where}" if where else ""
 
 
 def jsonb(value: Any) -> Any:

@@ -223,7 +223,7 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
         params = _params(stub, sig, receiver, hints)
         by_name = {p.name: (i, p) for i, p in enumerate(params) if p.name in names}
         out: list[str] = []
-        sources: list[tuple[int | str, Any]] = []
+        sources: list[tuple[int | str, Any, str]] = []
         for piece in pieces:
             if isinstance(piece, str):
                 out.append(piece)
@@ -232,10 +232,10 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
             if name in by_name:
                 index, param = by_name[name]
                 out.append(f"%{param.format if fmt == 's' else fmt}")
-                sources.append((index, param.annotation))
+                sources.append((index, param.annotation, name))
             else:  # an attribute of self
                 out.append(f"%{fmt}")
-                sources.append((name, Any))
+                sources.append((name, Any, name))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
         call = QueryCall(stub, "".join(out), sources, len(params))
         return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors, readonly=readonly)

@@ -24,6 +24,7 @@ from psycopg.rows import tuple_row
 
 from ._annotations import describe
 from ._calls import ProcedureCall, QueryCall, Statement
+from ._convert import too_deep
 from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
 from ._mapping import Layout, LayoutKey, RowMapper
 from ._registry import ServerKey, describe_async, describe_sync, registry_for
@@ -263,6 +264,13 @@ class Plan:
         if self.check is not None:
             self.check(args)
         sess = self.session("()", is_async=False)
+        with sess._call_lock:
+            try:
+                return self._run_known(sess, args)
+            except RecursionError:
+                raise too_deep(self.stub) from None
+
+    def _run_known(self, sess: Session, args: tuple[Any, ...]) -> Any:
         last, conn = self._last, sess._conn
         if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
             return self._run_looked_up(sess, args)
@@ -278,8 +286,7 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            exc = self.db_error(err, statement)
-            raise exc from exc.__cause__
+            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
 
     def _run_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
@@ -324,8 +331,7 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            exc = self.db_error(err, statement)
-            raise exc from exc.__cause__
+            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         rows = wire or cur
         return layout.one(rows.fetchone()) if kind is _ONE else _fetch_all(rows, layout) if kind is _ALL else None
 
@@ -333,6 +339,13 @@ class Plan:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
         self.check_many(argsets)
         sess = self.session(".many()", is_async=False)
+        with sess._call_lock:
+            try:
+                return self._run_many(sess, argsets)
+            except RecursionError:
+                raise too_deep(self.stub) from None
+
+    def _run_many(self, sess: Session, argsets: list[tuple[Any, ...]]) -> Any:
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = sess.connection_for(readonly=self.readonly)
@@ -365,8 +378,7 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            exc = self.db_error(err, statement)
-            raise exc from exc.__cause__
+            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         return None if self.result.shape is Shape.NONE else out
 
     def _resolve(self, conn: psycopg.Connection[Any], key: ServerKey, args: tuple[Any, ...]) -> Statement:
@@ -418,6 +430,16 @@ class Plan:
         if self.check is not None:
             self.check(args)
         sess = self.session("()", is_async=True)
+        lock = sess._call_lock
+        await lock.acquire()
+        try:
+            return await self._arun_known(sess, args)
+        except RecursionError:
+            raise too_deep(self.stub) from None
+        finally:
+            lock.release()
+
+    async def _arun_known(self, sess: Session, args: tuple[Any, ...]) -> Any:
         last, conn = self._last, sess._conn
         if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
             return await self._arun_looked_up(sess, args)
@@ -433,8 +455,7 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            exc = self.db_error(err, statement)
-            raise exc from exc.__cause__
+            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
 
     async def _arun_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
@@ -479,8 +500,7 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            exc = self.db_error(err, statement)
-            raise exc from exc.__cause__
+            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         if wire is not None:  # its rows are read without awaiting
             return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
         if kind is _ONE:
@@ -490,6 +510,13 @@ class Plan:
     async def arun_many(self, argsets: list[tuple[Any, ...]]) -> Any:
         self.check_many(argsets)
         sess = self.session(".many()", is_async=True)
+        async with sess._call_lock:
+            try:
+                return await self._arun_many(sess, argsets)
+            except RecursionError:
+                raise too_deep(self.stub) from None
+
+    async def _arun_many(self, sess: Session, argsets: list[tuple[Any, ...]]) -> Any:
         conn = sess._conn
         if conn is None:  # the session's first call borrows
             conn = await sess.aconnection_for(readonly=self.readonly)
@@ -522,8 +549,7 @@ class Plan:
         except Error:
             raise
         except psycopg.Error as err:
-            exc = self.db_error(err, statement)
-            raise exc from exc.__cause__
+            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         return None if self.result.shape is Shape.NONE else out
 
     async def _aresolve(self, conn: psycopg.AsyncConnection[Any], key: ServerKey, args: tuple[Any, ...]) -> Statement:

@@ -30,6 +30,7 @@ from typing_extensions import Self
 from ._database import Database, aconfigure_connection, configure_connection, counters_for
 from ._errors import ArgumentError, NoSessionError, RolledBackError
 from ._registry import ServerKey, server_key
+from ._shield import finish
 from ._wire import AsyncWire, Wire
 from ._wire import usable as wire_usable
 
@@ -100,11 +101,14 @@ class Session:
     __slots__ = (
         "_activity",
         "_borrowed_at",
+        "_call_lock",
         "_conn",
         "_cursors",
+        "_doomed",
         "_ended",
         "_entered",
         "_finished",
+        "_forked",
         "_is_async",
         "_joined",
         "_key",
@@ -119,6 +123,7 @@ class Session:
         "_source",
         "_streams",
         "_token",
+        "_tracked",
         "_tx",
     )
 
@@ -148,9 +153,18 @@ class Session:
         #: connection has its own.
         self._cursors: dict[bool | None, Any] = {}
         self._rcursors: dict[bool | None, Any] = {}
-        #: The thread or asyncio task that borrowed, and when: what the leak guard checks.
+        #: The thread or asyncio task that entered the session, and when the session borrowed: what the leak guard
+        #: checks. Tasks the owner starts inside the block share the session; the owner outlives them.
         self._owner: Any = None
         self._borrowed_at = 0.0
+        self._tracked = False
+        #: Calls of tasks (or threads) sharing the session take turns on its connection and cursors.
+        self._call_lock: Any = None
+        #: Set by `doom`: the session rolls back at exit although its block did not raise.
+        self._doomed = False
+        #: Set in a child process for a session that was open when its parent forked: its connection is the
+        #: parent's, never to be used or ended here.
+        self._forked = False
         #: What the leak guard saw of the session's last results, and when (see `_idle_since`).
         self._activity: tuple[Any, float] | None = None
 
@@ -176,6 +190,8 @@ class Session:
                 raise ArgumentError(msg)
         self._entered = True
         self._is_async = is_async
+        self._owner = _owner(is_async=is_async)
+        self._call_lock = asyncio.Lock() if is_async else threading.RLock()
         outer = _current.get()
         if outer is not None and outer._is_async == is_async and _same_source(outer._source, self._source):
             self._joined = outer
@@ -192,7 +208,24 @@ class Session:
         streams, self._streams = self._streams, []
         return streams
 
+    @property
+    def lock(self) -> Any:
+        """What a call holds while it uses the session's connection: an `asyncio.Lock` in an async session (tasks
+        sharing the session take turns), a `threading.RLock` in a sync one."""
+        return (self._joined or self)._call_lock
+
+    def doom(self) -> None:
+        """Make the session roll back when it ends, though its block does not raise (a middleware whose response
+        says the request failed). Counted as rolled back; no error is raised for it."""
+        (self._joined or self)._doomed = True
+
     def _check_usable(self) -> None:
+        if self._forked:
+            msg = (
+                f"{self!r} was opened before this process was forked, and its connection belongs to the parent "
+                f"process; open sessions (and Databases) in the child, after the fork"
+            )
+            raise NoSessionError(msg)
         if self._ended:
             msg = (
                 f"{self!r} has ended; its connection was given back. "
@@ -219,13 +252,19 @@ class Session:
             wire = cursors[None] = AsyncWire(conn) if self._is_async else Wire(conn)
         return wire
 
-    def _outcome(self, exc: BaseException | None) -> RolledBackError | None:
-        """Before ending the transaction: the error to raise when it must roll back though the block did not."""
-        if exc is None and self._conn is not None and _aborted(self._conn):
-            return _rolled_back(self)
+    def _outcome(self, exc: BaseException | None) -> tuple[bool, RolledBackError | None]:
+        """Before ending the transaction: whether to roll back, and the error to raise when it must though the
+        block did not raise. A transaction is committed only if it is still open and sound on every connection:
+        a database error the code caught (an aborted transaction, a lost connection, a server shut down) makes
+        the session roll back and raise `RolledBackError`."""
         if isinstance(exc, GeneratorExit):
             _warn_leak(self, "its generator was closed before the `with session()` block ended")
-        return None
+        if exc is not None:
+            return True, None
+        for conn in (self._conn, self._rconn):
+            if conn is not None and (status := conn.info.transaction_status) != pq.TransactionStatus.INTRANS:
+                return True, _rolled_back(self, lost=status != pq.TransactionStatus.INERROR)
+        return self._doomed, None
 
     def _detach(self) -> list[tuple[Source, Any, Any]]:
         """Take the borrowed connections (with their sources and transactions) off the session."""
@@ -243,8 +282,8 @@ class Session:
             self._rkey = server_key(conn)
         else:
             self._key = server_key(conn)
-        if self._owner is None:
-            self._owner = _owner(is_async=self._is_async)
+        if not self._tracked:
+            self._tracked = True
             self._borrowed_at = time.monotonic()
             with _live_lock:
                 _live[id(self)] = self
@@ -288,13 +327,16 @@ class Session:
         try:
             for stream in self._close_streams():
                 stream._end_sync()  # type: ignore[union-attr]
-            rolled_back = self._outcome(exc)
+            rollback, error = self._outcome(exc)
             for tx in (self._rtx, self._tx):
                 if tx is not None:
-                    tx.__exit__(*((RolledBackError, rolled_back, None) if rolled_back else (exc_type, exc, tb)))
-            if rolled_back is not None:
-                raise rolled_back
-            committed = exc is None
+                    tx.__exit__(*_exit_args(rollback, exc_type, exc, tb))
+            if error is not None:
+                try:
+                    raise error
+                finally:
+                    error = None  # the frame, kept by the error's traceback, must not keep the error
+            committed = not rollback
         finally:
             try:
                 for source, conn, _ in self._detach():
@@ -349,7 +391,9 @@ class Session:
             self._ended = True
             return
         try:
-            await self._afinish(exc_type, exc, tb)
+            # Shielded: a transaction ended half-way (the task cancelled again while it rolls back, as anyio's
+            # cancel scopes do) would leave a connection the pool can only throw away.
+            await finish(self._afinish(exc_type, exc, tb))
         finally:
             self._leave()
 
@@ -363,13 +407,16 @@ class Session:
         try:
             for stream in self._close_streams():
                 await stream._end_async()  # type: ignore[union-attr]
-            rolled_back = self._outcome(exc)
+            rollback, error = self._outcome(exc)
             for tx in (self._rtx, self._tx):
                 if tx is not None:
-                    await tx.__aexit__(*((RolledBackError, rolled_back, None) if rolled_back else (exc_type, exc, tb)))
-            if rolled_back is not None:
-                raise rolled_back
-            committed = exc is None
+                    await tx.__aexit__(*_exit_args(rollback, exc_type, exc, tb))
+            if error is not None:
+                try:
+                    raise error
+                finally:
+                    error = None  # the frame, kept by the error's traceback, must not keep the error
+            committed = not rollback
         finally:
             try:
                 for source, conn, _ in self._detach():
@@ -433,16 +480,30 @@ def _owner(*, is_async: bool) -> Any:
     return threading.current_thread()
 
 
-def _aborted(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
-    return conn.info.transaction_status == pq.TransactionStatus.INERROR
+_ROLLBACK = RolledBackError("the session rolls back")
 
 
-def _rolled_back(sess: Session) -> RolledBackError:
-    msg = (
-        f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
-        f"so nothing was committed; wrap the call that may fail in `with transaction():` so that its error "
-        f"undoes only that part"
-    )
+def _exit_args(
+    rollback: bool, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> tuple[type[BaseException] | None, BaseException | None, TracebackType | None]:
+    """What a psycopg transaction's ``__exit__`` is given: the block's exception, or one that makes it roll back."""
+    if exc is None and rollback:
+        return RolledBackError, _ROLLBACK, None
+    return exc_type, exc, tb
+
+
+def _rolled_back(sess: Session, *, lost: bool) -> RolledBackError:
+    if lost:
+        msg = (
+            f"{sess!r}: its connection was lost (or the server ended it) during the session, after a database "
+            f"error that the code caught; nothing was committed: let the error propagate, or retry the whole session"
+        )
+    else:
+        msg = (
+            f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
+            f"so nothing was committed; wrap the call that may fail in `with transaction():` so that its error "
+            f"undoes only that part"
+        )
     return RolledBackError(msg)
 
 

@@ -132,7 +132,10 @@ def compile_check(stub: str, params: tuple[Param, ...]) -> Callable[[tuple[Any, 
             continue
         namespace[f"c{i}"] = param.check
         condition = f"c{i}(v)"
-        if param.exact is not None:
+        if param.exact is str:  # the common case inline; c{i} finds the strings PostgreSQL cannot take
+            namespace[f"t{i}"] = str
+            condition = f"(type(v) is t{i} and v.isascii() and '\\x00' not in v) or {condition}"
+        elif param.exact is not None:
             namespace[f"t{i}"] = param.exact
             condition = f"type(v) is t{i} or {condition}"
         if param.optional:
@@ -148,11 +151,41 @@ def _fail(stub: str, param: Param, value: Any) -> NoReturn:
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    msg = (
-        f"{stub}(): argument {param.name!r} must be {describe(param.annotation)}, "
-        f"got {type(value).__qualname__} {shown}; nothing was sent to the server"
-    )
+    problem = _text_problem(value)
+    if problem is not None:
+        msg = f"{stub}(): argument {param.name!r} {problem}; nothing was sent to the server"
+    else:
+        msg = (
+            f"{stub}(): argument {param.name!r} must be {describe(param.annotation)}, "
+            f"got {type(value).__qualname__} {shown}; nothing was sent to the server"
+        )
     raise ArgumentError(msg)
+
+
+def _is_text(v: Any) -> bool:
+    """A str PostgreSQL can store: no NUL character, and UTF-8 encodable (no lone surrogate)."""
+    return isinstance(v, str) and _text_problem(v) is None
+
+
+def _text_problem(value: Any, where: str = "") -> str | None:
+    """What makes a string (or a string in a list) unsendable, or None."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _text_problem(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if not isinstance(value, str):
+        return None
+    at = f" at {where}" if where else ""
+    if "\x00" in value:
+        return f"has a NUL character{at}, which PostgreSQL text cannot store"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"has a lone surrogate{at}, which UTF-8 cannot encode"
+    return None
 
 
 def placeholder_format(annotation: Any) -> Literal["b", "s"]:
@@ -202,6 +235,7 @@ def _is_date(v: Any) -> bool:
 
 
 _SPECIAL_CHECKS: dict[Any, Check] = {
+    str: _is_text,
     int: _is_int,
     float: _is_float,
     Decimal: _is_decimal,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from psycopg import AsyncServerCursor, ServerCursor
 
+from ._convert import too_deep
 from ._errors import NoSessionError
 
 if TYPE_CHECKING:
@@ -77,7 +78,11 @@ class Stream(_StreamBase[T], Iterator[T]):
             pass
         self._check_open()
         if not self._done:
-            self._refill(self._cursor.fetchmany(BATCH_SIZE))
+            with self._session.lock:
+                try:
+                    self._refill(self._cursor.fetchmany(BATCH_SIZE))
+                except RecursionError:
+                    raise too_deep(self._stub) from None
             try:
                 return self._next()
             except StopIteration:
@@ -125,7 +130,11 @@ class AsyncStream(_StreamBase[T], AsyncIterator[T]):
             pass
         self._check_open()
         if not self._done:
-            self._refill(await self._cursor.fetchmany(BATCH_SIZE))
+            async with self._session.lock:
+                try:
+                    self._refill(await self._cursor.fetchmany(BATCH_SIZE))
+                except RecursionError:
+                    raise too_deep(self._stub) from None
             try:
                 return self._next()
             except StopIteration:
