@@ -165,7 +165,8 @@ def to_json(value: Any, depth: int = 0, where: str = "") -> Any:
         return "\\x" + bytes(value).hex()
     if isinstance(value, _TEXT_FORMS):
         return str(value)
-    fix = {tuple: "a list", set: "a sorted list", frozenset: "a sorted list"}.get(kind, "a JSON type")
+    fixes: dict[type, str] = {tuple: "a list", set: "a sorted list", frozenset: "a sorted list"}
+    fix = fixes.get(kind, "a JSON type")
     msg = (
         f"has a value of type {kind.__qualname__}{_at(where)}, which JSON cannot represent"
         f"{' as itself: it would come back as a list' if kind is tuple else ''}; pass {fix} instead"

@@ -59,10 +59,11 @@ def _read(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
     inner, optional = split_optional(tp)
     origin = typing.get_origin(inner)
     if optional:
-        if origin in _SYNC_STREAMS or origin in _ASYNC_STREAMS:
+        rows_of_records = origin in _LIST_ORIGINS and is_record_type(strip_annotated(_item(inner)))
+        if rows_of_records or origin in _SYNC_STREAMS or origin in _ASYNC_STREAMS:
             msg = f"{stub}: return annotation {describe(annotation)} cannot be None; drop `| None`"
             raise SignatureError(msg)
-        # `list[T] | None` is one value that may be NULL: an array (a function returning `int[]`), not rows.
+        # `list[T] | None` (T a scalar) is one value that may be NULL: an array (a function returning `int[]`).
         return _row(stub, Shape.OPTIONAL, inner, nullable=True)
     if origin in _LIST_ORIGINS:
         return _row(stub, Shape.MANY, _item(inner))

@@ -23,7 +23,7 @@ async def finish(coro: Coroutine[Any, Any, T]) -> T:
     while not task.done():
         try:
             await asyncio.shield(task)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # noqa: PERF203 - a loop of waits, each of which may be cut short
             if task.done() and task.cancelled():  # the work itself was cancelled, not only its caller
                 raise
             cancelled = True
