@@ -78,15 +78,22 @@ def session(source: Source, /, *, replica: Source | None = None) -> Session:
         with session("postgresql:///app"):
             user = get_user(1)
     """
-    for given in (source, replica):
-        if given is not None and not isinstance(given, (*_SYNC_SOURCES, *_ASYNC_SOURCES, Database)):
-            msg = (
-                f"session() takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
-                f"psycopg_pool pool, not {type(given).__qualname__}"
-            )
-            raise ArgumentError(msg)
+    check_sources("session()", source, replica)
     caller = sys._getframe(1)
     return Session(source, replica, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+
+
+def check_sources(what: str, source: object, replica: object = None) -> None:
+    """Raise `ArgumentError` unless *source* (and *replica*, if given) can be a session's source."""
+    for given in (source, replica):
+        if (given is source or given is not None) and not isinstance(
+            given, (*_SYNC_SOURCES, *_ASYNC_SOURCES, Database)
+        ):
+            msg = (
+                f"{what} takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
+                f"psycopg_pool pool, not {type(given).__qualname__} {given!r:.40}"
+            )
+            raise ArgumentError(msg)
 
 
 #: Sessions holding a borrowed connection, by id: the leak guard looks for those whose owner is gone.
@@ -259,12 +266,12 @@ class Session:
         the session roll back and raise `RolledBackError`."""
         if isinstance(exc, GeneratorExit):
             _warn_leak(self, "its generator was closed before the `with session()` block ended")
-        if exc is not None:
+        if exc is not None or self._doomed:
             return True, None
         for conn in (self._conn, self._rconn):
             if conn is not None and (status := conn.info.transaction_status) != pq.TransactionStatus.INTRANS:
                 return True, _rolled_back(self, lost=status != pq.TransactionStatus.INERROR)
-        return self._doomed, None
+        return False, None
 
     def _detach(self) -> list[tuple[Source, Any, Any]]:
         """Take the borrowed connections (with their sources and transactions) off the session."""

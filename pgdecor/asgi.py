@@ -1,4 +1,4 @@
-"""ASGI middleware: one pgdecor session per HTTP request, ended when the response is finished.
+"""ASGI middleware: one pgdecor session per HTTP request, committed before the response is complete.
 
 ::
 
@@ -8,18 +8,31 @@
     db = Database("postgresql:///app")               # entered with `async with` in the app's lifespan
     app.add_middleware(SessionMiddleware, source=db)  # Starlette / FastAPI
 
-The session is opened when the request starts and ended just before the last body message is sent (committed,
-its connection given back, so a client never sees a complete response whose transaction failed to commit); if
-the application raises, is cancelled, or the client disconnects first, it is rolled back when the application
-returns. Work the application does after its last body message (background tasks) needs a session of its own.
+The session is opened when the request starts and ends when its response does:
+
+- **Committed** just before the last body message is sent, when the response's status passes *commit_on* (by
+  default, any status below 500) and the client is still there. The response's start is held back until its
+  first body message, so a response sent in one message is not started before its commit: if the commit
+  fails, the application gets the error and the server answers 500 (an aborted body, for a response already
+  streaming); the failure is logged with the request.
+- **Rolled back** when the application raises or is cancelled, when the status fails *commit_on*, when the
+  client disconnected before the end, and when the application returns without completing its response.
+
+Ending the transaction is shielded from cancellation (anyio's cancel scopes cancel again at every await), so a
+cancelled request gives its connection back usable. Work the application does after its last body message
+(background tasks) needs a session of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._session import Session, Source
+from ._session import Session, Source, check_sources
+from ._shield import finish
+from ._web import CommitOn, commit_unless_server_error, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -28,27 +41,111 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
+#: Turns of the event loop given to the server to deliver a disconnect it has seen, before committing.
+_PEEK_TURNS = 4
+
 
 class SessionMiddleware:
-    """Wrap an ASGI application so that each HTTP request runs in its own async session on *source*."""
+    """Wrap an ASGI application so that each HTTP request runs in its own async session on *source*, committed
+    only when the response is complete and its status passes *commit_on* (by default: below 500)."""
 
-    def __init__(self, app: ASGIApp, source: Source, *, replica: Source | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        source: Source,
+        *,
+        replica: Source | None = None,
+        commit_on: CommitOn = commit_unless_server_error,
+    ) -> None:
+        check_sources("SessionMiddleware()", source, replica)
         self.app = app
         self.source = source
         self.replica = replica
+        self.commit_on = commit_on
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         sess = Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
+        response = _Response(sess, self.commit_on, scope, receive, send)
+        await sess.__aenter__()
+        try:
+            await self.app(scope, response.receive, response.send)
+        except BaseException:
+            await sess.__aexit__(*sys.exc_info())
+            raise
+        if not response.ended:  # the application returned without finishing its response
+            sess.doom()
+        await sess.__aexit__(None, None, None)
 
-        async def finish_then_send(message: Message) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                # Commit before the client sees the end of a successful response: if the commit fails, the
-                # application gets the error instead, and the client an incomplete response.
-                await sess._afinish(None, None, None)
-            await send(message)
 
-        async with sess:
-            await self.app(scope, receive, finish_then_send)
+class _Response:
+    """The request's receive and send, watched: the status, the client's disconnect, the end of the body."""
+
+    __slots__ = ("_commit_on", "_receive", "_send", "_session", "_start", "disconnected", "ended", "scope", "status")
+
+    def __init__(
+        self, sess: Session, commit_on: CommitOn, scope: MutableMapping[str, Any], receive: Receive, send: Send
+    ) -> None:
+        self._session = sess
+        self._commit_on = commit_on
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.status: int | None = None
+        #: The response's start message, held until its first body message.
+        self._start: Message | None = None
+        self.disconnected = False
+        self.ended = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+            self._start = message
+            return
+        if kind == "http.response.body" and not message.get("more_body", False) and not self.ended:
+            self.ended = True
+            if self._session._tracked:  # it borrowed a connection: there is a transaction to end
+                complete = not self.disconnected and not await self._client_gone()
+                if not decide(self._commit_on, self.status, complete=complete):
+                    self._session.doom()
+                try:
+                    await finish(self._session._afinish(None, None, None))
+                except BaseException:
+                    log_commit_failure(self.scope.get("method", "?"), self.scope.get("path", "?"))
+                    raise
+        start, self._start = self._start, None
+        if start is not None:
+            await self._send(start)
+        await self._send(message)
+
+    async def _client_gone(self) -> bool:
+        """Whether the server has a disconnect to deliver now: a receive, given a few turns of the loop and then
+        cancelled if it waits (the application has read its request: it is sending the end of its response).
+        What remains of a request body the application did not read is read past, up to its end."""
+        body_left = True
+        while True:
+            peek = asyncio.ensure_future(self._receive())
+            for _ in range(_PEEK_TURNS):
+                await asyncio.sleep(0)
+                if peek.done():
+                    break
+            if not peek.done():
+                peek.cancel()
+                await asyncio.wait([peek])
+                return False
+            message = peek.result()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                return True
+            if not body_left:  # a server that keeps giving request messages: nothing to learn from it
+                return False
+            body_left = message.get("more_body", False)

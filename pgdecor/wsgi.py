@@ -1,4 +1,4 @@
-"""WSGI middleware: one pgdecor session per request, ended when the response is finished.
+"""WSGI middleware: one pgdecor session per request, committed before the response is complete.
 
 ::
 
@@ -8,13 +8,20 @@
     db = Database("postgresql:///app").__enter__()   # or open it in your app factory
     app.wsgi_app = SessionMiddleware(app.wsgi_app, db)  # Flask
 
-The session is opened before the application is called and ended after the server has closed the response
-iterable (PEP 3333: ``close()`` is called after the last chunk is sent, or when the client goes away), so a
-streaming response can still read from the database. It commits when the application and its response
-iterable finish without raising (also when the server closes it early, the client gone: the handler's work is
-done), and rolls back when either raises. The middleware runs the application, and
-each step of the response, in a context of its own, so the session is the request's even if the server
-iterates the response from another thread.
+The session is opened before the application is called and ends when its response does:
+
+- **Committed** when the application and its response iterable finish without raising and the response's
+  status passes *commit_on* (by default, any status below 500: frameworks turn a handler's exception into a
+  500 response before the middleware sees it). The commit happens before the last chunk of the body is handed
+  to the server (the middleware holds one chunk back), so a streaming body still reads inside the session and
+  a client never receives a complete response whose transaction did not commit. If the commit fails, the
+  response fails: the server answers 500 when nothing was sent yet, and aborts the body otherwise; the failure
+  is logged with the request.
+- **Rolled back** when the application or its iterable raises, when the status fails *commit_on*, and when the
+  server closes the response before its end (the client went away).
+
+The middleware runs the application, and each step of the response, in a context of its own, so the session is
+the request's even if the server iterates the response from another thread.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ._session import Session, Source
+from ._session import Session, Source, check_sources
+from ._web import CommitOn, commit_unless_server_error, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -33,66 +41,129 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
+_NOTHING = (None, None, None)
+
 
 class SessionMiddleware:
-    """Wrap a WSGI application so that each request runs in its own session on *source* (see `pgdecor.session`)."""
+    """Wrap a WSGI application so that each request runs in its own session on *source* (see `pgdecor.session`),
+    committed only when the response is complete and its status passes *commit_on* (by default: below 500)."""
 
-    def __init__(self, app: WSGIApp, source: Source, *, replica: Source | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        source: Source,
+        *,
+        replica: Source | None = None,
+        commit_on: CommitOn = commit_unless_server_error,
+    ) -> None:
+        check_sources("SessionMiddleware()", source, replica)
         self.app = app
         self.source = source
         self.replica = replica
+        self.commit_on = commit_on
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
         sess = Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
+        response = _Response(context, sess, self.commit_on, environ, start_response)
         context.run(sess.__enter__)
         try:
-            result = context.run(self.app, environ, start_response)
+            response.result = context.run(self.app, environ, response.start_response)
         except BaseException:
             context.run(sess.__exit__, *sys.exc_info())
             raise
-        return _Response(result, context, sess)
+        return response
 
 
 class _Response:
-    """The application's response iterable, run in the request's context; closing it ends the session."""
+    """The application's response iterable, run in the request's context, one chunk behind it: the session ends
+    (commits or rolls back) before the last chunk goes to the server, or when the server closes it early."""
 
-    __slots__ = ("_context", "_done", "_iterator", "_result", "_session")
+    __slots__ = (
+        "_commit_on",
+        "_context",
+        "_ended",
+        "_environ",
+        "_held",
+        "_iterator",
+        "_session",
+        "_start_response",
+        "result",
+        "status",
+    )
 
-    def __init__(self, result: Iterable[bytes], context: contextvars.Context, sess: Session) -> None:
-        self._result = result
+    def __init__(
+        self,
+        context: contextvars.Context,
+        sess: Session,
+        commit_on: CommitOn,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+    ) -> None:
         self._context = context
         self._session = sess
+        self._commit_on = commit_on
+        self._environ = environ
+        self._start_response = start_response
+        self.result: Iterable[bytes] = ()
+        self.status: int | None = None
         self._iterator: Iterator[bytes] | None = None
-        self._done = False
+        #: The chunk the application gave last, not yet handed on; None when there is none.
+        self._held: bytes | None = None
+        self._ended = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        """The server's start_response, noting the status (the last one given, as PEP 3333 allows)."""
+        code = status.split(" ", 1)[0]
+        self.status = int(code) if code.isdigit() else None
+        if exc_info is None:
+            return self._start_response(status, headers)
+        return self._start_response(status, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        if self._iterator is None:
-            self._iterator = self._context.run(iter, self._result)
-        try:
-            return self._context.run(next, self._iterator)
-        except StopIteration:
-            raise
-        except BaseException:
-            self._end(sys.exc_info())
-            raise
+        while not self._ended:
+            try:
+                if self._iterator is None:
+                    self._iterator = self._context.run(iter, self.result)
+                chunk = self._context.run(next, self._iterator)
+            except StopIteration:
+                try:
+                    self._end(_NOTHING, complete=True)
+                except BaseException:
+                    log_commit_failure(self._environ.get("REQUEST_METHOD", "?"), self._environ.get("PATH_INFO", "?"))
+                    raise
+                break
+            except BaseException:
+                self._end(sys.exc_info(), complete=False)
+                raise
+            held, self._held = self._held, chunk
+            if held is not None:
+                return held
+        held, self._held = self._held, None
+        if held is None:
+            raise StopIteration
+        return held
 
     def close(self) -> None:
-        exc_info: ExcInfo = (None, None, None)
+        exc_info: ExcInfo = _NOTHING
         try:
-            close = getattr(self._result, "close", None)
+            close = getattr(self.result, "close", None)
             if close is not None:
                 self._context.run(close)
         except BaseException:
             exc_info = sys.exc_info()
             raise
         finally:
-            self._end(exc_info)
+            # Closed before the end: the client went away, or the server gave up on the response.
+            self._end(exc_info, complete=False)
 
-    def _end(self, exc_info: ExcInfo) -> None:
-        if not self._done:
-            self._done = True
-            self._context.run(self._session.__exit__, *exc_info)
+    def _end(self, exc_info: ExcInfo, *, complete: bool) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if exc_info[1] is None and not decide(self._commit_on, self.status, complete=complete):
+            self._session.doom()
+        self._context.run(self._session.__exit__, *exc_info)

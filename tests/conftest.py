@@ -46,3 +46,20 @@ def admin(pg_server_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection outside any session, to look at the server from the side."""
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         yield conn
+
+
+#: Figures tests measured (soaks, fault runs), printed at the end of the run: a reader sees the number itself.
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a line of measured figures for the end-of-run summary."""
+    return lambda line: FIGURES.append(f"{request.node.name}: {line}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("measured")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -30,6 +30,8 @@ TRUNCATE soak_hits;
 
 PATHS = ["/ok", "/raise", "/stream", "/ok", "/raise", "/abandon", "/disconnect", "/raise", "/ok"]
 FAILING = {"/raise"}
+#: Requests whose client never gets the whole response: the handler raises, or the client goes away.
+UNANSWERED = {"/raise", "/disconnect"}
 
 
 class HandlerError(RuntimeError):
@@ -93,7 +95,7 @@ def wsgi_request(app: Callable[..., Iterable[bytes]], path: str) -> bool:
     try:
         for i, _chunk in enumerate(result):
             if path.startswith("/disconnect") and i == 2:
-                break  # the client went away: the server stops iterating and closes the response
+                return False  # the client went away: the server stops iterating and closes the response
     finally:
         close = getattr(result, "close", None)
         if close is not None:
@@ -133,13 +135,15 @@ async def asgi_app(scope: MutableMapping[str, Any], receive: Receive, send: Send
 
 async def asgi_request(app: Any, path: str) -> str:
     """Serve one request as an ASGI server does; return "ok", "failed" or "disconnected"."""
-    messages: list[MutableMapping[str, Any]] = [
-        {"type": "http.request", "body": b"", "more_body": False},
-        {"type": "http.disconnect"},
-    ]
+    messages: list[MutableMapping[str, Any]] = [{"type": "http.request", "body": b"", "more_body": False}]
+    if path.startswith("/disconnect"):
+        messages.append({"type": "http.disconnect"})
 
     async def receive() -> MutableMapping[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # the client stays until the response is complete, as a server's receive
+        raise AssertionError
 
     async def send(message: MutableMapping[str, Any]) -> None:
         pass

@@ -1,0 +1,32 @@
+"""What the WSGI and ASGI middleware share: when a response's session commits, and how a failed commit is told."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+__all__ = ["CommitOn", "commit_unless_server_error", "decide", "log_commit_failure"]
+
+logger = logging.getLogger("pgdecor")
+
+#: Whether a request whose response has this HTTP status commits its session.
+CommitOn = Callable[[int], bool]
+
+
+def commit_unless_server_error(status: int) -> bool:
+    """The default policy: commit unless the status is a server error (500 and above). Frameworks turn a handler's
+    exception into such a response before the middleware sees it, so the status is what says the request failed."""
+    return status < 500
+
+
+def decide(commit_on: CommitOn, status: int | None, *, complete: bool) -> bool:
+    """Whether to commit: the response was complete (the application gave all of it, and the client is still
+    there), it has a status, and the policy accepts that status."""
+    return complete and status is not None and commit_on(status)
+
+
+def log_commit_failure(method: str, path: str) -> None:
+    """Log, with the exception being handled, that a request's commit failed, so the response fails too."""
+    logger.exception(  # noqa: LOG004 - called only from the middleware's exception handlers
+        "pgdecor: the session of %s %s failed to commit; the response fails instead", method, path
+    )
