@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
+from . import _fork as forked
 from ._errors import NoSessionError
+from ._poolers import PROBE, PROBE_WITH_TIMEOUT, apply, behind_pooler
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -24,8 +27,6 @@ __all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "Counters", "Database", "counters"]
 #: Seconds after which the server ends a backend left idle in a transaction, on the connections pgdecor opens
 #: itself (conninfo-string sessions; `Database` takes its own value). A backstop, should a leak escape the guard.
 IDLE_IN_TRANSACTION_TIMEOUT = 60.0
-
-_SET_IDLE_TIMEOUT = "SELECT set_config('idle_in_transaction_session_timeout', %s, false)"
 
 
 @dataclass
@@ -60,17 +61,34 @@ def counters_for(source: object) -> Counters:
     return source.counters if isinstance(source, Database) else counters
 
 
-def configure_connection(conn: psycopg.Connection[Any], timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT) -> None:
-    """Settings of a connection pgdecor opened: the server-side backstop against a transaction left open."""
-    if timeout is not None:
-        conn.execute(_SET_IDLE_TIMEOUT, [f"{int(timeout * 1000)}ms"])
+def configure_connection(
+    conn: psycopg.Connection[Any], timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT, prepare: bool | None = None
+) -> bool:
+    """Settings of a connection pgdecor opened, in one round trip: the server-side backstop against a transaction
+    left open, and prepared statements set for whether a pooler is in between (returned; see `_poolers`)."""
+    cur = conn.cursor(row_factory=tuple_row)
+    row = (cur.execute(PROBE) if timeout is None else cur.execute(PROBE_WITH_TIMEOUT, [_ms(timeout)])).fetchone()
+    assert row is not None
+    pooler = behind_pooler(conn, row[0])
+    apply(conn, pooler, prepare)
+    return pooler
 
 
 async def aconfigure_connection(
-    conn: psycopg.AsyncConnection[Any], timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT
-) -> None:
-    if timeout is not None:
-        await conn.execute(_SET_IDLE_TIMEOUT, [f"{int(timeout * 1000)}ms"])
+    conn: psycopg.AsyncConnection[Any], timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT, prepare: bool | None = None
+) -> bool:
+    cur = conn.cursor(row_factory=tuple_row)
+    row = await (
+        await (cur.execute(PROBE) if timeout is None else cur.execute(PROBE_WITH_TIMEOUT, [_ms(timeout)]))
+    ).fetchone()
+    assert row is not None
+    pooler = behind_pooler(conn, row[0])
+    apply(conn, pooler, prepare)
+    return pooler
+
+
+def _ms(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
 
 
 class Database:
@@ -89,10 +107,15 @@ class Database:
     (with *leak_timeout*, default the idle timeout) idle in transaction that long, is ended by the leak guard
     when another session borrows: rolled back, given back, and reported with a `ResourceWarning`.
 
-    *prepare*: psycopg prepares statements a connection repeats. Behind a pooler that cannot keep them (a
-    PgBouncer older than 1.21, or without ``max_prepared_statements``) that fails; with the default None,
-    pgdecor turns them off when the server's port differs from the one connected to (a proxy in between).
-    Say True for a pooler that supports them, False to turn them off.
+    *prepare*: psycopg prepares statements a connection repeats. Behind a transaction pooler that cannot keep
+    them (PgBouncer before 1.22, or without ``max_prepared_statements``) they would reach other clients' server
+    connections; with the default None, pgdecor turns them off on each connection it finds behind a pooler (the
+    backend pid the server reports differs from the one the connection was given; ``db.pooler`` says what it
+    found). Say True for a pooler that supports them (their names are then unique to each connection, so a
+    pooler that does not is an error, never a wrong result), False to turn them off everywhere.
+
+    Fork-safe: in a process forked after the database was opened (``gunicorn --preload``, multiprocessing), the
+    pool is opened anew at its first use, and the parent's connections are never used or closed there.
     """
 
     __module__ = "pgdecor"
@@ -135,8 +158,13 @@ class Database:
             )
         )
         self.is_async = False
+        #: Whether the last connection configured was behind a pooler (None: none configured yet).
+        self.pooler: bool | None = None
         self._pool: ConnectionPool[Any] | None = None
         self._apool: AsyncConnectionPool[Any] | None = None
+        #: The process that opened the pool: a forked child opens its own (see `_fork`).
+        self._pid = 0
+        self._reopen_lock = threading.Lock()
 
     def __repr__(self) -> str:
         info = conninfo_to_dict(self.conninfo)
@@ -153,9 +181,14 @@ class Database:
 
     @property
     def pool(self) -> ConnectionPool[Any]:
-        """The psycopg_pool pool, while the database is open with ``with``."""
+        """The psycopg_pool pool, while the database is open with ``with`` (opened anew in a forked child)."""
         if self._pool is None:
             raise NoSessionError(self._closed_message("with"))
+        if self._pid != os.getpid():
+            with self._reopen_lock:
+                if self._pid != os.getpid():
+                    forked.inherit(self._pool)
+                    self._pool = self._open_pool()
         return self._pool
 
     @property
@@ -164,6 +197,17 @@ class Database:
         if self._apool is None:
             raise NoSessionError(self._closed_message("async with"))
         return self._apool
+
+    async def aready(self) -> AsyncConnectionPool[Any]:
+        """`apool`, opened anew first in a process forked after the database was opened."""
+        pool = self.apool
+        if self._pid != os.getpid():
+            forked.inherit(pool)
+            self._pid = os.getpid()
+            self._apool = pool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=self._acheck(),
+                                                     **self._pool_kwargs())  # fmt: skip
+            await pool.open(wait=self.min_size > 0, timeout=self.timeout)
+        return pool
 
     def _closed_message(self, how: str) -> str:
         return f"{self!r} is not open for this kind of session; open it with `{how} Database(...)` first"
@@ -188,33 +232,36 @@ class Database:
             "open": False,
         }
 
-    def _prepared(self, conn: Any, server_port: str) -> None:
-        if self.prepare is None:
-            self.prepare = str(server_port) == str(conn.info.port)
-        if not self.prepare:
-            conn.prepare_threshold = None
-
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        configure_connection(conn, self.idle_in_transaction_timeout)
-        row = conn.cursor(row_factory=tuple_row).execute("SHOW port").fetchone()
-        self._prepared(conn, row[0] if row else "")
+        self.pooler = configure_connection(conn, self.idle_in_transaction_timeout, self.prepare)
 
     async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await aconfigure_connection(conn, self.idle_in_transaction_timeout)
-        row = await (await conn.cursor(row_factory=tuple_row).execute("SHOW port")).fetchone()
-        self._prepared(conn, row[0] if row else "")
+        self.pooler = await aconfigure_connection(conn, self.idle_in_transaction_timeout, self.prepare)
+
+    def _acheck(self) -> Any:
+        return AsyncConnectionPool.check_connection if self.check else None
+
+    def _open_pool(self) -> ConnectionPool[Any]:
+        check = ConnectionPool.check_connection if self.check else None
+        pool = ConnectionPool(self.conninfo, configure=self._configure, check=check, **self._pool_kwargs())
+        self._pid = os.getpid()
+        try:
+            pool.open(wait=self.min_size > 0, timeout=self.timeout)
+        except BaseException:
+            pool.close()
+            raise
+        return pool
 
     def __enter__(self) -> Self:
-        check = ConnectionPool.check_connection if self.check else None
-        self._pool = ConnectionPool(self.conninfo, configure=self._configure, check=check, **self._pool_kwargs())
+        self._pool = self._open_pool()
         try:
-            self._pool.open(wait=self.min_size > 0, timeout=self.timeout)
             if self.replica is not None:
                 self.replica.__enter__()
         except BaseException:
             self._pool.close()
             self._pool = None
             raise
+        forked.track(self)
         return self
 
     def __exit__(
@@ -225,13 +272,15 @@ class Database:
             if self.replica is not None:
                 self.replica.__exit__(exc_type, exc, tb)
         finally:
-            if pool is not None:
+            if pool is not None and not forked.inherited(pool):
                 pool.close()
 
     async def __aenter__(self) -> Self:
         self.is_async = True
-        check = AsyncConnectionPool.check_connection if self.check else None
-        self._apool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=check, **self._pool_kwargs())
+        self._pid = os.getpid()
+        self._apool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=self._acheck(),
+                                          **self._pool_kwargs())  # fmt: skip
+        forked.track(self)
         try:
             await self._apool.open(wait=self.min_size > 0, timeout=self.timeout)
             if self.replica is not None:
@@ -250,5 +299,5 @@ class Database:
             if self.replica is not None:
                 await self.replica.__aexit__(exc_type, exc, tb)
         finally:
-            if pool is not None:
+            if pool is not None and not forked.inherited(pool):
                 await pool.close()

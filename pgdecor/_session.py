@@ -27,8 +27,10 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
+from . import _fork as forked
 from ._database import Database, aconfigure_connection, configure_connection, counters_for
 from ._errors import ArgumentError, NoSessionError, RolledBackError
+from ._poolers import probe_once_async, probe_once_sync
 from ._registry import ServerKey, server_key
 from ._shield import finish
 from ._wire import AsyncWire, Wire
@@ -543,7 +545,7 @@ def _begin_sync(source: Source) -> tuple[Connection[Any], Transaction]:
         conn = psycopg.Connection.connect(source, autocommit=True)
         configure_connection(conn)
     elif isinstance(source, (ConnectionPool, Database)):
-        pool = source.pool if isinstance(source, Database) else source
+        pool = source.pool if isinstance(source, Database) else _own_pool(source)
         reap_sync(source)
         conn = pool.getconn()
     else:
@@ -552,10 +554,25 @@ def _begin_sync(source: Source) -> tuple[Connection[Any], Transaction]:
     try:
         tx = Transaction(conn)
         tx.__enter__()
+        if not isinstance(source, (str, Database)):
+            probe_once_sync(conn)
     except BaseException:
         _release_sync(source, conn)
         raise
     return conn, tx
+
+
+def _own_pool(pool: Any) -> Any:
+    """A pool of the user's, checked to be this process's own."""
+    if forked.inherited(pool):
+        msg = (
+            f"{pool!r} was opened before this process was forked, and its connections belong to the parent "
+            f"process; open the pool in the child (after the fork: a post-fork hook, or lazily), or use a "
+            f"pgdecor Database, which does so by itself"
+        )
+        raise NoSessionError(msg)
+    forked.seen(pool)
+    return pool
 
 
 def _release_sync(source: Source, conn: Connection[Any]) -> None:
@@ -572,7 +589,7 @@ async def _begin_async(source: Source) -> tuple[AsyncConnection[Any], AsyncTrans
         conn = await psycopg.AsyncConnection.connect(source, autocommit=True)
         await aconfigure_connection(conn)
     elif isinstance(source, (AsyncConnectionPool, Database)):
-        pool = source.apool if isinstance(source, Database) else source
+        pool = await source.aready() if isinstance(source, Database) else _own_pool(source)
         await reap_async(source)
         conn = await pool.getconn()
     else:
@@ -581,6 +598,8 @@ async def _begin_async(source: Source) -> tuple[AsyncConnection[Any], AsyncTrans
     try:
         tx = AsyncTransaction(conn)
         await tx.__aenter__()
+        if not isinstance(source, (str, Database)):
+            await probe_once_async(conn)
     except BaseException:
         await _release_async(source, conn)
         raise
@@ -677,6 +696,27 @@ async def reap_async(source: Source) -> int:
                 await tx.__aexit__(RolledBackError, _REAPED, None)
             await _release_async(src, conn)
     return len(orphans)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the sessions open at the fork are the parent's. Their connections are made unreachable
+    (see `_fork`) and they are ended here without a word to the server; using one raises `NoSessionError`."""
+    with _live_lock:
+        sessions = list(_live.values())
+        _live.clear()
+    for s in sessions:
+        s._forked = s._ended = s._finished = True
+        for conn in (s._conn, s._rconn):
+            if conn is not None:
+                forked.blind(conn)
+        # Kept, never finalized or given back; not even the wires are closed (their event loop's selector is
+        # shared with the parent).
+        forked.keep((s._conn, s._rconn, s._cursors, s._rcursors, s._tx, s._rtx))
+        s._conn = s._tx = s._rconn = s._rtx = None
+        s._cursors, s._rcursors = {}, {}
+
+
+forked.on_fork(_forget_after_fork)
 
 
 def transaction() -> TransactionScope:

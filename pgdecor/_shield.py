@@ -9,10 +9,13 @@ anyio (Starlette, FastAPI), whose cancel scopes cancel the task again at every a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger("pgdecor")
 
 
 async def finish(coro: Coroutine[Any, Any, T]) -> T:
@@ -33,3 +36,47 @@ async def finish(coro: Coroutine[Any, Any, T]) -> T:
         task.exception()  # retrieved: its error, if any, gives way to the cancellation
         raise asyncio.CancelledError
     return task.result()
+
+
+#: Seconds to wait for the server to stop a statement whose task was cancelled, as psycopg does.
+CANCEL_TIMEOUT = 5.0
+
+
+async def stopping(coro: Coroutine[Any, Any, T], conn: Any) -> T:
+    """Run a statement's *coro* on *conn* in a task of its own; if the caller is cancelled, have the server stop
+    the statement (psycopg's ``cancel_safe``) and wait for the statement to end, through any further
+    cancellation, then raise one: the connection stays usable (its transaction aborted) instead of being closed
+    half-way through a result, as psycopg does when cancelled again while it drains. Should the server not stop
+    the statement in time, the task is cancelled after all, and psycopg closes the connection."""
+    task = asyncio.ensure_future(coro)
+    stop: asyncio.Task[None] | None = None  # the request to the server to stop the statement, once cancelled
+    deadline = 0.0
+    loop = asyncio.get_running_loop()
+    while not task.done():
+        try:
+            if stop is None:
+                await asyncio.shield(task)
+            else:
+                await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+                if not task.done():
+                    task.cancel()
+        except asyncio.CancelledError:  # noqa: PERF203 - as in finish
+            if task.done() and task.cancelled():
+                raise
+            if stop is None:
+                stop = asyncio.ensure_future(_cancel(conn))
+                deadline = loop.time() + CANCEL_TIMEOUT
+        except BaseException:  # noqa: BLE001, S110 - the statement's own error: task.result() raises it below
+            pass
+    if stop is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the QueryCanceled it ended with gives way to the cancellation
+        raise asyncio.CancelledError
+    return task.result()
+
+
+async def _cancel(conn: Any) -> None:
+    try:
+        await conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+    except Exception:
+        logger.warning("pgdecor: could not ask the server to stop a cancelled statement", exc_info=True)

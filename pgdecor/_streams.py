@@ -14,6 +14,7 @@ from psycopg import AsyncServerCursor, ServerCursor
 
 from ._convert import too_deep
 from ._errors import NoSessionError
+from ._shield import stopping
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -132,7 +133,7 @@ class AsyncStream(_StreamBase[T], AsyncIterator[T]):
         if not self._done:
             async with self._session.lock:
                 try:
-                    self._refill(await self._cursor.fetchmany(BATCH_SIZE))
+                    self._refill(await stopping(self._cursor.fetchmany(BATCH_SIZE), self._cursor.connection))
                 except RecursionError:
                     raise too_deep(self._stub) from None
             try:

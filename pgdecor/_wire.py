@@ -36,6 +36,9 @@ from psycopg import AsyncConnection, Connection, pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
 
+from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
+from ._shield import finish
+
 __all__ = ["AsyncWire", "Wire", "usable"]
 
 logger = logging.getLogger("pgdecor")
@@ -45,9 +48,6 @@ _ACTIVE = pq.TransactionStatus.ACTIVE
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
-
-#: Seconds to wait for the server to stop a statement whose task was cancelled, as psycopg does.
-_CANCEL_TIMEOUT = 5.0
 
 #: Commands after which psycopg forgets (and deallocates) its prepared statements: the objects they use may be
 #: gone or changed. A `Wire` running one tells psycopg, as its cursors would.
@@ -223,7 +223,7 @@ class AsyncWire(Wire):
                     first = res
         except BaseException:
             if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await self._stop()
+                await finish(self._stop())  # through the cancellations anyio repeats at every await
             raise
         finally:
             lock.release()

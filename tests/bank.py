@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -86,7 +86,7 @@ def backend_pid() -> int: ...
 async def abackend_pid() -> int: ...
 
 
-class Planned(RuntimeError):
+class PlannedError(RuntimeError):
     """The fault a request asked for."""
 
 
@@ -103,13 +103,13 @@ def _pool_size() -> int:
 
 def flask_app() -> Any:
     """The Flask app, as the README writes it: ``gunicorn 'bank:flask_app()'``."""
-    from flask import Flask, request  # noqa: PLC0415 - only the server process needs Flask
+    from flask import Flask, request
 
-    from pgdecor.wsgi import SessionMiddleware  # noqa: PLC0415
+    from pgdecor.wsgi import SessionMiddleware
 
     gc.disable()
     app = Flask(__name__)
-    db = Database(_dsn(), max_size=_pool_size(), timeout=10).__enter__()  # noqa: PLC2801 - for the process's life
+    db = Database(_dsn(), max_size=_pool_size(), timeout=10).__enter__()
     app.wsgi_app = SessionMiddleware(app.wsgi_app, db)  # type: ignore[method-assign]
 
     @app.post("/transfer")
@@ -122,14 +122,12 @@ def flask_app() -> Any:
         src, dst, amount = int(args["src"]), int(args["dst"]), int(args["amount"])
         balance = transfer(args["req"], src, dst, amount, pause)
         if fault == "raise":
-            raise Planned(fault)
+            raise PlannedError(fault)
         if fault == "status":
             return {"error": "refused"}, 500
         if fault == "caught":
-            try:
+            with suppress(psycopg.errors.DivisionByZero):
                 fail()
-            except psycopg.errors.DivisionByZero:
-                pass
         if fault == "deferred":
             break_at_commit()
         return {"balance": balance}
@@ -150,10 +148,10 @@ def flask_app() -> Any:
 
 def fastapi_app() -> Any:
     """The FastAPI app, as the README writes it: ``uvicorn --factory bank:fastapi_app``."""
-    from fastapi import FastAPI  # noqa: PLC0415 - only the server process needs FastAPI
-    from fastapi.responses import JSONResponse  # noqa: PLC0415
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
 
-    from pgdecor.asgi import SessionMiddleware  # noqa: PLC0415
+    from pgdecor.asgi import SessionMiddleware
 
     gc.disable()
     db = Database(_dsn(), max_size=_pool_size(), timeout=10)
@@ -173,14 +171,12 @@ def fastapi_app() -> Any:
         pause = 0.3 if fault in ("slow", "timeout") else 0.0
         balance = await atransfer(req, src, dst, amount, pause)
         if fault == "raise":
-            raise Planned(fault)
+            raise PlannedError(fault)
         if fault == "status":
             return JSONResponse({"error": "refused"}, status_code=500)
         if fault == "caught":
-            try:
+            with suppress(psycopg.errors.DivisionByZero):
                 await afail()
-            except psycopg.errors.DivisionByZero:
-                pass
         if fault == "deferred":
             await abreak_at_commit()
         return {"balance": balance}

@@ -278,7 +278,7 @@ def test_wsgi_soak_through_pgbouncer_in_transaction_mode(soak_dsn: str, admin: p
     name = "bouncer_soak"
     with pgbouncer(soak_dsn) as bouncer, Database(make_conninfo(bouncer, application_name=name), max_size=8) as db:
         succeeded = soak.wsgi_soak(db, 2000, threads=8)
-        assert db.prepare is False  # a proxy was detected: psycopg's prepared statements are off
+        assert db.pooler is True  # a pooler was detected: psycopg's prepared statements are off
         _check_after_soak(admin, db, name)
         assert soak.committed_hits(admin) == succeeded
 
@@ -289,7 +289,7 @@ def test_pgbouncer_detection_can_be_overridden(soak_dsn: str) -> None:
             assert soak.soak_user(i).id == i
     with Database(soak_dsn, max_size=1) as direct, direct.session():
         assert soak.soak_user(1).id == 1
-        assert direct.prepare is True
+        assert direct.pooler is False
 
 
 def test_schema_dsn_sessions_keep_working_alongside(pg_dsn: str, pg_exec: Exec) -> None:
@@ -300,7 +300,7 @@ def test_schema_dsn_sessions_keep_working_alongside(pg_dsn: str, pg_exec: Exec) 
     def x() -> int: ...
 
     with Database(schema_dsn(pg_dsn, "public"), max_size=1) as db, db.session():
-        assert db.prepare is True
+        assert db.pooler is False
     with Database(pg_dsn, max_size=1) as db, db.session():
         assert [x() for _ in range(8)] == [1] * 8
 

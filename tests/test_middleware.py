@@ -1,74 +1,299 @@
-"""The WSGI and ASGI middleware end each request's session when the response is finished."""
+"""The WSGI and ASGI middleware: each request's session commits exactly when its response is a success, before
+the client can see the response complete, and rolls back otherwise.
+
+The apps are real Flask and FastAPI apps driven through their WSGI/ASGI interface as a server does, so that each
+step of a response can be looked at; `test_servers.py` runs the same set-ups under gunicorn and uvicorn.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
+import anyio
+import psycopg
 import pytest
-from userdb import User, aadd_user, add_user, aget_user, count_users, get_user
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, StreamingResponse
+from flask import Flask, Response
+from userdb import User, aadd_user, add_user, aget_user, get_user
 
-from pgdecor import Database, NoSessionError
+from pgdecor import ArgumentError, Database, NoSessionError, query
 from pgdecor._session import current
 from pgdecor.asgi import SessionMiddleware as ASGIMiddleware
 from pgdecor.wsgi import SessionMiddleware as WSGIMiddleware
 
 
-def serve(app: Callable[..., Iterable[bytes]], *, chunks: int | None = None) -> list[bytes]:
-    """Call a WSGI app as a server does; stop after *chunks* chunks (a client going away)."""
-    result = app({"PATH_INFO": "/"}, lambda *_: None)
-    out: list[bytes] = []
+@query("SELECT pg_sleep(%(seconds)s)")
+async def asleep(seconds: float) -> None: ...
+
+
+@query("INSERT INTO deferred VALUES (1), (1)")
+def break_at_commit() -> None: ...
+
+
+@query("INSERT INTO deferred VALUES (1), (1)")
+async def abreak_at_commit() -> None: ...
+
+
+DEFERRED = "CREATE TABLE deferred (k int, CONSTRAINT once UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)"
+
+
+def visible(dsn: str, user_id: int) -> bool:
+    """Whether another connection sees the user: whether the request's write is committed."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM users WHERE id = %s", [user_id]).fetchone() is not None
+
+
+# -- WSGI ------------------------------------------------------------------------------------------------------
+
+
+class Served:
+    """What a WSGI server saw of one response."""
+
+    def __init__(self) -> None:
+        self.status = ""
+        self.chunks: list[bytes] = []
+        self.error: BaseException | None = None
+
+
+def serve(
+    app: Callable[..., Iterable[bytes]],
+    path: str = "/",
+    *,
+    chunks: int | None = None,
+    on_chunk: Callable[[bytes], None] | None = None,
+) -> Served:
+    """Serve one request as a WSGI server does (stopping after *chunks* chunks, as when the client goes away)."""
+    served = Served()
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        served.status = status
+        return served.chunks.append
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "test", "SERVER_PORT": "80",
+               "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None}  # fmt: skip
+    result = app(environ, start_response)
     try:
         for chunk in result:
-            out.append(chunk)
-            if chunks is not None and len(out) == chunks:
+            if on_chunk is not None:
+                on_chunk(chunk)
+            served.chunks.append(chunk)
+            if chunks is not None and len(served.chunks) == chunks:
                 break
+    except Exception as err:  # noqa: BLE001 - what the server would turn into a 500 or an aborted body
+        served.error = err
     finally:
-        result.close()  # type: ignore[attr-defined]
-    return out
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return served
 
 
-def test_wsgi_streaming_body_reads_in_the_session_which_commits_after_close(users: str) -> None:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+def flask(db: Database, **middleware: Any) -> Flask:
+    app = Flask(__name__)
+    app.wsgi_app = WSGIMiddleware(app.wsgi_app, db, **middleware)  # type: ignore[method-assign]
+
+    @app.get("/stream")
+    def stream() -> Response:
         add_user(20, "wsgi")
-        yield b"a"
-        user = get_user(20)  # the body is produced inside the request's session
-        assert user is not None
-        yield user.name.encode()
 
+        def body() -> Iterator[bytes]:
+            yield b"a"
+            user = get_user(20)  # the body is produced inside the request's session
+            assert user is not None
+            yield user.name.encode()
+
+        return Response(body())
+
+    @app.get("/raise")
+    def fail() -> str:
+        add_user(21, "raised")
+        raise RuntimeError
+
+    @app.get("/conflict/<int:user_id>")
+    def conflict(user_id: int) -> tuple[str, int]:
+        add_user(user_id, "conflict")
+        return "no", 409
+
+    @app.get("/deferred")
+    def deferred() -> str:
+        add_user(23, "deferred")
+        break_at_commit()
+        return "yes"
+
+    @app.get("/caught")
+    def caught() -> str:
+        add_user(24, "caught")
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            add_user(24, "again")
+        return "yes"
+
+    @app.get("/long")
+    def long() -> Response:
+        add_user(25, "long")
+        return Response(b"x" for _ in range(10))
+
+    return app
+
+
+def test_wsgi_commits_before_the_last_chunk_reaches_the_server(users: str) -> None:
+    """A streaming body reads inside the session, and the write is committed when the last chunk is handed on."""
+    seen: list[bool] = []
     with Database(users, max_size=1) as db:
-        assert serve(WSGIMiddleware(app, db)) == [b"a", b"wsgi"]
+        served = serve(flask(db), "/stream", on_chunk=lambda _: seen.append(visible(users, 20)))
+        assert (served.status, served.chunks, served.error) == ("200 OK", [b"a", b"wsgi"], None)
+        assert seen == [False, True]  # committed after the first chunk was handed on, before the last
         assert current() is None  # the request's session never leaked into the server's context
-        assert db.counters.committed == 1
-        with db.session():
-            assert get_user(20) == User(20, "wsgi", None)
+        assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 1, "rolled_back": 0, "leaked": 0}
+
+
+def test_wsgi_error_response_from_flask_rolls_back(users: str) -> None:
+    """Flask turns the handler's exception into a 500 before the middleware sees it: the status rolls back."""
+    with Database(users, max_size=1) as db:
+        served = serve(flask(db), "/raise")
+        assert served.status.startswith("500")
+        assert not visible(users, 21)
+        assert db.counters.rolled_back == 1
+
+
+def test_wsgi_commit_on_decides_which_statuses_commit(users: str) -> None:
+    """By default a 409 commits; with ``commit_on=lambda status: status < 400`` it rolls back."""
+    with Database(users, max_size=1) as db:
+        assert serve(flask(db), "/conflict/22").status.startswith("409")
+        assert visible(users, 22)
+        assert serve(flask(db, commit_on=lambda status: status < 400), "/conflict/27").status.startswith("409")
+        assert not visible(users, 27)
+        assert db.counters.as_dict()["rolled_back"] == 1
+
+
+def test_wsgi_failed_commit_fails_the_response(users: str, pg_exec: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A COMMIT that fails (a deferred constraint) fails the response before its body is handed on, and is logged
+    with the request."""
+    pg_exec(DEFERRED)
+    with Database(users, max_size=1) as db, caplog.at_level(logging.ERROR, "pgdecor"):
+        served = serve(flask(db), "/deferred")
+        assert isinstance(served.error, psycopg.errors.UniqueViolation)
+        assert served.chunks == []  # the server got nothing to send: it answers 500
+        assert "GET /deferred failed to commit" in caplog.text
+        assert not visible(users, 23)
+        assert db.counters.committed == 0
+
+
+def test_wsgi_caught_database_error_fails_the_response(users: str) -> None:
+    """A handler that swallows a database error answers 200, but the session cannot commit: the response fails."""
+    with Database(users, max_size=1) as db:
+        served = serve(flask(db), "/caught")
+        assert type(served.error).__name__ == "RolledBackError"
+        assert served.chunks == []
+        assert not visible(users, 24)
+
+
+def test_wsgi_client_going_away_rolls_back(users: str) -> None:
+    """The server closes the response before its end (the client left): the write is undone."""
+    with Database(users, max_size=1) as db:
+        assert serve(flask(db), "/long", chunks=2).chunks == [b"x", b"x"]
+        assert not visible(users, 25)
+        assert db.counters.as_dict()["rolled_back"] == 1
 
 
 def test_wsgi_error_while_iterating_rolls_back(users: str) -> None:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
-        add_user(21, "half")
+        start_response("200 OK", [])
+        add_user(26, "half")
         yield b"a"
         raise RuntimeError
 
     with Database(users, max_size=1) as db:
-        with pytest.raises(RuntimeError):
-            serve(WSGIMiddleware(app, db))
-        with pytest.raises(ValueError, match="app"):
-            serve(WSGIMiddleware(lambda *_: (_ for _ in ()).throw(ValueError("app")), db))
-        assert db.counters.rolled_back == 1  # the second app raised before borrowing anything
-        with db.session():
-            assert count_users() == 3
+        assert isinstance(serve(WSGIMiddleware(app, db)).error, RuntimeError)
+        assert not visible(users, 26)
 
 
-def test_wsgi_client_going_away_still_ends_the_session(users: str) -> None:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
-        add_user(22, "gone")
-        yield from (b"x" for _ in range(10))
+def test_middleware_rejects_a_source_that_is_not_one() -> None:
+    """A wrong source fails when the middleware is built, not at the first request."""
+    with pytest.raises(ArgumentError, match="not int 42"):
+        WSGIMiddleware(lambda *_: [], 42)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match="not NoneType"):
+        ASGIMiddleware(lambda *_: None, None)  # type: ignore[arg-type]
 
-    with Database(users, max_size=1) as db:
-        assert serve(WSGIMiddleware(app, db), chunks=2) == [b"x", b"x"]
-        assert db.counters.borrowed == db.counters.released == 1
+
+# -- ASGI ------------------------------------------------------------------------------------------------------
+
+
+class Client:
+    """An ASGI server's side of one request: a receive that gives the request, then waits (or says the client
+    left), and a send that records the messages."""
+
+    def __init__(
+        self, *, leaves: bool = False, on_send: Callable[[MutableMapping[str, Any]], None] | None = None
+    ) -> None:
+        self.messages: list[MutableMapping[str, Any]] = []
+        self._request = True
+        self.gone = asyncio.Event()
+        if leaves:
+            self.gone.set()
+        self._on_send = on_send
+
+    async def receive(self) -> MutableMapping[str, Any]:
+        if self._request:
+            self._request = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        if self._on_send is not None:
+            self._on_send(message)
+        self.messages.append(message)
+
+    @property
+    def status(self) -> int | None:
+        return next((m["status"] for m in self.messages if m["type"] == "http.response.start"), None)
+
+
+async def call(app: Any, path: str, client: Client | None = None) -> Client:
+    client = client or Client()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "path": path,
+             "raw_path": path.encode(), "query_string": b"", "headers": [], "scheme": "http", "root_path": ""}  # fmt: skip
+    with contextlib.suppress(Exception):  # a server logs it; the messages say what the client got
+        await app(scope, client.receive, client.send)
+    return client
+
+
+def fastapi(db: Database, **middleware: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(ASGIMiddleware, source=db, **middleware)
+
+    @app.get("/status")
+    async def status() -> Any:
+        await aadd_user(30, "status")
+        return JSONResponse({"error": "refused"}, status_code=503)
+
+    @app.get("/deferred")
+    async def deferred() -> Any:
+        await aadd_user(31, "deferred")
+        await abreak_at_commit()
+        return {"ok": True}
+
+    @app.get("/stream")
+    async def stream() -> Any:
+        await aadd_user(32, "stream")
+
+        async def body() -> Any:
+            yield b"a"
+            yield b"b"
+
+        return StreamingResponse(body())
+
+    @app.get("/ok")
+    async def ok() -> Any:
+        await aadd_user(33, "ok")
+        return {"ok": True}
+
+    return app
 
 
 def test_asgi_session_ends_at_the_last_body_message(users: str) -> None:
@@ -84,21 +309,15 @@ def test_asgi_session_ends_at_the_last_body_message(users: str) -> None:
         with pytest.raises(NoSessionError, match="has ended"):
             await aget_user(23)  # work after the response needs a session of its own
 
+    def on_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            seen["at_last_message"] = seen["db"].apool.get_stats()["pool_available"]  # committed before
+
     async def main() -> None:
         async with Database(users, min_size=1, max_size=1) as db:
             seen["db"] = db
-            messages: list[MutableMapping[str, Any]] = []
-
-            async def receive() -> MutableMapping[str, Any]:
-                return {"type": "http.request"}
-
-            async def send(message: MutableMapping[str, Any]) -> None:
-                messages.append(message)
-                if message["type"] == "http.response.body" and not message.get("more_body"):
-                    seen["at_last_message"] = db.apool.get_stats()["pool_available"]  # committed before
-
-            await ASGIMiddleware(app, db)({"type": "http", "path": "/"}, receive, send)
-            assert [m["type"] for m in messages][-1] == "http.response.body"
+            client = await call(ASGIMiddleware(app, db), "/", Client(on_send=on_send))
+            assert [m["type"] for m in client.messages][-1] == "http.response.body"
             async with db.session():
                 assert await aget_user(23) == User(23, "asgi", None)
 
@@ -107,29 +326,114 @@ def test_asgi_session_ends_at_the_last_body_message(users: str) -> None:
     assert (seen["during"], seen["at_last_message"], seen["after"]) == (0, 1, 1)
 
 
-def test_asgi_handler_error_rolls_back_and_other_scopes_pass_through(users: str) -> None:
+def test_asgi_error_status_rolls_back_and_commit_on_decides(users: str) -> None:
+    """A 503 the handler answers itself rolls back; ``commit_on`` can accept it."""
+
+    async def main() -> None:
+        async with Database(users, max_size=1) as db:
+            assert (await call(fastapi(db), "/status")).status == 503
+            assert not visible(users, 30)
+            assert (await call(fastapi(db, commit_on=lambda _status: True), "/status")).status == 503
+            assert visible(users, 30)
+
+    asyncio.run(main())
+
+
+def test_asgi_failed_commit_is_answered_500(users: str, pg_exec: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The response's start is held until its commit: a failed COMMIT becomes a 500, never a 200."""
+    pg_exec(DEFERRED)
+
+    async def main() -> None:
+        async with Database(users, max_size=1) as db:
+            with caplog.at_level(logging.ERROR, "pgdecor"):
+                client = await call(fastapi(db), "/deferred")
+            assert client.status == 500
+            assert "GET /deferred failed to commit" in caplog.text
+            assert not visible(users, 31)
+
+    asyncio.run(main())
+
+
+def test_asgi_client_gone_before_the_end_rolls_back(users: str) -> None:
+    """A client that left before the last body message: the write is undone (for one the app never asked about,
+    too)."""
+
+    async def main() -> None:
+        async with Database(users, max_size=1) as db:
+            await call(fastapi(db), "/ok", Client(leaves=True))
+            assert not visible(users, 33)
+            await call(fastapi(db), "/stream", Client(leaves=True))
+            assert not visible(users, 32)
+            assert (await call(fastapi(db), "/ok")).status == 200
+            assert visible(users, 33)
+            assert db.counters.as_dict() == {"borrowed": 3, "released": 3, "committed": 1, "rolled_back": 2,
+                                             "leaked": 0}  # fmt: skip
+
+    asyncio.run(main())
+
+
+def test_asgi_app_returning_without_completing_its_response_rolls_back(users: str) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             assert current() is None  # no session outside HTTP requests
             return
-        await aadd_user(24, "boom")
+        await aadd_user(34, "half")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+
+    async def main() -> None:
+        async with Database(users, max_size=1) as db:
+            await ASGIMiddleware(app, db)({"type": "lifespan"}, Client().receive, Client().send)
+            await call(ASGIMiddleware(app, db), "/")
+            assert not visible(users, 34)
+            assert db.counters.rolled_back == 1
+
+    asyncio.run(main())
+
+
+def test_asgi_handler_error_rolls_back(users: str) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await aadd_user(35, "boom")
         raise RuntimeError
 
     async def main() -> None:
         async with Database(users, max_size=1) as db:
-            middleware = ASGIMiddleware(app, db)
-
-            async def receive() -> MutableMapping[str, Any]:
-                return {"type": "lifespan.startup"}
-
-            async def send(message: MutableMapping[str, Any]) -> None:
-                pass
-
-            await middleware({"type": "lifespan"}, receive, send)
             with pytest.raises(RuntimeError):
-                await middleware({"type": "http", "path": "/"}, receive, send)
+                await ASGIMiddleware(app, db)({"type": "http", "path": "/"}, Client().receive, Client().send)
             assert db.counters.rolled_back == 1
             async with db.session():
-                assert await aget_user(24) is None
+                assert await aget_user(35) is None
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("repeated", [False, True], ids=["first call", "repeated call"])
+def test_cancelled_statement_gives_the_connection_back_usable(users: str, repeated: bool) -> None:
+    """A request cancelled mid-statement by an anyio cancel scope (which cancels again at every await, as
+    Starlette's do): the statement is stopped, the session rolls back, and the pool keeps its one connection."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await aadd_user(36, "cancelled")
+        await asleep(10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> None:
+        async with Database(users, min_size=1, max_size=1) as db:
+            if repeated:  # the statement is known: the call takes the prepared statement's path
+                async with db.session():
+                    for _ in range(3):
+                        await asleep(0)
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, ASGIMiddleware(app, db), "/")
+                    await asyncio.sleep(0.1)
+                    scope.cancel()
+            async with db.session():
+                assert await aget_user(36) is None
+            stats = db.apool.get_stats()
+            assert stats.get("returns_bad", 0) == 0
+            assert stats.get("connections_num") == 1  # never replaced
+
+    asyncio.run(main())
+    assert not visible(users, 36)

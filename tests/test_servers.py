@@ -69,7 +69,8 @@ def _watch(dsn: str, soak: Soak, stop: threading.Event) -> None:
                 [APPLICATION],
             ).fetchone() or (0, 0)
         except psycopg.OperationalError:  # the server is restarting
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
             continue
         soak.max_backends = max(soak.max_backends, count)
         soak.idle_in_transaction_ms = max(soak.idle_in_transaction_ms, float(idle))
@@ -77,6 +78,7 @@ def _watch(dsn: str, soak: Soak, stop: threading.Event) -> None:
 
 
 def _drop(conn: psycopg.Connection[Any] | None) -> None:
+    """Close a connection of the helpers' (after an error, too: the next turn opens another)."""
     if conn is not None:
         conn.close()
 
@@ -87,7 +89,8 @@ def _chaos(server: TemporaryServer, soak: Soak, stop: threading.Event, restart: 
     while not stop.wait(0.15):
         if restart.is_set():
             restart.clear()
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
             server.restart()
             soak.restarted_at = time.monotonic()
             continue
@@ -100,13 +103,14 @@ def _chaos(server: TemporaryServer, soak: Soak, stop: threading.Event, restart: 
             ).fetchone()
             soak.terminated += killed[0] if killed else 0
         except psycopg.OperationalError:
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
     _drop(conn)
 
 
 def _one(port: int, n: int, soak: Soak, restart: threading.Event) -> None:
     fault = FAULTS[n % len(FAULTS)]
-    rng = random.Random(n)
+    rng = random.Random(n)  # noqa: S311 - the soak's load, not a secret
     src, dst = rng.sample(range(1, 21), 2)
     req = f"r{n}"
     path = f"/transfer?req={req}&src={src}&dst={dst}&amount={rng.randint(1, 50)}"
@@ -181,7 +185,8 @@ def _run(kind: str, server: TemporaryServer, figures: Callable[[str], None]) -> 
     assert idle_now == 0
     assert soak.idle_in_transaction_ms < 1000
     assert soak.max_backends <= POOL
-    assert soak.restarted_at and 0 < recovery < 15
+    assert soak.restarted_at
+    assert 0 < recovery < 15
     assert counters["borrowed"] == counters["released"] == counters["committed"] + counters["rolled_back"]
     assert counters["leaked"] == 0
     # Each committed session is an answered transfer, or (WSGI only, which cannot see a client leave before it
