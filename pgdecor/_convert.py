@@ -109,6 +109,10 @@ _TEXT_FORMS = (Decimal, uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address,
                ipaddress.IPv6Network)  # fmt: skip
 
 
+#: Floats from here up are written with an exponent (``1e+16``), which jsonb keeps as an integer.
+_EXPONENT_FLOATS = 1e16
+
+
 class NotJsonError(ValueError):
     """A value that JSON cannot represent exactly (the message says what and where); the caller names the
     parameter."""
@@ -130,6 +134,12 @@ def to_json(value: Any, depth: int = 0, where: str = "") -> Any:
     if kind is float:
         if not math.isfinite(value):
             raise NotJsonError(f"has {value!r}{_at(where)}, which JSON (and jsonb) cannot represent")
+        if value.is_integer() and abs(value) >= _EXPONENT_FLOATS:
+            msg = (
+                f"has the float {value!r}{_at(where)}, which jsonb would give back as the integer "
+                f"{Decimal(repr(value)):f}, another number; send an int, or a Decimal"
+            )
+            raise NotJsonError(msg)
         return value
     if isinstance(value, enum.Enum):
         return enum_label(value)
@@ -148,12 +158,23 @@ def to_json(value: Any, depth: int = 0, where: str = "") -> Any:
                 raise NotJsonError(msg)
             out[_json_text(k, where)] = to_json(v, depth, f"{where}[{k!r}]")
         return out
+    # Loops, not comprehensions: one frame per level (before Python 3.12 a comprehension is a frame of its own),
+    # so that MAX_JSON_DEPTH levels fit in Python's recursion limit.
     if isinstance(value, list):
-        return [to_json(v, depth, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = []
+        for i, v in enumerate(value):
+            items.append(to_json(v, depth, f"{where}[{i}]"))
+        return items
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name), depth, f"{where}.{f.name}") for f in dataclasses.fields(value)}
+        fields = {}
+        for f in dataclasses.fields(value):
+            fields[f.name] = to_json(getattr(value, f.name), depth, f"{where}.{f.name}")
+        return fields
     if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {k: to_json(v, depth, f"{where}.{k}") for k, v in value._asdict().items()}
+        fields = {}
+        for k, v in value._asdict().items():
+            fields[k] = to_json(v, depth, f"{where}.{k}")
+        return fields
     for plain in (str, int, float):  # a subclass of one (not an Enum): its plain value
         if isinstance(value, plain):
             return to_json(plain(value), depth, where)

@@ -32,10 +32,13 @@ async def finish(coro: Coroutine[Any, Any, T]) -> T:
             cancelled = True
         except BaseException:  # noqa: BLE001, S110 - the work's own error: task.result() raises it below
             pass
-    if cancelled:
-        task.exception()  # retrieved: its error, if any, gives way to the cancellation
-        raise asyncio.CancelledError
-    return task.result()
+    try:
+        if cancelled:
+            task.exception()  # retrieved: its error, if any, gives way to the cancellation
+            raise asyncio.CancelledError
+        return task.result()
+    finally:
+        del task  # the task keeps its error, whose traceback holds this frame: no cycle through it
 
 
 #: Seconds to wait for the server to stop a statement whose task was cancelled, as psycopg does.
@@ -68,11 +71,14 @@ async def stopping(coro: Coroutine[Any, Any, T], conn: Any) -> T:
                 deadline = loop.time() + CANCEL_TIMEOUT
         except BaseException:  # noqa: BLE001, S110 - the statement's own error: task.result() raises it below
             pass
-    if stop is not None:
-        if not task.cancelled():
-            task.exception()  # retrieved: the QueryCanceled it ended with gives way to the cancellation
-        raise asyncio.CancelledError
-    return task.result()
+    try:
+        if stop is not None:
+            if not task.cancelled():
+                task.exception()  # retrieved: the QueryCanceled it ended with gives way to the cancellation
+            raise asyncio.CancelledError
+        return task.result()
+    finally:
+        del task, stop  # as in finish
 
 
 async def _cancel(conn: Any) -> None:

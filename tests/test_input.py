@@ -1,0 +1,163 @@
+"""Hostile input: every value either round-trips exactly, or raises an `ArgumentError` naming the parameter before
+anything is sent; nothing is stored that the caller did not give."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pgdecor import ArgumentError, MappingError, procedure, query, session
+from pgdecor._convert import MAX_JSON_DEPTH
+
+JSON_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
+#: What JSON represents exactly: JSON's own types, with string keys.
+EXACT = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not (f.is_integer() and abs(f) >= 1e16))
+    | JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(JSON_TEXT, inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+#: Values JSON cannot hold as they are: each must be refused.
+HOSTILE = st.one_of(
+    st.builds(object),
+    st.sets(st.integers(), min_size=1, max_size=3),
+    st.frozensets(st.integers(), min_size=1, max_size=3),
+    st.tuples(st.integers()),
+    st.sampled_from([math.nan, math.inf, -math.inf, 1e16, -6.518336033871933e16]),
+    st.complex_numbers(allow_nan=False, allow_infinity=False),
+    st.text(min_size=1).map(lambda s: s + "\x00"),
+    st.sampled_from(["\ud800", "a\udfff", "\udbff\udc00x"[:1]]),
+    st.dictionaries(st.integers() | st.none() | st.booleans() | st.floats(allow_nan=False), st.integers(),
+                    min_size=1, max_size=3),
+)  # fmt: skip
+
+
+@pytest.fixture
+def docs(pg_dsn: str, pg_exec: Callable[..., Any]) -> str:
+    pg_exec("CREATE TABLE docs (n serial PRIMARY KEY, doc jsonb); CREATE TABLE notes (n serial, body text)")
+    pg_exec("CREATE FUNCTION keep_doc(doc jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT doc $$")
+    return pg_dsn
+
+
+@query("INSERT INTO docs (doc) VALUES (%(doc)s) RETURNING doc")
+def store(doc: dict[str, Any]) -> Any: ...
+
+
+@procedure
+def keep_doc(doc: Any) -> Any: ...
+
+
+@query("INSERT INTO notes (body) VALUES (%(body)s) RETURNING body")
+def note(body: str) -> str: ...
+
+
+@query("SELECT count(*) FROM docs")
+def stored() -> int: ...
+
+
+@query("SELECT count(*) FROM notes")
+def notes() -> int: ...
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=EXACT)
+def test_json_values_round_trip_exactly(docs: str, value: Any) -> None:
+    with session(docs):
+        assert store({"v": value}) == {"v": value}
+        assert keep_doc(value) == value
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=HOSTILE, nest=st.integers(0, 3))
+def test_values_json_cannot_hold_are_refused_before_sending(docs: str, value: Any, nest: int) -> None:
+    """Objects, sets, tuples, NaN and infinities, complex numbers, NUL characters, lone surrogates and non-string
+    keys raise ArgumentError naming the parameter; none is stored as something else."""
+    for _ in range(nest):
+        value = {"k": [value]}
+    with session(docs):
+        with pytest.raises(ArgumentError, match=r"argument 'doc' .*nothing was sent"):
+            store({"v": value})
+        with pytest.raises(ArgumentError, match=r"argument 'doc' .*nothing was sent"):
+            keep_doc([value])
+        assert stored() == 0  # and the session's transaction is unharmed
+
+
+def test_colliding_keys_are_refused_not_merged(docs: str) -> None:
+    """``{None: 1, "None": 2}`` would become one key; it is refused, naming the key."""
+    with session(docs), pytest.raises(ArgumentError, match="key None"):
+        store({None: 1, "None": 2})  # type: ignore[dict-item]
+
+
+def test_json_nesting_is_bounded_both_ways(docs: str) -> None:
+    """Up to MAX_JSON_DEPTH levels go and come back; deeper is an ArgumentError going, a MappingError coming."""
+    deep: Any = 0
+    for _ in range(MAX_JSON_DEPTH - 1):  # in {"v": ...}: MAX_JSON_DEPTH levels
+        deep = [deep]
+
+    @query("SELECT (repeat('[', %(n)s) || repeat(']', %(n)s))::jsonb")
+    def nested(n: int) -> Any: ...
+
+    with session(docs):
+        assert store({"v": deep}) == {"v": deep}
+        with pytest.raises(ArgumentError, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+            store({"v": [deep]})
+        with pytest.raises(MappingError, match="nested too deeply"):
+            nested(5000)
+        assert nested(3) == [[[]]]  # the session goes on
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
+def test_text_round_trips(docs: str, text: str) -> None:
+    with session(docs):
+        assert note(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("a\x00b", "NUL character"), ("\ud800", "lone surrogate"), ("ok \udfff", "lone surrogate")],
+)
+def test_text_postgres_cannot_store_is_refused_naming_the_parameter(docs: str, text: str, problem: str) -> None:
+    with session(docs):
+        with pytest.raises(ArgumentError, match=f"argument 'body' has a {problem}"):
+            note(text)
+        assert notes() == 0
+
+
+def test_any_result_returns_the_value(docs: str) -> None:
+    """``-> Any`` returns the value as psycopg loads it (a json document, a number)."""
+
+    @query("SELECT '{\"a\": [1, 2]}'::jsonb")
+    def document() -> Any: ...
+
+    @query("SELECT 5")
+    def five() -> Any: ...
+
+    with session(docs):
+        assert document() == {"a": [1, 2]}
+        assert five() == 5
+
+
+def test_nullable_array_result(docs: str, pg_exec: Callable[..., Any]) -> None:
+    """A function returning one array that may be NULL: ``-> list[int] | None``, the annotation the NULL error
+    advises for ``-> list[int]``."""
+    pg_exec(
+        "CREATE FUNCTION evens(n int) RETURNS int[] LANGUAGE sql AS $$ SELECT CASE WHEN n > 0 THEN ARRAY[n, n] END $$"
+    )
+
+    @procedure
+    def evens(n: int) -> list[int] | None: ...
+
+    @procedure("evens")
+    def strict_evens(n: int) -> list[int]: ...
+
+    with session(docs):
+        assert evens(2) == [2, 2]
+        assert evens(0) is None
+        with pytest.raises(MappingError, match=r"list\[int\] \| None"):
+            strict_evens(0)
