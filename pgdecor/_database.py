@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -165,6 +166,7 @@ class Database:
         #: The process that opened the pool: a forked child opens its own (see `_fork`).
         self._pid = 0
         self._reopen_lock = threading.Lock()
+        self._areopen_lock: tuple[int, asyncio.Lock] | None = None
 
     def __repr__(self) -> str:
         info = conninfo_to_dict(self.conninfo)
@@ -189,6 +191,7 @@ class Database:
                 if self._pid != os.getpid():
                     forked.inherit(self._pool)
                     self._pool = self._open_pool()
+                    self._pid = os.getpid()  # after: other threads wait for the new pool
         return self._pool
 
     @property
@@ -201,13 +204,19 @@ class Database:
     async def aready(self) -> AsyncConnectionPool[Any]:
         """`apool`, opened anew first in a process forked after the database was opened."""
         pool = self.apool
-        if self._pid != os.getpid():
-            forked.inherit(pool)
-            self._pid = os.getpid()
-            self._apool = pool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=self._acheck(),
-                                                     **self._pool_kwargs())  # fmt: skip
-            await pool.open(wait=self.min_size > 0, timeout=self.timeout)
-        return pool
+        pid = os.getpid()
+        if self._pid == pid:
+            return pool
+        if self._areopen_lock is None or self._areopen_lock[0] != pid:
+            self._areopen_lock = (pid, asyncio.Lock())
+        async with self._areopen_lock[1]:
+            if self._pid != pid:
+                forked.inherit(pool)
+                new = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=self._acheck(),
+                                          **self._pool_kwargs())  # fmt: skip
+                await new.open(wait=self.min_size > 0, timeout=self.timeout)
+                self._apool, self._pid = new, pid
+        return self.apool
 
     def _closed_message(self, how: str) -> str:
         return f"{self!r} is not open for this kind of session; open it with `{how} Database(...)` first"
@@ -244,7 +253,6 @@ class Database:
     def _open_pool(self) -> ConnectionPool[Any]:
         check = ConnectionPool.check_connection if self.check else None
         pool = ConnectionPool(self.conninfo, configure=self._configure, check=check, **self._pool_kwargs())
-        self._pid = os.getpid()
         try:
             pool.open(wait=self.min_size > 0, timeout=self.timeout)
         except BaseException:
@@ -254,6 +262,7 @@ class Database:
 
     def __enter__(self) -> Self:
         self._pool = self._open_pool()
+        self._pid = os.getpid()
         try:
             if self.replica is not None:
                 self.replica.__enter__()

@@ -202,7 +202,8 @@ class Session:
         self._owner = _owner(is_async=is_async)
         self._call_lock = asyncio.Lock() if is_async else threading.RLock()
         outer = _current.get()
-        if outer is not None and outer._is_async == is_async and _same_source(outer._source, self._source):
+        joinable = outer is not None and not outer._forked and outer._is_async == is_async
+        if joinable and _same_source(outer._source, self._source):  # type: ignore[union-attr]
             self._joined = outer
         else:
             self._token = _current.set(self)
