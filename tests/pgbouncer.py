@@ -19,8 +19,9 @@ PORT = 6432
 
 
 @contextmanager
-def pgbouncer(server_dsn: str) -> Iterator[str]:
-    """Start PgBouncer (transaction mode) for *server_dsn*'s server; yield a DSN through it."""
+def pgbouncer(server_dsn: str, port: int = PORT) -> Iterator[str]:
+    """Start PgBouncer (transaction mode) for *server_dsn*'s server, on *port* in a socket directory of its own;
+    yield a DSN through it."""
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     info = conninfo_to_dict(server_dsn)
     work = Path(tempfile.mkdtemp(prefix="pgdecor-pgbouncer-"))
@@ -32,7 +33,7 @@ def pgbouncer(server_dsn: str) -> Iterator[str]:
         "[pgbouncer]\n"
         "listen_addr =\n"
         f"unix_socket_dir = {work}\n"
-        f"listen_port = {PORT}\n"
+        f"listen_port = {port}\n"
         "auth_type = trust\n"
         f"auth_file = {work / 'users.txt'}\n"
         "pool_mode = transaction\n"
@@ -47,7 +48,7 @@ def pgbouncer(server_dsn: str) -> Iterator[str]:
         for path in (work, *work.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
     process = subprocess.Popen([binary, str(work / "pgbouncer.ini")], user=user, cwd="/")
-    dsn = make_conninfo(server_dsn, host=str(work), port=PORT)
+    dsn = make_conninfo(server_dsn, host=str(work), port=port)
     try:
         deadline = time.monotonic() + 10
         while True:  # wait until it accepts connections
