@@ -30,3 +30,17 @@ def test_benchmark_runs_every_workload_and_reports_every_target(pg_server_dsn: s
     assert {"1. single call", "2. bulk list[User]", "3. batch vs executemany", "4. async single call"} <= reported
     assert {"2. stream memory", "5. import 500 stubs"} <= reported
     assert data["stream_peak_rss_kib"]
+
+
+def test_failing_sessions_leave_nothing_for_the_cyclic_collector(pg_server_dsn: str) -> None:
+    """The soak of failing sessions runs, and every object of theirs is freed without the cyclic collector."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.failing", "--sessions", "500", "--dsn", pg_server_dsn],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(out.stdout.splitlines()[0])
+    assert result["sessions"] == 500
+    assert result["cyclic_objects"] == 0
