@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -82,6 +83,7 @@ def blind(conn: Any) -> None:
 def _after_fork_in_child() -> None:
     pools = {id(p): p for p in _pools}
     for database in list(_databases):
+        database._reopen_lock = threading.Lock()  # another thread may have held it at the fork
         for pool in (database._pool, database._apool):
             if pool is not None:
                 pools[id(pool)] = pool

@@ -702,9 +702,10 @@ async def reap_async(source: Source) -> int:
 def _forget_after_fork() -> None:
     """In a forked child: the sessions open at the fork are the parent's. Their connections are made unreachable
     (see `_fork`) and they are ended here without a word to the server; using one raises `NoSessionError`."""
-    with _live_lock:
-        sessions = list(_live.values())
-        _live.clear()
+    global _live_lock  # noqa: PLW0603 - another thread may have held it at the fork, and no thread came along
+    _live_lock = threading.Lock()
+    sessions = list(_live.values())
+    _live.clear()
     for s in sessions:
         s._forked = s._ended = s._finished = True
         for conn in (s._conn, s._rconn):

@@ -22,7 +22,7 @@ import pytest
 import servers
 from bank import APPLICATION, SCHEMA, TOTAL
 
-from pgdecor.testing import TemporaryServer
+from pgdecor.testing import ServerNotFoundError, TemporaryServer, find_bindir
 
 #: The requests of one round of the soak: mostly plain transfers, and each kind of failure.
 FAULTS = ["", "", "", "raise", "", "status", "", "caught", "", "timeout", "", "deferred", "", "hangup", "", ""]
@@ -33,7 +33,11 @@ POOL = 4
 
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[TemporaryServer]:
-    """A server of the soaks' own: they restart it."""
+    """A server of the soaks' own, even with $PGDECOR_TEST_DSN set: they restart it."""
+    try:
+        find_bindir()
+    except ServerNotFoundError as err:
+        pytest.skip(f"the soaks restart a server of their own, which needs PostgreSQL's server binaries: {err}")
     with TemporaryServer() as server:
         yield server
 
