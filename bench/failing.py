@@ -56,7 +56,12 @@ def die() -> bool: ...
 async def adie() -> bool: ...
 
 
-def _sync(db: Database, kind: int) -> None:
+#: The ways a session fails, in the order `fail_sync` and `fail_async` number them.
+KINDS = ["db error", "caught error", "savepoint error", "killed backend", "mapping error"]
+
+
+def fail_sync(db: Database, kind: int) -> None:
+    """A sync session on *db* that fails the *kind*-th way (see `KINDS`)."""
     with session(db):
         if kind == 0:
             divide(0)
@@ -72,7 +77,8 @@ def _sync(db: Database, kind: int) -> None:
             wrong()
 
 
-async def _async(db: Database, kind: int) -> None:
+async def fail_async(db: Database, kind: int) -> None:
+    """The async twin of `fail_sync`."""
     async with session(db):
         if kind == 0:
             await adivide(0)
@@ -111,7 +117,7 @@ def run(dsn: str, sessions: int) -> dict[str, Any]:
 
     def each(n: int, fail: Callable[[int], None]) -> None:
         with contextlib.suppress(Error, psycopg.Error):
-            fail(n % 5)
+            fail(n % len(KINDS))
         if n + 1 == sessions // 10:
             marks["after_tenth"] = rss_kib()
 
@@ -120,13 +126,13 @@ def run(dsn: str, sessions: int) -> dict[str, Any]:
     try:
         with Database(dsn, max_size=2) as db:
             for n in range(half):
-                each(n, lambda kind: _sync(db, kind))
+                each(n, lambda kind: fail_sync(db, kind))
 
         async def main() -> None:
             async with Database(dsn, max_size=2) as db:
                 for n in range(half, sessions):
                     with contextlib.suppress(Error, psycopg.Error):
-                        await _async(db, n % 5)
+                        await fail_async(db, n % len(KINDS))
 
         asyncio.run(main())
         marks["end"] = rss_kib()

@@ -262,11 +262,11 @@ class Session:
             wire = cursors[None] = AsyncWire(conn) if self._is_async else Wire(conn)
         return wire
 
-    def _outcome(self, exc: BaseException | None) -> tuple[bool, RolledBackError | None]:
-        """Before ending the transaction: whether to roll back, and the error to raise when it must though the
-        block did not raise. A transaction is committed only if it is still open and sound on every connection:
-        a database error the code caught (an aborted transaction, a lost connection, a server shut down) makes
-        the session roll back and raise `RolledBackError`."""
+    def _outcome(self, exc: BaseException | None) -> tuple[bool, str | None]:
+        """Before ending the transaction: whether to roll back, and the `RolledBackError` message to raise when it
+        must though the block did not raise. A transaction is committed only if it is still open and sound on
+        every connection: a database error the code caught (an aborted transaction, a lost connection, a server
+        shut down) makes the session roll back and raise `RolledBackError`."""
         if isinstance(exc, GeneratorExit):
             _warn_leak(self, "its generator was closed before the `with session()` block ended")
         if exc is not None or self._doomed:
@@ -337,15 +337,12 @@ class Session:
         try:
             for stream in self._close_streams():
                 stream._end_sync()  # type: ignore[union-attr]
-            rollback, error = self._outcome(exc)
+            rollback, problem = self._outcome(exc)
             for tx in (self._rtx, self._tx):
                 if tx is not None:
                     tx.__exit__(*_exit_args(rollback, exc_type, exc, tb))
-            if error is not None:
-                try:
-                    raise error
-                finally:
-                    error = None  # the frame, kept by the error's traceback, must not keep the error
+            if problem is not None:
+                raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
             committed = not rollback
         finally:
             try:
@@ -417,15 +414,12 @@ class Session:
         try:
             for stream in self._close_streams():
                 await stream._end_async()  # type: ignore[union-attr]
-            rollback, error = self._outcome(exc)
+            rollback, problem = self._outcome(exc)
             for tx in (self._rtx, self._tx):
                 if tx is not None:
                     await tx.__aexit__(*_exit_args(rollback, exc_type, exc, tb))
-            if error is not None:
-                try:
-                    raise error
-                finally:
-                    error = None  # the frame, kept by the error's traceback, must not keep the error
+            if problem is not None:
+                raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
             committed = not rollback
         finally:
             try:
@@ -502,19 +496,17 @@ def _exit_args(
     return exc_type, exc, tb
 
 
-def _rolled_back(sess: Session, *, lost: bool) -> RolledBackError:
+def _rolled_back(sess: Session, *, lost: bool) -> str:
     if lost:
-        msg = (
+        return (
             f"{sess!r}: its connection was lost (or the server ended it) during the session, after a database "
             f"error that the code caught; nothing was committed: let the error propagate, or retry the whole session"
         )
-    else:
-        msg = (
-            f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
-            f"so nothing was committed; wrap the call that may fail in `with transaction():` so that its error "
-            f"undoes only that part"
-        )
-    return RolledBackError(msg)
+    return (
+        f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
+        f"so nothing was committed; wrap the call that may fail in `with transaction():` so that its error "
+        f"undoes only that part"
+    )
 
 
 def _same_source(a: Source, b: Source) -> bool:
