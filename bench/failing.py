@@ -17,7 +17,7 @@ import contextlib
 import gc
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,37 +111,47 @@ def cyclic_garbage() -> int:
     return found
 
 
-def run(dsn: str, sessions: int) -> dict[str, Any]:
-    half = sessions // 2
+def run(
+    dsn: str, sessions: int, kinds: list[int] | None = None, modes: tuple[str, ...] = ("sync", "async")
+) -> dict[str, Any]:
+    """*sessions* failing sessions, the *kinds* given (all by default) in turn, shared between the *modes*; what
+    memory and the cyclic collector say afterwards."""
+    ways = kinds if kinds is not None else list(range(len(KINDS)))
+    share = sessions // len(modes)
     marks: dict[str, int] = {}
+    tenth = max(1, sessions // 10)
 
-    def each(n: int, fail: Callable[[int], None]) -> None:
-        with contextlib.suppress(Error, psycopg.Error):
-            fail(n % len(KINDS))
-        if n + 1 == sessions // 10:
+    def counted(n: int) -> None:
+        if n + 1 == tenth:
             marks["after_tenth"] = rss_kib()
 
     gc.collect()
     gc.disable()
     try:
-        with Database(dsn, max_size=2) as db:
-            for n in range(half):
-                each(n, lambda kind: fail_sync(db, kind))
-
-        async def main() -> None:
-            async with Database(dsn, max_size=2) as db:
-                for n in range(half, sessions):
+        cyclic_garbage()
+        if "sync" in modes:
+            with Database(dsn, max_size=2) as db:
+                for n in range(share):
                     with contextlib.suppress(Error, psycopg.Error):
-                        await fail_async(db, n % len(KINDS))
+                        fail_sync(db, ways[n % len(ways)])
+                    counted(n)
 
-        asyncio.run(main())
+        async def main(start: int) -> None:
+            async with Database(dsn, max_size=2) as db:
+                for n in range(start, start + share):
+                    with contextlib.suppress(Error, psycopg.Error):
+                        await fail_async(db, ways[n % len(ways)])
+                    counted(n)
+
+        if "async" in modes:
+            asyncio.run(main(share if "sync" in modes else 0))
         marks["end"] = rss_kib()
         left = cyclic_garbage()
     finally:
         gc.enable()
     return {
-        "sessions": sessions,
-        "rss_kib_after_first_tenth": marks["after_tenth"],
+        "sessions": share * len(modes),
+        "rss_kib_after_first_tenth": marks.get("after_tenth", marks["end"]),
         "rss_kib_at_end": marks["end"],
         "cyclic_objects": left,
     }
@@ -160,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.failing", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dsn", help="a server to use (default: start a throwaway one)")
     parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--kind", choices=KINDS, action="append", help="only this way of failing (repeatable)")
+    parser.add_argument("--mode", choices=["sync", "async"], action="append", help="only sync or async sessions")
     args = parser.parse_args(argv)
+    kinds = [KINDS.index(k) for k in args.kind] if args.kind else None
     with _server(args.dsn) as dsn:
-        result = run(dsn, args.sessions)
+        result = run(dsn, args.sessions, kinds, tuple(args.mode or ("sync", "async")))
     growth = (result["rss_kib_at_end"] - result["rss_kib_after_first_tenth"]) / 1024
     print(json.dumps(result))
     print(

@@ -55,7 +55,11 @@ def run_check(modules: list[str], dsn: str, output: str) -> int:
 def run_generate(args: argparse.Namespace, dsn: str) -> int:
     from ._generate import generate  # noqa: PLC0415
 
-    text, skipped = generate(dsn, args.schema)
+    try:
+        text, skipped = generate(dsn, args.schema)
+    except LookupError as err:
+        print(f"pgdecor generate: {err}", file=sys.stderr)
+        return 2
     for reason in skipped:
         print(f"pgdecor generate: skipped {reason}", file=sys.stderr)
     if args.output:

@@ -118,6 +118,8 @@ class QueryCall:
     """The fixed statement of a `@query` stub."""
 
     def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any, str]], nargs: int) -> None:
+        #: Each placeholder's annotation, in order: what `check` prepares the statement with.
+        self.annotations = tuple(a for _, a, _ in sources)
         picks = [(s, query_adapter(a), n) for s, a, n in sources]
         plain = [s for s, a, _ in picks if isinstance(s, int) and a is None]
         indices = tuple(plain) if len(plain) == len(picks) else None

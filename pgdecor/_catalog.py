@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import enum
 import ipaddress
+import types
 import typing
 import uuid
 from collections.abc import Mapping
@@ -46,10 +47,14 @@ SELECT t.oid::int8,
        CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]'
                       WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
                       ELSE pg_catalog.format_type(t.oid, NULL) END,
-       b.typtype::text, b.typcategory::text, b.typname::text, b.typelem::int8
+       b.typtype::text, b.typcategory::text, b.typname::text, b.typelem::int8,
+       t.typname::text, pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.typname), b.oid::int8,
+       t.typtype = 'd' AND t.typnotnull
 FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
 JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 WHERE t.oid = ANY(%(oids)s) OR t.oid IN (SELECT e.typelem FROM pg_catalog.pg_type e WHERE e.oid = ANY(%(oids)s))
+   OR t.oid IN (SELECT d.typbasetype FROM pg_catalog.pg_type d WHERE d.oid = ANY(%(oids)s))
 """
 
 
@@ -69,6 +74,19 @@ class PgType:
     #: ``typname`` of the base type (``int4``, ``jsonb``, ``hstore``): domains are seen through.
     base: str
     element: PgType | None = None
+    #: The type's own ``typname`` (a domain's, not its base type's).
+    name: str = ""
+    #: ``schema.typname``, quoted: the same whatever the search_path.
+    qualified: str = ""
+    #: Oid of the base type (the type's own, except for a domain).
+    base_oid: int = 0
+    #: A domain declared NOT NULL.
+    not_null: bool = False
+
+    @property
+    def spelled(self) -> str:
+        """How generated code names the type: ``sql`` for PostgreSQL's own types, else ``qualified``."""
+        return self.sql if self.qualified.startswith("pg_catalog.") else self.qualified
 
 
 @dataclass(frozen=True)
@@ -119,8 +137,11 @@ def type_oids(rows: list[tuple[Any, ...]]) -> list[int]:
 
 def read_types(rows: list[tuple[Any, ...]]) -> dict[int, PgType]:
     """PgTypes from TYPES_QUERY rows, with array elements linked."""
-    plain = {oid: PgType(oid, sql, kind, cat, base) for oid, sql, kind, cat, base, _ in rows}
-    elements = {oid: elem for oid, *_, elem in rows}
+    plain = {
+        oid: PgType(oid, sql, kind, cat, base, None, name, qualified, base_oid, not_null)
+        for oid, sql, kind, cat, base, _, name, qualified, base_oid, not_null in rows
+    }
+    elements = {row[0]: row[5] for row in rows}
     return {
         oid: dataclasses.replace(t, element=plain.get(elements[oid])) if t.category == "A" else t
         for oid, t in plain.items()
@@ -156,12 +177,14 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
     """Whether a Python value annotated *annotation* can be passed where *pgtype* is declared."""
     tp, _ = split_optional(annotation)
     for hint in getattr(tp, "__metadata__", ()):
-        if isinstance(hint, str):
-            return hint in (pgtype.sql, pgtype.base)
+        if isinstance(hint, str):  # `items` and `test.items` alike, when they are the same type
+            return hint in (pgtype.sql, pgtype.base, pgtype.name, pgtype.qualified)
     tp = strip_annotated(tp)
     if tp is Any or tp is object:
         return True
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # IPv4Address | IPv6Address: each must fit
+        return all(compatible(member, pgtype) for member in typing.get_args(tp))
     if pgtype.category == "A":
         if origin is not list or pgtype.element is None:
             return False
@@ -185,8 +208,13 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         return pgtype.category == "N"
     if tp in (float, Decimal):
         return pgtype.category == "N" and pgtype.base not in ("int2", "int4", "int8", "oid")
-    if tp is str:
-        return pgtype.category in ("S", "E") or pgtype.kind == "e" or (pgtype.category == "U" and pgtype.kind == "b")
+    if tp is str:  # text, and the types psycopg reads as text (xml, tsvector, money, bit strings, geometry, ...)
+        return (
+            pgtype.category in ("S", "E", "G", "V")
+            or pgtype.kind == "e"
+            or pgtype.base in _TEXT_TYPES
+            or (pgtype.category == "U" and pgtype.kind == "b")
+        )
     if issubclass(tp, Range):
         return pgtype.kind in ("r", "m")
     if dataclasses.is_dataclass(tp) or is_namedtuple(tp):
@@ -194,6 +222,9 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
     bases = _SCALAR_BASES.get(tp)
     return bases is None or pgtype.base in bases
 
+
+#: Types outside the string-like categories whose values psycopg reads and writes as text.
+_TEXT_TYPES = frozenset({"money", "macaddr", "macaddr8"})
 
 _SCALAR_BASES: dict[type, tuple[str, ...]] = {
     bytes: ("bytea",),

@@ -25,17 +25,21 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import PyFormat
 from psycopg.rows import tuple_row
 
 from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import ENUM_LABELS, TYPES_QUERY, PgType, compatible, read_types
+from ._convert import is_enum, is_json_param
 from ._errors import Error, MappingError
 from ._plan import Plan
 from ._registry import describe_sync, registry_for, server_key
 from ._results import Shape
 
 __all__ = ["Problem", "check", "find_stubs"]
+
+_INT8, _JSONB = 20, 3802
 
 _PLACEHOLDER = re.compile(r"%(%|[bst])")
 
@@ -160,10 +164,16 @@ class _Checker:
                 return self.problems
         else:
             statement = call.statement
-        res = self.describe(statement)
-        if res is not None:
-            self.check_params(statement, res)
-            self.check_columns(statement, res)
+        described = self.describe(statement)
+        if described is None:
+            return self.problems
+        typed_error, res = described
+        found = len(self.problems)
+        self.check_params(statement, res)
+        if typed_error is not None and len(self.problems) == found:
+            self.problem(f"the server cannot prepare the statement: {typed_error}", statement.sql, "fix the SQL")
+            return self.problems
+        self.check_columns(statement, res)
         return self.problems
 
     # -- the function -----------------------------------------------------------------------------------------
@@ -209,20 +219,39 @@ class _Checker:
 
     # -- the statement ----------------------------------------------------------------------------------------
 
-    def describe(self, statement: Statement) -> pq.abc.PGresult | None:
-        """The statement's parameters and columns, as the server describes it when preparing it."""
+    def describe(self, statement: Statement) -> tuple[str | None, pq.abc.PGresult] | None:
+        """The statement's parameters and columns, as the server describes it when preparing it with the parameter
+        types calls send. If only those types make it fail, the error comes with the description of the statement
+        prepared with untyped parameters, so that the parameter at fault can be named."""
         numbers = iter(range(1, 10_000))
         sql = _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(numbers)}", statement.sql)
+        formats = [m.group(1) for m in _PLACEHOLDER.finditer(statement.sql) if m.group(1) != "%"]
+        typed = self.param_types(formats)
+        res = self._prepare(sql, typed)
+        typed_error = None
+        if res.status != pq.ExecStatus.COMMAND_OK and typed is not None:
+            typed_error = _message(res)
+            res = self._prepare(sql, None)
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            self.problem(f"the server cannot prepare the statement: {_message(res)}", statement.sql, "fix the SQL")
+            return None
+        return typed_error, res
+
+    def _prepare(self, sql: str, types: list[int] | None) -> pq.abc.PGresult:
         pgconn = self.conn.pgconn
         with self.conn.transaction(force_rollback=True):  # a savepoint: a statement that fails leaves the rest
-            res = pgconn.prepare(b"", sql.encode())
+            res = pgconn.prepare(b"", sql.encode(), types)
             if res.status == pq.ExecStatus.COMMAND_OK:
                 res = pgconn.describe_prepared(b"")
-        if res.status != pq.ExecStatus.COMMAND_OK:
-            error = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
-            self.problem(f"the server cannot prepare the statement: {error}", statement.sql, "fix the SQL")
-            return None
         return res
+
+    def param_types(self, formats: list[str]) -> list[int] | None:
+        """The parameter types a call of a @query stub sends, so that the server prepares the SQL as calls run it
+        (a @procedure's arguments are cast to the declared types in the SQL itself)."""
+        call = self.plan.call
+        if not isinstance(call, QueryCall) or len(call.annotations) != len(formats):
+            return None
+        return [_sent_type(self.conn, a, f) for a, f in zip(call.annotations, formats, strict=True)]
 
     def types(self, oids: Iterable[int]) -> dict[int, PgType]:
         known = self.lookups.types
@@ -359,3 +388,24 @@ WHERE t.oid = %s AND t.typrelid <> 0 AND NOT a.attnotnull
 
 def _is_record(tp: Any) -> bool:
     return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or tp is dict)
+
+
+def _sent_type(conn: psycopg.Connection[Any], annotation: Any, fmt: str) -> int:
+    """The type oid a call sends for a parameter of *annotation* in placeholder format *fmt* (0: untyped, as an
+    Enum's label is, and values whose type depends on the value, such as lists)."""
+    tp, _ = bare(annotation)
+    if is_enum(tp):
+        return 0
+    if is_json_param(tp):
+        return _JSONB
+    if tp is int:
+        return _INT8  # a call sends int2, int4 or int8 by magnitude; any serves where an integer does
+    try:
+        dumper = conn.adapters.get_dumper(tp, PyFormat.BINARY if fmt == "b" else PyFormat.TEXT)
+    except (psycopg.ProgrammingError, TypeError):
+        return 0
+    return int(getattr(dumper, "oid", 0) or 0)
+
+
+def _message(res: pq.abc.PGresult) -> str:
+    return (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()

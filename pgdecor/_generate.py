@@ -82,7 +82,22 @@ _SCALARS: dict[str, tuple[str, str | None]] = {
     "json": ("Any", "from typing import Any"),
     "jsonb": ("Any", "from typing import Any"),
     "hstore": ("dict[str, str | None]", None),
+    "inet": ("ipaddress.IPv4Address | ipaddress.IPv6Address", "import ipaddress"),
+    "cidr": ("ipaddress.IPv4Network | ipaddress.IPv6Network", "import ipaddress"),
 }
+#: Types psycopg reads as text (pgdecor sends them back as text, cast to their own type), and ranges.
+_TEXT_READ = ("xml", "tsvector", "tsquery", "money", "bit", "varbit", "macaddr", "macaddr8", "point", "line", "lseg",
+              "box", "path", "polygon", "circle")  # fmt: skip
+_RANGES = {"int4range": "int", "int8range": "int", "numrange": "Decimal", "daterange": "datetime.date",
+           "tsrange": "datetime.datetime", "tstzrange": "datetime.datetime"}  # fmt: skip
+_SCALARS.update(dict.fromkeys(_TEXT_READ, ("str", None)))
+_SCALARS.update({name: (f"Range[{item}]", "from psycopg.types.range import Range") for name, item in _RANGES.items()})
+#: What a range's element annotation needs imported, beyond the range itself.
+_RANGE_IMPORTS = {"numrange": "from decimal import Decimal", "daterange": "import datetime",
+                  "tsrange": "import datetime", "tstzrange": "import datetime"}  # fmt: skip
+
+#: Functions no stub calls, and why.
+_NOT_CALLED = {"trigger": "a trigger function, which triggers call", "event_trigger": "an event trigger function"}
 
 
 class Unsupported(Exception):  # noqa: N818 - an internal signal, never raised to users
@@ -109,6 +124,8 @@ class _Module:
         """The Python annotation for values of type *oid* (non-NULL), making classes as needed."""
         self.type_info([oid])
         pgtype = self.types[oid]
+        if pgtype.base_oid != pgtype.oid and (pgtype.kind in ("c", "e") or pgtype.category == "A"):
+            return self.annotation(pgtype.base_oid)  # a domain over a composite, an enum or an array
         if pgtype.category == "A" and pgtype.element is not None:
             return f"list[{self.annotation(pgtype.element.oid)} | None]"
         if pgtype.kind == "e":
@@ -116,10 +133,12 @@ class _Module:
         if pgtype.kind == "c":
             return self.composite(pgtype)
         scalar = _SCALARS.get(pgtype.base)
-        if pgtype.kind not in ("b", "d") or scalar is None:
-            raise Unsupported(pgtype.sql)
-        if scalar[1]:
-            self.imports.add(scalar[1])
+        if scalar is None:
+            kind = {"p": "the pseudo-type", "r": "the range type", "m": "the multirange type"}.get(pgtype.kind)
+            raise Unsupported(f"{kind or 'the type'} {pgtype.sql}, which has no Python type here")
+        for needed in (scalar[1], _RANGE_IMPORTS.get(pgtype.base)):
+            if needed:
+                self.imports.add(needed)
         return scalar[0]
 
     def class_name(self, base: str) -> str:
@@ -145,7 +164,8 @@ class _Module:
             used.add(member)
             members.append(f"    {member} = {_q(label)}")
         self.imports.add("from enum import Enum")
-        self.sources.append(f'class {name}(str, Enum):\n    """Enum type {pgtype.sql}."""\n\n' + "\n".join(members))
+        doc = _doc(f"Enum type {pgtype.spelled}.")
+        self.sources.append(f"class {name}(str, Enum):\n    {doc}\n\n" + "\n".join(members))
         return name
 
     def composite(self, pgtype: PgType) -> str:
@@ -156,25 +176,29 @@ class _Module:
             (str(attname), int(atttype), bool(notnull))
             for attname, atttype, notnull in self.conn.execute(ATTRIBUTES, [pgtype.oid]).fetchall()
         ]
-        self.dataclass(name, f"Composite type {pgtype.sql}.", fields)
+        self.dataclass(name, f"Composite type {pgtype.spelled}.", fields)
         return name
 
     def dataclass(self, name: str, doc: str, fields: list[tuple[str, int, bool]]) -> None:
         lines = []
         for attname, atttype, notnull in fields:
             if not attname.isidentifier() or keyword.iskeyword(attname):
-                raise Unsupported(f"a field named {attname!r}")
+                raise Unsupported(f"a field named {attname!r}, which is not a Python identifier")
             annotation = self.annotation(atttype)
-            lines.append(f"    {attname}: {annotation}{'' if notnull else ' | None'}")
+            optional = not (notnull or self.types[atttype].not_null)
+            lines.append(f"    {attname}: {annotation}{' | None' if optional else ''}")
         self.imports.add("from dataclasses import dataclass")
-        body = "\n".join(lines) or "    pass"
-        self.sources.append(f'@dataclass\nclass {name}:\n    """{doc}"""\n\n{body}')
+        body = "\n\n" + "\n".join(lines) if lines else ""  # the docstring alone is a class body
+        self.sources.append(f"@dataclass\nclass {name}:\n    {_doc(doc)}{body}")
 
 
 def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
     """The module of stubs for *schema*'s functions and procedures, and what was skipped (with why)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET default_transaction_read_only = on")
+        if conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [schema]).fetchone() is None:
+            msg = f"the database has no schema {schema!r}; name one of its schemas with --schema"
+            raise LookupError(msg)
         rows = conn.execute(SCHEMA_FUNCTIONS, [schema]).fetchall()
         module = _Module(conn, schema)
         module.type_info(oid for row in rows for oid in [*(row[7] or ()), row[5]])
@@ -185,47 +209,51 @@ def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
             counts[f.name] = counts.get(f.name, 0) + 1
         stubs, skipped = [], []
         for function, comment in zip(functions, comments, strict=True):
+            returns = module.types[function.rettype].base
+            if returns in _NOT_CALLED:
+                skipped.append(f"{schema}.{function.signature}: {_NOT_CALLED[returns]}, not called by stubs")
+                continue
             snapshot = (set(module.imports), dict(module.classes), list(module.sources), set(module.names))
             try:
                 stubs.append(_stub(module, function, comment, overloaded=counts[function.name] > 1))
             except Unsupported as err:
                 module.imports, module.classes, module.sources, module.names = snapshot
-                skipped.append(f"{schema}.{function.signature}: uses {err}, which has no Python type here")
+                skipped.append(f"{schema}.{function.signature}: uses {err}")
     return _render(module, schema, stubs), skipped
 
 
 def _stub(module: _Module, function: Function, comment: str | None, *, overloaded: bool) -> str:
     name = function.name
-    if overloaded:
-        name += "__" + "_".join(a.type.base for a in function.inputs)
+    if overloaded:  # each argument's own type name: a domain's, not its base type's
+        name += "__" + "_".join(a.type.name or a.type.base for a in function.inputs)
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise Unsupported(f"the name {function.name!r}")
+        raise Unsupported(f"the name {name!r}, which is not a Python identifier")
     params = []
     for i, arg in enumerate(function.inputs):
         pname = arg.name or f"arg{i + 1}"
         if not pname.isidentifier() or keyword.iskeyword(pname) or pname in ("self", "cls"):
-            raise Unsupported(f"a parameter named {pname!r}")
+            raise Unsupported(f"a parameter named {pname!r}, which is not a Python identifier")
         pgtype = arg.type.element if arg.mode == "v" and arg.type.element else arg.type
         annotation = module.annotation(pgtype.oid)
         if overloaded:
             module.imports.add("from typing import Annotated")
-            annotation = f"Annotated[{annotation}, {_q(pgtype.sql)}]"
+            annotation = f"Annotated[{annotation}, {_q(pgtype.spelled)}]"
+        optional = "" if arg.type.not_null else " | None"
         if arg.mode == "v":
             params.append(f"*{pname}: {annotation}")
         elif arg.has_default:
             module.imports.add("DEFAULT")
-            params.append(f"{pname}: {annotation} | None = DEFAULT")
+            params.append(f"{pname}: {annotation}{optional} = DEFAULT")
         else:
-            params.append(f"{pname}: {annotation} | None")
+            params.append(f"{pname}: {annotation}{optional}")
     returns = _returns(module, function, name)
     doc = comment or f"{'Procedure' if function.is_procedure else 'Function'} {module.schema}.{function.name}."
-    doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     signature = f"def {name}({', '.join(params)}) -> {returns}:"
-    if len(signature) > 110:
+    if len(signature) > 88:  # ruff format's default line length
         inner = "".join(f"    {p},\n" for p in params)
         signature = f"def {name}(\n{inner}) -> {returns}:"
     target = f"{module.schema}.{function.name}"
-    return f'@procedure({_q(target)})\n{signature}\n    """{doc}"""'
+    return f"@procedure({_q(target)})\n{signature}\n    {_doc(doc)}"
 
 
 def _returns(module: _Module, function: Function, name: str) -> str:
@@ -251,8 +279,17 @@ def _returns(module: _Module, function: Function, name: str) -> str:
     return f"{annotation} | None"
 
 
+def _doc(text: str) -> str:
+    """A docstring for *text*: backslashes and quotes escaped, so that any name or comment reads as written."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"""{escaped}"""'
+
+
 def _q(text: str) -> str:
-    """A double-quoted Python string literal (the formatter's style)."""
+    """A Python string literal, quoted as the formatter quotes it: double quotes, unless the text has some and no
+    single quotes."""
+    if '"' in text and "'" not in text:
+        return repr(text)
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -263,16 +300,20 @@ def _render(module: _Module, schema: str, stubs: list[str]) -> str:
         if line.startswith("from "):
             source, _, name = line.removeprefix("from ").partition(" import ")
             names.setdefault(source, set()).add(name)
-    froms = [f"from {source} import {', '.join(sorted(names[source]))}" for source in sorted(names)]
-    pgdecor = ["DEFAULT", "procedure"] if "DEFAULT" in module.imports else ["procedure"]
+    if stubs:
+        names["pgdecor"] = {"DEFAULT", "procedure"} if "DEFAULT" in module.imports else {"procedure"}
+    froms = {source: f"from {source} import {', '.join(sorted(names[source]))}" for source in sorted(names)}
+    third_party = [line for source, line in froms.items() if source.split(".")[0] in ("pgdecor", "psycopg")]
+    standard = [*plain, *(line for line in froms.values() if line not in third_party)]
     header = [
-        f'"""Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."""',
+        _doc(f"Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."),
         "",
         "from __future__ import annotations",
-        "",
     ]
-    if plain or froms:
-        header += [*plain, *froms, ""]
-    header.append(f"from pgdecor import {', '.join(pgdecor)}")
+    for group in (standard, third_party):  # isort's sections, as ruff checks them
+        if group:
+            header += ["", *group]
     blocks = [*module.sources, *stubs]
+    if not blocks:
+        return "\n".join(header) + "\n"
     return "\n".join(header) + "\n\n\n" + "\n\n\n".join(blocks) + "\n"

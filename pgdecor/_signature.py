@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import enum
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,6 +195,11 @@ def placeholder_format(annotation: Any) -> Literal["b", "s"]:
     # the server guess.
     tp, _ = bare(annotation)
     base = typing.get_origin(tp) or tp
+    if base in (typing.Union, types.UnionType):
+        members = typing.get_args(tp)
+        return "b" if all(placeholder_format(m) == "b" for m in members) else "s"
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return "s"  # its label, untyped: the server takes it as the enum type the SQL compares it with
     if not isinstance(base, type) or base is object:
         return "s"
     try:
@@ -254,6 +260,11 @@ def _value_check(stub: str, name: str, tp: Any) -> Check | None:
     if origin is Literal:
         allowed = frozenset(typing.get_args(tp))
         return lambda v: v in allowed
+    if origin in (typing.Union, types.UnionType):  # of scalar types: IPv4Address | IPv6Address
+        checks = [_value_check(stub, name, member) for member in typing.get_args(tp)]
+        if any(c is None for c in checks):
+            return None
+        return lambda v: any(c(v) for c in checks)  # type: ignore[misc]
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
         item_check = _check_for(stub, name, item)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -193,7 +194,11 @@ def embedded_dsn() -> Iterator[str]:
 def schema_dsn(dsn: str, schema: str) -> str:
     """*dsn* with ``search_path`` set to *schema* first, then ``public``, and *schema* as application_name."""
     options = conninfo_to_dict(dsn).get("options") or ""
-    options = f"{options} -c search_path={schema},public".strip()
+    plain = re.fullmatch(r"[a-z_][a-z0-9_]*", schema) is not None
+    path = f"{schema if plain else psycopg.sql.Identifier(schema).as_string(None)},public"
+    # libpq splits options at spaces, unless escaped with a backslash (written \\ itself)
+    path = path.replace("\\", "\\\\").replace(" ", "\\ ")
+    options = f"{options} -c search_path={path}".strip()
     return make_conninfo(dsn, options=options, application_name=schema)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -44,6 +45,7 @@ CREATE PROCEDURE bump(INOUT counter int, step int DEFAULT 1) LANGUAGE plpgsql
 CREATE FUNCTION price_of(id int) RETURNS money2 LANGUAGE sql AS $$ SELECT price FROM items i WHERE i.id = price_of.id $$;
 CREATE FUNCTION addr(i inet) RETURNS inet LANGUAGE sql AS $$ SELECT i $$;
 CREATE FUNCTION record_audit(what text) RETURNS void LANGUAGE sql AS $$ INSERT INTO audit VALUES (what) $$;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 """
 
 
@@ -69,7 +71,8 @@ def test_generated_module_is_typed_formatted_deterministic_and_checks_clean(shop
     schema = schema_of(shop)
     text, skipped = generate(shop, schema)
     assert generate(shop, schema)[0] == text  # the same database gives the same bytes
-    assert skipped == [f"{schema}.addr(i inet): uses inet, which has no Python type here"]
+    assert skipped == [f"{schema}.touch(): a trigger function, which triggers call, not called by stubs"]
+    assert "    i: ipaddress.IPv4Address | ipaddress.IPv6Address | None,\n) -> ipaddress.IPv4Address" in text
     assert f'@procedure("{schema}.area")\ndef area__int4_int4(' in text
     assert '"""One item by id."""' in text
     assert "def bump(counter: int | None, step: int | None = DEFAULT) -> BumpResult:" in text
@@ -86,7 +89,11 @@ def test_generated_module_is_typed_formatted_deterministic_and_checks_clean(shop
     assert mypy.returncode == 0, mypy.stdout
     for ruff in (["check", "--isolated"], ["format", "--isolated", "--check"]):
         result = subprocess.run(
-            [sys.executable, "-m", "ruff", *ruff, module_file], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "ruff", *ruff, module_file],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
         )
         assert result.returncode == 0, result.stdout
 
@@ -103,6 +110,7 @@ def test_generated_stubs_call_the_functions(shop: str, tmp_path: Path) -> None:
         assert module.bump(1).counter == 2
         assert module.total("sum=", 1, 2) == "sum=3"
         assert module.moods() == [module.MoodsRow(module.Mood.OK, 1)]
+        assert module.addr(ipaddress.ip_address("10.0.0.1")) == ipaddress.IPv4Address("10.0.0.1")
 
 
 BROKEN = """
@@ -289,6 +297,12 @@ def test_command_line_exit_status_and_json(shop: str, tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "skipped" in done.stderr
     assert out.read_text() == generate(shop, schema_of(shop))[0]
+    unknown = subprocess.run([*gen[:7], "nosuch", "-o", str(out)], capture_output=True, text=True, check=False)
+    assert unknown.returncode == 2
+    assert (
+        unknown.stderr
+        == "pgdecor generate: the database has no schema 'nosuch'; name one of its schemas with --schema\n"
+    )
 
 
 def test_pytest_helper(shop: str, tmp_path: Path) -> None:
