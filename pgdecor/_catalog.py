@@ -180,8 +180,10 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         if isinstance(hint, str):  # `items` and `test.items` alike, when they are the same type
             return hint in (pgtype.sql, pgtype.base, pgtype.name, pgtype.qualified)
     tp = strip_annotated(tp)
-    if tp is Any or tp is object:
+    if tp is Any or tp is object or isinstance(tp, typing.TypeVar):  # a TypeVar: whatever the call's types make
         return True
+    if pgtype.kind == "p" and pgtype.base in POLYMORPHIC:
+        return is_polymorphic_fit(tp, pgtype.base)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):  # IPv4Address | IPv6Address: each must fit
         return all(compatible(member, pgtype) for member in typing.get_args(tp))
@@ -200,6 +202,8 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         return pgtype.base == "hstore"
     if isinstance(origin, type) and issubclass(origin, Range):
         return pgtype.kind in ("r", "m")
+    if origin is tuple:  # a record's fields, as psycopg reads a record whose shape is not declared
+        return pgtype.base == "record"
     if not isinstance(tp, type) or origin is not None:
         return False
     if tp is bool:
@@ -221,6 +225,19 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         return pgtype.kind == "c"
     bases = _SCALAR_BASES.get(tp)
     return bases is None or pgtype.base in bases
+
+
+#: Polymorphic pseudo-types a stub can pass: an element (a `TypeVar`, or any one type), or an array of one.
+POLYMORPHIC_ELEMENTS = frozenset({"anyelement", "anynonarray", "anycompatible", "anycompatiblenonarray"})
+POLYMORPHIC_ARRAYS = frozenset({"anyarray", "anycompatiblearray"})
+POLYMORPHIC = POLYMORPHIC_ELEMENTS | POLYMORPHIC_ARRAYS
+
+
+def is_polymorphic_fit(tp: Any, base: str) -> bool:
+    """Whether an argument annotated *tp* can be passed where the polymorphic pseudo-type *base* is declared."""
+    if base in POLYMORPHIC_ARRAYS:
+        return typing.get_origin(tp) is list or isinstance(tp, typing.TypeVar)
+    return True
 
 
 #: Types outside the string-like categories whose values psycopg reads and writes as text.

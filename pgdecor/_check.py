@@ -30,7 +30,7 @@ from psycopg.rows import tuple_row
 
 from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
-from ._catalog import ENUM_LABELS, TYPES_QUERY, PgType, compatible, read_types
+from ._catalog import ENUM_LABELS, POLYMORPHIC, POLYMORPHIC_ARRAYS, TYPES_QUERY, PgType, compatible, read_types
 from ._convert import is_enum, is_json_param
 from ._errors import Error, MappingError
 from ._plan import Plan
@@ -39,7 +39,7 @@ from ._results import Shape
 
 __all__ = ["Problem", "check", "find_stubs"]
 
-_INT8, _JSONB = 20, 3802
+_INT8, _TEXT, _TEXT_ARRAY, _JSONB = 20, 25, 1009, 3802
 
 _PLACEHOLDER = re.compile(r"%(%|[bst])")
 
@@ -148,6 +148,7 @@ class _Checker:
         self.found, self.plan, self.conn, self.lookups = found, plan, conn, lookups
         self.key = server_key(conn)
         self.problems: list[Problem] = []
+        self.polymorphic: list[str] = []
 
     def problem(self, database: str, stub_says: str, fix: str) -> None:
         self.problems.append(Problem(self.found.location, self.found.stub, database, stub_says, fix))
@@ -189,6 +190,10 @@ class _Checker:
             self.problem(database, self.signature(call), rest.strip() or "create the function or fix the stub")
             return None
         chosen = call._matches[self.key]
+        # The polymorphic arguments, in the order of their (uncast) placeholders.
+        self.polymorphic = [
+            arg.type.base for arg in chosen.function.args if arg.type.kind == "p" and arg.type.base in POLYMORPHIC
+        ]
         for binding in chosen.bindings:
             if binding.param is None:
                 continue
@@ -226,7 +231,7 @@ class _Checker:
         numbers = iter(range(1, 10_000))
         sql = _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(numbers)}", statement.sql)
         formats = [m.group(1) for m in _PLACEHOLDER.finditer(statement.sql) if m.group(1) != "%"]
-        typed = self.param_types(formats)
+        typed = self.param_types(statement.sql, formats)
         res = self._prepare(sql, typed)
         typed_error = None
         if res.status != pq.ExecStatus.COMMAND_OK and typed is not None:
@@ -245,11 +250,18 @@ class _Checker:
                 res = pgconn.describe_prepared(b"")
         return res
 
-    def param_types(self, formats: list[str]) -> list[int] | None:
-        """The parameter types a call of a @query stub sends, so that the server prepares the SQL as calls run it
-        (a @procedure's arguments are cast to the declared types in the SQL itself)."""
+    def param_types(self, sql: str, formats: list[str]) -> list[int] | None:
+        """The parameter types a call of a @query stub sends, so that the server prepares the SQL as calls run it.
+        A @procedure's arguments are cast to the declared types in the SQL itself, but for polymorphic ones, which
+        take their type from the call's values: text stands for them here."""
         call = self.plan.call
-        if not isinstance(call, QueryCall) or len(call.annotations) != len(formats):
+        if isinstance(call, ProcedureCall):
+            if not self.polymorphic:
+                return None
+            kinds = iter(self.polymorphic)
+            uncast = [not sql.startswith("::", m.end()) for m in _PLACEHOLDER.finditer(sql) if m.group(1) != "%"]
+            return [(_TEXT_ARRAY if next(kinds) in POLYMORPHIC_ARRAYS else _TEXT) if u else 0 for u in uncast]
+        if len(call.annotations) != len(formats):
             return None
         return [_sent_type(self.conn, a, f) for a, f in zip(call.annotations, formats, strict=True)]
 

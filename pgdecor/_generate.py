@@ -25,7 +25,16 @@ from typing import Any
 
 import psycopg
 
-from ._catalog import ENUM_LABELS, TYPES_QUERY, Function, PgType, read_functions, read_types
+from ._catalog import (
+    ENUM_LABELS,
+    POLYMORPHIC,
+    POLYMORPHIC_ARRAYS,
+    TYPES_QUERY,
+    Function,
+    PgType,
+    read_functions,
+    read_types,
+)
 
 __all__ = ["generate"]
 
@@ -114,6 +123,8 @@ class _Module:
     classes: dict[int, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    #: Whether a stub is generic (polymorphic), so the module declares ``T``.
+    typevar: bool = False
 
     def type_info(self, oids: Iterable[int]) -> None:
         wanted = sorted(set(oids) - set(self.types))
@@ -132,6 +143,13 @@ class _Module:
             return self.enum(pgtype)
         if pgtype.kind == "c":
             return self.composite(pgtype)
+        if pgtype.kind == "p" and pgtype.base in POLYMORPHIC:  # a generic stub: T stands for the one type
+            self.imports.add("from typing import TypeVar")
+            self.typevar = True
+            return "list[T]" if pgtype.base in POLYMORPHIC_ARRAYS else "T"
+        if pgtype.kind == "p" and pgtype.base == "record":
+            self.imports.add("from typing import Any")
+            return "tuple[Any, ...]"  # its fields, as text: the shape is not declared
         scalar = _SCALARS.get(pgtype.base)
         if scalar is None:
             kind = {"p": "the pseudo-type", "r": "the range type", "m": "the multirange type"}.get(pgtype.kind)
@@ -213,11 +231,18 @@ def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
             if returns in _NOT_CALLED:
                 skipped.append(f"{schema}.{function.signature}: {_NOT_CALLED[returns]}, not called by stubs")
                 continue
-            snapshot = (set(module.imports), dict(module.classes), list(module.sources), set(module.names))
+            if returns == "record" and function.returns_set and not function.outputs:
+                skipped.append(
+                    f"{schema}.{function.signature}: returns SETOF record, whose columns each call must name in a "
+                    f"column definition list; declare OUT parameters or RETURNS TABLE"
+                )
+                continue
+            snapshot = (set(module.imports), dict(module.classes), list(module.sources), set(module.names),
+                        module.typevar)  # fmt: skip
             try:
                 stubs.append(_stub(module, function, comment, overloaded=counts[function.name] > 1))
             except Unsupported as err:
-                module.imports, module.classes, module.sources, module.names = snapshot
+                module.imports, module.classes, module.sources, module.names, module.typevar = snapshot
                 skipped.append(f"{schema}.{function.signature}: uses {err}")
     return _render(module, schema, stubs), skipped
 
@@ -314,6 +339,9 @@ def _render(module: _Module, schema: str, stubs: list[str]) -> str:
         if group:
             header += ["", *group]
     blocks = [*module.sources, *stubs]
+    if module.typevar:
+        blocks.insert(0, 'T = TypeVar("T")  # what a polymorphic function (anyelement, anyarray, ...) is given')
     if not blocks:
         return "\n".join(header) + "\n"
-    return "\n".join(header) + "\n\n\n" + "\n\n\n".join(blocks) + "\n"
+    after_imports = "\n\n" if module.typevar else "\n\n\n"  # isort: one blank line before a statement, two before a def
+    return "\n".join(header) + after_imports + "\n\n\n".join(blocks) + "\n"

@@ -195,6 +195,8 @@ def placeholder_format(annotation: Any) -> Literal["b", "s"]:
     # the server guess.
     tp, _ = bare(annotation)
     base = typing.get_origin(tp) or tp
+    if isinstance(tp, typing.TypeVar):
+        return "b"  # binary placeholders carry each value's own type, which a polymorphic function needs
     if base in (typing.Union, types.UnionType):
         members = typing.get_args(tp)
         return "b" if all(placeholder_format(m) == "b" for m in members) else "s"
@@ -252,7 +254,7 @@ _SPECIAL_CHECKS: dict[Any, Check] = {
 
 def _value_check(stub: str, name: str, tp: Any) -> Check | None:
     """The check for a non-None value of annotation *tp*; None means "anything goes"."""
-    if tp is Any or tp is object:
+    if tp is Any or tp is object or isinstance(tp, typing.TypeVar):  # a TypeVar: a generic (polymorphic) stub
         return None
     if tp in _SPECIAL_CHECKS:
         return _SPECIAL_CHECKS[tp]
