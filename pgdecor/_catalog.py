@@ -241,7 +241,10 @@ def is_polymorphic_fit(tp: Any, base: str) -> bool:
 
 
 #: Types outside the string-like categories whose values psycopg reads and writes as text.
-_TEXT_TYPES = frozenset({"money", "macaddr", "macaddr8"})
+_TEXT_TYPES = frozenset(
+    {"money", "macaddr", "macaddr8", "regclass", "regproc", "regprocedure", "regtype", "regnamespace", "regrole",
+     "regoper", "regoperator", "regconfig", "regdictionary", "regcollation"}
+)  # fmt: skip
 
 _SCALAR_BASES: dict[type, tuple[str, ...]] = {
     bytes: ("bytea",),

@@ -96,7 +96,8 @@ _SCALARS: dict[str, tuple[str, str | None]] = {
 }
 #: Types psycopg reads as text (pgdecor sends them back as text, cast to their own type), and ranges.
 _TEXT_READ = ("xml", "tsvector", "tsquery", "money", "bit", "varbit", "macaddr", "macaddr8", "point", "line", "lseg",
-              "box", "path", "polygon", "circle")  # fmt: skip
+              "box", "path", "polygon", "circle", "regclass", "regproc", "regprocedure", "regtype", "regnamespace",
+              "regrole", "regoper", "regoperator", "regconfig", "regdictionary", "regcollation")  # fmt: skip
 _RANGES = {"int4range": "int", "int8range": "int", "numrange": "Decimal", "daterange": "datetime.date",
            "tsrange": "datetime.datetime", "tstzrange": "datetime.datetime"}  # fmt: skip
 _SCALARS.update(dict.fromkeys(_TEXT_READ, ("str", None)))
