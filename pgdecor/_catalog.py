@@ -297,8 +297,9 @@ class Match:
     bindings: tuple[Binding, ...]
 
 
-def match(function: Function, params: list[StubParam], *, has_self: bool) -> Match | str:
-    """Bind the stub's parameters to *function*'s arguments, or say why they do not fit."""
+def match(function: Function, params: list[StubParam], *, has_self: bool, typed: bool = True) -> Match | str:
+    """Bind the stub's parameters to *function*'s arguments, or say why they do not fit (not *typed*: by names and
+    number alone)."""
     inputs = function.inputs
     named = all(a.name for a in inputs)
     bindings: list[Binding] = []
@@ -327,6 +328,6 @@ def match(function: Function, params: list[StubParam], *, has_self: bool) -> Mat
         if p.variadic != (b.arg.mode == "v"):
             return f"{p.name!r} is {'not ' if not p.variadic else ''}VARIADIC in the stub but not in the function"
         annotation = list_type(p.annotation) if p.variadic else p.annotation
-        if not compatible(annotation, b.arg.type):
+        if typed and not compatible(annotation, b.arg.type):
             return f"{p.name!r} is {describe(p.annotation)} in the stub but {b.arg.type.sql} in the function"
     return Match(function, named, tuple(bindings))

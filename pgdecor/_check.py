@@ -30,7 +30,19 @@ from psycopg.rows import tuple_row
 
 from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
-from ._catalog import ENUM_LABELS, POLYMORPHIC, POLYMORPHIC_ARRAYS, TYPES_QUERY, PgType, compatible, read_types
+from ._catalog import (
+    ENUM_LABELS,
+    POLYMORPHIC,
+    POLYMORPHIC_ARRAYS,
+    TYPES_QUERY,
+    Function,
+    Match,
+    PgType,
+    compatible,
+    match,
+    read_functions,
+    read_types,
+)
 from ._convert import is_enum, is_json_param
 from ._errors import Error, MappingError
 from ._plan import Plan
@@ -149,6 +161,8 @@ class _Checker:
         self.key = server_key(conn)
         self.problems: list[Problem] = []
         self.polymorphic: list[str] = []
+        #: The function a @procedure stub calls, once resolved.
+        self.function: Function | None = None
 
     def problem(self, database: str, stub_says: str, fix: str) -> None:
         self.problems.append(Problem(self.found.location, self.found.stub, database, stub_says, fix))
@@ -188,12 +202,10 @@ class _Checker:
             message = str(err).removeprefix(f"{self.plan.stub}: ").replace(":\n  ", ": ").replace("\n  ", " | ")
             database, _, rest = message.partition(";")
             self.problem(database, self.signature(call), rest.strip() or "create the function or fix the stub")
-            return None
+            return self.despite_types(call, rows, type_rows)
         chosen = call._matches[self.key]
-        # The polymorphic arguments, in the order of their (uncast) placeholders.
-        self.polymorphic = [
-            arg.type.base for arg in chosen.function.args if arg.type.kind == "p" and arg.type.base in POLYMORPHIC
-        ]
+        self.function = chosen.function
+        self.polymorphic = _polymorphic(chosen.function)
         for binding in chosen.bindings:
             if binding.param is None:
                 continue
@@ -217,6 +229,21 @@ class _Checker:
                 "annotate it `-> T` or `-> T | None`",
             )
         return call.statement(self.key, tuple(None for _ in self.plan.params))
+
+    def despite_types(
+        self, call: ProcedureCall, rows: list[tuple[Any, ...]], type_rows: list[tuple[Any, ...]]
+    ) -> Statement | None:
+        """After a parameter problem: the statement for the one function of the name, bound by parameter names
+        alone, so that its columns are checked too and every problem of the stub is reported at once."""
+        functions = read_functions(rows, read_types(type_rows))
+        if len(functions) != 1:
+            return None
+        found = match(functions[0], call.params, has_self=call.has_self, typed=False)
+        if not isinstance(found, Match):
+            return None
+        self.function = found.function
+        self.polymorphic = _polymorphic(found.function)
+        return call._build(found, set())
 
     def signature(self, call: ProcedureCall) -> str:
         params = ", ".join(f"{p.name}: {describe(p.annotation)}" for p in call.params)
@@ -380,12 +407,10 @@ class _Checker:
                 ):
                     if nullable:
                         out[(res.fname(i) or b"").decode()] = where
-        call = self.plan.call
-        if isinstance(call, ProcedureCall) and not statement.value:
-            function = call._matches[self.key].function
-            if function.returns_set or function.returns_composite:
-                for name, where in self.rows(_ROWTYPE_NULLABLE, [function.rettype]):
-                    out.setdefault(name, where)
+        function = self.function
+        if function is not None and not statement.value and (function.returns_set or function.returns_composite):
+            for name, where in self.rows(_ROWTYPE_NULLABLE, [function.rettype]):
+                out.setdefault(name, where)
         return out
 
 
@@ -421,3 +446,8 @@ def _sent_type(conn: psycopg.Connection[Any], annotation: Any, fmt: str) -> int:
 
 def _message(res: pq.abc.PGresult) -> str:
     return (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+
+
+def _polymorphic(function: Function) -> list[str]:
+    """The function's polymorphic arguments, in the order of their (uncast) placeholders."""
+    return [arg.type.base for arg in function.args if arg.type.kind == "p" and arg.type.base in POLYMORPHIC]

@@ -208,6 +208,10 @@ def param_type(id: str) -> str: ...
 
 @procedure("{schema}.price_of")
 def no_default(id: int = DEFAULT) -> Money2 | None: ...
+
+
+@procedure("{schema}.get_item")
+def both_wrong(id: str) -> ItemWithColour | None: ...
 """
 
 
@@ -238,6 +242,9 @@ def test_each_mismatch_gets_its_own_line(shop: str, tmp_path: Path) -> None:
     assert "cannot prepare the statement" in problems["bad_sql"]
     assert "uses parameter 1 as integer" in problems["param_type"]
     assert "has no default for id" in problems["no_default"]
+    # parameters that do not fit, and columns that do not either: both at once
+    assert "'id' is str in the stub but integer in the function" in problems["both_wrong"]
+    assert "no column 'colour'" in problems["both_wrong"]
     enum_lines = [p for p in problems.values() if "has labels sad, ok, happy" in p]
     assert enum_lines
     assert all("missing: happy" in p for p in enum_lines)
