@@ -212,8 +212,7 @@ class Database:
         async with self._areopen_lock[1]:
             if self._pid != pid:
                 forked.inherit(pool)
-                new = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=self._acheck(),
-                                          **self._pool_kwargs())  # fmt: skip
+                new = self._new_apool()
                 await new.open(wait=self.min_size > 0, timeout=self.timeout)
                 self._apool, self._pid = new, pid
         return self.apool
@@ -247,8 +246,9 @@ class Database:
     async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.pooler = await aconfigure_connection(conn, self.idle_in_transaction_timeout, self.prepare)
 
-    def _acheck(self) -> Any:
-        return AsyncConnectionPool.check_connection if self.check else None
+    def _new_apool(self) -> AsyncConnectionPool[Any]:
+        check = AsyncConnectionPool.check_connection if self.check else None
+        return AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=check, **self._pool_kwargs())
 
     def _open_pool(self) -> ConnectionPool[Any]:
         check = ConnectionPool.check_connection if self.check else None
@@ -287,8 +287,7 @@ class Database:
     async def __aenter__(self) -> Self:
         self.is_async = True
         self._pid = os.getpid()
-        self._apool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=self._acheck(),
-                                          **self._pool_kwargs())  # fmt: skip
+        self._apool = self._new_apool()
         forked.track(self)
         try:
             await self._apool.open(wait=self.min_size > 0, timeout=self.timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import traceback
 from collections.abc import Callable
@@ -101,3 +102,32 @@ def test_gunicorn_preload_never_shares_a_connection_between_workers(pg_server_ds
         owners.setdefault(body["backend"], set()).add(body["pid"])
     assert len({body["pid"] for _, body in answers}) == 2  # both workers served
     assert all(len(pids) == 1 for pids in owners.values()), owners
+
+
+@query("SELECT pg_backend_pid()")
+async def abackend_pid() -> int: ...
+
+
+def test_async_database_opened_before_fork_reopens_in_the_child(users: str) -> None:
+    """An async Database opened (on a loop that is not running at the fork) serves a child's sessions from a pool
+    of the child's own, and the parent's pool still works afterwards."""
+    loop = asyncio.new_event_loop()
+    db = Database(users, min_size=1, max_size=1)
+    loop.run_until_complete(db.__aenter__())
+    try:
+
+        async def one() -> int:
+            async with db.session():
+                return await abackend_pid()
+
+        parent_backend = loop.run_until_complete(one())
+
+        def child() -> int:
+            mine = asyncio.new_event_loop().run_until_complete(one())
+            return 0 if mine != parent_backend else 1
+
+        assert in_child(child) == 0
+        assert loop.run_until_complete(one()) == parent_backend
+    finally:
+        loop.run_until_complete(db.__aexit__(None, None, None))
+        loop.close()
