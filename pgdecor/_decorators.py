@@ -9,7 +9,7 @@ import typing
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Protocol, TypeVar, overload
 
-from typing_extensions import LiteralString, ParamSpec
+from typing_extensions import Concatenate, LiteralString, ParamSpec
 
 from ._annotations import qualified_name
 from ._calls import ProcedureCall, QueryCall
@@ -29,7 +29,10 @@ from ._signature import (
 )
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
+R2 = TypeVar("R2")
+S = TypeVar("S")
 T = TypeVar("T")
 R_co = TypeVar("R_co", covariant=True)
 
@@ -43,6 +46,14 @@ class Stub(Protocol[P, R_co]):
     __qualname__: str
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    # A stub defined in a class is a method: read from an instance, it binds it, as a function does (the mypy
+    # plugin keeps such stubs' function types instead; pyright and others read this).
+    @overload
+    def __get__(self, instance: None, owner: type[Any], /) -> Stub[P, R_co]: ...
+    @overload
+    def __get__(self: Stub[Concatenate[S, P2], R2], instance: S, owner: type[Any], /) -> Stub[P2, R2]: ...
+    def __get__(self, instance: Any, owner: type[Any], /) -> Any: ...
 
     # The overlaps are the point: the first overload that matches the stub's return type decides.
     @overload
