@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 from typing_extensions import is_typeddict
 
@@ -200,8 +201,8 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         return pgtype.kind == "e" or pgtype.category == "S"
     if origin is dict or tp is dict:
         return pgtype.base == "hstore"
-    if isinstance(origin, type) and issubclass(origin, Range):
-        return pgtype.kind in ("r", "m")
+    if isinstance(origin, type) and issubclass(origin, (Range, Multirange)):
+        return pgtype.kind == ("m" if issubclass(origin, Multirange) else "r")
     if origin is tuple:  # a record's fields, as psycopg reads a record whose shape is not declared
         return pgtype.base == "record"
     if not isinstance(tp, type) or origin is not None:
@@ -219,8 +220,8 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
             or pgtype.base in _TEXT_TYPES
             or (pgtype.category == "U" and pgtype.kind == "b")
         )
-    if issubclass(tp, Range):
-        return pgtype.kind in ("r", "m")
+    if issubclass(tp, (Range, Multirange)):
+        return pgtype.kind == ("m" if issubclass(tp, Multirange) else "r")
     if dataclasses.is_dataclass(tp) or is_namedtuple(tp):
         return pgtype.kind == "c"
     bases = _SCALAR_BASES.get(tp)

@@ -7,9 +7,9 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Protocol, TypeVar, overload
 
-from typing_extensions import Concatenate, LiteralString, ParamSpec
+from typing_extensions import LiteralString, ParamSpec
 
 from ._annotations import qualified_name
 from ._calls import ProcedureCall, QueryCall

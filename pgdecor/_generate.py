@@ -102,9 +102,16 @@ _RANGES = {"int4range": "int", "int8range": "int", "numrange": "Decimal", "dater
            "tsrange": "datetime.datetime", "tstzrange": "datetime.datetime"}  # fmt: skip
 _SCALARS.update(dict.fromkeys(_TEXT_READ, ("str", None)))
 _SCALARS.update({name: (f"Range[{item}]", "from psycopg.types.range import Range") for name, item in _RANGES.items()})
+_SCALARS.update(
+    {
+        name.replace("range", "multirange"): (f"Multirange[{item}]", "from psycopg.types.multirange import Multirange")
+        for name, item in _RANGES.items()
+    }
+)
 #: What a range's element annotation needs imported, beyond the range itself.
 _RANGE_IMPORTS = {"numrange": "from decimal import Decimal", "daterange": "import datetime",
                   "tsrange": "import datetime", "tstzrange": "import datetime"}  # fmt: skip
+_RANGE_IMPORTS.update({name.replace("range", "multirange"): imp for name, imp in _RANGE_IMPORTS.items()})
 
 #: Functions no stub calls, and why.
 _NOT_CALLED = {"trigger": "a trigger function, which triggers call", "event_trigger": "an event trigger function"}

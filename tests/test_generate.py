@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 
 from pgdecor import check, session
@@ -48,6 +49,12 @@ CREATE FUNCTION stamp(t ts_utc) RETURNS text LANGUAGE sql AS $$ SELECT 'utc ' ||
 CREATE FUNCTION stamp(t ts_local) RETURNS text LANGUAGE sql AS $$ SELECT 'local ' || extract(year FROM t) $$;
 CREATE FUNCTION twice(p positive) RETURNS positive LANGUAGE sql AS $$ SELECT p * 2 $$;
 CREATE FUNCTION span(r int4range) RETURNS int4range LANGUAGE sql AS $$ SELECT r * int4range(0, 100) $$;
+CREATE FUNCTION spans(m int4multirange) RETURNS int4multirange LANGUAGE sql
+    AS $$ SELECT m + '{[10,12)}'::int4multirange $$;
+CREATE FUNCTION pairs_of(n int) RETURNS pair[] LANGUAGE sql
+    AS $$ SELECT array_agg(ROW(i, 'p' || i)::pair ORDER BY i) FROM generate_series(1, n) i $$;
+CREATE FUNCTION page(q text, "limit" int DEFAULT 2, "order" text DEFAULT 'asc') RETURNS SETOF text LANGUAGE sql
+    AS $$ SELECT q || i FROM generate_series(1, "limit") i ORDER BY CASE WHEN "order" = 'asc' THEN i ELSE -i END $$;
 CREATE FUNCTION reading(id int) RETURNS SETOF readings LANGUAGE sql STABLE
     AS $$ SELECT * FROM readings r WHERE r.id = reading.id $$;
 CREATE FUNCTION same_host(h inet) RETURNS inet LANGUAGE sql AS $$ SELECT h $$;
@@ -144,6 +151,10 @@ def test_generated_stubs_return_what_the_call_by_hand_returns(rpc: str, tmp_path
         assert m.stamp__ts_local(utc) == "local 2024"
         assert m.twice(4) == 8
         assert m.span(Range(5, 500)) == Range(5, 100)
+        assert m.spans(Multirange([Range(1, 3)])) == Multirange([Range(1, 3), Range(10, 12)])
+        assert m.pairs_of(2) == [m.Pair(1, "p1"), m.Pair(2, "p2")]
+        assert m.page("x", limit=3, order="desc") == ["x3", "x2", "x1"]
+        assert m.page("x") == ["x1", "x2"]
         assert m.same_host(ipaddress.ip_address("::1")) == ipaddress.IPv6Address("::1")
         assert m.price_in("$1.25") == _by_hand(rpc, "price_in", "$1.25") == "$2.50"
         assert m.pairs(2) == [m.PairsRow(1, m.Mood.OK), m.PairsRow(2, m.Mood.OK)]
