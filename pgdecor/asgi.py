@@ -44,6 +44,9 @@ ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 #: Turns of the event loop given to the server to deliver a disconnect it has seen, before committing.
 _PEEK_TURNS = 4
 
+#: Messages that can end a response (the body, and the extensions that send a file instead).
+_LAST = frozenset({"http.response.body", "http.response.pathsend", "http.response.zerocopysend"})
+
 
 class SessionMiddleware:
     """Wrap an ASGI application so that each HTTP request runs in its own async session on *source*, committed
@@ -111,7 +114,7 @@ class _Response:
             self.status = message["status"]
             self._start = message
             return
-        if kind == "http.response.body" and not message.get("more_body", False) and not self.ended:
+        if kind in _LAST and not message.get("more_body", False) and not self.ended:
             self.ended = True
             if self._session._tracked:  # it borrowed a connection: there is a transaction to end
                 complete = not self.disconnected and not await self._client_gone()
