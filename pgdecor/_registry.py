@@ -25,7 +25,8 @@ SELECT t.oid::int8, t.typname::text, t.oid::regtype::text, t.typtype::text, t.ty
        coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
                  WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
        coalesce((SELECT array_agg(a.atttypid::int8 ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}')
+                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
+       t.typbasetype::int8
 FROM pg_catalog.pg_type t
 WHERE t.oid = ANY(%s)
 """
@@ -49,6 +50,8 @@ class TypeRegistry:
         #: Oids whose text form a registered loader parses (composites, hstore, arrays); enums and other
         #: extension types stay text.
         self.parsed: set[int] = set()
+        #: Domain oid → its base type's oid: a domain's values load as its base type's do.
+        self.domains: dict[int, int] = {}
         self._loaders: dict[int, abc.Loader] = {}
 
     def missing(self, oids: list[int]) -> list[int]:
@@ -58,8 +61,11 @@ class TypeRegistry:
     def add(self, rows: list[tuple[Any, ...]]) -> list[int]:
         """Register the types DESCRIBE_QUERY returned; return the oids they refer to that need describing too."""
         refers: list[int] = []
-        for oid, name, regtype, kind, array_oid, elem_oid, field_names, field_types in rows:
+        for oid, name, regtype, kind, array_oid, elem_oid, field_names, field_types, base_oid in rows:
             self.described.add(oid)
+            if kind == "d":
+                self.domains[oid] = base_oid
+                refers.append(base_oid)
             if elem_oid:
                 self.elements[oid] = elem_oid
                 refers.append(elem_oid)
@@ -81,7 +87,15 @@ class TypeRegistry:
                 self.described.add(array_oid)
                 self.parsed.add(array_oid)
                 self.elements[array_oid] = oid
-        return self.missing(refers)
+        missing = self.missing(refers)
+        if not missing:  # every base type known now: domains load (and their arrays' items) as their bases do
+            for domain, base in self.domains.items():
+                loader = self.adapters.get_loader(base, _TEXT)
+                if loader is not None and self.adapters.get_loader(domain, _TEXT) is None:
+                    self.adapters.register_loader(domain, loader)
+                    if base in self.parsed or is_builtin(base):
+                        self.parsed.add(domain)
+        return missing
 
     def element(self, oid: int) -> int | None:
         """The element type of an array type."""

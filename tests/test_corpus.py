@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import byhand
 import psycopg
 import pytest
 from psycopg import sql
@@ -84,7 +85,8 @@ def test_corpus_generates_imports_types_lints_checks_and_runs(
     figures: Callable[[str], None],
 ) -> None:  # fmt: skip
     monkeypatch.syspath_prepend(str(tmp_path))
-    eligible = stubs = called = 0
+    eligible = stubs = called = compared = 0
+    differ: list[str] = []
     reasons: list[str] = []
     failed: list[str] = []
     faults: list[str] = []
@@ -124,18 +126,32 @@ def test_corpus_generates_imports_types_lints_checks_and_runs(
                     args = [sample(hints[p.name], module) for p in params]
                 except LookupError:
                     continue
+                schema = module.__name__
+                try:
+                    with conn.transaction(force_rollback=True):  # by hand first: the stub may change the data
+                        rows = byhand.rows_by_hand(conn, schema, name, args)
+                except psycopg.Error:  # the sample arguments do not suit the function: the stub must fail too
+                    rows = byhand.REFUSED
                 try:
                     with session(conn), transaction():
-                        stub(*args)
+                        result = stub(*args)
                 except psycopg.Error as err:  # the sample arguments may not suit the function's data
                     failed.append(f"{name}: {err.sqlstate} {err.diag.message_primary}")
                     faults.append(err.sqlstate or "")
-                else:
-                    called += 1
+                    continue
+                called += 1
+                if rows is byhand.REFUSED:
+                    differ.append(f"{name}{tuple(args)}: the stub returned {result!r}, the call by hand failed")
+                elif rows is not None:
+                    compared += 1
+                    if not byhand.same_result(result, rows, hints["return"]):
+                        differ.append(f"{name}{tuple(args)}: the stub returned {result!r}, by hand {rows!r}")
         conn.rollback()
     coverage = stubs / eligible
     figures(f"{stubs} stubs for {eligible} eligible functions and procedures ({coverage:.1%}); {called} called with "
-            f"sample arguments, {len(failed)} refused them ({failed}); left out: {reasons}")  # fmt: skip
+            f"sample arguments ({compared} compared with the call by hand, {len(differ)} differ), {len(failed)} "
+            f"refused them ({failed}); left out: {reasons}")  # fmt: skip
     assert coverage >= 0.97, reasons
     assert not set(faults) & CALL_FAULTS, failed
     assert called >= stubs * 3 // 4
+    assert differ == []

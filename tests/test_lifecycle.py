@@ -269,7 +269,11 @@ def test_asgi_soak(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
 
     outcomes = asyncio.run(main())
     hits = soak.committed_hits(admin)
-    assert hits == outcomes["ok"]  # failed, cancelled and disconnected requests all rolled back
+    assert outcomes["ok"] <= hits
+    assert not hits & (outcomes["failed"] | outcomes["disconnected"])
+    # A task cancelled while its COMMIT is under way lets the COMMIT finish (the response is never sent): it may
+    # be committed; one cancelled before is not.
+    assert hits <= outcomes["ok"] | outcomes["cancelled"]
     assert outcomes["cancelled"]
     assert outcomes["failed"]
 
