@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 import pytest
@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 
-from pgdecor import check, session
+from pgdecor import check, procedure, session
 from pgdecor._generate import generate
 from pgdecor.testing import schema_dsn
 
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: A schema whose name needs quoting, and a backslash and quotes in its docs.
 SCHEMA_NAME = 'rpc "v1" \\ api'
+QUALIFIED_TS = f"{sql.Identifier(SCHEMA_NAME).as_string(None)}.ts_utc"
 
 RPC = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -205,3 +206,18 @@ def add(a: int, b: int) -> int: ...
         assert m.count_mood(Mood.OK) == 1
         assert m.add(2, 3) == 5
     assert check([name], dsn) == []
+
+
+def test_a_type_is_matched_by_its_name_with_or_without_its_schema(rpc: str) -> None:
+    """``Annotated[..., "ts_utc"]`` and ``Annotated[..., '<schema>.ts_utc']`` pick the same overload, whatever the
+    search_path."""
+    @procedure(f"{SCHEMA_NAME}.stamp")
+    def bare(t: Annotated[dt.datetime, "ts_utc"]) -> str: ...
+
+    @procedure(f"{SCHEMA_NAME}.stamp")
+    def full(t: Annotated[dt.datetime, QUALIFIED_TS]) -> str: ...
+
+    when = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    for dsn in (rpc, schema_dsn(rpc, SCHEMA_NAME)):
+        with session(dsn):
+            assert bare(when) == full(when) == "utc 2024"
