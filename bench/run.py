@@ -85,6 +85,23 @@ async def aget_user(id: int) -> User | None: ...
 
 
 @dataclass
+class Body:
+    title: str
+    tags: list[str]
+    score: int
+
+
+@dataclass
+class Doc:
+    id: int
+    body: Body
+
+
+@procedure
+def list_docs(n: int) -> list[Doc]: ...
+
+
+@dataclass
 class Sizes:
     calls: int  # single calls per measurement (a slice)
     slices: int  # single-call measurements per round, interleaved between contenders and added up
@@ -96,6 +113,7 @@ class Sizes:
     rss_large: int
     stubs: int  # stubs in the generated module whose import is timed
     rounds: int
+    docs: int = 20_000  # rows of jsonb documents mapped onto dataclasses
 
 
 FULL = Sizes(
@@ -111,7 +129,17 @@ FULL = Sizes(
     rounds=5,
 )
 QUICK = Sizes(
-    calls=50, slices=2, rows=500, stream=500, batch=20, batches=1, rss_small=100, rss_large=2000, stubs=20, rounds=1
+    calls=50,
+    slices=2,
+    rows=500,
+    stream=500,
+    batch=20,
+    batches=1,
+    rss_small=100,
+    rss_large=2000,
+    stubs=20,
+    rounds=1,
+    docs=200,
 )
 
 
@@ -249,7 +277,10 @@ class Bench:
             # Each of the script's statements is prepared at its first run: enough transactions to amortise that.
             runs = max(s.batches, 20 if s.rounds > 1 else 1)
             batch.contenders["pgbench"] = lambda: self.run_pgbench(script, runs, per_transaction=s.batch)
-        return {"single": single, "async": asingle, "bulk": bulk, "stream": stream, "batch": batch}
+        docs = Workload(f"{s.docs:,} rows with a jsonb document, list_docs(n) -> list[Doc]", "rows")
+        docs.contenders["pgdecor"] = lambda: timed(s.docs, self.pgdecor_docs)
+        docs.contenders["psycopg + Body(**doc)"] = lambda: timed(s.docs, self.psycopg_docs)
+        return {"single": single, "async": asingle, "bulk": bulk, "stream": stream, "batch": batch, "json": docs}
 
     # pgdecor: the stubs above, in a session on a connection
 
@@ -266,6 +297,10 @@ class Bench:
     def pgdecor_bulk(self) -> None:
         with session(self.conn):
             assert len(list_users(self.sizes.rows)) == self.sizes.rows
+
+    def pgdecor_docs(self) -> None:
+        with session(self.conn):
+            assert len(list_docs(self.sizes.docs)) == self.sizes.docs
 
     def pgdecor_stream(self) -> None:
         with session(self.conn):
@@ -310,6 +345,12 @@ class Bench:
         with self.hand.transaction():
             rows = self.hand.execute("SELECT * FROM list_users(%s)", (self.sizes.rows,)).fetchall()
         assert len(rows) == self.sizes.rows
+
+    def psycopg_docs(self) -> None:
+        with self.hand.transaction():
+            rows = self.hand.execute("SELECT * FROM list_docs(%s)", (self.sizes.docs,)).fetchall()
+            docs = [Doc(i, Body(**body)) for i, body in rows]
+        assert len(docs) == self.sizes.docs
 
     def psycopg_bulk_class_row(self) -> None:
         with self.hand.transaction():
@@ -502,6 +543,14 @@ TARGETS = [
     ("4. async single call", "async", "pgdecor async", "psycopg async", 0.95, "calls/s vs psycopg AsyncConnection"),
     ("4. async vs asyncpg", "async", "pgdecor async", "asyncpg", 1.0, "calls/s vs asyncpg, both on asyncio's loop"),
     ("4. async vs asyncpg, uvloop", "async", "pgdecor async uvloop", "asyncpg uvloop", 1.0, "calls/s, both on uvloop"),
+    (
+        "6. jsonb -> dataclass",
+        "json",
+        "pgdecor",
+        "psycopg + Body(**doc)",
+        0.8,
+        "rows/s vs psycopg + dataclasses by hand",
+    ),
 ]
 
 

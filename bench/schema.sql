@@ -21,3 +21,8 @@ AS $$ SELECT * FROM users ORDER BY id LIMIT n $$;
 -- Rows made on the fly, for streams longer than the table.
 CREATE FUNCTION series_users(n int) RETURNS SETOF users LANGUAGE sql STABLE
 AS $$ SELECT i, 'user ' || i, NULL::text, '2024-01-01 00:00:00+00'::timestamptz FROM generate_series(1, n) AS i $$;
+
+-- Documents: a jsonb column that becomes a dataclass.
+CREATE FUNCTION list_docs(n int) RETURNS TABLE (id int, body jsonb) LANGUAGE sql STABLE
+AS $$ SELECT i, jsonb_build_object('title', 'doc ' || i, 'tags', jsonb_build_array('a', 'b'), 'score', i)
+      FROM generate_series(1, n) AS i $$;

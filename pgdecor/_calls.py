@@ -156,7 +156,6 @@ class ProcedureCall:
         self.defaults = defaults
         self._statements: dict[tuple[ServerKey, tuple[int, ...]], Statement] = {}
         self._matches: dict[ServerKey, Match] = {}
-        self.last_sql: str | None = None
 
     def _omitted(self, args: tuple[Any, ...]) -> tuple[int, ...]:
         return tuple(i for i in self.defaults if args[i] is DEFAULT)
@@ -184,7 +183,6 @@ class ProcedureCall:
         chosen = self._matches[key]
         found = self._build(chosen, {i - self.offset for i in omitted})
         self._statements[(key, omitted)] = found
-        self.last_sql = found.sql
         return found
 
     def _choose(self, functions: list[Function]) -> Match:

@@ -65,33 +65,88 @@ def needs_json_conversion(tp: Any) -> bool:
     )
 
 
-def from_json(tp: Any, value: Any) -> Any:
-    """A decoded JSON value → a value of annotation *tp*, recursively; keys map onto fields by name."""
-    if value is None:
-        return None
-    tp, _ = bare(tp)
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        return [from_json(item, v) for v in value]
-    if origin is dict:
-        _, item = typing.get_args(tp) or (str, Any)
-        return {k: from_json(item, v) for k, v in value.items()}
-    if not isinstance(tp, type) or is_typeddict(tp):
-        return value
-    if issubclass(tp, enum.Enum):
-        return enum_loader(tp)(value)
-    if dataclasses.is_dataclass(tp) or is_namedtuple(tp):
-        hints = typing.get_type_hints(tp)
-        names = [f.name for f in dataclasses.fields(tp)] if dataclasses.is_dataclass(tp) else list(tp._fields)  # type: ignore[attr-defined]
-        return tp(**{n: from_json(hints.get(n, Any), value[n]) for n in names if n in value})
-    if tp in (dt.date, dt.datetime, dt.time) and isinstance(value, str):
-        return tp.fromisoformat(value)
-    if tp is Decimal:
-        return Decimal(str(value))
-    if tp is uuid.UUID:
-        return uuid.UUID(value)
+def from_json(tp: Any) -> Convert:
+    """How a decoded JSON value becomes a value of annotation *tp*, recursively (keys map onto fields by name):
+    built once per annotation, as row mappers are, so that a value costs its conversions and nothing else."""
+    found = _from_json.get(tp)
+    if found is None:
+        found = _from_json[tp] = _json_converter(tp)
+    return found
+
+
+#: Annotation → its JSON converter (`from_json`).
+_from_json: dict[Any, Convert] = {}
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+def _json_converter(tp: Any) -> Convert:
+    inner, _ = bare(tp)
+    origin = typing.get_origin(inner)
+    if origin is list:
+        (item_type,) = typing.get_args(inner) or (Any,)
+        item = from_json(item_type)
+        if item is _identity:
+            return _identity
+        return lambda v: None if v is None else [item(x) for x in v]
+    if origin is dict:
+        _, value_type = typing.get_args(inner) or (str, Any)
+        convert = from_json(value_type)
+        if convert is _identity:
+            return _identity
+        return lambda v: None if v is None else {k: convert(x) for k, x in v.items()}
+    if not isinstance(inner, type) or is_typeddict(inner):
+        return _identity
+    if issubclass(inner, enum.Enum):
+        load = enum_loader(inner)
+        return lambda v: None if v is None else load(v)
+    if dataclasses.is_dataclass(inner) or is_namedtuple(inner):
+        return _record_from_json(inner)
+    if inner in (dt.date, dt.datetime, dt.time):
+        parse = inner.fromisoformat
+        return lambda v: parse(v) if isinstance(v, str) else v
+    if inner is Decimal:
+        return lambda v: None if v is None else Decimal(str(v))
+    if inner is uuid.UUID:
+        return lambda v: None if v is None else uuid.UUID(v)
+    return _identity
+
+
+def _record_from_json(cls: type) -> Convert:
+    """A dataclass or NamedTuple from a JSON object: one call of the class per value. Its fields' converters are
+    made at the first value, so that a class may refer to itself (or to a class defined after it)."""
+    made: list[tuple[list[str], list[tuple[str, Convert]]]] = []
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        if not made:
+            made.append(_fields_from_json(cls))
+        plain, converted = made[0]
+        kwargs = {n: value[n] for n in plain if n in value}
+        for name, field_convert in converted:
+            if name in value:
+                kwargs[name] = field_convert(value[name])
+        return cls(**kwargs)
+
+    return convert
+
+
+def _fields_from_json(cls: type) -> tuple[list[str], list[tuple[str, Convert]]]:
+    """The fields of *cls* taken as they are, and those converted (with their converters)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else list(cls._fields)  # type: ignore[attr-defined]
+    plain: list[str] = []
+    converted: list[tuple[str, Convert]] = []
+    for name in names:
+        convert = from_json(hints.get(name, Any))
+        if convert is _identity:
+            plain.append(name)
+        else:
+            converted.append((name, convert))
+    return plain, converted
 
 
 # -- dumping ----------------------------------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def column_converter(
     if tp is Any or tp is object:
         return None
     if oid in JSON_OIDS:
-        return (lambda v: from_json(tp, v)) if needs_json_conversion(tp) else None
+        return from_json(tp) if needs_json_conversion(tp) else None
     raw: Convert | None = None
     if registry is not None and oid in registry.parsed and tp is not str:
         load = registry.load

@@ -18,7 +18,7 @@ def test_benchmark_runs_every_workload_and_reports_every_target(pg_server_dsn: s
     )
     data = json.loads(out.read_text())
     results = data["results"]
-    assert set(results) == {"single", "async", "bulk", "stream", "batch"}
+    assert set(results) == {"single", "async", "bulk", "stream", "batch", "json"}
     for workload in results.values():
         assert workload["contenders"]
         for contender in workload["contenders"].values():
@@ -28,7 +28,7 @@ def test_benchmark_runs_every_workload_and_reports_every_target(pg_server_dsn: s
     assert "psycopg" in results["single"]["contenders"]
     reported = {t["target"] for t in data["targets"]}
     assert {"1. single call", "2. bulk list[User]", "3. batch vs executemany", "4. async single call"} <= reported
-    assert {"2. stream memory", "5. import 500 stubs"} <= reported
+    assert {"2. stream memory", "5. import 500 stubs", "6. jsonb -> dataclass"} <= reported
     assert data["stream_peak_rss_kib"]
 
 

@@ -211,6 +211,7 @@ def add(a: int, b: int) -> int: ...
 def test_a_type_is_matched_by_its_name_with_or_without_its_schema(rpc: str) -> None:
     """``Annotated[..., "ts_utc"]`` and ``Annotated[..., '<schema>.ts_utc']`` pick the same overload, whatever the
     search_path."""
+
     @procedure(f"{SCHEMA_NAME}.stamp")
     def bare(t: Annotated[dt.datetime, "ts_utc"]) -> str: ...
 

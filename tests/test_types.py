@@ -242,3 +242,34 @@ def test_unknown_enum_label_is_a_mapping_error(types_dsn: str) -> None:
 
     with pytest.raises(MappingError, match=r"'happy' is not a member of .*SmallMood"), session(types_dsn):
         mood()
+
+
+@dataclass
+class Node:
+    """A tree a jsonb document holds: a class that refers to itself."""
+
+    name: str
+    children: "list[Node]"  # Node is not defined yet when the class body runs
+    weight: Decimal | None = None
+
+
+@dataclass
+class Forest:
+    root: Node
+
+
+def test_json_tree_of_a_self_referring_dataclass(types_dsn: str) -> None:
+    """A jsonb document becomes a tree of dataclasses, each level converted by the converter made once for it."""
+
+    @query(
+        "SELECT jsonb_build_object('name', 'root', 'weight', 1.5, 'children', jsonb_build_array("
+        "jsonb_build_object('name', 'a', 'children', '[]'::jsonb), "
+        "jsonb_build_object('name', 'b', 'weight', 2, 'children', jsonb_build_array("
+        "jsonb_build_object('name', 'c', 'children', '[]'::jsonb))))) AS root"
+    )
+    def tree() -> Forest: ...
+
+    expected = Forest(Node("root", [Node("a", []), Node("b", [Node("c", [])], Decimal(2))], Decimal("1.5")))
+    with session(types_dsn):
+        assert tree() == expected
+        assert tree() == expected
