@@ -46,3 +46,10 @@ __all__ = [
     "session",
     "transaction",
 ]
+
+# Public classes and functions say they are pgdecor's, in reprs and tracebacks, wherever they are defined.
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type) or (callable(_public) and hasattr(_public, "__code__")):
+        _public.__module__ = __name__
+del _name, _public

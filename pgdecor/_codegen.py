@@ -8,6 +8,7 @@ per process (stubs of one shape share the code object) and kept in `linecache` s
 from __future__ import annotations
 
 import linecache
+import sys
 from types import CodeType
 from typing import Any
 
@@ -29,3 +30,17 @@ def define(src: str, name: str, what: str, namespace: dict[str, Any] | None = No
     namespace = {} if namespace is None else namespace
     exec(compiled(src, what), namespace)  # noqa: S102 - see the module docstring
     return namespace[name]
+
+
+def named(function: Any, name: str, qualname: str, owner: str, what: str) -> None:
+    """Give a generated *function* the name of the stub it serves, in tracebacks too: its code object (sharing the
+    compiled code) says *name*, and its file ``<pgdecor generated {what} of {owner}>`` shows the source."""
+    code = function.__code__
+    source = linecache.cache.get(code.co_filename)
+    filename = f"<pgdecor generated {what} of {owner}>"
+    changes: dict[str, Any] = {"co_name": name, "co_filename": filename}
+    if sys.version_info >= (3, 11):
+        changes["co_qualname"] = qualname
+    function.__code__ = code.replace(**changes)
+    if source is not None:
+        linecache.cache[filename] = source

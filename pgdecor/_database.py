@@ -119,8 +119,6 @@ class Database:
     pool is opened anew at its first use, and the parent's connections are never used or closed there.
     """
 
-    __module__ = "pgdecor"
-
     def __init__(
         self,
         conninfo: str,

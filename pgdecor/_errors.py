@@ -43,50 +43,34 @@ __all__ = [
 class Error(Exception):
     """Base class of every exception pgdecor raises itself."""
 
-    __module__ = "pgdecor"
-
 
 class SignatureError(Error, TypeError):
     """A decorated stub cannot be called as written: raised at decoration time."""
-
-    __module__ = "pgdecor"
 
 
 class ArgumentError(Error, TypeError):
     """An argument does not fit its annotation; the call was not sent."""
 
-    __module__ = "pgdecor"
-
 
 class NoSessionError(Error, RuntimeError):
     """A stub was called where no usable session is open."""
-
-    __module__ = "pgdecor"
 
 
 class NotFoundError(Error, LookupError):
     """A stub returning exactly one row got no row."""
 
-    __module__ = "pgdecor"
-
 
 class TooManyRowsError(Error, LookupError):
     """A stub returning one row (or none) got more than one."""
-
-    __module__ = "pgdecor"
 
 
 class MappingError(Error, TypeError):
     """The rows returned do not fit the stub's return annotation."""
 
-    __module__ = "pgdecor"
-
 
 class RolledBackError(Error, RuntimeError):
     """A session's block ended normally but a database error inside it (caught by the code) had aborted the
     transaction, so it was rolled back instead of committed."""
-
-    __module__ = "pgdecor"
 
 
 class UndefinedFunctionError(Error, psycopg.errors.UndefinedFunction):
@@ -94,8 +78,6 @@ class UndefinedFunctionError(Error, psycopg.errors.UndefinedFunction):
 
     It is also a `psycopg.errors.UndefinedFunction`, so handlers written for psycopg keep working.
     """
-
-    __module__ = "pgdecor"
 
     def __reduce__(self) -> tuple[type[UndefinedFunctionError], tuple[str]]:
         return (type(self), (str(self),))
@@ -106,8 +88,6 @@ class AmbiguousFunctionError(Error, psycopg.errors.AmbiguousFunction):
 
     It is also a `psycopg.errors.AmbiguousFunction`.
     """
-
-    __module__ = "pgdecor"
 
     def __reduce__(self) -> tuple[type[AmbiguousFunctionError], tuple[str]]:
         return (type(self), (str(self),))

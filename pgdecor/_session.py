@@ -106,7 +106,6 @@ _live_lock = threading.Lock()
 class Session:
     """The scope that owns one borrowed connection (and one of a replica); see `session`."""
 
-    __module__ = "pgdecor"
     __slots__ = (
         "_activity",
         "_borrowed_at",
@@ -732,7 +731,6 @@ def transaction() -> TransactionScope:
 class TransactionScope:
     """A nested transaction (savepoint) in the current session; see `transaction`."""
 
-    __module__ = "pgdecor"
     __slots__ = ("_tx",)
 
     def __init__(self) -> None:

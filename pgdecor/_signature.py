@@ -23,7 +23,7 @@ from psycopg.adapt import PyFormat
 from typing_extensions import is_typeddict
 
 from ._annotations import bare, describe, is_namedtuple
-from ._codegen import define
+from ._codegen import define, named
 from ._errors import ArgumentError, SignatureError
 
 Check = Callable[[Any], bool]
@@ -145,6 +145,7 @@ def compile_check(stub: str, params: tuple[Param, ...]) -> Callable[[tuple[Any, 
     if len(lines) == 1:
         return None
     check: Callable[[tuple[Any, ...]], None] = define("\n".join(lines), "check", "argument check", namespace)
+    named(check, "check", "check", stub, "argument check")
     return check
 
 
@@ -341,6 +342,7 @@ def make_caller(
     )
     make = define(src, f"{_RESERVED_PREFIX}make", "caller")
     caller: Callable[..., Any] = make(target, *defaults.values())
+    named(caller, fn.__name__, fn.__qualname__, f"{fn.__module__}.{fn.__qualname__}", "caller")
     caller.__name__ = fn.__name__
     caller.__qualname__ = fn.__qualname__
     caller.__module__ = fn.__module__

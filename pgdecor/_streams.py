@@ -60,7 +60,6 @@ class _StreamBase(Generic[T]):
 class Stream(_StreamBase[T], Iterator[T]):
     """The rows of a sync stub annotated ``-> Iterator[T]``."""
 
-    __module__ = "pgdecor"
     __slots__ = ("_cursor",)
 
     def __init__(
@@ -112,7 +111,6 @@ class Stream(_StreamBase[T], Iterator[T]):
 class AsyncStream(_StreamBase[T], AsyncIterator[T]):
     """The rows of an async stub annotated ``-> AsyncIterator[T]``."""
 
-    __module__ = "pgdecor"
     __slots__ = ("_cursor",)
 
     def __init__(

@@ -291,3 +291,20 @@ def test_stub_exposes_its_sql_and_metadata(users: str) -> None:
     assert set_email.sql == "UPDATE users SET email = %b WHERE id = %b"
     assert get_user.__name__ == "get_user"
     assert get_user.__qualname__ == "get_user"
+
+
+def test_tracebacks_name_the_stub_and_show_the_generated_source() -> None:
+    """A generated caller's frame says which stub it is, and its source line is there to read."""
+    import traceback
+
+    from userdb import get_user
+
+    from pgdecor import NoSessionError
+
+    with pytest.raises(NoSessionError) as info:
+        get_user(1)
+    frames = traceback.extract_tb(info.value.__traceback__)
+    caller = next(f for f in frames if f.filename.startswith("<pgdecor generated"))
+    assert (caller.filename, caller.name) == ("<pgdecor generated caller of userdb.get_user>", "get_user")
+    assert caller.line is not None
+    assert "_pgdecor_run" in caller.line
