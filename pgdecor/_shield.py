@@ -13,6 +13,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from psycopg import pq
+
 T = TypeVar("T")
 
 logger = logging.getLogger("pgdecor")
@@ -44,6 +46,8 @@ async def finish(coro: Coroutine[Any, Any, T]) -> T:
 #: Seconds to wait for the server to stop a statement whose task was cancelled, as psycopg does.
 CANCEL_TIMEOUT = 5.0
 
+_ACTIVE = pq.TransactionStatus.ACTIVE
+
 
 async def stopping(coro: Coroutine[Any, Any, T], conn: Any) -> T:
     """Run a statement's *coro* on *conn* in a task of its own; if the caller is cancelled, have the server stop
@@ -52,12 +56,15 @@ async def stopping(coro: Coroutine[Any, Any, T], conn: Any) -> T:
     half-way through a result, as psycopg does when cancelled again while it drains. Should the server not stop
     the statement in time, the task is cancelled after all, and psycopg closes the connection."""
     task = asyncio.ensure_future(coro)
-    stop: asyncio.Task[None] | None = None  # the request to the server to stop the statement, once cancelled
+    cancelled = False
+    #: The request to the server to stop the statement: made only while it runs, since a request arriving once the
+    #: statement has ended would stop whatever the connection runs next.
+    stop: asyncio.Task[None] | None = None
     deadline = 0.0
     loop = asyncio.get_running_loop()
     while not task.done():
         try:
-            if stop is None:
+            if not cancelled:
                 await asyncio.shield(task)
             else:
                 await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
@@ -66,13 +73,17 @@ async def stopping(coro: Coroutine[Any, Any, T], conn: Any) -> T:
         except asyncio.CancelledError:  # noqa: PERF203 - as in finish
             if task.done() and task.cancelled():
                 raise
-            if stop is None:
-                stop = asyncio.ensure_future(_cancel(conn))
+            if not cancelled:
+                cancelled = True
                 deadline = loop.time() + CANCEL_TIMEOUT
+                if not task.done() and conn.pgconn.transaction_status == _ACTIVE:
+                    stop = asyncio.ensure_future(_cancel(conn))
         except BaseException:  # noqa: BLE001, S110 - the statement's own error: task.result() raises it below
             pass
     try:
         if stop is not None:
+            await asyncio.wait([stop])  # delivered before the connection serves anything else
+        if cancelled:
             if not task.cancelled():
                 task.exception()  # retrieved: the QueryCanceled it ended with gives way to the cancellation
             raise asyncio.CancelledError

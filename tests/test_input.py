@@ -3,6 +3,7 @@ anything is sent; nothing is stored that the caller did not give."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Any
@@ -161,3 +162,25 @@ def test_nullable_array_result(docs: str, pg_exec: Callable[..., Any]) -> None:
         assert evens(0) is None
         with pytest.raises(MappingError, match=r"list\[int\] \| None"):
             strict_evens(0)
+
+
+@query("INSERT INTO docs (doc) VALUES (%(doc)s) RETURNING doc")
+async def astore(doc: dict[str, Any]) -> Any: ...
+
+
+@query("INSERT INTO notes (body) VALUES (%(body)s) RETURNING body")
+async def anote(body: str) -> str: ...
+
+
+def test_async_stubs_refuse_the_same_values(docs: str) -> None:
+    """The checks are the stub's, whichever kind it is: async calls refuse what sync ones do, before sending."""
+
+    async def main() -> None:
+        async with session(docs):
+            with pytest.raises(ArgumentError, match="argument 'doc' has a value of type set"):
+                await astore({"v": {1}})
+            with pytest.raises(ArgumentError, match="argument 'body' has a lone surrogate"):
+                await anote("\ud800")
+            assert await astore({"v": [1.5, "x"]}) == {"v": [1.5, "x"]}
+
+    asyncio.run(main())
