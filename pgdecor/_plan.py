@@ -288,7 +288,7 @@ class Plan:
             raise
         except psycopg.Error as err:
             raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
-        return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
+        return _rows(wire, layout, kind)
 
     def _run_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
         conn = sess._conn
@@ -334,7 +334,7 @@ class Plan:
         except psycopg.Error as err:
             raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         rows = wire or cur
-        return layout.one(rows.fetchone()) if kind is _ONE else _fetch_all(rows, layout) if kind is _ALL else None
+        return _rows(rows, layout, kind)
 
     def run_many(self, argsets: list[tuple[Any, ...]]) -> Any:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
@@ -457,7 +457,7 @@ class Plan:
             raise
         except psycopg.Error as err:
             raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
-        return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
+        return _rows(wire, layout, kind)
 
     async def _arun_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
         conn = sess._conn
@@ -503,7 +503,7 @@ class Plan:
         except psycopg.Error as err:
             raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
         if wire is not None:  # its rows are read without awaiting
-            return layout.one(wire.fetchone()) if kind is _ONE else _fetch_all(wire, layout) if kind is _ALL else None
+            return _rows(wire, layout, kind)
         if kind is _ONE:
             return layout.one(await cur.fetchone())
         return await _afetch_all(cur, layout) if kind is _ALL else None
@@ -591,6 +591,13 @@ class Plan:
 #: Rows turned into values at a time when fetching a whole result: small batches keep the fetched tuples short
 #: lived, which spares the garbage collector from scanning them again and again (measured: ~1.3x faster).
 _CHUNK = 1000
+
+
+def _rows(cur: Any, layout: Layout, kind: int) -> Any:
+    """What a call returns from the rows of a client-side cursor (or wire) as `fetch_kind` said to fetch them."""
+    if kind is _ONE:
+        return layout.one(cur.fetchone())
+    return _fetch_all(cur, layout) if kind is _ALL else None
 
 
 def _fetch_all(cur: Any, layout: Layout) -> list[Any]:
