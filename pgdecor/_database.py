@@ -220,12 +220,12 @@ class Database:
 
     def reap(self) -> int:
         """End the sessions the leak guard finds orphaned now (it also looks at every borrow); return how many."""
-        from ._session import reap_sync  # noqa: PLC0415 - as above
+        from ._leaks import reap_sync  # noqa: PLC0415 - _leaks imports this module
 
         return reap_sync(self)
 
     async def areap(self) -> int:
-        from ._session import reap_async  # noqa: PLC0415 - as above
+        from ._leaks import reap_async  # noqa: PLC0415 - as above
 
         return await reap_async(self)
 

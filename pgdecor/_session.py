@@ -1,38 +1,37 @@
-"""Sessions: the one place that borrows, commits and gives back connections.
+"""Sessions: the one place that commits, rolls back and gives back connections.
 
 A session is a context manager that sets a `contextvars.ContextVar`; decorated calls made inside it (in the same
-thread or asyncio task) find their connection there. The connection is borrowed at the first call and, at scope
-exit, the transaction is committed (or rolled back on an exception) and the connection is returned to its pool
-or closed. That happens in ``__exit__``/``__aexit__`` and nowhere else: nothing waits for the garbage collector.
+thread or asyncio task, and tasks it starts) find their connection there. The connection is borrowed at the first
+call (`_leaks.borrow_sync`: orphans on the source ended first, then `_sources`) and, at scope exit, the
+transaction is committed (or rolled back on an exception, or when it is not sound) and the connection is returned
+to its pool or closed. That happens in ``__exit__``/``__aexit__`` and nowhere else: nothing waits for the garbage
+collector.
 
-The sync and async twins below are thin: the state they drive (`_State`) and every decision are shared.
+The sync and async twins below are thin: every decision (`_outcome`, `_exit_args`, `_detach`) is shared.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import threading
 import time
-import warnings
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias, Union
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from psycopg import AsyncConnection, AsyncTransaction, Connection, Transaction, pq
 from psycopg.rows import tuple_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from . import _fork as forked
-from ._database import Database, aconfigure_connection, configure_connection, counters_for
+from . import _leaks as leaks
+from ._database import Database, counters_for
 from ._errors import ArgumentError, NoSessionError, RolledBackError
-from ._poolers import probe_once_async, probe_once_sync
 from ._registry import ServerKey, server_key
 from ._shield import finish
+from ._sources import Source, check_sources, describe_source, is_async_source, release_async, release_sync, same_source
 from ._wire import AsyncWire, Wire
 from ._wire import usable as wire_usable
 
@@ -40,18 +39,6 @@ if TYPE_CHECKING:
     from ._streams import AsyncStream, Stream
 
 __all__ = ["Session", "Source", "TransactionScope", "current", "session", "transaction"]
-
-Source: TypeAlias = Union[
-    Database,
-    str,
-    "Connection[Any]",
-    "AsyncConnection[Any]",
-    "ConnectionPool[Any]",
-    "AsyncConnectionPool[Any]",
-]
-
-_SYNC_SOURCES = (str, Connection, ConnectionPool)
-_ASYNC_SOURCES = (str, AsyncConnection, AsyncConnectionPool)
 
 _current: ContextVar[Session | None] = ContextVar("pgdecor.session", default=None)
 
@@ -83,24 +70,6 @@ def session(source: Source, /, *, replica: Source | None = None) -> Session:
     check_sources("session()", source, replica)
     caller = sys._getframe(1)
     return Session(source, replica, f"{caller.f_code.co_filename}:{caller.f_lineno}")
-
-
-def check_sources(what: str, source: object, replica: object = None) -> None:
-    """Raise `ArgumentError` unless *source* (and *replica*, if given) can be a session's source."""
-    for given in (source, replica):
-        if (given is source or given is not None) and not isinstance(
-            given, (*_SYNC_SOURCES, *_ASYNC_SOURCES, Database)
-        ):
-            msg = (
-                f"{what} takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
-                f"psycopg_pool pool, not {type(given).__qualname__} {given!r:.40}"
-            )
-            raise ArgumentError(msg)
-
-
-#: Sessions holding a borrowed connection, by id: the leak guard looks for those whose owner is gone.
-_live: dict[int, Session] = {}
-_live_lock = threading.Lock()
 
 
 class Session:
@@ -179,7 +148,7 @@ class Session:
     def __repr__(self) -> str:
         state = "ended" if self._ended else "active" if self._entered else "not entered"
         kind = "async " if self._is_async else ""
-        return f"<pgdecor {kind}session on {_describe_source(self._source)} opened at {self._opened_at} ({state})>"
+        return f"<pgdecor {kind}session on {describe_source(self._source)} opened at {self._opened_at} ({state})>"
 
     @property
     def is_async(self) -> bool:
@@ -192,9 +161,9 @@ class Session:
             msg = f"{self!r} was already entered; call session(...) again for a new scope"
             raise NoSessionError(msg)
         for source in (self._source, self._replica):
-            if source is not None and (source_is_async := _is_async_source(source, is_async)) != is_async:
+            if source is not None and (source_is_async := is_async_source(source, is_async)) != is_async:
                 how = "`async with session(...)`" if source_is_async else "`with session(...)`"
-                msg = f"session({_describe_source(source)}) must be entered with {how}"
+                msg = f"session({describe_source(source)}) must be entered with {how}"
                 raise ArgumentError(msg)
         self._entered = True
         self._is_async = is_async
@@ -202,7 +171,7 @@ class Session:
         self._call_lock = asyncio.Lock() if is_async else threading.RLock()
         outer = _current.get()
         joinable = outer is not None and not outer._forked and outer._is_async == is_async
-        if joinable and _same_source(outer._source, self._source):  # type: ignore[union-attr]
+        if joinable and same_source(outer._source, self._source):  # type: ignore[union-attr]
             self._joined = outer
         else:
             self._token = _current.set(self)
@@ -267,7 +236,7 @@ class Session:
         every connection: a database error the code caught (an aborted transaction, a lost connection, a server
         shut down) makes the session roll back and raise `RolledBackError`."""
         if isinstance(exc, GeneratorExit):
-            _warn_leak(self, "its generator was closed before the `with session()` block ended")
+            leaks.warn_leak(self, "its generator was closed before the `with session()` block ended")
         if exc is not None or self._doomed:
             return True, None
         for conn in (self._conn, self._rconn):
@@ -294,15 +263,12 @@ class Session:
         if not self._tracked:
             self._tracked = True
             self._borrowed_at = time.monotonic()
-            with _live_lock:
-                _live[id(self)] = self
+            leaks.track(self)
             counters_for(self._source).add("borrowed")
             logger.debug("%r borrowed a connection", self)
 
     def _released(self, *, committed: bool) -> None:
-        with _live_lock:
-            known = _live.pop(id(self), None) is not None
-        if known:
+        if leaks.untrack(self):
             counters = counters_for(self._source)
             counters.add("released")
             counters.add("committed" if committed else "rolled_back")
@@ -346,7 +312,7 @@ class Session:
         finally:
             try:
                 for source, conn, _ in self._detach():
-                    _release_sync(source, conn)
+                    release_sync(source, conn)
             finally:
                 self._released(committed=committed)
 
@@ -360,7 +326,7 @@ class Session:
         self._check_usable()
         with self._lock:
             if self._conn is None:
-                self._conn, self._tx = _begin_sync(self._source)
+                self._conn, self._tx = leaks.borrow_sync(self._source)
                 self._borrowed(self._conn, replica=False)
         return self._conn  # type: ignore[no-any-return]
 
@@ -380,7 +346,7 @@ class Session:
             assert self._replica is not None
             with self._lock:
                 if self._rconn is None:
-                    self._rconn, self._rtx = _begin_sync(self._replica)
+                    self._rconn, self._rtx = leaks.borrow_sync(self._replica)
                     self._borrowed(self._rconn, replica=True)
         return self._rconn  # type: ignore[no-any-return]
 
@@ -423,7 +389,7 @@ class Session:
         finally:
             try:
                 for source, conn, _ in self._detach():
-                    await _release_async(source, conn)
+                    await release_async(source, conn)
             finally:
                 self._released(committed=committed)
 
@@ -435,10 +401,10 @@ class Session:
         if conn is not None:
             return conn  # type: ignore[no-any-return]
         self._check_usable()
-        conn, tx = await _begin_async(self._source)
+        conn, tx = await leaks.borrow_async(self._source)
         if self._conn is not None:  # another task of this session borrowed meanwhile
             await tx.__aexit__(None, None, None)
-            await _release_async(self._source, conn)
+            await release_async(self._source, conn)
             return self._conn  # type: ignore[no-any-return]
         self._conn, self._tx = conn, tx
         self._borrowed(conn, replica=False)
@@ -455,10 +421,10 @@ class Session:
         if self._rconn is None:
             self._check_usable()
             assert self._replica is not None
-            conn, tx = await _begin_async(self._replica)
+            conn, tx = await leaks.borrow_async(self._replica)
             if self._rconn is not None:
                 await tx.__aexit__(None, None, None)
-                await _release_async(self._replica, conn)
+                await release_async(self._replica, conn)
             else:
                 self._rconn, self._rtx = conn, tx
                 self._borrowed(conn, replica=True)
@@ -508,196 +474,10 @@ def _rolled_back(sess: Session, *, lost: bool) -> str:
     )
 
 
-def _same_source(a: Source, b: Source) -> bool:
-    return a is b or (isinstance(a, str) and a == b)
-
-
-def _is_async_source(source: Source, entered_async: bool) -> bool:
-    if isinstance(source, Database):
-        return source.is_async
-    if isinstance(source, str):
-        return entered_async  # a conninfo string serves both kinds
-    return isinstance(source, _ASYNC_SOURCES)
-
-
-def _describe_source(source: Source) -> str:
-    if isinstance(source, str):
-        return "a conninfo string"
-    if isinstance(source, Database):
-        return repr(source)
-    return type(source).__qualname__
-
-
-# -- borrowing and giving back ----------------------------------------------------------------------------------
-
-
-def _begin_sync(source: Source) -> tuple[Connection[Any], Transaction]:
-    """Borrow a connection from *source* and begin the session's transaction on it."""
-    if isinstance(source, str):
-        conn = psycopg.Connection.connect(source, autocommit=True)
-        configure_connection(conn)
-    elif isinstance(source, (ConnectionPool, Database)):
-        pool = source.pool if isinstance(source, Database) else _own_pool(source)
-        reap_sync(source)
-        conn = pool.getconn()
-    else:
-        assert isinstance(source, Connection)
-        conn = source
-    try:
-        tx = Transaction(conn)
-        tx.__enter__()
-        if not isinstance(source, (str, Database)):
-            probe_once_sync(conn)
-    except BaseException:
-        _release_sync(source, conn)
-        raise
-    return conn, tx
-
-
-def _own_pool(pool: Any) -> Any:
-    """A pool of the user's, checked to be this process's own."""
-    if forked.inherited(pool):
-        msg = (
-            f"{pool!r} was opened before this process was forked, and its connections belong to the parent "
-            f"process; open the pool in the child (after the fork: a post-fork hook, or lazily), or use a "
-            f"pgdecor Database, which does so by itself"
-        )
-        raise NoSessionError(msg)
-    forked.seen(pool)
-    return pool
-
-
-def _release_sync(source: Source, conn: Connection[Any]) -> None:
-    if isinstance(source, str):
-        conn.close()
-    elif isinstance(source, Database):
-        source.pool.putconn(conn)
-    elif isinstance(source, ConnectionPool):
-        source.putconn(conn)
-
-
-async def _begin_async(source: Source) -> tuple[AsyncConnection[Any], AsyncTransaction]:
-    if isinstance(source, str):
-        conn = await psycopg.AsyncConnection.connect(source, autocommit=True)
-        await aconfigure_connection(conn)
-    elif isinstance(source, (AsyncConnectionPool, Database)):
-        pool = await source.aready() if isinstance(source, Database) else _own_pool(source)
-        await reap_async(source)
-        conn = await pool.getconn()
-    else:
-        assert isinstance(source, AsyncConnection)
-        conn = source
-    try:
-        tx = AsyncTransaction(conn)
-        await tx.__aenter__()
-        if not isinstance(source, (str, Database)):
-            await probe_once_async(conn)
-    except BaseException:
-        await _release_async(source, conn)
-        raise
-    return conn, tx
-
-
-async def _release_async(source: Source, conn: AsyncConnection[Any]) -> None:
-    if isinstance(source, str):
-        await conn.close()
-    elif isinstance(source, Database):
-        await source.apool.putconn(conn)
-    elif isinstance(source, AsyncConnectionPool):
-        await source.putconn(conn)
-
-
-# -- the leak guard ---------------------------------------------------------------------------------------------
-
-
-def _warn_leak(sess: Session, why: str) -> None:
-    counters_for(sess._source).add("leaked")
-    msg = (
-        f"pgdecor session opened at {sess._opened_at} was not ended by its block ({why}); its transaction "
-        f"was rolled back and its connection given back"
-    )
-    logger.warning(msg)
-    warnings.warn(msg, ResourceWarning, stacklevel=2)
-
-
-def _orphans(source: Source) -> list[Session]:
-    """Sessions on *source* holding a connection that nobody can end any more: their thread has died, their
-    task has finished, or (with a leak timeout) their connection has been idle in transaction for that long."""
-    timeout = source.leak_timeout if isinstance(source, Database) else None
-    now = time.monotonic()
-    with _live_lock:
-        candidates = [s for s in _live.values() if s._source is source]
-    found = []
-    for s in candidates:
-        owner = s._owner
-        gone = not owner.is_alive() if isinstance(owner, threading.Thread) else owner is not None and owner.done()
-        if gone or (timeout is not None and _idle_since(s, now) > timeout):
-            with _live_lock:  # claim it: another borrower may be reaping it too
-                if _live.pop(id(s), None) is None:
-                    continue
-            found.append(s)
-    return found
-
-
-def _idle_since(sess: Session, now: float) -> float:
-    """Seconds the session's connection has been idle in transaction, as seen by successive leak checks (its
-    cursors' last results have not changed): costs nothing on the per-call path."""
-    conn = sess._conn
-    if conn is None or conn.info.transaction_status != pq.TransactionStatus.INTRANS:
-        sess._activity = None
-        return 0.0
-    cursors = (*sess._cursors.values(), *(stream._cursor for stream in sess._streams))
-    seen = tuple(c.pgresult for c in cursors)
-    if sess._activity is None or sess._activity[0] != seen:
-        sess._activity = (seen, now)
-        return 0.0
-    return now - sess._activity[1]
-
-
-def _reap_links(s: Session) -> list[tuple[Source, Any, Any]]:
-    """Take the orphan's connections (and transactions) from it; it is ended for whoever still holds it."""
-    s._ended = s._finished = True
-    s._streams = []
-    counters = counters_for(s._source)
-    counters.add("released")
-    counters.add("rolled_back")
-    return s._detach()
-
-
-_REAPED = RolledBackError("the session was ended by the leak guard")
-
-
-def reap_sync(source: Source) -> int:
-    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
-    orphans = _orphans(source)
-    for s in orphans:
-        _warn_leak(s, "its thread ended, or it stayed idle in transaction past the leak timeout")
-        for src, conn, tx in _reap_links(s):
-            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
-                tx.__exit__(RolledBackError, _REAPED, None)
-            _release_sync(src, conn)
-    return len(orphans)
-
-
-async def reap_async(source: Source) -> int:
-    orphans = _orphans(source)
-    for s in orphans:
-        _warn_leak(s, "its task ended, or it stayed idle in transaction past the leak timeout")
-        for src, conn, tx in _reap_links(s):
-            with contextlib.suppress(psycopg.Error):
-                await tx.__aexit__(RolledBackError, _REAPED, None)
-            await _release_async(src, conn)
-    return len(orphans)
-
-
 def _forget_after_fork() -> None:
     """In a forked child: the sessions open at the fork are the parent's. Their connections are made unreachable
     (see `_fork`) and they are ended here without a word to the server; using one raises `NoSessionError`."""
-    global _live_lock  # noqa: PLW0603 - another thread may have held it at the fork, and no thread came along
-    _live_lock = threading.Lock()
-    sessions = list(_live.values())
-    _live.clear()
-    for s in sessions:
+    for s in leaks.forget_all():
         s._forked = s._ended = s._finished = True
         for conn in (s._conn, s._rconn):
             if conn is not None:

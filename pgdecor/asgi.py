@@ -30,8 +30,9 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._session import Session, Source, check_sources
+from ._session import Session
 from ._shield import finish
+from ._sources import Source, check_sources
 from ._web import CommitOn, commit_unless_server_error, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]

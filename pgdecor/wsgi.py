@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ._session import Session, Source, check_sources
+from ._session import Session
+from ._sources import Source, check_sources
 from ._web import CommitOn, commit_unless_server_error, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
