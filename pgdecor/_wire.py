@@ -71,6 +71,8 @@ except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
     _AVAILABLE = False
 if sys.platform == "win32":  # pragma: no cover - a duplicated socket handle cannot be watched there
     _AVAILABLE = False
+if os.environ.get("PGDECOR_WIRE", "").lower() in ("0", "off", "no", "false"):  # every call through a cursor
+    _AVAILABLE = False
 
 #: (SQL, encoding) → the SQL with $n placeholders, and the format each placeholder asks for.
 _converted: dict[tuple[str, str], tuple[bytes, list[PyFormat]]] = {}

@@ -4,6 +4,7 @@ when psycopg drops its prepared statements."""
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from pgdecor import Database, Error, MappingError, NotFoundError, procedure, que
 T = TypeVar("T")
 
 #: First call through a cursor, second through a cursor that has psycopg prepare it, then the prepared statement.
-CALLS = 4
+CALLS = 6  # past psycopg's prepare threshold (5): calls through a cursor are prepared too
 
 
 def run(scenario: Callable[[], Awaitable[T]]) -> T:
@@ -408,3 +409,19 @@ def test_a_connection_lost_while_a_call_waits_is_a_clear_error(pg_dsn: str, admi
             assert db.counters.borrowed == db.counters.released == 2
 
     run(scenario)
+
+
+def test_the_wire_is_used_where_it_is_available(users: str) -> None:
+    """The lean path is taken unless it is switched off (``PGDECOR_WIRE=off``): a statement is prepared at its second
+    call through it, where psycopg's cursors would wait for the sixth. A wire that silently stopped working would
+    fail here, not merely run slower."""
+    from pgdecor import _wire
+
+    with psycopg.connect(users) as conn, session(conn):
+        get_user(1)
+        get_user(1)
+        prepared_at_second_call = len(sync_prepared(conn))
+        wire = _wire.usable(conn)
+    switched_off = os.environ.get("PGDECOR_WIRE", "").lower() in ("0", "off", "no", "false")
+    assert wire is not switched_off
+    assert prepared_at_second_call == (1 if wire else 0)
