@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from . import _fork as forked
 from ._errors import NoSessionError
-from ._poolers import PROBE, PROBE_WITH_TIMEOUT, apply, behind_pooler
+from ._poolers import configure_async, configure_sync
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -60,36 +59,6 @@ counters = Counters()
 
 def counters_for(source: object) -> Counters:
     return source.counters if isinstance(source, Database) else counters
-
-
-def configure_connection(
-    conn: psycopg.Connection[Any], timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT, prepare: bool | None = None
-) -> bool:
-    """Settings of a connection pgdecor opened, in one round trip: the server-side backstop against a transaction
-    left open, and prepared statements set for whether a pooler is in between (returned; see `_poolers`)."""
-    cur = conn.cursor(row_factory=tuple_row)
-    row = (cur.execute(PROBE) if timeout is None else cur.execute(PROBE_WITH_TIMEOUT, [_ms(timeout)])).fetchone()
-    assert row is not None
-    pooler = behind_pooler(conn, row[0])
-    apply(conn, pooler, prepare)
-    return pooler
-
-
-async def aconfigure_connection(
-    conn: psycopg.AsyncConnection[Any], timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT, prepare: bool | None = None
-) -> bool:
-    cur = conn.cursor(row_factory=tuple_row)
-    row = await (
-        await (cur.execute(PROBE) if timeout is None else cur.execute(PROBE_WITH_TIMEOUT, [_ms(timeout)]))
-    ).fetchone()
-    assert row is not None
-    pooler = behind_pooler(conn, row[0])
-    apply(conn, pooler, prepare)
-    return pooler
-
-
-def _ms(seconds: float) -> str:
-    return f"{int(seconds * 1000)}ms"
 
 
 class Database:
@@ -239,10 +208,10 @@ class Database:
         }
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        self.pooler = configure_connection(conn, self.idle_in_transaction_timeout, self.prepare)
+        self.pooler = configure_sync(conn, self.idle_in_transaction_timeout, self.prepare)
 
     async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.pooler = await aconfigure_connection(conn, self.idle_in_transaction_timeout, self.prepare)
+        self.pooler = await configure_async(conn, self.idle_in_transaction_timeout, self.prepare)
 
     def _new_apool(self) -> AsyncConnectionPool[Any]:
         check = AsyncConnectionPool.check_connection if self.check else None

@@ -14,9 +14,9 @@ from psycopg import AsyncConnection, AsyncTransaction, Connection, Transaction
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from . import _fork as forked
-from ._database import Database, aconfigure_connection, configure_connection
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, Database
 from ._errors import ArgumentError, NoSessionError
-from ._poolers import probe_once_async, probe_once_sync
+from ._poolers import configure_async, configure_sync, probe_once_async, probe_once_sync
 
 __all__ = ["Source", "begin_async", "begin_sync", "check_sources", "describe_source", "release_async",
            "release_sync"]  # fmt: skip
@@ -71,7 +71,7 @@ def begin_sync(source: Source) -> tuple[Connection[Any], Transaction]:
     """Borrow a connection from *source* and begin the session's transaction on it."""
     if isinstance(source, str):
         conn = psycopg.Connection.connect(source, autocommit=True)
-        configure_connection(conn)
+        configure_sync(conn, IDLE_IN_TRANSACTION_TIMEOUT)
     elif isinstance(source, (ConnectionPool, Database)):
         pool = source.pool if isinstance(source, Database) else _own_pool(source)
         conn = pool.getconn()
@@ -114,7 +114,7 @@ def release_sync(source: Source, conn: Connection[Any]) -> None:
 async def begin_async(source: Source) -> tuple[AsyncConnection[Any], AsyncTransaction]:
     if isinstance(source, str):
         conn = await psycopg.AsyncConnection.connect(source, autocommit=True)
-        await aconfigure_connection(conn)
+        await configure_async(conn, IDLE_IN_TRANSACTION_TIMEOUT)
     elif isinstance(source, (AsyncConnectionPool, Database)):
         pool = await source.aready() if isinstance(source, Database) else _own_pool(source)
         conn = await pool.getconn()
