@@ -30,7 +30,7 @@ from ._mapping import Layout, LayoutKey, RowMapper
 from ._registry import ServerKey, describe_async, describe_sync, registry_for
 from ._results import ResultPlan, Shape
 from ._session import Session, _current, no_session_error
-from ._shield import stopping
+from ._shield import finish
 from ._signature import Param, compile_check
 from ._streams import AsyncStream, Stream
 from ._wire import Wire
@@ -476,7 +476,7 @@ class Plan:
             if shape is Shape.STREAM:
                 cur: Any = conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
                 try:
-                    await stopping(cur.execute(statement.sql, params, binary=binary), conn)
+                    await finish(cur.execute(statement.sql, params, binary=binary), statement_on=conn)
                     layout = await self._alayout(conn, key, statement, cur, binary)
                 except BaseException:
                     await cur.close()
@@ -491,7 +491,7 @@ class Plan:
                     self._last = (key, statement, binary)
             if wire is None:
                 cur = sess.cursor(conn, binary)
-                await stopping(cur.execute(statement.sql, params, prepare=prepare), conn)
+                await finish(cur.execute(statement.sql, params, prepare=prepare), statement_on=conn)
                 res = cur.pgresult
                 self._seen.setdefault(seen, False)
             if shape is Shape.NONE:
@@ -531,9 +531,9 @@ class Plan:
                 binary = self._seen.get((key, statement.sql)) is True
                 cur = sess.cursor(conn, binary)
                 if self.result.shape is Shape.NONE:
-                    await stopping(cur.executemany(statement.sql, params), conn)
+                    await finish(cur.executemany(statement.sql, params), statement_on=conn)
                     continue
-                await stopping(cur.executemany(statement.sql, params, returning=True), conn)
+                await finish(cur.executemany(statement.sql, params, returning=True), statement_on=conn)
                 # executemany prepares the statement, and the server refuses to change a prepared statement's
                 # result columns: one layout serves the whole batch (checked per result when not prepared).
                 layout = None

@@ -3,7 +3,7 @@
 Ending a transaction, or reading what remains of a statement the server was asked to stop, must not be cut
 short: a connection left half-way is unusable, and psycopg closes it. `asyncio.shield` alone is not enough under
 anyio (Starlette, FastAPI), whose cancel scopes cancel the task again at every await until it leaves the scope;
-`finish` keeps waiting through every such cancellation, then re-raises one.
+`finish` keeps waiting through every such cancellation, then re-raises one, and stops a cancelled statement.
 """
 
 from __future__ import annotations
@@ -20,76 +20,56 @@ T = TypeVar("T")
 logger = logging.getLogger("pgdecor")
 
 
-async def finish(coro: Coroutine[Any, Any, T]) -> T:
-    """Run *coro* to its end in a task of its own, even if the caller is cancelled (repeatedly) meanwhile; then
-    return its result, or raise its error; a cancellation that arrived meanwhile is raised after it ends."""
-    task = asyncio.ensure_future(coro)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:  # noqa: PERF203 - a loop of waits, each of which may be cut short
-            if task.done() and task.cancelled():  # the work itself was cancelled, not only its caller
-                raise
-            cancelled = True
-        except BaseException:  # noqa: BLE001, S110 - the work's own error: task.result() raises it below
-            pass
-    try:
-        if cancelled:
-            task.exception()  # retrieved: its error, if any, gives way to the cancellation
-            raise asyncio.CancelledError
-        return task.result()
-    finally:
-        del task  # the task keeps its error, whose traceback holds this frame: no cycle through it
-
-
 #: Seconds to wait for the server to stop a statement whose task was cancelled, as psycopg does.
 CANCEL_TIMEOUT = 5.0
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
 
 
-async def stopping(coro: Coroutine[Any, Any, T], conn: Any) -> T:
-    """Run a statement's *coro* on *conn* in a task of its own; if the caller is cancelled, have the server stop
-    the statement (psycopg's ``cancel_safe``) and wait for the statement to end, through any further
-    cancellation, then raise one: the connection stays usable (its transaction aborted) instead of being closed
-    half-way through a result, as psycopg does when cancelled again while it drains. Should the server not stop
-    the statement in time, the task is cancelled after all, and psycopg closes the connection."""
+async def finish(coro: Coroutine[Any, Any, T], *, statement_on: Any = None) -> T:
+    """Run *coro* to its end in a task of its own, even if the caller is cancelled (repeatedly) meanwhile; then
+    return its result, or raise its error; a cancellation that arrived meanwhile is raised after it ends.
+
+    *coro* may be a statement running on the connection *statement_on*: then a cancellation also has the server
+    stop it (psycopg's ``cancel_safe``), so that the connection stays usable (its transaction aborted) instead of
+    being closed half-way through a result, as psycopg does when cancelled again while it drains. Should the
+    server not stop it in time, the task is cancelled after all, and psycopg closes the connection."""
     task = asyncio.ensure_future(coro)
     cancelled = False
     #: The request to the server to stop the statement: made only while it runs, since a request arriving once the
     #: statement has ended would stop whatever the connection runs next.
     stop: asyncio.Task[None] | None = None
-    deadline = 0.0
+    deadline: float | None = None
     loop = asyncio.get_running_loop()
     while not task.done():
         try:
             if not cancelled:
                 await asyncio.shield(task)
             else:
-                await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+                await asyncio.wait([task], timeout=None if deadline is None else max(0.0, deadline - loop.time()))
                 if not task.done():
                     task.cancel()
-        except asyncio.CancelledError:  # noqa: PERF203 - as in finish
-            if task.done() and task.cancelled():
+        except asyncio.CancelledError:  # noqa: PERF203 - a loop of waits, each of which may be cut short
+            if task.done() and task.cancelled():  # the work itself was cancelled, not only its caller
                 raise
             if not cancelled:
                 cancelled = True
-                deadline = loop.time() + CANCEL_TIMEOUT
-                if not task.done() and conn.pgconn.transaction_status == _ACTIVE:
-                    stop = asyncio.ensure_future(_cancel(conn))
-        except BaseException:  # noqa: BLE001, S110 - the statement's own error: task.result() raises it below
+                if statement_on is not None:
+                    deadline = loop.time() + CANCEL_TIMEOUT
+                    if not task.done() and statement_on.pgconn.transaction_status == _ACTIVE:
+                        stop = asyncio.ensure_future(_cancel(statement_on))
+        except BaseException:  # noqa: BLE001, S110 - the work's own error: task.result() raises it below
             pass
     try:
         if stop is not None:
             await asyncio.wait([stop])  # delivered before the connection serves anything else
         if cancelled:
             if not task.cancelled():
-                task.exception()  # retrieved: the QueryCanceled it ended with gives way to the cancellation
+                task.exception()  # retrieved: its error (a statement's QueryCanceled) gives way to the cancellation
             raise asyncio.CancelledError
         return task.result()
     finally:
-        del task, stop  # as in finish
+        del task, stop  # the task keeps its error, whose traceback holds this frame: no cycle through it
 
 
 async def _cancel(conn: Any) -> None:

@@ -14,7 +14,7 @@ from psycopg import AsyncServerCursor, ServerCursor
 
 from ._convert import too_deep
 from ._errors import NoSessionError
-from ._shield import stopping
+from ._shield import finish
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -131,7 +131,7 @@ class AsyncStream(_StreamBase[T], AsyncIterator[T]):
         if not self._done:
             async with self._session.lock:
                 try:
-                    self._refill(await stopping(self._cursor.fetchmany(BATCH_SIZE), self._cursor.connection))
+                    self._refill(await finish(self._cursor.fetchmany(BATCH_SIZE), statement_on=self._cursor.connection))
                 except RecursionError:
                     raise too_deep(self._stub) from None
             try:
