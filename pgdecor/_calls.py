@@ -18,7 +18,6 @@ from psycopg import sql
 from ._annotations import bare, describe, list_type
 from ._catalog import (
     FUNCTIONS_QUERY,
-    POLYMORPHIC,
     TYPES_QUERY,
     Binding,
     Function,
@@ -312,7 +311,7 @@ def argument_sql(annotation: Any, pgtype: PgType) -> tuple[str, Callable[[Any], 
         )
     if pgtype.base == "hstore":
         return "{value}::{type}", hstore_param
-    if pgtype.kind == "p" and pgtype.base in POLYMORPHIC:
+    if pgtype.polymorphic:
         return "{value}", None  # no cast: the value's own type decides what the polymorphic function gets
     tp, _ = bare(annotation)
     if is_enum(tp):

@@ -85,6 +85,11 @@ class PgType:
     not_null: bool = False
 
     @property
+    def polymorphic(self) -> bool:
+        """A polymorphic pseudo-type a stub can pass (`POLYMORPHIC`): the call's values decide the type."""
+        return self.kind == "p" and self.base in POLYMORPHIC
+
+    @property
     def spelled(self) -> str:
         """How generated code names the type: ``sql`` for PostgreSQL's own types, else ``qualified``."""
         return self.sql if self.qualified.startswith("pg_catalog.") else self.qualified
@@ -183,7 +188,7 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
     tp = strip_annotated(tp)
     if tp is Any or tp is object or isinstance(tp, typing.TypeVar):  # a TypeVar: whatever the call's types make
         return True
-    if pgtype.kind == "p" and pgtype.base in POLYMORPHIC:
+    if pgtype.polymorphic:
         return is_polymorphic_fit(tp, pgtype.base)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):  # IPv4Address | IPv6Address: each must fit

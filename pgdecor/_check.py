@@ -32,7 +32,6 @@ from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import (
     ENUM_LABELS,
-    POLYMORPHIC,
     POLYMORPHIC_ARRAYS,
     TYPES_QUERY,
     Function,
@@ -450,4 +449,4 @@ def _message(res: pq.abc.PGresult) -> str:
 
 def _polymorphic(function: Function) -> list[str]:
     """The function's polymorphic arguments, in the order of their (uncast) placeholders."""
-    return [arg.type.base for arg in function.args if arg.type.kind == "p" and arg.type.base in POLYMORPHIC]
+    return [arg.type.base for arg in function.args if arg.type.polymorphic]

@@ -27,7 +27,6 @@ import psycopg
 
 from ._catalog import (
     ENUM_LABELS,
-    POLYMORPHIC,
     POLYMORPHIC_ARRAYS,
     TYPES_QUERY,
     Function,
@@ -151,7 +150,7 @@ class _Module:
             return self.enum(pgtype)
         if pgtype.kind == "c":
             return self.composite(pgtype)
-        if pgtype.kind == "p" and pgtype.base in POLYMORPHIC:  # a generic stub: T stands for the one type
+        if pgtype.polymorphic:  # a generic stub: T stands for the one type
             self.imports.add("from typing import TypeVar")
             self.typevar = True
             return "list[T]" if pgtype.base in POLYMORPHIC_ARRAYS else "T"
