@@ -222,7 +222,7 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         return (
             pgtype.category in ("S", "E", "G", "V")
             or pgtype.kind == "e"
-            or pgtype.base in _TEXT_TYPES
+            or pgtype.base in TEXT_TYPES
             or (pgtype.category == "U" and pgtype.kind == "b")
         )
     if issubclass(tp, (Range, Multirange)):
@@ -246,9 +246,11 @@ def is_polymorphic_fit(tp: Any, base: str) -> bool:
     return True
 
 
-#: Types outside the string-like categories whose values psycopg reads and writes as text.
-_TEXT_TYPES = frozenset(
-    {"money", "macaddr", "macaddr8", "regclass", "regproc", "regprocedure", "regtype", "regnamespace", "regrole",
+#: Types whose values psycopg reads as text, and pgdecor sends back as text cast to their own type: a `str` fits
+#: them (as it fits the string-like categories), and `generate` annotates them `str`.
+TEXT_TYPES = frozenset(
+    {"xml", "tsvector", "tsquery", "money", "bit", "varbit", "macaddr", "macaddr8", "point", "line", "lseg", "box",
+     "path", "polygon", "circle", "regclass", "regproc", "regprocedure", "regtype", "regnamespace", "regrole",
      "regoper", "regoperator", "regconfig", "regdictionary", "regcollation"}
 )  # fmt: skip
 

@@ -28,6 +28,7 @@ import psycopg
 from ._catalog import (
     ENUM_LABELS,
     POLYMORPHIC_ARRAYS,
+    TEXT_TYPES,
     TYPES_QUERY,
     Function,
     PgType,
@@ -93,13 +94,10 @@ _SCALARS: dict[str, tuple[str, str | None]] = {
     "inet": ("ipaddress.IPv4Address | ipaddress.IPv6Address", "import ipaddress"),
     "cidr": ("ipaddress.IPv4Network | ipaddress.IPv6Network", "import ipaddress"),
 }
-#: Types psycopg reads as text (pgdecor sends them back as text, cast to their own type), and ranges.
-_TEXT_READ = ("xml", "tsvector", "tsquery", "money", "bit", "varbit", "macaddr", "macaddr8", "point", "line", "lseg",
-              "box", "path", "polygon", "circle", "regclass", "regproc", "regprocedure", "regtype", "regnamespace",
-              "regrole", "regoper", "regoperator", "regconfig", "regdictionary", "regcollation")  # fmt: skip
+#: Types psycopg reads as text (see `TEXT_TYPES`), and ranges.
 _RANGES = {"int4range": "int", "int8range": "int", "numrange": "Decimal", "daterange": "datetime.date",
            "tsrange": "datetime.datetime", "tstzrange": "datetime.datetime"}  # fmt: skip
-_SCALARS.update(dict.fromkeys(_TEXT_READ, ("str", None)))
+_SCALARS.update(dict.fromkeys(sorted(TEXT_TYPES), ("str", None)))
 _SCALARS.update({name: (f"Range[{item}]", "from psycopg.types.range import Range") for name, item in _RANGES.items()})
 _SCALARS.update(
     {
