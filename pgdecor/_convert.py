@@ -262,16 +262,23 @@ def too_deep(stub: str) -> Exception:
 
 
 def _json_text(value: str, where: str) -> str:
+    problem = text_problem(value, "PostgreSQL's jsonb", where)
+    if problem is not None:
+        raise NotJsonError(f"has a string with {problem}")
+    return value
+
+
+def text_problem(value: str, store: str, where: str = "") -> str | None:
+    """What keeps *store* from holding the string *value* (a NUL character, or a lone surrogate UTF-8 cannot
+    encode), said with where it is; None when nothing does."""
     if "\x00" in value:
-        msg = f"has a string with a NUL character{_at(where)}, which PostgreSQL's jsonb cannot store"
-        raise NotJsonError(msg)
+        return f"a NUL character{_at(where)}, which {store} cannot store"
     if not value.isascii():
         try:
             value.encode()
         except UnicodeEncodeError:
-            msg = f"has a string with a lone surrogate{_at(where)}, which UTF-8 cannot encode"
-            raise NotJsonError(msg) from None
-    return value
+            return f"a lone surrogate{_at(where)}, which UTF-8 cannot encode"
+    return None
 
 
 def _at(where: str) -> str:

@@ -24,6 +24,7 @@ from typing_extensions import is_typeddict
 
 from ._annotations import bare, describe, is_namedtuple
 from ._codegen import define, named
+from ._convert import text_problem
 from ._errors import ArgumentError, SignatureError
 
 Check = Callable[[Any], bool]
@@ -179,15 +180,8 @@ def _text_problem(value: Any, where: str = "") -> str | None:
         return None
     if not isinstance(value, str):
         return None
-    at = f" at {where}" if where else ""
-    if "\x00" in value:
-        return f"has a NUL character{at}, which PostgreSQL text cannot store"
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return f"has a lone surrogate{at}, which UTF-8 cannot encode"
-    return None
+    problem = text_problem(value, "PostgreSQL text", where)
+    return None if problem is None else f"has {problem}"
 
 
 def placeholder_format(annotation: Any) -> Literal["b", "s"]:
