@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-__all__ = ["CommitOn", "commit_unless_server_error", "decide", "log_commit_failure"]
+from ._errors import ArgumentError
+
+__all__ = ["CommitOn", "check_commit_on", "commit_unless_server_error", "decide", "log_commit_failure"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -17,6 +19,16 @@ def commit_unless_server_error(status: int) -> bool:
     """The default policy: commit unless the status is a server error (500 and above). Frameworks turn a handler's
     exception into such a response before the middleware sees it, so the status is what says the request failed."""
     return status < 500
+
+
+def check_commit_on(commit_on: object) -> None:
+    """Raise `ArgumentError` unless *commit_on* can be called with a status."""
+    if not callable(commit_on):
+        msg = (
+            f"SessionMiddleware(commit_on=...) takes a function of the HTTP status returning whether to commit "
+            f"(e.g. `lambda status: status < 400`), not {type(commit_on).__qualname__} {commit_on!r:.40}"
+        )
+        raise ArgumentError(msg)
 
 
 def decide(commit_on: CommitOn, status: int | None, *, complete: bool) -> bool:

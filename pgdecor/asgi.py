@@ -33,7 +33,7 @@ from typing import Any
 from ._session import Session
 from ._shield import finish
 from ._sources import Source, check_sources
-from ._web import CommitOn, commit_unless_server_error, decide, log_commit_failure
+from ._web import CommitOn, check_commit_on, commit_unless_server_error, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -62,6 +62,7 @@ class SessionMiddleware:
         commit_on: CommitOn = commit_unless_server_error,
     ) -> None:
         check_sources("SessionMiddleware()", source, replica)
+        check_commit_on(commit_on)
         self.app = app
         self.source = source
         self.replica = replica

@@ -34,7 +34,7 @@ from typing import Any
 
 from ._session import Session
 from ._sources import Source, check_sources
-from ._web import CommitOn, commit_unless_server_error, decide, log_commit_failure
+from ._web import CommitOn, check_commit_on, commit_unless_server_error, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -58,6 +58,7 @@ class SessionMiddleware:
         commit_on: CommitOn = commit_unless_server_error,
     ) -> None:
         check_sources("SessionMiddleware()", source, replica)
+        check_commit_on(commit_on)
         self.app = app
         self.source = source
         self.replica = replica
@@ -165,6 +166,10 @@ class _Response:
         if self._ended:
             return
         self._ended = True
-        if exc_info[1] is None and not decide(self._commit_on, self.status, complete=complete):
-            self._session.doom()
+        try:
+            if exc_info[1] is None and not decide(self._commit_on, self.status, complete=complete):
+                self._session.doom()
+        except BaseException:  # the policy itself failed: the session ends all the same, rolled back
+            self._context.run(self._session.__exit__, *sys.exc_info())
+            raise
         self._context.run(self._session.__exit__, *exc_info)

@@ -212,6 +212,27 @@ def test_wsgi_error_while_iterating_rolls_back(users: str) -> None:
         assert not visible(users, 26)
 
 
+def test_a_commit_policy_that_fails_still_ends_the_session_rolled_back(users: str) -> None:
+    """``commit_on`` that raises: the response fails, and the session is rolled back and its connection given back,
+    not left for the leak guard."""
+
+    def policy(status: int) -> bool:
+        raise ZeroDivisionError(status)
+
+    with Database(users, max_size=1) as db:
+        served = serve(flask(db, commit_on=policy), "/conflict/28")
+        assert isinstance(served.error, ZeroDivisionError)
+        assert not visible(users, 28)
+        assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 0, "rolled_back": 1, "leaked": 0}
+
+
+def test_middleware_rejects_a_commit_policy_that_is_not_one() -> None:
+    with pytest.raises(ArgumentError, match=r"commit_on=.*not int 42"):
+        WSGIMiddleware(lambda *_: [], "postgresql:///app", commit_on=42)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match=r"commit_on=.*not str"):
+        ASGIMiddleware(lambda *_: None, "postgresql:///app", commit_on="yes")  # type: ignore[arg-type]
+
+
 def test_middleware_rejects_a_source_that_is_not_one() -> None:
     """A wrong source fails when the middleware is built, not at the first request."""
     with pytest.raises(ArgumentError, match="not int 42"):
