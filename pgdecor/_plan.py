@@ -428,36 +428,34 @@ class Plan:
             self.log(start)
 
     async def _arun(self, args: tuple[Any, ...]) -> Any:
+        # The session's lock taken here, in the call's own coroutine: no coroutine more per call than before it.
         if self.check is not None:
             self.check(args)
         sess = self.session("()", is_async=True)
         lock = sess._call_lock
         await lock.acquire()
         try:
-            return await self._arun_known(sess, args)
+            last, conn = self._last, sess._conn
+            if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
+                return await self._arun_looked_up(sess, args)
+            key, statement, binary = last
+            try:
+                res = await wire.execute(statement.sql, args if statement.direct else statement.params(args), binary)
+                if res is None:
+                    return await self._arun_looked_up(sess, args)
+                if self.result.shape is Shape.NONE:
+                    return None
+                kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
+                layout = found or await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
+            except Error:
+                raise
+            except psycopg.Error as err:
+                raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
+            return _rows(wire, layout, kind)
         except RecursionError:
             raise too_deep(self.stub) from None
         finally:
             lock.release()
-
-    async def _arun_known(self, sess: Session, args: tuple[Any, ...]) -> Any:
-        last, conn = self._last, sess._conn
-        if last is None or conn is None or last[0] != sess._key or (wire := sess.wire(conn)) is None:
-            return await self._arun_looked_up(sess, args)
-        key, statement, binary = last
-        try:
-            res = await wire.execute(statement.sql, args if statement.direct else statement.params(args), binary)
-            if res is None:
-                return await self._arun_looked_up(sess, args)
-            if self.result.shape is Shape.NONE:
-                return None
-            kind, layout_key, found = self.cached_layout(key, statement, res, binary, wire)
-            layout = found or await self._alayout(conn, key, statement, wire, binary, layout_key=layout_key)
-        except Error:
-            raise
-        except psycopg.Error as err:
-            raise self.db_error(err, statement)  # noqa: B904 - db_error sets the cause it means
-        return _rows(wire, layout, kind)
 
     async def _arun_looked_up(self, sess: Session, args: tuple[Any, ...]) -> Any:
         conn = sess._conn
