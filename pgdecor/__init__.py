@@ -1,7 +1,7 @@
 """pgdecor: call PostgreSQL stored functions and hand-written SQL through typed Python stubs."""
 
 from ._check import Problem, check
-from ._database import Counters, Database, counters
+from ._counters import Counters, counters
 from ._decorators import Stub, procedure, query
 from ._errors import (
     AmbiguousFunctionError,
@@ -15,9 +15,11 @@ from ._errors import (
     TooManyRowsError,
     UndefinedFunctionError,
 )
+from ._service import Database
 from ._session import Session, TransactionScope, session, transaction
 from ._signature import DEFAULT
-from ._streams import AsyncStream, Stream
+from ._stream import Stream
+from ._stream_async import AsyncStream
 
 __all__ = [
     "DEFAULT",

@@ -8,6 +8,8 @@ positional arguments, each cast to the type the function declares.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
@@ -57,6 +59,18 @@ class Statement:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _params_function(self.picks, self.direct, self.indices))
+
+    def numbered(self) -> tuple[str, list[str], list[bool]]:
+        """The SQL with PostgreSQL's ``$n`` placeholders, as the server prepares it; each placeholder's format
+        (``b``, ``s`` or ``t``); and whether the SQL casts it (``%b::integer``)."""
+        numbers = itertools.count(1)
+        found = [m for m in _PLACEHOLDER.finditer(self.sql) if m[1] != "%"]
+        numbered = _PLACEHOLDER.sub(lambda m: "%" if m[1] == "%" else f"${next(numbers)}", self.sql)
+        return numbered, [m[1] for m in found], [self.sql.startswith("::", m.end()) for m in found]
+
+
+#: The placeholders of the SQL pgdecor composes (psycopg's, ``%%`` a literal ``%``).
+_PLACEHOLDER = re.compile(r"%(%|[bst])")
 
 
 def _params_function(
@@ -177,10 +191,17 @@ class ProcedureCall:
         functions = read_functions(function_rows, read_types(type_rows))
         self._matches[key] = self._choose(functions)
 
+    def match(self, key: ServerKey) -> Match:
+        """The function (and how the stub's parameters bind to its arguments) resolved on the server *key*."""
+        return self._matches[key]
+
+    def compose(self, chosen: Match, omitted: set[int] | None = None) -> Statement:
+        """The statement calling the function *chosen*, leaving the *omitted* arguments to their defaults."""
+        return self._build(chosen, omitted or set())
+
     def statement(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
         omitted = self._omitted(args) if self.defaults else ()
-        chosen = self._matches[key]
-        found = self._build(chosen, {i - self.offset for i in omitted})
+        found = self._build(self._matches[key], {i - self.offset for i in omitted})
         self._statements[(key, omitted)] = found
         return found
 
@@ -188,11 +209,12 @@ class ProcedureCall:
         shown = ".".join(self.name)
         wanted = ", ".join(f"{'VARIADIC ' if p.variadic else ''}{p.name} {describe(p.annotation)}" for p in self.params)
         if not functions:
-            msg = (
-                f"{self.stub}: the database has no function or procedure {shown}; create it, fix the name with "
-                f"@procedure('schema.name'), or check the search_path (the stub passes: {wanted or 'nothing'})"
+            raise UndefinedFunctionError.mismatch(
+                self.stub,
+                f"the database has no function or procedure {shown}",
+                f"create it, fix the name with @procedure('schema.name'), or check the search_path "
+                f"(the stub passes: {wanted or 'nothing'})",
             )
-            raise UndefinedFunctionError(msg)
         fits: list[Match] = []
         misfits: list[str] = []
         for f in functions:
@@ -204,16 +226,17 @@ class ProcedureCall:
         if len(fits) == 1:
             return fits[0]
         if not fits:
-            msg = f"{self.stub}: no {shown} fits the stub ({wanted or 'no arguments'}); candidates:\n  " + "\n  ".join(
-                misfits
+            raise UndefinedFunctionError.mismatch(
+                self.stub,
+                f"no {shown} fits the stub ({wanted or 'no arguments'})",
+                "candidates:\n  " + "\n  ".join(misfits),
             )
-            raise UndefinedFunctionError(msg)
         candidates = "\n  ".join(m.function.signature for m in fits)
-        msg = (
-            f"{self.stub}: several {shown} fit the stub ({wanted}); annotate a parameter with the type to use, "
-            f'e.g. `Annotated[int, "int8"]`. Candidates:\n  {candidates}'
+        raise AmbiguousFunctionError.mismatch(
+            self.stub,
+            f"several {shown} fit the stub ({wanted})",
+            f'annotate a parameter with the type to use, e.g. `Annotated[int, "int8"]`. Candidates:\n  {candidates}',
         )
-        raise AmbiguousFunctionError(msg)
 
     def _build(self, chosen: Match, omitted: set[int]) -> Statement:
         function = chosen.function

@@ -15,7 +15,6 @@ import enum
 import importlib
 import inspect
 import pkgutil
-import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from psycopg import pq
 from psycopg.adapt import PyFormat
 from psycopg.rows import tuple_row
 
+from . import _probe as probe
 from ._annotations import bare, describe
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import (
@@ -45,14 +45,12 @@ from ._catalog import (
 from ._convert import is_enum, is_json_param
 from ._errors import Error, MappingError
 from ._plan import Plan
-from ._registry import describe_sync, registry_for, server_key
+from ._registry import registry_for, server_key
 from ._results import Shape
 
 __all__ = ["Problem", "check", "find_stubs"]
 
 _INT8, _TEXT, _TEXT_ARRAY, _JSONB = 20, 25, 1009, 3802
-
-_PLACEHOLDER = re.compile(r"%(%|[bst])")
 
 
 @dataclass(frozen=True)
@@ -198,11 +196,10 @@ class _Checker:
         try:
             call.resolve(self.key, rows, type_rows)
         except Error as err:
-            message = str(err).removeprefix(f"{self.plan.stub}: ").replace(":\n  ", ": ").replace("\n  ", " | ")
-            database, _, rest = message.partition(";")
-            self.problem(database, self.signature(call), rest.strip() or "create the function or fix the stub")
+            fix = (err.fix or "create the function or fix the stub").replace(":\n  ", ": ").replace("\n  ", " | ")
+            self.problem(err.found or str(err), self.signature(call), fix)
             return self.despite_types(call, rows, type_rows)
-        chosen = call._matches[self.key]
+        chosen = call.match(self.key)
         self.function = chosen.function
         self.polymorphic = _polymorphic(chosen.function)
         for binding in chosen.bindings:
@@ -242,7 +239,7 @@ class _Checker:
             return None
         self.function = found.function
         self.polymorphic = _polymorphic(found.function)
-        return call._build(found, set())
+        return call.compose(found)
 
     def signature(self, call: ProcedureCall) -> str:
         params = ", ".join(f"{p.name}: {describe(p.annotation)}" for p in call.params)
@@ -254,10 +251,8 @@ class _Checker:
         """The statement's parameters and columns, as the server describes it when preparing it with the parameter
         types calls send. If only those types make it fail, the error comes with the description of the statement
         prepared with untyped parameters, so that the parameter at fault can be named."""
-        numbers = iter(range(1, 10_000))
-        sql = _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(numbers)}", statement.sql)
-        formats = [m.group(1) for m in _PLACEHOLDER.finditer(statement.sql) if m.group(1) != "%"]
-        typed = self.param_types(statement.sql, formats)
+        sql, formats, cast = statement.numbered()
+        typed = self.param_types(formats, cast)
         res = self._prepare(sql, typed)
         typed_error = None
         if res.status != pq.ExecStatus.COMMAND_OK and typed is not None:
@@ -276,7 +271,7 @@ class _Checker:
                 res = pgconn.describe_prepared(b"")
         return res
 
-    def param_types(self, sql: str, formats: list[str]) -> list[int] | None:
+    def param_types(self, formats: list[str], cast: list[bool]) -> list[int] | None:
         """The parameter types a call of a @query stub sends, so that the server prepares the SQL as calls run it.
         A @procedure's arguments are cast to the declared types in the SQL itself, but for polymorphic ones, which
         take their type from the call's values: text stands for them here."""
@@ -285,8 +280,7 @@ class _Checker:
             if not self.polymorphic:
                 return None
             kinds = iter(self.polymorphic)
-            uncast = [not sql.startswith("::", m.end()) for m in _PLACEHOLDER.finditer(sql) if m.group(1) != "%"]
-            return [(_TEXT_ARRAY if next(kinds) in POLYMORPHIC_ARRAYS else _TEXT) if u else 0 for u in uncast]
+            return [0 if c else _TEXT_ARRAY if next(kinds) in POLYMORPHIC_ARRAYS else _TEXT for c in cast]
         if len(call.annotations) != len(formats):
             return None
         return [_sent_type(self.conn, a, f) for a, f in zip(call.annotations, formats, strict=True)]
@@ -322,13 +316,11 @@ class _Checker:
         mapper = self.plan.mapper(statement)
         registry = registry_for(self.key) if mapper.uses_registry else None
         if registry is not None:
-            describe_sync(self.conn, registry, mapper.missing_types(res, registry))
+            probe.describe(self.conn, registry, mapper.missing_types(res, registry))
         try:
             mapper.build(mapper.key(res, self.key), registry, self.conn.adapters)
         except MappingError as err:
-            message = str(err).removeprefix(f"{self.plan.stub}: ")
-            database, _, fix = message.partition(";")
-            self.problem(database, describe(mapper.row_type), fix.strip())
+            self.problem(err.found or str(err), describe(mapper.row_type), err.fix or "fix the stub or the SQL")
             return
         names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
         oids = [res.ftype(i) for i in range(res.nfields)]

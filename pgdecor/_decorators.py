@@ -12,11 +12,13 @@ from typing import Any, Concatenate, Protocol, TypeVar, overload
 from typing_extensions import LiteralString, ParamSpec
 
 from ._annotations import qualified_name
-from ._calls import ProcedureCall, QueryCall
+from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import StubParam
 from ._errors import ArgumentError, SignatureError
 from ._plan import Plan
 from ._results import Shape, read_result
+from ._run import Runner
+from ._run_async import AsyncRunner
 from ._signature import (
     DEFAULT,
     Param,
@@ -169,7 +171,7 @@ def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap,
     order = tuple(sig.parameters)
     offset = 1 if receiver else 0
 
-    def plan(hints: dict[str, Any]) -> Plan:
+    def plan(hints: dict[str, Any], published: Callable[[Statement], None]) -> Plan:
         params = _params(stub, sig, receiver, hints)
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
         call = ProcedureCall(
@@ -182,7 +184,9 @@ def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap,
             defaults=tuple(i for i, p in enumerate(sig.parameters.values()) if p.default is DEFAULT),
         )
         is_async = _is_async(fn, hints)
-        return Plan(stub, f"function {function}", call, params, result, is_async, errors, readonly=readonly)
+        return Plan(
+            stub, f"function {function}", call, params, result, is_async, errors, readonly, on_statement=published
+        )
 
     return _finish(fn, sig, order, plan)
 
@@ -230,7 +234,7 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
         raise SignatureError(msg)
     order = tuple(sig.parameters)
 
-    def plan(hints: dict[str, Any]) -> Plan:
+    def plan(hints: dict[str, Any], published: Callable[[Statement], None]) -> Plan:
         params = _params(stub, sig, receiver, hints)
         by_name = {p.name: (i, p) for i, p in enumerate(params) if p.name in names}
         out: list[str] = []
@@ -249,7 +253,8 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
                 sources.append((name, Any, name))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
         call = QueryCall(stub, "".join(out), sources, len(params))
-        return Plan(stub, "the query", call, params, result, _is_async(fn, hints), errors, readonly=readonly)
+        is_async = _is_async(fn, hints)
+        return Plan(stub, "the query", call, params, result, is_async, errors, readonly, on_statement=published)
 
     return _finish(fn, sig, order, plan)
 
@@ -272,30 +277,35 @@ def _finish(
     fn: Callable[..., Any],
     sig: inspect.Signature,
     order: tuple[str, ...],
-    build: Callable[[dict[str, Any]], Plan],
+    build: Callable[[dict[str, Any], Callable[[Statement], None]], Plan],
 ) -> Stub[..., Any]:
     """Build the plan now if the annotations resolve, else at the first call; return the generated caller."""
     stub = qualified_name(fn)
 
-    def runner_for(plan: Plan) -> Callable[[tuple[Any, ...]], Any]:
-        if plan.result.shape is Shape.STREAM and plan.is_async and not inspect.iscoroutinefunction(fn):
-            return plan.stream
-        return plan.arun if plan.is_async else plan.run
+    def target(runner: Runner | AsyncRunner) -> Callable[[tuple[Any, ...]], Any]:
+        stream = runner.plan.result.shape is Shape.STREAM
+        if isinstance(runner, AsyncRunner) and stream and not inspect.iscoroutinefunction(fn):
+            return runner.stream  # `def f() -> AsyncIterator[T]`: runs at the first anext
+        return runner.call
 
-    def expose(plan: Plan) -> None:
-        caller.plan = plan  # type: ignore[attr-defined]
-        caller.sql = plan.call.statement.sql if isinstance(plan.call, QueryCall) else None  # type: ignore[attr-defined]
-        plan.on_sql = lambda text: setattr(caller, "sql", text)
+    def publish(statement: Statement) -> None:  # the stub's `.sql`: the statement composed last
+        caller.sql = statement.sql  # type: ignore[attr-defined]
 
-    def current_plan(hints: dict[str, Any] | None = None) -> Plan:
-        plan: Plan | None = getattr(caller, "plan", None)
-        if plan is None:
+    def current_runner(hints: dict[str, Any] | None = None) -> Runner | AsyncRunner:
+        runner: Runner | AsyncRunner | None = getattr(caller, "runner", None)
+        if runner is None:
             hints = hints or _hints(fn, stub, strict=True)
             assert hints is not None
-            plan = build(hints)
-            set_target(caller, runner_for(plan))
-            expose(plan)
-        return plan
+            plan = build(hints, publish)
+            runner = AsyncRunner(plan) if plan.is_async else Runner(plan)
+            set_target(caller, target(runner))
+            caller.plan = plan  # type: ignore[attr-defined]
+            caller.runner = runner  # type: ignore[attr-defined]
+            caller.sql = plan.call.statement.sql if isinstance(plan.call, QueryCall) else None  # type: ignore[attr-defined]
+        return runner
+
+    def current_plan() -> Plan:
+        return current_runner().plan
 
     @functools.cache
     def packer() -> Callable[..., tuple[Any, ...]]:  # made at the first many(): most stubs never need it
@@ -304,15 +314,15 @@ def _finish(
     def many(argsets: Iterable[ArgSet], /) -> Any:
         pack = packer()
         packed = [_bind_one(stub, pack, i, a) for i, a in enumerate(argsets)]
-        plan = current_plan()
-        if plan.result.shape is Shape.STREAM:
+        runner = current_runner()
+        if runner.plan.result.shape is Shape.STREAM:
             msg = f"{stub}.many(): a stub returning a stream has no batch form; annotate it `-> list[...]`"
             raise ArgumentError(msg)
-        return plan.arun_many(packed) if plan.is_async else plan.run_many(packed)
+        return runner.many(packed)
 
     # Until the plan exists (annotations naming a class defined later), the caller's target builds it first.
     def first_call(args: tuple[Any, ...]) -> Any:
-        return runner_for(current_plan())(args)
+        return target(current_runner())(args)
 
     caller = make_caller(fn, sig, order, first_call)
     caller.sql = None  # type: ignore[attr-defined]
@@ -320,7 +330,7 @@ def _finish(
     caller.__pgdecor_plan__ = current_plan  # type: ignore[attr-defined]  # how `pgdecor check` finds stubs
     hints = _hints(fn, stub)
     if hints is not None:
-        current_plan(hints)
+        current_runner(hints)
     return caller  # type: ignore[return-value]
 
 

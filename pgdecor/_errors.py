@@ -11,10 +11,8 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── TooManyRowsError    (LookupError)   the stub promised at most one row and got several
     ├── MappingError        (TypeError)     the rows do not fit the annotated return type
     ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
-    ├── UndefinedFunctionError (psycopg.errors.UndefinedFunction)
-    │                                       no stored function fits the stub
-    └── AmbiguousFunctionError (psycopg.errors.AmbiguousFunction)
-                                            several overloads fit the stub
+    ├── UndefinedFunctionError (LookupError) no stored function fits the stub (SQLSTATE 42883)
+    └── AmbiguousFunctionError (LookupError) several overloads fit the stub (SQLSTATE 42725)
 
 Errors raised by the server stay psycopg's own classes (``psycopg.errors.UniqueViolation`` ...); pgdecor adds a
 note naming the stub and the SQL it ran.
@@ -24,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-import psycopg.errors
+from typing_extensions import Self
 
 __all__ = [
     "AmbiguousFunctionError",
@@ -42,6 +40,18 @@ __all__ = [
 
 class Error(Exception):
     """Base class of every exception pgdecor raises itself."""
+
+    #: For an error about what the database has (the function a stub names, the columns it returns): what was
+    #: found and what to do, as the message says them, for tools that report them apart (`pgdecor check`).
+    found: str | None = None
+    fix: str | None = None
+
+    @classmethod
+    def mismatch(cls, stub: str, found: str, fix: str) -> Self:
+        """The error *stub* raises for *found* in the database, with *fix*: ``"{stub}: {found}; {fix}"``."""
+        err = cls(f"{stub}: {found}; {fix}")
+        err.found, err.fix = found, fix
+        return err
 
 
 class SignatureError(Error, TypeError):
@@ -73,24 +83,19 @@ class RolledBackError(Error, RuntimeError):
     transaction, so it was rolled back instead of committed."""
 
 
-class UndefinedFunctionError(Error, psycopg.errors.UndefinedFunction):
-    """The stored function named by a stub does not exist with the stub's parameters.
+class UndefinedFunctionError(Error, LookupError):
+    """The stored function named by a stub does not exist with the stub's parameters (found by pgdecor in the
+    catalog, or by the server when the function was dropped since)."""
 
-    It is also a `psycopg.errors.UndefinedFunction`, so handlers written for psycopg keep working.
-    """
-
-    def __reduce__(self) -> tuple[type[UndefinedFunctionError], tuple[str]]:
-        return (type(self), (str(self),))
+    #: The SQLSTATE the server gives the same condition, as on psycopg's errors.
+    sqlstate = "42883"
 
 
-class AmbiguousFunctionError(Error, psycopg.errors.AmbiguousFunction):
-    """Several overloads of the function a stub names fit its parameters.
+class AmbiguousFunctionError(Error, LookupError):
+    """Several overloads of the function a stub names fit its parameters."""
 
-    It is also a `psycopg.errors.AmbiguousFunction`.
-    """
-
-    def __reduce__(self) -> tuple[type[AmbiguousFunctionError], tuple[str]]:
-        return (type(self), (str(self),))
+    #: The SQLSTATE the server gives the same condition.
+    sqlstate = "42725"
 
 
 def add_note(err: BaseException, note: str) -> None:

@@ -219,11 +219,12 @@ class RowMapper:
 
     def _scalar_layout(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> Layout:
         if len(names) != 1:
-            msg = (
-                f"{self.stub}: {self.sql_object} returned {len(names)} columns ({', '.join(names)}) but the stub "
-                f"returns a single {describe(self.row_type)}; select one column, or return a dataclass"
+            raise MappingError.mismatch(
+                self.stub,
+                f"{self.sql_object} returned {len(names)} columns ({', '.join(names)}) but the stub returns a "
+                f"single {describe(self.row_type)}",
+                "select one column, or return a dataclass",
             )
-            raise MappingError(msg)
         convert = column_converter(self.stub, self.row_type, oids[0], registry, where=f"column {names[0]!r}")
         stub, column, nullable, row_type = self.stub, names[0], self.nullable, self.row_type
 
@@ -304,11 +305,11 @@ def _shaper(stub: str, tp: Any, oid: int, registry: TypeRegistry | None, where: 
     if is_record_type(tp) and not is_typeddict(tp):
         info = registry.composites.get(oid) if registry is not None else None
         if info is None:
-            msg = (
-                f"{stub}: {where} cannot fill {describe(tp)}: it is not a composite or json value (type oid {oid}); "
-                f"select a row-typed column, or annotate the field with the column's type"
+            raise MappingError.mismatch(
+                stub,
+                f"{where} cannot fill {describe(tp)}: it is not a composite or json value (type oid {oid})",
+                "select a row-typed column, or annotate the field with the column's type",
             )
-            raise MappingError(msg)
         names, oids = list(info.field_names), list(info.field_types)
         record = record_of(tp)
         return _record_layout(stub, record, names, oids, registry, where=f"{where} (type {info.name}) has").one
@@ -335,22 +336,23 @@ def _record_layout(
     target = describe(cls) if not record.by_mapping or cls is not dict else "the TypedDict"
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        msg = f"{stub}: {where} the column {dupes[0]!r} twice; alias one of them (`AS other_name`)"
-        raise MappingError(msg)
+        raise MappingError.mismatch(
+            stub, f"{where} the column {dupes[0]!r} twice", "alias one of them (`AS other_name`)"
+        )
     extra = [n for n in names if n not in field_names]
     if extra and not record.extra_allowed:
-        msg = (
-            f"{stub}: {where} column {extra[0]!r} which {target} has no field for; "
-            f"add a field {extra[0]!r} or stop selecting it"
+        raise MappingError.mismatch(
+            stub,
+            f"{where} column {extra[0]!r} which {target} has no field for",
+            f"add a field {extra[0]!r} or stop selecting it",
         )
-        raise MappingError(msg)
     missing = [f.name for f in record.fields if f.name not in names and not f.has_default]
     if missing:
-        msg = (
-            f"{stub}: {where} no column {missing[0]!r} for field {target}.{missing[0]}; "
-            f"select it (columns were: {', '.join(names)}) or give the field a default"
+        raise MappingError.mismatch(
+            stub,
+            f"{where} no column {missing[0]!r} for field {target}.{missing[0]}",
+            f"select it (columns were: {', '.join(names)}) or give the field a default",
         )
-        raise MappingError(msg)
 
     by_field = {f.name: f for f in record.fields}
     not_null = [(i, n) for i, n in enumerate(names) if n in by_field and not by_field[n].nullable]

@@ -1,5 +1,5 @@
 """Finding a connection pooler (PgBouncer, Supavisor, pgcat, ...) by what it does, and keeping psycopg's prepared
-statements from reaching another client's server connection through it.
+statements from reaching another client's server connection through it (the round trips: `_probe_async`).
 
 A transaction pooler hands each transaction of a client connection to any of its server connections, and answers
 the startup itself: the backend key it gives the client (`ConnectionInfo.backend_pid`) is its own, not that of a
@@ -21,9 +21,7 @@ import secrets
 import weakref
 from typing import Any
 
-from psycopg.rows import tuple_row
-
-__all__ = ["configure_async", "configure_sync", "probe_once_async", "probe_once_sync"]
+__all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "ms", "probed"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -56,37 +54,10 @@ def apply(conn: Any, pooler: bool, prepare: bool | None) -> None:
             conn.prepare_threshold = None
 
 
-def configure_sync(conn: Any, timeout: float | None = None, prepare: bool | None = None) -> bool:
-    """Probe *conn* (in the round trip that sets the idle-in-transaction backstop, if *timeout* is given) and set
-    its prepared statements for what was found (`apply`); return whether a pooler is in between."""
-    cur = conn.cursor(row_factory=tuple_row)
-    row = (cur.execute(PROBE) if timeout is None else cur.execute(PROBE_WITH_TIMEOUT, [_ms(timeout)])).fetchone()
-    pooler = behind_pooler(conn, row[0])
-    apply(conn, pooler, prepare)
-    return pooler
+def probed(conn: Any) -> bool:
+    """Whether pgdecor has probed *conn* already (a connection of a source it does not open itself)."""
+    return conn in _probed
 
 
-async def configure_async(conn: Any, timeout: float | None = None, prepare: bool | None = None) -> bool:
-    cur = conn.cursor(row_factory=tuple_row)
-    row = await (
-        await (cur.execute(PROBE) if timeout is None else cur.execute(PROBE_WITH_TIMEOUT, [_ms(timeout)]))
-    ).fetchone()
-    pooler = behind_pooler(conn, row[0])
-    apply(conn, pooler, prepare)
-    return pooler
-
-
-def probe_once_sync(conn: Any) -> None:
-    """Probe a connection pgdecor did not open (a pool or connection of the user's) the first time it sees it;
-    prepared statements are turned off behind a pooler, as `Database` does with its default."""
-    if conn not in _probed:
-        configure_sync(conn)
-
-
-async def probe_once_async(conn: Any) -> None:
-    if conn not in _probed:
-        await configure_async(conn)
-
-
-def _ms(seconds: float) -> str:
+def ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"

@@ -12,7 +12,6 @@ from typing import Any
 import psycopg
 from psycopg import BaseConnection, abc, pq
 from psycopg.adapt import AdaptersMap
-from psycopg.rows import tuple_row
 from psycopg.types import TypeInfo
 from psycopg.types.array import register_array
 from psycopg.types.composite import CompositeInfo, register_composite
@@ -134,14 +133,3 @@ def registry_for(key: ServerKey) -> TypeRegistry:
     if found is None:
         found = _registries[key] = TypeRegistry()
     return found
-
-
-def describe_sync(conn: psycopg.Connection[Any], registry: TypeRegistry, oids: list[int]) -> None:
-    """Describe *oids* (and the types they refer to) into *registry*."""
-    while oids:
-        oids = registry.add(conn.cursor(row_factory=tuple_row).execute(DESCRIBE_QUERY, [oids]).fetchall())
-
-
-async def describe_async(conn: psycopg.AsyncConnection[Any], registry: TypeRegistry, oids: list[int]) -> None:
-    while oids:
-        oids = registry.add(await (await conn.cursor(row_factory=tuple_row).execute(DESCRIBE_QUERY, [oids])).fetchall())

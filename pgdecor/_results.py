@@ -11,7 +11,7 @@ from typing import Any
 
 from ._annotations import bare, describe, is_record_type, split_optional, strip_annotated
 from ._errors import SignatureError
-from ._streams import AsyncStream, Stream
+from ._streams import StreamBase
 
 
 class Shape(enum.Enum):
@@ -40,8 +40,15 @@ class ResultPlan:
 
 
 _LIST_ORIGINS = (list, collections.abc.Sequence)
-_SYNC_STREAMS = (Stream, collections.abc.Iterator, collections.abc.Iterable)
-_ASYNC_STREAMS = (AsyncStream, collections.abc.AsyncIterator, collections.abc.AsyncIterable)
+_SYNC_STREAMS = (collections.abc.Iterator, collections.abc.Iterable)
+_ASYNC_STREAMS = (collections.abc.AsyncIterator, collections.abc.AsyncIterable)
+
+
+def _is_stream(origin: Any, kind: tuple[type, ...]) -> bool:
+    """Whether *origin* is an iterator of *kind*: one of its ABCs, or pgdecor's `Stream` (`AsyncStream`)."""
+    if origin in kind:
+        return True
+    return isinstance(origin, type) and issubclass(origin, StreamBase) and issubclass(origin, kind[0])
 
 
 def read_result(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
@@ -60,16 +67,16 @@ def _read(stub: str, annotation: Any, *, is_async: bool) -> ResultPlan:
     origin = typing.get_origin(inner)
     if optional:
         rows_of_records = origin in _LIST_ORIGINS and is_record_type(strip_annotated(_item(inner)))
-        if rows_of_records or origin in _SYNC_STREAMS or origin in _ASYNC_STREAMS:
+        if rows_of_records or _is_stream(origin, _SYNC_STREAMS) or _is_stream(origin, _ASYNC_STREAMS):
             msg = f"{stub}: return annotation {describe(annotation)} cannot be None; drop `| None`"
             raise SignatureError(msg)
         # `list[T] | None` (T a scalar) is one value that may be NULL: an array (a function returning `int[]`).
         return _row(stub, Shape.OPTIONAL, inner, nullable=True)
     if origin in _LIST_ORIGINS:
         return _row(stub, Shape.MANY, _item(inner))
-    if origin in _SYNC_STREAMS or origin in _ASYNC_STREAMS:
+    if _is_stream(origin, _SYNC_STREAMS) or _is_stream(origin, _ASYNC_STREAMS):
         wanted = _ASYNC_STREAMS if is_async else _SYNC_STREAMS
-        if origin not in wanted:
+        if not _is_stream(origin, wanted):
             fix = "AsyncIterator[T] in an async stub" if is_async else "Iterator[T] in a sync stub"
             msg = f"{stub}: return annotation {describe(annotation)} does not match the stub's kind; use {fix}"
             raise SignatureError(msg)

@@ -31,7 +31,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._session import Session
-from ._shield import finish
 from ._sources import Source, check_sources
 from ._web import CommitOn, check_commit_on, commit_unless_server_error, decide, log_commit_failure
 
@@ -118,12 +117,12 @@ class _Response:
             return
         if kind in _LAST and not message.get("more_body", False) and not self.ended:
             self.ended = True
-            if self._session._tracked:  # it borrowed a connection: there is a transaction to end
+            if self._session.borrowed:  # it borrowed a connection: there is a transaction to end
                 complete = not self.disconnected and not await self._client_gone()
                 if not decide(self._commit_on, self.status, complete=complete):
                     self._session.doom()
                 try:
-                    await finish(self._session._afinish(None, None, None))
+                    await self._session.aend()
                 except BaseException:
                     log_commit_failure(self.scope.get("method", "?"), self.scope.get("path", "?"))
                     raise

@@ -1,0 +1,36 @@
+"""`Counters`: what sessions did with their connections, per `Database` and for the whole process."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["Counters", "counters"]
+
+
+@dataclass
+class Counters:
+    """What sessions did with their connections. ``borrowed == released`` once every session has ended, and
+    ``released == committed + rolled_back``; ``leaked`` counts sessions the leak guard had to end."""
+
+    borrowed: int = 0
+    released: int = 0
+    committed: int = 0
+    rolled_back: int = 0
+    leaked: int = 0
+    _parent: Counters | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+        if self._parent is not None:
+            self._parent.add(name)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {k: getattr(self, k) for k in ("borrowed", "released", "committed", "rolled_back", "leaked")}
+
+
+#: The counters of every session in the process (each `Database` also has its own).
+counters = Counters()

@@ -1,0 +1,86 @@
+"""What a stub's calls learn as they run, per server: the result format to ask for, the layouts of its prepared
+statements' results, and the last call that went through a wire (the key of the per-call fast path).
+
+A plan is frozen; its facts are not, and both runners share these decisions. No I/O.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _outcome as outcome
+from ._calls import Statement
+from ._mapping import Layout, LayoutKey
+from ._registry import ServerKey
+
+if TYPE_CHECKING:
+    from ._plan import Plan
+
+__all__ = ["Facts"]
+
+#: Prepared statements whose layouts are remembered; more (a pool's connections replaced over time) start over.
+_BY_PREPARED_MAX = 256
+
+
+class Facts:
+    """What one plan's calls have learnt (see the module docstring)."""
+
+    __slots__ = ("_by_prepared", "_formats", "last", "plan")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        #: (server, SQL) of the statements a call has run → whether their results are fetched in binary: those
+        #: whose first result had only columns psycopg loads the same from binary, which is faster to parse than
+        #: text. Later calls run them through the lease's `Wire`.
+        self._formats: dict[tuple[ServerKey, str], bool] = {}
+        #: (prepare manager, statement name) → the layout of that prepared statement's results.
+        self._by_prepared: dict[tuple[object, bytes], Layout] = {}
+        #: The server, statement and result format of the last call of a fixed statement that went through a wire
+        #: on a session's primary connection: later calls there send it again without looking anything up. Reset
+        #: when the format to ask for changes.
+        self.last: tuple[ServerKey, Statement, bool] | None = None
+
+    def format(self, key: ServerKey, statement: Statement) -> bool | None:
+        """Whether *statement*'s results are fetched in binary on *key*; None if it has never run there."""
+        return self._formats.get((key, statement.sql))
+
+    def ran_through_cursor(self, key: ServerKey, statement: Statement) -> None:
+        self._formats.setdefault((key, statement.sql), False)
+
+    def ran_through_wire(self, key: ServerKey, statement: Statement, binary: bool, *, primary: bool) -> None:
+        if self.plan.fixed and primary:
+            self.last = (key, statement, binary)
+
+    def layout(
+        self, key: ServerKey, statement: Statement, res: Any, binary: bool, wire: Any
+    ) -> tuple[LayoutKey | None, Layout | None]:
+        """The layout key of *res* (None when not computed) and its layout, if one is known (None: build it). A
+        result of a prepared statement read by *wire* finds its layout by the statement: the server refuses to
+        change the columns of a prepared statement, so only its first result is looked up by column names and
+        types."""
+        prepared = (wire.manager, wire.name) if wire is not None and wire.name is not None else None
+        if prepared is not None:
+            found = self._by_prepared.get(prepared)
+            if found is not None and found.binary is binary:
+                return None, found
+        mapper = self.plan.mapper(statement)
+        layout_key = mapper.key(res, key)
+        found = mapper.cached(layout_key)
+        if found is None or found.binary is not binary:
+            return layout_key, None
+        if prepared is not None:
+            if len(self._by_prepared) >= _BY_PREPARED_MAX:  # connections come and go: forget the old ones'
+                self._by_prepared.clear()
+            self._by_prepared[prepared] = found
+        return layout_key, found
+
+    def checked(self, key: ServerKey, statement: Statement, layout: Layout, binary: bool) -> Layout:
+        """*layout*, once checked against the format its result came in; a first text result whose columns load the
+        same from binary has the next calls ask for binary."""
+        if binary == layout.binary:
+            return layout
+        self._formats[key, statement.sql] = not binary
+        self.last = None
+        if binary:
+            raise outcome.format_changed(self.plan)
+        return layout

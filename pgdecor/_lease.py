@@ -1,0 +1,132 @@
+# Generated from pgdecor/_lease_async.py by tools/async_to_sync.py: do not edit; edit the source and run the tool.
+"""The sync twin of `pgdecor._lease_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import Connection, Cursor, Transaction
+from psycopg.rows import TupleRow, tuple_row
+from psycopg_pool import ConnectionPool
+
+from . import _leaks as leaks
+from . import _probe as probe
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase
+from ._errors import RolledBackError
+from ._pools import Pools
+from ._registry import ServerKey, server_key
+from ._sources import Source, own_pool
+from ._wire import Wire
+from ._wire import usable as wire_usable
+
+__all__ = ["Lease", "reap"]
+
+_ROLLBACK = RolledBackError("the session rolls back")
+
+_GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
+
+
+class Lease:
+    """One borrowed connection and the transaction begun on it (see the module docstring)."""
+
+    __slots__ = ("_cursors", "_wire", "conn", "key", "source", "tx")
+
+    def __init__(self, source: Source, conn: Connection[Any], tx: Transaction) -> None:
+        self.source = source
+        self.conn = conn
+        self.tx = tx
+        #: The server the connection reaches: what calls learn of functions and types is per server.
+        self.key: ServerKey = server_key(conn)
+        #: The client-side cursors of the session's calls, one fetching binary results, one text: a cursor is
+        #: cheap to reuse and costly to make on every call.
+        self._cursors: dict[bool, Cursor[TupleRow]] = {}
+        self._wire: Wire | None = None
+
+    @classmethod
+    def borrow(cls, source: Source) -> Lease:
+        """A connection from *source*, its transaction begun, once the orphans on a pool have been ended."""
+        if isinstance(source, str):
+            conn = Connection.connect(source, autocommit=True)
+            probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
+        elif isinstance(source, (ConnectionPool, Pools)):
+            reap(source)
+            pool = source.ready() if isinstance(source, Pools) else own_pool(source)
+            conn = pool.getconn()
+        else:
+            assert isinstance(source, Connection)
+            conn = source
+        try:
+            tx = Transaction(conn)
+            tx.__enter__()
+            if not isinstance(source, (str, DatabaseBase)):
+                probe.probe_once(conn)
+        except BaseException:
+            _give_back(source, conn)
+            raise
+        return cls(source, conn, tx)
+
+    def cursor(self, binary: bool) -> Cursor[TupleRow]:
+        """The lease's client-side cursor fetching binary (or text) results."""
+        cur = self._cursors.get(binary)
+        if cur is None:
+            cur = self._cursors[binary] = self.conn.cursor(binary=binary, row_factory=tuple_row)
+        return cur
+
+    def wire(self) -> Wire | None:
+        """The lease's `Wire`: the path of calls of statements already run once; None while calls cannot take it
+        (see `_wire.usable`)."""
+        if not wire_usable(self.conn):
+            return None
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = Wire(self.conn)
+        return wire
+
+    def results(self) -> tuple[object, ...]:
+        """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
+        found: list[Any] = [*self._cursors.values(), self._wire]
+        return tuple(c.pgresult for c in found if c is not None)
+
+    def end(
+        self,
+        rollback: bool,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        """End the session's transaction: rolled back on the block's exception *exc*, or if *rollback*."""
+        if exc is None and rollback:
+            exc_type, exc = RolledBackError, _ROLLBACK
+        self.tx.__exit__(exc_type, exc, tb)
+
+    def give_back(self) -> None:
+        """Give the connection back to its source (once its transaction has ended)."""
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
+        self._cursors = {}
+        _give_back(self.source, self.conn)
+
+
+def _give_back(source: Source, conn: Connection[Any]) -> None:
+    if isinstance(source, str):
+        conn.close()
+    elif isinstance(source, Pools):
+        source.pool.putconn(conn)
+    elif isinstance(source, ConnectionPool):
+        source.putconn(conn)
+
+
+def reap(source: Source) -> int:
+    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
+    orphans = leaks.orphans(source)
+    for s in orphans:
+        leaks.warn_leak(s, _GONE)
+        for lease in s.reaped():
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                lease.end(rollback=True)
+            lease.give_back()
+    return len(orphans)

@@ -1,0 +1,140 @@
+"""A lease: one connection a session borrowed from its source. Borrowing it (once orphaned sessions on the same
+pool have been ended) begins the session's transaction; the session's calls use its cursors and its wire; ending
+it commits or rolls back; giving it back returns the connection to its pool, or closes it. `reap` is the leak
+guard's end of the leases whose sessions nobody can end any more (see `_leaks`).
+
+This is the async source; `_lease` is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction
+from psycopg.rows import TupleRow, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from . import _leaks as leaks
+from . import _probe_async as probe
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase
+from ._errors import RolledBackError
+from ._pools_async import AsyncPools
+from ._registry import ServerKey, server_key
+from ._sources import Source, own_pool
+from ._wire import AsyncWire
+from ._wire import usable as wire_usable
+
+__all__ = ["AsyncLease", "reap"]
+
+_ROLLBACK = RolledBackError("the session rolls back")
+
+if True:  # ASYNC
+    _GONE = "its task ended, or it stayed idle in transaction past the leak timeout"
+else:
+    _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
+
+
+class AsyncLease:
+    """One borrowed connection and the transaction begun on it (see the module docstring)."""
+
+    __slots__ = ("_cursors", "_wire", "conn", "key", "source", "tx")
+
+    def __init__(self, source: Source, conn: AsyncConnection[Any], tx: AsyncTransaction) -> None:
+        self.source = source
+        self.conn = conn
+        self.tx = tx
+        #: The server the connection reaches: what calls learn of functions and types is per server.
+        self.key: ServerKey = server_key(conn)
+        #: The client-side cursors of the session's calls, one fetching binary results, one text: a cursor is
+        #: cheap to reuse and costly to make on every call.
+        self._cursors: dict[bool, AsyncCursor[TupleRow]] = {}
+        self._wire: AsyncWire | None = None
+
+    @classmethod
+    async def borrow(cls, source: Source) -> AsyncLease:
+        """A connection from *source*, its transaction begun, once the orphans on a pool have been ended."""
+        if isinstance(source, str):
+            conn = await AsyncConnection.connect(source, autocommit=True)
+            await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
+        elif isinstance(source, (AsyncConnectionPool, AsyncPools)):
+            await reap(source)
+            pool = await source.aready() if isinstance(source, AsyncPools) else own_pool(source)
+            conn = await pool.getconn()
+        else:
+            assert isinstance(source, AsyncConnection)
+            conn = source
+        try:
+            tx = AsyncTransaction(conn)
+            await tx.__aenter__()
+            if not isinstance(source, (str, DatabaseBase)):
+                await probe.probe_once(conn)
+        except BaseException:
+            await _give_back(source, conn)
+            raise
+        return cls(source, conn, tx)
+
+    def cursor(self, binary: bool) -> AsyncCursor[TupleRow]:
+        """The lease's client-side cursor fetching binary (or text) results."""
+        cur = self._cursors.get(binary)
+        if cur is None:
+            cur = self._cursors[binary] = self.conn.cursor(binary=binary, row_factory=tuple_row)
+        return cur
+
+    def wire(self) -> AsyncWire | None:
+        """The lease's `Wire`: the path of calls of statements already run once; None while calls cannot take it
+        (see `_wire.usable`)."""
+        if not wire_usable(self.conn):
+            return None
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = AsyncWire(self.conn)
+        return wire
+
+    def results(self) -> tuple[object, ...]:
+        """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
+        found: list[Any] = [*self._cursors.values(), self._wire]
+        return tuple(c.pgresult for c in found if c is not None)
+
+    async def end(
+        self,
+        rollback: bool,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        """End the session's transaction: rolled back on the block's exception *exc*, or if *rollback*."""
+        if exc is None and rollback:
+            exc_type, exc = RolledBackError, _ROLLBACK
+        await self.tx.__aexit__(exc_type, exc, tb)
+
+    async def give_back(self) -> None:
+        """Give the connection back to its source (once its transaction has ended)."""
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
+        self._cursors = {}
+        await _give_back(self.source, self.conn)
+
+
+async def _give_back(source: Source, conn: AsyncConnection[Any]) -> None:
+    if isinstance(source, str):
+        await conn.close()
+    elif isinstance(source, AsyncPools):
+        await source.apool.putconn(conn)
+    elif isinstance(source, AsyncConnectionPool):
+        await source.putconn(conn)
+
+
+async def reap(source: Source) -> int:
+    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
+    orphans = leaks.orphans(source)
+    for s in orphans:
+        leaks.warn_leak(s, _GONE)
+        for lease in s.reaped():
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                await lease.end(rollback=True)
+            await lease.give_back()
+    return len(orphans)

@@ -1,0 +1,81 @@
+# Generated from pgdecor/_pools_async.py by tools/async_to_sync.py: do not edit; edit the source and run the tool.
+"""The sync twin of `pgdecor._pools_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+from typing_extensions import Self
+
+from . import _fork as forked
+from . import _probe as probe
+from ._database import DatabaseBase
+from ._errors import NoSessionError
+
+__all__ = ["Pools"]
+
+
+class Pools(DatabaseBase):
+    """`Database`'s pool of this kind (see `pgdecor.Database`)."""
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The psycopg_pool pool, while the database is open (in a forked child, it is opened anew by the first
+        session, or by `ready`)."""
+        if self._pool is None:
+            how = "with"
+            raise NoSessionError(self._closed_message(how))
+        return self._pool
+
+    def ready(self) -> ConnectionPool[Any]:
+        """`pool`, opened anew first in a process forked after the database was opened."""
+        pool = self.pool
+        if self._pid == os.getpid():
+            return pool
+        with self._reopening():
+            if self._pid != os.getpid():
+                forked.inherit(pool)
+                self._pool = self._open_pool()
+                self._pid = os.getpid()  # after: others wait for the new pool
+        return self.pool
+
+    def _open_pool(self) -> ConnectionPool[Any]:
+        check = ConnectionPool.check_connection if self.check else None
+        pool = ConnectionPool(self.conninfo, configure=self._configure, check=check, **self._pool_kwargs())
+        try:
+            pool.open(wait=self.min_size > 0, timeout=self.timeout)
+        except BaseException:
+            pool.close()
+            raise
+        return pool
+
+    def _configure(self, conn: Connection[Any]) -> None:
+        self.pooler = probe.configure(conn, self.idle_in_transaction_timeout, self.prepare)
+
+    def __enter__(self) -> Self:
+        self._pool = self._open_pool()
+        self._pid = os.getpid()
+        try:
+            if self.replica is not None:
+                self.replica.__enter__()
+        except BaseException:
+            self._pool.close()
+            self._pool = None
+            raise
+        forked.track(self)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pool, self._pool = self._pool, None
+        try:
+            if self.replica is not None:
+                self.replica.__exit__(exc_type, exc, tb)
+        finally:
+            if pool is not None and not forked.inherited(pool):
+                pool.close()

@@ -1,0 +1,87 @@
+"""A `Database`'s async pool: opened by ``async with``, configured per connection, opened anew in a forked child,
+and closed. This is the async source; `_pools` (the sync pool) is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from typing_extensions import Self
+
+from . import _fork as forked
+from . import _probe_async as probe
+from ._database import DatabaseBase
+from ._errors import NoSessionError
+
+__all__ = ["AsyncPools"]
+
+
+class AsyncPools(DatabaseBase):
+    """`Database`'s pool of this kind (see `pgdecor.Database`)."""
+
+    @property
+    def apool(self) -> AsyncConnectionPool[Any]:
+        """The psycopg_pool pool, while the database is open (in a forked child, it is opened anew by the first
+        session, or by `aready`)."""
+        if self._apool is None:
+            if True:  # ASYNC
+                how = "async with"
+            else:
+                how = "with"
+            raise NoSessionError(self._closed_message(how))
+        return self._apool
+
+    async def aready(self) -> AsyncConnectionPool[Any]:
+        """`apool`, opened anew first in a process forked after the database was opened."""
+        pool = self.apool
+        if self._pid == os.getpid():
+            return pool
+        async with self._areopening():
+            if self._pid != os.getpid():
+                forked.inherit(pool)
+                self._apool = await self._aopen_pool()
+                self._pid = os.getpid()  # after: others wait for the new pool
+        return self.apool
+
+    async def _aopen_pool(self) -> AsyncConnectionPool[Any]:
+        check = AsyncConnectionPool.check_connection if self.check else None
+        pool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=check, **self._pool_kwargs())
+        try:
+            await pool.open(wait=self.min_size > 0, timeout=self.timeout)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def _aconfigure(self, conn: AsyncConnection[Any]) -> None:
+        self.pooler = await probe.configure(conn, self.idle_in_transaction_timeout, self.prepare)
+
+    async def __aenter__(self) -> Self:
+        if True:  # ASYNC
+            self.is_async = True
+        self._apool = await self._aopen_pool()
+        self._pid = os.getpid()
+        try:
+            if self.replica is not None:
+                await self.replica.__aenter__()
+        except BaseException:
+            await self._apool.close()
+            self._apool = None
+            raise
+        forked.track(self)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pool, self._apool = self._apool, None
+        try:
+            if self.replica is not None:
+                await self.replica.__aexit__(exc_type, exc, tb)
+        finally:
+            if pool is not None and not forked.inherited(pool):
+                await pool.close()

@@ -1,0 +1,235 @@
+"""Running a plan's calls in async sessions: a call, a batch (`AsyncRunner.many`), a stream.
+
+Per call: check the arguments, find the session's lease, take the cached statement, execute, fetch. A call of a
+statement already run on the server goes through the lease's `Wire`; the rare paths (the first call on a server:
+resolve the function; the first sight of a non-builtin type: describe it) are catalog queries (`_probe_async`).
+What calls learn is kept in the plan's `Facts`; what a result means is `_outcome`'s.
+
+This is the async source; `_run` (`Runner`, for sync stubs) is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from logging import DEBUG
+from time import perf_counter
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from . import _outcome as outcome
+from . import _probe_async as probe
+from ._calls import ProcedureCall, Statement
+from ._convert import too_deep
+from ._facts import Facts
+from ._lease_async import AsyncLease
+from ._mapping import Layout, LayoutKey
+from ._outcome import ALL, NONE, ONE
+from ._plan import Plan
+from ._registry import registry_for
+from ._results import Shape
+from ._scope_async import alease_for
+from ._session_state import SessionState, current_session
+from ._shield import finish
+from ._stream_async import AsyncStream, LazyAsyncStream
+
+__all__ = ["AsyncRunner"]
+
+_cursor_names = itertools.count(1)
+_log_enabled = outcome.logger.isEnabledFor
+
+
+class AsyncRunner:
+    """Runs one plan's calls (see the module docstring)."""
+
+    __slots__ = ("facts", "plan")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.facts = Facts(plan)
+
+    def call(self, args: tuple[Any, ...]) -> Any:
+        """A call (the generated caller's target). In async, a plain function handing back the coroutine: one
+        coroutine layer less on every call."""
+        return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
+
+    async def _logged(self, args: tuple[Any, ...]) -> Any:
+        start = perf_counter()
+        try:
+            return await self._call(args)
+        finally:
+            outcome.log(self.plan, start)
+
+    async def _call(self, args: tuple[Any, ...]) -> Any:
+        """Once a call of a fixed statement has gone through the session's wire, later calls on the same server
+        and connection send that statement in that format again without looking them up (on a connection where
+        psycopg has not prepared it, nothing is sent, and the call is made as a first one)."""
+        plan = self.plan
+        if plan.check is not None:
+            plan.check(args)
+        sess = current_session(f"{plan.stub}()", is_async=True)
+        lock = sess.lock  # taken here, in the call's own coroutine: no coroutine more per call
+        await lock.acquire()
+        try:
+            last, lease = self.facts.last, sess.lease
+            if last is None or lease is None or last[0] != lease.key or (wire := lease.wire()) is None:
+                return await self._looked_up(sess, args)
+            key, statement, binary = last
+            try:
+                res = await wire.execute(statement.sql, args if statement.direct else statement.params(args), binary)
+                if res is None:
+                    return await self._looked_up(sess, args)
+                if plan.result.shape is Shape.NONE:
+                    return None
+                kind = outcome.fetch_kind(plan, statement, res)
+                layout_key, found = self.facts.layout(key, statement, res, binary, wire)
+                layout = found or await self._layout(lease, statement, wire, binary, layout_key)
+            except psycopg.Error as err:
+                raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
+            return outcome.rows(wire, layout, kind)
+        except RecursionError:
+            raise too_deep(plan.stub) from None
+        finally:
+            lock.release()
+
+    async def _looked_up(self, sess: SessionState, args: tuple[Any, ...]) -> Any:
+        plan, facts = self.plan, self.facts
+        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
+        key = lease.key
+        shape = plan.result.shape
+        statement = plan.call.cached(key, args)
+        try:
+            if statement is None:
+                await self._resolve(lease)
+                statement = plan.statement(key, args)
+            params = args if statement.direct else statement.params(args)
+            ran = facts.format(key, statement)  # None: never run on this server
+            binary = ran is True
+            if shape is Shape.STREAM:
+                return await self._stream(sess, lease, statement, params, binary)
+            wire, prepare = None, None
+            if ran is not None and (wire := lease.wire()) is not None:
+                res = await wire.execute(statement.sql, params, binary)
+                if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
+                    wire, prepare = None, True
+                else:
+                    facts.ran_through_wire(key, statement, binary, primary=lease is sess.lease)
+            if wire is None:
+                cur = lease.cursor(binary)
+                await finish(cur.execute(statement.sql, params, prepare=prepare), statement_on=lease.conn)
+                res = cur.pgresult
+                facts.ran_through_cursor(key, statement)
+            if shape is Shape.NONE:
+                return None
+            kind = outcome.fetch_kind(plan, statement, res)
+            layout_key, found = facts.layout(key, statement, res, binary, wire)
+            layout = found or await self._layout(lease, statement, wire or cur, binary, layout_key)
+            if wire is not None:  # its rows are read without awaiting
+                return outcome.rows(wire, layout, kind)
+            return await _cursor_rows(cur, layout, kind)
+        except psycopg.Error as err:
+            raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
+
+    async def many(self, argsets: list[tuple[Any, ...]]) -> Any:
+        """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
+        plan = self.plan
+        plan.check_many(argsets)
+        sess = current_session(f"{plan.stub}.many()", is_async=True)
+        async with sess.lock:
+            try:
+                return await self._many(sess, argsets)
+            except RecursionError:
+                raise too_deep(plan.stub) from None
+
+    async def _many(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
+        plan = self.plan
+        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
+        key, conn = lease.key, lease.conn
+        out: list[Any] = []
+        statement = None
+        try:
+            if argsets and plan.call.cached(key, argsets[0]) is None:
+                await self._resolve(lease)
+            for statement, params in plan.batches(key, argsets):
+                binary = self.facts.format(key, statement) is True
+                cur = lease.cursor(binary)
+                if plan.result.shape is Shape.NONE:
+                    await finish(cur.executemany(statement.sql, params), statement_on=conn)
+                    continue
+                await finish(cur.executemany(statement.sql, params, returning=True), statement_on=conn)
+                # executemany prepares the statement, and the server refuses to change a prepared statement's
+                # result columns: one layout serves the whole batch (checked per result when not prepared).
+                layout = None
+                while True:
+                    kind = outcome.fetch_kind(plan, statement, cur.pgresult)
+                    if layout is None or conn.prepare_threshold is None:
+                        layout = await self._layout(lease, statement, cur, binary)
+                    out.append(await _cursor_rows(cur, layout, kind))
+                    if not cur.nextset():
+                        break
+        except psycopg.Error as err:
+            raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
+        return None if plan.result.shape is Shape.NONE else out
+
+    async def _stream(
+        self, sess: SessionState, lease: AsyncLease, statement: Statement, params: Any, binary: bool
+    ) -> AsyncStream[Any]:
+        cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
+        try:
+            await finish(cur.execute(statement.sql, params, binary=binary), statement_on=lease.conn)
+            layout = await self._layout(lease, statement, cur, binary)
+        except BaseException:
+            await cur.close()
+            raise
+        return AsyncStream(self.plan.stub, cur, layout.many, sess.lock, sess.open_streams)
+
+    async def _resolve(self, lease: AsyncLease) -> None:
+        call = self.plan.call
+        assert isinstance(call, ProcedureCall)  # a query's statement is always cached
+        await probe.resolve(lease.conn, lease.key, call)
+
+    async def _layout(
+        self, lease: AsyncLease, statement: Statement, cur: Any, binary: bool, layout_key: LayoutKey | None = None
+    ) -> Layout:
+        """The layout of the cursor's current result (whose key the caller may have computed already); its types
+        are described first if they must be."""
+        mapper = self.plan.mapper(statement)
+        if layout_key is None:
+            layout_key = mapper.key(cur.pgresult, lease.key)
+        layout = mapper.cached(layout_key)
+        if layout is None:
+            registry = registry_for(lease.key) if mapper.uses_registry else None
+            if registry is not None:
+                await probe.describe(lease.conn, registry, mapper.missing_types(cur.pgresult, registry))
+            layout = mapper.build(layout_key, registry, cur.adapters)
+        return self.facts.checked(lease.key, statement, layout, binary)
+
+    if True:  # ASYNC
+
+        def stream(self, args: tuple[Any, ...]) -> LazyAsyncStream:
+            """What a plain ``def`` stub annotated ``-> AsyncIterator[T]`` returns: runs at its first ``anext``."""
+            if self.plan.check is not None:
+                self.plan.check(args)
+            return LazyAsyncStream(lambda: self.call(args))
+
+
+if True:  # ASYNC
+
+    async def _cursor_rows(cur: Any, layout: Layout, kind: int) -> Any:
+        """As `outcome.rows`, from an async client-side cursor (whose fetches never wait for the server)."""
+        if kind is ONE:
+            return layout.one(await cur.fetchone())
+        if kind is NONE:
+            return None
+        assert kind is ALL
+        out: list[Any] = []
+        chunk = await cur.fetchmany(outcome.CHUNK)
+        with outcome.collector_paused(len(chunk) == outcome.CHUNK):
+            while chunk:
+                out += layout.many(chunk)
+                chunk = await cur.fetchmany(outcome.CHUNK)
+        return out
+
+else:
+    _cursor_rows = outcome.rows

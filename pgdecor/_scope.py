@@ -1,0 +1,122 @@
+# Generated from pgdecor/_scope_async.py by tools/async_to_sync.py: do not edit; edit the source and run the tool.
+"""The sync twin of `pgdecor._scope_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from psycopg import Connection, Transaction
+from typing_extensions import Self
+
+from ._errors import RolledBackError
+from ._lease import Lease
+from ._session_state import SessionState, current_session
+
+__all__ = ["Savepoint", "Scope", "borrow", "lease_for"]
+
+
+def borrow(sess: SessionState, *, replica: bool) -> Lease:
+    """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use."""
+    sess = sess._joined or sess
+    found: Lease | None = sess.replica_lease if replica else sess.lease
+    if found is not None:
+        return found
+    sess._check_usable()
+    source = sess._replica if replica else sess.source
+    assert source is not None
+    with sess._borrow_lock:
+        found = sess.replica_lease if replica else sess.lease
+        if found is None:  # not borrowed by another task (or thread) of the session meanwhile
+            found = Lease.borrow(source)
+            sess._borrowed(found, replica=replica)
+    return found
+
+
+def lease_for(sess: SessionState, *, readonly: bool) -> Lease:
+    """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
+    primary (whose writes it must see)."""
+    if readonly and sess._replica is not None and sess.lease is None:
+        return borrow(sess, replica=True)
+    return borrow(sess, replica=False)
+
+
+class Scope(SessionState):
+    """`Session`'s scope, for this kind of session: entering, borrowing, ending."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        self._enter(is_async=False)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._joined is not None:
+            self._ended = True
+            return
+        try:
+            # Shielded: a transaction ended half-way (the task cancelled again while it rolls back, as anyio's
+            # cancel scopes do) would leave a connection the pool can only throw away.
+            self._finish(exc_type, exc, tb)
+        finally:
+            self._leave()
+
+    def end(self) -> None:
+        """End the session now, as its block ending without an error would: commit (unless it was doomed, or its
+        transaction is not sound) and give the connections back. The block's exit then only leaves the context."""
+        self._finish(None, None, None)
+
+    def _finish(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """End the transactions and give the connections back (once); `_leave` then resets the context."""
+        if self._finished:
+            return
+        self._finished = self._ended = True
+        committed = False
+        try:
+            for stream in self._close_streams():
+                stream._end()
+            rollback, problem = self._outcome(exc)
+            for lease in (self.replica_lease, self.lease):
+                if lease is not None:
+                    lease.end(rollback, exc_type, exc, tb)
+            if problem is not None:
+                raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
+            committed = not rollback
+        finally:
+            try:
+                for lease in self._detach():
+                    lease.give_back()
+            finally:
+                self._released(committed=committed)
+
+    def connection(self) -> Connection[Any]:
+        """The session's connection, borrowed (and a transaction begun) on first use."""
+        return (borrow(self, replica=False)).conn
+
+    def replica_connection(self) -> Connection[Any]:
+        """The connection to the replica, borrowed (and a transaction begun) on first use."""
+        return (borrow(self, replica=True)).conn
+
+
+class Savepoint:
+    """`TransactionScope`'s savepoint, for this kind of session."""
+
+    __slots__ = ()
+    _tx: Any  # TransactionScope's slot, shared by both kinds
+
+    def __enter__(self) -> Self:
+        lease = borrow(current_session("transaction()", is_async=False), replica=False)
+        tx = Transaction(lease.conn)
+        tx.__enter__()
+        self._tx = tx
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        suppressed: bool = self._tx.__exit__(exc_type, exc, tb)
+        return suppressed

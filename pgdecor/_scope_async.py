@@ -1,0 +1,127 @@
+"""An async session's scope: ``async with`` (entering, and at exit committing or rolling back and giving the
+connections back), borrowing its leases at first use, and savepoints (`transaction`). The decisions are
+`SessionState`'s; this module does their I/O.
+
+This is the async source; `_scope` is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from psycopg import AsyncConnection, AsyncTransaction
+from typing_extensions import Self
+
+from ._errors import RolledBackError
+from ._lease_async import AsyncLease
+from ._session_state import SessionState, current_session
+from ._shield import finish
+
+__all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for"]
+
+
+async def aborrow(sess: SessionState, *, replica: bool) -> AsyncLease:
+    """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use."""
+    sess = sess._joined or sess
+    found: AsyncLease | None = sess.replica_lease if replica else sess.lease
+    if found is not None:
+        return found
+    sess._check_usable()
+    source = sess._replica if replica else sess.source
+    assert source is not None
+    async with sess._borrow_lock:
+        found = sess.replica_lease if replica else sess.lease
+        if found is None:  # not borrowed by another task (or thread) of the session meanwhile
+            found = await AsyncLease.borrow(source)
+            sess._borrowed(found, replica=replica)
+    return found
+
+
+async def alease_for(sess: SessionState, *, readonly: bool) -> AsyncLease:
+    """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
+    primary (whose writes it must see)."""
+    if readonly and sess._replica is not None and sess.lease is None:
+        return await aborrow(sess, replica=True)
+    return await aborrow(sess, replica=False)
+
+
+class AsyncScope(SessionState):
+    """`Session`'s scope, for this kind of session: entering, borrowing, ending."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Self:
+        self._enter(is_async=True)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._joined is not None:
+            self._ended = True
+            return
+        try:
+            # Shielded: a transaction ended half-way (the task cancelled again while it rolls back, as anyio's
+            # cancel scopes do) would leave a connection the pool can only throw away.
+            await finish(self._afinish(exc_type, exc, tb))
+        finally:
+            self._leave()
+
+    async def aend(self) -> None:
+        """End the session now, as its block ending without an error would: commit (unless it was doomed, or its
+        transaction is not sound) and give the connections back. The block's exit then only leaves the context."""
+        await finish(self._afinish(None, None, None))
+
+    async def _afinish(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """End the transactions and give the connections back (once); `_leave` then resets the context."""
+        if self._finished:
+            return
+        self._finished = self._ended = True
+        committed = False
+        try:
+            for stream in self._close_streams():
+                await stream._aend()
+            rollback, problem = self._outcome(exc)
+            for lease in (self.replica_lease, self.lease):
+                if lease is not None:
+                    await lease.end(rollback, exc_type, exc, tb)
+            if problem is not None:
+                raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
+            committed = not rollback
+        finally:
+            try:
+                for lease in self._detach():
+                    await lease.give_back()
+            finally:
+                self._released(committed=committed)
+
+    async def aconnection(self) -> AsyncConnection[Any]:
+        """The session's connection, borrowed (and a transaction begun) on first use."""
+        return (await aborrow(self, replica=False)).conn
+
+    async def areplica_connection(self) -> AsyncConnection[Any]:
+        """The connection to the replica, borrowed (and a transaction begun) on first use."""
+        return (await aborrow(self, replica=True)).conn
+
+
+class AsyncSavepoint:
+    """`TransactionScope`'s savepoint, for this kind of session."""
+
+    __slots__ = ()
+    _tx: Any  # TransactionScope's slot, shared by both kinds
+
+    async def __aenter__(self) -> Self:
+        lease = await aborrow(current_session("transaction()", is_async=True), replica=False)
+        tx = AsyncTransaction(lease.conn)
+        await tx.__aenter__()
+        self._tx = tx
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        suppressed: bool = await self._tx.__aexit__(exc_type, exc, tb)
+        return suppressed

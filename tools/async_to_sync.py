@@ -1,0 +1,300 @@
+"""Write pgdecor's sync modules from their async sources: ``python tools/async_to_sync.py [--check]``.
+
+The async module is the one written by hand; its sync twin is derived by a small AST-guided rewrite of the source
+text (so comments and layout survive), then formatted with ruff:
+
+- ``await x`` becomes ``x``; ``async def``, ``async with`` and ``async for`` lose ``async``;
+- ``finish(x, ...)`` (`pgdecor._shield`: waiting through cancellations) becomes ``x``;
+- names in `RENAMES` are renamed wherever they are used, defined or imported (``AsyncConnection`` → ``Connection``,
+  ``__aexit__`` → ``__exit__``, ``_lease_async`` → ``_lease``, ...);
+- ``is_async=True``, as a keyword argument, becomes ``is_async=False``;
+- ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature.
+
+With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Async source → the sync module generated from it.
+MODULES = {
+    "pgdecor/_probe_async.py": "pgdecor/_probe.py",
+    "pgdecor/_pools_async.py": "pgdecor/_pools.py",
+    "pgdecor/_lease_async.py": "pgdecor/_lease.py",
+    "pgdecor/_scope_async.py": "pgdecor/_scope.py",
+    "pgdecor/_stream_async.py": "pgdecor/_stream.py",
+    "pgdecor/_run_async.py": "pgdecor/_run.py",
+}
+
+RENAMES = {
+    # psycopg, psycopg_pool and the standard library
+    "AsyncConnection": "Connection",
+    "AsyncConnectionPool": "ConnectionPool",
+    "AsyncCursor": "Cursor",
+    "AsyncIterator": "Iterator",
+    "AsyncServerCursor": "ServerCursor",
+    "AsyncTransaction": "Transaction",
+    "StopAsyncIteration": "StopIteration",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
+    "__aiter__": "__iter__",
+    "__anext__": "__next__",
+    "_aconfigure": "_configure",
+    "_aopen_pool": "_open_pool",
+    "_areopening": "_reopening",
+    "_aborrow": "_borrow",
+    "_afinish": "_finish",
+    "aborrow": "borrow",
+    "aclose": "close",
+    "aend": "end",
+    "alease_for": "lease_for",
+    "_aend": "_end",
+    # pgdecor
+    "AsyncLease": "Lease",
+    "AsyncPools": "Pools",
+    "AsyncRunner": "Runner",
+    "AsyncSavepoint": "Savepoint",
+    "AsyncScope": "Scope",
+    "AsyncStream": "Stream",
+    "AsyncWire": "Wire",
+    "_apool": "_pool",
+    "_lease_async": "_lease",
+    "_pools_async": "_pools",
+    "_probe_async": "_probe",
+    "_run_async": "_run",
+    "_scope_async": "_scope",
+    "_stream_async": "_stream",
+    "aconnection": "connection",
+    "aconnection_for": "connection_for",
+    "apool": "pool",
+    "areap": "reap",
+    "aready": "ready",
+    "areplica_connection": "replica_connection",
+}
+
+_DROP, _DEDENT = "\x00drop", "\x00dedent"
+_QUOTED = re.compile(r"`(\w+)`")
+
+_HEADER = "# Generated from {source} by tools/async_to_sync.py: do not edit; edit the source and run the tool.\n"
+
+
+def _end(node: ast.AST) -> tuple[int, int]:
+    line, col = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
+    assert line is not None
+    assert col is not None
+    return line, col
+
+
+class _Rewrite(ast.NodeVisitor):
+    """Collects the edits that turn an async module's source into its sync twin."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        #: (line, column) start, (line, column) end, replacement; lines 1-based, columns in characters.
+        self.edits: list[tuple[tuple[int, int], tuple[int, int], str]] = []
+        #: Lines to drop, and lines to dedent by one level (the kept ``else:`` bodies).
+        self.dropped: set[int] = set()
+        self.dedented: list[int] = []
+
+    def _keyword(self, node: ast.AST, word: str) -> None:
+        line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+        text = self.lines[line - 1]
+        assert text[col:].startswith(word), (line, text)
+        end = col + len(word)
+        while end < len(text) and text[end] == " ":
+            end += 1
+        self.edits.append(((line, col), (line, end), ""))
+
+    def _rename_at(self, line: int, col: int, name: str) -> None:
+        new = RENAMES.get(name)
+        if new is not None and new != name:
+            self.edits.append(((line, col), (line, col + len(name)), new))
+
+    def visit_Await(self, node: ast.Await) -> None:
+        self._keyword(node, "await")
+        self.generic_visit(node)
+
+    def visit_AsyncWith(self, node: ast.AsyncWith) -> None:
+        self._keyword(node, "async")
+        self.generic_visit(node)
+
+    def visit_AsyncFor(self, node: ast.AsyncFor) -> None:
+        self._keyword(node, "async")
+        self.generic_visit(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._keyword(node, "async")
+        self._defined(node, "def", node.name)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._defined(node, "def", node.name)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._defined(node, "class", node.name)
+        self.generic_visit(node)
+
+    def _defined(self, node: ast.AST, keyword: str, name: str) -> None:
+        line = node.lineno  # type: ignore[attr-defined]
+        col = self.lines[line - 1].index(f"{keyword} {name}", node.col_offset) + len(keyword) + 1  # type: ignore[attr-defined]
+        self._rename_at(line, col, name)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self._rename_at(node.lineno, node.col_offset, node.id)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.generic_visit(node)
+        line, col = _end(node)
+        self._rename_at(line, col - len(node.attr), node.attr)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        self._rename_at(node.lineno, node.col_offset, node.arg)
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = ".".join(RENAMES.get(part, part) for part in (node.module or "").split("."))
+        names = ", ".join(RENAMES.get(a.name, a.name) + (f" as {a.asname}" if a.asname else "") for a in node.names)
+        text = f"from {'.' * node.level}{module} import {names}"
+        self.edits.append(((node.lineno, node.col_offset), _end(node), text))
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """Strings: one that is a name to rename (in ``__all__``), and names in backquotes in docstrings."""
+        if not isinstance(node.value, str):
+            return
+        start, end = (node.lineno, node.col_offset), _end(node)
+        if node.value in RENAMES:
+            self.edits.append((start, end, repr(RENAMES[node.value]).replace("'", '"')))
+            return
+        segment = ast.get_source_segment("".join(self.lines), node)
+        if segment is not None:
+            renamed = _QUOTED.sub(lambda m: f"`{RENAMES.get(m[1], m[1])}`", segment)
+            if renamed != segment:
+                self.edits.append((start, end, renamed))
+
+    def visit_keyword(self, node: ast.keyword) -> None:
+        if node.arg == "is_async" and isinstance(node.value, ast.Constant) and node.value.value is True:
+            self.edits.append(((node.value.lineno, node.value.col_offset), _end(node.value), "False"))
+            return
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id == "finish":  # the work itself, unshielded
+            inner = node.args[0]
+            self.edits.append(((node.lineno, node.col_offset), (inner.lineno, inner.col_offset), ""))
+            self.edits.append((_end(inner), _end(node), ""))
+            self.visit(inner)
+            return
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        marked = (
+            isinstance(node.test, ast.Constant)
+            and node.test.value is True
+            and self.lines[node.lineno - 1].rstrip().endswith("# ASYNC")
+        )
+        if not marked:
+            self.generic_visit(node)
+            return
+        last = _end(node)[0]
+        if not node.orelse:
+            self.dropped.update(range(node.lineno, last + 1))
+            return
+        first_kept = node.orelse[0].lineno
+        self.dropped.update(range(node.lineno, first_kept))
+        self.dedented.extend(range(first_kept, last + 1))
+        for child in node.orelse:
+            self.visit(child)
+
+
+def convert(source: str, name: str) -> str:
+    """The sync module for the async module *source* (read from *name*), formatted."""
+    lines = source.splitlines(keepends=True)
+    rewrite = _Rewrite(lines)
+    tree = ast.parse(source)
+    docstring = tree.body[0]
+    if isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant):  # says what generated it
+        module = name.removesuffix(".py").replace("/", ".")
+        text = f'"""The sync twin of `{module}`, generated from it: see there."""'
+        rewrite.edits.append(((1, 0), _end(docstring), text))
+        tree.body = tree.body[1:]
+    rewrite.visit(tree)
+    # The edits, last first, so that earlier positions stay good; lines are rejoined for multi-line edits.
+    offsets = [0]
+    for text in lines:
+        offsets.append(offsets[-1] + len(text))
+    text = "".join(lines)
+
+    def pos(at: tuple[int, int]) -> int:
+        return offsets[at[0] - 1] + at[1]
+
+    # Lines to drop or dedent are marked first (zero-width edits at their start), as edits may join lines.
+    marks = [((n, 0), (n, 0), _DROP) for n in rewrite.dropped]
+    marks += [((n, 0), (n, 0), _DEDENT) for n in rewrite.dedented if n not in rewrite.dropped]
+    edits = [e for e in rewrite.edits if e[0][0] not in rewrite.dropped]
+    for start, end, new in sorted(edits + marks, key=lambda e: (pos(e[0]), pos(e[1])), reverse=True):
+        text = text[: pos(start)] + new + text[pos(end) :]
+    out = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_DROP):
+            continue
+        if line.startswith(_DEDENT):
+            line = line.removeprefix(_DEDENT).removeprefix("    ")  # noqa: PLW2901 - the kept else-body, one level out
+        out.append(line)
+    result = _HEADER.format(source=name) + "".join(out)
+    return _ruff(result, name)
+
+
+def _ruff(text: str, name: str) -> str:
+    target = MODULES[name]
+    for command in (
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "F401,I001",
+            "--fix",
+            "--quiet",
+            "--stdin-filename",
+            target,
+            "-",
+        ],
+        [sys.executable, "-m", "ruff", "format", "--quiet", "--stdin-filename", target, "-"],
+    ):
+        done = subprocess.run(command, input=text, capture_output=True, text=True, check=False, cwd=ROOT)
+        if done.returncode not in (0, 1) or not done.stdout:
+            sys.exit(f"{name}: {' '.join(command[2:4])} failed:\n{done.stderr}")
+        text = done.stdout
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a sync module is stale")
+    check = parser.parse_args().check
+    stale = []
+    for source, target in MODULES.items():
+        made = convert((ROOT / source).read_text(), source)
+        path = ROOT / target
+        if path.exists() and path.read_text() == made:
+            continue
+        stale.append(target)
+        if not check:
+            path.write_text(made)
+    for target in stale:
+        print(f"{target}: {'stale: run python tools/async_to_sync.py' if check else 'written'}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
