@@ -25,21 +25,37 @@ from typing_extensions import is_typeddict
 
 from ._annotations import bare, describe, is_namedtuple, list_type, split_optional, strip_annotated
 
-FUNCTIONS_QUERY = """
+_FUNCTIONS = """
 SELECT n.nspname::text, p.proname::text,
-       p.oid::regproc::text || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
+       {name} || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
        p.prokind::text, p.proretset,
        p.prorettype::int8, rt.typtype::text,
        coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], p.proargmodes::text[], p.proargnames,
-       p.pronargdefaults
+       p.pronargdefaults{more}
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_type rt ON rt.oid = p.prorettype
-WHERE p.proname = %(name)s
+WHERE {where}
+"""
+
+FUNCTIONS_QUERY = _FUNCTIONS.format(
+    name="p.oid::regproc::text",
+    more="",
+    where="""p.proname = %(name)s
   AND CASE WHEN %(schema)s::text IS NULL THEN pg_catalog.pg_function_is_visible(p.oid)
            ELSE n.nspname = %(schema)s END
-ORDER BY p.oid
-"""
+ORDER BY p.oid""",
+)
+
+#: The functions and procedures of a schema (not those of extensions), as FUNCTIONS_QUERY reads them, with their
+#: comments: what `pgdecor generate` writes stubs for.
+SCHEMA_FUNCTIONS = _FUNCTIONS.format(
+    name="p.proname::text",
+    more=",\n       pg_catalog.obj_description(p.oid, 'pg_proc')",
+    where="""n.nspname = %s AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+ORDER BY p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)""",
+)
 
 #: Types by oid, domains resolved to their base type; arrays also bring their element type.
 TYPES_QUERY = """

@@ -391,11 +391,7 @@ class _Checker:
         for i in range(res.nfields):
             table, column = res.ftable(i), res.ftablecol(i)
             if table:
-                for nullable, where in self.rows(
-                    "SELECT NOT a.attnotnull, a.attrelid::regclass::text || '.' || a.attname::text "
-                    "FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s AND a.attnum = %s",
-                    [table, column],
-                ):
+                for nullable, where in self.rows(_COLUMN_NULLABLE, [table, column]):
                     if nullable:
                         out[(res.fname(i) or b"").decode()] = where
         function = self.function
@@ -404,6 +400,12 @@ class _Checker:
                 out.setdefault(name, where)
         return out
 
+
+#: Whether a table's column may be NULL, and its name.
+_COLUMN_NULLABLE = """
+SELECT NOT a.attnotnull, a.attrelid::regclass::text || '.' || a.attname::text
+FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s AND a.attnum = %s
+"""
 
 #: Nullable attributes of the table or composite type a function returns.
 _ROWTYPE_NULLABLE = """

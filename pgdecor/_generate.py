@@ -28,6 +28,7 @@ import psycopg
 from ._catalog import (
     ENUM_LABELS,
     POLYMORPHIC_ARRAYS,
+    SCHEMA_FUNCTIONS,
     TEXT_TYPES,
     TYPES_QUERY,
     Function,
@@ -37,22 +38,6 @@ from ._catalog import (
 )
 
 __all__ = ["generate"]
-
-SCHEMA_FUNCTIONS = """
-SELECT n.nspname::text, p.proname::text,
-       p.proname::text || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
-       p.prokind::text, p.proretset,
-       p.prorettype::int8, rt.typtype::text,
-       coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], p.proargmodes::text[], p.proargnames,
-       p.pronargdefaults,
-       pg_catalog.obj_description(p.oid, 'pg_proc')
-FROM pg_catalog.pg_proc p
-JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-JOIN pg_catalog.pg_type rt ON rt.oid = p.prorettype
-WHERE n.nspname = %s AND p.prokind IN ('f', 'p')
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
-ORDER BY p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
-"""
 
 #: A composite type's attributes: (name, type oid, NOT NULL).
 ATTRIBUTES = """

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from ._errors import ArgumentError
+from ._session import Session
+from ._sources import Source, check_sources
 
-__all__ = ["CommitOn", "check_commit_on", "commit_unless_server_error", "decide", "log_commit_failure"]
+__all__ = ["CommitOn", "Middleware", "commit_unless_server_error", "decide", "log_commit_failure"]
+
+App = TypeVar("App")
 
 logger = logging.getLogger("pgdecor")
 
@@ -21,7 +26,30 @@ def commit_unless_server_error(status: int) -> bool:
     return status < 500
 
 
-def check_commit_on(commit_on: object) -> None:
+class Middleware(Generic[App]):
+    """What both middleware are made of: the application, the source of each request's session, and the policy."""
+
+    def __init__(
+        self,
+        app: App,
+        source: Source,
+        *,
+        replica: Source | None = None,
+        commit_on: CommitOn = commit_unless_server_error,
+    ) -> None:
+        check_sources("SessionMiddleware()", source, replica)
+        _check_commit_on(commit_on)
+        self.app = app
+        self.source = source
+        self.replica = replica
+        self.commit_on = commit_on
+
+    def request_session(self) -> Session:
+        """A new session for a request (its sources were checked when the middleware was made)."""
+        return Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
+
+
+def _check_commit_on(commit_on: object) -> None:
     """Raise `ArgumentError` unless *commit_on* can be called with a status."""
     if not callable(commit_on):
         msg = (

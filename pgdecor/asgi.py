@@ -31,8 +31,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._session import Session
-from ._sources import Source, check_sources
-from ._web import CommitOn, check_commit_on, commit_unless_server_error, decide, log_commit_failure
+from ._web import CommitOn, Middleware, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -48,30 +47,15 @@ _PEEK_TURNS = 4
 _LAST = frozenset({"http.response.body", "http.response.pathsend", "http.response.zerocopysend"})
 
 
-class SessionMiddleware:
+class SessionMiddleware(Middleware[ASGIApp]):
     """Wrap an ASGI application so that each HTTP request runs in its own async session on *source*, committed
     only when the response is complete and its status passes *commit_on* (by default: below 500)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        source: Source,
-        *,
-        replica: Source | None = None,
-        commit_on: CommitOn = commit_unless_server_error,
-    ) -> None:
-        check_sources("SessionMiddleware()", source, replica)
-        check_commit_on(commit_on)
-        self.app = app
-        self.source = source
-        self.replica = replica
-        self.commit_on = commit_on
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sess = Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
+        sess = self.request_session()
         response = _Response(sess, self.commit_on, scope, receive, send)
         await sess.__aenter__()
         try:

@@ -33,8 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from ._session import Session
-from ._sources import Source, check_sources
-from ._web import CommitOn, check_commit_on, commit_unless_server_error, decide, log_commit_failure
+from ._web import CommitOn, Middleware, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -45,28 +44,13 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None,
 _NOTHING = (None, None, None)
 
 
-class SessionMiddleware:
+class SessionMiddleware(Middleware[WSGIApp]):
     """Wrap a WSGI application so that each request runs in its own session on *source* (see `pgdecor.session`),
     committed only when the response is complete and its status passes *commit_on* (by default: below 500)."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        source: Source,
-        *,
-        replica: Source | None = None,
-        commit_on: CommitOn = commit_unless_server_error,
-    ) -> None:
-        check_sources("SessionMiddleware()", source, replica)
-        check_commit_on(commit_on)
-        self.app = app
-        self.source = source
-        self.replica = replica
-        self.commit_on = commit_on
-
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
-        sess = Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
+        sess = self.request_session()
         response = _Response(context, sess, self.commit_on, environ, start_response)
         context.run(sess.__enter__)
         try:
