@@ -224,6 +224,10 @@ def test_session_rejects_unknown_sources_and_the_wrong_kind() -> None:
     """Bad sources and a sync `with` on an async source are refused up front."""
     with pytest.raises(ArgumentError, match="not int"):
         session(42)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not NoneType None"):
+        session(None)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not int"):
+        session("postgresql:///app", replica=7)  # type: ignore[arg-type]
 
     async def enter_sync_pool_async() -> None:
         with ConnectionPool("", open=False) as p:  # never opened: nothing connects

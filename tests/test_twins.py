@@ -1,0 +1,72 @@
+"""The sync execution and session layer is generated from its async source: the two cannot drift apart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import async_to_sync  # noqa: E402 - a development script, found by path
+
+
+def test_every_sync_module_is_what_its_async_source_makes() -> None:
+    """`tools/async_to_sync.py --check` passes on the tree: no generated module was edited by hand or left stale."""
+    done = subprocess.run(
+        [sys.executable, "tools/async_to_sync.py", "--check"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+SOURCE = '''"""An async module."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+from ._shield import finish
+
+__all__ = ["AsyncLease"]
+
+
+class AsyncLease:
+    """`AsyncLease` holds an `AsyncConnection`."""
+
+    async def __aexit__(self, *exc: object) -> None:
+        await finish(self.conn.close(), statement_on=self.conn)  # ended through cancellations
+        async with self.conn.lock:
+            pass
+        if True:  # ASYNC
+            kind = "async"
+        else:
+            kind = "sync"
+        self.check(kind, is_async=True)
+'''
+
+EXPECTED = '''"""The sync twin of `pgdecor._lease_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+__all__ = ["Lease"]
+
+
+class Lease:
+    """`Lease` holds an `Connection`."""
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()  # ended through cancellations
+        with self.conn.lock:
+            pass
+        kind = "sync"
+        self.check(kind, is_async=False)
+'''
+
+
+def test_the_transform_drops_async_unwraps_finish_renames_and_keeps_sync_branches() -> None:
+    """What the generator does, on a small module: each rule of its docstring, and unused imports gone."""
+    made = async_to_sync.convert(SOURCE, "pgdecor/_lease_async.py")
+    header, _, body = made.partition("\n")
+    assert header.startswith("# Generated from pgdecor/_lease_async.py by tools/async_to_sync.py: do not edit")
+    assert body == EXPECTED
