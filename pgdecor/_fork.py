@@ -9,7 +9,7 @@ server connection (answers going to the wrong request), and even closing one wou
   reaches the server, and the parent's connection stays intact;
 - those pools are marked inherited: a `Database` opens a pool of its own at its first use in the child, and a
   pool of the user's raises `NoSessionError` saying to open it after the fork;
-- sessions open at the fork are ended for the child without touching their connections (see `_session`).
+- sessions open at the fork are ended for the child without touching their connections (see `_session_state`).
 """
 
 from __future__ import annotations

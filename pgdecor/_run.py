@@ -59,8 +59,8 @@ class Runner:
         plan = self.plan
         if plan.check is not None:
             plan.check(args)
-        sess = current_session(f"{plan.stub}()", is_async=False)
-        lock = sess.lock  # taken here, in the call's own coroutine: no coroutine more per call
+        sess = current_session(plan.stub, "()", is_async=False)
+        lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
         lock.acquire()
         try:
             last, lease = self.facts.last, sess.lease
@@ -126,7 +126,7 @@ class Runner:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
         plan = self.plan
         plan.check_many(argsets)
-        sess = current_session(f"{plan.stub}.many()", is_async=False)
+        sess = current_session(plan.stub, ".many()", is_async=False)
         with sess.lock:
             try:
                 return self._many(sess, argsets)

@@ -68,8 +68,8 @@ class AsyncRunner:
         plan = self.plan
         if plan.check is not None:
             plan.check(args)
-        sess = current_session(f"{plan.stub}()", is_async=True)
-        lock = sess.lock  # taken here, in the call's own coroutine: no coroutine more per call
+        sess = current_session(plan.stub, "()", is_async=True)
+        lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
         await lock.acquire()
         try:
             last, lease = self.facts.last, sess.lease
@@ -135,7 +135,7 @@ class AsyncRunner:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
         plan = self.plan
         plan.check_many(argsets)
-        sess = current_session(f"{plan.stub}.many()", is_async=True)
+        sess = current_session(plan.stub, ".many()", is_async=True)
         async with sess.lock:
             try:
                 return await self._many(sess, argsets)

@@ -241,11 +241,12 @@ def _rolled_back(sess: SessionState, *, lost: bool) -> str:
     )
 
 
-def current_session(what: str, *, is_async: bool) -> SessionState:
-    """The session of this context, which must be of the kind *what* (a stub's call, ``transaction()``) needs."""
+def current_session(what: str, call: str = "", *, is_async: bool) -> SessionState:
+    """The session of this context, which must be of the kind *what* (a stub, ``transaction``) needs; *call* is
+    how it was called (``()``, ``.many()``), for the message."""
     sess: SessionState | None = current.get()
     if sess is None or sess._is_async is not is_async:
-        raise no_session_error(what, sess, is_async=is_async)
+        raise no_session_error(what + call, sess, is_async=is_async)
     return sess
 
 
