@@ -18,6 +18,9 @@ class Counters:
     committed: int = 0
     rolled_back: int = 0
     leaked: int = 0
+    #: Times the lean call path turned itself off for the process (a self-test found it would differ from psycopg;
+    #: the reason is logged). Not in `as_dict`, which counts sessions.
+    wire_disabled: int = 0
     _parent: Counters | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -21,7 +21,7 @@ import secrets
 import weakref
 from typing import Any
 
-__all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "ms", "probed"]
+__all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "behind_pooler_seen", "ms", "probed"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -52,6 +52,11 @@ def apply(conn: Any, pooler: bool, prepare: bool | None) -> None:
         else:  # this psycopg names its statements another way: do without them rather than risk it
             logger.warning("pgdecor: prepared statements turned off behind the pooler: cannot make their names unique")
             conn.prepare_threshold = None
+
+
+def behind_pooler_seen(conn: Any) -> bool:
+    """Whether pgdecor has found *conn* behind a pooler."""
+    return _probed.get(conn) is True
 
 
 def probed(conn: Any) -> bool:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import sys
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -35,11 +35,14 @@ import psycopg
 from psycopg import AsyncConnection, Connection, pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
+from psycopg.rows import tuple_row
 
+from . import _poolers as poolers
+from ._counters import counters
 from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
 from ._shield import finish
 
-__all__ = ["AsyncWire", "Wire", "usable"]
+__all__ = ["AsyncWire", "Wire", "switch", "usable"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -49,45 +52,115 @@ _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 
-#: Commands after which psycopg forgets (and deallocates) its prepared statements: the objects they use may be
-#: gone or changed. A `Wire` running one tells psycopg, as its cursors would.
-_INVALIDATES = re.compile(rb"^(?:DROP|ALTER|ROLLBACK|DISCARD ALL|DEALLOCATE ALL)\b").match
-
 #: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
 #: key prepared statements alike; its generator that flushes a query and reads every result (in C), and the async
 #: wait that drives it on the connection's own socket (to read what remains of a cancelled statement).
 _query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]]
 _execute: Callable[[pq.abc.PGconn], Any]
 _wait_async: Callable[[Any, int], Awaitable[Any]]
+_YES: Any = None
 try:
     from psycopg import _preparing, _queries, generators, waiting
 
     _query2pg = _queries._query2pg
     _execute = generators.execute
     _wait_async = waiting.wait_async
+    _YES = _preparing.Prepare.YES
+    _manager = _preparing.PrepareManager
     #: Whether this psycopg has what wires use; if not, every call goes through a cursor.
-    _AVAILABLE = callable(getattr(Connection, "wait", None)) and isinstance(_preparing.PrepareManager()._names, dict)
+    _available = callable(getattr(Connection, "wait", None)) and all(
+        callable(getattr(_manager, name, None)) for name in ("get", "maybe_add_to_cache", "validate")
+    )
 except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
-    _AVAILABLE = False
+    _available = False
 if sys.platform == "win32":  # pragma: no cover - a duplicated socket handle cannot be watched there
-    _AVAILABLE = False
-if os.environ.get("PGDECOR_WIRE", "").lower() in ("0", "off", "no", "false"):  # every call through a cursor
-    _AVAILABLE = False
+    _available = False
+
+
+class _Switch:
+    """Whether wires are used in this process: not where psycopg lacks what they use, not with ``PGDECOR_WIRE=off``
+    in the environment, and no more once a wire's self-test has failed (see `Wire.self_test`)."""
+
+    on = _available and os.environ.get("PGDECOR_WIRE", "").lower() not in ("0", "off", "no", "false")
+    #: Why the self-test turned wires off, if it did.
+    reason: str | None = None
+
+
+switch = _Switch()
+
+#: The connections whose wire has passed its self-test.
+_tested: weakref.WeakSet[Any] = weakref.WeakSet()
+
+_PREPARED_BY_NAME = "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = %s"
+
+#: The statement of the self-test, and its arguments: a value of a type psycopg sends in binary, one in text.
+_PROBE = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t"
+_PROBE_ARGS = (4_611_686_018_427_387_904, "pgdecor wire \u2713")
 
 #: (SQL, encoding) → the SQL with $n placeholders, and the format each placeholder asks for.
 _converted: dict[tuple[str, str], tuple[bytes, list[PyFormat]]] = {}
 
 
 def usable(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
-    """Whether calls on *conn* can go through a wire now (not while the user runs a pipeline on it)."""
-    return _AVAILABLE and conn.pgconn.pipeline_status == _OFF
+    """Whether calls on *conn* can go through a wire now (not while the user runs a pipeline on it, nor when a
+    tool wraps psycopg's cursors: tracing, query logging and comments see every call only through cursors)."""
+    return switch.on and conn.pgconn.pipeline_status == _OFF and conn.cursor_factory in _PLAIN_CURSORS
+
+
+_PLAIN_CURSORS = (psycopg.Cursor, psycopg.AsyncCursor)
+
+
+class _Query:
+    """What psycopg's prepare manager keys a statement by (a `PostgresQuery`'s ``query`` and ``types``): one per
+    wire, refilled by each call."""
+
+    __slots__ = ("query", "types")
+
+    def __init__(self) -> None:
+        self.query = b""
+        self.types: tuple[int, ...] = ()
+
+
+def _probe_result(res: pq.abc.PGresult, rows: list[Any]) -> tuple[Any, ...]:
+    """What the self-test compares: the probe's column types and its rows."""
+    return tuple(res.ftype(i) for i in range(res.nfields)), rows
+
+
+def _self_test_problem(expected: tuple[Any, ...], got: tuple[Any, ...] | None) -> str | None:
+    if got is None:
+        return "psycopg prepared the probe statement, but the wire does not find it as psycopg names it"
+    if got != expected:
+        return f"the probe statement's result differs from the cursor's: {got!r}, not {expected!r}"
+    return None
+
+
+def _turn_off(reason: str) -> None:
+    """A wire's self-test found it would not do what psycopg does: every call goes through cursors from now on."""
+    if switch.on:
+        switch.on = False
+        switch.reason = reason
+        counters.add("wire_disabled")
+        logger.warning("pgdecor: calls go through psycopg's cursors from now on: %s", reason)
 
 
 class Wire:
     """One session's lean path on one connection. It quacks enough like a cursor (``pgresult``, ``adapters``,
     ``fetchone``, ``fetchmany``) for the leak guard, for building a result layout and for reading the rows."""
 
-    __slots__ = ("_count", "_pos", "_tx", "adapters", "conn", "manager", "name", "pgconn", "pgresult")
+    __slots__ = (
+        "_count",
+        "_pgq",
+        "_pos",
+        "_prep",
+        "_tested",
+        "_tx",
+        "adapters",
+        "conn",
+        "manager",
+        "name",
+        "pgconn",
+        "pgresult",
+    )
 
     def __init__(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
         self.conn: Any = conn
@@ -102,18 +175,63 @@ class Wire:
         #: Rows in the last result, and the next one to read.
         self._count = self._pos = 0
         self._tx = Transformer(conn)
+        #: The statement of the call being made, as psycopg's prepare manager keys it, and what the manager said
+        #: of it (psycopg's ``Prepare``).
+        self._pgq = _Query()
+        self._prep: Any = None
+        #: Whether the connection's wire has passed its self-test (`self_test`).
+        self._tested = conn in _tested
 
     def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:
         """Run *sql* (psycopg placeholders) with *params*; its result, or raise psycopg's error for it. None, with
         nothing sent, when psycopg has not prepared the statement for these parameter types (yet, or any more):
         run it through a cursor with ``prepare=True`` then."""
+        if not self._tested and not self.self_test():
+            return None
         conn = self.conn
         with conn.lock:
             if not self._send(sql, params, binary):
                 return None
             # The connection's wait: psycopg's C poll loop, stopping the statement on the server on Ctrl-C.
             results = conn.wait(_execute(self.pgconn))
-        return self._result(sql, results[0] if results else None)
+        return self._result(sql, results)
+
+    def self_test(self) -> bool:
+        """Before the first call through a connection's wire: check that it does what psycopg would, by running a
+        statement psycopg has prepared through the wire and comparing the result with the cursor's, inside a
+        savepoint (a failure leaves the session's transaction as it was). On any difference, wires are turned
+        off for the process (`_turn_off`): calls then go through cursors. A database error (a pooler that loses
+        prepared statements) only keeps this wire unused. Return whether this wire may be used."""
+        conn = self.conn
+        try:
+            with conn.transaction():
+                cur = conn.cursor(binary=True, row_factory=tuple_row)
+                cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
+                expected = _probe_result(cur.pgresult, cur.fetchall())
+                self._tested = True  # the probe itself goes through `execute`
+                res = self.execute(_PROBE, _PROBE_ARGS, True)
+                problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
+                if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
+                    known = conn.execute(_PREPARED_BY_NAME, [self.name.decode()]).fetchone()
+                    problem = None if known else f"the server has no prepared statement {self.name!r}"
+        except psycopg.Error as err:
+            return self._failed_on_server(err)
+        return self._passed(problem)
+
+    def _failed_on_server(self, err: psycopg.Error) -> bool:
+        """The self-test's statement failed on the server (a pooler that loses prepared statements, a connection
+        lost): rolled back to its savepoint, it says nothing of psycopg. This call goes through a cursor."""
+        self._tested = False
+        logger.info("pgdecor: a call goes through a cursor: the wire's self-test failed on the server: %s", err)
+        return False
+
+    def _passed(self, problem: str | None) -> bool:
+        self._tested = problem is None
+        if problem is not None:
+            _turn_off(f"a wire's self-test failed: {problem}")
+            return False
+        _tested.add(self.conn)
+        return True
 
     def close(self) -> None:
         """Nothing to let go of: the sync path borrows nothing from the connection."""
@@ -123,32 +241,40 @@ class Wire:
     def _send(self, sql: str, params: Sequence[Any], binary: bool) -> bool:
         """Send *sql* with *params* (under the connection's lock, so that the statement's name is still good when
         it arrives): the statement psycopg prepared for their types, or the query unnamed if psycopg prepares
-        nothing. False, with nothing sent, if psycopg should prepare it first."""
+        nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do)."""
         tx = self._tx
         query, formats = self._convert(sql)
         dumped = tx.dump_sequence(params, formats)
+        pgq = self._pgq
+        pgq.query, pgq.types = query, tx.types or ()
         manager = self.manager
+        if manager._to_flush:  # statements to deallocate first: a cursor does that
+            return False
+        self._prep, name = manager.get(pgq)
         if manager.prepare_threshold is None:
             self.name = None
             self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
             return True
-        self.name = name = manager._names.get((query, tx.types or ()))
-        if name is None:
+        if self._prep is not _YES:
             return False
+        self.name = name
         self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         return True
 
-    def _result(self, sql: str, res: pq.abc.PGresult | None) -> pq.abc.PGresult:
-        if res is None:
+    def _result(self, sql: str, results: Sequence[pq.abc.PGresult]) -> pq.abc.PGresult:
+        """The call's result, once psycopg's prepare manager has seen it as after a cursor's execution (its
+        LRU order, and whether the command invalidates its statements); or psycopg's error for it."""
+        manager = self.manager
+        key = manager.maybe_add_to_cache(self._pgq, self._prep, self.name or b"")
+        if key is not None:
+            manager.validate(key, self._prep, self.name or b"", results)
+        if not results:
             raise psycopg.InternalError("got no result from the query")
+        res = results[0]
         status = res.status
-        if status == _COMMAND_OK:
-            command = res.command_status
-            if command and _INVALIDATES(command):
-                self.manager.clear()
-        elif status == _FATAL_ERROR:
+        if status == _FATAL_ERROR:
             raise error_from_result(res, encoding=self._tx.encoding)
-        elif status != _TUPLES_OK:
+        if status not in (_TUPLES_OK, _COMMAND_OK):
             raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
@@ -197,6 +323,8 @@ class AsyncWire(Wire):
     async def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:  # type: ignore[override]
         """As `Wire.execute`, awaited. Its wait is written out here rather than in a coroutine of its own: one
         coroutine less to make and to resume on every call."""
+        if not self._tested and not await self.aself_test():
+            return None
         pgconn = self.pgconn
         loop = self._loop
         lock = self.conn.lock
@@ -232,7 +360,25 @@ class AsyncWire(Wire):
         if pgconn.notify_handler:
             while n := pgconn.notifies():
                 pgconn.notify_handler(n)
-        return self._result(sql, first)
+        return self._result(sql, [] if first is None else [first])
+
+    async def aself_test(self) -> bool:
+        """As `Wire.self_test`, awaited."""
+        conn = self.conn
+        try:
+            async with conn.transaction():
+                cur = conn.cursor(binary=True, row_factory=tuple_row)
+                await cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
+                expected = _probe_result(cur.pgresult, await cur.fetchall())
+                self._tested = True
+                res = await self.execute(_PROBE, _PROBE_ARGS, True)
+                problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
+                if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
+                    found = await conn.execute(_PREPARED_BY_NAME, [self.name.decode()])
+                    problem = None if await found.fetchone() else f"the server has no prepared statement {self.name!r}"
+        except psycopg.Error as err:
+            return self._failed_on_server(err)
+        return self._passed(problem)
 
     def close(self) -> None:
         """Stop watching the socket and close the duplicate: before the connection is given back."""

@@ -66,12 +66,16 @@ def numbers_sync(count: int) -> list[Row]: ...
 AS_JSON = "CREATE FUNCTION as_json(n int) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('n', n) $$"
 
 
+#: The statements the connection has prepared for calls (not the wire's self-test, which it prepares once).
+PREPARED = "SELECT statement FROM pg_prepared_statements WHERE statement NOT LIKE '%%pgdecor_wire_probe%%' ORDER BY 1"
+
+
 def sync_prepared(conn: psycopg.Connection[Any]) -> list[str]:
-    return [s for (s,) in conn.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")]
+    return [s for (s,) in conn.execute(PREPARED)]
 
 
 async def prepared(conn: psycopg.AsyncConnection[Any]) -> list[str]:
-    cur = await conn.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+    cur = await conn.execute(PREPARED)
     return [s for (s,) in await cur.fetchall()]
 
 

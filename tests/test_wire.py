@@ -1,0 +1,153 @@
+"""The lean call path proves itself: before its first call on a connection it checks that it does what psycopg
+would, turns itself off for the process (one WARNING, counted) when it would not, and keeps psycopg's own rules for
+prepared statements: their LRU order and their invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import _queries
+from userdb import User, aget_user, get_user
+
+from pgdecor import _wire, counters, query, session
+
+#: The hot statement of `get_user`, as the server shows it.
+HOT = "%get_user%"
+
+
+@query("SELECT %(n)s::int AS n")
+def echo(n: int) -> int: ...
+
+
+@pytest.fixture
+def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The wire switched on (also where ``PGDECOR_WIRE=off`` switched it off: these tests are of the wire itself),
+    with a fresh conversion cache: whatever a test turns off is restored."""
+    if not _wire._available:  # pragma: no cover - a psycopg without what the wire uses
+        pytest.skip("this psycopg lacks what the wire uses")
+    monkeypatch.setattr(_wire.switch, "on", True)
+    monkeypatch.setattr(_wire.switch, "reason", None)
+    monkeypatch.setattr(_wire, "_converted", {})
+    return _wire.switch
+
+
+def test_a_wire_that_cannot_find_psycopgs_statements_turns_itself_off_loudly(
+    users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A psycopg whose placeholder conversion no longer matches the keys of its prepared statements (simulated):
+    the self-test sees that the wire does not find the statement psycopg prepared, and every call goes through
+    cursors from then on, right, with one WARNING and the counter saying so; never a silent slowdown."""
+    real = _queries._query2pg
+
+    def shifted(query: bytes, encoding: str) -> Any:
+        converted, *rest = real(query, encoding)
+        return (converted + b" ", *rest)
+
+    monkeypatch.setattr(_wire, "_query2pg", shifted)
+    before = counters.wire_disabled
+    with caplog.at_level(logging.WARNING, logger="pgdecor"), psycopg.connect(users) as conn, session(conn):
+        results = [get_user(1) for _ in range(5)]
+    assert results == [User(1, "ann", "ann@example.org")] * 5
+    assert fresh_switch.on is False
+    assert "does not find it" in (fresh_switch.reason or "")
+    assert counters.wire_disabled == before + 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "cursors from now on" in r.message]
+    assert len(warnings) == 1
+
+
+def test_a_wire_whose_results_would_differ_turns_itself_off_and_the_call_is_right(
+    users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion that maps the self-test's statement onto another prepared statement (a psycopg internal that
+    changed meaning, simulated): the results differ from the cursor's, so the wire is off before any call of the
+    user's goes through it."""
+    real = _queries._query2pg
+    other = b"SELECT $1::int8 + 1 AS pgdecor_wire_probe, $2::text AS t"
+
+    def remapped(query: bytes, encoding: str) -> Any:
+        converted, *rest = real(query, encoding)
+        return (other if b"pgdecor_wire_probe" in converted else converted, *rest)
+
+    monkeypatch.setattr(_wire, "_query2pg", remapped)
+    with psycopg.connect(users) as conn, session(conn):
+        conn.execute("SELECT %s::int8 + 1 AS pgdecor_wire_probe, %s::text AS t", _wire._PROBE_ARGS, prepare=True)
+        assert [echo(n) for n in range(4)] == [0, 1, 2, 3]
+    assert fresh_switch.on is False
+    assert "differs from the cursor's" in (fresh_switch.reason or "")
+
+
+def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone(
+    users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The self-test runs in a savepoint: its statement failing on the server (simulated by a name the server does
+    not have, as a pooler losing prepared statements would give) neither aborts the session's transaction nor turns
+    the wire off for the process; the call goes through a cursor."""
+    original_send = _wire.Wire._send
+
+    def lost_name(self: Any, sql: str, params: Any, binary: bool) -> bool:
+        if "pgdecor_wire_probe" not in sql:
+            return original_send(self, sql, params, binary)
+        self.name = b"_pg3_lost"
+        self._prep = _wire._YES
+        self.pgconn.send_query_prepared(b"_pg3_lost", [None, None], [0, 0], 1)
+        return True
+
+    monkeypatch.setattr(_wire.Wire, "_send", lost_name)
+    with psycopg.connect(users) as conn, session(conn):
+        assert [echo(n) for n in range(3)] == [0, 1, 2]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    assert fresh_switch.on is True
+
+
+def test_a_hot_statement_stays_prepared_while_others_come_and_go(users: str, fresh_switch: Any) -> None:
+    """The wire keeps psycopg's LRU order as a cursor would: a stub called every round is never evicted by the
+    statements prepared after it (with room for three), so it is prepared once in 20 rounds."""
+    names: set[str] = set()
+    with psycopg.connect(users) as conn, session(conn):
+        conn.prepared_max = 3
+        get_user(1)
+        for i in range(20):
+            assert get_user(1) == User(1, "ann", "ann@example.org")
+            for j in range(2):
+                conn.execute(f"SELECT {i * 2 + j} AS cold", prepare=True)
+            found = conn.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE %s", [HOT])
+            names.update(name for (name,) in found)
+    assert fresh_switch.on is True
+    assert len(names) == 1
+
+
+def test_a_command_that_invalidates_prepared_statements_is_seen_by_psycopgs_own_rule(
+    pg_dsn: str, pg_exec: Any, fresh_switch: Any
+) -> None:
+    """A stub running DDL through the wire: psycopg's own rule (called, not copied) decides what its prepared
+    statements become, so every later call works, on any psycopg version."""
+    pg_exec("CREATE TABLE t (a int)")
+
+    @query("ALTER TABLE t ALTER COLUMN a SET DEFAULT 1")
+    def set_default() -> None: ...
+
+    @query("SELECT count(*) FROM t")
+    def count_t() -> int: ...
+
+    with psycopg.connect(pg_dsn) as conn, session(conn):
+        for _ in range(8):
+            set_default()
+            assert count_t() == 0
+    assert fresh_switch.on is True
+
+
+def test_async_wire_tests_itself_too(users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The async wire runs the same self-test, awaited, and turns itself off the same way."""
+    real = _queries._query2pg
+    monkeypatch.setattr(_wire, "_query2pg", lambda q, e: (real(q, e)[0] + b" ", *real(q, e)[1:]))
+
+    async def scenario() -> list[User | None]:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            return [await aget_user(1) for _ in range(4)]
+
+    assert asyncio.run(scenario()) == [User(1, "ann", "ann@example.org")] * 4
+    assert fresh_switch.on is False
