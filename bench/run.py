@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
@@ -42,7 +42,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import class_row
 
-from pgdecor import procedure, session
+from pgdecor import _trace, procedure, session
 from pgdecor.testing import TemporaryServer, find_bindir
 
 
@@ -52,6 +52,18 @@ def _optional(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         return None
+
+
+@contextmanager
+def traced(on: bool) -> Iterator[None]:
+    """Calls traced through OpenTelemetry's API (whose providers, no SDK configured, are the no-op ones), or not
+    at all: the same as without the `otel` extra, where tracing costs one attribute test per call."""
+    before = _trace.settings.on
+    _trace.settings.on = on and _optional("opentelemetry") is not None
+    try:
+        yield
+    finally:
+        _trace.settings.on = before
 
 
 asyncpg = _optional("asyncpg")
@@ -163,19 +175,24 @@ class Workload:
     slices: int = 1
 
 
-def timed(ops: int, fn: Callable[[], object]) -> Measure:
+def timed(ops: int, fn: Callable[[], object], *, trace: bool = False) -> Measure:
+    """*fn* measured, untraced unless *trace* (see `traced`)."""
     gc.collect()  # every contender starts with the collector in the same state, not with the previous one's debt
-    cpu, wall = time.process_time(), time.perf_counter()
-    fn()
-    return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)
+    with traced(trace):
+        cpu, wall = time.process_time(), time.perf_counter()
+        fn()
+        return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def timed_async(ops: int, fn: Callable[[], Awaitable[object]], *, loop: asyncio.AbstractEventLoop) -> Measure:
+def timed_async(
+    ops: int, fn: Callable[[], Awaitable[object]], *, loop: asyncio.AbstractEventLoop, trace: bool = False
+) -> Measure:
     async def run() -> Measure:
         gc.collect()
-        cpu, wall = time.process_time(), time.perf_counter()
-        await fn()
-        return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)
+        with traced(trace):
+            cpu, wall = time.process_time(), time.perf_counter()
+            await fn()
+            return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)
 
     return loop.run_until_complete(run())
 
@@ -217,6 +234,7 @@ class Bench:
         s = self.sizes
         single = Workload("single call, get_user(id) -> User | None", "calls", slices=s.slices)
         single.contenders["pgdecor"] = lambda: timed(s.calls, self.pgdecor_single)
+        single.contenders["pgdecor, OpenTelemetry no-op"] = lambda: timed(s.calls, self.pgdecor_single, trace=True)
         single.contenders["psycopg"] = lambda: timed(s.calls, self.psycopg_single)
         single.contenders["psycopg class_row"] = lambda: timed(s.calls, self.psycopg_single_class_row)
         if self.pgbench:
@@ -227,6 +245,9 @@ class Bench:
         asingle = Workload("async single call, await aget_user(id)", "calls", slices=s.slices)
         asingle.contenders["pgdecor async"] = lambda: timed_async(
             s.calls, lambda: self.pgdecor_async(self.aconn), loop=self.loop
+        )
+        asingle.contenders["pgdecor async, OpenTelemetry no-op"] = lambda: timed_async(
+            s.calls, lambda: self.pgdecor_async(self.aconn), loop=self.loop, trace=True
         )
         asingle.contenders["psycopg async"] = lambda: timed_async(s.calls, self.psycopg_async, loop=self.loop)
         if self.apg is not None:
@@ -543,6 +564,22 @@ TARGETS = [
     ("4. async single call", "async", "pgdecor async", "psycopg async", 0.95, "calls/s vs psycopg AsyncConnection"),
     ("4. async vs asyncpg", "async", "pgdecor async", "asyncpg", 1.0, "calls/s vs asyncpg, both on asyncio's loop"),
     ("4. async vs asyncpg, uvloop", "async", "pgdecor async uvloop", "asyncpg uvloop", 1.0, "calls/s, both on uvloop"),
+    (
+        "7. tracing, no-op provider",
+        "single",
+        "pgdecor, OpenTelemetry no-op",
+        "pgdecor",
+        0.95,
+        "calls/s traced through the API's no-op provider vs untraced",
+    ),
+    (
+        "7. tracing, async",
+        "async",
+        "pgdecor async, OpenTelemetry no-op",
+        "pgdecor async",
+        0.95,
+        "the same, async",
+    ),
     (
         "6. jsonb -> dataclass",
         "json",

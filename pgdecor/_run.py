@@ -13,7 +13,8 @@ from psycopg.rows import tuple_row
 
 from . import _outcome as outcome
 from . import _probe as probe
-from ._calls import ProcedureCall, Statement
+from . import _trace as trace
+from ._calls import ProcedureCall, QueryCall, Statement
 from ._convert import too_deep
 from ._facts import Facts
 from ._lease import Lease
@@ -22,8 +23,9 @@ from ._plan import Plan
 from ._registry import registry_for
 from ._results import Shape
 from ._scope import lease_for
-from ._session_state import SessionState, current_session
+from ._session_state import SessionState, current, current_session
 from ._stream import Stream
+from ._streams import StreamBase
 
 __all__ = ["Runner"]
 
@@ -34,15 +36,20 @@ _log_enabled = outcome.logger.isEnabledFor
 class Runner:
     """Runs one plan's calls (see the module docstring)."""
 
-    __slots__ = ("facts", "plan")
+    __slots__ = ("_names", "_operations", "facts", "plan")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.facts = Facts(plan)
+        #: The spans' description of each of the plan's statements (by SQL; "" before the first is known).
+        self._operations: dict[str, trace.Operation] = {}
+        self._names = tuple(p.name for p in plan.params)
 
     def call(self, args: tuple[Any, ...]) -> Any:
         """A call (the generated caller's target). In async, a plain function handing back the coroutine: one
         coroutine layer less on every call."""
+        if trace.settings.on:
+            return self._traced(args, None)
         return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
 
     def _logged(self, args: tuple[Any, ...]) -> Any:
@@ -51,6 +58,59 @@ class Runner:
             return self._call(args)
         finally:
             outcome.log(self.plan, start)
+
+    def _traced(self, args: tuple[Any, ...], argsets: list[tuple[Any, ...]] | None) -> Any:
+        """A call, or with *argsets* a batch, in a span of its own (see `_trace`); a stream's span ends with it."""
+        sample = argsets[0] if argsets else args
+        if argsets is None:
+            extra = trace.parameters(self._names, args)
+        else:
+            extra = {"db.operation.batch.size": len(argsets)} if len(argsets) > 1 else None
+        traced = trace.start(self._operation(sample), extra)
+        if traced is None:
+            return self._untraced(args, argsets)
+        try:
+            result = self._untraced(args, argsets)
+        except BaseException as err:
+            self._ended(traced, sample, err)
+            raise
+        if isinstance(result, StreamBase):
+            traced.detach()
+            result.on_end(lambda: self._ended(traced, sample, None))
+        else:
+            self._ended(traced, sample, None)
+        return result
+
+    def _untraced(self, args: tuple[Any, ...], argsets: list[tuple[Any, ...]] | None) -> Any:
+        if argsets is not None:
+            return self._many(argsets)
+        return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
+
+    def _operation(self, args: tuple[Any, ...], lease: Any = None) -> trace.Operation:
+        """The spans' description of the statement *args* make (on *lease*'s server; without it, for a function,
+        the one seen last)."""
+        call = self.plan.call
+        if isinstance(call, QueryCall):
+            statement: Statement | None = call.statement
+        else:
+            statement = call.cached(lease.key, args) if lease is not None else None
+        sql = statement.sql if statement is not None else ""
+        found = self._operations.get(sql)
+        if found is None:
+            if statement is None and self._operations:
+                return next(reversed(self._operations.values()))
+            procedure = ".".join(call.name) if isinstance(call, ProcedureCall) else None
+            found = self._operations[sql] = trace.Operation(self.plan.stub, statement, procedure)
+        return found
+
+    def _ended(self, traced: trace.Call, args: tuple[Any, ...], error: BaseException | None) -> None:
+        sess = current.get()
+        lease = None if sess is None else sess.lease or sess.replica_lease
+        if lease is not None:
+            operation = self._operation(args, lease)
+            if operation is not traced.operation:
+                traced.rename(operation)
+        traced.end(None if lease is None else lease.key[:3], error)
 
     def _call(self, args: tuple[Any, ...]) -> Any:
         """Once a call of a fixed statement has gone through the session's wire, later calls on the same server
@@ -124,16 +184,21 @@ class Runner:
 
     def many(self, argsets: list[tuple[Any, ...]]) -> Any:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
+        if trace.settings.on:
+            return self._traced((), argsets)
+        return self._many(argsets)
+
+    def _many(self, argsets: list[tuple[Any, ...]]) -> Any:
         plan = self.plan
         plan.check_many(argsets)
         sess = current_session(plan.stub, ".many()", is_async=False)
         with sess.lock:
             try:
-                return self._many(sess, argsets)
+                return self._batch(sess, argsets)
             except RecursionError:
                 raise too_deep(plan.stub) from None
 
-    def _many(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
+    def _batch(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
         plan = self.plan
         lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
         key, conn = lease.key, lease.conn
