@@ -48,7 +48,7 @@ class Runner:
     def call(self, args: tuple[Any, ...]) -> Any:
         """A call (the generated caller's target). In async, a plain function handing back the coroutine: one
         coroutine layer less on every call."""
-        if trace.settings.on:
+        if trace.settings.on and trace.recording():
             return self._traced(args, None)
         return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
 
@@ -67,8 +67,6 @@ class Runner:
         else:
             extra = {"db.operation.batch.size": len(argsets)} if len(argsets) > 1 else None
         traced = trace.start(self._operation(sample), extra)
-        if traced is None:
-            return self._untraced(args, argsets)
         try:
             result = self._untraced(args, argsets)
         except BaseException as err:
@@ -184,7 +182,7 @@ class Runner:
 
     def many(self, argsets: list[tuple[Any, ...]]) -> Any:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
-        if trace.settings.on:
+        if trace.settings.on and trace.recording():
             return self._traced((), argsets)
         return self._many(argsets)
 

@@ -57,7 +57,7 @@ class AsyncRunner:
     def call(self, args: tuple[Any, ...]) -> Any:
         """A call (the generated caller's target). In async, a plain function handing back the coroutine: one
         coroutine layer less on every call."""
-        if trace.settings.on:
+        if trace.settings.on and trace.recording():
             return self._traced(args, None)
         return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
 
@@ -76,8 +76,6 @@ class AsyncRunner:
         else:
             extra = {"db.operation.batch.size": len(argsets)} if len(argsets) > 1 else None
         traced = trace.start(self._operation(sample), extra)
-        if traced is None:
-            return await self._untraced(args, argsets)
         try:
             result = await self._untraced(args, argsets)
         except BaseException as err:
@@ -193,7 +191,7 @@ class AsyncRunner:
 
     async def many(self, argsets: list[tuple[Any, ...]]) -> Any:
         """Run the call once per argument tuple, pipelined: one round trip for the whole batch."""
-        if trace.settings.on:
+        if trace.settings.on and trace.recording():
             return await self._traced((), argsets)
         return await self._many(argsets)
 

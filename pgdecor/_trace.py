@@ -26,10 +26,16 @@ try:
     from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, SpanKind, StatusCode
 
+    _CLIENT = SpanKind.CLIENT
+
     _NO_TRACING: tuple[type, ...] = (NoOpTracerProvider, ProxyTracerProvider)
     _installed = True
 except ImportError:  # pragma: no cover - exercised where opentelemetry-api is not installed
     _installed = False
+try:  # the global meter provider's stand-in until one is set; without it, the stand-in is used (it forwards)
+    from opentelemetry.metrics._internal import _ProxyMeterProvider as _MetersUnset
+except ImportError:  # pragma: no cover - depends on opentelemetry-api
+    _MetersUnset = ()  # type: ignore[assignment,misc]
 
 
 def _flag(name: str, *, default: bool) -> bool:
@@ -58,11 +64,45 @@ _BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]
 _tracers: dict[int, tuple[Any, Any]] = {}
 _histograms: dict[int, tuple[Any, Any]] = {}
 
+#: How long the absence of a global provider is taken for granted before asking again (asking costs more than a
+#: call's whole span logic): a provider set at start-up is seen by the calls made 10 ms later at the most.
+_RECHECK = 0.01
+
+
+class _Global:
+    """OpenTelemetry's global tracer (or meter) provider: None while none is set (asked again every `_RECHECK`
+    seconds); once set it never changes, so it is kept."""
+
+    __slots__ = ("_get", "_proxy", "_until", "provider")
+
+    def __init__(self, get: Any, proxy: Any) -> None:
+        self._get, self._proxy = get, proxy
+        self.provider: Any = None
+        self._until = 0.0
+
+    def __call__(self) -> Any:
+        if self.provider is not None:
+            return self.provider
+        now = perf_counter()
+        if now < self._until:
+            return None
+        found = self._get()
+        if isinstance(found, self._proxy):
+            self._until = now + _RECHECK
+            return None
+        self.provider = found
+        return found
+
+
+if _installed:
+    _global_tracers = _Global(trace.get_tracer_provider, ProxyTracerProvider)
+    _global_meters = _Global(metrics.get_meter_provider, _MetersUnset)
+
 
 def _tracer() -> Any:
-    """pgdecor's tracer, or None while there is nothing to record spans (the API's no-op providers)."""
-    provider = settings.tracer_provider or trace.get_tracer_provider()
-    if isinstance(provider, _NO_TRACING):
+    """pgdecor's tracer, or None while nothing would record spans (no provider, or the API's no-op one)."""
+    provider = settings.tracer_provider or _global_tracers()
+    if provider is None or isinstance(provider, _NO_TRACING):
         return None
     found = _tracers.get(id(provider))
     if found is None or found[0] is not provider:
@@ -71,8 +111,9 @@ def _tracer() -> Any:
 
 
 def _histogram() -> Any:
-    provider = settings.meter_provider or metrics.get_meter_provider()
-    if isinstance(provider, NoOpMeterProvider):
+    """pgdecor's ``db.client.operation.duration`` histogram, or None while nothing would record it."""
+    provider = settings.meter_provider or _global_meters()
+    if provider is None or isinstance(provider, NoOpMeterProvider):
         return None
     found = _histograms.get(id(provider))
     if found is None or found[0] is not provider:
@@ -85,6 +126,25 @@ def _histogram() -> Any:
         )
         found = _histograms[id(provider)] = (provider, histogram)
     return found[1]
+
+
+def recording() -> bool:
+    """Whether a call's span or duration would be recorded now: the only cost of tracing when not, kept to a
+    clock read by taking a "no" for granted for `_RECHECK` seconds (global providers are set once)."""
+    explicit = settings.tracer_provider is not None or settings.meter_provider is not None
+    if not explicit:
+        now = perf_counter()
+        if now < _quiet[0]:
+            return False
+    if _tracer() is not None or _histogram() is not None:
+        return True
+    if not explicit:
+        _quiet[0] = now + _RECHECK
+    return False
+
+
+#: Until when `recording` answers "no" without asking.
+_quiet = [0.0]
 
 
 #: What a query's summary names after its command: the first table it reads or writes.
@@ -128,16 +188,20 @@ class Call:
     def __init__(self, tracer: Any, operation: Operation, extra: dict[str, Any] | None) -> None:
         self.operation = operation
         self.attributes = {**operation.attributes, **extra} if extra else operation.attributes
-        self.span = tracer.start_span(operation.name, kind=SpanKind.CLIENT, attributes=self.attributes)
-        self._token: Any = context.attach(trace.set_span_in_context(self.span))
+        #: None when only the histogram records.
+        self.span = (
+            None if tracer is None else tracer.start_span(operation.name, kind=_CLIENT, attributes=self.attributes)
+        )
+        self._token: Any = None if self.span is None else context.attach(trace.set_span_in_context(self.span))
         self._start = perf_counter()
 
     def rename(self, operation: Operation) -> None:
         """The statement turned out to be *operation* (a function's first call on a server resolves it)."""
         self.operation = operation
         self.attributes = {**self.attributes, **operation.attributes}
-        self.span.update_name(operation.name)
-        self.span.set_attributes(operation.attributes)
+        if self.span is not None:
+            self.span.update_name(operation.name)
+            self.span.set_attributes(operation.attributes)
 
     def detach(self) -> None:
         """The statement has run: the span stays open (a stream's, until it ends) but is current no more."""
@@ -148,6 +212,7 @@ class Call:
     def end(self, server: tuple[str | None, str | None, str | None] | None, error: BaseException | None) -> None:
         """End the span (and record the duration) with the server the call reached and its error, if any."""
         self.detach()
+        duration = perf_counter() - self._start
         span = self.span
         attributes: dict[str, Any] = {}
         if server is not None:
@@ -161,21 +226,20 @@ class Call:
             if sqlstate:
                 attributes["db.response.status_code"] = sqlstate
             attributes["error.type"] = sqlstate or f"{type(error).__module__}.{type(error).__qualname__}"
-            span.set_status(StatusCode.ERROR, str(error).partition("\n")[0])
-        span.set_attributes(attributes)
-        span.end()
+        if span is not None:
+            if error is not None:
+                span.set_status(StatusCode.ERROR, str(error).partition("\n")[0])
+            span.set_attributes(attributes)
+            span.end()
         histogram = _histogram()
         if histogram is not None:
             keep = ("db.system.name", "db.operation.name", "db.query.summary")
-            histogram.record(perf_counter() - self._start, {**{k: self.attributes[k] for k in keep}, **attributes})
+            histogram.record(duration, {**{k: self.attributes[k] for k in keep}, **attributes})
 
 
-def start(operation: Operation, extra: dict[str, Any] | None = None) -> Call | None:
-    """A traced call of *operation*, or None when no provider records anything."""
-    tracer = _tracer()
-    if tracer is None:
-        return None
-    return Call(tracer, operation, extra)
+def start(operation: Operation, extra: dict[str, Any] | None = None) -> Call:
+    """A traced call of *operation* (see `recording`)."""
+    return Call(_tracer(), operation, extra)
 
 
 def parameters(names: tuple[str, ...], args: tuple[Any, ...]) -> dict[str, Any] | None:
