@@ -206,8 +206,16 @@ class Runner:
             if argsets and plan.call.cached(key, argsets[0]) is None:
                 self._resolve(lease)
             for statement, params in plan.batches(key, argsets):
-                binary = self.facts.format(key, statement) is True
+                ran = self.facts.format(key, statement)
+                binary = ran is True
+                wire = lease.wire() if ran is not None and len(params) > 1 else None
+                results = None if wire is None else wire.execute_many(statement.sql, params, binary)
+                if wire is not None and results is not None:  # the statement's executions pipelined by the wire
+                    if plan.result.shape is not Shape.NONE:
+                        out += self._wire_rows(lease, wire, statement, results, binary)
+                    continue
                 cur = lease.cursor(binary)
+                self.facts.ran_through_cursor(key, statement)
                 if plan.result.shape is Shape.NONE:
                     cur.executemany(statement.sql, params)
                     continue
@@ -225,6 +233,20 @@ class Runner:
         except psycopg.Error as err:
             raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
         return None if plan.result.shape is Shape.NONE else out
+
+    def _wire_rows(self, lease: Lease, wire: Any, statement: Statement, results: list[Any], binary: bool) -> list[Any]:
+        """What a batch the wire ran returns: its results, each read by the layout of the first (the statement is
+        prepared: the server refuses to change its columns)."""
+        out: list[Any] = []
+        layout = None
+        for res in results:
+            wire.use(res)
+            kind = outcome.fetch_kind(self.plan, statement, res)
+            if layout is None:
+                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)
+                layout = layout or self._layout(lease, statement, wire, binary, layout_key)
+            out.append(outcome.rows(wire, layout, kind))
+        return out
 
     def _stream(self, sess: SessionState, lease: Lease, statement: Statement, params: Any, binary: bool) -> Stream[Any]:
         cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)

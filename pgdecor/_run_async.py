@@ -215,8 +215,16 @@ class AsyncRunner:
             if argsets and plan.call.cached(key, argsets[0]) is None:
                 await self._resolve(lease)
             for statement, params in plan.batches(key, argsets):
-                binary = self.facts.format(key, statement) is True
+                ran = self.facts.format(key, statement)
+                binary = ran is True
+                wire = lease.wire() if ran is not None and len(params) > 1 else None
+                results = None if wire is None else await wire.execute_many(statement.sql, params, binary)
+                if wire is not None and results is not None:  # the statement's executions pipelined by the wire
+                    if plan.result.shape is not Shape.NONE:
+                        out += await self._wire_rows(lease, wire, statement, results, binary)
+                    continue
                 cur = lease.cursor(binary)
+                self.facts.ran_through_cursor(key, statement)
                 if plan.result.shape is Shape.NONE:
                     await finish(cur.executemany(statement.sql, params), statement_on=conn)
                     continue
@@ -234,6 +242,22 @@ class AsyncRunner:
         except psycopg.Error as err:
             raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
         return None if plan.result.shape is Shape.NONE else out
+
+    async def _wire_rows(
+        self, lease: AsyncLease, wire: Any, statement: Statement, results: list[Any], binary: bool
+    ) -> list[Any]:
+        """What a batch the wire ran returns: its results, each read by the layout of the first (the statement is
+        prepared: the server refuses to change its columns)."""
+        out: list[Any] = []
+        layout = None
+        for res in results:
+            wire.use(res)
+            kind = outcome.fetch_kind(self.plan, statement, res)
+            if layout is None:
+                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)
+                layout = layout or await self._layout(lease, statement, wire, binary, layout_key)
+            out.append(outcome.rows(wire, layout, kind))
+        return out
 
     async def _stream(
         self, sess: SessionState, lease: AsyncLease, statement: Statement, params: Any, binary: bool

@@ -51,6 +51,7 @@ _ACTIVE = pq.TransactionStatus.ACTIVE
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 
 #: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
 #: key prepared statements alike; its generator that flushes a query and reads every result (in C), and the async
@@ -196,6 +197,27 @@ class Wire:
             results = conn.wait(_execute(self.pgconn))
         return self._result(sql, results)
 
+    def execute_many(self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> list[Any] | None:
+        """Run *sql* once per parameter set, pipelined: every execution of psycopg's prepared statement sent at once,
+        then one Sync, in one round trip. The results in order, or raise psycopg's error for the first that failed
+        (the ones after it were skipped by the server); None, with nothing sent, if psycopg has not prepared the
+        statement for every set's parameter types: run them through a cursor's ``executemany`` then."""
+        if not self._tested and not self.self_test():
+            return None
+        conn = self.conn
+        with conn.lock:
+            batch = self._batch(sql, paramsets, binary)
+            if batch is None:
+                return None
+            pgconn = self.pgconn
+            pgconn.enter_pipeline_mode()
+            try:
+                batch()
+                groups = [conn.wait(_execute(pgconn)) for _ in range(len(paramsets) + 1)]
+            finally:
+                pgconn.exit_pipeline_mode()
+        return self._results(sql, groups)
+
     def self_test(self) -> bool:
         """Before the first call through a connection's wire: check that it does what psycopg would, by running a
         statement psycopg has prepared through the wire and comparing the result with the cursor's, inside a
@@ -281,6 +303,64 @@ class Wire:
         self._tx.set_pgresult(res)
         return res
 
+    def _batch(self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> Callable[[], None] | None:
+        """What sends a batch (in pipeline mode): every parameter set dumped and its prepared statement found first,
+        so that nothing is sent unless all of them can be; None if psycopg should prepare one first."""
+        tx, manager = self._tx, self.manager
+        if manager.prepare_threshold is None or manager._to_flush:
+            return None
+        query, formats = self._convert(sql)
+        pgq = self._pgq
+        pgq.query = query
+        names: dict[tuple[int, ...], bytes] = {}
+        sends: list[tuple[bytes, Any, Any]] = []
+        for params in paramsets:
+            dumped = tx.dump_sequence(params, formats)
+            types = tx.types or ()
+            name = names.get(types)
+            if name is None:
+                pgq.types = types
+                prep, name = manager.get(pgq)
+                if prep is not _YES:
+                    return None
+                manager.maybe_add_to_cache(pgq, prep, name)  # the LRU order, as a cursor's execution keeps it
+                names[types] = name
+            sends.append((name, dumped, tx.formats))
+        send = self.pgconn.send_query_prepared
+        fmt = 1 if binary else 0
+
+        def batch() -> None:
+            for name, dumped, param_formats in sends:
+                send(name, dumped, param_formats, fmt)
+            self.pgconn.pipeline_sync()
+
+        self.name = next(iter(names.values()), None)
+        return batch
+
+    def _results(self, sql: str, groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:
+        """The batch's results, one per execution; psycopg's error for the first that failed."""
+        *groups, sync = groups
+        if len(sync) != 1 or sync[0].status != _PIPELINE_SYNC:
+            raise psycopg.InterfaceError(f"unexpected results at the end of a batch of {sql!r}")
+        out = []
+        for group in groups:
+            res = group[0] if group else None
+            if res is None:
+                raise psycopg.InternalError("got no result from the query")
+            status = res.status
+            if status == _FATAL_ERROR:
+                raise error_from_result(res, encoding=self._tx.encoding)
+            if status not in (_TUPLES_OK, _COMMAND_OK):
+                raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
+            out.append(res)
+        return out
+
+    def use(self, res: pq.abc.PGresult) -> None:
+        """Read *res* next (one of a batch's results) with `fetchone` and `fetchmany`."""
+        self.pgresult = res
+        self._count, self._pos = res.ntuples, 0
+        self._tx.set_pgresult(res)
+
     def fetchone(self) -> tuple[Any, ...] | None:
         """The last result's next row, as a cursor's ``fetchone``."""
         pos = self._pos
@@ -361,6 +441,64 @@ class AsyncWire(Wire):
             while n := pgconn.notifies():
                 pgconn.notify_handler(n)
         return self._result(sql, [] if first is None else [first])
+
+    async def execute_many(  # type: ignore[override]
+        self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool
+    ) -> list[Any] | None:
+        """As `Wire.execute_many`, awaited."""
+        if not self._tested and not await self.aself_test():
+            return None
+        pgconn = self.pgconn
+        lock = self.conn.lock
+        await lock.acquire()
+        try:
+            batch = self._batch(sql, paramsets, binary)
+            if batch is None:
+                return None
+            pgconn.enter_pipeline_mode()
+            try:
+                batch()
+                groups = await self._read_groups(len(paramsets) + 1)
+            finally:
+                pgconn.exit_pipeline_mode()
+        except BaseException:
+            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                await finish(self._stop())
+            raise
+        finally:
+            lock.release()
+        return self._results(sql, groups)
+
+    async def _read_groups(self, count: int) -> list[list[pq.abc.PGresult]]:
+        """A pipeline's *count* groups of results (the last one the Sync's), reading as they come."""
+        pgconn = self.pgconn
+        while pgconn.flush():
+            await self._writable()
+        groups: list[list[pq.abc.PGresult]] = []
+        group: list[pq.abc.PGresult] = []
+        while len(groups) < count:
+            while pgconn.is_busy():
+                await self._readable()
+            res = pgconn.get_result()
+            if res is None:
+                groups.append(group)
+                group = []
+            elif res.status == _PIPELINE_SYNC:
+                groups.append([res])
+            else:
+                group.append(res)
+        return groups
+
+    async def _readable(self) -> None:
+        self._fut = fut = self._loop.create_future()
+        if not self._armed:
+            self._loop.add_reader(self._fd, self._wake)
+            self._armed = True
+        try:
+            await fut
+        finally:
+            self._fut = None
+        self.pgconn.consume_input()
 
     async def aself_test(self) -> bool:
         """As `Wire.self_test`, awaited."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import generators, waiting
+from psycopg import _preparing, generators, waiting
 from psycopg._queries import _query2pg
 from psycopg.adapt import PyFormat, Transformer
 
@@ -46,3 +46,48 @@ def test_the_execute_generator_runs_on_the_connections_wait(users: str) -> None:
         results = conn.wait(generators.execute(conn.pgconn))
         assert [r.get_value(0, 0) for r in results] == [b"42"]
     assert callable(waiting.wait_async)
+
+
+class _Key:
+    def __init__(self, query: bytes, types: tuple[int, ...]) -> None:
+        self.query, self.types = query, types
+
+
+def test_the_prepare_manager_answers_and_keeps_its_lru_order_through_its_own_methods(users: str) -> None:
+    """``get`` says YES with the name for a prepared ``(query, types)``; ``maybe_add_to_cache`` of a YES moves it to
+    the recent end and needs no ``validate``; ``_to_flush`` holds what is still to deallocate."""
+    with psycopg.connect(users) as conn:
+        manager: Any = conn._prepared
+        cur = conn.cursor()
+        cur.execute("SELECT %b::int", [1], prepare=True)
+        cur.execute("SELECT %b::text", ["x"], prepare=True)
+        tx = Transformer(conn)
+        tx.dump_sequence([1], [PyFormat.BINARY])
+        key = _Key(_query2pg(b"SELECT %b::int", "utf-8")[0], tx.types or ())
+        prep, name = manager.get(key)
+        assert prep is _preparing.Prepare.YES
+        assert name == manager._names[(key.query, key.types)]
+        assert next(iter(manager._names)) == (key.query, key.types)  # the oldest
+        assert manager.maybe_add_to_cache(key, prep, name) is None
+        assert list(manager._names)[-1] == (key.query, key.types)  # the most recent now
+        assert not manager._to_flush
+        assert callable(manager.validate)
+
+
+def test_a_pipeline_of_prepared_executions_reads_as_groups_then_the_sync(users: str) -> None:
+    """In pipeline mode, each execution's results come as one group from ``generators.execute`` on the connection's
+    wait, and the Sync as a group of its own."""
+    with psycopg.connect(users) as conn:
+        conn.cursor().execute("SELECT %b::int + 1", [1], prepare=True)
+        (name,) = conn._prepared._names.values()
+        pgconn = conn.pgconn
+        pgconn.enter_pipeline_mode()
+        try:
+            for value in (b"\x00\x01", b"\x00\x29"):  # int2, as psycopg sent 1
+                pgconn.send_query_prepared(name, [value], [1], 0)
+            pgconn.pipeline_sync()
+            groups = [conn.wait(generators.execute(pgconn)) for _ in range(3)]
+        finally:
+            pgconn.exit_pipeline_mode()
+        assert [[r.get_value(0, 0) for r in g] for g in groups[:2]] == [[b"2"], [b"42"]]
+        assert [r.status for r in groups[2]] == [psycopg.pq.ExecStatus.PIPELINE_SYNC]

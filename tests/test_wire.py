@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import _queries
-from userdb import User, aget_user, get_user
+from userdb import User, add_user, aget_user, count_users, get_user
 
 from pgdecor import _wire, counters, query, session
 
@@ -151,3 +151,67 @@ def test_async_wire_tests_itself_too(users: str, fresh_switch: Any, monkeypatch:
 
     assert asyncio.run(scenario()) == [User(1, "ann", "ann@example.org")] * 4
     assert fresh_switch.on is False
+
+
+@pytest.fixture
+def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int]:
+    """The size of each batch the wire pipelined itself (0 for one whose execution failed), for the tests of that
+    path."""
+    ran: list[int] = []
+    sync, asynchronous = _wire.Wire.execute_many, _wire.AsyncWire.execute_many
+
+    def counted(self: Any, sql: str, paramsets: Any, binary: bool) -> Any:
+        try:
+            results = sync(self, sql, paramsets, binary)
+        except psycopg.Error:
+            ran.append(0)
+            raise
+        ran.extend([] if results is None else [len(results)])
+        return results
+
+    async def acounted(self: Any, sql: str, paramsets: Any, binary: bool) -> Any:
+        results = await asynchronous(self, sql, paramsets, binary)
+        ran.extend([] if results is None else [len(results)])
+        return results
+
+    monkeypatch.setattr(_wire.Wire, "execute_many", counted)
+    monkeypatch.setattr(_wire.AsyncWire, "execute_many", acounted)
+    return ran
+
+
+def test_a_repeated_batch_is_pipelined_by_the_wire_with_the_same_results(users: str, wire_batches: list[int]) -> None:
+    """The first batch goes through psycopg's executemany (which prepares the statement); the next ones through
+    the wire, one round trip each, with exactly the results of the first: rows, no row, and values whose types
+    psycopg sends differently (small and large integers, each its own prepared statement)."""
+    argsets = [(1,), (2,), (99,), (40_000,), (3,)]
+    expected = [User(1, "ann", "ann@example.org"), User(2, "bob", None), None, None, User(3, "cid", "cid@example.com")]
+    with psycopg.connect(users) as conn, session(conn):
+        results = [get_user.many(argsets) for _ in range(4)]
+    assert results == [expected] * 4
+    assert wire_batches == [5, 5, 5]
+
+
+def test_a_failing_execution_in_a_wire_batch_raises_and_rolls_back(users: str, wire_batches: list[int]) -> None:
+    """The server's error for the first execution that fails, with the note naming the stub; the executions after
+    it are skipped, the session rolls back, and the connection serves the next session."""
+    with psycopg.connect(users) as conn:
+        with session(conn):
+            add_user.many([(20, "a"), (21, "b")])
+            add_user.many([(22, "c"), (23, "d")])  # prepared now: through the wire
+        with pytest.raises(psycopg.errors.UniqueViolation) as info, session(conn):
+            add_user.many([(24, "e"), (1, "dup"), (25, "f")])
+        assert any("userdb.add_user" in note for note in getattr(info.value, "__notes__", []))
+        with session(conn):
+            assert count_users() == 7
+            assert get_user(24) is None
+    assert wire_batches == [2, 0]
+
+
+def test_async_batches_are_pipelined_too(users: str, wire_batches: list[int]) -> None:
+    async def scenario() -> list[list[User | None]]:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            return [await aget_user.many([(3,), (99,), (1,)]) for _ in range(3)]
+
+    expected = [User(3, "cid", "cid@example.com"), None, User(1, "ann", "ann@example.org")]
+    assert asyncio.run(scenario()) == [expected] * 3
+    assert wire_batches == [3, 3]
