@@ -240,7 +240,7 @@ class Runner:
         out: list[Any] = []
         layout = None
         for res in results:
-            wire.use(res)
+            wire.use(res, same_columns=layout is not None)
             kind = outcome.fetch_kind(self.plan, statement, res)
             if layout is None:
                 layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)

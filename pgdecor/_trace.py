@@ -101,31 +101,35 @@ if _installed:
 
 def _tracer() -> Any:
     """pgdecor's tracer, or None while nothing would record spans (no provider, or the API's no-op one)."""
-    provider = settings.tracer_provider or _global_tracers()
-    if provider is None or isinstance(provider, _NO_TRACING):
-        return None
-    found = _tracers.get(id(provider))
-    if found is None or found[0] is not provider:
-        found = _tracers[id(provider)] = (provider, trace.get_tracer("pgdecor", tracer_provider=provider))
-    return found[1]
+    return _made(settings.tracer_provider or _global_tracers(), _NO_TRACING, _tracers, _new_tracer)
 
 
 def _histogram() -> Any:
     """pgdecor's ``db.client.operation.duration`` histogram, or None while nothing would record it."""
-    provider = settings.meter_provider or _global_meters()
-    if provider is None or isinstance(provider, NoOpMeterProvider):
+    return _made(settings.meter_provider or _global_meters(), NoOpMeterProvider, _histograms, _new_histogram)
+
+
+def _made(provider: Any, no_op: Any, made: dict[int, tuple[Any, Any]], make: Any) -> Any:
+    """What *make* makes from *provider* (once per provider), or None for none or a no-op one."""
+    if provider is None or isinstance(provider, no_op):
         return None
-    found = _histograms.get(id(provider))
+    found = made.get(id(provider))
     if found is None or found[0] is not provider:
-        meter = metrics.get_meter("pgdecor", meter_provider=provider)
-        histogram = meter.create_histogram(
-            "db.client.operation.duration",
-            unit="s",
-            description="Duration of database client operations.",
-            explicit_bucket_boundaries_advisory=_BUCKETS,
-        )
-        found = _histograms[id(provider)] = (provider, histogram)
+        found = made[id(provider)] = (provider, make(provider))
     return found[1]
+
+
+def _new_tracer(provider: Any) -> Any:
+    return trace.get_tracer("pgdecor", tracer_provider=provider)
+
+
+def _new_histogram(provider: Any) -> Any:
+    return metrics.get_meter("pgdecor", meter_provider=provider).create_histogram(
+        "db.client.operation.duration",
+        unit="s",
+        description="Duration of database client operations.",
+        explicit_bucket_boundaries_advisory=_BUCKETS,
+    )
 
 
 def recording() -> bool:

@@ -28,8 +28,8 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, Connection, pq
@@ -52,6 +52,7 @@ _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+T = TypeVar("T")
 
 #: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
 #: key prepared statements alike; its generator that flushes a query and reads every result (in C), and the async
@@ -60,17 +61,23 @@ _query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]]
 _execute: Callable[[pq.abc.PGconn], Any]
 _wait_async: Callable[[Any, int], Awaitable[Any]]
 _YES: Any = None
+_NO: Any = None
 try:
     from psycopg import _preparing, _queries, generators, waiting
 
     _query2pg = _queries._query2pg
     _execute = generators.execute
     _wait_async = waiting.wait_async
-    _YES = _preparing.Prepare.YES
+    _YES, _NO = _preparing.Prepare.YES, _preparing.Prepare.NO
+    #: What a generator driven by the connection's wait yields, and is sent back.
+    _WAIT_R, _WAIT_W, _WAIT_RW = int(waiting.Wait.R), int(waiting.Wait.W), int(waiting.Wait.RW)
+    _READY_R, _READY_W = int(waiting.Ready.R), int(waiting.Ready.W)
     _manager = _preparing.PrepareManager
     #: Whether this psycopg has what wires use; if not, every call goes through a cursor.
-    _available = callable(getattr(Connection, "wait", None)) and all(
-        callable(getattr(_manager, name, None)) for name in ("get", "maybe_add_to_cache", "validate")
+    _available = (
+        callable(getattr(Connection, "wait", None))
+        and isinstance(_manager()._names, dict)
+        and all(callable(getattr(_manager, name, None)) for name in ("get", "maybe_add_to_cache", "validate"))
     )
 except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
     _available = False
@@ -122,6 +129,29 @@ class _Query:
         self.types: tuple[int, ...] = ()
 
 
+def _groups(pgconn: pq.abc.PGconn, count: int) -> Generator[int, int, list[list[pq.abc.PGresult]]]:
+    """Flush a pipeline, then read its *count* groups of results (the last one the Sync's): a generator of what to
+    wait for, as psycopg's own, so that the connection's wait (sync) or the event loop (`AsyncWire`) drives it."""
+    while pgconn.flush():
+        if (yield _WAIT_RW) & _READY_R:
+            pgconn.consume_input()
+    groups: list[list[pq.abc.PGresult]] = []
+    group: list[pq.abc.PGresult] = []
+    while len(groups) < count:
+        while pgconn.is_busy():
+            if (yield _WAIT_R) & _READY_R:
+                pgconn.consume_input()
+        res = pgconn.get_result()
+        if res is None:
+            groups.append(group)
+            group = []
+        elif res.status == _PIPELINE_SYNC:
+            groups.append([res])
+        else:
+            group.append(res)
+    return groups
+
+
 def _probe_result(res: pq.abc.PGresult, rows: list[Any]) -> tuple[Any, ...]:
     """What the self-test compares: the probe's column types and its rows."""
     return tuple(res.ftype(i) for i in range(res.nfields)), rows
@@ -150,6 +180,7 @@ class Wire:
 
     __slots__ = (
         "_count",
+        "_key",
         "_pgq",
         "_pos",
         "_prep",
@@ -179,6 +210,7 @@ class Wire:
         #: The statement of the call being made, as psycopg's prepare manager keys it, and what the manager said
         #: of it (psycopg's ``Prepare``).
         self._pgq = _Query()
+        self._key: tuple[bytes, tuple[int, ...]] = (b"", ())
         self._prep: Any = None
         #: Whether the connection's wire has passed its self-test (`self_test`).
         self._tested = conn in _tested
@@ -213,7 +245,7 @@ class Wire:
             pgconn.enter_pipeline_mode()
             try:
                 batch()
-                groups = [conn.wait(_execute(pgconn)) for _ in range(len(paramsets) + 1)]
+                groups = conn.wait(_groups(pgconn, len(paramsets) + 1))
             finally:
                 pgconn.exit_pipeline_mode()
         return self._results(sql, groups)
@@ -263,23 +295,23 @@ class Wire:
     def _send(self, sql: str, params: Sequence[Any], binary: bool) -> bool:
         """Send *sql* with *params* (under the connection's lock, so that the statement's name is still good when
         it arrives): the statement psycopg prepared for their types, or the query unnamed if psycopg prepares
-        nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do)."""
+        nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do). The
+        statement is looked up as psycopg's prepare manager keys it, which the self-test checks."""
         tx = self._tx
         query, formats = self._convert(sql)
         dumped = tx.dump_sequence(params, formats)
-        pgq = self._pgq
-        pgq.query, pgq.types = query, tx.types or ()
         manager = self.manager
-        if manager._to_flush:  # statements to deallocate first: a cursor does that
-            return False
-        self._prep, name = manager.get(pgq)
+        self._key = key = (query, tx.types or ())
         if manager.prepare_threshold is None:
-            self.name = None
+            self.name, self._prep = None, _NO
             self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
             return True
-        if self._prep is not _YES:
+        if manager._to_flush:  # statements to deallocate first: a cursor does that
             return False
-        self.name = name
+        self.name = name = manager._names.get(key)
+        if name is None:
+            return False
+        self._prep = _YES
         self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         return True
 
@@ -287,9 +319,13 @@ class Wire:
         """The call's result, once psycopg's prepare manager has seen it as after a cursor's execution (its
         LRU order, and whether the command invalidates its statements); or psycopg's error for it."""
         manager = self.manager
-        key = manager.maybe_add_to_cache(self._pgq, self._prep, self.name or b"")
-        if key is not None:
-            manager.validate(key, self._prep, self.name or b"", results)
+        names = manager._names
+        if self.name is None or next(reversed(names), None) != self._key:  # else the most recent already
+            pgq = self._pgq
+            pgq.query, pgq.types = self._key
+            key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
+            if key is not None:
+                manager.validate(key, self._prep, self.name or b"", results)
         if not results:
             raise psycopg.InternalError("got no result from the query")
         res = results[0]
@@ -355,11 +391,12 @@ class Wire:
             out.append(res)
         return out
 
-    def use(self, res: pq.abc.PGresult) -> None:
-        """Read *res* next (one of a batch's results) with `fetchone` and `fetchmany`."""
+    def use(self, res: pq.abc.PGresult, *, same_columns: bool) -> None:
+        """Read *res* next (one of a batch's results) with `fetchone` and `fetchmany`; with *same_columns* (a
+        prepared statement's next result) the loaders of the last one serve."""
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
-        self._tx.set_pgresult(res)
+        self._tx.set_pgresult(res, set_loaders=not same_columns)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         """The last result's next row, as a cursor's ``fetchone``."""
@@ -458,7 +495,7 @@ class AsyncWire(Wire):
             pgconn.enter_pipeline_mode()
             try:
                 batch()
-                groups = await self._read_groups(len(paramsets) + 1)
+                groups = await self._drive(_groups(pgconn, len(paramsets) + 1))
             finally:
                 pgconn.exit_pipeline_mode()
         except BaseException:
@@ -469,25 +506,42 @@ class AsyncWire(Wire):
             lock.release()
         return self._results(sql, groups)
 
-    async def _read_groups(self, count: int) -> list[list[pq.abc.PGresult]]:
-        """A pipeline's *count* groups of results (the last one the Sync's), reading as they come."""
-        pgconn = self.pgconn
-        while pgconn.flush():
-            await self._writable()
-        groups: list[list[pq.abc.PGresult]] = []
-        group: list[pq.abc.PGresult] = []
-        while len(groups) < count:
-            while pgconn.is_busy():
-                await self._readable()
-            res = pgconn.get_result()
-            if res is None:
-                groups.append(group)
-                group = []
-            elif res.status == _PIPELINE_SYNC:
-                groups.append([res])
-            else:
-                group.append(res)
-        return groups
+    async def _drive(self, gen: Generator[int, int, T]) -> T:
+        """Run a generator of waits (as psycopg's) on the event loop, watching the wire's socket."""
+        try:
+            wait = next(gen)
+            while True:
+                if wait == _WAIT_RW:  # writing, and reading what the server sends meanwhile: it may wait for that
+                    wait = gen.send(await self._either())
+                elif wait & _WAIT_W:
+                    await self._writable()
+                    wait = gen.send(_READY_W)
+                else:
+                    await self._readable()
+                    wait = gen.send(_READY_R)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _either(self) -> int:
+        """Wait until the socket is readable or writable; say which."""
+        loop = self._loop
+        self._fut = readable = loop.create_future()
+        if not self._armed:
+            loop.add_reader(self._fd, self._wake)
+            self._armed = True
+        writable: asyncio.Future[None] = loop.create_future()
+
+        def wake_writer() -> None:
+            if not writable.done():
+                writable.set_result(None)
+
+        loop.add_writer(self._fd, wake_writer)
+        try:
+            await asyncio.wait([readable, writable], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            loop.remove_writer(self._fd)
+            self._fut = None
+        return (_READY_R if readable.done() else 0) | (_READY_W if writable.done() else 0)
 
     async def _readable(self) -> None:
         self._fut = fut = self._loop.create_future()
@@ -498,7 +552,6 @@ class AsyncWire(Wire):
             await fut
         finally:
             self._fut = None
-        self.pgconn.consume_input()
 
     async def aself_test(self) -> bool:
         """As `Wire.self_test`, awaited."""

@@ -59,6 +59,21 @@ def test_a_wire_that_cannot_find_psycopgs_statements_turns_itself_off_loudly(
     assert len(warnings) == 1
 
 
+def test_a_change_of_psycopgs_prepared_statement_key_is_caught_not_silent(
+    users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg keying its prepared statements another way (simulated): the wire would never find them and every
+    call would silently go through cursors; the self-test says so instead, once, and counts it."""
+    from psycopg import _preparing
+
+    monkeypatch.setattr(_preparing.PrepareManager, "key", staticmethod(lambda q: (q.query, q.types, "v2")))
+    before = counters.wire_disabled
+    with psycopg.connect(users) as conn, session(conn):
+        assert [get_user(2) for _ in range(3)] == [User(2, "bob", None)] * 3
+    assert fresh_switch.on is False
+    assert counters.wire_disabled == before + 1
+
+
 def test_a_wire_whose_results_would_differ_turns_itself_off_and_the_call_is_right(
     users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
