@@ -249,14 +249,15 @@ class AsyncRunner:
         """What a batch the wire ran returns: its results, each read by the layout of the first (the statement is
         prepared: the server refuses to change its columns)."""
         out: list[Any] = []
-        layout = None
+        plan, layout = self.plan, None
+        fetch_kind, rows, fetchone = outcome.fetch_kind, outcome.rows, wire.fetchone
         for res in results:
             wire.use(res, same_columns=layout is not None)
-            kind = outcome.fetch_kind(self.plan, statement, res)
+            kind = fetch_kind(plan, statement, res)
             if layout is None:
                 layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)
                 layout = layout or await self._layout(lease, statement, wire, binary, layout_key)
-            out.append(outcome.rows(wire, layout, kind))
+            out.append(layout.one(fetchone()) if kind is ONE else rows(wire, layout, kind))
         return out
 
     async def _stream(

@@ -192,7 +192,8 @@ class Call:
     def __init__(self, tracer: Any, operation: Operation, extra: dict[str, Any] | None) -> None:
         self.operation = operation
         self.attributes = {**operation.attributes, **extra} if extra else operation.attributes
-        #: None when only the histogram records.
+        #: None when only the histogram records. A span the sampler dropped is still current while the statement
+        #: runs, so that spans under it (psycopg's) are dropped alike.
         self.span = (
             None if tracer is None else tracer.start_span(operation.name, kind=_CLIENT, attributes=self.attributes)
         )
@@ -231,9 +232,10 @@ class Call:
                 attributes["db.response.status_code"] = sqlstate
             attributes["error.type"] = sqlstate or f"{type(error).__module__}.{type(error).__qualname__}"
         if span is not None:
-            if error is not None:
-                span.set_status(StatusCode.ERROR, str(error).partition("\n")[0])
-            span.set_attributes(attributes)
+            if span.is_recording():
+                if error is not None:
+                    span.set_status(StatusCode.ERROR, str(error).partition("\n")[0])
+                span.set_attributes(attributes)
             span.end()
         histogram = _histogram()
         if histogram is not None:
