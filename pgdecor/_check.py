@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib
-import inspect
-import pkgutil
 import typing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from types import ModuleType
 from typing import Any
 
@@ -47,73 +43,11 @@ from ._errors import Error, MappingError
 from ._plan import Plan
 from ._registry import registry_for, server_key
 from ._results import Shape
+from ._stubs import FoundStub, Problem, find_stubs
 
 __all__ = ["Problem", "check", "find_stubs"]
 
 _INT8, _TEXT, _TEXT_ARRAY, _JSONB = 20, 25, 1009, 3802
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One way a stub does not match the database."""
-
-    #: ``path:line`` of the stub's ``def``.
-    location: str
-    #: ``module.qualname`` of the stub.
-    stub: str
-    #: What the database has.
-    database: str
-    #: What the stub says.
-    stub_says: str
-    #: How to make them agree.
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.stub}: {self.database}; the stub says {self.stub_says}; {self.fix}"
-
-
-@dataclass(frozen=True)
-class FoundStub:
-    stub: str
-    location: str
-    plan: Callable[[], Plan]
-
-
-def find_stubs(modules: Iterable[str | ModuleType]) -> list[FoundStub]:
-    """Import *modules* (packages with all their submodules) and collect their decorated stubs, methods too."""
-    found: dict[int, FoundStub] = {}
-    for module in _modules(modules):
-        for value in list(vars(module).values()):
-            for fn in _stub_functions(value, module):
-                wrapped = inspect.unwrap(fn)
-                location = f"{inspect.getsourcefile(wrapped) or '?'}:{wrapped.__code__.co_firstlineno}"
-                found.setdefault(id(fn), FoundStub(f"{fn.__module__}.{fn.__qualname__}", location, fn.__pgdecor_plan__))
-    return sorted(found.values(), key=lambda s: s.location)
-
-
-def _modules(names: Iterable[str | ModuleType]) -> Iterator[ModuleType]:
-    for name in names:
-        module = importlib.import_module(name) if isinstance(name, str) else name
-        yield module
-        if hasattr(module, "__path__"):
-            for info in pkgutil.walk_packages(module.__path__, prefix=module.__name__ + "."):
-                yield importlib.import_module(info.name)
-
-
-def _stub_functions(value: Any, module: ModuleType) -> Iterator[Any]:
-    if hasattr(value, "__pgdecor_plan__") and getattr(value, "__module__", None) == module.__name__:
-        yield value
-    elif inspect.isclass(value) and value.__module__ == module.__name__:
-        for member in vars(value).values():
-            inner = member
-            if isinstance(member, (staticmethod, classmethod)):
-                inner = member.__func__
-            elif isinstance(member, cached_property):
-                inner = member.func
-            elif isinstance(member, property):
-                inner = member.fget
-            if hasattr(inner, "__pgdecor_plan__"):
-                yield inner
 
 
 def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[Any]) -> list[Problem]:

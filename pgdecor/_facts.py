@@ -1,5 +1,6 @@
 """What a stub's calls learn as they run, per server: the result format to ask for, the layouts of its prepared
-statements' results, and the last call that went through a wire (the key of the per-call fast path).
+statements' results, the last call that went through a wire (the key of the per-call fast path), and how spans
+describe its statements.
 
 A plan is frozen; its facts are not, and both runners share these decisions. No I/O.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _outcome as outcome
-from ._calls import Statement
+from . import _trace as trace
+from ._calls import ProcedureCall, QueryCall, Statement
 from ._mapping import Layout, LayoutKey
 from ._registry import ServerKey
 
@@ -25,7 +27,7 @@ _BY_PREPARED_MAX = 256
 class Facts:
     """What one plan's calls have learnt (see the module docstring)."""
 
-    __slots__ = ("_by_prepared", "_formats", "last", "plan")
+    __slots__ = ("_by_prepared", "_formats", "_operations", "last", "plan")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -39,6 +41,25 @@ class Facts:
         #: on a session's primary connection: later calls there send it again without looking anything up. Reset
         #: when the format to ask for changes.
         self.last: tuple[ServerKey, Statement, bool] | None = None
+        #: How spans describe each of the plan's statements (by SQL; "" while none is known).
+        self._operations: dict[str, trace.Operation] = {}
+
+    def operation(self, args: tuple[Any, ...], key: ServerKey | None) -> trace.Operation:
+        """How spans describe the statement *args* make on the server *key* (without it, for a function, the
+        statement seen last)."""
+        call = self.plan.call
+        if isinstance(call, QueryCall):
+            statement: Statement | None = call.statement
+        else:
+            statement = call.cached(key, args) if key is not None else None
+        sql = statement.sql if statement is not None else ""
+        found = self._operations.get(sql)
+        if found is None:
+            if statement is None and self._operations:
+                return next(reversed(self._operations.values()))
+            procedure = ".".join(call.name) if isinstance(call, ProcedureCall) else None
+            found = self._operations[sql] = trace.Operation(self.plan.stub, statement, procedure)
+        return found
 
     def format(self, key: ServerKey, statement: Statement) -> bool | None:
         """Whether *statement*'s results are fetched in binary on *key*; None if it has never run there."""

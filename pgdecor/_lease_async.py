@@ -24,8 +24,8 @@ from ._errors import RolledBackError
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
 from ._sources import Source, own_pool
-from ._wire import AsyncWire
 from ._wire import usable as wire_usable
+from ._wire_async import AsyncWire
 
 __all__ = ["AsyncLease", "reap"]
 

@@ -14,7 +14,7 @@ from psycopg.rows import tuple_row
 from . import _outcome as outcome
 from . import _probe as probe
 from . import _trace as trace
-from ._calls import ProcedureCall, QueryCall, Statement
+from ._calls import ProcedureCall, Statement
 from ._convert import too_deep
 from ._facts import Facts
 from ._lease import Lease
@@ -37,13 +37,11 @@ _log_enabled = outcome.logger.isEnabledFor
 class Runner:
     """Runs one plan's calls (see the module docstring)."""
 
-    __slots__ = ("_names", "_operations", "facts", "plan")
+    __slots__ = ("_names", "facts", "plan")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.facts = Facts(plan)
-        #: The spans' description of each of the plan's statements (by SQL; "" before the first is known).
-        self._operations: dict[str, trace.Operation] = {}
         self._names = tuple(p.name for p in plan.params)
 
     def call(self, args: tuple[Any, ...]) -> Any:
@@ -67,7 +65,7 @@ class Runner:
             extra = trace.parameters(self._names, args)
         else:
             extra = {"db.operation.batch.size": len(argsets)} if len(argsets) > 1 else None
-        traced = trace.start(self._operation(sample), extra)
+        traced = trace.start(self.facts.operation(sample, None), extra)
         try:
             result = self._untraced(args, argsets)
         except BaseException as err:
@@ -85,28 +83,11 @@ class Runner:
             return self._many(argsets)
         return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
 
-    def _operation(self, args: tuple[Any, ...], lease: Any = None) -> trace.Operation:
-        """The spans' description of the statement *args* make (on *lease*'s server; without it, for a function,
-        the one seen last)."""
-        call = self.plan.call
-        if isinstance(call, QueryCall):
-            statement: Statement | None = call.statement
-        else:
-            statement = call.cached(lease.key, args) if lease is not None else None
-        sql = statement.sql if statement is not None else ""
-        found = self._operations.get(sql)
-        if found is None:
-            if statement is None and self._operations:
-                return next(reversed(self._operations.values()))
-            procedure = ".".join(call.name) if isinstance(call, ProcedureCall) else None
-            found = self._operations[sql] = trace.Operation(self.plan.stub, statement, procedure)
-        return found
-
     def _ended(self, traced: trace.Call, args: tuple[Any, ...], error: BaseException | None) -> None:
         sess = current.get()
         lease = None if sess is None else sess.lease or sess.replica_lease
         if lease is not None:
-            operation = self._operation(args, lease)
+            operation = self.facts.operation(args, lease.key)
             if operation is not traced.operation:
                 traced.rename(operation)
         traced.end(None if lease is None else lease.key[:3], error)

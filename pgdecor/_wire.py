@@ -28,12 +28,8 @@ with one WARNING. Never a wrong result; at worst, a slower one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
-import weakref
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -43,11 +39,26 @@ from psycopg.errors import error_from_result
 from psycopg.rows import tuple_row
 
 from . import _poolers as poolers
-from ._counters import counters
-from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
-from ._shield import finish
+from ._wire_guard import (
+    _NO,
+    _PREPARED_BY_NAME,
+    _PROBE,
+    _PROBE_ARGS,
+    _READY_R,
+    _WAIT_R,
+    _WAIT_RW,
+    _YES,
+    _execute,
+    _probe_result,
+    _query2pg,
+    _self_test_problem,
+    _tested,
+    _turn_off,
+    switch,
+    usable,
+)
 
-__all__ = ["AsyncWire", "Wire", "switch", "usable"]
+__all__ = ["Wire", "switch", "usable"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -59,68 +70,8 @@ _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 T = TypeVar("T")
 
-#: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
-#: key prepared statements alike; its generator that flushes a query and reads every result (in C), and the async
-#: wait that drives it on the connection's own socket (to read what remains of a cancelled statement).
-_query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]]
-_execute: Callable[[pq.abc.PGconn], Any]
-_wait_async: Callable[[Any, int], Awaitable[Any]]
-_YES: Any = None
-_NO: Any = None
-try:
-    from psycopg import _preparing, _queries, generators, waiting
-
-    _query2pg = _queries._query2pg
-    _execute = generators.execute
-    _wait_async = waiting.wait_async
-    _YES, _NO = _preparing.Prepare.YES, _preparing.Prepare.NO
-    #: What a generator driven by the connection's wait yields, and is sent back.
-    _WAIT_R, _WAIT_W, _WAIT_RW = int(waiting.Wait.R), int(waiting.Wait.W), int(waiting.Wait.RW)
-    _READY_R, _READY_W = int(waiting.Ready.R), int(waiting.Ready.W)
-    _manager = _preparing.PrepareManager
-    #: Whether this psycopg has what wires use; if not, every call goes through a cursor.
-    _available = (
-        callable(getattr(Connection, "wait", None))
-        and isinstance(_manager()._names, dict)
-        and all(callable(getattr(_manager, name, None)) for name in ("get", "maybe_add_to_cache", "validate"))
-    )
-except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
-    _available = False
-if sys.platform == "win32":  # pragma: no cover - a duplicated socket handle cannot be watched there
-    _available = False
-
-
-class _Switch:
-    """Whether wires are used in this process: not where psycopg lacks what they use, not with ``PGDECOR_WIRE=off``
-    in the environment, and no more once a wire's self-test has failed (see `Wire.self_test`)."""
-
-    on = _available and os.environ.get("PGDECOR_WIRE", "").lower() not in ("0", "off", "no", "false")
-    #: Why the self-test turned wires off, if it did.
-    reason: str | None = None
-
-
-switch = _Switch()
-
-#: The connections whose wire has passed its self-test.
-_tested: weakref.WeakSet[Any] = weakref.WeakSet()
-
-_PREPARED_BY_NAME = "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = %s"
-
-#: The statement of the self-test, and its arguments: a value of a type psycopg sends in binary, one in text.
-_PROBE = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t"
-_PROBE_ARGS = (4_611_686_018_427_387_904, "pgdecor wire \u2713")
-
 #: (SQL, encoding) → the SQL with $n placeholders, and the format each placeholder asks for.
 _converted: dict[tuple[str, str], tuple[bytes, list[PyFormat]]] = {}
-
-
-def usable(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
-    """Whether calls on *conn* can go through a wire now (not while the user runs a pipeline on it, nor when a
-    tool wraps psycopg's cursors: tracing, query logging and comments see every call only through cursors)."""
-    return switch.on and conn.pgconn.pipeline_status == _OFF and conn.cursor_factory in _PLAIN_CURSORS
-
-
-_PLAIN_CURSORS = (psycopg.Cursor, psycopg.AsyncCursor)
 
 
 class _Query:
@@ -155,28 +106,6 @@ def _groups(pgconn: pq.abc.PGconn, count: int) -> Generator[int, int, list[list[
         else:
             group.append(res)
     return groups
-
-
-def _probe_result(res: pq.abc.PGresult, rows: list[Any]) -> tuple[Any, ...]:
-    """What the self-test compares: the probe's column types and its rows."""
-    return tuple(res.ftype(i) for i in range(res.nfields)), rows
-
-
-def _self_test_problem(expected: tuple[Any, ...], got: tuple[Any, ...] | None) -> str | None:
-    if got is None:
-        return "psycopg prepared the probe statement, but the wire does not find it as psycopg names it"
-    if got != expected:
-        return f"the probe statement's result differs from the cursor's: {got!r}, not {expected!r}"
-    return None
-
-
-def _turn_off(reason: str) -> None:
-    """A wire's self-test found it would not do what psycopg does: every call goes through cursors from now on."""
-    if switch.on:
-        switch.on = False
-        switch.reason = reason
-        counters.add("wire_disabled")
-        logger.warning("pgdecor: calls go through psycopg's cursors from now on: %s", reason)
 
 
 class Wire:
@@ -424,217 +353,3 @@ class Wire:
             query, formats, _order, _parts = _query2pg(sql.encode(encoding), encoding)
             found = _converted[sql, encoding] = (query, formats)
         return found
-
-
-class AsyncWire(Wire):
-    """The lean path on an async connection, waiting through the event loop."""
-
-    __slots__ = ("_armed", "_fd", "_fut", "_loop")
-
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
-        super().__init__(conn)
-        self._loop = asyncio.get_running_loop()
-        #: A duplicate of the connection's socket, which only this wire registers with the event loop: psycopg's
-        #: own waits register and unregister the socket itself, so they never disturb this registration, and
-        #: ``_armed`` knows whether it is in place. `close` closes it when the session gives the connection back.
-        self._fd = os.dup(self.pgconn.socket)
-        self._armed = False
-        #: What `_wake` resolves when the socket is readable; None between reads.
-        self._fut: asyncio.Future[None] | None = None
-
-    async def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:  # type: ignore[override]
-        """As `Wire.execute`, awaited. Its wait is written out here rather than in a coroutine of its own: one
-        coroutine less to make and to resume on every call."""
-        if not self._tested and not await self.aself_test():
-            return None
-        pgconn = self.pgconn
-        loop = self._loop
-        lock = self.conn.lock
-        await lock.acquire()
-        try:
-            if not self._send(sql, params, binary):
-                return None
-            while pgconn.flush():  # parameters larger than the socket buffer
-                await self._writable()
-            first: pq.abc.PGresult | None = None
-            while True:
-                while pgconn.is_busy():
-                    self._fut = fut = loop.create_future()
-                    if not self._armed:
-                        loop.add_reader(self._fd, self._wake)
-                        self._armed = True
-                    try:
-                        await fut
-                    finally:
-                        self._fut = None
-                    pgconn.consume_input()
-                res = pgconn.get_result()
-                if res is None:
-                    break
-                if first is None:
-                    first = res
-        except BaseException:
-            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())  # through the cancellations anyio repeats at every await
-            raise
-        finally:
-            lock.release()
-        if pgconn.notify_handler:
-            while n := pgconn.notifies():
-                pgconn.notify_handler(n)
-        return self._result(sql, [] if first is None else [first])
-
-    async def execute_many(  # type: ignore[override]
-        self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool
-    ) -> list[Any] | None:
-        """As `Wire.execute_many`, awaited."""
-        if not self._tested and not await self.aself_test():
-            return None
-        pgconn = self.pgconn
-        lock = self.conn.lock
-        await lock.acquire()
-        try:
-            batch = self._batch(sql, paramsets, binary)
-            if batch is None:
-                return None
-            pgconn.enter_pipeline_mode()
-            try:
-                batch()
-                groups = await self._drive(_groups(pgconn, len(paramsets) + 1))
-            finally:
-                pgconn.exit_pipeline_mode()
-        except BaseException:
-            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())
-            raise
-        finally:
-            lock.release()
-        return self._results(sql, groups)
-
-    async def _drive(self, gen: Generator[int, int, T]) -> T:
-        """Run a generator of waits (as psycopg's) on the event loop, watching the wire's socket."""
-        try:
-            wait = next(gen)
-            while True:
-                if wait == _WAIT_RW:  # writing, and reading what the server sends meanwhile: it may wait for that
-                    wait = gen.send(await self._either())
-                elif wait & _WAIT_W:
-                    await self._writable()
-                    wait = gen.send(_READY_W)
-                else:
-                    await self._readable()
-                    wait = gen.send(_READY_R)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    async def _either(self) -> int:
-        """Wait until the socket is readable or writable; say which."""
-        loop = self._loop
-        self._fut = readable = loop.create_future()
-        if not self._armed:
-            loop.add_reader(self._fd, self._wake)
-            self._armed = True
-        writable: asyncio.Future[None] = loop.create_future()
-
-        def wake_writer() -> None:
-            if not writable.done():
-                writable.set_result(None)
-
-        loop.add_writer(self._fd, wake_writer)
-        try:
-            await asyncio.wait([readable, writable], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            loop.remove_writer(self._fd)
-            self._fut = None
-        return (_READY_R if readable.done() else 0) | (_READY_W if writable.done() else 0)
-
-    async def _readable(self) -> None:
-        self._fut = fut = self._loop.create_future()
-        if not self._armed:
-            self._loop.add_reader(self._fd, self._wake)
-            self._armed = True
-        try:
-            await fut
-        finally:
-            self._fut = None
-
-    async def aself_test(self) -> bool:
-        """As `Wire.self_test`, awaited."""
-        conn = self.conn
-        try:
-            async with conn.transaction():
-                cur = conn.cursor(binary=True, row_factory=tuple_row)
-                await cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
-                expected = _probe_result(cur.pgresult, await cur.fetchall())
-                self._tested = True
-                res = await self.execute(_PROBE, _PROBE_ARGS, True)
-                problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
-                if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
-                    found = await conn.execute(_PREPARED_BY_NAME, [self.name.decode()])
-                    problem = None if await found.fetchone() else f"the server has no prepared statement {self.name!r}"
-        except psycopg.Error as err:
-            return self._failed_on_server(err)
-        return self._passed(problem)
-
-    def close(self) -> None:
-        """Stop watching the socket and close the duplicate: before the connection is given back."""
-        fd, self._fd = self._fd, -1
-        if fd < 0:
-            return
-        loop = self._loop
-        if loop.is_closed():  # its selector is gone with it
-            os.close(fd)
-            return
-
-        def release() -> None:
-            if self._armed:
-                self._armed = False
-                loop.remove_reader(fd)
-            os.close(fd)
-
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop or not loop.is_running():
-            release()
-        else:  # the leak guard, ending the session from another thread
-            loop.call_soon_threadsafe(release)
-
-    def _wake(self) -> None:
-        fut = self._fut
-        if fut is None:
-            # Readable with nobody waiting (psycopg reading a result of its own, or a notification between
-            # calls): stop watching until the next call, or the loop would call this again and again.
-            self._armed = False
-            self._loop.remove_reader(self._fd)
-        elif not fut.done():
-            # Read what came, and wake the waiting call only once a whole result is in: a result often arrives in
-            # two reads, and waking the task costs more than reading.
-            pgconn = self.pgconn
-            try:
-                pgconn.consume_input()
-                if pgconn.is_busy():
-                    return
-            except psycopg.Error:  # the connection broke: the call meets the error itself
-                pass
-            fut.set_result(None)
-
-    async def _writable(self) -> None:
-        fut = self._loop.create_future()
-        self._loop.add_writer(self._fd, fut.set_result, None)
-        try:
-            await fut
-        finally:
-            self._loop.remove_writer(self._fd)
-        self.pgconn.consume_input()
-
-    async def _stop(self) -> None:
-        """After the awaiting task was cancelled mid-statement: have the server stop it and read what remains,
-        so that the connection can roll back and be reused, as psycopg does; close it if the server won't."""
-        try:
-            await self.conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
-            await asyncio.wait_for(_wait_async(_execute(self.pgconn), self.pgconn.socket), _CANCEL_TIMEOUT)
-        except BaseException as ex:  # noqa: BLE001 - whatever stopped the stop, the connection state is unknown
-            logger.warning("statement not stopped after cancellation (%s): closing the connection", type(ex).__name__)
-            self.pgconn.finish()

@@ -13,7 +13,7 @@ import pytest
 from psycopg import _queries
 from userdb import User, add_user, aget_user, count_users, get_user
 
-from pgdecor import _wire, counters, query, session
+from pgdecor import _wire, _wire_async, _wire_guard, counters, query, session
 
 #: The hot statement of `get_user`, as the server shows it.
 HOT = "%get_user%"
@@ -27,7 +27,7 @@ def echo(n: int) -> int: ...
 def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The wire switched on (also where ``PGDECOR_WIRE=off`` switched it off: these tests are of the wire itself),
     with a fresh conversion cache: whatever a test turns off is restored."""
-    if not _wire._available:  # pragma: no cover - a psycopg without what the wire uses
+    if not _wire_guard._available:  # pragma: no cover - a psycopg without what the wire uses
         pytest.skip("this psycopg lacks what the wire uses")
     monkeypatch.setattr(_wire.switch, "on", True)
     monkeypatch.setattr(_wire.switch, "reason", None)
@@ -89,7 +89,7 @@ def test_a_wire_whose_results_would_differ_turns_itself_off_and_the_call_is_righ
 
     monkeypatch.setattr(_wire, "_query2pg", remapped)
     with psycopg.connect(users) as conn, session(conn):
-        conn.execute("SELECT %s::int8 + 1 AS pgdecor_wire_probe, %s::text AS t", _wire._PROBE_ARGS, prepare=True)
+        conn.execute("SELECT %s::int8 + 1 AS pgdecor_wire_probe, %s::text AS t", _wire_guard._PROBE_ARGS, prepare=True)
         assert [echo(n) for n in range(4)] == [0, 1, 2, 3]
     assert fresh_switch.on is False
     assert "differs from the cursor's" in (fresh_switch.reason or "")
@@ -107,7 +107,7 @@ def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone
         if "pgdecor_wire_probe" not in sql:
             return original_send(self, sql, params, binary)
         self.name = b"_pg3_lost"
-        self._prep = _wire._YES
+        self._prep = _wire_guard._YES
         self.pgconn.send_query_prepared(b"_pg3_lost", [None, None], [0, 0], 1)
         return True
 
@@ -173,7 +173,7 @@ def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int
     """The size of each batch the wire pipelined itself (0 for one whose execution failed), for the tests of that
     path."""
     ran: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_many, _wire.AsyncWire.execute_many
+    sync, asynchronous = _wire.Wire.execute_many, _wire_async.AsyncWire.execute_many
 
     def counted(self: Any, sql: str, paramsets: Any, binary: bool) -> Any:
         try:
@@ -190,7 +190,7 @@ def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int
         return results
 
     monkeypatch.setattr(_wire.Wire, "execute_many", counted)
-    monkeypatch.setattr(_wire.AsyncWire, "execute_many", acounted)
+    monkeypatch.setattr(_wire_async.AsyncWire, "execute_many", acounted)
     return ran
 
 

@@ -72,6 +72,7 @@ RENAMES = {
     "_run_async": "_run",
     "_scope_async": "_scope",
     "_stream_async": "_stream",
+    "_wire_async": "_wire",
     "aconnection": "connection",
     "aconnection_for": "connection_for",
     "apool": "pool",

@@ -1,0 +1,82 @@
+"""What `pgdecor check` reports, and where it finds stubs: the decorated functions (and methods) of modules and
+packages, imported with all their submodules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._plan import Plan
+
+__all__ = ["FoundStub", "Problem", "find_stubs"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a stub does not match the database."""
+
+    #: ``path:line`` of the stub's ``def``.
+    location: str
+    #: ``module.qualname`` of the stub.
+    stub: str
+    #: What the database has.
+    database: str
+    #: What the stub says.
+    stub_says: str
+    #: How to make them agree.
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.stub}: {self.database}; the stub says {self.stub_says}; {self.fix}"
+
+
+@dataclass(frozen=True)
+class FoundStub:
+    stub: str
+    location: str
+    plan: Callable[[], Plan]
+
+
+def find_stubs(modules: Iterable[str | ModuleType]) -> list[FoundStub]:
+    """Import *modules* (packages with all their submodules) and collect their decorated stubs, methods too."""
+    found: dict[int, FoundStub] = {}
+    for module in _modules(modules):
+        for value in list(vars(module).values()):
+            for fn in _stub_functions(value, module):
+                wrapped = inspect.unwrap(fn)
+                location = f"{inspect.getsourcefile(wrapped) or '?'}:{wrapped.__code__.co_firstlineno}"
+                found.setdefault(id(fn), FoundStub(f"{fn.__module__}.{fn.__qualname__}", location, fn.__pgdecor_plan__))
+    return sorted(found.values(), key=lambda s: s.location)
+
+
+def _modules(names: Iterable[str | ModuleType]) -> Iterator[ModuleType]:
+    for name in names:
+        module = importlib.import_module(name) if isinstance(name, str) else name
+        yield module
+        if hasattr(module, "__path__"):
+            for info in pkgutil.walk_packages(module.__path__, prefix=module.__name__ + "."):
+                yield importlib.import_module(info.name)
+
+
+def _stub_functions(value: Any, module: ModuleType) -> Iterator[Any]:
+    if hasattr(value, "__pgdecor_plan__") and getattr(value, "__module__", None) == module.__name__:
+        yield value
+    elif inspect.isclass(value) and value.__module__ == module.__name__:
+        for member in vars(value).values():
+            inner = member
+            if isinstance(member, (staticmethod, classmethod)):
+                inner = member.__func__
+            elif isinstance(member, cached_property):
+                inner = member.func
+            elif isinstance(member, property):
+                inner = member.fget
+            if hasattr(inner, "__pgdecor_plan__"):
+                yield inner

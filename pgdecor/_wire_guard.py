@@ -1,0 +1,108 @@
+"""What keeps the lean call path (`_wire`) honest: the parts of psycopg it uses beyond psycopg's documented API,
+looked up at import, and the switch that turns every wire off for the process when they are missing, when
+``PGDECOR_WIRE=off`` is in the environment, or when a wire's self-test (`Wire.self_test`) finds that it would not
+do what psycopg does; and what that self-test runs and compares.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, Connection, pq
+from psycopg.adapt import PyFormat
+
+from ._counters import counters
+
+__all__ = ["switch", "usable"]
+
+logger = logging.getLogger("pgdecor")
+
+_OFF = pq.PipelineStatus.OFF
+
+#: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached), so that both paths read SQL alike and
+#: key prepared statements alike; its generator that flushes a query and reads every result (in C), and the async
+#: wait that drives it on the connection's own socket (to read what remains of a cancelled statement).
+_query2pg: Callable[[bytes, str], tuple[bytes, list[PyFormat], Any, Any]]
+_execute: Callable[[pq.abc.PGconn], Any]
+_wait_async: Callable[[Any, int], Awaitable[Any]]
+_YES: Any = None
+_NO: Any = None
+try:
+    from psycopg import _preparing, _queries, generators, waiting
+
+    _query2pg = _queries._query2pg
+    _execute = generators.execute
+    _wait_async = waiting.wait_async
+    _YES, _NO = _preparing.Prepare.YES, _preparing.Prepare.NO
+    #: What a generator driven by the connection's wait yields, and is sent back.
+    _WAIT_R, _WAIT_W, _WAIT_RW = int(waiting.Wait.R), int(waiting.Wait.W), int(waiting.Wait.RW)
+    _READY_R, _READY_W = int(waiting.Ready.R), int(waiting.Ready.W)
+    _manager = _preparing.PrepareManager
+    #: Whether this psycopg has what wires use; if not, every call goes through a cursor.
+    _available = (
+        callable(getattr(Connection, "wait", None))
+        and isinstance(_manager()._names, dict)
+        and all(callable(getattr(_manager, name, None)) for name in ("get", "maybe_add_to_cache", "validate"))
+    )
+except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
+    _available = False
+if sys.platform == "win32":  # pragma: no cover - a duplicated socket handle cannot be watched there
+    _available = False
+
+
+class _Switch:
+    """Whether wires are used in this process: not where psycopg lacks what they use, not with ``PGDECOR_WIRE=off``
+    in the environment, and no more once a wire's self-test has failed (see `Wire.self_test`)."""
+
+    on = _available and os.environ.get("PGDECOR_WIRE", "").lower() not in ("0", "off", "no", "false")
+    #: Why the self-test turned wires off, if it did.
+    reason: str | None = None
+
+
+switch = _Switch()
+
+#: The connections whose wire has passed its self-test.
+_tested: weakref.WeakSet[Any] = weakref.WeakSet()
+
+_PREPARED_BY_NAME = "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = %s"
+
+#: The statement of the self-test, and its arguments: a value of a type psycopg sends in binary, one in text.
+_PROBE = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t"
+_PROBE_ARGS = (4_611_686_018_427_387_904, "pgdecor wire \u2713")
+
+
+def usable(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
+    """Whether calls on *conn* can go through a wire now (not while the user runs a pipeline on it, nor when a
+    tool wraps psycopg's cursors: tracing, query logging and comments see every call only through cursors)."""
+    return switch.on and conn.pgconn.pipeline_status == _OFF and conn.cursor_factory in _PLAIN_CURSORS
+
+
+_PLAIN_CURSORS = (psycopg.Cursor, psycopg.AsyncCursor)
+
+
+def _probe_result(res: pq.abc.PGresult, rows: list[Any]) -> tuple[Any, ...]:
+    """What the self-test compares: the probe's column types and its rows."""
+    return tuple(res.ftype(i) for i in range(res.nfields)), rows
+
+
+def _self_test_problem(expected: tuple[Any, ...], got: tuple[Any, ...] | None) -> str | None:
+    if got is None:
+        return "psycopg prepared the probe statement, but the wire does not find it as psycopg names it"
+    if got != expected:
+        return f"the probe statement's result differs from the cursor's: {got!r}, not {expected!r}"
+    return None
+
+
+def _turn_off(reason: str) -> None:
+    """A wire's self-test found it would not do what psycopg does: every call goes through cursors from now on."""
+    if switch.on:
+        switch.on = False
+        switch.reason = reason
+        counters.add("wire_disabled")
+        logger.warning("pgdecor: calls go through psycopg's cursors from now on: %s", reason)
