@@ -181,7 +181,7 @@ class Runner:
     def _batch(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
         plan = self.plan
         lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
-        key, conn = lease.key, lease.conn
+        key = lease.key
         out: list[Any] = []
         statement = None
         try:
@@ -202,13 +202,10 @@ class Runner:
                     cur.executemany(statement.sql, params)
                     continue
                 cur.executemany(statement.sql, params, returning=True)
-                # executemany prepares the statement, and the server refuses to change a prepared statement's
-                # result columns: one layout serves the whole batch (checked per result when not prepared).
-                layout = None
+                # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:
                     kind = outcome.fetch_kind(plan, statement, cur.pgresult)
-                    if layout is None or conn.prepare_threshold is None:
-                        layout = self._layout(lease, statement, cur, binary)
+                    layout = self._layout(lease, statement, cur, binary)
                     out.append(_cursor_rows(cur, layout, kind))
                     if not cur.nextset():
                         break
@@ -220,13 +217,15 @@ class Runner:
         """What a batch the wire ran returns: its results, each read by the layout of the first (the statement is
         prepared: the server refuses to change its columns)."""
         out: list[Any] = []
-        plan, layout = self.plan, None
+        plan, layout, single = self.plan, None, wire.single
         fetch_kind, rows, fetchone = outcome.fetch_kind, outcome.rows, wire.fetchone
         for res in results:
-            wire.use(res, same_columns=layout is not None)
+            # One prepared statement: its results share their columns (the server refuses to change them), so the
+            # first one's loaders and layout serve them all; several: each is read by its own.
+            wire.use(res, same_columns=single and layout is not None)
             kind = fetch_kind(plan, statement, res)
-            if layout is None:
-                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)
+            if layout is None or not single:
+                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire if single else None)
                 layout = layout or self._layout(lease, statement, wire, binary, layout_key)
             out.append(layout.one(fetchone()) if kind is ONE else rows(wire, layout, kind))
         return out

@@ -189,7 +189,7 @@ class AsyncRunner:
     async def _batch(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
         plan = self.plan
         lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
-        key, conn = lease.key, lease.conn
+        key = lease.key
         out: list[Any] = []
         statement = None
         try:
@@ -207,16 +207,13 @@ class AsyncRunner:
                 cur = lease.cursor(binary)
                 self.facts.ran_through_cursor(key, statement)
                 if plan.result.shape is Shape.NONE:
-                    await finish(cur.executemany(statement.sql, params), statement_on=conn)
+                    await finish(cur.executemany(statement.sql, params), statement_on=lease.conn)
                     continue
-                await finish(cur.executemany(statement.sql, params, returning=True), statement_on=conn)
-                # executemany prepares the statement, and the server refuses to change a prepared statement's
-                # result columns: one layout serves the whole batch (checked per result when not prepared).
-                layout = None
+                await finish(cur.executemany(statement.sql, params, returning=True), statement_on=lease.conn)
+                # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:
                     kind = outcome.fetch_kind(plan, statement, cur.pgresult)
-                    if layout is None or conn.prepare_threshold is None:
-                        layout = await self._layout(lease, statement, cur, binary)
+                    layout = await self._layout(lease, statement, cur, binary)
                     out.append(await _cursor_rows(cur, layout, kind))
                     if not cur.nextset():
                         break
@@ -230,13 +227,15 @@ class AsyncRunner:
         """What a batch the wire ran returns: its results, each read by the layout of the first (the statement is
         prepared: the server refuses to change its columns)."""
         out: list[Any] = []
-        plan, layout = self.plan, None
+        plan, layout, single = self.plan, None, wire.single
         fetch_kind, rows, fetchone = outcome.fetch_kind, outcome.rows, wire.fetchone
         for res in results:
-            wire.use(res, same_columns=layout is not None)
+            # One prepared statement: its results share their columns (the server refuses to change them), so the
+            # first one's loaders and layout serve them all; several: each is read by its own.
+            wire.use(res, same_columns=single and layout is not None)
             kind = fetch_kind(plan, statement, res)
-            if layout is None:
-                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)
+            if layout is None or not single:
+                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire if single else None)
                 layout = layout or await self._layout(lease, statement, wire, binary, layout_key)
             out.append(layout.one(fetchone()) if kind is ONE else rows(wire, layout, kind))
         return out

@@ -126,6 +126,7 @@ class Wire:
         "name",
         "pgconn",
         "pgresult",
+        "single",
     )
 
     def __init__(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
@@ -138,6 +139,9 @@ class Wire:
         self.name: bytes | None = None
         #: The last result, as a cursor's ``pgresult``.
         self.pgresult: pq.abc.PGresult | None = None
+        #: Whether the last batch executed one prepared statement (its parameter values all of the same types):
+        #: then its results share their columns, and the name above is theirs.
+        self.single = True
         #: Rows in the last result, and the next one to read.
         self._count = self._pos = 0
         self._tx = Transformer(conn)
@@ -305,6 +309,7 @@ class Wire:
             self.pgconn.pipeline_sync()
 
         self.name = next(iter(names.values()), None)
+        self.single = len(names) == 1
         return batch
 
     def _results(self, sql: str, groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:

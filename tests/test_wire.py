@@ -230,3 +230,19 @@ def test_async_batches_are_pipelined_too(users: str, wire_batches: list[int]) ->
     expected = [User(3, "cid", "cid@example.com"), None, User(1, "ann", "ann@example.org")]
     assert asyncio.run(scenario()) == [expected] * 3
     assert wire_batches == [3, 3]
+
+
+@query("SELECT %(x)s AS v")
+def same(x: int) -> int: ...
+
+
+def test_a_batch_whose_values_make_several_prepared_statements_reads_each_by_its_own_columns(
+    users: str, wire_batches: list[int]
+) -> None:
+    """Values psycopg sends as different types (int2, int4, int8) make one prepared statement each, whose column
+    types differ too: every result is read with its own loaders and layout, never the first one's."""
+    argsets = [(1,), (100_000,), (2,), (10_000_000_000,), (-3,)]
+    with psycopg.connect(users) as conn, session(conn):
+        results = [same.many(argsets) for _ in range(3)]
+    assert results == [[1, 100_000, 2, 10_000_000_000, -3]] * 3
+    assert wire_batches == [5, 5]
