@@ -246,3 +246,10 @@ def test_a_batch_whose_values_make_several_prepared_statements_reads_each_by_its
         results = [same.many(argsets) for _ in range(3)]
     assert results == [[1, 100_000, 2, 10_000_000_000, -3]] * 3
     assert wire_batches == [5, 5]
+
+
+def test_single_calls_with_values_of_several_types_are_each_read_right(users: str, fresh_switch: Any) -> None:
+    """The same for calls one at a time: each prepared statement's results by its own layout."""
+    values = [1, 100_000, 10_000_000_000, -3] * 4
+    with psycopg.connect(users) as conn, session(conn):
+        assert [same(v) for v in values] == values
