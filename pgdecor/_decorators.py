@@ -311,9 +311,18 @@ def _finish(
     def packer() -> Callable[..., tuple[Any, ...]]:  # made at the first many(): most stubs never need it
         return make_caller(fn, sig, order, lambda args: args, sync=True)
 
+    # A tuple of one value per parameter binds as itself when every parameter is positional with no default.
+    plain = order == tuple(sig.parameters) and all(
+        p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in sig.parameters.values()
+    )
+    arity = len(order)
+
     def many(argsets: Iterable[ArgSet], /) -> Any:
         pack = packer()
-        packed = [_bind_one(stub, pack, i, a) for i, a in enumerate(argsets)]
+        packed = [
+            a if plain and type(a) is tuple and len(a) == arity else _bind_one(stub, pack, i, a)
+            for i, a in enumerate(argsets)
+        ]
         runner = current_runner()
         if runner.plan.result.shape is Shape.STREAM:
             msg = f"{stub}.many(): a stub returning a stream has no batch form; annotate it `-> list[...]`"
