@@ -214,19 +214,15 @@ class Runner:
         return None if plan.result.shape is Shape.NONE else out
 
     def _wire_rows(self, lease: Lease, wire: Any, statement: Statement, results: list[Any], binary: bool) -> list[Any]:
-        """What a batch the wire ran returns: its results, each read by the layout of the first (the statement is
-        prepared: the server refuses to change its columns)."""
+        """What a batch the wire ran returns: its results, each read by the layout of its prepared statement."""
         out: list[Any] = []
-        plan, layout, single = self.plan, None, wire.single
+        plan, facts, key = self.plan, self.facts, lease.key
         fetch_kind, rows, fetchone = outcome.fetch_kind, outcome.rows, wire.fetchone
-        for res in results:
-            # One prepared statement: its results share their columns (the server refuses to change them), so the
-            # first one's loaders and layout serve them all; several: each is read by its own.
-            wire.use(res, same_columns=single and layout is not None)
+        for index, res in enumerate(results):
+            wire.use(index, res)  # the execution's own prepared statement: its layout, found by its name
             kind = fetch_kind(plan, statement, res)
-            if layout is None or not single:
-                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire if single else None)
-                layout = layout or self._layout(lease, statement, wire, binary, layout_key)
+            layout_key, layout = facts.layout(key, statement, res, binary, wire)
+            layout = layout or self._layout(lease, statement, wire, binary, layout_key)
             out.append(layout.one(fetchone()) if kind is ONE else rows(wire, layout, kind))
         return out
 

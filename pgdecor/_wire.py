@@ -124,9 +124,9 @@ class Wire:
         "conn",
         "manager",
         "name",
+        "names",
         "pgconn",
         "pgresult",
-        "single",
     )
 
     def __init__(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
@@ -139,9 +139,9 @@ class Wire:
         self.name: bytes | None = None
         #: The last result, as a cursor's ``pgresult``.
         self.pgresult: pq.abc.PGresult | None = None
-        #: Whether the last batch executed one prepared statement (its parameter values all of the same types):
-        #: then its results share their columns, and the name above is theirs.
-        self.single = True
+        #: The prepared statement of each execution of the last batch (values of different types make different
+        #: ones, whose columns may differ too).
+        self.names: list[bytes] = []
         #: Rows in the last result, and the next one to read.
         self._count = self._pos = 0
         self._tx = Transformer(conn)
@@ -308,8 +308,7 @@ class Wire:
                 send(name, dumped, param_formats, fmt)
             self.pgconn.pipeline_sync()
 
-        self.name = next(iter(names.values()), None)
-        self.single = len(names) == 1
+        self.names = [name for name, _, _ in sends]
         return batch
 
     def _results(self, sql: str, groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:
@@ -330,12 +329,15 @@ class Wire:
             out.append(res)
         return out
 
-    def use(self, res: pq.abc.PGresult, *, same_columns: bool) -> None:
-        """Read *res* next (one of a batch's results) with `fetchone` and `fetchmany`; with *same_columns* (a
-        prepared statement's next result) the loaders of the last one serve."""
-        self.pgresult = res
+    def use(self, index: int, res: pq.abc.PGresult) -> None:
+        """Read *res*, the result of the last batch's execution *index*, next with `fetchone` and `fetchmany`: its
+        prepared statement's name is `name` then, and the loaders of the result before serve if it came from the
+        same statement (the server refuses to change a prepared statement's columns)."""
+        name = self.names[index]
+        same = index > 0 and self.names[index - 1] == name
+        self.name, self.pgresult = name, res
         self._count, self._pos = res.ntuples, 0
-        self._tx.set_pgresult(res, set_loaders=not same_columns)
+        self._tx.set_pgresult(res, set_loaders=not same)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         """The last result's next row, as a cursor's ``fetchone``."""
