@@ -264,14 +264,7 @@ class Wire:
             key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
             if key is not None:
                 manager.validate(key, self._prep, self.name or b"", results)
-        if not results:
-            raise psycopg.InternalError("got no result from the query")
-        res = results[0]
-        status = res.status
-        if status == _FATAL_ERROR:
-            raise error_from_result(res, encoding=self._tx.encoding)
-        if status not in (_TUPLES_OK, _COMMAND_OK):
-            raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
+        res = self._checked(sql, results[0] if results else None)
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
         self._tx.set_pgresult(res)
@@ -316,18 +309,18 @@ class Wire:
         *groups, sync = groups
         if len(sync) != 1 or sync[0].status != _PIPELINE_SYNC:
             raise psycopg.InterfaceError(f"unexpected results at the end of a batch of {sql!r}")
-        out = []
-        for group in groups:
-            res = group[0] if group else None
-            if res is None:
-                raise psycopg.InternalError("got no result from the query")
-            status = res.status
-            if status == _FATAL_ERROR:
-                raise error_from_result(res, encoding=self._tx.encoding)
-            if status not in (_TUPLES_OK, _COMMAND_OK):
-                raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
-            out.append(res)
-        return out
+        return [self._checked(sql, group[0] if group else None) for group in groups]
+
+    def _checked(self, sql: str, res: pq.abc.PGresult | None) -> pq.abc.PGresult:
+        """*res*, a statement's result; psycopg's error for it if it failed (or for none at all)."""
+        if res is None:
+            raise psycopg.InternalError("got no result from the query")
+        status = res.status
+        if status == _FATAL_ERROR:
+            raise error_from_result(res, encoding=self._tx.encoding)
+        if status not in (_TUPLES_OK, _COMMAND_OK):
+            raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
+        return res
 
     def use(self, index: int, res: pq.abc.PGresult) -> None:
         """Read *res*, the result of the last batch's execution *index*, next with `fetchone` and `fetchmany`: its
