@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from logging import DEBUG
 from time import perf_counter
 from typing import Any
@@ -31,6 +32,8 @@ from ._streams import StreamBase
 __all__ = ["Runner"]
 
 _cursor_names = itertools.count(1)
+#: What `AsyncRunner._reader` gives for a result it cannot read yet.
+_LATER = object()
 _log_enabled = outcome.logger.isEnabledFor
 
 
@@ -191,11 +194,13 @@ class Runner:
                 ran = self.facts.format(key, statement)
                 binary = ran is True
                 wire = lease.wire() if ran is not None and len(params) > 1 else None
-                results = None if wire is None else wire.execute_many(statement.sql, params, binary)
-                if wire is not None and results is not None:  # the statement's executions pipelined by the wire
-                    if plan.result.shape is not Shape.NONE:
-                        out += self._wire_rows(lease, wire, statement, results, binary)
-                    continue
+                if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
+                    rows = plan.result.shape is not Shape.NONE
+                    each = self._reader(lease, wire, statement, binary) if rows else None
+                    read = wire.execute_many(statement.sql, params, binary, each)
+                    if read is not None:
+                        out += self._wire_rows(lease, wire, statement, binary, read) if rows else []
+                        continue
                 cur = lease.cursor(binary)
                 self.facts.ran_through_cursor(key, statement)
                 if plan.result.shape is Shape.NONE:
@@ -213,18 +218,37 @@ class Runner:
             raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
         return None if plan.result.shape is Shape.NONE else out
 
-    def _wire_rows(self, lease: Lease, wire: Any, statement: Statement, results: list[Any], binary: bool) -> list[Any]:
-        """What a batch the wire ran returns: its results, each read by the layout of its prepared statement."""
-        out: list[Any] = []
+    def _reader(self, lease: Lease, wire: Any, statement: Statement, binary: bool) -> Callable[[int, Any], Any]:
+        """What reads a batch's results into values as the wire receives them, overlapping with the server's work on
+        the next ones: each by the layout of its own prepared statement, or `_LATER` while that is not known."""
         plan, facts, key = self.plan, self.facts, lease.key
         fetch_kind, rows, fetchone = outcome.fetch_kind, outcome.rows, wire.fetchone
-        for index, res in enumerate(results):
-            wire.use(index, res)  # the execution's own prepared statement: its layout, found by its name
+
+        def each(index: int, res: Any) -> Any:
+            wire.use(index, res)
+            layout = facts.layout(key, statement, res, binary, wire)[1]
+            if layout is None:
+                return _LATER
             kind = fetch_kind(plan, statement, res)
-            layout_key, layout = facts.layout(key, statement, res, binary, wire)
-            layout = layout or self._layout(lease, statement, wire, binary, layout_key)
-            out.append(layout.one(fetchone()) if kind is ONE else rows(wire, layout, kind))
-        return out
+            return layout.one(fetchone()) if kind is ONE else rows(wire, layout, kind)
+
+        return each
+
+    def _wire_rows(
+        self, lease: Lease, wire: Any, statement: Statement, binary: bool, read: tuple[list[Any], list[Any]]
+    ) -> list[Any]:
+        """What a batch the wire ran returns: the values read as they came (*read*: the results, and those values),
+        and those whose layout had to be made (its first result: types to describe, perhaps) read now."""
+        results, made = read
+        for index, value in enumerate(made):
+            if value is _LATER:
+                res = results[index]
+                wire.use(index, res)
+                layout_key, layout = self.facts.layout(lease.key, statement, res, binary, wire)
+                layout = layout or self._layout(lease, statement, wire, binary, layout_key)
+                kind = outcome.fetch_kind(self.plan, statement, res)
+                made[index] = outcome.rows(wire, layout, kind)
+        return made
 
     def _stream(self, sess: SessionState, lease: Lease, statement: Statement, params: Any, binary: bool) -> Stream[Any]:
         cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)

@@ -85,27 +85,45 @@ class _Query:
         self.types: tuple[int, ...] = ()
 
 
-def _groups(pgconn: pq.abc.PGconn, count: int) -> Generator[int, int, list[list[pq.abc.PGresult]]]:
-    """Flush a pipeline, then read its *count* groups of results (the last one the Sync's): a generator of what to
-    wait for, as psycopg's own, so that the connection's wait (sync) or the event loop (`AsyncWire`) drives it."""
+#: What reading a batch gives: each execution's results (then the Sync's), what *each* made of them, and what
+#: *each* raised (kept until the pipeline has been read to its end).
+Groups = tuple[list[list[pq.abc.PGresult]], list[Any], BaseException | None]
+
+
+def _groups(
+    pgconn: pq.abc.PGconn, count: int, each: Callable[[int, pq.abc.PGresult], Any] | None
+) -> Generator[int, int, Groups]:
+    """Flush a pipeline, then read its *count* groups of results (the last one the Sync's), handing each successful
+    execution's result to *each* as soon as it is in, while the server works on the next ones: a generator of what
+    to wait for, as psycopg's own, so that the connection's wait (sync) or the event loop (`AsyncWire`) drives it."""
     while pgconn.flush():
         if (yield _WAIT_RW) & _READY_R:
             pgconn.consume_input()
     groups: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
+    made: list[Any] = []
+    failed: BaseException | None = None
     while len(groups) < count:
         while pgconn.is_busy():
             if (yield _WAIT_R) & _READY_R:
                 pgconn.consume_input()
         res = pgconn.get_result()
         if res is None:
+            if each is not None and failed is None and group and group[0].status in _OK:
+                try:
+                    made.append(each(len(groups), group[0]))
+                except Exception as err:  # noqa: BLE001 - raised once the pipeline is read (see `Wire.execute_many`)
+                    failed = err
             groups.append(group)
             group = []
         elif res.status == _PIPELINE_SYNC:
             groups.append([res])
         else:
             group.append(res)
-    return groups
+    return groups, made, failed
+
+
+_OK = (_TUPLES_OK, _COMMAND_OK)
 
 
 class Wire:
@@ -167,11 +185,18 @@ class Wire:
             results = conn.wait(_execute(self.pgconn))
         return self._result(sql, results)
 
-    def execute_many(self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> list[Any] | None:
+    def execute_many(
+        self,
+        sql: str,
+        paramsets: Sequence[Sequence[Any]],
+        binary: bool,
+        each: Callable[[int, pq.abc.PGresult], Any] | None = None,
+    ) -> tuple[list[pq.abc.PGresult], list[Any]] | None:
         """Run *sql* once per parameter set, pipelined: every execution of psycopg's prepared statement sent at once,
-        then one Sync, in one round trip. The results in order, or raise psycopg's error for the first that failed
-        (the ones after it were skipped by the server); None, with nothing sent, if psycopg has not prepared the
-        statement for every set's parameter types: run them through a cursor's ``executemany`` then."""
+        then one Sync, in one round trip. Return the results in order, and what *each* (given an execution's index
+        and result, as it comes) made of them; raise psycopg's error for the first execution that failed (the ones
+        after it were skipped by the server), or what *each* raised. None, with nothing sent, if psycopg has not
+        prepared the statement for every set's parameter types: run them through a cursor's ``executemany`` then."""
         if not self._tested and not self.self_test():
             return None
         conn = self.conn
@@ -183,10 +208,10 @@ class Wire:
             pgconn.enter_pipeline_mode()
             try:
                 batch()
-                groups = conn.wait(_groups(pgconn, len(paramsets) + 1))
+                read = conn.wait(_groups(pgconn, len(paramsets) + 1, each))
             finally:
                 pgconn.exit_pipeline_mode()
-        return self._results(sql, groups)
+        return self._results(sql, read)
 
     def self_test(self) -> bool:
         """Before the first call through a connection's wire: check that it does what psycopg would, by running a
@@ -304,12 +329,16 @@ class Wire:
         self.names = [name for name, _, _ in sends]
         return batch
 
-    def _results(self, sql: str, groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:
-        """The batch's results, one per execution; psycopg's error for the first that failed."""
-        *groups, sync = groups
+    def _results(self, sql: str, read: Groups) -> tuple[list[pq.abc.PGresult], list[Any]]:
+        """A batch's results, one per execution, and what was made of them; psycopg's error for the first that
+        failed, else what making them raised."""
+        (*groups, sync), made, failed = read
         if len(sync) != 1 or sync[0].status != _PIPELINE_SYNC:
             raise psycopg.InterfaceError(f"unexpected results at the end of a batch of {sql!r}")
-        return [self._checked(sql, group[0] if group else None) for group in groups]
+        results = [self._checked(sql, group[0] if group else None) for group in groups]
+        if failed is not None:
+            raise failed
+        return results, made
 
     def _checked(self, sql: str, res: pq.abc.PGresult | None) -> pq.abc.PGresult:
         """*res*, a statement's result; psycopg's error for it if it failed (or for none at all)."""

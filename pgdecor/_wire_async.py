@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -99,8 +99,12 @@ class AsyncWire(Wire):
         return self._result(sql, [] if first is None else [first])
 
     async def execute_many(  # type: ignore[override]
-        self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool
-    ) -> list[Any] | None:
+        self,
+        sql: str,
+        paramsets: Sequence[Sequence[Any]],
+        binary: bool,
+        each: Callable[[int, pq.abc.PGresult], Any] | None = None,
+    ) -> tuple[list[pq.abc.PGresult], list[Any]] | None:
         """As `Wire.execute_many`, awaited."""
         if not self._tested and not await self.aself_test():
             return None
@@ -114,7 +118,7 @@ class AsyncWire(Wire):
             pgconn.enter_pipeline_mode()
             try:
                 batch()
-                groups = await self._drive(_groups(pgconn, len(paramsets) + 1))
+                read = await self._drive(_groups(pgconn, len(paramsets) + 1, each))
             finally:
                 pgconn.exit_pipeline_mode()
         except BaseException:
@@ -123,7 +127,7 @@ class AsyncWire(Wire):
             raise
         finally:
             lock.release()
-        return self._results(sql, groups)
+        return self._results(sql, read)
 
     async def _drive(self, gen: Generator[int, int, T]) -> T:
         """Run a generator of waits (as psycopg's) on the event loop, watching the wire's socket."""

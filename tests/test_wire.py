@@ -13,7 +13,7 @@ import pytest
 from psycopg import _queries
 from userdb import User, add_user, aget_user, count_users, get_user
 
-from pgdecor import _wire, _wire_async, _wire_guard, counters, query, session
+from pgdecor import NotFoundError, _wire, _wire_async, _wire_guard, counters, query, session
 
 #: The hot statement of `get_user`, as the server shows it.
 HOT = "%get_user%"
@@ -175,19 +175,19 @@ def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int
     ran: list[int] = []
     sync, asynchronous = _wire.Wire.execute_many, _wire_async.AsyncWire.execute_many
 
-    def counted(self: Any, sql: str, paramsets: Any, binary: bool) -> Any:
+    def counted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
         try:
-            results = sync(self, sql, paramsets, binary)
+            read = sync(self, sql, paramsets, binary, each)
         except psycopg.Error:
             ran.append(0)
             raise
-        ran.extend([] if results is None else [len(results)])
-        return results
+        ran.extend([] if read is None else [len(read[0])])
+        return read
 
-    async def acounted(self: Any, sql: str, paramsets: Any, binary: bool) -> Any:
-        results = await asynchronous(self, sql, paramsets, binary)
-        ran.extend([] if results is None else [len(results)])
-        return results
+    async def acounted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
+        read = await asynchronous(self, sql, paramsets, binary, each)
+        ran.extend([] if read is None else [len(read[0])])
+        return read
 
     monkeypatch.setattr(_wire.Wire, "execute_many", counted)
     monkeypatch.setattr(_wire_async.AsyncWire, "execute_many", acounted)
@@ -253,3 +253,18 @@ def test_single_calls_with_values_of_several_types_are_each_read_right(users: st
     values = [1, 100_000, 10_000_000_000, -3] * 4
     with psycopg.connect(users) as conn, session(conn):
         assert [same(v) for v in values] == values
+
+
+def test_a_row_the_stub_does_not_allow_in_a_wire_batch_raises_after_the_batch_is_read(
+    users: str, wire_batches: list[int]
+) -> None:
+    """Values are made from results as they arrive; a result the stub does not allow (no row for `-> User`) raises
+    its pgdecor error once the whole pipeline has been read, so the connection goes on serving the session."""
+    from userdb import load_user
+
+    with psycopg.connect(users) as conn, session(conn):
+        assert [u.id for u in load_user.many([(1,), (2,)])] == [1, 2]
+        with pytest.raises(NotFoundError, match=r"userdb\.load_user: function get_user returned no row"):
+            load_user.many([(1,), (99,), (2,)])
+        assert [u.id for u in load_user.many([(3,), (1,)])] == [3, 1]
+    assert wire_batches == [2]
