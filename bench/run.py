@@ -228,7 +228,7 @@ class Bench:
                 self.uvaconn = self.uvloop.run_until_complete(psycopg.AsyncConnection.connect(dsn))
                 stack.callback(lambda: self.uvloop.run_until_complete(self.uvaconn.close()))  # type: ignore[union-attr]
                 stack.callback(lambda: self.uvloop.run_until_complete(self.uvapg.close()))  # type: ignore[union-attr]
-        self.pgbench = shutil.which("pgbench") or _in_bindir("pgbench")
+        self.pgbench = _in_bindir("pgbench") or shutil.which("pgbench")  # the server's own first
 
     def workloads(self) -> dict[str, Workload]:
         s = self.sizes

