@@ -21,7 +21,7 @@ import byhand
 import psycopg
 import pytest
 from psycopg import sql
-from test_generate import RPC
+from test_generate import RPC, rpc_schema
 
 from pgdecor import check, session, transaction
 from pgdecor._generate import generate
@@ -49,7 +49,7 @@ def corpus(pg_server_dsn: str) -> Iterator[dict[str, str]]:
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         for key, name in names.items():
             conn.execute(sql.SQL("CREATE SCHEMA {0}; SET search_path = {0}").format(sql.Identifier(name)))
-            conn.execute(SCHEMAS[key])
+            conn.execute(rpc_schema(conn) if key == "rpc" else SCHEMAS[key])
             for (function,) in conn.execute(
                 "SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = %s::regnamespace AND prokind <> 'a'",
                 [name],

@@ -78,7 +78,7 @@ def rpc(pg_server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             sql.SQL("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}").format(sql.Identifier(SCHEMA_NAME))
         )
         conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(SCHEMA_NAME)))
-        conn.execute(RPC if xml_works(conn) else RPC.replace("'<a>1</a>'", "NULL"))
+        conn.execute(rpc_schema(conn))
         # As careful schemas do: each function resolves its own names, whatever the caller's search_path.
         for (function,) in conn.execute(
             "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = %s::regnamespace",
@@ -101,6 +101,11 @@ def xml_works(conn: psycopg.Connection[Any]) -> bool:
     except psycopg.errors.FeatureNotSupported:
         return False
     return True
+
+
+def rpc_schema(conn: psycopg.Connection[Any]) -> str:
+    """The RPC schema, without its XML value where the server cannot read one."""
+    return RPC if xml_works(conn) else RPC.replace("'<a>1</a>'", "NULL")
 
 
 def _module(tmp_path: Path, text: str) -> Any:
