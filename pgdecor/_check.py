@@ -45,7 +45,7 @@ from ._registry import registry_for, server_key
 from ._results import Shape
 from ._stubs import FoundStub, Problem, find_stubs
 
-__all__ = ["Problem", "check", "find_stubs"]
+__all__ = ["Problem", "check", "check_found", "find_stubs"]
 
 _INT8, _TEXT, _TEXT_ARRAY, _JSONB = 20, 25, 1009, 3802
 
@@ -55,7 +55,11 @@ def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[
     the problems found, none if the stubs and the database agree. Nothing is written to the database, and a
     connection given is left as it was found: the check runs in a read-only transaction of its own (a savepoint
     if the connection is in a transaction already), rolled back at the end."""
-    stubs = find_stubs(modules)
+    return check_found(find_stubs(modules), source)
+
+
+def check_found(stubs: list[FoundStub], source: str | psycopg.Connection[Any]) -> list[Problem]:
+    """`check` for stubs found already."""
     if isinstance(source, str):
         with psycopg.connect(source, autocommit=True) as conn:
             return _check_all(stubs, conn)

@@ -10,17 +10,38 @@ import os
 import threading
 from typing import Any, cast
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from ._counters import Counters, counters
+from ._errors import ArgumentError
 
-__all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "counters_for"]
+__all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "check_conninfo", "counters_for", "where"]
 
 #: Seconds after which the server ends a backend left idle in a transaction, on the connections pgdecor opens
 #: itself (conninfo-string sessions; `Database` takes its own value). A backstop, should a leak escape the guard.
 IDLE_IN_TRANSACTION_TIMEOUT = 60.0
+
+
+def check_conninfo(what: str, conninfo: str) -> None:
+    """Raise `ArgumentError` unless *conninfo* is a connection string or URI libpq can read (nothing connects)."""
+    try:
+        conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as err:
+        msg = (
+            f"{what}: {conninfo!r:.60} is not a connection string libpq can read ({str(err).strip()}); write "
+            f"'postgresql://user@host:5432/dbname' or 'host=... dbname=...'"
+        )
+        raise ArgumentError(msg) from None
+
+
+def where(conninfo: str) -> str:
+    """The server a connection string names, for messages: ``host:port/dbname`` (libpq's defaults left out)."""
+    info = conninfo_to_dict(conninfo)
+    host = info.get("host") or info.get("hostaddr") or "the default socket"
+    return f"{host}{':' + str(info['port']) if info.get('port') else ''}/{info.get('dbname') or ''}"
 
 
 def counters_for(source: object) -> Counters:
@@ -44,6 +65,10 @@ class DatabaseBase:
         check: bool = True,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(conninfo, str):
+            msg = f"Database() takes a connection string, not {type(conninfo).__qualname__} {conninfo!r:.40}"
+            raise ArgumentError(msg)
+        check_conninfo("Database()", conninfo)
         self.conninfo = conninfo
         self.min_size, self.max_size, self.timeout = min_size, max_size, timeout
         self.idle_in_transaction_timeout = idle_in_transaction_timeout

@@ -14,11 +14,11 @@ from psycopg_pool import ConnectionPool
 
 from . import _leaks as leaks
 from . import _probe as probe
-from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase
-from ._errors import RolledBackError
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
+from ._errors import RolledBackError, add_note
 from ._pools import Pools
 from ._registry import ServerKey, server_key
-from ._sources import Source, own_pool
+from ._sources import Source, describe_source, own_pool
 from ._wire import Wire
 from ._wire import usable as wire_usable
 
@@ -48,16 +48,14 @@ class Lease:
     @classmethod
     def borrow(cls, source: Source) -> Lease:
         """A connection from *source*, its transaction begun, once the orphans on a pool have been ended."""
-        if isinstance(source, str):
-            conn = Connection.connect(source, autocommit=True)
-            probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
-        elif isinstance(source, (ConnectionPool, Pools)):
-            reap(source)
-            pool = source.ready() if isinstance(source, Pools) else own_pool(source)
-            conn = pool.getconn()
-        else:
-            assert isinstance(source, Connection)
+        if isinstance(source, Connection):
             conn = source
+        else:
+            try:
+                conn = _connect(source)
+            except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
+                add_note(err, _unreachable(source))
+                raise
         try:
             tx = Transaction(conn)
             tx.__enter__()
@@ -109,6 +107,27 @@ class Lease:
             wire.close()
         self._cursors = {}
         _give_back(self.source, self.conn)
+
+
+def _connect(source: Source) -> Connection[Any]:
+    """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
+    if isinstance(source, str):
+        conn = Connection.connect(source, autocommit=True)
+        probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
+        return conn
+    assert isinstance(source, (ConnectionPool, Pools))  # the kinds were checked on entering
+    reap(source)
+    pool = source.ready() if isinstance(source, Pools) else own_pool(source)
+    return pool.getconn()  # type: ignore[no-any-return]
+
+
+def _unreachable(source: Source) -> str:
+    conninfo = source if isinstance(source, str) else getattr(source, "conninfo", "")
+    server = where(conninfo) if isinstance(conninfo, str) and conninfo else "its server"
+    return (
+        f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
+        f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
+    )
 
 
 def _give_back(source: Source, conn: Connection[Any]) -> None:

@@ -19,11 +19,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import _leaks as leaks
 from . import _probe_async as probe
-from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase
-from ._errors import RolledBackError
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
+from ._errors import RolledBackError, add_note
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
-from ._sources import Source, own_pool
+from ._sources import Source, describe_source, own_pool
 from ._wire import usable as wire_usable
 from ._wire_async import AsyncWire
 
@@ -56,16 +56,14 @@ class AsyncLease:
     @classmethod
     async def borrow(cls, source: Source) -> AsyncLease:
         """A connection from *source*, its transaction begun, once the orphans on a pool have been ended."""
-        if isinstance(source, str):
-            conn = await AsyncConnection.connect(source, autocommit=True)
-            await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
-        elif isinstance(source, (AsyncConnectionPool, AsyncPools)):
-            await reap(source)
-            pool = await source.aready() if isinstance(source, AsyncPools) else own_pool(source)
-            conn = await pool.getconn()
-        else:
-            assert isinstance(source, AsyncConnection)
+        if isinstance(source, AsyncConnection):
             conn = source
+        else:
+            try:
+                conn = await _connect(source)
+            except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
+                add_note(err, _unreachable(source))
+                raise
         try:
             tx = AsyncTransaction(conn)
             await tx.__aenter__()
@@ -117,6 +115,27 @@ class AsyncLease:
             wire.close()
         self._cursors = {}
         await _give_back(self.source, self.conn)
+
+
+async def _connect(source: Source) -> AsyncConnection[Any]:
+    """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
+    if isinstance(source, str):
+        conn = await AsyncConnection.connect(source, autocommit=True)
+        await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
+        return conn
+    assert isinstance(source, (AsyncConnectionPool, AsyncPools))  # the kinds were checked on entering
+    await reap(source)
+    pool = await source.aready() if isinstance(source, AsyncPools) else own_pool(source)
+    return await pool.getconn()  # type: ignore[no-any-return]
+
+
+def _unreachable(source: Source) -> str:
+    conninfo = source if isinstance(source, str) else getattr(source, "conninfo", "")
+    server = where(conninfo) if isinstance(conninfo, str) and conninfo else "its server"
+    return (
+        f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
+        f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
+    )
 
 
 async def _give_back(source: Source, conn: AsyncConnection[Any]) -> None:

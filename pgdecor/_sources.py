@@ -13,7 +13,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from . import _fork as forked
-from ._database import DatabaseBase
+from ._database import DatabaseBase, check_conninfo
 from ._errors import ArgumentError, NoSessionError
 
 __all__ = ["Source", "check_sources", "describe_source", "is_async_source", "own_pool", "same_source"]
@@ -42,6 +42,8 @@ def check_sources(what: str, source: object, replica: object = None) -> None:
                 f"psycopg_pool pool, not {type(given).__qualname__} {given!r:.40}"
             )
             raise ArgumentError(msg)
+        if isinstance(given, str):
+            check_conninfo(what, given)
 
 
 def same_source(a: Source, b: Source) -> bool:

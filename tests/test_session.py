@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from userdb import User, add_user, aget_user, count_users, each_user, get_user, set_email, users_by_domain
 
-from pgdecor import ArgumentError, NoSessionError, RolledBackError, Session, session, transaction
+from pgdecor import ArgumentError, Database, NoSessionError, RolledBackError, Session, session, transaction
 
 
 def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, str]]:
@@ -296,3 +296,22 @@ def test_a_connection_with_its_own_row_factory_serves_every_call(users: str) -> 
             return [await aget_user(i) for i in (1, 1, 1, 99)]
 
     assert asyncio.run(scenario())[-2:] == [User(1, "ann", "ann@example.org"), None]
+
+
+def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made() -> None:
+    """Not at the first call: at once, naming what was given and what a DSN looks like."""
+    with pytest.raises(ArgumentError, match=r"session\(\): 'this is not a dsn' is not a connection string libpq"):
+        session("this is not a dsn")
+    with pytest.raises(ArgumentError, match=r"Database\(\): 'nonsense' is not a connection string .* write 'postgres"):
+        Database("nonsense")
+    with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType None"):
+        Database(None)  # type: ignore[arg-type]
+
+
+def test_a_server_that_is_not_there_is_named_with_what_to_check() -> None:
+    """psycopg's error stays (its class and message), with a note naming the server tried and the session's source."""
+    with pytest.raises(psycopg.OperationalError) as info, session("host=/nonexistent port=1 connect_timeout=1"):
+        count_users()
+    (note,) = [n for n in getattr(info.value, "__notes__", []) if n.startswith("pgdecor:")]
+    assert "a session on a conninfo string could not get a connection to /nonexistent:1/" in note
+    assert "check that the server runs there" in note
