@@ -315,3 +315,11 @@ def test_a_server_that_is_not_there_is_named_with_what_to_check() -> None:
     (note,) = [n for n in getattr(info.value, "__notes__", []) if n.startswith("pgdecor:")]
     assert "a session on a conninfo string could not get a connection to /nonexistent:1/" in note
     assert "check that the server runs there" in note
+
+
+def test_a_session_used_before_it_is_entered_says_so(users: str) -> None:
+    """Borrowing outside the ``with`` block would leave a connection nobody ends: refused, and nothing borrowed."""
+    s = session(users)
+    with pytest.raises(NoSessionError, match=r"is not entered; use it as `with session\(...\):`"):
+        s.connection()
+    assert not s.borrowed
