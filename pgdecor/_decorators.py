@@ -15,7 +15,7 @@ from ._annotations import qualified_name
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import StubParam
 from ._errors import ArgumentError, SignatureError
-from ._plan import Plan
+from ._plan import ErrorMap, Plan
 from ._results import Shape, read_result
 from ._run import Runner
 from ._run_async import AsyncRunner
@@ -92,9 +92,6 @@ class _Decorator:
 
     def __call__(self, fn: Callable[P, R], /) -> Stub[P, R]:
         return self._build(fn)  # type: ignore[return-value]
-
-
-ErrorMap = Mapping[str, Callable[[str], BaseException]]
 
 
 @overload
