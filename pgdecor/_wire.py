@@ -233,6 +233,9 @@ class Wire:
                     problem = None if known else f"the server has no prepared statement {self.name!r}"
         except psycopg.Error as err:
             return self._failed_on_server(err)
+        except BaseException:  # interrupted: not tested after all
+            self._tested = False
+            raise
         return self._passed(problem)
 
     def _failed_on_server(self, err: psycopg.Error) -> bool:

@@ -177,7 +177,11 @@ class AsyncWire(Wire):
             self._fut = None
 
     async def aself_test(self) -> bool:
-        """As `Wire.self_test`, awaited."""
+        """As `Wire.self_test`, awaited, and run to its end though the call is cancelled meanwhile (then cancelled
+        after it): a savepoint left half-way would break the session's own transaction."""
+        return await finish(self._self_test())
+
+    async def _self_test(self) -> bool:
         conn = self.conn
         try:
             async with conn.transaction():
@@ -192,6 +196,9 @@ class AsyncWire(Wire):
                     problem = None if await found.fetchone() else f"the server has no prepared statement {self.name!r}"
         except psycopg.Error as err:
             return self._failed_on_server(err)
+        except BaseException:  # interrupted: not tested after all
+            self._tested = False
+            raise
         return self._passed(problem)
 
     def close(self) -> None:

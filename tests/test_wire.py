@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import _queries
-from userdb import User, add_user, aget_user, count_users, get_user
+from userdb import User, aadd_user, add_user, aget_user, count_users, get_user
 
 from pgdecor import NotFoundError, _wire, _wire_async, _wire_guard, counters, query, session
 
@@ -268,3 +268,33 @@ def test_a_row_the_stub_does_not_allow_in_a_wire_batch_raises_after_the_batch_is
             load_user.many([(1,), (99,), (2,)])
         assert [u.id for u in load_user.many([(3,), (1,)])] == [3, 1]
     assert wire_batches == [2]
+
+
+def test_a_call_cancelled_during_the_self_test_leaves_the_session_sound(
+    users: str, admin: psycopg.Connection[Any], fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The self-test (slowed here) runs to its end though its call is cancelled (a savepoint left half-way would
+    break the session's transaction): the call is cancelled after it, and the session goes on and commits."""
+    slow = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t FROM pg_sleep(0.3)"
+    monkeypatch.setattr(_wire_async, "_PROBE", slow)
+
+    async def scenario() -> tuple[bool, int]:
+        async with await psycopg.AsyncConnection.connect(users) as conn:
+            async with session(conn):
+                await aget_user(1)  # through a cursor: the next call is the wire's first
+                task = asyncio.create_task(aget_user(1))
+                probe = "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.3)'"
+                while not admin.execute(probe).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+                    await asyncio.sleep(0)
+                task.cancel()
+                cancelled = False
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    cancelled = True
+                assert conn in _wire_guard._tested  # the self-test ran to its end, and passed
+                await aadd_user(50, "after")
+            async with session(conn):
+                return cancelled, len(await aget_user.many([(50,), (1,)]))
+
+    assert asyncio.run(scenario()) == (True, 2)
