@@ -85,14 +85,19 @@ class _Query:
         self.types: tuple[int, ...] = ()
 
 
+_OK = (_TUPLES_OK, _COMMAND_OK)
+
+#: What makes a value of a batch's result as it comes (given the execution's index), and what a batch returns:
+#: the results, and what was made of them.
+Each = Callable[[int, pq.abc.PGresult], Any]
+Batch = tuple[list[pq.abc.PGresult], list[Any]]
+
 #: What reading a batch gives: each execution's results (then the Sync's), what *each* made of them, and what
 #: *each* raised (kept until the pipeline has been read to its end).
 Groups = tuple[list[list[pq.abc.PGresult]], list[Any], BaseException | None]
 
 
-def _groups(
-    pgconn: pq.abc.PGconn, count: int, each: Callable[[int, pq.abc.PGresult], Any] | None
-) -> Generator[int, int, Groups]:
+def _groups(pgconn: pq.abc.PGconn, count: int, each: Each | None) -> Generator[int, int, Groups]:
     """Flush a pipeline, then read its *count* groups of results (the last one the Sync's), handing each successful
     execution's result to *each* as soon as it is in, while the server works on the next ones: a generator of what
     to wait for, as psycopg's own, so that the connection's wait (sync) or the event loop (`AsyncWire`) drives it."""
@@ -121,9 +126,6 @@ def _groups(
         else:
             group.append(res)
     return groups, made, failed
-
-
-_OK = (_TUPLES_OK, _COMMAND_OK)
 
 
 class Wire:
@@ -186,12 +188,8 @@ class Wire:
         return self._result(sql, results)
 
     def execute_many(
-        self,
-        sql: str,
-        paramsets: Sequence[Sequence[Any]],
-        binary: bool,
-        each: Callable[[int, pq.abc.PGresult], Any] | None = None,
-    ) -> tuple[list[pq.abc.PGresult], list[Any]] | None:
+        self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None
+    ) -> Batch | None:
         """Run *sql* once per parameter set, pipelined: every execution of psycopg's prepared statement sent at once,
         then one Sync, in one round trip. Return the results in order, and what *each* (given an execution's index
         and result, as it comes) made of them; raise psycopg's error for the first execution that failed (the ones
@@ -332,7 +330,7 @@ class Wire:
         self.names = [name for name, _, _ in sends]
         return batch
 
-    def _results(self, sql: str, read: Groups) -> tuple[list[pq.abc.PGresult], list[Any]]:
+    def _results(self, sql: str, read: Groups) -> Batch:
         """A batch's results, one per execution, and what was made of them; psycopg's error for the first that
         failed, else what making them raised."""
         (*groups, sync), made, failed = read

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -17,7 +17,7 @@ from psycopg.rows import tuple_row
 from . import _poolers as poolers
 from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
 from ._shield import finish
-from ._wire import Wire, _groups
+from ._wire import Batch, Each, Wire, _groups
 from ._wire_guard import (
     _PREPARED_BY_NAME,
     _PROBE,
@@ -78,10 +78,9 @@ class AsyncWire(Wire):
                         loop.add_reader(self._fd, self._wake)
                         self._armed = True
                     try:
-                        await fut
+                        await fut  # `_wake` read what came
                     finally:
                         self._fut = None
-                    pgconn.consume_input()
                 res = pgconn.get_result()
                 if res is None:
                     break
@@ -99,12 +98,8 @@ class AsyncWire(Wire):
         return self._result(sql, [] if first is None else [first])
 
     async def execute_many(  # type: ignore[override]
-        self,
-        sql: str,
-        paramsets: Sequence[Sequence[Any]],
-        binary: bool,
-        each: Callable[[int, pq.abc.PGresult], Any] | None = None,
-    ) -> tuple[list[pq.abc.PGresult], list[Any]] | None:
+        self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None
+    ) -> Batch | None:
         """As `Wire.execute_many`, awaited."""
         if not self._tested and not await self.aself_test():
             return None
@@ -239,11 +234,11 @@ class AsyncWire(Wire):
             pgconn = self.pgconn
             try:
                 pgconn.consume_input()
-                if pgconn.is_busy():
-                    return
-            except psycopg.Error:  # the connection broke: the call meets the error itself
-                pass
-            fut.set_result(None)
+            except psycopg.Error as err:  # the connection broke: the waiting call raises psycopg's error
+                fut.set_exception(err)
+                return
+            if not pgconn.is_busy():
+                fut.set_result(None)
 
     async def _writable(self) -> None:
         fut = self._loop.create_future()
