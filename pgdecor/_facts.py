@@ -14,6 +14,7 @@ from . import _trace as trace
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._mapping import Layout, LayoutKey
 from ._registry import ServerKey
+from ._wire import CHUNK, CHUNKED_ROWS
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -27,7 +28,7 @@ _BY_PREPARED_MAX = 256
 class Facts:
     """What one plan's calls have learnt (see the module docstring)."""
 
-    __slots__ = ("_by_prepared", "_formats", "_operations", "last", "plan")
+    __slots__ = ("_by_prepared", "_formats", "_operations", "large", "last", "plan")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -41,6 +42,9 @@ class Facts:
         #: on a session's primary connection: later calls there send it again without looking anything up. Reset
         #: when the format to ask for changes.
         self.last: tuple[ServerKey, Statement, bool] | None = None
+        #: Whether the last whole result read on the fast path had `CHUNK` rows or more: the next is read in chunks
+        #: as it comes, where libpq can (`Wire.execute_chunked`).
+        self.large = False
         #: How spans describe each of the plan's statements (by SQL; "" while none is known).
         self._operations: dict[str, trace.Operation] = {}
 
@@ -60,6 +64,10 @@ class Facts:
             procedure = ".".join(call.name) if isinstance(call, ProcedureCall) else None
             found = self._operations[sql] = trace.Operation(self.plan.stub, statement, procedure)
         return found
+
+    def read_whole(self, rows: int) -> None:
+        """A whole result of *rows* rows was read on the fast path."""
+        self.large = rows >= CHUNK and CHUNKED_ROWS
 
     def format(self, key: ServerKey, statement: Statement) -> bool | None:
         """Whether *statement*'s results are fetched in binary on *key*; None if it has never run there."""

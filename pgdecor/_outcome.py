@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import psycopg
 from psycopg import pq
 
+from . import _wire as wire
 from ._annotations import describe
 from ._calls import ProcedureCall, Statement
 from ._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
@@ -115,7 +116,7 @@ def log(plan: Plan, start: float) -> None:
 
 #: Rows turned into values at a time when fetching a whole result: small batches keep the fetched tuples short
 #: lived, which spares the garbage collector from scanning them again and again (measured: ~1.3x faster).
-CHUNK = 1000
+CHUNK = wire.CHUNK
 
 
 def rows(cur: Any, layout: Layout, kind: int) -> Any:

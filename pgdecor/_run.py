@@ -20,7 +20,7 @@ from ._convert import too_deep
 from ._facts import Facts
 from ._lease import Lease
 from ._mapping import Layout, LayoutKey
-from ._outcome import ONE
+from ._outcome import ALL, ONE
 from ._plan import Plan
 from ._registry import registry_for
 from ._results import Shape
@@ -110,8 +110,12 @@ class Runner:
             if last is None or lease is None or last[0] != lease.key or (wire := lease.wire()) is None:
                 return self._looked_up(sess, args)
             key, statement, binary = last
+            params = args if statement.direct else statement.params(args)
             try:
-                res = wire.execute(statement.sql, args if statement.direct else statement.params(args), binary)
+                if self.facts.large:
+                    made = self._chunked(lease, wire, statement, params, binary)
+                    return made if made is not _LATER else self._looked_up(sess, args)
+                res = wire.execute(statement.sql, params, binary)
                 if res is None:
                     return self._looked_up(sess, args)
                 if plan.result.shape is Shape.NONE:
@@ -121,11 +125,49 @@ class Runner:
                 layout = found or self._layout(lease, statement, wire, binary, layout_key)
             except psycopg.Error as err:
                 raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
+            if kind is ALL:
+                self.facts.read_whole(res.ntuples)
             return outcome.rows(wire, layout, kind)
         except RecursionError:
             raise too_deep(plan.stub) from None
         finally:
             lock.release()
+
+    def _chunked(self, lease: Lease, wire: Any, statement: Statement, params: Any, binary: bool) -> Any:
+        """A call whose result is read in chunks as they come, each made into values while the server sends the
+        next (`Wire.execute_chunked`): for a statement whose last result was large. `_LATER` if the wire sent
+        nothing. The chunks that come before their layout is known (it was forgotten, or the result's columns
+        changed) are read once the whole result is in."""
+        facts, key = self.facts, lease.key
+        out: list[Any] = []
+        later: list[Any] = []
+        make: list[Callable[[list[Any]], list[Any]]] = []  # the chunks' layout, once known
+        fetchmany, use_chunk = wire.fetchmany, wire.use_chunk
+
+        def each(res: Any) -> None:
+            use_chunk(res, first=not make)
+            if not make and not later and (found := facts.layout(key, statement, res, binary, wire)[1]):
+                make.append(found.many)
+            if not make:
+                later.append(res)
+                return
+            out.extend(make[0](fetchmany(res.ntuples)))
+
+        end = wire.execute_chunked(statement.sql, params, binary, each)
+        if end is None:
+            return _LATER
+        outcome.fetch_kind(self.plan, statement, end)  # raises if it has no rows to give
+        if not out and not later:  # no rows at all: the columns are checked all the same
+            later.append(end)
+        if later:
+            wire.use_chunk(later[0], first=True)
+            layout_key, found = facts.layout(key, statement, later[0], binary, wire)
+            layout = found or self._layout(lease, statement, wire, binary, layout_key)
+            for i, res in enumerate(later):
+                wire.use_chunk(res, first=i == 0)
+                out += outcome.rows(wire, layout, ALL)
+        facts.read_whole(len(out))
+        return out
 
     def _looked_up(self, sess: SessionState, args: tuple[Any, ...]) -> Any:
         plan, facts = self.plan, self.facts
@@ -144,7 +186,14 @@ class Runner:
                 return self._stream(sess, lease, statement, params, binary)
             wire, prepare = None, None
             if ran is not None and (wire := lease.wire()) is not None:
-                res = wire.execute(statement.sql, params, binary)
+                if facts.large:
+                    made = self._chunked(lease, wire, statement, params, binary)
+                    if made is not _LATER:
+                        facts.ran_through_wire(key, statement, binary, primary=lease is sess.lease)
+                        return made
+                    res = None
+                else:
+                    res = wire.execute(statement.sql, params, binary)
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
                 else:
@@ -159,6 +208,8 @@ class Runner:
             kind = outcome.fetch_kind(plan, statement, res)
             layout_key, found = facts.layout(key, statement, res, binary, wire)
             layout = found or self._layout(lease, statement, wire or cur, binary, layout_key)
+            if kind is ALL and res is not None:
+                facts.read_whole(res.ntuples)
             if wire is not None:  # its rows are read without awaiting
                 return outcome.rows(wire, layout, kind)
             return _cursor_rows(cur, layout, kind)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -17,7 +17,7 @@ from psycopg.rows import tuple_row
 from . import _poolers as poolers
 from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
 from ._shield import finish
-from ._wire import Batch, Each, Wire, _groups
+from ._wire import Batch, Each, Wire, _chunks, _groups, _notified
 from ._wire_guard import (
     _PREPARED_BY_NAME,
     _PROBE,
@@ -92,10 +92,29 @@ class AsyncWire(Wire):
             raise
         finally:
             lock.release()
-        if pgconn.notify_handler:
-            while n := pgconn.notifies():
-                pgconn.notify_handler(n)
+        _notified(pgconn)
         return self._result(sql, [] if first is None else [first])
+
+    async def execute_chunked(  # type: ignore[override]
+        self, sql: str, params: Sequence[Any], binary: bool, each: Callable[[pq.abc.PGresult], None]
+    ) -> pq.abc.PGresult | None:
+        """As `Wire.execute_chunked`, awaited."""
+        if not self._tested and not await self.aself_test():
+            return None
+        pgconn = self.pgconn
+        lock = self.conn.lock
+        await lock.acquire()
+        try:
+            if not self._send(sql, params, binary, chunked=True):
+                return None
+            read = await self._drive(_chunks(pgconn, each))
+        except BaseException:
+            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                await finish(self._stop())
+            raise
+        finally:
+            lock.release()
+        return self._chunked_result(sql, read)
 
     async def execute_many(  # type: ignore[override]
         self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None

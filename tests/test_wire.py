@@ -5,7 +5,9 @@ prepared statements: their LRU order and their invalidation."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -13,7 +15,7 @@ import pytest
 from psycopg import _queries
 from userdb import User, aadd_user, add_user, aget_user, count_users, get_user
 
-from pgdecor import NotFoundError, _wire, _wire_async, _wire_guard, counters, query, session
+from pgdecor import MappingError, NotFoundError, _wire, _wire_async, _wire_guard, counters, query, session
 
 #: The hot statement of `get_user`, as the server shows it.
 HOT = "%get_user%"
@@ -298,3 +300,174 @@ def test_a_call_cancelled_during_the_self_test_leaves_the_session_sound(
                 return cancelled, len(await aget_user.many([(50,), (1,)]))
 
     assert asyncio.run(scenario()) == (True, 2)
+
+
+@query(
+    "SELECT i AS id, 'user ' || i AS name, CASE WHEN i %% 3 = 0 THEN NULL ELSE i || '@example.org' END AS email"
+    " FROM generate_series(1, %(n)s) AS i"
+)
+def made_users(n: int) -> list[User]: ...
+
+
+@query(
+    "SELECT i AS id, CASE WHEN i <> %(bad)s THEN 'user ' || i END AS name, NULL AS email"
+    " FROM generate_series(1, %(n)s) AS i"
+)
+def named_users(n: int, bad: int) -> list[User]: ...
+
+
+@query(
+    "SELECT i / CASE WHEN i = %(bad)s THEN 0 ELSE 1 END AS id, 'user ' || i AS name, NULL AS email"
+    " FROM generate_series(1, %(n)s) AS i"
+)
+def failing_users(n: int, bad: int) -> list[User]: ...
+
+
+def _expected(n: int) -> list[User]:
+    return [User(i, f"user {i}", None if i % 3 == 0 else f"{i}@example.org") for i in range(1, n + 1)]
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    """The cyclic garbage collector running (the suite runs with it off), and running still after the test."""
+    gc.enable()
+    try:
+        yield
+        assert gc.isenabled()
+    finally:
+        gc.disable()
+
+
+@pytest.fixture
+def chunked_reads(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any, collector_on: None) -> list[int]:
+    """The chunks of each result the wire read as it came (where libpq reads chunks), for the tests of that path;
+    with the collector on, which reading in chunks pauses and resumes. A read the wire did not send (psycopg had
+    not prepared the statement) has no chunks, and is left out."""
+    read: list[int] = []
+    sync, asynchronous = _wire.Wire.execute_chunked, _wire_async.AsyncWire.execute_chunked
+
+    def counting(each: Any) -> Any:
+        chunks = [0]
+
+        def counted(res: Any) -> None:
+            if not chunks[0]:
+                read.append(0)
+            chunks[0] += 1
+            read[-1] += 1
+            each(res)
+
+        return counted
+
+    def counted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
+        return sync(self, sql, params, binary, counting(each))
+
+    async def acounted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
+        return await asynchronous(self, sql, params, binary, counting(each))
+
+    monkeypatch.setattr(_wire.Wire, "execute_chunked", counted)
+    monkeypatch.setattr(_wire_async.AsyncWire, "execute_chunked", acounted)
+    return read
+
+
+def test_a_large_result_is_read_in_chunks_as_it_comes_with_the_same_rows(users: str, chunked_reads: list[int]) -> None:
+    """Once a stub's result had `CHUNK` rows or more, its next one is read in chunks as the server sends them
+    (where libpq can), made into values while the rest comes: the same values as read whole, across sessions; a
+    small result after a large one, and an empty one, are read right too, and the collector is running after."""
+    sizes = [2500, 2500, 2500, 3, 0, 1000, 2001]
+    with psycopg.connect(users) as conn:
+        for n in sizes:
+            with session(conn):
+                assert made_users(n) == _expected(n)
+    # The first call goes through a cursor, which has psycopg prepare the statement at the second; then chunks of
+    # 1000 rows (the first small result is read in chunks too: the one before was large).
+    assert chunked_reads == ([3, 1, 3] if _wire.CHUNKED_ROWS else [])
+
+
+def test_async_large_results_are_read_in_chunks_too(users: str, chunked_reads: list[int]) -> None:
+    @query(
+        "SELECT i AS id, 'user ' || i AS name, CASE WHEN i %% 3 = 0 THEN NULL ELSE i || '@example.org' END AS email"
+        " FROM generate_series(1, %(n)s) AS i"
+    )
+    async def amade_users(n: int) -> list[User]: ...
+
+    async def scenario() -> list[list[User]]:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            return [await amade_users(n) for n in (1500, 1500, 1500, 10)]
+
+    assert asyncio.run(scenario()) == [_expected(1500)] * 3 + [_expected(10)]
+    assert chunked_reads == ([2, 1] if _wire.CHUNKED_ROWS else [])  # as in the sync test
+
+
+def test_a_server_error_in_the_middle_of_a_chunked_result_raises_and_rolls_back(
+    users: str, chunked_reads: list[int]
+) -> None:
+    """Rows already made are dropped: the server's error raises (with the note naming the stub), the session's
+    writes are rolled back, and the connection serves the next session (where psycopg, by its own rule, prepares
+    the statement again: an error result makes it forget it)."""
+    with psycopg.connect(users) as conn:
+        for _ in range(3):
+            with session(conn):
+                assert len(failing_users(2500, 0)) == 2500
+        with pytest.raises(psycopg.errors.DivisionByZero) as info, session(conn):
+            add_user(60, "written")
+            failing_users(5000, 4500)
+        assert any("test_wire.failing_users" in note for note in getattr(info.value, "__notes__", []))
+        with session(conn):
+            assert get_user(60) is None
+            assert [len(failing_users(1200, 0)) for _ in range(3)] == [1200] * 3
+    assert chunked_reads == ([3, 4, 2, 2] if _wire.CHUNKED_ROWS else [])
+
+
+def test_a_row_the_stub_does_not_allow_in_a_chunk_raises_after_the_result_is_read(
+    users: str, chunked_reads: list[int]
+) -> None:
+    """A NULL for a field that takes none, in a chunk after the first: its MappingError once the whole result is
+    in, so that the connection goes on serving the session."""
+    with psycopg.connect(users) as conn, session(conn):
+        for _ in range(3):
+            assert len(named_users(2000, 0)) == 2000
+        with pytest.raises(MappingError, match=r"column 'name' is NULL"):
+            named_users(3000, 2500)
+        assert len(named_users(1000, 0)) == 1000
+        add_user(61, "after")
+    assert chunked_reads == ([2, 3, 1] if _wire.CHUNKED_ROWS else [])
+
+
+def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_the_connection_sound(
+    users: str, admin: psycopg.Connection[Any], chunked_reads: list[int]
+) -> None:
+    """The server stalls after sending 2,499 rows; the call's task is cancelled while it waits for the rest: the
+    statement is stopped on the server, the session rolls back, the collector runs again, and the connection
+    serves the next session."""
+
+    @query(
+        "SELECT i AS id, 'user ' || i || CASE WHEN i = 2500 THEN pg_sleep(30)::text ELSE '' END AS name,"
+        " NULL AS email FROM generate_series(1, %(n)s) AS i"
+    )
+    async def stalling(n: int) -> list[User]: ...
+
+    async def scenario() -> tuple[bool, list[int]]:
+        async with await psycopg.AsyncConnection.connect(users) as conn:
+            async with session(conn):
+                for _ in range(3):
+                    assert len(await stalling(2000)) == 2000
+            cancelled = False
+            try:
+                async with session(conn):
+                    await aadd_user(70, "cancelled")
+                    task = asyncio.create_task(stalling(3000))
+                    stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                    while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+                        await asyncio.sleep(0)
+                    while _wire.CHUNKED_ROWS and chunked_reads[1:] != [2]:  # noqa: ASYNC110 - as the rows come
+                        await asyncio.sleep(0)
+                    task.cancel()
+                    await task
+            except asyncio.CancelledError:
+                cancelled = True
+            async with session(conn):
+                assert await aget_user(70) is None
+                return cancelled, [u.id for u in await stalling(3)]
+
+    assert asyncio.run(scenario()) == (True, [1, 2, 3])
+    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
