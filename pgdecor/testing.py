@@ -14,7 +14,12 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
   started once for the whole run;
 - ``pg_dsn``: a DSN whose ``search_path`` starts with a fresh schema, dropped after the test (the schema's
   name is also the ``application_name``, to find the test's backends in ``pg_stat_activity``);
-- ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once.
+- ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once;
+- ``pg_transaction``: a connection to ``pg_server_dsn`` in a transaction rolled back after the test, with a session
+  open on it while the test runs: for tests of a schema created once for the run, each test starting from it.
+
+The fixtures are a pytest plugin, found through its entry point once pgdecor is installed; ``pytest_plugins =
+["pgdecor.testing"]`` in ``conftest.py`` does the same where plugins are not loaded automatically.
 
 `assert_stubs_match` is `pgdecor.check` as a test assertion.
 """
@@ -38,6 +43,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typing_extensions import Self
+
+from ._session import session
 
 __all__ = [
     "ServerNotFoundError",
@@ -255,6 +262,20 @@ else:
                 return cur.fetchall() if cur.description is not None else []
 
         return run
+
+    @pytest.fixture
+    def pg_transaction(pg_server_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction that is rolled back after the test, with a session open on it while the
+        test runs. Stubs the test calls run in that session; a session the code under test opens on the same
+        connection (``session(pg_transaction)``) joins it. Nothing they write outlives the test, whether it
+        passes or fails, and no schema is created or dropped for it: create the schema once for the run (see the
+        module docstring), and every test starts from it.
+
+        Sessions on another source (a `Database`, a pool, a DSN) borrow connections of their own: what they commit
+        stays. Sync stubs only: async code opens ``async with session(conn)`` on an ``AsyncConnection`` inside
+        ``async with conn.transaction(force_rollback=True)`` the same way."""
+        with psycopg.connect(pg_server_dsn) as conn, conn.transaction(force_rollback=True), session(conn):
+            yield conn
 
 
 def assert_stubs_match(modules: list[str], source: str | psycopg.Connection[Any]) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-pytest_plugins = ["pgdecor.testing"]
+# pgdecor.testing's fixtures come through its entry point (tests/test_testing.py runs a suite that relies on it).
+pytest_plugins = ["pytester"]
 
 Exec = Callable[..., list[tuple[Any, ...]]]
 

@@ -51,3 +51,69 @@ def test_demo_leaves_an_existing_schema_alone(pg_server_dsn: str) -> None:
             assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgdecor_demo'").fetchone() == (1,)
         finally:
             conn.execute("DROP SCHEMA pgdecor_demo")
+
+
+USERS_SUITE = """
+import psycopg
+import pytest
+
+from pgdecor import query, session
+
+
+@query("INSERT INTO items (name) VALUES (%(name)s)")
+def add_item(name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+def count_items() -> int: ...
+
+
+def test_writes_in_the_session_and_in_one_the_code_opens(pg_transaction):
+    add_item("a")
+    with session(pg_transaction):  # the code under test opening its own session on the connection
+        add_item("b")
+    assert count_items() == 2
+
+
+def test_starts_from_the_schema_again(pg_transaction):
+    assert count_items() == 0
+    add_item("c")
+
+
+def test_a_failing_test_is_rolled_back_too(pg_transaction):
+    add_item("d")
+    raise AssertionError("fails after writing")
+
+
+def test_after_the_failure(pg_transaction):
+    assert count_items() == 0
+"""
+
+
+def test_a_users_suite_gets_the_fixtures_from_the_plugin_and_each_test_is_rolled_back(
+    pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A suite with no ``pytest_plugins`` line (the plugin is found through its entry point), its schema made
+    once, runs its tests in `pg_transaction`: each one starts from the schema, passing or failing, and nothing any
+    of them wrote is in the database afterwards."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+    monkeypatch.setenv("PGDECOR_TEST_DSN", pg_dsn)
+    pytester.makepyfile(test_items=USERS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_items.py::test_a_failing_test_is_rolled_back_too - AssertionError*"])
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
+def test_pytest_plugins_naming_the_module_still_works(
+    pytester: pytest.Pytester, pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pytest_plugins = ["pgdecor.testing"]`` in a conftest, as the fixtures were enabled before the entry point,
+    loads nothing twice."""
+    monkeypatch.setenv("PGDECOR_TEST_DSN", pg_server_dsn)
+    pytester.makeconftest('pytest_plugins = ["pgdecor.testing"]\n')
+    pytester.makepyfile(test_plugin="def test_dsn(pg_dsn):\n    assert 'search_path' in pg_dsn\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
