@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -15,6 +16,7 @@ import psycopg
 
 from ._database import check_conninfo
 from ._errors import Error
+from ._offline import CommandError, SchemaFiles, module_paths, rerun, watch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,14 +25,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="call a small knowledge base of stored functions through stubs")
     demo.add_argument("--dsn", help="server to use (default: $DATABASE_URL, else a throwaway server)")
-    check = commands.add_parser("check", help="verify the stubs of some modules against a live database")
+    check = commands.add_parser("check", help="verify the stubs of some modules against a database")
     check.add_argument("modules", nargs="+", metavar="MODULE_OR_PACKAGE", help="importable module or package names")
-    check.add_argument("--dsn", help="the database (default: $DATABASE_URL)")
     check.add_argument("--format", choices=["text", "json"], default="text", help="one line per problem, or JSON")
     generate = commands.add_parser("generate", help="write typed stubs for the functions of a schema")
-    generate.add_argument("--dsn", help="the database (default: $DATABASE_URL)")
     generate.add_argument("--schema", required=True, help="the schema whose functions and procedures to write")
     generate.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    for command in (check, generate):
+        source = command.add_argument_group("the database (one of)")
+        source.add_argument("--dsn", help="a live database (default: $DATABASE_URL)")
+        source.add_argument(
+            "--schema-file",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="DDL to apply to a throwaway server instead (repeat for more files, applied in order)",
+        )
+        source.add_argument(
+            "--migrations", metavar="FOLDER", help="a folder of .sql files to apply in order (after --schema-file)"
+        )
+        command.add_argument(
+            "--watch", action="store_true", help="run again whenever the modules or schema files change (Ctrl-C ends)"
+        )
     args = parser.parse_args(argv)
     try:
         return run(args, parser)
@@ -39,10 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pgdecor {args.command}: {_one_line(err)}", file=sys.stderr)
         return 2
-
-
-class CommandError(Exception):
-    """An expected failure of a command, told in one line."""
 
 
 def _one_line(err: BaseException) -> str:
@@ -74,17 +86,75 @@ def _import(name: str) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command in ("check", "generate"):
-        dsn = args.dsn or os.environ.get("DATABASE_URL")
-        if not dsn:
-            parser.error(f"{args.command} needs --dsn or $DATABASE_URL")
-        check_conninfo("--dsn", dsn)
-        return run_check(args.modules, dsn, args.format) if args.command == "check" else run_generate(args, dsn)
+        return run_on_database(args, parser)
     if args.command == "demo":
         from ._demo import demo_dsn, run  # noqa: PLC0415 - keeps `pgdecor --help` fast
 
         with demo_dsn(args.dsn) as dsn:
             run(dsn)
     return 0
+
+
+def run_on_database(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`check` or `generate`, on a live database or one built from schema files; once, or at every change."""
+    files = SchemaFiles(args.schema_file, args.migrations) if args.schema_file or args.migrations else None
+    dsn = None
+    if files is None:
+        dsn = args.dsn or os.environ.get("DATABASE_URL")
+        if not dsn:
+            parser.error(f"{args.command} needs --dsn, $DATABASE_URL, --schema-file or --migrations")
+        check_conninfo("--dsn", dsn)
+    elif args.dsn:
+        parser.error("--dsn and --schema-file/--migrations: give one database")
+    if args.watch:
+        return run_watched(args, files, dsn)
+    if files is None:
+        assert dsn is not None
+        return run_once(args, dsn)
+    with files.server() as server, files.database(server) as built:
+        return run_once(args, built)
+
+
+def run_once(args: argparse.Namespace, dsn: str) -> int:
+    return run_check(args.modules, dsn, args.format) if args.command == "check" else run_generate(args, dsn)
+
+
+def run_watched(args: argparse.Namespace, files: SchemaFiles | None, dsn: str | None) -> int:
+    """The command in a new process at every change of its modules or schema files (on a database built anew
+    each time), so that changed modules are imported anew; one server for the whole watch."""
+    modules = args.modules if args.command == "check" else []
+    sys.path.insert(0, str(Path.cwd()))
+
+    def paths() -> list[Path]:
+        found = module_paths(modules)
+        if files is not None:
+            found += files.files + ([files.folder] if files.folder else [])
+        return found
+
+    if not paths():
+        msg = "--watch has nothing to watch: give --schema-file or --migrations (or, for check, modules it can find)"
+        raise CommandError(msg)
+
+    def argv(database: str) -> list[str]:
+        if args.command == "check":
+            return ["check", *modules, "--dsn", database, "--format", args.format]
+        return ["generate", "--schema", args.schema, "--dsn", database, *(["-o", args.output] if args.output else [])]
+
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(files.server()) if files is not None else None
+
+        def once() -> int:
+            if files is None or server is None:
+                assert dsn is not None
+                return rerun(argv(dsn))
+            try:
+                with files.database(server) as built:
+                    return rerun(argv(built))
+            except CommandError as err:  # a schema file that fails: said, and watched for its fix
+                print(f"pgdecor {args.command}: {err}", file=sys.stderr, flush=True)
+                return 2
+
+        return watch(paths, once)
 
 
 def run_check(modules: list[str], dsn: str, output: str) -> int:
