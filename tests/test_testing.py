@@ -1,5 +1,9 @@
 """The throwaway servers the suite, the demo and users' own tests run on, and the demo itself."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -117,3 +121,16 @@ def test_pytest_plugins_naming_the_module_still_works(
     pytester.makepyfile(test_plugin="def test_dsn(pg_dsn):\n    assert 'search_path' in pg_dsn\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_the_demo_runs_from_the_folder_holding_a_checkout(tmp_path: Path, pg_server_dsn: str) -> None:
+    """From the folder a clone was made in, its folder ``pgdecor/`` (no ``__init__.py`` at its top) is not taken
+    for the package: the installed pgdecor is imported (as a path entry, which a regular package found later on
+    the path wins over a namespace folder)."""
+    checkout = tmp_path / "pgdecor"
+    checkout.mkdir()
+    (checkout / "README.md").write_text("a checkout\n")
+    cmd = [sys.executable, "-m", "pgdecor", "demo", "--dsn", pg_server_dsn]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "breadcrumbs of pgdecor: Knowledge base > Python > Typing > pgdecor" in done.stdout
