@@ -15,11 +15,13 @@ from ._errors import (
     TooManyRowsError,
     UndefinedFunctionError,
 )
+from ._retries import Retry
 from ._service import Database
 from ._session import Session, TransactionScope, session, transaction
 from ._signature import DEFAULT
 from ._stream import Stream
 from ._stream_async import AsyncStream
+from ._units import retried
 
 __all__ = [
     "DEFAULT",
@@ -33,6 +35,7 @@ __all__ = [
     "NoSessionError",
     "NotFoundError",
     "Problem",
+    "Retry",
     "RolledBackError",
     "Session",
     "SignatureError",
@@ -45,6 +48,7 @@ __all__ = [
     "counters",
     "procedure",
     "query",
+    "retried",
     "session",
     "transaction",
 ]

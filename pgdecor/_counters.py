@@ -21,6 +21,8 @@ class Counters:
     #: Times the lean call path turned itself off for the process (a self-test found it would differ from psycopg;
     #: the reason is logged). Not in `as_dict`, which counts sessions.
     wire_disabled: int = 0
+    #: Runs of units of work that failed and ran again (`Database.run`, `retried`). Not in `as_dict` either.
+    retried: int = 0
     _parent: Counters | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -8,14 +8,15 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from psycopg import Connection, Cursor, Transaction
+from psycopg import Connection, Cursor, Transaction, pq
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import ConnectionPool
 
 from . import _leaks as leaks
 from . import _probe as probe
 from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
-from ._errors import RolledBackError, add_note
+from ._errors import ArgumentError, RolledBackError, add_note
+from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
 from ._registry import ServerKey, server_key
 from ._sources import Source, describe_source, own_pool
@@ -25,19 +26,28 @@ from ._wire import usable as wire_usable
 __all__ = ["Lease", "reap"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
+_IDLE = pq.TransactionStatus.IDLE
 
 _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
+
+
+#: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
+Restore = tuple[Any, Any] | None
 
 
 class Lease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_wire", "conn", "key", "source", "tx")
+    __slots__ = ("_cursors", "_restore", "_wire", "conn", "key", "source", "tx")
 
-    def __init__(self, source: Source, conn: Connection[Any], tx: Transaction) -> None:
+    def __init__(self, source: Source, conn: Connection[Any], tx: Transaction | None, restore: Restore = None) -> None:
         self.source = source
         self.conn = conn
+        #: The session's transaction; None in autocommit, where each call is a transaction of its own.
         self.tx = tx
+        #: The connection's own isolation level and read-only setting, to put back before it is given back, when
+        #: the session's mode changed them for its BEGIN.
+        self._restore = restore
         #: The server the connection reaches: what calls learn of functions and types is per server.
         self.key: ServerKey = server_key(conn)
         #: The client-side cursors of the session's calls, one fetching binary results, one text: a cursor is
@@ -46,8 +56,9 @@ class Lease:
         self._wire: Wire | None = None
 
     @classmethod
-    def borrow(cls, source: Source) -> Lease:
-        """A connection from *source*, its transaction begun, once the orphans on a pool have been ended."""
+    def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> Lease:
+        """A connection from *source*, its transaction begun as *mode* says, once the orphans on a pool have been
+        ended."""
         if isinstance(source, Connection):
             conn = source
         else:
@@ -56,15 +67,19 @@ class Lease:
             except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
                 add_note(err, _unreachable(source))
                 raise
+        restore: Restore = None
         try:
-            tx = Transaction(conn)
-            tx.__enter__()
+            restore = _set_mode(conn, source, mode)
+            tx = None if mode.autocommit else Transaction(conn)
+            if tx is not None:
+                tx.__enter__()
             if not isinstance(source, (str, DatabaseBase)):
                 probe.probe_once(conn)
         except BaseException:
+            _restored(conn, restore)
             _give_back(source, conn)
             raise
-        return cls(source, conn, tx)
+        return cls(source, conn, tx, restore)
 
     def cursor(self, binary: bool) -> Cursor[TupleRow]:
         """The lease's client-side cursor fetching binary (or text) results."""
@@ -96,6 +111,8 @@ class Lease:
         tb: TracebackType | None = None,
     ) -> None:
         """End the session's transaction: rolled back on the block's exception *exc*, or if *rollback*."""
+        if self.tx is None:  # autocommit: each call ended its own transaction
+            return
         if exc is None and rollback:
             exc_type, exc = RolledBackError, _ROLLBACK
         self.tx.__exit__(exc_type, exc, tb)
@@ -106,7 +123,43 @@ class Lease:
         if wire is not None:
             wire.close()
         self._cursors = {}
+        _restored(self.conn, self._restore)
         _give_back(self.source, self.conn)
+
+
+def _set_mode(conn: Connection[Any], source: Source, mode: Mode) -> Restore:
+    """Make *conn*'s next BEGIN the one *mode* asks for (psycopg sends the connection's isolation level and
+    read-only setting in it); what to restore afterwards. An autocommit session needs a connection in autocommit,
+    and a mode with options a connection whose transaction has not begun yet."""
+    if mode.autocommit:
+        if not conn.autocommit:
+            msg = (
+                f"session({describe_source(source)}, autocommit=True): the connection is not in autocommit mode, "
+                f"so its calls would run in one transaction; open it with autocommit=True"
+            )
+            raise ArgumentError(msg)
+        return None
+    if not mode.sets_begin:
+        return None
+    if conn.info.transaction_status != _IDLE:
+        msg = (
+            f"session({describe_source(source)}, {mode.describe()}): the connection is in a transaction already, "
+            f"which began without them; open the session on a connection that is not"
+        )
+        raise ArgumentError(msg)
+    restore = (conn.isolation_level, conn.read_only)
+    if mode.isolation is not None:
+        conn.set_isolation_level(mode.isolation)
+    if mode.readonly:
+        conn.set_read_only(True)
+    return restore
+
+
+def _restored(conn: Connection[Any], restore: Restore) -> None:
+    if restore is not None:
+        with contextlib.suppress(psycopg.Error):  # a broken connection: its pool replaces it
+            conn.set_isolation_level(restore[0])
+            conn.set_read_only(restore[1])
 
 
 def _connect(source: Source) -> Connection[Any]:

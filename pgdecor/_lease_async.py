@@ -13,14 +13,15 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction
+from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction, pq
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from . import _leaks as leaks
 from . import _probe_async as probe
 from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
-from ._errors import RolledBackError, add_note
+from ._errors import ArgumentError, RolledBackError, add_note
+from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
 from ._sources import Source, describe_source, own_pool
@@ -30,6 +31,7 @@ from ._wire_async import AsyncWire
 __all__ = ["AsyncLease", "reap"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
+_IDLE = pq.TransactionStatus.IDLE
 
 if True:  # ASYNC
     _GONE = "its task ended, or it stayed idle in transaction past the leak timeout"
@@ -37,15 +39,25 @@ else:
     _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
 
 
+#: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
+Restore = tuple[Any, Any] | None
+
+
 class AsyncLease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_wire", "conn", "key", "source", "tx")
+    __slots__ = ("_cursors", "_restore", "_wire", "conn", "key", "source", "tx")
 
-    def __init__(self, source: Source, conn: AsyncConnection[Any], tx: AsyncTransaction) -> None:
+    def __init__(
+        self, source: Source, conn: AsyncConnection[Any], tx: AsyncTransaction | None, restore: Restore = None
+    ) -> None:
         self.source = source
         self.conn = conn
+        #: The session's transaction; None in autocommit, where each call is a transaction of its own.
         self.tx = tx
+        #: The connection's own isolation level and read-only setting, to put back before it is given back, when
+        #: the session's mode changed them for its BEGIN.
+        self._restore = restore
         #: The server the connection reaches: what calls learn of functions and types is per server.
         self.key: ServerKey = server_key(conn)
         #: The client-side cursors of the session's calls, one fetching binary results, one text: a cursor is
@@ -54,8 +66,9 @@ class AsyncLease:
         self._wire: AsyncWire | None = None
 
     @classmethod
-    async def borrow(cls, source: Source) -> AsyncLease:
-        """A connection from *source*, its transaction begun, once the orphans on a pool have been ended."""
+    async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> AsyncLease:
+        """A connection from *source*, its transaction begun as *mode* says, once the orphans on a pool have been
+        ended."""
         if isinstance(source, AsyncConnection):
             conn = source
         else:
@@ -64,15 +77,19 @@ class AsyncLease:
             except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
                 add_note(err, _unreachable(source))
                 raise
+        restore: Restore = None
         try:
-            tx = AsyncTransaction(conn)
-            await tx.__aenter__()
+            restore = await _set_mode(conn, source, mode)
+            tx = None if mode.autocommit else AsyncTransaction(conn)
+            if tx is not None:
+                await tx.__aenter__()
             if not isinstance(source, (str, DatabaseBase)):
                 await probe.probe_once(conn)
         except BaseException:
+            await _restored(conn, restore)
             await _give_back(source, conn)
             raise
-        return cls(source, conn, tx)
+        return cls(source, conn, tx, restore)
 
     def cursor(self, binary: bool) -> AsyncCursor[TupleRow]:
         """The lease's client-side cursor fetching binary (or text) results."""
@@ -104,6 +121,8 @@ class AsyncLease:
         tb: TracebackType | None = None,
     ) -> None:
         """End the session's transaction: rolled back on the block's exception *exc*, or if *rollback*."""
+        if self.tx is None:  # autocommit: each call ended its own transaction
+            return
         if exc is None and rollback:
             exc_type, exc = RolledBackError, _ROLLBACK
         await self.tx.__aexit__(exc_type, exc, tb)
@@ -114,7 +133,43 @@ class AsyncLease:
         if wire is not None:
             wire.close()
         self._cursors = {}
+        await _restored(self.conn, self._restore)
         await _give_back(self.source, self.conn)
+
+
+async def _set_mode(conn: AsyncConnection[Any], source: Source, mode: Mode) -> Restore:
+    """Make *conn*'s next BEGIN the one *mode* asks for (psycopg sends the connection's isolation level and
+    read-only setting in it); what to restore afterwards. An autocommit session needs a connection in autocommit,
+    and a mode with options a connection whose transaction has not begun yet."""
+    if mode.autocommit:
+        if not conn.autocommit:
+            msg = (
+                f"session({describe_source(source)}, autocommit=True): the connection is not in autocommit mode, "
+                f"so its calls would run in one transaction; open it with autocommit=True"
+            )
+            raise ArgumentError(msg)
+        return None
+    if not mode.sets_begin:
+        return None
+    if conn.info.transaction_status != _IDLE:
+        msg = (
+            f"session({describe_source(source)}, {mode.describe()}): the connection is in a transaction already, "
+            f"which began without them; open the session on a connection that is not"
+        )
+        raise ArgumentError(msg)
+    restore = (conn.isolation_level, conn.read_only)
+    if mode.isolation is not None:
+        await conn.set_isolation_level(mode.isolation)
+    if mode.readonly:
+        await conn.set_read_only(True)
+    return restore
+
+
+async def _restored(conn: AsyncConnection[Any], restore: Restore) -> None:
+    if restore is not None:
+        with contextlib.suppress(psycopg.Error):  # a broken connection: its pool replaces it
+            await conn.set_isolation_level(restore[0])
+            await conn.set_read_only(restore[1])
 
 
 async def _connect(source: Source) -> AsyncConnection[Any]:

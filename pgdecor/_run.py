@@ -17,6 +17,7 @@ from . import _probe as probe
 from . import _trace as trace
 from ._calls import ProcedureCall, Statement
 from ._convert import too_deep
+from ._errors import Error
 from ._facts import Facts
 from ._lease import Lease
 from ._mapping import Layout, LayoutKey
@@ -35,6 +36,7 @@ _cursor_names = itertools.count(1)
 #: What `AsyncRunner._reader` gives for a result it cannot read yet.
 _LATER = object()
 _log_enabled = outcome.logger.isEnabledFor
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 class Runner:
@@ -302,6 +304,12 @@ class Runner:
         return made
 
     def _stream(self, sess: SessionState, lease: Lease, statement: Statement, params: Any, binary: bool) -> Stream[Any]:
+        if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
+            msg = (
+                f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
+                f"autocommit session begins none; read it inside `with transaction():`, or annotate `-> list[...]`"
+            )
+            raise Error(msg)
         cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
         try:
             cur.execute(statement.sql, params, binary=binary)

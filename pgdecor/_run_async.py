@@ -24,6 +24,7 @@ from . import _probe_async as probe
 from . import _trace as trace
 from ._calls import ProcedureCall, Statement
 from ._convert import too_deep
+from ._errors import Error
 from ._facts import Facts
 from ._lease_async import AsyncLease
 from ._mapping import Layout, LayoutKey
@@ -43,6 +44,7 @@ _cursor_names = itertools.count(1)
 #: What `AsyncRunner._reader` gives for a result it cannot read yet.
 _LATER = object()
 _log_enabled = outcome.logger.isEnabledFor
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 class AsyncRunner:
@@ -312,6 +314,12 @@ class AsyncRunner:
     async def _stream(
         self, sess: SessionState, lease: AsyncLease, statement: Statement, params: Any, binary: bool
     ) -> AsyncStream[Any]:
+        if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
+            msg = (
+                f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
+                f"autocommit session begins none; read it inside `with transaction():`, or annotate `-> list[...]`"
+            )
+            raise Error(msg)
         cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
         try:
             await finish(cur.execute(statement.sql, params, binary=binary), statement_on=lease.conn)

@@ -28,7 +28,7 @@ def borrow(sess: SessionState, *, replica: bool) -> Lease:
     with sess._borrow_lock:
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
-            found = Lease.borrow(source)
+            found = Lease.borrow(source, sess.mode)
             sess._borrowed(found, replica=replica)
     return found
 

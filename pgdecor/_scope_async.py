@@ -33,7 +33,7 @@ async def aborrow(sess: SessionState, *, replica: bool) -> AsyncLease:
     async with sess._borrow_lock:
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
-            found = await AsyncLease.borrow(source)
+            found = await AsyncLease.borrow(source, sess.mode)
             sess._borrowed(found, replica=replica)
     return found
 

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from psycopg import IsolationLevel
 
 from . import _lease as lease
 from . import _lease_async as lease_async
+from ._modes import Isolation, mode
 from ._pools import Pools
 from ._pools_async import AsyncPools
+from ._retries import Retry
+from ._retry import run_unit
+from ._retry_async import arun_unit
 from ._session import Session, open_session
 
 __all__ = ["Database"]
+
+T = TypeVar("T")
 
 
 class Database(Pools, AsyncPools):
@@ -40,10 +50,53 @@ class Database(Pools, AsyncPools):
     pool is opened anew at its first use, and the parent's connections are never used or closed there.
     """
 
-    def session(self) -> Session:
-        """A session on this database: the same as ``session(db)``."""
+    def session(
+        self,
+        *,
+        isolation: Isolation | IsolationLevel | None = None,
+        readonly: bool = False,
+        autocommit: bool = False,
+    ) -> Session:
+        """A session on this database: the same as ``session(db, ...)``."""
         caller = sys._getframe(1)
-        return open_session("Database.session()", self, None, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+        where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+        chosen = mode("Database.session()", isolation, readonly, autocommit)
+        return open_session("Database.session()", self, None, where, chosen)
+
+    def run(
+        self,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        retry: Retry | int = 3,
+        isolation: Isolation | IsolationLevel | None = None,
+        readonly: bool = False,
+        **kwargs: Any,
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` as one session of this database, begun with *isolation* and *readonly*, and
+        again from its start, in a new session, while it fails in a way *retry* allows (a `Retry`, or a number of
+        retries: by default 3, on serialization failures and deadlocks); return what it returns. The last error is
+        raised with a note for each run. `retried` is the decorator form."""
+        caller = sys._getframe(1)
+        where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+        options = {"retry": retry, "isolation": isolation, "readonly": readonly, "opened_at": where}
+        return run_unit("Database.run()", self, fn, args, kwargs, **options)  # type: ignore[arg-type]
+
+    async def arun(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        /,
+        *args: Any,
+        retry: Retry | int = 3,
+        isolation: Isolation | IsolationLevel | None = None,
+        readonly: bool = False,
+        **kwargs: Any,
+    ) -> T:
+        """`run` for an async function, in an async session."""
+        caller = sys._getframe(1)
+        where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+        options = {"retry": retry, "isolation": isolation, "readonly": readonly, "opened_at": where}
+        return await arun_unit("Database.arun()", self, fn, args, kwargs, **options)  # type: ignore[arg-type]
 
     def reap(self) -> int:
         """End the sessions the leak guard finds orphaned now (it also looks at every borrow); return how many."""

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import sys
 
+from psycopg import IsolationLevel
+
+from ._modes import Isolation, Mode, mode
 from ._scope import Savepoint, Scope
 from ._scope_async import AsyncSavepoint, AsyncScope
 from ._sources import Source, check_sources
@@ -27,7 +30,15 @@ class Session(Scope, AsyncScope):
     __slots__ = ()
 
 
-def session(source: Source, /, *, replica: Source | None = None) -> Session:
+def session(
+    source: Source,
+    /,
+    *,
+    replica: Source | None = None,
+    isolation: Isolation | IsolationLevel | None = None,
+    readonly: bool = False,
+    autocommit: bool = False,
+) -> Session:
     """Open a session on *source* for the duration of a ``with`` (or ``async with``) block.
 
     *source* is a `Database`, a psycopg_pool pool (a connection is borrowed at the first call and given back at
@@ -38,6 +49,11 @@ def session(source: Source, /, *, replica: Source | None = None) -> Session:
     Stubs declared ``readonly=True`` run on *replica* (a source of the same kind; a `Database` brings its own)
     as long as the session has not used *source*: once it has, they run there too, and see its writes.
 
+    *isolation* (``"read committed"``, ``"repeatable read"``, ``"serializable"``) and *readonly* are sent in
+    the session's BEGIN. With *autocommit*, the session begins no transaction: each call is one implicit
+    transaction of its own, committed when it succeeds (a distributed database can then delegate it to a worker);
+    its errors raise as in any session, and `transaction` still opens a transaction.
+
     A session opened inside another session on the same source joins it: both share one connection and one
     transaction, which ends with the outer session. Use `transaction` for a nested unit that can fail alone::
 
@@ -45,13 +61,14 @@ def session(source: Source, /, *, replica: Source | None = None) -> Session:
             user = get_user(1)
     """
     caller = sys._getframe(1)
-    return open_session("session()", source, replica, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+    where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+    return open_session("session()", source, replica, where, mode("session()", isolation, readonly, autocommit))
 
 
-def open_session(what: str, source: Source, replica: Source | None, opened_at: str) -> Session:
+def open_session(what: str, source: Source, replica: Source | None, opened_at: str, mode: Mode) -> Session:
     """A session on *source*, once checked (*what* names the caller in the error); *opened_at* says where."""
     check_sources(what, source, replica)
-    return Session(source, replica, opened_at)
+    return Session(source, replica, opened_at, mode)
 
 
 def transaction() -> TransactionScope:

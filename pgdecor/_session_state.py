@@ -17,6 +17,7 @@ from . import _fork as forked
 from . import _leaks as leaks
 from ._database import DatabaseBase, counters_for
 from ._errors import ArgumentError, NoSessionError
+from ._modes import DEFAULT_MODE, Mode
 from ._sources import Source, describe_source, is_async_source, same_source
 
 __all__ = ["SessionState", "current", "current_session", "no_session_error"]
@@ -49,14 +50,19 @@ class SessionState:
         "activity",
         "lease",
         "lock",
+        "mode",
         "open_streams",
         "opened_at",
         "replica_lease",
         "source",
     )
 
-    def __init__(self, source: Source, replica: Source | None = None, opened_at: str = "?") -> None:
+    def __init__(
+        self, source: Source, replica: Source | None = None, opened_at: str = "?", mode: Mode = DEFAULT_MODE
+    ) -> None:
         self.source = source
+        #: How its transactions begin (isolation, read-only), or that it begins none (autocommit).
+        self.mode = mode
         if replica is None and isinstance(source, DatabaseBase):
             replica = source.replica
         self._replica = replica
@@ -146,6 +152,12 @@ class SessionState:
             and outer._is_async == is_async
             and same_source(outer.source, self.source)
         ):
+            if self.mode is not DEFAULT_MODE and self.mode != outer.mode:
+                msg = (
+                    f"{self!r} asks for {self.mode.describe()}, but joins {outer!r}, whose transaction has "
+                    f"{outer.mode.describe()}; open it outside that session, or on another source"
+                )
+                raise ArgumentError(msg)
             self._joined = outer
             self.lock = outer.lock
         else:
@@ -190,7 +202,12 @@ class SessionState:
         if exc is not None or self._doomed:
             return True, None
         for lease in (self.lease, self.replica_lease):
-            if lease is not None and (status := lease.conn.info.transaction_status) != _INTRANS:
+            if lease is None:
+                continue
+            status = lease.conn.info.transaction_status
+            if lease.tx is None:  # autocommit: each call ended its own transaction; a lost connection lost none
+                continue
+            if status != _INTRANS:
                 return True, _rolled_back(self, lost=status != _INERROR)
         return False, None
 

@@ -32,6 +32,7 @@ MODULES = {
     "pgdecor/_scope_async.py": "pgdecor/_scope.py",
     "pgdecor/_stream_async.py": "pgdecor/_stream.py",
     "pgdecor/_run_async.py": "pgdecor/_run.py",
+    "pgdecor/_retry_async.py": "pgdecor/_retry.py",
 }
 
 RENAMES = {
@@ -64,12 +65,15 @@ RENAMES = {
     "AsyncSavepoint": "Savepoint",
     "AsyncScope": "Scope",
     "AsyncStream": "Stream",
+    "AsyncUnit": "Unit",
     "AsyncWire": "Wire",
     "_apool": "_pool",
     "_lease_async": "_lease",
     "_pools_async": "_pools",
     "_probe_async": "_probe",
     "_run_async": "_run",
+    "_retry_async": "_retry",
+    "arun_unit": "run_unit",
     "_scope_async": "_scope",
     "_stream_async": "_stream",
     "_wire_async": "_wire",

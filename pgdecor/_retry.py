@@ -1,0 +1,66 @@
+# Generated from pgdecor/_retry_async.py by tools/async_to_sync.py: do not edit; edit the source and run the tool.
+"""The sync twin of `pgdecor._retry_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+from ._database import counters_for
+from ._errors import ArgumentError, add_note
+from ._modes import Isolation, mode
+from ._retries import Retry, Unit, note_failure, retry_policy
+from ._session import open_session
+from ._session_state import current
+from ._sources import Source, describe_source, same_source
+
+__all__ = ["run_unit"]
+
+T = TypeVar("T")
+
+
+def run_unit(
+    what: str,
+    source: Source,
+    fn: Unit[T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    retry: Retry | int,
+    isolation: Isolation | None,
+    readonly: bool,
+    opened_at: str,
+) -> T:
+    """Run ``fn(*args, **kwargs)`` in a session of *source*, again from its start (in a new session) while its
+    error is one *retry* allows; raise the last error, with a note for each run."""
+    policy = retry_policy(what, retry)
+    chosen = mode(what, isolation, readonly, False)
+    outer = current.get()
+    if outer is not None and same_source(outer.source, source):
+        msg = (
+            f"{what}: called inside a session on {describe_source(source)}, which its session would join: a "
+            f"retried unit must be a transaction of its own; call it outside that session"
+        )
+        raise ArgumentError(msg)
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+    runs = policy.retries + 1
+    notes: list[str] = []
+    for run in range(1, runs + 1):
+        committing = False
+        try:
+            with open_session(what, source, None, opened_at, chosen):
+                result = fn(*args, **kwargs)
+                committing = True  # the block is done: what fails now fails the COMMIT
+        except Exception as err:
+            again = run < runs and policy.retryable(err, committing=committing)
+            if not again:
+                for note in notes:  # the runs before, then this one
+                    add_note(err, note)
+            notes.append(note_failure(err, name, run, runs, again=again))
+            if not again:
+                raise
+            counters_for(source).add("retried")
+        else:
+            return result
+        time.sleep(policy.delay(run + 1))  # noqa: ASYNC251 - the sync twin's wait
+    raise AssertionError("unreachable")  # pragma: no cover - the last run returns or raises

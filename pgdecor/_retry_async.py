@@ -1,0 +1,73 @@
+"""Units of work that run again: a function run as one session of its own, from its start, while it fails in a
+way its `Retry` allows (`Database.arun`, `retried`).
+
+This is the async source; `_retry` is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypeVar
+
+from ._database import counters_for
+from ._errors import ArgumentError, add_note
+from ._modes import Isolation, mode
+from ._retries import AsyncUnit, Retry, note_failure, retry_policy
+from ._session import open_session
+from ._session_state import current
+from ._sources import Source, describe_source, same_source
+
+__all__ = ["arun_unit"]
+
+T = TypeVar("T")
+
+
+async def arun_unit(
+    what: str,
+    source: Source,
+    fn: AsyncUnit[T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    retry: Retry | int,
+    isolation: Isolation | None,
+    readonly: bool,
+    opened_at: str,
+) -> T:
+    """Run ``fn(*args, **kwargs)`` in a session of *source*, again from its start (in a new session) while its
+    error is one *retry* allows; raise the last error, with a note for each run."""
+    policy = retry_policy(what, retry)
+    chosen = mode(what, isolation, readonly, False)
+    outer = current.get()
+    if outer is not None and same_source(outer.source, source):
+        msg = (
+            f"{what}: called inside a session on {describe_source(source)}, which its session would join: a "
+            f"retried unit must be a transaction of its own; call it outside that session"
+        )
+        raise ArgumentError(msg)
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+    runs = policy.retries + 1
+    notes: list[str] = []
+    for run in range(1, runs + 1):
+        committing = False
+        try:
+            async with open_session(what, source, None, opened_at, chosen):
+                result = await fn(*args, **kwargs)
+                committing = True  # the block is done: what fails now fails the COMMIT
+        except Exception as err:
+            again = run < runs and policy.retryable(err, committing=committing)
+            if not again:
+                for note in notes:  # the runs before, then this one
+                    add_note(err, note)
+            notes.append(note_failure(err, name, run, runs, again=again))
+            if not again:
+                raise
+            counters_for(source).add("retried")
+        else:
+            return result
+        if True:  # ASYNC
+            await asyncio.sleep(policy.delay(run + 1))
+        else:
+            time.sleep(policy.delay(run + 1))  # noqa: ASYNC251 - the sync twin's wait
+    raise AssertionError("unreachable")  # pragma: no cover - the last run returns or raises
