@@ -4,8 +4,10 @@ first. The decisions only; the runs are `_retry_async` and its generated `_retry
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -69,6 +71,16 @@ class Retry:
     def delay(self, run: int) -> float:
         """Seconds to wait before run *run* (2 for the first retry)."""
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (run - 2)))  # noqa: S311 - jitter
+
+
+def pause(seconds: float) -> None:
+    """The wait before a unit runs again."""
+    time.sleep(seconds)
+
+
+async def apause(seconds: float) -> None:
+    """`pause`, awaited."""
+    await asyncio.sleep(seconds)
 
 
 def retry_policy(what: str, retry: Retry | int) -> Retry:

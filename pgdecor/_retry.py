@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, TypeVar
 
 from ._database import counters_for
 from ._errors import ArgumentError, add_note
 from ._modes import Isolation, mode
-from ._retries import Retry, Unit, note_failure, retry_policy
+from ._retries import Retry, Unit, note_failure, pause, retry_policy
 from ._session import open_session
 from ._session_state import current
 from ._sources import Source, describe_source, same_source
@@ -62,5 +61,5 @@ def run_unit(
             counters_for(source).add("retried")
         else:
             return result
-        time.sleep(policy.delay(run + 1))  # noqa: ASYNC251 - the sync twin's wait
+        pause(policy.delay(run + 1))
     raise AssertionError("unreachable")  # pragma: no cover - the last run returns or raises

@@ -6,14 +6,12 @@ This is the async source; `_retry` is generated from it by tools/async_to_sync.p
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, TypeVar
 
 from ._database import counters_for
 from ._errors import ArgumentError, add_note
 from ._modes import Isolation, mode
-from ._retries import AsyncUnit, Retry, note_failure, retry_policy
+from ._retries import AsyncUnit, Retry, apause, note_failure, retry_policy
 from ._session import open_session
 from ._session_state import current
 from ._sources import Source, describe_source, same_source
@@ -66,8 +64,5 @@ async def arun_unit(
             counters_for(source).add("retried")
         else:
             return result
-        if True:  # ASYNC
-            await asyncio.sleep(policy.delay(run + 1))
-        else:
-            time.sleep(policy.delay(run + 1))  # noqa: ASYNC251 - the sync twin's wait
+        await apause(policy.delay(run + 1))
     raise AssertionError("unreachable")  # pragma: no cover - the last run returns or raises

@@ -5,9 +5,10 @@ of its own: what differs from the sync `Wire` by nature, written by hand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -101,19 +102,10 @@ class AsyncWire(Wire):
         """As `Wire.execute_chunked`, awaited."""
         if not self._tested and not await self.aself_test():
             return None
-        pgconn = self.pgconn
-        lock = self.conn.lock
-        await lock.acquire()
-        try:
+        async with self._statement():
             if not self._send(sql, params, binary, chunked=True):
                 return None
-            read = await self._drive(_chunks(pgconn, each))
-        except BaseException:
-            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())
-            raise
-        finally:
-            lock.release()
+            read = await self._drive(_chunks(self.pgconn, each))
         return self._chunked_result(sql, read)
 
     async def execute_many(  # type: ignore[override]
@@ -123,9 +115,7 @@ class AsyncWire(Wire):
         if not self._tested and not await self.aself_test():
             return None
         pgconn = self.pgconn
-        lock = self.conn.lock
-        await lock.acquire()
-        try:
+        async with self._statement():
             batch = self._batch(sql, paramsets, binary)
             if batch is None:
                 return None
@@ -135,13 +125,22 @@ class AsyncWire(Wire):
                 read = await self._drive(_groups(pgconn, len(paramsets) + 1, each))
             finally:
                 pgconn.exit_pipeline_mode()
+        return self._results(sql, read)
+
+    @contextlib.asynccontextmanager
+    async def _statement(self) -> AsyncIterator[None]:
+        """Hold the connection's lock while a statement runs; stop it on the server if the task is cancelled (or
+        interrupted) meanwhile. `execute`, the per-call path, does the same written out."""
+        lock = self.conn.lock
+        await lock.acquire()
+        try:
+            yield
         except BaseException:
-            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())
+            if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                await finish(self._stop())  # through the cancellations anyio repeats at every await
             raise
         finally:
             lock.release()
-        return self._results(sql, read)
 
     async def _drive(self, gen: Generator[int, int, T]) -> T:
         """Run a generator of waits (as psycopg's) on the event loop, watching the wire's socket."""

@@ -56,6 +56,7 @@ RENAMES = {
     "aborrow": "borrow",
     "aclose": "close",
     "aend": "end",
+    "apause": "pause",
     "alease_for": "lease_for",
     "_aend": "_end",
     # pgdecor
