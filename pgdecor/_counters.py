@@ -23,6 +23,10 @@ class Counters:
     wire_disabled: int = 0
     #: Runs of units of work that failed and ran again (`Database.run`, `retried`). Not in `as_dict` either.
     retried: int = 0
+    #: Sessions given a token (`session(..., after=...)`) whose replica had not replayed that far at first, and those
+    #: that read from the primary because it had not in time. Not in `as_dict` either.
+    replica_waits: int = 0
+    replica_fallbacks: int = 0
     _parent: Counters | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

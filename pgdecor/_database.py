@@ -17,6 +17,7 @@ from typing_extensions import Self
 
 from ._counters import Counters, counters
 from ._errors import ArgumentError
+from ._replay import REPLICA_WAIT
 
 __all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "check_conninfo", "counters_for", "where"]
 
@@ -63,6 +64,7 @@ class DatabaseBase:
         leak_timeout: float | None = -1.0,
         prepare: bool | None = None,
         check: bool = True,
+        replica_wait: float = REPLICA_WAIT,
         **kwargs: Any,
     ) -> None:
         if not isinstance(conninfo, str):
@@ -75,6 +77,8 @@ class DatabaseBase:
         self.leak_timeout = idle_in_transaction_timeout if leak_timeout == -1.0 else leak_timeout
         self.prepare = prepare
         self.check = check
+        #: Seconds a session given a token waits for the replica to replay that far (see `session`'s ``after``).
+        self.replica_wait = replica_wait
         self.kwargs = kwargs
         self.counters = Counters(_parent=counters)
         self.replica: Self | None = (

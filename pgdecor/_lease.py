@@ -19,6 +19,8 @@ from ._errors import ArgumentError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
 from ._registry import ServerKey, server_key
+from ._replay import CAUGHT_UP, WAL_POSITION, waits
+from ._retries import pause
 from ._sources import Source, describe_source, own_pool
 from ._wire import Wire
 from ._wire import usable as wire_usable
@@ -59,14 +61,39 @@ class Lease:
     def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> Lease:
         """A connection from *source*, its transaction begun as *mode* says, once the orphans on a pool have been
         ended."""
-        if isinstance(source, Connection):
-            conn = source
-        else:
-            try:
-                conn = _connect(source)
-            except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-                add_note(err, _unreachable(source))
-                raise
+        return cls._begun(source, _connected(source), mode)
+
+    @classmethod
+    def borrow_replayed(cls, source: Source, mode: Mode, token: str, bound: float) -> tuple[Lease | None, bool]:
+        """`borrow` from the replica *source* once it has replayed past *token* (see `_replay`), waiting up to
+        *bound* seconds, and before its transaction begins (whose snapshot must see that far); None, the connection
+        given back, if it has not by then. Also whether it had to wait."""
+        conn = _connected(source)
+        try:
+            replayed, waited = _replayed(conn, token, bound)
+        except BaseException:
+            _give_back(source, conn)
+            raise
+        if not replayed:
+            _give_back(source, conn)
+            return None, waited
+        return cls._begun(source, conn, mode), waited
+
+    def wal_position(self) -> str | None:
+        """Once the session has committed: the primary's write-ahead log position, its COMMIT in it (a token for
+        later sessions: see `_replay`); None where it cannot be read without beginning a transaction (a connection
+        not in autocommit), or at all."""
+        conn = self.conn
+        if not conn.autocommit or conn.info.transaction_status != _IDLE:
+            return None
+        try:
+            row = (conn.execute(WAL_POSITION)).fetchone()
+        except psycopg.Error:  # lost after the COMMIT: no token, and the pool replaces the connection
+            return None
+        return None if row is None else str(row[0])
+
+    @classmethod
+    def _begun(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
         restore: Restore = None
         try:
             restore = _set_mode(conn, source, mode)
@@ -160,6 +187,32 @@ def _restored(conn: Connection[Any], restore: Restore) -> None:
         with contextlib.suppress(psycopg.Error):  # a broken connection: its pool replaces it
             conn.set_isolation_level(restore[0])
             conn.set_read_only(restore[1])
+
+
+def _connected(source: Source) -> Connection[Any]:
+    """*source* itself (a connection), or a connection from it, its failure noted with where it tried."""
+    if isinstance(source, Connection):
+        return source
+    try:
+        return _connect(source)
+    except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
+        add_note(err, _unreachable(source))
+        raise
+
+
+def _replayed(conn: Connection[Any], token: str, bound: float) -> tuple[bool, bool]:
+    """Whether the replica *conn* has replayed past *token*, looking again for up to *bound* seconds; and whether
+    it had to look more than once. A connection not in autocommit is not asked (asking would begin its
+    transaction): it is taken as behind."""
+    if not conn.autocommit:
+        return False, False
+    for look, delay in enumerate([0.0, *waits(bound)]):
+        if delay:
+            pause(delay)
+        row = (conn.execute(CAUGHT_UP, [token])).fetchone()
+        if row is not None and row[0]:
+            return True, look > 0
+    return False, True
 
 
 def _connect(source: Source) -> Connection[Any]:

@@ -24,6 +24,8 @@ from ._errors import ArgumentError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
+from ._replay import CAUGHT_UP, WAL_POSITION, waits
+from ._retries import apause
 from ._sources import Source, describe_source, own_pool
 from ._wire import usable as wire_usable
 from ._wire_async import AsyncWire
@@ -69,14 +71,41 @@ class AsyncLease:
     async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> AsyncLease:
         """A connection from *source*, its transaction begun as *mode* says, once the orphans on a pool have been
         ended."""
-        if isinstance(source, AsyncConnection):
-            conn = source
-        else:
-            try:
-                conn = await _connect(source)
-            except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-                add_note(err, _unreachable(source))
-                raise
+        return await cls._begun(source, await _connected(source), mode)
+
+    @classmethod
+    async def borrow_replayed(
+        cls, source: Source, mode: Mode, token: str, bound: float
+    ) -> tuple[AsyncLease | None, bool]:
+        """`borrow` from the replica *source* once it has replayed past *token* (see `_replay`), waiting up to
+        *bound* seconds, and before its transaction begins (whose snapshot must see that far); None, the connection
+        given back, if it has not by then. Also whether it had to wait."""
+        conn = await _connected(source)
+        try:
+            replayed, waited = await _replayed(conn, token, bound)
+        except BaseException:
+            await _give_back(source, conn)
+            raise
+        if not replayed:
+            await _give_back(source, conn)
+            return None, waited
+        return await cls._begun(source, conn, mode), waited
+
+    async def wal_position(self) -> str | None:
+        """Once the session has committed: the primary's write-ahead log position, its COMMIT in it (a token for
+        later sessions: see `_replay`); None where it cannot be read without beginning a transaction (a connection
+        not in autocommit), or at all."""
+        conn = self.conn
+        if not conn.autocommit or conn.info.transaction_status != _IDLE:
+            return None
+        try:
+            row = await (await conn.execute(WAL_POSITION)).fetchone()
+        except psycopg.Error:  # lost after the COMMIT: no token, and the pool replaces the connection
+            return None
+        return None if row is None else str(row[0])
+
+    @classmethod
+    async def _begun(cls, source: Source, conn: AsyncConnection[Any], mode: Mode) -> AsyncLease:
         restore: Restore = None
         try:
             restore = await _set_mode(conn, source, mode)
@@ -170,6 +199,32 @@ async def _restored(conn: AsyncConnection[Any], restore: Restore) -> None:
         with contextlib.suppress(psycopg.Error):  # a broken connection: its pool replaces it
             await conn.set_isolation_level(restore[0])
             await conn.set_read_only(restore[1])
+
+
+async def _connected(source: Source) -> AsyncConnection[Any]:
+    """*source* itself (a connection), or a connection from it, its failure noted with where it tried."""
+    if isinstance(source, AsyncConnection):
+        return source
+    try:
+        return await _connect(source)
+    except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
+        add_note(err, _unreachable(source))
+        raise
+
+
+async def _replayed(conn: AsyncConnection[Any], token: str, bound: float) -> tuple[bool, bool]:
+    """Whether the replica *conn* has replayed past *token*, looking again for up to *bound* seconds; and whether
+    it had to look more than once. A connection not in autocommit is not asked (asking would begin its
+    transaction): it is taken as behind."""
+    if not conn.autocommit:
+        return False, False
+    for look, delay in enumerate([0.0, *waits(bound)]):
+        if delay:
+            await apause(delay)
+        row = await (await conn.execute(CAUGHT_UP, [token])).fetchone()
+        if row is not None and row[0]:
+            return True, look > 0
+    return False, True
 
 
 async def _connect(source: Source) -> AsyncConnection[Any]:

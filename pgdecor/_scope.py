@@ -9,6 +9,7 @@ from typing import Any
 from psycopg import Connection, Transaction
 from typing_extensions import Self
 
+from ._database import counters_for
 from ._errors import RolledBackError
 from ._lease import Lease
 from ._session_state import SessionState, current_session
@@ -35,10 +36,36 @@ def borrow(sess: SessionState, *, replica: bool) -> Lease:
 
 def lease_for(sess: SessionState, *, readonly: bool) -> Lease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
-    primary (whose writes it must see)."""
+    primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
+    given."""
     if readonly and sess._replica is not None and sess.lease is None:
-        return borrow(sess, replica=True)
+        replica = _areplica_for(sess)
+        if replica is not None:
+            return replica
     return borrow(sess, replica=False)
+
+
+def _areplica_for(sess: SessionState) -> Lease | None:
+    """*sess*'s replica lease; None if it was given a token the replica has not replayed past in time (counted)."""
+    sess = sess._joined or sess
+    if sess.replica_lease is not None or sess.after is None:
+        return borrow(sess, replica=True)
+    if sess._replica_behind:
+        return None
+    sess._check_usable()
+    assert sess._replica is not None
+    with sess._borrow_lock:
+        if not sess._replica_decided():  # not borrowed, or given up, by another task of the session meanwhile
+            lease, waited = Lease.borrow_replayed(sess._replica, sess.mode, sess.after, sess.replica_wait)
+            counters = counters_for(sess.source)
+            if waited:
+                counters.add("replica_waits")
+            if lease is None:
+                sess._replica_behind = True
+                counters.add("replica_fallbacks")
+            else:
+                sess._borrowed(lease, replica=True)
+    return sess.replica_lease
 
 
 class Scope(SessionState):
@@ -83,6 +110,8 @@ class Scope(SessionState):
             for lease in (self.replica_lease, self.lease):
                 if lease is not None:
                     lease.end(rollback, exc_type, exc, tb)
+            if not rollback and self.lease is not None and self._replica is not None:
+                self.commit_token = self.lease.wal_position()
             if problem is not None:
                 raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
             committed = not rollback

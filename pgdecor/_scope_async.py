@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncTransaction
 from typing_extensions import Self
 
+from ._database import counters_for
 from ._errors import RolledBackError
 from ._lease_async import AsyncLease
 from ._session_state import SessionState, current_session
@@ -40,10 +41,36 @@ async def aborrow(sess: SessionState, *, replica: bool) -> AsyncLease:
 
 async def alease_for(sess: SessionState, *, readonly: bool) -> AsyncLease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
-    primary (whose writes it must see)."""
+    primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
+    given."""
     if readonly and sess._replica is not None and sess.lease is None:
-        return await aborrow(sess, replica=True)
+        replica = await _areplica_for(sess)
+        if replica is not None:
+            return replica
     return await aborrow(sess, replica=False)
+
+
+async def _areplica_for(sess: SessionState) -> AsyncLease | None:
+    """*sess*'s replica lease; None if it was given a token the replica has not replayed past in time (counted)."""
+    sess = sess._joined or sess
+    if sess.replica_lease is not None or sess.after is None:
+        return await aborrow(sess, replica=True)
+    if sess._replica_behind:
+        return None
+    sess._check_usable()
+    assert sess._replica is not None
+    async with sess._borrow_lock:
+        if not sess._replica_decided():  # not borrowed, or given up, by another task of the session meanwhile
+            lease, waited = await AsyncLease.borrow_replayed(sess._replica, sess.mode, sess.after, sess.replica_wait)
+            counters = counters_for(sess.source)
+            if waited:
+                counters.add("replica_waits")
+            if lease is None:
+                sess._replica_behind = True
+                counters.add("replica_fallbacks")
+            else:
+                sess._borrowed(lease, replica=True)
+    return sess.replica_lease
 
 
 class AsyncScope(SessionState):
@@ -88,6 +115,8 @@ class AsyncScope(SessionState):
             for lease in (self.replica_lease, self.lease):
                 if lease is not None:
                     await lease.end(rollback, exc_type, exc, tb)
+            if not rollback and self.lease is not None and self._replica is not None:
+                self.commit_token = await self.lease.wal_position()
             if problem is not None:
                 raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
             committed = not rollback

@@ -32,7 +32,9 @@ class Database(Pools, AsyncPools):
             with db.session():
                 user = get_user(1)
 
-    *replica*, a conninfo, gets a pool of its own, where ``readonly=True`` stubs run (see `session`).
+    *replica*, a conninfo, gets a pool of its own, where ``readonly=True`` stubs run (see `session`). A session
+    given the `Session.commit_token` of an earlier one (``db.session(after=token)``) reads there only once the
+    replica has replayed that far, waiting up to *replica_wait* seconds, and from the primary after that.
     Connections are autocommit between sessions, carry ``idle_in_transaction_session_timeout`` (a backstop;
     None leaves the server's setting), and are checked when borrowed, so a connection the server closed is
     replaced rather than handed out. A session that holds a connection after its thread or task has ended, or
@@ -56,12 +58,13 @@ class Database(Pools, AsyncPools):
         isolation: Isolation | IsolationLevel | None = None,
         readonly: bool = False,
         autocommit: bool = False,
+        after: str | None = None,
     ) -> Session:
         """A session on this database: the same as ``session(db, ...)``."""
         caller = sys._getframe(1)
         where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
         chosen = mode("Database.session()", isolation, readonly, autocommit)
-        return open_session("Database.session()", self, None, where, chosen)
+        return open_session("Database.session()", self, None, where, chosen, after=after)
 
     def run(
         self,

@@ -17,6 +17,7 @@ import sys
 from psycopg import IsolationLevel
 
 from ._modes import Isolation, Mode, mode
+from ._replay import replay_token
 from ._scope import Savepoint, Scope
 from ._scope_async import AsyncSavepoint, AsyncScope
 from ._sources import Source, check_sources
@@ -25,7 +26,15 @@ __all__ = ["Session", "Source", "TransactionScope", "open_session", "session", "
 
 
 class Session(Scope, AsyncScope):
-    """The scope that owns one borrowed connection (and one of a replica); see `session`."""
+    """The scope that owns one borrowed connection (and one of a replica); see `session`.
+
+    Once a session with a replica has used its primary and committed, ``commit_token`` is the token later
+    sessions pass as ``after=`` to read its writes from the replica::
+
+        with db.session() as s:
+            rename_user(1, "ann")
+        response.set_cookie("pgdecor-lsn", s.commit_token or "")
+    """
 
     __slots__ = ()
 
@@ -38,6 +47,7 @@ def session(
     isolation: Isolation | IsolationLevel | None = None,
     readonly: bool = False,
     autocommit: bool = False,
+    after: str | None = None,
 ) -> Session:
     """Open a session on *source* for the duration of a ``with`` (or ``async with``) block.
 
@@ -54,6 +64,10 @@ def session(
     transaction of its own, committed when it succeeds (a distributed database can then delegate it to a worker);
     its errors raise as in any session, and `transaction` still opens a transaction.
 
+    *after* is the `Session.commit_token` of an earlier session (another request's, carried in a cookie or a
+    header): readonly stubs then run on the replica only once it has replayed that session's writes, waiting for
+    it up to the database's ``replica_wait`` (1 s for other sources), and on the primary after that.
+
     A session opened inside another session on the same source joins it: both share one connection and one
     transaction, which ends with the outer session. Use `transaction` for a nested unit that can fail alone::
 
@@ -62,13 +76,16 @@ def session(
     """
     caller = sys._getframe(1)
     where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-    return open_session("session()", source, replica, where, mode("session()", isolation, readonly, autocommit))
+    chosen = mode("session()", isolation, readonly, autocommit)
+    return open_session("session()", source, replica, where, chosen, after=after)
 
 
-def open_session(what: str, source: Source, replica: Source | None, opened_at: str, mode: Mode) -> Session:
+def open_session(
+    what: str, source: Source, replica: Source | None, opened_at: str, mode: Mode, *, after: object = None
+) -> Session:
     """A session on *source*, once checked (*what* names the caller in the error); *opened_at* says where."""
     check_sources(what, source, replica)
-    return Session(source, replica, opened_at, mode)
+    return Session(source, replica, opened_at, mode, replay_token(what, after))
 
 
 def transaction() -> TransactionScope:

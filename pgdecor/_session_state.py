@@ -18,6 +18,7 @@ from . import _leaks as leaks
 from ._database import DatabaseBase, counters_for
 from ._errors import ArgumentError, NoSessionError
 from ._modes import DEFAULT_MODE, Mode
+from ._replay import REPLICA_WAIT
 from ._sources import Source, describe_source, is_async_source, same_source
 
 __all__ = ["SessionState", "current", "current_session", "no_session_error"]
@@ -45,9 +46,12 @@ class SessionState:
         "_joined",
         "_owner",
         "_replica",
+        "_replica_behind",
         "_token",
         "_tracked",
         "activity",
+        "after",
+        "commit_token",
         "lease",
         "lock",
         "mode",
@@ -58,11 +62,24 @@ class SessionState:
     )
 
     def __init__(
-        self, source: Source, replica: Source | None = None, opened_at: str = "?", mode: Mode = DEFAULT_MODE
+        self,
+        source: Source,
+        replica: Source | None = None,
+        opened_at: str = "?",
+        mode: Mode = DEFAULT_MODE,
+        after: str | None = None,
     ) -> None:
         self.source = source
         #: How its transactions begin (isolation, read-only), or that it begins none (autocommit).
         self.mode = mode
+        #: The token of an earlier session whose writes this one must see (see `_replay`): its readonly calls run on
+        #: the replica only once it has replayed that far.
+        self.after = after
+        #: Once a session with a replica has used its primary and committed: the token that lets later sessions
+        #: read its writes from the replica (see `_replay`); None otherwise.
+        self.commit_token: str | None = None
+        #: Set when the replica had not replayed past `after` in time: the session reads from the primary.
+        self._replica_behind = False
         if replica is None and isinstance(source, DatabaseBase):
             replica = source.replica
         self._replica = replica
@@ -97,6 +114,11 @@ class SessionState:
         #: Set in a child process for a session that was open when its parent forked: its connection is the
         #: parent's, never to be used or ended here.
         self._forked = False
+
+    @property
+    def replica_wait(self) -> float:
+        """Seconds to wait for the replica to replay past `after` before reading from the primary."""
+        return getattr(self.source, "replica_wait", REPLICA_WAIT)
 
     def __repr__(self) -> str:
         state = "ended" if self._ended else "active" if self._entered else "not entered"
@@ -216,6 +238,10 @@ class SessionState:
         leases = [lease for lease in (self.replica_lease, self.lease) if lease is not None]
         self.lease = self.replica_lease = None
         return leases
+
+    def _replica_decided(self) -> bool:
+        """Whether the replica lease is borrowed, or the replica given up for being behind."""
+        return self.replica_lease is not None or self._replica_behind
 
     def _borrowed(self, lease: Any, *, replica: bool) -> None:
         if replica:

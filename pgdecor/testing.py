@@ -115,8 +115,30 @@ class TemporaryServer:
 
     def start(self) -> Self:
         bindir = self.bindir or find_bindir()
-        self.dir = Path(tempfile.mkdtemp(prefix="pgdecor-"))
-        data, sock = self.dir / "data", self.dir / "sock"
+        data = self._make_dirs("pgdecor-")
+        self._run(
+            [str(bindir / "initdb"), "-D", str(data), "--no-sync", "-A", "trust", "-U", "postgres",
+             "-E", "UTF8", "--locale=C"]
+        )  # fmt: skip
+        self._start(bindir)
+        return self
+
+    def standby(self) -> TemporaryServer:
+        """A streaming standby of this (started) server: a base backup of it (``pg_basebackup -R``) started as a
+        hot standby on a socket of its own. Stop it (``stop``, or ``with``) before this server."""
+        assert self.dir is not None, "start the server first"
+        bindir = self.bindir or find_bindir()
+        standby = TemporaryServer(bindir)
+        data = standby._make_dirs("pgdecor-standby-")
+        standby._run([str(bindir / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-d", self.dsn])
+        standby._start(bindir)
+        return standby
+
+    def _make_dirs(self, prefix: str) -> Path:
+        """The server's directory (its data directory inside, to be made, is returned), owned by the user who will
+        run the server."""
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        sock = self.dir / "sock"
         sock.mkdir()
         run_as = None
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root: as its own user, or as nobody where none
@@ -125,10 +147,11 @@ class TemporaryServer:
             for p in (self.dir, sock):
                 os.chown(p, entry.pw_uid, entry.pw_gid)
         self._user = run_as
-        self._run(
-            [str(bindir / "initdb"), "-D", str(data), "--no-sync", "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--locale=C"]
-        )  # fmt: skip
+        return self.dir / "data"
+
+    def _start(self, bindir: Path) -> None:
+        assert self.dir is not None
+        data, sock = self.dir / "data", self.dir / "sock"
         options = (
             f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c fsync=off "
             f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
@@ -136,7 +159,6 @@ class TemporaryServer:
         log = self.dir / "server.log"
         self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
         self.dsn = make_conninfo(host=str(sock), port=5432, user="postgres", dbname="postgres")
-        return self
 
     def restart(self) -> None:
         """Restart the server (every connection to it is closed), keeping its data and address."""
@@ -165,7 +187,7 @@ class TemporaryServer:
             raise RuntimeError(msg)
 
     def __enter__(self) -> Self:
-        return self.start()
+        return self if self.dir is not None else self.start()  # a standby is started already
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

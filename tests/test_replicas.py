@@ -1,0 +1,131 @@
+"""Replicas that read a session's writes across requests, on a real streaming standby: a session given the
+commit token of one that wrote reads from the standby only once it has replayed that far, else from the
+primary; without a token it reads the standby as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgdecor import ArgumentError, Database, query, session
+from pgdecor.testing import TemporaryServer
+
+
+@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
+def add_note(id: int, body: str) -> None: ...
+
+
+@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
+def note(id: int) -> str | None: ...
+
+
+@query("SELECT pg_is_in_recovery()", readonly=True)
+def on_standby() -> bool: ...
+
+
+@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
+async def anote(id: int) -> str | None: ...
+
+
+@query("SELECT pg_is_in_recovery()", readonly=True)
+async def aon_standby() -> bool: ...
+
+
+@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
+async def aadd_note(id: int, body: str) -> None: ...
+
+
+def replayed(standby: str, lsn: str) -> None:
+    """Wait until *standby* has replayed past *lsn* (setting up: what the tests assert is pgdecor's waiting)."""
+    with psycopg.connect(standby, autocommit=True) as conn:
+        deadline = time.monotonic() + 30
+        while conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone() != (True,):
+            assert time.monotonic() < deadline, "the standby does not replay"
+            time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[str, str]]:
+    """A primary and its streaming standby, with the notes table replayed on both."""
+    with TemporaryServer() as primary, primary.standby() as standby:
+        with psycopg.connect(primary.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)")
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        replayed(standby.dsn, row[0])
+        yield primary.dsn, standby.dsn
+
+
+@pytest.fixture
+def paused(servers: tuple[str, str]) -> Iterator[psycopg.Connection[Any]]:
+    """The standby with its replay paused (resumed after the test)."""
+    with psycopg.connect(servers[1], autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield conn
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+
+
+def test_a_session_given_a_fresh_token_never_reads_stale_data(
+    servers: tuple[str, str], paused: psycopg.Connection[Any]
+) -> None:
+    """Replay paused: a session with the writer's token waits for the standby (up to ``replica_wait``), then reads
+    from the primary and sees the write; without the token, a session reads the standby as it is. Once replay
+    resumes, a session with the token reads the write from the standby."""
+    primary, standby = servers
+    with Database(primary, replica=standby, replica_wait=0.1) as db:
+        with db.session() as writer:
+            add_note(1, "hello")
+        token = writer.commit_token
+        assert token is not None
+        with db.session():
+            assert (on_standby(), note(1)) == (True, None)  # stale, as a replica may be: no token given
+        with db.session(after=token):
+            assert (on_standby(), note(1)) == (False, "hello")
+        assert (db.counters.replica_waits, db.counters.replica_fallbacks) == (1, 1)
+        paused.execute("SELECT pg_wal_replay_resume()")
+        replayed(standby, token)
+        with db.session(after=token):
+            assert (on_standby(), note(1)) == (True, "hello")
+        assert db.counters.replica_fallbacks == 1
+
+
+def test_async_sessions_read_their_writes_the_same_way(
+    servers: tuple[str, str], paused: psycopg.Connection[Any]
+) -> None:
+    primary, standby = servers
+
+    async def scenario() -> list[Any]:
+        async with Database(primary, replica=standby, replica_wait=0.1) as db:
+            async with db.session() as writer:
+                await aadd_note(2, "async hello")
+            token = writer.commit_token
+            async with db.session():
+                stale = (await aon_standby(), await anote(2))
+            async with db.session(after=token):
+                fresh = (await aon_standby(), await anote(2))
+            return [stale, fresh, db.counters.replica_fallbacks]
+
+    assert asyncio.run(scenario()) == [(True, None), (False, "async hello"), 1]
+
+
+def test_a_token_is_handed_out_only_where_there_is_a_replica_and_checked_when_given(servers: tuple[str, str]) -> None:
+    """A session on a database without a replica has no token to give; a token that is not one (a tampered
+    cookie) is an `ArgumentError` before anything connects."""
+    primary, standby = servers
+    with Database(primary) as db:
+        with db.session() as s:
+            add_note(3, "no replica")
+        assert s.commit_token is None
+        for bad in ("nonsense", "0/3000148; DROP TABLE notes", 12):
+            with pytest.raises(ArgumentError, match=r"is not a token a session handed out"):
+                db.session(after=bad)  # type: ignore[arg-type]
+    with session(primary, replica=standby) as reader:
+        assert note(3) in (None, "no replica")  # from the standby, however far it is
+    assert reader.commit_token is None  # it wrote nothing on the primary: it never used it
