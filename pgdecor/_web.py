@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Generic, TypeVar
 
 from ._errors import ArgumentError
+from ._modes import DEFAULT_MODE
+from ._replay import replay_token
 from ._session import Session
 from ._sources import Source, check_sources
 
@@ -36,17 +40,55 @@ class Middleware(Generic[App]):
         *,
         replica: Source | None = None,
         commit_on: CommitOn = commit_unless_server_error,
+        commit_cookie: str | None = None,
     ) -> None:
         check_sources("SessionMiddleware()", source, replica)
         _check_commit_on(commit_on)
+        if commit_cookie is not None and not _COOKIE_NAME.fullmatch(str(commit_cookie)):
+            msg = f"SessionMiddleware(commit_cookie={commit_cookie!r}): give a cookie name (letters, digits, -, _)"
+            raise ArgumentError(msg)
         self.app = app
         self.source = source
         self.replica = replica
         self.commit_on = commit_on
+        #: The cookie that carries a request's commit token to the client's next requests (see `request_session`).
+        self.commit_cookie = commit_cookie
 
-    def request_session(self) -> Session:
-        """A new session for a request (its sources were checked when the middleware was made)."""
-        return Session(self.source, self.replica, f"{type(self).__module__}.SessionMiddleware for {self.app!r}")
+    def request_session(self, cookie_header: str | None = None) -> Session:
+        """A new session for a request (its sources were checked when the middleware was made): with
+        *commit_cookie*, given the token the request's cookie carries, if it is one (a tampered or stale cookie is
+        ignored), so that its readonly stubs read what the client's earlier requests wrote."""
+        token = None
+        if self.commit_cookie is not None and cookie_header:
+            token = _token_in(cookie_header, self.commit_cookie)
+        where = f"{type(self).__module__}.SessionMiddleware for {self.app!r}"
+        return Session(self.source, self.replica, where, DEFAULT_MODE, token)
+
+    def token_header(self, sess: Session) -> tuple[str, str] | None:
+        """The ``Set-Cookie`` header that hands the session's commit token to the client, if it has one."""
+        token = sess.commit_token
+        if self.commit_cookie is None or token is None:
+            return None
+        return "Set-Cookie", f"{self.commit_cookie}={token}; Path=/; Max-Age={_TOKEN_AGE}; HttpOnly; SameSite=Lax"
+
+
+#: Seconds a token cookie lasts: long enough for any replica to have replayed that far since.
+_TOKEN_AGE = 300
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _token_in(cookie_header: str, name: str) -> str | None:
+    try:
+        morsel = SimpleCookie(cookie_header).get(name)
+    except CookieError:
+        return None
+    if morsel is None:
+        return None
+    try:
+        return replay_token("SessionMiddleware", morsel.value)
+    except ArgumentError:
+        logger.debug("pgdecor: ignored a %s cookie that is not a token: %r", name, morsel.value[:40])
+        return None
 
 
 def _check_commit_on(commit_on: object) -> None:

@@ -21,6 +21,10 @@ The session is opened when the request starts and ends when its response does:
 Ending the transaction is shielded from cancellation (anyio's cancel scopes cancel again at every await), so a
 cancelled request gives its connection back usable. Work the application does after its last body message
 (background tasks) needs a session of its own.
+
+With *commit_cookie* (a cookie name), each request's session is given the commit token the request's cookie
+carries, so that its readonly stubs read the client's earlier writes even from a replica (see `pgdecor.session`'s
+``after``); a response whose session wrote sets the cookie to its own token.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._session import Session
-from ._web import CommitOn, Middleware, decide, log_commit_failure
+from ._web import Middleware, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -55,8 +59,8 @@ class SessionMiddleware(Middleware[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sess = self.request_session()
-        response = _Response(sess, self.commit_on, scope, receive, send)
+        sess = self.request_session(_cookie_header(scope) if self.commit_cookie else None)
+        response = _Response(self, sess, scope, receive, send)
         await sess.__aenter__()
         try:
             await self.app(scope, response.receive, response.send)
@@ -68,16 +72,27 @@ class SessionMiddleware(Middleware[ASGIApp]):
         await sess.__aexit__(None, None, None)
 
 
+def _cookie_header(scope: MutableMapping[str, Any]) -> str | None:
+    """The request's ``Cookie`` headers, as one."""
+    found = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name.lower() == b"cookie"]
+    return "; ".join(found) or None
+
+
 class _Response:
     """The request's receive and send, watched: the status, the client's disconnect, the end of the body."""
 
-    __slots__ = ("_commit_on", "_receive", "_send", "_session", "_start", "disconnected", "ended", "scope", "status")
+    __slots__ = ("_middleware", "_receive", "_send", "_session", "_start", "disconnected", "ended", "scope", "status")
 
     def __init__(
-        self, sess: Session, commit_on: CommitOn, scope: MutableMapping[str, Any], receive: Receive, send: Send
+        self,
+        middleware: SessionMiddleware,
+        sess: Session,
+        scope: MutableMapping[str, Any],
+        receive: Receive,
+        send: Send,
     ) -> None:
+        self._middleware = middleware
         self._session = sess
-        self._commit_on = commit_on
         self.scope = scope
         self._receive = receive
         self._send = send
@@ -103,7 +118,7 @@ class _Response:
             self.ended = True
             if self._session.borrowed:  # it borrowed a connection: there is a transaction to end
                 complete = not self.disconnected and not await self._client_gone()
-                if not decide(self._commit_on, self.status, complete=complete):
+                if not decide(self._middleware.commit_on, self.status, complete=complete):
                     self._session.doom()
                 try:
                     await self._session.aend()
@@ -112,6 +127,9 @@ class _Response:
                     raise
         start, self._start = self._start, None
         if start is not None:
+            cookie = self._middleware.token_header(self._session)  # known once the session has committed
+            if cookie is not None:
+                start = {**start, "headers": [*start.get("headers", ()), (b"set-cookie", cookie[1].encode())]}
             await self._send(start)
         await self._send(message)
 

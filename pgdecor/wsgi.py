@@ -22,6 +22,10 @@ The session is opened before the application is called and ends when its respons
 
 The middleware runs the application, and each step of the response, in a context of its own, so the session is
 the request's even if the server iterates the response from another thread.
+
+With *commit_cookie* (a cookie name), each request's session is given the commit token the request's cookie
+carries, so that its readonly stubs read the client's earlier writes even from a replica (see `pgdecor.session`'s
+``after``); a response whose session wrote sets the cookie to its own token.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from types import TracebackType
 from typing import Any
 
 from ._session import Session
-from ._web import CommitOn, Middleware, decide, log_commit_failure
+from ._web import Middleware, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -50,8 +54,8 @@ class SessionMiddleware(Middleware[WSGIApp]):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
-        sess = self.request_session()
-        response = _Response(context, sess, self.commit_on, environ, start_response)
+        sess = self.request_session(environ.get("HTTP_COOKIE") if self.commit_cookie else None)
+        response = _Response(self, context, sess, environ, start_response)
         context.run(sess.__enter__)
         try:
             response.result = context.run(self.app, environ, response.start_response)
@@ -66,13 +70,15 @@ class _Response:
     (commits or rolls back) before the last chunk goes to the server, or when the server closes it early."""
 
     __slots__ = (
-        "_commit_on",
         "_context",
         "_ended",
         "_environ",
         "_held",
         "_iterator",
+        "_middleware",
+        "_server_write",
         "_session",
+        "_start",
         "_start_response",
         "result",
         "status",
@@ -80,17 +86,21 @@ class _Response:
 
     def __init__(
         self,
+        middleware: SessionMiddleware,
         context: contextvars.Context,
         sess: Session,
-        commit_on: CommitOn,
         environ: dict[str, Any],
         start_response: StartResponse,
     ) -> None:
+        self._middleware = middleware
         self._context = context
         self._session = sess
-        self._commit_on = commit_on
         self._environ = environ
         self._start_response = start_response
+        #: With a token cookie: the response's start, held until its first chunk goes to the server (then the
+        #: session has committed, if the body is that one chunk, and its token goes into the headers).
+        self._start: tuple[str, list[tuple[str, str]], Any] | None = None
+        self._server_write: Any = None
         self.result: Iterable[bytes] = ()
         self.status: int | None = None
         self._iterator: Iterator[bytes] | None = None
@@ -99,12 +109,35 @@ class _Response:
         self._ended = False
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        """The server's start_response, noting the status (the last one given, as PEP 3333 allows)."""
+        """The server's start_response, noting the status (the last one given, as PEP 3333 allows); held until the
+        first chunk with a token cookie (a server sends no headers before the first chunk either)."""
         code = status.split(" ", 1)[0]
         self.status = int(code) if code.isdigit() else None
+        if self._middleware.commit_cookie is not None:
+            self._start = (status, headers, exc_info)
+            return self._write
+        return self._started(status, headers, exc_info)
+
+    def _started(self, status: str, headers: list[tuple[str, str]], exc_info: Any) -> Any:
         if exc_info is None:
             return self._start_response(status, headers)
         return self._start_response(status, headers, exc_info)
+
+    def _send_start(self) -> Any:
+        """The held start, given to the server (with the session's token, if it has one by now)."""
+        start, self._start = self._start, None
+        if start is None:
+            return None
+        status, headers, exc_info = start
+        cookie = self._middleware.token_header(self._session)
+        return self._started(status, [*headers, cookie] if cookie else headers, exc_info)
+
+    def _write(self, data: bytes) -> None:
+        """The ``write`` of PEP 3333's start_response, for applications that use it: the start goes first."""
+        write = self._send_start()
+        if write is not None:
+            self._server_write = write
+        self._server_write(data)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -127,8 +160,10 @@ class _Response:
                 raise
             held, self._held = self._held, chunk
             if held is not None:
+                self._send_start()
                 return held
         held, self._held = self._held, None
+        self._send_start()
         if held is None:
             raise StopIteration
         return held
@@ -151,7 +186,7 @@ class _Response:
             return
         self._ended = True
         try:
-            if exc_info[1] is None and not decide(self._commit_on, self.status, complete=complete):
+            if exc_info[1] is None and not decide(self._middleware.commit_on, self.status, complete=complete):
                 self._session.doom()
         except BaseException:  # the policy itself failed: the session ends all the same, rolled back
             self._context.run(self._session.__exit__, *sys.exc_info())

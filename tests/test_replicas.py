@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -129,3 +130,62 @@ def test_a_token_is_handed_out_only_where_there_is_a_replica_and_checked_when_gi
     with session(primary, replica=standby) as reader:
         assert note(3) in (None, "no replica")  # from the standby, however far it is
     assert reader.commit_token is None  # it wrote nothing on the primary: it never used it
+
+
+def test_the_middleware_carry_the_token_in_a_cookie(servers: tuple[str, str], paused: psycopg.Connection[Any]) -> None:
+    """Flask (WSGI) and FastAPI (ASGI) with ``commit_cookie``: a request that wrote answers with the token in a
+    cookie, and the client's next request reads its write (from the primary, the standby's replay being paused);
+    another client, without the cookie, reads the standby; a cookie that is not a token is ignored, not an error."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from flask import Flask
+
+    from pgdecor.asgi import SessionMiddleware as ASGISessions
+    from pgdecor.wsgi import SessionMiddleware as WSGISessions
+
+    primary, standby = servers
+    with Database(primary, replica=standby, replica_wait=0.05) as db:
+        flask = Flask(__name__)
+        flask.wsgi_app = WSGISessions(flask.wsgi_app, db, commit_cookie="pgdecor-lsn")  # type: ignore[method-assign]
+
+        @flask.post("/notes/<int:id>")
+        def write(id: int) -> dict[str, bool]:
+            add_note(id, "from flask")
+            return {"ok": True}
+
+        @flask.get("/notes/<int:id>")
+        def read(id: int) -> dict[str, Any]:
+            return {"body": note(id), "standby": on_standby()}
+
+        writer = flask.test_client()
+        answer = writer.post("/notes/10")
+        assert "pgdecor-lsn=" in answer.headers["Set-Cookie"]
+        assert writer.get("/notes/10").json == {"body": "from flask", "standby": False}
+        assert flask.test_client().get("/notes/10").json == {"body": None, "standby": True}
+        tampered = flask.test_client()
+        tampered.set_cookie("pgdecor-lsn", "0/1; x=y")
+        assert tampered.get("/notes/10").json == {"body": None, "standby": True}
+
+    async_db = Database(primary, replica=standby, replica_wait=0.05)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with async_db:
+            yield
+
+    api = FastAPI(lifespan=lifespan)
+    api.add_middleware(ASGISessions, source=async_db, commit_cookie="pgdecor-lsn")
+
+    @api.post("/notes/{id}")
+    async def awrite(id: int) -> dict[str, bool]:
+        await aadd_note(id, "from fastapi")
+        return {"ok": True}
+
+    @api.get("/notes/{id}")
+    async def aread(id: int) -> dict[str, Any]:
+        return {"body": await anote(id), "standby": await aon_standby()}
+
+    with TestClient(api) as client, TestClient(api) as stranger:
+        assert "pgdecor-lsn=" in client.post("/notes/11").headers["set-cookie"]
+        assert client.get("/notes/11").json() == {"body": "from fastapi", "standby": False}
+        assert stranger.get("/notes/11").json() == {"body": None, "standby": True}
