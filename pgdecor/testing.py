@@ -167,6 +167,19 @@ class TemporaryServer:
         data, log = self.dir / "data", self.dir / "server.log"
         self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-m", "fast", "-w", "restart"])
 
+    def crash(self) -> None:
+        """Stop the server at once, as a crash would: no shutdown checkpoint, every connection cut. Its directory
+        stays until `stop`."""
+        assert self.dir is not None
+        bindir = self.bindir or find_bindir()
+        self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"])
+
+    def promote(self) -> None:
+        """Make this standby (see `standby`) a primary, and wait until it is one."""
+        assert self.dir is not None
+        bindir = self.bindir or find_bindir()
+        self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-w", "promote"])
+
     def stop(self) -> None:
         """Stop the server and remove its directory."""
         if self.dir is None:
