@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
+from autofailover import Formation
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgdecor import Database, Retry, query
@@ -105,8 +106,13 @@ def _read(replicas: Database) -> bool:
 def test_a_failover_loses_no_acknowledged_write_and_the_service_recovers(
     pair: tuple[TemporaryServer, TemporaryServer], figures: Callable[[str], None]
 ) -> None:
+    """A plain streaming standby, promoted by hand the moment the primary crashes."""
     primary, standby = pair
-    load = Load()
+    # The suite's servers run with synchronous_commit off (fast, as durability does not matter there); a service
+    # that must not lose an acknowledged write across a failover commits synchronously.
+    durable = "-c synchronous_commit=on"
+    writes = hosts(primary, standby, target_session_attrs="read-write", connect_timeout="2", options=durable)
+    reads = hosts(standby, primary, target_session_attrs="prefer-standby", connect_timeout="2")
 
     def kill() -> None:
         """The primary dies (no shutdown checkpoint, connections cut), and the standby is promoted."""
@@ -114,11 +120,38 @@ def test_a_failover_loses_no_acknowledged_write_and_the_service_recovers(
         load.killed_at = time.monotonic()
         standby.promote()
 
-    # The suite's servers run with synchronous_commit off (fast, as durability does not matter there); a service
-    # that must not lose an acknowledged write across a failover commits synchronously.
-    durable = "-c synchronous_commit=on"
-    writes = hosts(primary, standby, target_session_attrs="read-write", connect_timeout="2", options=durable)
-    reads = hosts(standby, primary, target_session_attrs="prefer-standby", connect_timeout="2")
+    load = Load()
+    _serve(writes, reads, load, kill)
+    _verify(load, standby.dsn, "plain standby promoted", figures)
+
+
+def test_a_failover_by_pg_auto_failover_loses_no_acknowledged_write(figures: Callable[[str], None]) -> None:
+    """pg_auto_failover's monitor sees the primary die and promotes the secondary itself; the service reaches it
+    through the multi-host string ``pg_autoctl show uri`` gives."""
+    formation = Formation()
+    try:
+        formation.start()
+        with psycopg.connect(formation.node_dsn("node1"), autocommit=True) as conn:
+            conn.execute("CREATE TABLE ledger (writer int NOT NULL, n int NOT NULL)")
+        writes = formation.uri(connect_timeout="2")
+        reads = formation.uri(connect_timeout="2").replace(
+            "target_session_attrs=read-write", "target_session_attrs=prefer-standby"
+        )
+        load = Load()
+
+        def kill() -> None:
+            formation.kill("node1")
+            load.killed_at = time.monotonic()
+
+        _serve(writes, reads, load, kill)
+        _verify(load, formation.node_dsn("node2"), "pg_auto_failover", figures)
+    finally:
+        formation.stop()
+
+
+def _serve(writes: str, reads: str, load: Load, kill: Callable[[], None]) -> None:
+    """The service's load: writers through a `Database` on *writes*, a reader through one on *reads*; *kill* is
+    called after the `FAIL_AFTER`th acknowledged write."""
     done = threading.Event()
     with Database(writes, max_size=WRITERS, timeout=RECOVERY_BOUND) as db, Database(reads, max_size=1) as replicas:
         threads = [threading.Thread(target=_writer, args=(db, load, w, kill)) for w in range(WRITERS)]
@@ -129,9 +162,11 @@ def test_a_failover_loses_no_acknowledged_write_and_the_service_recovers(
             t.join(timeout=120)
         done.set()
         reader.join(timeout=60)
-        with db.session():
-            assert db.pooler is False
-    with psycopg.connect(standby.dsn) as conn:
+
+
+def _verify(load: Load, new_primary: str, what: str, figures: Callable[[str], None]) -> None:
+    """Every acknowledged write on the new primary, once; every write acknowledged or failed; recovery bounded."""
+    with psycopg.connect(new_primary) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)  # the new primary
         rows = Counter(conn.execute("SELECT writer, n FROM ledger").fetchall())
     lost = load.acknowledged - set(rows)
@@ -140,9 +175,9 @@ def test_a_failover_loses_no_acknowledged_write_and_the_service_recovers(
     assert load.first_after is not None, "no write was acknowledged after the failover"
     recovery = load.first_after - load.killed_at
     figures(
-        f"plain standby promoted: {len(load.acknowledged)} acknowledged, {len(lost)} lost, "
-        f"{len(duplicated)} duplicated, {load.failed} failed cleanly; recovery {recovery:.2f} s; "
-        f"reads from the prefer-standby pool {load.reads} ok, {load.failed_reads} failed"
+        f"{what}: {len(load.acknowledged)} acknowledged, {len(lost)} lost, {len(duplicated)} duplicated, "
+        f"{load.failed} failed cleanly; recovery {recovery:.2f} s; reads from the prefer-standby pool "
+        f"{load.reads} ok, {load.failed_reads} failed"
     )
     assert lost == set()
     assert duplicated == []
