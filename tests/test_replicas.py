@@ -189,3 +189,21 @@ def test_the_middleware_carry_the_token_in_a_cookie(servers: tuple[str, str], pa
         assert "pgdecor-lsn=" in client.post("/notes/11").headers["set-cookie"]
         assert client.get("/notes/11").json() == {"body": "from fastapi", "standby": False}
         assert stranger.get("/notes/11").json() == {"body": None, "standby": True}
+
+
+def test_several_hosts_with_load_balancing_spread_sessions_where_libpq_can(servers: tuple[str, str]) -> None:
+    """``load_balance_hosts=random`` (libpq 16 and later) spreads the sessions' new connections over the hosts of
+    one connection string; where the libpq is older, the string is refused at once, naming the option, rather
+    than at the first call."""
+    hosts = [str(psycopg.conninfo.conninfo_to_dict(dsn)["host"]) for dsn in servers]
+    # Written out: psycopg's make_conninfo would itself refuse the option with an older libpq.
+    spread = f"host={','.join(hosts)} port=5432,5432 user=postgres dbname=postgres load_balance_hosts=random"
+    if psycopg.pq.version() < 160000:
+        with pytest.raises(ArgumentError, match=r"load_balance_hosts"):
+            Database(spread)
+        return
+    seen = set()
+    for _ in range(40):  # each session on a conninfo string opens a connection of its own
+        with session(spread):
+            seen.add(on_standby())
+    assert seen == {True, False}
