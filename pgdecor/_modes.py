@@ -36,6 +36,12 @@ class Mode:
         """Whether its BEGIN says more than the connection's defaults."""
         return self.isolation is not None or self.readonly
 
+    @property
+    def on_primary_only(self) -> bool:
+        """Whether its reads must run on the primary too: a standby refuses SERIALIZABLE transactions (and their
+        guarantee holds only among the primary's own)."""
+        return self.isolation is IsolationLevel.SERIALIZABLE
+
     def describe(self) -> str:
         if self.autocommit:
             return "autocommit=True"

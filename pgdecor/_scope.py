@@ -37,8 +37,8 @@ def borrow(sess: SessionState, *, replica: bool) -> Lease:
 def lease_for(sess: SessionState, *, readonly: bool) -> Lease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
-    given."""
-    if readonly and sess._replica is not None and sess.lease is None:
+    given; not at SERIALIZABLE, which a standby refuses."""
+    if readonly and sess._replica is not None and sess.lease is None and not sess.mode.on_primary_only:
         replica = _areplica_for(sess)
         if replica is not None:
             return replica

@@ -42,8 +42,8 @@ async def aborrow(sess: SessionState, *, replica: bool) -> AsyncLease:
 async def alease_for(sess: SessionState, *, readonly: bool) -> AsyncLease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
-    given."""
-    if readonly and sess._replica is not None and sess.lease is None:
+    given; not at SERIALIZABLE, which a standby refuses."""
+    if readonly and sess._replica is not None and sess.lease is None and not sess.mode.on_primary_only:
         replica = await _areplica_for(sess)
         if replica is not None:
             return replica

@@ -207,3 +207,14 @@ def test_several_hosts_with_load_balancing_spread_sessions_where_libpq_can(serve
         with session(spread):
             seen.add(on_standby())
     assert seen == {True, False}
+
+
+def test_a_serializable_session_reads_from_the_primary(servers: tuple[str, str]) -> None:
+    """A standby refuses SERIALIZABLE transactions: such a session's readonly stubs run on the primary; at
+    REPEATABLE READ they run on the standby."""
+    primary, standby = servers
+    with Database(primary, replica=standby) as db:
+        with db.session(isolation="serializable"):
+            assert on_standby() is False
+        with db.session(isolation="repeatable read"):
+            assert on_standby() is True
