@@ -17,6 +17,7 @@ import psycopg
 from ._database import check_conninfo
 from ._errors import Error
 from ._offline import CommandError, SchemaFiles, module_paths, rerun, watch
+from .testing import temporary_dsn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,7 +112,7 @@ def run_on_database(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if files is None:
         assert dsn is not None
         return run_once(args, dsn)
-    with files.server() as server, files.database(server) as built:
+    with temporary_dsn() as server, files.database(server) as built:
         return run_once(args, built)
 
 
@@ -141,7 +142,7 @@ def run_watched(args: argparse.Namespace, files: SchemaFiles | None, dsn: str | 
         return ["generate", "--schema", args.schema, "--dsn", database, *(["-o", args.output] if args.output else [])]
 
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(files.server()) if files is not None else None
+        server = stack.enter_context(temporary_dsn()) if files is not None else None
 
         def once() -> int:
             if files is None or server is None:

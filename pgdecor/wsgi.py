@@ -97,7 +97,7 @@ class _Response:
         self._session = sess
         self._environ = environ
         self._start_response = start_response
-        #: With a token cookie: the response's start, held until its first chunk goes to the server (then the
+        #: With a commit cookie: the response's start, held until its first chunk goes to the server (then the
         #: session has committed, if the body is that one chunk, and its token goes into the headers).
         self._start: tuple[str, list[tuple[str, str]], Any] | None = None
         self._server_write: Any = None
@@ -110,7 +110,7 @@ class _Response:
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         """The server's start_response, noting the status (the last one given, as PEP 3333 allows); held until the
-        first chunk with a token cookie (a server sends no headers before the first chunk either)."""
+        first chunk with a commit cookie (a server sends no headers before the first chunk either)."""
         code = status.split(" ", 1)[0]
         self.status = int(code) if code.isdigit() else None
         if self._middleware.commit_cookie is not None:
