@@ -218,3 +218,13 @@ def test_a_serializable_session_reads_from_the_primary(servers: tuple[str, str])
             assert on_standby() is False
         with db.session(isolation="repeatable read"):
             assert on_standby() is True
+
+
+def test_a_commit_cookie_that_is_not_a_cookie_name_is_refused(servers: tuple[str, str]) -> None:
+    from pgdecor.asgi import SessionMiddleware as ASGISessions
+    from pgdecor.wsgi import SessionMiddleware as WSGISessions
+
+    primary = servers[0]
+    for middleware in (WSGISessions, ASGISessions):
+        with pytest.raises(ArgumentError, match=r"commit_cookie='a b'\): give a cookie name"):
+            middleware(lambda *_: None, primary, commit_cookie="a b")  # type: ignore[arg-type]

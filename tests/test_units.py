@@ -348,3 +348,21 @@ def test_an_async_autocommit_session_too(units: str) -> None:
     assert asyncio.run(scenario()) == ["read committed off"]
     with session(units):
         assert item_ids() == [7]
+
+
+def test_a_retry_policy_that_cannot_work_is_refused_with_the_fix(units: str) -> None:
+    """Before anything connects or runs."""
+    runs: list[int] = []
+    with pytest.raises(ArgumentError, match=r"Retry\(retries=-1\): give how many times to run again, 0 or more"):
+        Retry(retries=-1)
+    with pytest.raises(ArgumentError, match=r"Retry\(retries=True\)"):
+        Retry(retries=True)
+    with pytest.raises(ArgumentError, match=r"Retry\(backoff=-1, max_backoff=2.0\): give seconds, 0 or more"):
+        Retry(backoff=-1)
+    with Database(units) as db:
+        with pytest.raises(ArgumentError, match=r"Database.run\(\): retry='3' is neither a Retry nor a number"):
+            db.run(runs.append, 1, retry="3")  # type: ignore[arg-type]
+        with pytest.raises(ArgumentError, match=r"Database.run\(\): isolation='snapshot' is not an isolation level"):
+            db.run(runs.append, 1, isolation="snapshot")  # type: ignore[arg-type]
+        assert db.counters.borrowed == 0
+    assert runs == []
