@@ -28,7 +28,7 @@ _BY_PREPARED_MAX = 256
 class Facts:
     """What one plan's calls have learnt (see the module docstring)."""
 
-    __slots__ = ("_by_prepared", "_formats", "_operations", "large", "last", "plan")
+    __slots__ = ("_formats", "_operations", "large", "last", "made", "plan")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -36,8 +36,9 @@ class Facts:
         #: whose first result had only columns psycopg loads the same from binary, which is faster to parse than
         #: text. Later calls run them through the lease's `Wire`.
         self._formats: dict[tuple[ServerKey, str], bool] = {}
-        #: (prepare manager, statement name) → the layout of that prepared statement's results.
-        self._by_prepared: dict[tuple[object, bytes], Layout] = {}
+        #: (prepare manager, statement name) → what that prepared statement's results become (their layout): a
+        #: wire's call of a statement found here makes its value at once (`Wire.execute`).
+        self.made: dict[tuple[object, bytes], outcome.Made] = {}
         #: The server, statement and result format of the last call of a fixed statement that went through a wire
         #: on a session's primary connection: later calls there send it again without looking anything up. Reset
         #: when the format to ask for changes.
@@ -89,18 +90,18 @@ class Facts:
         types."""
         prepared = (wire.manager, wire.name) if wire is not None and wire.name is not None else None
         if prepared is not None:
-            found = self._by_prepared.get(prepared)
-            if found is not None and found.binary is binary:
-                return None, found
+            made = self.made.get(prepared)
+            if made is not None and made.binary is binary:
+                return None, made.layout
         mapper = self.plan.mapper(statement)
         layout_key = mapper.key(res, key)
         found = mapper.cached(layout_key)
         if found is None or found.binary is not binary:
             return layout_key, None
         if prepared is not None:
-            if len(self._by_prepared) >= _BY_PREPARED_MAX:  # connections come and go: forget the old ones'
-                self._by_prepared.clear()
-            self._by_prepared[prepared] = found
+            if len(self.made) >= _BY_PREPARED_MAX:  # connections come and go: forget the old ones'
+                self.made.clear()
+            self.made[prepared] = outcome.Made(self.plan, statement, found, self.read_whole)
         return layout_key, found
 
     def checked(self, key: ServerKey, statement: Statement, layout: Layout, binary: bool) -> Layout:

@@ -311,19 +311,7 @@ def _record_layout(
 
         return _each(converted)
 
-    if in_order:  # the common case, without a call in between
-
-        def checked(values: Sequence[Any]) -> Any:
-            if null_in_row(values):
-                null_error(values)
-            return cls(*values)
-
-    else:
-
-        def checked(values: Sequence[Any]) -> Any:
-            if null_in_row(values):
-                null_error(values)
-            return build(values)
+    checked = _checked_row(tuple(i for i, _ in not_null), null_error, cls if in_order else None, build)
 
     def checked_many(rows: list[Any]) -> list[Any]:
         if null_in_rows(rows):
@@ -347,6 +335,15 @@ def _null_checks(indices: tuple[int, ...]) -> tuple[Callable[[Sequence[Any]], bo
 
 One = Callable[[Sequence[Any]], Any]
 Many = Callable[[list[Any]], list[Any]]
+
+
+def _checked_row(indices: tuple[int, ...], null_error: Callable[[Sequence[Any]], None], cls: Any, build: One) -> One:
+    """A row made by ``cls(*row)`` (given *cls*, the columns being its leading fields in order) or ``build(row)``,
+    once straight-line tests found no NULL at *indices* (else `null_error` raises): one call per row, no more."""
+    test = " or ".join(f"r[{i}] is None" for i in indices)
+    made = "build(r)" if cls is None else "cls(*r)"
+    src = f"def checked(r):\n    if {test}:\n        null_error(r)\n    return {made}\n"
+    return define(src, "checked", "row maker", {"cls": cls, "build": build, "null_error": null_error})  # type: ignore[no-any-return]
 
 
 def _builders(record: Record, names: list[str]) -> tuple[One, Many, bool]:

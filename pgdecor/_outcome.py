@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,7 +24,7 @@ from ._results import Shape
 if TYPE_CHECKING:
     from ._plan import Plan
 
-__all__ = ["ALL", "NONE", "ONE", "db_error", "fetch_kind", "format_changed", "log", "rows"]
+__all__ = ["ALL", "NONE", "ONE", "Made", "db_error", "fetch_kind", "format_changed", "log", "rows"]
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 
@@ -66,6 +66,31 @@ def fetch_kind(plan: Plan, statement: Statement, res: pq.abc.PGresult | None) ->
         f"annotate it `-> list[...]` to get them all, or make the SQL return one row"
     )
     raise TooManyRowsError(msg)
+
+
+class Made:
+    """What the results of one of a plan's prepared statements become: its *layout*, and `make`, which turns one
+    (read by a wire) into the call's value as `fetch_kind` and `rows` would, the usual single row first. Kept per
+    prepared statement (`Facts.layout`), so that the calls after the first find it in one lookup."""
+
+    __slots__ = ("binary", "layout", "make")
+
+    def __init__(self, plan: Plan, statement: Statement, layout: Layout, read_whole: Callable[[int], None]) -> None:
+        self.layout, self.binary = layout, layout.binary
+        one = layout.one
+
+        def single(wire: Any, res: pq.abc.PGresult) -> Any:
+            if res.ntuples == 1 and res.status == _TUPLES_OK:
+                return one(wire.fetchone())
+            return rows(wire, layout, fetch_kind(plan, statement, res))
+
+        def every(wire: Any, res: pq.abc.PGresult) -> Any:
+            kind = fetch_kind(plan, statement, res)
+            read_whole(res.ntuples)
+            return rows(wire, layout, kind)
+
+        many = plan.result.shape is Shape.MANY and not statement.value
+        self.make: Callable[[Any, pq.abc.PGresult], Any] = every if many else single
 
 
 def _no_result_set(plan: Plan) -> NoReturn:

@@ -29,6 +29,7 @@ from ._scope import lease_for
 from ._session_state import SessionState, current, current_session
 from ._stream import Stream
 from ._streams import StreamBase
+from ._wire import NOT_SENT, UNMADE
 
 __all__ = ["Runner"]
 
@@ -117,9 +118,10 @@ class Runner:
                 if self.facts.large:
                     made = self._chunked(lease, wire, statement, params, binary)
                     return made if made is not _LATER else self._looked_up(sess, args)
-                res = wire.execute(statement.sql, params, binary)
-                if res is None:
-                    return self._looked_up(sess, args)
+                made = wire.execute(statement.sql, params, binary, self.facts.made)
+                if made is not UNMADE:
+                    return made if made is not NOT_SENT else self._looked_up(sess, args)
+                res = wire.pgresult
                 if plan.result.shape is Shape.NONE:
                     return None
                 kind = outcome.fetch_kind(plan, statement, res)
@@ -196,7 +198,7 @@ class Runner:
                         return made
                     res = None
                 else:
-                    res = wire.execute(statement.sql, params, binary)
+                    res = None if wire.execute(statement.sql, params, binary) is NOT_SENT else wire.pgresult
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
                 else:

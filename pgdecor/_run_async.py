@@ -37,6 +37,7 @@ from ._session_state import SessionState, current, current_session
 from ._shield import finish
 from ._stream_async import AsyncStream, LazyAsyncStream
 from ._streams import StreamBase
+from ._wire import NOT_SENT, UNMADE
 
 __all__ = ["AsyncRunner"]
 
@@ -125,9 +126,10 @@ class AsyncRunner:
                 if self.facts.large:
                     made = await self._chunked(lease, wire, statement, params, binary)
                     return made if made is not _LATER else await self._looked_up(sess, args)
-                res = await wire.execute(statement.sql, params, binary)
-                if res is None:
-                    return await self._looked_up(sess, args)
+                made = await wire.execute(statement.sql, params, binary, self.facts.made)
+                if made is not UNMADE:
+                    return made if made is not NOT_SENT else await self._looked_up(sess, args)
+                res = wire.pgresult
                 if plan.result.shape is Shape.NONE:
                     return None
                 kind = outcome.fetch_kind(plan, statement, res)
@@ -204,7 +206,7 @@ class AsyncRunner:
                         return made
                     res = None
                 else:
-                    res = await wire.execute(statement.sql, params, binary)
+                    res = None if await wire.execute(statement.sql, params, binary) is NOT_SENT else wire.pgresult
                 if res is None:  # not prepared: through a cursor, which has psycopg prepare it for the next call
                     wire, prepare = None, True
                 else:

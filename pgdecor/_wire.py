@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Generator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, Connection, pq
@@ -62,7 +62,7 @@ from ._wire_guard import (
     usable,
 )
 
-__all__ = ["Wire", "switch", "usable"]
+__all__ = ["NOT_SENT", "UNMADE", "Maker", "Makers", "Wire", "switch", "usable"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -74,6 +74,22 @@ _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _TUPLES_CHUNK = getattr(pq.ExecStatus, "TUPLES_CHUNK", -1)
 T = TypeVar("T")
+
+#: What `Wire.execute` returns when it sent nothing, and when it has no `Maker` for its result (`Wire.pgresult`).
+NOT_SENT = object()
+UNMADE = object()
+
+
+class Maker(Protocol):
+    """What a prepared statement's results become for a stub (`_outcome.Made`): *make* turns one into the call's
+    value, for results in binary or not."""
+
+    binary: bool
+    make: Callable[[Any, pq.abc.PGresult], Any]
+
+
+#: (prepare manager, statement name) → its `Maker`, for one stub.
+Makers = Mapping[tuple[object, bytes], Maker]
 
 #: Rows turned into values at a time when reading a whole result (see `_outcome.rows`), and the size of the chunks
 #: a result is read in as it comes (`Wire.execute_chunked`).
@@ -167,7 +183,8 @@ def _chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> G
                     pgconn.consume_input()
             res = pgconn.get_result()
             if res is None:
-                _notified(pgconn)
+                if n := pgconn.notifies():
+                    _notified(pgconn, n)
                 return last, failed
             if res.status == _TUPLES_CHUNK:
                 if failed is None:
@@ -185,11 +202,13 @@ def _chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> G
             gc.enable()
 
 
-def _notified(pgconn: pq.abc.PGconn) -> None:
-    """Hand the notifications that came with a result to the connection's handler, as psycopg's reads do."""
-    if pgconn.notify_handler:
-        while n := pgconn.notifies():
+def _notified(pgconn: pq.abc.PGconn, n: pq.PGnotify | None) -> None:
+    """Hand *n*, a notification that came with a result, and those after it to the connection's handler, as
+    psycopg's reads do (which drop them when there is none). Called when ``pgconn.notifies()`` gave one."""
+    while n:
+        if pgconn.notify_handler:
             pgconn.notify_handler(n)
+        n = pgconn.notifies()
 
 
 class Wire:
@@ -199,6 +218,7 @@ class Wire:
     __slots__ = (
         "_count",
         "_key",
+        "_loaded",
         "_pgq",
         "_pos",
         "_prep",
@@ -234,22 +254,25 @@ class Wire:
         self._pgq = _Query()
         self._key: tuple[bytes, tuple[int, ...]] = (b"", ())
         self._prep: Any = None
+        #: The prepared statement and format of the result whose loaders the transformer holds (see `_read`).
+        self._loaded: tuple[bytes, bool] | None = None
         #: Whether the connection's wire has passed its self-test (`self_test`).
         self._tested = conn in _tested
 
-    def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:
-        """Run *sql* (psycopg placeholders) with *params*; its result, or raise psycopg's error for it. None, with
-        nothing sent, when psycopg has not prepared the statement for these parameter types (yet, or any more):
-        run it through a cursor with ``prepare=True`` then."""
+    def execute(self, sql: str, params: Sequence[Any], binary: bool, made: Makers | None = None) -> Any:
+        """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it. Its result (`pgresult`)
+        becomes the call's value right away if *made* knows its prepared statement (`Made.make`); else `UNMADE`
+        is returned. `NOT_SENT`, with nothing sent, when psycopg has not prepared the statement for these
+        parameter types (yet, or any more): run it through a cursor with ``prepare=True`` then."""
         if not self._tested and not self.self_test():
-            return None
+            return NOT_SENT
         conn = self.conn
         with conn.lock:
             if not self._send(sql, params, binary):
-                return None
+                return NOT_SENT
             # The connection's wait: psycopg's C poll loop, stopping the statement on the server on Ctrl-C.
             results = conn.wait(_execute(self.pgconn))
-        return self._result(sql, results)
+        return self._made(sql, results, binary, made)
 
     def execute_chunked(
         self, sql: str, params: Sequence[Any], binary: bool, each: Callable[[pq.abc.PGresult], None]
@@ -265,7 +288,7 @@ class Wire:
             if not self._send(sql, params, binary, chunked=True):
                 return None
             read = conn.wait(_chunks(self.pgconn, each))
-        return self._chunked_result(sql, read)
+        return self._chunked_result(sql, read, binary)
 
     def execute_many(
         self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None
@@ -304,7 +327,7 @@ class Wire:
                 cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
                 expected = _probe_result(cur.pgresult, cur.fetchall())
                 self._tested = True  # the probe itself goes through `execute`
-                res = self.execute(_PROBE, _PROBE_ARGS, True)
+                res = None if self.execute(_PROBE, _PROBE_ARGS, True) is NOT_SENT else self.pgresult
                 problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
                 if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
                     known = conn.execute(_PREPARED_BY_NAME, [self.name.decode()]).fetchone()
@@ -342,7 +365,7 @@ class Wire:
         nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do). The
         statement is looked up as psycopg's prepare manager keys it, which the self-test checks."""
         tx = self._tx
-        query, formats = self._convert(sql)
+        query, formats = _converted.get((sql, tx.encoding)) or self._convert(sql)
         dumped = tx.dump_sequence(params, formats)
         manager = self.manager
         self._key = key = (query, tx.types or ())
@@ -361,24 +384,37 @@ class Wire:
             self.pgconn.set_chunked_rows_mode(CHUNK)
         return True
 
-    def _result(self, sql: str, results: Sequence[pq.abc.PGresult]) -> pq.abc.PGresult:
-        """The call's result, once psycopg's prepare manager has seen it as after a cursor's execution (its
-        LRU order, and whether the command invalidates its statements); or psycopg's error for it."""
-        self._seen(results)
-        res = self._checked(sql, results[0] if results else None)
+    def _made(self, sql: str, results: Sequence[pq.abc.PGresult], binary: bool, made: Makers | None) -> Any:
+        """What `execute` returns for the statement's *results*, once psycopg's prepare manager has seen it as after
+        a cursor's execution (its LRU order, and whether the command invalidates its statements); or psycopg's
+        error for it. The result (`pgresult`) is read next (`fetchone`, `fetchmany`), by the loaders of the
+        result read before if both came from the same prepared statement in the same format: the server refuses
+        to change a prepared statement's columns."""
+        name, manager = self.name, self.manager
+        if name is None or next(reversed(manager._names), None) != self._key:  # else the most recent already
+            self._seen(results)
+        res = results[0] if results else None
+        if res is None or res.status not in _OK:
+            self._checked(sql, res)  # raises
+        assert res is not None
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
-        self._tx.set_pgresult(res)
-        return res
+        loaded = None if name is None else (name, binary)
+        self._tx.set_pgresult(res, set_loaders=loaded is None or loaded != self._loaded)
+        self._loaded = loaded
+        found = None if made is None or name is None else made.get((manager, name))
+        if found is None or found.binary is not binary:
+            return UNMADE
+        return found.make(self, res)
 
-    def _chunked_result(self, sql: str, read: Chunks) -> pq.abc.PGresult:
+    def _chunked_result(self, sql: str, read: Chunks, binary: bool) -> pq.abc.PGresult:
         """A result read in chunks: its end (`_result`'s, with no rows), psycopg's error for it, or what the
         chunks' reader raised."""
         last, failed = read
-        res = self._result(sql, [] if last is None else [last])
+        self._made(sql, [] if last is None else [last], binary, None)
         if failed is not None:
             raise failed
-        return res
+        return self.pgresult  # type: ignore[return-value]
 
     def use_chunk(self, res: pq.abc.PGresult, *, first: bool) -> None:
         """Read *res*, a chunk of the rows of the statement being executed, next with `fetchmany`; its loaders are
@@ -386,16 +422,15 @@ class Wire:
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
         self._tx.set_pgresult(res, set_loaders=first)
+        self._loaded = None
 
     def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
-        manager = self.manager
-        names = manager._names
-        if self.name is None or next(reversed(names), None) != self._key:  # else the most recent already
-            pgq = self._pgq
-            pgq.query, pgq.types = self._key
-            key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
-            if key is not None:
-                manager.validate(key, self._prep, self.name or b"", results)
+        """Tell psycopg's prepare manager of an execution of the statement (unless it is the most recent already)."""
+        pgq, manager = self._pgq, self.manager
+        pgq.query, pgq.types = self._key
+        key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
+        if key is not None:
+            manager.validate(key, self._prep, self.name or b"", results)
 
     def _batch(self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> Callable[[], None] | None:
         """What sends a batch (in pipeline mode): every parameter set dumped and its prepared statement found first,
@@ -449,7 +484,7 @@ class Wire:
         status = res.status
         if status == _FATAL_ERROR:
             raise error_from_result(res, encoding=self._tx.encoding)
-        if status not in (_TUPLES_OK, _COMMAND_OK):
+        if status not in _OK:
             raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
         return res
 
@@ -462,6 +497,7 @@ class Wire:
         self.name, self.pgresult = name, res
         self._count, self._pos = res.ntuples, 0
         self._tx.set_pgresult(res, set_loaders=not same)
+        self._loaded = None
 
     def fetchone(self) -> tuple[Any, ...] | None:
         """The last result's next row, as a cursor's ``fetchone``."""

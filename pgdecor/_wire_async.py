@@ -18,7 +18,7 @@ from psycopg.rows import tuple_row
 from . import _poolers as poolers
 from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
 from ._shield import finish
-from ._wire import Batch, Each, Wire, _chunks, _groups, _notified
+from ._wire import NOT_SENT, Batch, Each, Makers, Wire, _chunks, _groups, _notified
 from ._wire_guard import (
     _PREPARED_BY_NAME,
     _PROBE,
@@ -57,18 +57,18 @@ class AsyncWire(Wire):
         #: What `_wake` resolves when the socket is readable; None between reads.
         self._fut: asyncio.Future[None] | None = None
 
-    async def execute(self, sql: str, params: Sequence[Any], binary: bool) -> pq.abc.PGresult | None:  # type: ignore[override]
+    async def execute(self, sql: str, params: Sequence[Any], binary: bool, made: Makers | None = None) -> Any:
         """As `Wire.execute`, awaited. Its wait is written out here rather than in a coroutine of its own: one
         coroutine less to make and to resume on every call."""
         if not self._tested and not await self.aself_test():
-            return None
+            return NOT_SENT
         pgconn = self.pgconn
         loop = self._loop
         lock = self.conn.lock
         await lock.acquire()
         try:
             if not self._send(sql, params, binary):
-                return None
+                return NOT_SENT
             while pgconn.flush():  # parameters larger than the socket buffer
                 await self._writable()
             first: pq.abc.PGresult | None = None
@@ -93,8 +93,9 @@ class AsyncWire(Wire):
             raise
         finally:
             lock.release()
-        _notified(pgconn)
-        return self._result(sql, [] if first is None else [first])
+        if n := pgconn.notifies():
+            _notified(pgconn, n)
+        return self._made(sql, [] if first is None else [first], binary, made)
 
     async def execute_chunked(  # type: ignore[override]
         self, sql: str, params: Sequence[Any], binary: bool, each: Callable[[pq.abc.PGresult], None]
@@ -106,7 +107,7 @@ class AsyncWire(Wire):
             if not self._send(sql, params, binary, chunked=True):
                 return None
             read = await self._drive(_chunks(self.pgconn, each))
-        return self._chunked_result(sql, read)
+        return self._chunked_result(sql, read, binary)
 
     async def execute_many(  # type: ignore[override]
         self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None
@@ -202,7 +203,7 @@ class AsyncWire(Wire):
                 await cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
                 expected = _probe_result(cur.pgresult, await cur.fetchall())
                 self._tested = True
-                res = await self.execute(_PROBE, _PROBE_ARGS, True)
+                res = None if await self.execute(_PROBE, _PROBE_ARGS, True) is NOT_SENT else self.pgresult
                 problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
                 if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
                     found = await conn.execute(_PREPARED_BY_NAME, [self.name.decode()])

@@ -471,3 +471,62 @@ def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_the_co
 
     assert asyncio.run(scenario()) == (True, [1, 2, 3])
     assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+
+
+@query("SELECT pg_notify('pgdecor_wire', %(payload)s)")
+def notify(payload: str) -> None: ...
+
+
+@pytest.fixture
+def wire_calls(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[str]:
+    """The SQL of each call a wire sent (sync or async), for the tests that need to know the wire was taken."""
+    sent: list[str] = []
+    sync, asynchronous = _wire.Wire.execute, _wire_async.AsyncWire.execute
+
+    def counted(self: Any, sql: str, *args: Any) -> Any:
+        made = sync(self, sql, *args)
+        sent.extend([] if made is _wire.NOT_SENT else [sql])
+        return made
+
+    async def acounted(self: Any, sql: str, *args: Any) -> Any:
+        made = await asynchronous(self, sql, *args)
+        sent.extend([] if made is _wire.NOT_SENT else [sql])
+        return made
+
+    monkeypatch.setattr(_wire.Wire, "execute", counted)
+    monkeypatch.setattr(_wire_async.AsyncWire, "execute", acounted)
+    return sent
+
+
+def test_notifications_that_come_with_a_wire_call_reach_the_connections_handlers(
+    users: str, wire_calls: list[str]
+) -> None:
+    """A notification arriving with a call's result (here each call's own, delivered as its statement commits) is
+    handed to psycopg's handlers as a cursor's read would hand it, not left behind in libpq."""
+    got: list[str] = []
+    with psycopg.connect(users, autocommit=True) as conn:
+        conn.execute("LISTEN pgdecor_wire")
+        conn.add_notify_handler(lambda n: got.append(n.payload))
+        with session(conn, autocommit=True):
+            for i in range(4):
+                notify(f"n{i}")
+    assert got == ["n0", "n1", "n2", "n3"]
+    assert len(wire_calls) >= 2
+
+
+def test_async_notifications_reach_the_handlers_too(users: str, wire_calls: list[str]) -> None:
+    @query("SELECT pg_notify('pgdecor_wire', %(payload)s)")
+    async def anotify(payload: str) -> None: ...
+
+    async def scenario() -> list[str]:
+        got: list[str] = []
+        async with await psycopg.AsyncConnection.connect(users, autocommit=True) as conn:
+            await conn.execute("LISTEN pgdecor_wire")
+            conn.add_notify_handler(lambda n: got.append(n.payload))
+            async with session(conn, autocommit=True):
+                for i in range(4):
+                    await anotify(f"n{i}")
+        return got
+
+    assert asyncio.run(scenario()) == ["n0", "n1", "n2", "n3"]
+    assert len(wire_calls) >= 2
