@@ -82,9 +82,10 @@ UNMADE = object()
 
 class Maker(Protocol):
     """What a prepared statement's results become for a stub (`_outcome.Made`): *make* turns one into the call's
-    value, for results in binary or not."""
+    value, for results in binary or not; all of them have the columns of *layout*."""
 
     binary: bool
+    layout: object
     make: Callable[[Any, pq.abc.PGresult], Any]
 
 
@@ -254,8 +255,8 @@ class Wire:
         self._pgq = _Query()
         self._key: tuple[bytes, tuple[int, ...]] = (b"", ())
         self._prep: Any = None
-        #: The prepared statement and format of the result whose loaders the transformer holds (see `_read`).
-        self._loaded: tuple[bytes, bool] | None = None
+        #: The layout of the result whose loaders the transformer holds, if known (see `_made`).
+        self._loaded: object = None
         #: Whether the connection's wire has passed its self-test (`self_test`).
         self._tested = conn in _tested
 
@@ -388,8 +389,8 @@ class Wire:
         """What `execute` returns for the statement's *results*, once psycopg's prepare manager has seen it as after
         a cursor's execution (its LRU order, and whether the command invalidates its statements); or psycopg's
         error for it. The result (`pgresult`) is read next (`fetchone`, `fetchmany`), by the loaders of the
-        result read before if both came from the same prepared statement in the same format: the server refuses
-        to change a prepared statement's columns."""
+        result read before if both have the same layout (the same columns, in the same format): the server
+        refuses to change a prepared statement's columns, so a statement's layout is that of its first result."""
         name, manager = self.name, self.manager
         if name is None or next(reversed(manager._names), None) != self._key:  # else the most recent already
             self._seen(results)
@@ -399,13 +400,13 @@ class Wire:
         assert res is not None
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
-        loaded = None if name is None else (name, binary)
-        self._tx.set_pgresult(res, set_loaders=loaded is None or loaded != self._loaded)
-        self._loaded = loaded
         found = None if made is None or name is None else made.get((manager, name))
-        if found is None or found.binary is not binary:
-            return UNMADE
-        return found.make(self, res)
+        if found is not None and found.binary is not binary:
+            found = None
+        layout = None if found is None else found.layout
+        self._tx.set_pgresult(res, set_loaders=layout is None or layout is not self._loaded)
+        self._loaded = layout
+        return UNMADE if found is None else found.make(self, res)
 
     def _chunked_result(self, sql: str, read: Chunks, binary: bool) -> pq.abc.PGresult:
         """A result read in chunks: its end (`_result`'s, with no rows), psycopg's error for it, or what the
