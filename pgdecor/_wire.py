@@ -52,6 +52,7 @@ from ._wire_guard import (
     _WAIT_R,
     _WAIT_RW,
     _YES,
+    LRU_IS_A_MOVE,
     _execute,
     _probe_result,
     _query2pg,
@@ -392,7 +393,12 @@ class Wire:
         result read before if both have the same layout (the same columns, in the same format): the server
         refuses to change a prepared statement's columns, so a statement's layout is that of its first result."""
         name, manager = self.name, self.manager
-        if name is None or next(reversed(manager._names), None) != self._key:  # else the most recent already
+        if name is not None and LRU_IS_A_MOVE:
+            try:
+                manager._names.move_to_end(self._key)  # what psycopg's manager does for it (see `lru_is_a_move`)
+            except KeyError:  # evicted meanwhile (by another thread's statement on the connection): ask psycopg
+                self._seen(results)
+        elif name is None or next(reversed(manager._names), None) != self._key:  # else the most recent already
             self._seen(results)
         res = results[0] if results else None
         if res is None or res.status not in _OK:

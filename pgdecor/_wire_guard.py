@@ -11,6 +11,7 @@ import os
 import sys
 import weakref
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -33,13 +34,14 @@ _execute: Callable[[pq.abc.PGconn], Any]
 _wait_async: Callable[[Any, int], Awaitable[Any]]
 _YES: Any = None
 _NO: Any = None
+_SHOULD: Any = None
 try:
     from psycopg import _preparing, _queries, generators, waiting
 
     _query2pg = _queries._query2pg
     _execute = generators.execute
     _wait_async = waiting.wait_async
-    _YES, _NO = _preparing.Prepare.YES, _preparing.Prepare.NO
+    _YES, _NO, _SHOULD = _preparing.Prepare.YES, _preparing.Prepare.NO, _preparing.Prepare.SHOULD
     #: What a generator driven by the connection's wait yields, and is sent back.
     _WAIT_R, _WAIT_W, _WAIT_RW = int(waiting.Wait.R), int(waiting.Wait.W), int(waiting.Wait.RW)
     _READY_R, _READY_W = int(waiting.Ready.R), int(waiting.Ready.W)
@@ -54,6 +56,34 @@ except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
     _available = False
 if sys.platform == "win32":  # pragma: no cover - a duplicated socket handle cannot be watched there
     _available = False
+
+
+def lru_is_a_move() -> bool:
+    """Whether psycopg's prepare manager, told of one more execution of a statement it has prepared, only moves it
+    to the recent end of its LRU order and asks for no ``validate``: then a wire does just that, in one step,
+    instead of asking it (`Wire._made`). Found out by what a manager of its own does, never assumed: where it does
+    anything else, wires ask psycopg's manager every time."""
+    try:
+        told, moved = _manager(), _manager()
+        first: Any = SimpleNamespace(query=b"SELECT 1", types=())  # what the manager keys a statement by
+        second: Any = SimpleNamespace(query=b"SELECT 2", types=(23,))
+        for manager in (told, moved):
+            for query, name in ((first, b"_pg3_0"), (second, b"_pg3_1")):
+                manager.maybe_add_to_cache(query, _SHOULD, name)
+        answer = told.maybe_add_to_cache(first, _YES, b"_pg3_0")
+        moved._names.move_to_end(_manager.key(first))
+        same = [list(told._names.items()), list(told._counts.items()), list(told._to_flush)] == [
+            list(moved._names.items()),
+            list(moved._counts.items()),
+            list(moved._to_flush),
+        ]
+    except Exception:  # noqa: BLE001 - any change in psycopg's manager: ask it every time
+        return False
+    return answer is None and same and len(told._names) == 2
+
+
+#: Whether wires keep psycopg's LRU order by moving a statement they run to its recent end (`lru_is_a_move`).
+LRU_IS_A_MOVE = _available and lru_is_a_move()
 
 
 class _Switch:

@@ -120,9 +120,14 @@ def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone
     assert fresh_switch.on is True
 
 
-def test_a_hot_statement_stays_prepared_while_others_come_and_go(users: str, fresh_switch: Any) -> None:
+@pytest.mark.parametrize("moved", [True, False], ids=["moved by the wire", "told to psycopg"])
+def test_a_hot_statement_stays_prepared_while_others_come_and_go(
+    users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch, moved: bool
+) -> None:
     """The wire keeps psycopg's LRU order as a cursor would: a stub called every round is never evicted by the
-    statements prepared after it (with room for three), so it is prepared once in 20 rounds."""
+    statements prepared after it (with room for three), so it is prepared once in 20 rounds; whether the wire moves
+    the statement itself (where psycopg's manager was found to do just that) or tells psycopg's manager."""
+    monkeypatch.setattr(_wire, "LRU_IS_A_MOVE", moved)
     names: set[str] = set()
     with psycopg.connect(users) as conn, session(conn):
         conn.prepared_max = 3
@@ -530,3 +535,25 @@ def test_async_notifications_reach_the_handlers_too(users: str, wire_calls: list
 
     assert asyncio.run(scenario()) == ["n0", "n1", "n2", "n3"]
     assert len(wire_calls) >= 2
+
+
+def test_the_wire_moves_statements_itself_only_where_psycopgs_manager_does_just_that(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut is found out, not assumed: a psycopg whose manager does anything more for a statement run again
+    (asks for a validation, keeps counts, leaves the order alone) has wires tell its manager every time instead."""
+    from psycopg import _preparing
+
+    assert _wire_guard.lru_is_a_move() is True  # this psycopg: moved to the recent end, nothing else
+    real = _preparing.PrepareManager.maybe_add_to_cache
+
+    def asks_for_validation(self: Any, query: Any, prep: Any, name: bytes) -> Any:
+        real(self, query, prep, name)
+        return self.key(query)
+
+    def leaves_the_order(self: Any, query: Any, prep: Any, name: bytes) -> Any:
+        return None if prep is _preparing.Prepare.YES else real(self, query, prep, name)
+
+    for changed in (asks_for_validation, leaves_the_order):
+        monkeypatch.setattr(_preparing.PrepareManager, "maybe_add_to_cache", changed)
+        assert _wire_guard.lru_is_a_move() is False
