@@ -43,6 +43,10 @@ def _flag(name: str, *, default: bool) -> bool:
     return default if not value else value not in ("0", "off", "no", "false")
 
 
+#: Until when `recording` answers "no" without asking.
+_quiet = [0.0]
+
+
 class _Settings:
     """What the spans do; tests and services may set these at run time."""
 
@@ -53,6 +57,10 @@ class _Settings:
     #: The providers to use instead of the global ones (None: OpenTelemetry's global providers).
     tracer_provider: Any = None
     meter_provider: Any = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _quiet[0] = 0.0  # the next call asks again (see `recording`)
 
 
 settings = _Settings()
@@ -134,21 +142,16 @@ def _new_histogram(provider: Any) -> Any:
 
 def recording() -> bool:
     """Whether a call's span or duration would be recorded now: the only cost of tracing when not, kept to a
-    clock read by taking a "no" for granted for `_RECHECK` seconds (global providers are set once)."""
-    explicit = settings.tracer_provider is not None or settings.meter_provider is not None
-    if not explicit:
-        now = perf_counter()
-        if now < _quiet[0]:
-            return False
+    clock read by taking a "no" for granted for `_RECHECK` seconds (global providers are set once; a change of
+    `settings` is seen by the next call)."""
+    now = perf_counter()
+    if now < _quiet[0]:
+        return False
     if _tracer() is not None or _histogram() is not None:
         return True
-    if not explicit:
+    if settings.tracer_provider is None and settings.meter_provider is None:  # explicit ones are asked each time
         _quiet[0] = now + _RECHECK
     return False
-
-
-#: Until when `recording` answers "no" without asking.
-_quiet = [0.0]
 
 
 #: What a query's summary names after its command: the first table it reads or writes.
