@@ -22,7 +22,10 @@ dataclasses ~1.2x as fast as psycopg's `fetchall` of tuples, which waits for the
 
 A wire asks psycopg's prepare manager what a cursor would (the statement's name under psycopg's own key) and tells
 it of each execution (`PrepareManager.maybe_add_to_cache`, and `validate` for what a command invalidates), so
-that psycopg's LRU order and invalidation rules hold as they are, in whichever psycopg is installed. The parts of
+that psycopg's LRU order and invalidation rules hold as they are, in whichever psycopg is installed; where a
+manager of its own shows that all psycopg does for a prepared statement run again is to move it to the recent end
+of that order (`_wire_guard.lru_is_a_move`), the wire does just that. A statement's result becomes the stub's
+value in one step once its layout is known (`Maker`, kept per prepared statement by the stub's facts). The parts of
 psycopg used that are not its documented API (the placeholder conversion, the prepare manager, the connection's
 wait and its generators) are looked up at import, pinned by tests/test_psycopg_contract.py, and checked by what
 they do before a connection's first call (`Wire.self_test`): on any difference every call goes through cursors,
