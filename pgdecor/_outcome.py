@@ -80,7 +80,7 @@ class Made:
         one = layout.one
 
         def single(wire: Any, res: pq.abc.PGresult) -> Any:
-            if res.ntuples == 1 and res.status == _TUPLES_OK:
+            if res.ntuples == 1:  # rows of a query (a command's result has none)
                 return one(wire.fetchone())
             return rows(wire, layout, fetch_kind(plan, statement, res))
 
