@@ -266,7 +266,7 @@ class Wire:
 
     def execute(self, sql: str, params: Sequence[Any], binary: bool, made: Makers | None = None) -> Any:
         """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it. Its result (`pgresult`)
-        becomes the call's value right away if *made* knows its prepared statement (`Made.make`); else `UNMADE`
+        becomes the call's value right away if *made* knows its prepared statement (`Maker.make`); else `UNMADE`
         is returned. `NOT_SENT`, with nothing sent, when psycopg has not prepared the statement for these
         parameter types (yet, or any more): run it through a cursor with ``prepare=True`` then."""
         if not self._tested and not self.self_test():
@@ -418,8 +418,8 @@ class Wire:
         return UNMADE if found is None else found.make(self, res)
 
     def _chunked_result(self, sql: str, read: Chunks, binary: bool) -> pq.abc.PGresult:
-        """A result read in chunks: its end (`_result`'s, with no rows), psycopg's error for it, or what the
-        chunks' reader raised."""
+        """A result read in chunks: its end (read as `_made` reads a result; it has no rows), psycopg's error for it,
+        or what the chunks' reader raised."""
         last, failed = read
         self._made(sql, [] if last is None else [last], binary, None)
         if failed is not None:
@@ -435,7 +435,7 @@ class Wire:
         self._loaded = None
 
     def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
-        """Tell psycopg's prepare manager of an execution of the statement (unless it is the most recent already)."""
+        """Tell psycopg's prepare manager of an execution of the statement, as a cursor's execution does."""
         pgq, manager = self._pgq, self.manager
         pgq.query, pgq.types = self._key
         key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
