@@ -27,6 +27,12 @@ class Counters:
     #: that read from the primary because it had not in time. Not in `as_dict` either.
     replica_waits: int = 0
     replica_fallbacks: int = 0
+    #: Sessions given a token that was not sealed with their source's key for its cluster (forged, or another
+    #: service's): ignored, as if none had been given. Not in `as_dict` either.
+    tokens_rejected: int = 0
+    #: Sessions whose readonly calls ran on the primary because the replica could not be reached (see
+    #: `Database(replica_timeout=...)`). Not in `as_dict` either.
+    replica_unreachable: int = 0
     _parent: Counters | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

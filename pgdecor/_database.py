@@ -17,9 +17,9 @@ from typing_extensions import Self
 
 from ._counters import Counters, counters
 from ._errors import ArgumentError
-from ._replay import REPLICA_WAIT
+from ._replay import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
 
-__all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "check_conninfo", "counters_for", "where"]
+__all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "check_conninfo", "counters_for", "health_for", "where"]
 
 #: Seconds after which the server ends a backend left idle in a transaction, on the connections pgdecor opens
 #: itself (conninfo-string sessions; `Database` takes its own value). A backstop, should a leak escape the guard.
@@ -49,6 +49,32 @@ def counters_for(source: object) -> Counters:
     return source.counters if isinstance(source, DatabaseBase) else counters
 
 
+#: The health of replicas that are not a `Database` (which keeps its own), by conninfo or by pool.
+_health: dict[object, Health] = {}
+
+
+def health_for(replica: object) -> Health:
+    """Whether the replica *replica* can be reached (see `_replay.Health`)."""
+    if isinstance(replica, DatabaseBase):
+        return replica.health
+    key = replica if isinstance(replica, str) else id(replica)
+    found = _health.get(key)
+    if found is None:
+        name = where(replica) if isinstance(replica, str) else repr(replica)
+        found = _health.setdefault(key, Health(name))
+    return found
+
+
+def _secret(secret: object) -> str | bytes | None:
+    if secret is None or (isinstance(secret, (str, bytes)) and len(secret) >= 16):
+        return secret
+    msg = (
+        "Database(secret=...) takes the key of the service's commit tokens: a str or bytes of 16 characters or "
+        f"more (e.g. `secrets.token_urlsafe(32)`, kept in the service's settings), not {type(secret).__qualname__}"
+    )
+    raise ArgumentError(msg)
+
+
 class DatabaseBase:
     """The configuration and state of a `Database` (see there) that its pools use."""
 
@@ -65,6 +91,8 @@ class DatabaseBase:
         prepare: bool | None = None,
         check: bool = True,
         replica_wait: float = REPLICA_WAIT,
+        replica_timeout: float = REPLICA_TIMEOUT,
+        secret: str | bytes | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(conninfo, str):
@@ -79,6 +107,10 @@ class DatabaseBase:
         self.check = check
         #: Seconds a session given a token waits for the replica to replay that far (see `session`'s ``after``).
         self.replica_wait = replica_wait
+        #: Seconds a session waits for a connection to the replica before reading from the primary.
+        self.replica_timeout = replica_timeout
+        #: The key of the commit tokens its sessions hand out and accept (see `_replay.Tokens`).
+        self.tokens = Tokens(_secret(secret))
         self.kwargs = kwargs
         self.counters = Counters(_parent=counters)
         self.replica: Self | None = (
@@ -96,6 +128,8 @@ class DatabaseBase:
                 **kwargs,
             )
         )
+        if self.replica is not None:
+            self.replica.tokens, self.replica.replica_timeout = self.tokens, replica_timeout
         self.is_async = False
         #: Whether the last connection configured was behind a pooler (None: none configured yet).
         self.pooler: bool | None = None
@@ -105,6 +139,8 @@ class DatabaseBase:
         self._pid = 0
         self._reopen_lock = threading.Lock()
         self._areopen_lock: tuple[int, asyncio.Lock] | None = None
+        #: Whether this database, as a replica, can be reached.
+        self.health = Health(where(conninfo))
 
     def __repr__(self) -> str:
         info = conninfo_to_dict(self.conninfo)

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import Connection, Cursor, Transaction, pq
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -19,18 +21,26 @@ from ._errors import ArgumentError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
 from ._registry import ServerKey, server_key
-from ._replay import CAUGHT_UP, WAL_POSITION, waits
+from ._replay import LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
 from ._retries import pause
 from ._sources import Source, describe_source, own_pool
 from ._wire import Wire
 from ._wire import usable as wire_usable
 
-__all__ = ["Lease", "reap"]
+__all__ = ["Lease", "Replica", "reap"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
 _IDLE = pq.TransactionStatus.IDLE
 
 _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
+
+
+class Replica(NamedTuple):
+    """What came of borrowing from a replica (see `AsyncLease.borrow_replica`)."""
+
+    lease: Lease | None
+    waited: bool
+    rejected: bool
 
 
 #: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
@@ -64,25 +74,38 @@ class Lease:
         return cls._begun(source, _connected(source), mode)
 
     @classmethod
-    def borrow_replayed(cls, source: Source, mode: Mode, token: str, bound: float) -> tuple[Lease | None, bool]:
-        """`borrow` from the replica *source* once it has replayed past *token* (see `_replay`), waiting up to
-        *bound* seconds, and before its transaction begins (whose snapshot must see that far); None, the connection
-        given back, if it has not by then. Also whether it had to wait."""
-        conn = _connected(source)
-        try:
-            replayed, waited = _replayed(conn, token, bound)
-        except BaseException:
+    def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float) -> Replica:
+        """`borrow` from the replica *source*, waiting at most `replica_timeout` for a connection; given the token
+        *after* (see `_replay`), once the replica has replayed that far and before its transaction begins (whose
+        snapshot must see that far). An async session looks again for up to *bound* seconds, giving the
+        connection back between looks. What came of it:
+        the lease, or None (the connection given back) if the replica is behind; whether it had to wait; whether
+        the token was rejected (not sealed with the source's key for this cluster: the replica is used as if
+        there were none)."""
+        timeout = getattr(source, "replica_timeout", REPLICA_TIMEOUT)
+        pauses = waits(bound) if after is not None else []
+        tokens = tokens_from(source)
+        for look, delay in enumerate([0.0, *pauses]):
+            if delay:
+                pause(delay)
+            conn = _connected(source, timeout)
+            try:
+                caught_up = rejected = True
+                if after is not None:
+                    caught_up, cluster = _looked(conn, tokens.position(after))
+                    rejected = not tokens.opens(after, cluster)
+                if rejected or caught_up:
+                    return Replica(cls._begun(source, conn, mode), look > 0, rejected and after is not None)
+            except BaseException:
+                _give_back(source, conn)
+                raise
             _give_back(source, conn)
-            raise
-        if not replayed:
-            _give_back(source, conn)
-            return None, waited
-        return cls._begun(source, conn, mode), waited
+        return Replica(None, bool(pauses), False)
 
-    def wal_position(self) -> str | None:
-        """Once the session has committed: the primary's write-ahead log position, its COMMIT in it (a token for
-        later sessions: see `_replay`); None where it cannot be read without beginning a transaction (a connection
-        not in autocommit), or at all."""
+    def commit_token(self) -> str | None:
+        """Once the session has committed: its token for later sessions (see `_replay`), sealed with its
+        source's key; None where the position cannot be read without beginning a transaction (a connection not
+        in autocommit), or at all."""
         conn = self.conn
         if not conn.autocommit or conn.info.transaction_status != _IDLE:
             return None
@@ -90,7 +113,7 @@ class Lease:
             row = (conn.execute(WAL_POSITION)).fetchone()
         except psycopg.Error:  # lost after the COMMIT: no token, and the pool replaces the connection
             return None
-        return None if row is None else str(row[0])
+        return None if row is None else tokens_from(self.source).seal(str(row[0]), int(row[1]))
 
     @classmethod
     def _begun(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
@@ -189,42 +212,40 @@ def _restored(conn: Connection[Any], restore: Restore) -> None:
             conn.set_read_only(restore[1])
 
 
-def _connected(source: Source) -> Connection[Any]:
-    """*source* itself (a connection), or a connection from it, its failure noted with where it tried."""
+def _connected(source: Source, timeout: float | None = None) -> Connection[Any]:
+    """*source* itself (a connection), or a connection from it (within *timeout* seconds, if given), its failure
+    noted with where it tried."""
     if isinstance(source, Connection):
         return source
     try:
-        return _connect(source)
+        return _connect(source, timeout)
     except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
         add_note(err, _unreachable(source))
         raise
 
 
-def _replayed(conn: Connection[Any], token: str, bound: float) -> tuple[bool, bool]:
-    """Whether the replica *conn* has replayed past *token*, looking again for up to *bound* seconds; and whether
-    it had to look more than once. A connection not in autocommit is not asked (asking would begin its
-    transaction): it is taken as behind."""
+def _looked(conn: Connection[Any], position: str) -> tuple[bool, int]:
+    """Whether the replica *conn* has replayed past *position*, and its cluster's identifier. A connection not in
+    autocommit is not asked (asking would begin its transaction): it is taken as behind."""
     if not conn.autocommit:
-        return False, False
-    for look, delay in enumerate([0.0, *waits(bound)]):
-        if delay:
-            pause(delay)
-        row = (conn.execute(CAUGHT_UP, [token])).fetchone()
-        if row is not None and row[0]:
-            return True, look > 0
-    return False, True
+        return False, 0
+    row = (conn.execute(LOOK, [position])).fetchone()
+    assert row is not None
+    return bool(row[0]), int(row[1])
 
 
-def _connect(source: Source) -> Connection[Any]:
+def _connect(source: Source, timeout: float | None = None) -> Connection[Any]:
     """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
     if isinstance(source, str):
+        if timeout is not None:
+            source = make_conninfo(source, connect_timeout=max(2, math.ceil(timeout)))  # libpq's least is 2
         conn = Connection.connect(source, autocommit=True)
         probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
         return conn
     assert isinstance(source, (ConnectionPool, Pools))  # the kinds were checked on entering
     reap(source)
     pool = source.ready() if isinstance(source, Pools) else own_pool(source)
-    return pool.getconn()  # type: ignore[no-any-return]
+    return pool.getconn(timeout)  # type: ignore[no-any-return]
 
 
 def _unreachable(source: Source) -> str:

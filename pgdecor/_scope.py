@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg import Connection, Transaction
 from typing_extensions import Self
 
-from ._database import counters_for
+from ._database import counters_for, health_for
 from ._errors import RolledBackError
 from ._lease import Lease
 from ._session_state import SessionState, current_session
 
 __all__ = ["Savepoint", "Scope", "borrow", "lease_for"]
+
+logger = logging.getLogger("pgdecor")
 
 
 def borrow(sess: SessionState, *, replica: bool) -> Lease:
@@ -46,26 +50,44 @@ def lease_for(sess: SessionState, *, readonly: bool) -> Lease:
 
 
 def _areplica_for(sess: SessionState) -> Lease | None:
-    """*sess*'s replica lease; None if it was given a token the replica has not replayed past in time (counted)."""
+    """*sess*'s replica lease, borrowed at its first readonly call; None where the session reads from the primary
+    instead: the replica had not replayed past the session's token in time, or cannot be reached (counted; the
+    replica is then left alone for a while: see `_replay.Health`)."""
     sess = sess._joined or sess
-    if sess.replica_lease is not None or sess.after is None:
-        return borrow(sess, replica=True)
-    if sess._replica_behind:
-        return None
+    found: Lease | None = sess.replica_lease
+    if found is not None or sess._replica_behind:
+        return found
     sess._check_usable()
-    assert sess._replica is not None
+    replica = sess._replica
+    assert replica is not None
+    counters, health = counters_for(sess.source), health_for(replica)
     with sess._borrow_lock:
-        if not sess._replica_decided():  # not borrowed, or given up, by another task of the session meanwhile
-            lease, waited = Lease.borrow_replayed(sess._replica, sess.mode, sess.after, sess.replica_wait)
-            counters = counters_for(sess.source)
-            if waited:
-                counters.add("replica_waits")
-            if lease is None:
-                sess._replica_behind = True
-                counters.add("replica_fallbacks")
-            else:
-                sess._borrowed(lease, replica=True)
-    return sess.replica_lease
+        if sess._replica_decided():  # borrowed, or given up, by another task of the session meanwhile
+            return cast("Lease | None", sess.replica_lease)
+        if health.skip():
+            sess._replica_behind = True
+            counters.add("replica_unreachable")
+            return None
+        bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
+        try:
+            got = Lease.borrow_replica(replica, sess.mode, sess.after, bound)
+        except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
+            health.failed(err)
+            sess._replica_behind = True
+            counters.add("replica_unreachable")
+            return None
+        health.reached()
+        if got.waited:
+            counters.add("replica_waits")
+        if got.rejected:
+            counters.add("tokens_rejected")
+            logger.info("pgdecor: %r was given a commit token not sealed with its key; it is ignored", sess)
+        if got.lease is None:
+            sess._replica_behind = True
+            counters.add("replica_fallbacks")
+        else:
+            sess._borrowed(got.lease, replica=True)
+    return got.lease
 
 
 class Scope(SessionState):
@@ -111,7 +133,7 @@ class Scope(SessionState):
                 if lease is not None:
                     lease.end(rollback, exc_type, exc, tb)
             if not rollback and self.lease is not None and self._replica is not None:
-                self.commit_token = self.lease.wal_position()
+                self.commit_token = self.lease.commit_token()
             if problem is not None:
                 raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
             committed = not rollback

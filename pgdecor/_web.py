@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from ._errors import ArgumentError
 from ._modes import DEFAULT_MODE
-from ._replay import replay_token
+from ._replay import is_token
 from ._session import Session
 from ._sources import Source, check_sources
 
@@ -54,22 +53,27 @@ class Middleware(Generic[App]):
         #: The cookie that carries a request's commit token to the client's next requests (see `request_session`).
         self.commit_cookie = commit_cookie
 
-    def request_session(self, cookie_header: str | None = None) -> Session:
+    def request_session(self, cookie_headers: Iterable[str] = ()) -> Session:
         """A new session for a request (its sources were checked when the middleware was made): with
-        *commit_cookie*, given the token the request's cookie carries, if it is one (a tampered or stale cookie is
+        *commit_cookie*, given the token the request's ``Cookie`` headers carry, if it is one (anything else is
         ignored), so that its readonly stubs read what the client's earlier requests wrote."""
         token = None
-        if self.commit_cookie is not None and cookie_header:
-            token = _token_in(cookie_header, self.commit_cookie)
+        if self.commit_cookie is not None:
+            token = _token_in(cookie_headers, self.commit_cookie)
         where = f"{type(self).__module__}.SessionMiddleware for {self.app!r}"
         return Session(self.source, self.replica, where, DEFAULT_MODE, token)
 
-    def token_header(self, sess: Session) -> tuple[str, str] | None:
-        """The ``Set-Cookie`` header that hands the session's commit token to the client, if it has one."""
+    def token_header(self, sess: Session, *, https: bool) -> tuple[str, str] | None:
+        """The ``Set-Cookie`` header that hands the session's commit token to the client, if it has one: ``Secure``
+        when the request came over HTTPS."""
         token = sess.commit_token
         if self.commit_cookie is None or token is None:
             return None
-        return "Set-Cookie", f"{self.commit_cookie}={token}; Path=/; Max-Age={_TOKEN_AGE}; HttpOnly; SameSite=Lax"
+        secure = "; Secure" if https else ""
+        return (
+            "Set-Cookie",
+            f"{self.commit_cookie}={token}; Path=/; Max-Age={_TOKEN_AGE}; HttpOnly; SameSite=Lax{secure}",
+        )
 
 
 #: Seconds a commit cookie lasts: long enough for any replica to have replayed that far since.
@@ -77,18 +81,19 @@ _TOKEN_AGE = 300
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _token_in(cookie_header: str, name: str) -> str | None:
-    try:
-        morsel = SimpleCookie(cookie_header).get(name)
-    except CookieError:
-        return None
-    if morsel is None:
-        return None
-    try:
-        return replay_token("SessionMiddleware", morsel.value)
-    except ArgumentError:
-        logger.debug("pgdecor: ignored a %s cookie that is not a token: %r", name, morsel.value[:40])
-        return None
+def _token_in(cookie_headers: Iterable[str], name: str) -> str | None:
+    """The first value of the cookie *name* in *cookie_headers* that has a token's shape. One pass over each
+    header, reading nothing but the cookie's name and value (a header is no longer parsed as a whole: some
+    versions of Python's cookie parser take quadratic time on hostile headers)."""
+    for header in cookie_headers:
+        for pair in header.split(";"):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip() == name:
+                value = value.strip()
+                if is_token(value):
+                    return value
+                logger.debug("pgdecor: ignored a %s cookie that is not a commit token", name)
+    return None
 
 
 def _check_commit_on(commit_on: object) -> None:

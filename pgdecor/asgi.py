@@ -59,7 +59,7 @@ class SessionMiddleware(Middleware[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sess = self.request_session(_cookie_header(scope) if self.commit_cookie else None)
+        sess = self.request_session(_cookie_headers(scope) if self.commit_cookie else ())
         response = _Response(self, sess, scope, receive, send)
         await sess.__aenter__()
         try:
@@ -72,10 +72,9 @@ class SessionMiddleware(Middleware[ASGIApp]):
         await sess.__aexit__(None, None, None)
 
 
-def _cookie_header(scope: MutableMapping[str, Any]) -> str | None:
-    """The request's ``Cookie`` headers, as one."""
-    found = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name.lower() == b"cookie"]
-    return "; ".join(found) or None
+def _cookie_headers(scope: MutableMapping[str, Any]) -> list[str]:
+    """The request's ``Cookie`` headers."""
+    return [value.decode("latin-1") for name, value in scope.get("headers", ()) if name.lower() == b"cookie"]
 
 
 class _Response:
@@ -127,7 +126,8 @@ class _Response:
                     raise
         start, self._start = self._start, None
         if start is not None:
-            cookie = self._middleware.token_header(self._session)  # known once the session has committed
+            # The token is known once the session has committed.
+            cookie = self._middleware.token_header(self._session, https=self.scope.get("scheme") in ("https", "wss"))
             if cookie is not None:
                 start = {**start, "headers": [*start.get("headers", ()), (b"set-cookie", cookie[1].encode())]}
             await self._send(start)

@@ -54,7 +54,7 @@ class SessionMiddleware(Middleware[WSGIApp]):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
-        sess = self.request_session(environ.get("HTTP_COOKIE") if self.commit_cookie else None)
+        sess = self.request_session((environ.get("HTTP_COOKIE") or "",) if self.commit_cookie else ())
         response = _Response(self, context, sess, environ, start_response)
         context.run(sess.__enter__)
         try:
@@ -129,7 +129,7 @@ class _Response:
         if start is None:
             return None
         status, headers, exc_info = start
-        cookie = self._middleware.token_header(self._session)
+        cookie = self._middleware.token_header(self._session, https=self._environ.get("wsgi.url_scheme") == "https")
         return self._started(status, [*headers, cookie] if cookie else headers, exc_info)
 
     def _write(self, data: bytes) -> None:

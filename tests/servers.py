@@ -25,19 +25,29 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(kind: str, dsn: str, *, preload: bool = False, workers: int = 1, pool: int = 4) -> Iterator[int]:
-    """Run the bank app under *kind* (``gunicorn``: Flask with gthread workers; ``uvicorn``: FastAPI) on a free
-    loopback port; yield the port once it answers, stop the server at the end."""
+def serve(
+    kind: str,
+    dsn: str,
+    *,
+    preload: bool = False,
+    workers: int = 1,
+    pool: int = 4,
+    app: str = "bank",
+    env: dict[str, str] | None = None,
+) -> Iterator[int]:
+    """Run the *app* module's app (by default the bank's) under *kind* (``gunicorn``: Flask with gthread workers;
+    ``uvicorn``: FastAPI) on a free loopback port, with *env* added to its environment; yield the port once it
+    answers, stop the server at the end."""
     port = free_port()
     if kind == "gunicorn":
         command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "-w", str(workers),
                    "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--log-level", "warning",
-                   *(["--preload"] if preload else []), "bank:flask_app()"]  # fmt: skip
+                   *(["--preload"] if preload else []), f"{app}:flask_app()"]  # fmt: skip
     else:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "bank:fastapi_app", "--port", str(port),
+        command = [sys.executable, "-m", "uvicorn", "--factory", f"{app}:fastapi_app", "--port", str(port),
                    "--log-level", "warning", "--timeout-graceful-shutdown", "5"]  # fmt: skip
-    env = {**os.environ, "BANK_DSN": dsn, "BANK_POOL": str(pool), "PYTHONPATH": str(TESTS)}
-    process = subprocess.Popen(command, cwd=TESTS, env=env)
+    environ = {**os.environ, "BANK_DSN": dsn, "BANK_POOL": str(pool), "PYTHONPATH": str(TESTS), **(env or {})}
+    process = subprocess.Popen(command, cwd=TESTS, env=environ)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -60,17 +70,31 @@ def serve(kind: str, dsn: str, *, preload: bool = False, workers: int = 1, pool:
 
 def request(port: int, method: str, path: str, *, timeout: float = 20) -> tuple[int, Any]:
     """One request on a new connection: its status and decoded JSON body (None if the body is not JSON)."""
+    status, _, body = exchange(port, method, path, timeout=timeout)
+    return status, body
+
+
+def exchange(
+    port: int, method: str, path: str, headers: list[tuple[str, str]] | None = None, *, timeout: float = 20
+) -> tuple[int, list[tuple[str, str]], Any]:
+    """One request on a new connection, with *headers* (a name may repeat): the status, the response's headers
+    and its decoded JSON body (None if the body is not JSON)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path)
+        conn.putrequest(method, path)
+        if method in ("POST", "PUT"):
+            conn.putheader("Content-Length", "0")
+        for name, value in headers or ():
+            conn.putheader(name, value)
+        conn.endheaders()
         response = conn.getresponse()
         body = response.read()
     finally:
         conn.close()
     try:
-        return response.status, json.loads(body)
+        return response.status, response.getheaders(), json.loads(body)
     except ValueError:
-        return response.status, None
+        return response.status, response.getheaders(), None
 
 
 def hang_up(port: int, path: str, after: float) -> None:
