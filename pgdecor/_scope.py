@@ -63,7 +63,7 @@ def _areplica_for(sess: SessionState) -> Lease | None:
     counters, health = counters_for(sess.source), health_for(replica)
     with sess._borrow_lock:
         if sess._replica_decided():  # borrowed, or given up, by another task of the session meanwhile
-            return cast("Lease | None", sess.replica_lease)
+            return cast("AsyncLease | None", sess.replica_lease)
         if health.skip():
             sess._replica_behind = True
             counters.add("replica_unreachable")
