@@ -6,6 +6,7 @@ from ._decorators import Stub, procedure, query
 from ._errors import (
     AmbiguousFunctionError,
     ArgumentError,
+    CommitUnknownError,
     Error,
     MappingError,
     NoSessionError,
@@ -28,6 +29,7 @@ __all__ = [
     "AmbiguousFunctionError",
     "ArgumentError",
     "AsyncStream",
+    "CommitUnknownError",
     "Counters",
     "Database",
     "Error",

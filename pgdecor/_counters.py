@@ -11,12 +11,14 @@ __all__ = ["Counters", "counters"]
 @dataclass
 class Counters:
     """What sessions did with their connections. ``borrowed == released`` once every session has ended, and
-    ``released == committed + rolled_back``; ``leaked`` counts sessions the leak guard had to end."""
+    ``released == committed + rolled_back + commit_unknown``; ``leaked`` counts sessions the leak guard had to end.
+    ``commit_unknown`` counts sessions whose connection was lost during their COMMIT (see `CommitUnknownError`)."""
 
     borrowed: int = 0
     released: int = 0
     committed: int = 0
     rolled_back: int = 0
+    commit_unknown: int = 0
     leaked: int = 0
     #: Times the lean call path turned itself off for the process (a self-test found it would differ from psycopg;
     #: the reason is logged). Not in `as_dict`, which counts sessions.
@@ -44,7 +46,10 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:
-            return {k: getattr(self, k) for k in ("borrowed", "released", "committed", "rolled_back", "leaked")}
+            return {
+                k: getattr(self, k)
+                for k in ("borrowed", "released", "committed", "rolled_back", "commit_unknown", "leaked")
+            }
 
 
 #: The counters of every session in the process (each `Database` also has its own).

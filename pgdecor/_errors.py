@@ -11,6 +11,7 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── TooManyRowsError    (LookupError)   the stub promised at most one row and got several
     ├── MappingError        (TypeError)     the rows do not fit the annotated return type
     ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
+    ├── CommitUnknownError  (RuntimeError)  the connection was lost during COMMIT: it may have committed
     ├── UndefinedFunctionError (LookupError) no stored function fits the stub (SQLSTATE 42883)
     └── AmbiguousFunctionError (LookupError) several overloads fit the stub (SQLSTATE 42725)
 
@@ -27,6 +28,7 @@ from typing_extensions import Self
 __all__ = [
     "AmbiguousFunctionError",
     "ArgumentError",
+    "CommitUnknownError",
     "Error",
     "MappingError",
     "NoSessionError",
@@ -81,6 +83,13 @@ class MappingError(Error, TypeError):
 class RolledBackError(Error, RuntimeError):
     """A session's block ended normally but a database error inside it (caught by the code) had aborted the
     transaction, so it was rolled back instead of committed."""
+
+
+class CommitUnknownError(Error, RuntimeError):
+    """A session's COMMIT was sent but its answer never came: the connection was lost, or the server ended it,
+    while the transaction was committing. It may have committed or not, and nothing on the client can tell: the
+    database can (look for what the session wrote, or make the work idempotent). Never retried by units of work;
+    the error the connection gave is its ``__cause__``."""
 
 
 class UndefinedFunctionError(Error, LookupError):

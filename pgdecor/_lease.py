@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 from . import _leaks as leaks
 from . import _probe as probe
 from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
-from ._errors import ArgumentError, RolledBackError, add_note
+from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
 from ._registry import ServerKey, server_key
@@ -30,6 +30,10 @@ from ._wire import usable as wire_usable
 __all__ = ["Lease", "Replica", "reap"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
+_UNKNOWN = "the connection was lost while the session's COMMIT was under way"
+
+#: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
+_ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
 
 _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
@@ -165,7 +169,12 @@ class Lease:
             return
         if exc is None and rollback:
             exc_type, exc = RolledBackError, _ROLLBACK
-        self.tx.__exit__(exc_type, exc, tb)
+        try:
+            self.tx.__exit__(exc_type, exc, tb)
+        except psycopg.Error as err:
+            if exc is None and _lost(err, self.conn):
+                raise CommitUnknownError(_UNKNOWN) from err
+            raise
 
     def give_back(self) -> None:
         """Give the connection back to its source (once its transaction has ended)."""
@@ -175,6 +184,13 @@ class Lease:
         self._cursors = {}
         _restored(self.conn, self._restore)
         _give_back(self.source, self.conn)
+
+
+def _lost(err: psycopg.Error, conn: Connection[Any]) -> bool:
+    """Whether *err* says the connection was lost, or ended by the server, rather than answered with an error
+    (after which the transaction is known to be rolled back)."""
+    state = err.sqlstate or ""
+    return conn.broken or conn.closed or state.startswith("08") or state in _ENDED or not state
 
 
 def _set_mode(conn: Connection[Any], source: Source, mode: Mode) -> Restore:

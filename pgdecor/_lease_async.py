@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from . import _leaks as leaks
 from . import _probe_async as probe
 from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
-from ._errors import ArgumentError, RolledBackError, add_note
+from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
@@ -35,6 +35,10 @@ from ._wire_async import AsyncWire
 __all__ = ["AsyncLease", "Replica", "reap"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
+_UNKNOWN = "the connection was lost while the session's COMMIT was under way"
+
+#: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
+_ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
 
 if True:  # ASYNC
@@ -175,7 +179,12 @@ class AsyncLease:
             return
         if exc is None and rollback:
             exc_type, exc = RolledBackError, _ROLLBACK
-        await self.tx.__aexit__(exc_type, exc, tb)
+        try:
+            await self.tx.__aexit__(exc_type, exc, tb)
+        except psycopg.Error as err:
+            if exc is None and _lost(err, self.conn):
+                raise CommitUnknownError(_UNKNOWN) from err
+            raise
 
     async def give_back(self) -> None:
         """Give the connection back to its source (once its transaction has ended)."""
@@ -185,6 +194,13 @@ class AsyncLease:
         self._cursors = {}
         await _restored(self.conn, self._restore)
         await _give_back(self.source, self.conn)
+
+
+def _lost(err: psycopg.Error, conn: AsyncConnection[Any]) -> bool:
+    """Whether *err* says the connection was lost, or ended by the server, rather than answered with an error
+    (after which the transaction is known to be rolled back)."""
+    state = err.sqlstate or ""
+    return conn.broken or conn.closed or state.startswith("08") or state in _ENDED or not state
 
 
 async def _set_mode(conn: AsyncConnection[Any], source: Source, mode: Mode) -> Restore:

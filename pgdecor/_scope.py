@@ -12,7 +12,7 @@ from psycopg import Connection, Transaction
 from typing_extensions import Self
 
 from ._database import counters_for, health_for
-from ._errors import RolledBackError
+from ._errors import CommitUnknownError, RolledBackError, add_note
 from ._lease import Lease
 from ._session_state import SessionState, current_session
 
@@ -63,7 +63,7 @@ def _areplica_for(sess: SessionState) -> Lease | None:
     counters, health = counters_for(sess.source), health_for(replica)
     with sess._borrow_lock:
         if sess._replica_decided():  # borrowed, or given up, by another task of the session meanwhile
-            return cast("AsyncLease | None", sess.replica_lease)
+            return cast(Lease | None, sess.replica_lease)  # noqa: TC006 - renamed in the sync twin
         if health.skip():
             sess._replica_behind = True
             counters.add("replica_unreachable")
@@ -124,14 +124,19 @@ class Scope(SessionState):
         if self._finished:
             return
         self._finished = self._ended = True
-        committed = False
+        committed = unknown = False
         try:
             for stream in self._close_streams():
                 stream._end()
             rollback, problem = self._outcome(exc)
             for lease in (self.replica_lease, self.lease):
                 if lease is not None:
-                    lease.end(rollback, exc_type, exc, tb)
+                    try:
+                        lease.end(rollback, exc_type, exc, tb)
+                    except CommitUnknownError as err:
+                        unknown = True
+                        add_note(err, f"pgdecor: {self!r} may have committed, or not: check before doing it again")
+                        raise
             if not rollback and self.lease is not None and self._replica is not None:
                 self.commit_token = self.lease.commit_token()
             if problem is not None:
@@ -142,7 +147,7 @@ class Scope(SessionState):
                 for lease in self._detach():
                     lease.give_back()
             finally:
-                self._released(committed=committed)
+                self._released(committed=committed, unknown=unknown)
 
     def connection(self) -> Connection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection, AsyncTransaction
 from typing_extensions import Self
 
 from ._database import counters_for, health_for
-from ._errors import RolledBackError
+from ._errors import CommitUnknownError, RolledBackError, add_note
 from ._lease_async import AsyncLease
 from ._session_state import SessionState, current_session
 from ._shield import finish
@@ -68,7 +68,7 @@ async def _areplica_for(sess: SessionState) -> AsyncLease | None:
     counters, health = counters_for(sess.source), health_for(replica)
     async with sess._borrow_lock:
         if sess._replica_decided():  # borrowed, or given up, by another task of the session meanwhile
-            return cast("AsyncLease | None", sess.replica_lease)
+            return cast(AsyncLease | None, sess.replica_lease)  # noqa: TC006 - renamed in the sync twin
         if health.skip():
             sess._replica_behind = True
             counters.add("replica_unreachable")
@@ -132,14 +132,19 @@ class AsyncScope(SessionState):
         if self._finished:
             return
         self._finished = self._ended = True
-        committed = False
+        committed = unknown = False
         try:
             for stream in self._close_streams():
                 await stream._aend()
             rollback, problem = self._outcome(exc)
             for lease in (self.replica_lease, self.lease):
                 if lease is not None:
-                    await lease.end(rollback, exc_type, exc, tb)
+                    try:
+                        await lease.end(rollback, exc_type, exc, tb)
+                    except CommitUnknownError as err:
+                        unknown = True
+                        add_note(err, f"pgdecor: {self!r} may have committed, or not: check before doing it again")
+                        raise
             if not rollback and self.lease is not None and self._replica is not None:
                 self.commit_token = await self.lease.commit_token()
             if problem is not None:
@@ -150,7 +155,7 @@ class AsyncScope(SessionState):
                 for lease in self._detach():
                     await lease.give_back()
             finally:
-                self._released(committed=committed)
+                self._released(committed=committed, unknown=unknown)
 
     async def aconnection(self) -> AsyncConnection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""

@@ -254,12 +254,13 @@ class SessionState:
             counters_for(self.source).add("borrowed")
             logger.debug("%r borrowed a connection", self)
 
-    def _released(self, *, committed: bool) -> None:
+    def _released(self, *, committed: bool, unknown: bool = False) -> None:
         if leaks.untrack(self):
+            outcome = "commit_unknown" if unknown else "committed" if committed else "rolled_back"
             counters = counters_for(self.source)
             counters.add("released")
-            counters.add("committed" if committed else "rolled_back")
-            logger.debug("%r %s and gave its connection back", self, "committed" if committed else "rolled back")
+            counters.add(outcome)
+            logger.debug("%r ended (%s) and gave its connection back", self, outcome)
 
 
 def _owner(*, is_async: bool) -> Any:

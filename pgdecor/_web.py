@@ -7,13 +7,22 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
-from ._errors import ArgumentError
+from ._errors import ArgumentError, CommitUnknownError
 from ._modes import DEFAULT_MODE
 from ._replay import is_token
 from ._session import Session
 from ._sources import Source, check_sources
 
-__all__ = ["CommitOn", "Middleware", "commit_unless_server_error", "decide", "log_commit_failure"]
+__all__ = [
+    "UNKNOWN_BODY",
+    "UNKNOWN_HEADERS",
+    "UNKNOWN_STATUS",
+    "CommitOn",
+    "Middleware",
+    "commit_unless_server_error",
+    "decide",
+    "log_commit_failure",
+]
 
 App = TypeVar("App")
 
@@ -112,8 +121,26 @@ def decide(commit_on: CommitOn, status: int | None, *, complete: bool) -> bool:
     return complete and status is not None and commit_on(status)
 
 
-def log_commit_failure(method: str, path: str) -> None:
-    """Log, with the exception being handled, that a request's commit failed, so the response fails too."""
+def log_commit_failure(method: str, path: str, err: BaseException) -> None:
+    """Log, with the exception being handled, that a request's commit failed (or may have), so the response
+    fails too."""
+    if isinstance(err, CommitUnknownError):
+        logger.exception(  # noqa: LOG004 - called only from the middleware's exception handlers
+            "pgdecor: the session of %s %s lost its connection during COMMIT: whether it committed is unknown; "
+            "the response says so (500)",
+            method,
+            path,
+        )
+        return
     logger.exception(  # noqa: LOG004 - called only from the middleware's exception handlers
         "pgdecor: the session of %s %s failed to commit; the response fails instead", method, path
     )
+
+
+#: The response to a request whose COMMIT may or may not have happened, where nothing of its own was sent yet.
+UNKNOWN_STATUS = 500
+UNKNOWN_BODY = (
+    b"The outcome of this request is unknown: the connection to the database was lost while its changes were being "
+    b"committed. Check whether they were made before sending it again.\n"
+)
+UNKNOWN_HEADERS = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(UNKNOWN_BODY)))]

@@ -14,7 +14,9 @@ The session is opened when the request starts and ends when its response does:
   default, any status below 500) and the client is still there. The response's start is held back until its
   first body message, so a response sent in one message is not started before its commit: if the commit
   fails, the application gets the error and the server answers 500 (an aborted body, for a response already
-  streaming); the failure is logged with the request.
+  streaming); the failure is logged with the request. If the connection was lost while COMMIT was under way
+  (`pgdecor.CommitUnknownError`: it may have committed), the middleware answers 500 itself, its body saying the
+  outcome is unknown.
 - **Rolled back** when the application raises or is cancelled, when the status fails *commit_on*, when the
   client disconnected before the end, and when the application returns without completing its response.
 
@@ -24,7 +26,9 @@ cancelled request gives its connection back usable. Work the application does af
 
 With *commit_cookie* (a cookie name), each request's session is given the commit token the request's cookie
 carries, so that its readonly stubs read the client's earlier writes even from a replica (see `pgdecor.session`'s
-``after``); a response whose session wrote sets the cookie to its own token.
+``after``); a response whose session wrote sets the cookie to its own token (``Secure`` when the request came
+over HTTPS, as the scope's ``scheme`` says: behind a proxy that ends TLS, run the server with its proxy headers
+trusted). Tokens are sealed with the `pgdecor.Database`'s ``secret``: a cookie a client made up is ignored.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._errors import CommitUnknownError
 from ._session import Session
-from ._web import Middleware, decide, log_commit_failure
+from ._web import UNKNOWN_BODY, UNKNOWN_HEADERS, UNKNOWN_STATUS, Middleware, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -121,8 +126,11 @@ class _Response:
                     self._session.doom()
                 try:
                     await self._session.aend()
-                except BaseException:
-                    log_commit_failure(self.scope.get("method", "?"), self.scope.get("path", "?"))
+                except BaseException as err:
+                    log_commit_failure(self.scope.get("method", "?"), self.scope.get("path", "?"), err)
+                    if isinstance(err, CommitUnknownError) and self._start is not None:
+                        await self._unknown()
+                        return
                     raise
         start, self._start = self._start, None
         if start is not None:
@@ -132,6 +140,14 @@ class _Response:
                 start = {**start, "headers": [*start.get("headers", ()), (b"set-cookie", cookie[1].encode())]}
             await self._send(start)
         await self._send(message)
+
+    async def _unknown(self) -> None:
+        """Answer a request whose commit's outcome is unknown, in place of the application's response (nothing of
+        which was sent)."""
+        self._start = None
+        headers = [(k.lower().encode(), v.encode()) for k, v in UNKNOWN_HEADERS]
+        await self._send({"type": "http.response.start", "status": UNKNOWN_STATUS, "headers": headers})
+        await self._send({"type": "http.response.body", "body": UNKNOWN_BODY})
 
     async def _client_gone(self) -> bool:
         """Whether the server has a disconnect to deliver now: a receive, given a few turns of the loop and then

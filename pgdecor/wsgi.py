@@ -16,7 +16,8 @@ The session is opened before the application is called and ends when its respons
   to the server (the middleware holds one chunk back), so a streaming body still reads inside the session and
   a client never receives a complete response whose transaction did not commit. If the commit fails, the
   response fails: the server answers 500 when nothing was sent yet, and aborts the body otherwise; the failure
-  is logged with the request.
+  is logged with the request. If the connection was lost while COMMIT was under way (`pgdecor.CommitUnknownError`:
+  it may have committed), the middleware answers 500 itself, its body saying the outcome is unknown.
 - **Rolled back** when the application or its iterable raises, when the status fails *commit_on*, and when the
   server closes the response before its end (the client went away).
 
@@ -25,7 +26,9 @@ the request's even if the server iterates the response from another thread.
 
 With *commit_cookie* (a cookie name), each request's session is given the commit token the request's cookie
 carries, so that its readonly stubs read the client's earlier writes even from a replica (see `pgdecor.session`'s
-``after``); a response whose session wrote sets the cookie to its own token.
+``after``); a response whose session wrote sets the cookie to its own token (``Secure`` when the request came
+over HTTPS, as ``wsgi.url_scheme`` says: behind a proxy that ends TLS, have the server trust its forwarded
+scheme). Tokens are sealed with the `pgdecor.Database`'s ``secret``: a cookie a client made up is ignored.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from ._errors import CommitUnknownError
 from ._session import Session
-from ._web import Middleware, decide, log_commit_failure
+from ._web import UNKNOWN_BODY, UNKNOWN_HEADERS, UNKNOWN_STATUS, Middleware, decide, log_commit_failure
 
 __all__ = ["SessionMiddleware"]
 
@@ -80,6 +84,7 @@ class _Response:
         "_session",
         "_start",
         "_start_response",
+        "_yielded",
         "result",
         "status",
     )
@@ -97,8 +102,9 @@ class _Response:
         self._session = sess
         self._environ = environ
         self._start_response = start_response
-        #: With a commit cookie: the response's start, held until its first chunk goes to the server (then the
-        #: session has committed, if the body is that one chunk, and its token goes into the headers).
+        #: The response's start, held until its first chunk goes to the server: then the session has committed,
+        #: if the body is that one chunk, and its token can go into the headers, or its failure replace the
+        #: response.
         self._start: tuple[str, list[tuple[str, str]], Any] | None = None
         self._server_write: Any = None
         self.result: Iterable[bytes] = ()
@@ -107,16 +113,16 @@ class _Response:
         #: The chunk the application gave last, not yet handed on; None when there is none.
         self._held: bytes | None = None
         self._ended = False
+        #: Whether a chunk went to the server: until then, the response can still be replaced.
+        self._yielded = False
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         """The server's start_response, noting the status (the last one given, as PEP 3333 allows); held until the
-        first chunk with a commit cookie (a server sends no headers before the first chunk either)."""
+        first chunk (a server sends no headers before the first chunk either)."""
         code = status.split(" ", 1)[0]
         self.status = int(code) if code.isdigit() else None
-        if self._middleware.commit_cookie is not None:
-            self._start = (status, headers, exc_info)
-            return self._write
-        return self._started(status, headers, exc_info)
+        self._start = (status, headers, exc_info)
+        return self._write
 
     def _started(self, status: str, headers: list[tuple[str, str]], exc_info: Any) -> Any:
         if exc_info is None:
@@ -137,6 +143,7 @@ class _Response:
         write = self._send_start()
         if write is not None:
             self._server_write = write
+        self._yielded = True
         self._server_write(data)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -151,8 +158,11 @@ class _Response:
             except StopIteration:
                 try:
                     self._end(_NOTHING, complete=True)
-                except BaseException:
-                    log_commit_failure(self._environ.get("REQUEST_METHOD", "?"), self._environ.get("PATH_INFO", "?"))
+                except BaseException as err:
+                    method, path = self._environ.get("REQUEST_METHOD", "?"), self._environ.get("PATH_INFO", "?")
+                    log_commit_failure(method, path, err)
+                    if isinstance(err, CommitUnknownError) and not self._yielded:
+                        return self._unknown()
                     raise
                 break
             except BaseException:
@@ -161,12 +171,21 @@ class _Response:
             held, self._held = self._held, chunk
             if held is not None:
                 self._send_start()
+                self._yielded = True
                 return held
         held, self._held = self._held, None
         self._send_start()
         if held is None:
             raise StopIteration
+        self._yielded = True
         return held
+
+    def _unknown(self) -> bytes:
+        """The response of a request whose commit's outcome is unknown, in place of the application's (nothing of
+        which reached the server)."""
+        self._start, self._held, self._yielded = None, None, True
+        self._started(f"{UNKNOWN_STATUS} Internal Server Error", list(UNKNOWN_HEADERS), None)
+        return UNKNOWN_BODY
 
     def close(self) -> None:
         exc_info: ExcInfo = _NOTHING

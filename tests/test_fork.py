@@ -60,7 +60,14 @@ def test_database_opened_before_fork_reopens_in_the_child(users: str) -> None:
             with db.session():
                 seen.add(backend_pid())
     assert len(seen) == 2
-    assert db.counters.as_dict() == {"borrowed": 5, "released": 5, "committed": 5, "rolled_back": 0, "leaked": 0}
+    assert db.counters.as_dict() == {
+        "borrowed": 5,
+        "released": 5,
+        "committed": 5,
+        "rolled_back": 0,
+        "commit_unknown": 0,
+        "leaked": 0,
+    }
 
 
 def test_users_pool_opened_before_fork_is_refused_in_the_child_and_closing_it_there_is_harmless(users: str) -> None:

@@ -166,7 +166,14 @@ def test_wsgi_commits_before_the_last_chunk_reaches_the_server(users: str) -> No
         assert (served.status, served.chunks, served.error) == ("200 OK", [b"a", b"wsgi"], None)
         assert seen == [False, True]  # committed after the first chunk was handed on, before the last
         assert outside_any_session()  # the request's session never leaked into the server's context
-        assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 1, "rolled_back": 0, "leaked": 0}
+        assert db.counters.as_dict() == {
+            "borrowed": 1,
+            "released": 1,
+            "committed": 1,
+            "rolled_back": 0,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
 
 
 def test_wsgi_error_response_from_flask_rolls_back(users: str) -> None:
@@ -241,7 +248,14 @@ def test_a_commit_policy_that_fails_still_ends_the_session_rolled_back(users: st
         served = serve(flask(db, commit_on=policy), "/conflict/28")
         assert isinstance(served.error, ZeroDivisionError)
         assert not visible(users, 28)
-        assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 0, "rolled_back": 1, "leaked": 0}
+        assert db.counters.as_dict() == {
+            "borrowed": 1,
+            "released": 1,
+            "committed": 0,
+            "rolled_back": 1,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
 
 
 def test_middleware_rejects_a_commit_policy_that_is_not_one() -> None:
@@ -405,7 +419,7 @@ def test_asgi_client_gone_before_the_end_rolls_back(users: str) -> None:
             assert not visible(users, 32)
             assert (await call(fastapi(db), "/ok")).status == 200
             assert visible(users, 33)
-            assert db.counters.as_dict() == {"borrowed": 3, "released": 3, "committed": 1, "rolled_back": 2,
+            assert db.counters.as_dict() == {"borrowed": 3, "released": 3, "committed": 1, "rolled_back": 2, "commit_unknown": 0,
                                              "leaked": 0}  # fmt: skip
 
     asyncio.run(main())

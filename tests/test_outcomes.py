@@ -37,7 +37,14 @@ def test_caught_lost_connection_rolls_back_loudly_and_is_not_counted_committed(u
             add_user(40, "lost")
             with contextlib.suppress(psycopg.OperationalError):
                 terminate_myself()
-        assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 0, "rolled_back": 1, "leaked": 0}
+        assert db.counters.as_dict() == {
+            "borrowed": 1,
+            "released": 1,
+            "committed": 0,
+            "rolled_back": 1,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
         with db.session():
             assert get_user(40) is None
             assert count_users() == 3  # the pool replaced the dead connection
@@ -134,7 +141,7 @@ def test_task_group_tasks_share_the_session(users: str) -> None:
                 tasks = [tg.create_task(apause(i)) for i in range(5)]
                 tg.create_task(aadd_user(46, "grouped"))
             assert [t.result() for t in tasks] == list(range(5))
-            assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 1, "rolled_back": 0,
+            assert db.counters.as_dict() == {"borrowed": 1, "released": 1, "committed": 1, "rolled_back": 0, "commit_unknown": 0,
                                              "leaked": 0}  # fmt: skip
 
     asyncio.run(main())

@@ -332,7 +332,14 @@ def test_an_autocommit_session_makes_each_call_a_transaction_of_its_own(units: s
             a, b = txid(), txid()
             assert item_ids() == [1, 2]
         assert a == b
-        assert db.counters.as_dict() == {"borrowed": 2, "released": 2, "committed": 2, "rolled_back": 0, "leaked": 0}
+        assert db.counters.as_dict() == {
+            "borrowed": 2,
+            "released": 2,
+            "committed": 2,
+            "rolled_back": 0,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
 
 
 def test_an_async_autocommit_session_too(units: str) -> None:
