@@ -25,6 +25,7 @@ from ._annotations import bare, describe, is_record_type
 from ._codegen import define
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError
+from ._loads import mismatch
 from ._records import Record, record_of
 from ._registry import ServerKey, TypeRegistry
 
@@ -119,7 +120,7 @@ class RowMapper:
         half = len(columns) // 2
         names = [(n or b"").decode() for n in columns[:half]]
         oids: list[int] = list(columns[half:])
-        layout = self._make(names, oids, registry)
+        layout = self._make(names, oids, registry, adapters)
         binary = all(
             oid not in _TEXT_ONLY_OIDS
             and not (registry is not None and oid in registry.parsed)
@@ -131,14 +132,17 @@ class RowMapper:
         self._layouts[key] = layout
         return layout
 
-    def _make(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> Layout:
+    def _make(self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap) -> Layout:
         if self.scalar:
-            return self._scalar_layout(names, oids, registry)
+            return self._scalar_layout(names, oids, registry, adapters)
         if self.record is None:
             return _each(lambda values: dict(zip(names, values, strict=True)))
-        return _record_layout(self.stub, self.record, names, oids, registry, where=f"{self.sql_object} returned")
+        where = f"{self.sql_object} returned"
+        return _record_layout(self.stub, self.record, names, oids, registry, adapters=adapters, where=where)
 
-    def _scalar_layout(self, names: list[str], oids: list[int], registry: TypeRegistry | None) -> Layout:
+    def _scalar_layout(
+        self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap
+    ) -> Layout:
         if len(names) != 1:
             raise MappingError.mismatch(
                 self.stub,
@@ -146,7 +150,8 @@ class RowMapper:
                 f"single {describe(self.row_type)}",
                 "select one column, or return a dataclass",
             )
-        convert = column_converter(self.stub, self.row_type, oids[0], registry, where=f"column {names[0]!r}")
+        where = f"column {names[0]!r}"
+        convert = column_converter(self.stub, self.row_type, oids[0], registry, adapters, where=where)
         stub, column, nullable, row_type = self.stub, names[0], self.nullable, self.row_type
 
         def null_error() -> NoReturn:
@@ -194,25 +199,32 @@ def _name(res: pq.abc.PGresult, i: int) -> str:
 
 
 def column_converter(
-    stub: str, annotation: Any, oid: int, registry: TypeRegistry | None, *, where: str
+    stub: str, annotation: Any, oid: int, registry: TypeRegistry | None, adapters: AdaptersMap, *, where: str
 ) -> Convert | None:
-    """How a non-NULL value of a column of type *oid* becomes a value of *annotation*; None if it already is."""
+    """How a non-NULL value of a column of type *oid* becomes a value of *annotation*; None if it already is.
+    Raise `MappingError` when it cannot (see `_loads`)."""
     tp, _ = bare(annotation)
     if tp is Any or tp is object:
         return None
     if oid in JSON_OIDS:
         return from_json(tp) if needs_json_conversion(tp) else None
+    if registry is None or oid not in registry.parsed:
+        wrong = mismatch(tp, oid, adapters)
+        if wrong is not None:
+            raise MappingError.mismatch(stub, f"{where} {wrong[0]}", wrong[1])
     raw: Convert | None = None
     if registry is not None and oid in registry.parsed and tp is not str:
         load = registry.load
         raw = lambda v: load(oid, v) if isinstance(v, str) else v  # noqa: E731 - a closure over oid
-    shape = _shaper(stub, tp, oid, registry, where)
+    shape = _shaper(stub, tp, oid, registry, adapters, where=where)
     if raw is None or shape is None:
         return raw or shape
     return lambda v: shape(raw(v))
 
 
-def _shaper(stub: str, tp: Any, oid: int, registry: TypeRegistry | None, where: str) -> Convert | None:
+def _shaper(
+    stub: str, tp: Any, oid: int, registry: TypeRegistry | None, adapters: AdaptersMap, *, where: str
+) -> Convert | None:
     """How a loaded value (str for an enum, tuple for a composite, list for an array) becomes a *tp*."""
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return enum_loader(tp)
@@ -221,7 +233,9 @@ def _shaper(stub: str, tp: Any, oid: int, registry: TypeRegistry | None, where: 
         element = registry.element(oid) if registry is not None else _builtin_element(oid)
         if element is None:
             return None
-        convert = column_converter(stub, item, element, registry, where=where)
+        # PostgreSQL arrays of any dimension share one type: the items of a list[list[T]] are of the array's.
+        inner = oid if typing.get_origin(bare(item)[0]) is list else element
+        convert = column_converter(stub, item, inner, registry, adapters, where=f"{where} (an element)")
         return None if convert is None else list_of(convert)
     if is_record_type(tp) and not is_typeddict(tp):
         info = registry.composites.get(oid) if registry is not None else None
@@ -233,7 +247,8 @@ def _shaper(stub: str, tp: Any, oid: int, registry: TypeRegistry | None, where: 
             )
         names, oids = list(info.field_names), list(info.field_types)
         record = record_of(tp)
-        return _record_layout(stub, record, names, oids, registry, where=f"{where} (type {info.name}) has").one
+        where = f"{where} (type {info.name}) has"
+        return _record_layout(stub, record, names, oids, registry, adapters=adapters, where=where).one
     return None
 
 
@@ -249,6 +264,7 @@ def _record_layout(
     oids: list[int],
     registry: TypeRegistry | None,
     *,
+    adapters: AdaptersMap,
     where: str,
 ) -> Layout:
     """Specialise the row making for one column layout; raise MappingError if the columns do not fit the fields."""
@@ -281,7 +297,11 @@ def _record_layout(
         (i, convert)
         for i, n in enumerate(names)
         if n in by_field
-        and (convert := column_converter(stub, by_field[n].annotation, oids[i], registry, where=f"column {n!r}"))
+        and (
+            convert := column_converter(
+                stub, by_field[n].annotation, oids[i], registry, adapters, where=f"column {n!r}"
+            )
+        )
     ]
 
     def null_error(values: Sequence[Any]) -> None:

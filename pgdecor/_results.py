@@ -89,9 +89,23 @@ def _item(tp: Any) -> Any:
     return args[0] if args else Any
 
 
+#: Annotations no column becomes: what to write instead.
+_UNFIT = {
+    set: "list[T]",
+    frozenset: "list[T]",
+    object: "Any, or the column's type",
+}
+
+
 def _row(stub: str, shape: Shape, tp: Any, *, nullable: bool = False) -> ResultPlan:
     tp = strip_annotated(tp)
     item, item_optional = split_optional(tp)
+    unfit = _UNFIT.get(typing.get_origin(item) or item)
+    if typing.get_origin(item) is tuple and typing.get_args(item) != (Any, ...):
+        unfit = "a NamedTuple or a dataclass (a row), list[T] (an array), or tuple[Any, ...] (an anonymous record)"
+    if unfit is not None:
+        msg = f"{stub}: return annotation {describe(item)} is not a value pgdecor makes from a result; use {unfit}"
+        raise SignatureError(msg)
     if is_record_type(item) or _is_dict_row(item):
         if item_optional:
             msg = f"{stub}: rows of {describe(tp)} cannot be None; annotate the rows as {describe(item)}"
@@ -100,7 +114,7 @@ def _row(stub: str, shape: Shape, tp: Any, *, nullable: bool = False) -> ResultP
     if typing.get_origin(item) is dict or item in (collections.abc.Mapping, collections.abc.MutableMapping):
         msg = f"{stub}: rows as {describe(item)} are not supported; use dict[str, Any] or a dataclass"
         raise SignatureError(msg)
-    return ResultPlan(shape, item, scalar=True, nullable=nullable or item_optional or item in (Any, object))
+    return ResultPlan(shape, item, scalar=True, nullable=nullable or item_optional or item is Any)
 
 
 def _is_dict_row(tp: Any) -> bool:

@@ -71,14 +71,14 @@ def serve(
 def request(port: int, method: str, path: str, *, timeout: float = 20) -> tuple[int, Any]:
     """One request on a new connection: its status and decoded JSON body (None if the body is not JSON)."""
     status, _, body = exchange(port, method, path, timeout=timeout)
-    return status, body
+    return status, None if isinstance(body, str) else body
 
 
 def exchange(
     port: int, method: str, path: str, headers: list[tuple[str, str]] | None = None, *, timeout: float = 20
 ) -> tuple[int, list[tuple[str, str]], Any]:
     """One request on a new connection, with *headers* (a name may repeat): the status, the response's headers
-    and its decoded JSON body (None if the body is not JSON)."""
+    and its decoded JSON body (its text if the body is not JSON)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.putrequest(method, path)
@@ -94,7 +94,7 @@ def exchange(
     try:
         return response.status, response.getheaders(), json.loads(body)
     except ValueError:
-        return response.status, response.getheaders(), None
+        return response.status, response.getheaders(), body.decode(errors="replace")
 
 
 def hang_up(port: int, path: str, after: float) -> None:

@@ -186,7 +186,7 @@ def test_calls_and_sessions_are_logged_at_debug(users: str, caplog: pytest.LogCa
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("userdb.get_user: function get_user in ") and m.endswith(" ms") for m in messages)
     assert any("borrowed a connection" in m for m in messages)
-    assert any("committed and gave its connection back" in m for m in messages)
+    assert any("ended (committed) and gave its connection back" in m for m in messages)
 
 
 # -- faults ----------------------------------------------------------------------------------------------

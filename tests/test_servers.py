@@ -49,6 +49,8 @@ class Soak:
     ok: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
     hung_up: set[str] = field(default_factory=set)
+    #: Requests answered 500 saying their COMMIT's outcome is unknown (its answer was lost in a fault).
+    unknown: set[str] = field(default_factory=set)
     idle_in_transaction_ms: float = 0.0
     max_backends: int = 0
     terminated: int = 0
@@ -126,11 +128,12 @@ def _one(port: int, n: int, soak: Soak, restart: threading.Event) -> None:
             soak.hung_up.add(req)
         return
     try:
-        status, _ = servers.request(port, "POST", path + (f"&fault={fault}" if fault else ""))
+        status, _, body = servers.exchange(port, "POST", path + (f"&fault={fault}" if fault else ""))
     except OSError:  # the server aborted the response
-        status = 0
+        status, body = 0, None
+    unknown = status == 500 and isinstance(body, str) and "outcome of this request is unknown" in body
     with soak.lock:
-        (soak.ok if status == 200 else soak.failed).add(req)
+        (soak.ok if status == 200 else soak.unknown if unknown else soak.failed).add(req)
         if status == 200 and soak.restarted_at and not soak.recovered_at:
             soak.recovered_at = time.monotonic()
 
@@ -177,7 +180,8 @@ def _run(kind: str, server: TemporaryServer, figures: Callable[[str], None]) -> 
     kept_hung_up = ledger & soak.hung_up
     recovery = soak.recovered_at - soak.restarted_at
     figures(
-        f"{kind}: {len(soak.ok)} answered 200, {len(soak.failed)} failed, {len(soak.hung_up)} hung up "
+        f"{kind}: {len(soak.ok)} answered 200, {len(soak.failed)} failed, {len(soak.unknown)} of unknown outcome "
+        f"({len(ledger & soak.unknown)} of them committed), {len(soak.hung_up)} hung up "
         f"({len(kept_hung_up)} of them committed), {soak.terminated} backends terminated, 1 restart; "
         f"money {money} of {TOTAL}; acknowledged writes lost {len(lost)}; writes of failed requests kept "
         f"{len(kept_failed)}; longest idle in transaction {soak.idle_in_transaction_ms:.0f} ms; most backends "
@@ -194,6 +198,7 @@ def _run(kind: str, server: TemporaryServer, figures: Callable[[str], None]) -> 
     ended = counters["committed"] + counters["rolled_back"] + counters["commit_unknown"]
     assert counters["borrowed"] == counters["released"] == ended
     assert counters["leaked"] == 0
+    assert len(soak.unknown) <= counters["commit_unknown"]  # said unknown only where it was
     # Each committed session is an answered transfer, or (WSGI only, which cannot see a client leave before it
     # writes to it) a hang-up whose handler had finished: a commit is never counted for anything else.
     assert counters["committed"] == len(soak.ok) + len(kept_hung_up)
