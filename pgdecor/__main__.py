@@ -54,8 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(f"pgdecor {args.command}: {_one_line(err)}", file=sys.stderr)
+        print(f"pgdecor {args.command}: {_shown(_one_line(err))}", file=sys.stderr)
         return 2
+
+
+def _shown(text: str) -> str:
+    """*text* with what a terminal would not show as itself (newlines, escape sequences, bidirectional overrides)
+    written as `repr` writes it: a name read from the catalog cannot start a line of its own or drive the
+    terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _one_line(err: BaseException) -> str:
@@ -152,7 +159,7 @@ def run_watched(args: argparse.Namespace, files: SchemaFiles | None, dsn: str | 
                 with files.database(server) as built:
                     return rerun(argv(built))
             except CommandError as err:  # a schema file that fails: said, and watched for its fix
-                print(f"pgdecor {args.command}: {err}", file=sys.stderr, flush=True)
+                print(f"pgdecor {args.command}: {_shown(str(err))}", file=sys.stderr, flush=True)
                 return 2
 
         return watch(paths, once)
@@ -174,7 +181,7 @@ def run_check(modules: list[str], dsn: str, output: str) -> int:
         print(json.dumps([dataclasses.asdict(p) for p in problems], indent=2))
     else:
         for problem in problems:
-            print(problem)
+            print(_shown(str(problem)))
         print(f"{len(problems)} problem{'' if len(problems) == 1 else 's'}", file=sys.stderr)
     return 1 if problems else 0
 
@@ -184,10 +191,10 @@ def run_generate(args: argparse.Namespace, dsn: str) -> int:
 
     try:
         text, skipped = generate(dsn, args.schema)
-    except LookupError as err:
+    except (LookupError, ValueError) as err:
         raise CommandError(str(err)) from err
     for reason in skipped:
-        print(f"pgdecor generate: skipped {reason}", file=sys.stderr)
+        print(f"pgdecor generate: skipped {_shown(reason)}", file=sys.stderr)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

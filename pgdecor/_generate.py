@@ -10,6 +10,11 @@ type and result row used, an `Enum` per enum type, and a decorated stub per func
   joined by ``_`` (``area__int4_int4``, ``area__float8_float8``), and annotate each argument with its type;
 - a parameter without a name is ``arg1``, ``arg2``...
 
+The module is one namespace, as Python reads it: classes take the next free name, after the stubs and the names
+the module imports (`_pynames` names stubs, parameters, fields and enum members, or says why a function can have
+no stub). Every stub names its function in full (``@procedure("schema.name")``), so that it calls that function
+whatever its own name.
+
 Functions using a type with no Python counterpart here (ranges, network types, pseudo-types other than
 ``void``) are not written; each is reported.
 """
@@ -17,8 +22,8 @@ Functions using a type with no Python counterpart here (ranges, network types, p
 from __future__ import annotations
 
 import json
-import keyword
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +41,7 @@ from ._catalog import (
     read_functions,
     read_types,
 )
+from ._pynames import field_problem, hiding_field, member_names, param_names, param_problem, stub_names, visible
 
 __all__ = ["generate"]
 
@@ -95,6 +101,15 @@ _RANGE_IMPORTS = {"numrange": "from decimal import Decimal", "daterange": "impor
                   "tsrange": "import datetime", "tstzrange": "import datetime"}  # fmt: skip
 _RANGE_IMPORTS.update({name.replace("range", "multirange"): imp for name, imp in _RANGE_IMPORTS.items()})
 
+#: Names the module binds or reads besides its stubs and classes: what its imports bind (all of them, whether this
+#: module needs them or not, so that a stub's name does not depend on the other functions), its TypeVar, and the
+#: builtins its annotations use.
+_TAKEN = frozenset(
+    {"annotations", "procedure", "DEFAULT", "T", "Annotated", "Any", "TypeVar", "Enum", "dataclass",
+     "bool", "bytes", "dict", "float", "int", "list", "str", "tuple"}
+    | {line.rpartition(" ")[2] for line in [*(i for _, i in _SCALARS.values() if i), *_RANGE_IMPORTS.values()]}
+)  # fmt: skip
+
 #: Functions no stub calls, and why.
 _NOT_CALLED = {"trigger": "a trigger function, which triggers call", "event_trigger": "an event trigger function"}
 
@@ -112,7 +127,8 @@ class _Module:
     #: Generated classes by type oid (composites, enums), and their source, in the order they are made.
     classes: dict[int, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
-    names: set[str] = field(default_factory=set)
+    #: The module's names taken so far: imports, stubs, classes.
+    names: set[str] = field(default_factory=lambda: set(_TAKEN))
     #: Whether a stub is generic (polymorphic), so the module declares ``T``.
     typevar: bool = False
 
@@ -164,13 +180,7 @@ class _Module:
             return self.classes[pgtype.oid]
         name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
         labels = [label for (label,) in self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()]
-        members, used = [], set()
-        for i, label in enumerate(labels):
-            member = re.sub(r"\W", "_", label).upper().strip("_") or f"VALUE_{i}"
-            if not member.isidentifier() or keyword.iskeyword(member) or member in used or member[0].isdigit():
-                member = f"VALUE_{i}"
-            used.add(member)
-            members.append(f"    {member} = {_q(label)}")
+        members = [f"    {member} = {_q(label)}" for member, label in zip(member_names(labels), labels, strict=True)]
         self.imports.add("from enum import Enum")
         doc = _doc(f"Enum type {pgtype.spelled}.")
         self.sources.append(f"class {name}(str, Enum):\n    {doc}\n\n" + "\n".join(members))
@@ -188,13 +198,18 @@ class _Module:
         return name
 
     def dataclass(self, name: str, doc: str, fields: list[tuple[str, int, bool]]) -> None:
-        lines = []
+        annotated: list[tuple[str, str]] = []
         for attname, atttype, notnull in fields:
-            if not attname.isidentifier() or keyword.iskeyword(attname):
-                raise Unsupported(f"a field named {attname!r}, which is not a Python identifier")
+            problem = field_problem(attname, {n for n, _ in annotated})
+            if problem is not None:
+                raise Unsupported(problem)
             annotation = self.annotation(atttype)
             optional = not (notnull or self.types[atttype].not_null)
-            lines.append(f"    {attname}: {annotation}{' | None' if optional else ''}")
+            annotated.append((attname, f"{annotation}{' | None' if optional else ''}"))
+        problem = hiding_field(annotated)
+        if problem is not None:
+            raise Unsupported(problem)
+        lines = [f"    {attname}: {annotation}" for attname, annotation in annotated]
         self.imports.add("from dataclasses import dataclass")
         body = "\n\n" + "\n".join(lines) if lines else ""  # the docstring alone is a class body
         self.sources.append(f"@dataclass\nclass {name}:\n    {_doc(doc)}{body}")
@@ -202,6 +217,12 @@ class _Module:
 
 def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
     """The module of stubs for *schema*'s functions and procedures, and what was skipped (with why)."""
+    if "." in schema:
+        msg = (
+            f"schema {schema!r} has a '.' in its name, which @procedure(\"schema.name\") cannot spell; rename the "
+            f"schema, or write stubs that name functions without it and put it in the search_path"
+        )
+        raise ValueError(msg)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET default_transaction_read_only = on")
         if conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [schema]).fetchone() is None:
@@ -212,42 +233,45 @@ def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
         module.type_info(oid for row in rows for oid in [*(row[7] or ()), row[5]])
         functions = read_functions([row[:11] for row in rows], module.types)
         comments = [row[11] for row in rows]
-        counts: dict[str, int] = {}
-        for f in functions:
-            counts[f.name] = counts.get(f.name, 0) + 1
+        not_called = [_not_called(module, f) for f in functions]
+        names, nameless = stub_names(schema, functions, [why is None for why in not_called], _TAKEN)
+        module.names.update(names.values())  # before any class takes a name: a stub's name is its function's
+        overloaded = {name for name, n in Counter(f.name for f in functions).items() if n > 1}
         stubs, skipped = [], []
-        for function, comment in zip(functions, comments, strict=True):
-            returns = module.types[function.rettype].base
-            if returns in _NOT_CALLED:
-                skipped.append(f"{schema}.{function.signature}: {_NOT_CALLED[returns]}, not called by stubs")
-                continue
-            if returns == "record" and function.returns_set and not function.outputs:
-                skipped.append(
-                    f"{schema}.{function.signature}: returns SETOF record, whose columns each call must name in a "
-                    f"column definition list; declare OUT parameters or RETURNS TABLE"
-                )
+        for i, (function, comment) in enumerate(zip(functions, comments, strict=True)):
+            why = not_called[i] or nameless.get(i)
+            if why is not None:
+                skipped.append(f"{schema}.{function.signature}: {why}")
                 continue
             snapshot = (set(module.imports), dict(module.classes), list(module.sources), set(module.names),
                         module.typevar)  # fmt: skip
             try:
-                stubs.append(_stub(module, function, comment, overloaded=counts[function.name] > 1))
+                stubs.append(_stub(module, function, comment, names[i], overloaded=function.name in overloaded))
             except Unsupported as err:
                 module.imports, module.classes, module.sources, module.names, module.typevar = snapshot
                 skipped.append(f"{schema}.{function.signature}: uses {err}")
     return _render(module, schema, stubs), skipped
 
 
-def _stub(module: _Module, function: Function, comment: str | None, *, overloaded: bool) -> str:
-    name = function.name
-    if overloaded:  # each argument's own type name: a domain's, not its base type's
-        name += "__" + "_".join(a.type.name or a.type.base for a in function.inputs)
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise Unsupported(f"the name {name!r}, which is not a Python identifier")
+def _not_called(module: _Module, function: Function) -> str | None:
+    """Why no stub can call *function*, or None."""
+    returns = module.types[function.rettype].base
+    if returns in _NOT_CALLED:
+        return f"{_NOT_CALLED[returns]}, not called by stubs"
+    if returns == "record" and function.returns_set and not function.outputs:
+        return (
+            "returns SETOF record, whose columns each call must name in a column definition list; declare OUT "
+            "parameters or RETURNS TABLE"
+        )
+    return None
+
+
+def _stub(module: _Module, function: Function, comment: str | None, name: str, *, overloaded: bool) -> str:
+    problem = param_problem(function.inputs)
+    if problem is not None:
+        raise Unsupported(problem)
     params = []
-    for i, arg in enumerate(function.inputs):
-        pname = arg.name or f"arg{i + 1}"
-        if not pname.isidentifier() or keyword.iskeyword(pname) or pname in ("self", "cls"):
-            raise Unsupported(f"a parameter named {pname!r}, which is not a Python identifier")
+    for arg, pname in zip(function.inputs, param_names(function.inputs), strict=True):
         pgtype = arg.type.element if arg.mode == "v" and arg.type.element else arg.type
         annotation = module.annotation(pgtype.oid)
         if overloaded:
@@ -297,7 +321,7 @@ def _returns(module: _Module, function: Function, name: str) -> str:
 def _doc(text: str) -> str:
     """A docstring for *text*: backslashes and quotes escaped, so that any name or comment reads as written."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"""{escaped}"""'
+    return f'"""{visible(escaped)}"""'
 
 
 def _q(text: str) -> str:
@@ -305,7 +329,7 @@ def _q(text: str) -> str:
     single quotes."""
     if '"' in text and "'" not in text:
         return repr(text)
-    return json.dumps(text, ensure_ascii=False)
+    return visible(json.dumps(text, ensure_ascii=False))
 
 
 def _render(module: _Module, schema: str, stubs: list[str]) -> str:

@@ -4,9 +4,11 @@ passes mypy --strict and ruff, `check` finds nothing, and each stub returns what
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import ipaddress
 import subprocess
 import sys
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from enum import Enum
@@ -20,6 +22,7 @@ from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 
 from pgdecor import check, procedure, session
+from pgdecor.__main__ import main
 from pgdecor._generate import generate
 from pgdecor.testing import schema_dsn
 
@@ -239,3 +242,175 @@ def test_a_type_is_matched_by_its_name_with_or_without_its_schema(rpc: str) -> N
     for dsn in (rpc, schema_dsn(rpc, SCHEMA_NAME)):
         with session(dsn):
             assert bare(when) == full(when) == "utc 2024"
+
+
+#: A catalog whose names are hostile to Python: look-alikes equal under NFKC, names the module imports or that
+#: Python keeps, keywords, an overload's name taken by another function, arguments and fields that would repeat
+#: or change, colliding enum labels, and names and comments with a newline, terminal escapes and a bidirectional
+#: override. Each function returns its own name, so that a stub calling another shows.
+HOSTILE = """
+CREATE TYPE "enum" AS ENUM ('a-b', 'a_b', 'a', '\uff41', 'value_5', '-', E'ok\\n0 problems', E'\\x1b[2J');
+CREATE TYPE "decimal" AS (x int);
+CREATE TYPE twins AS ("\uff41" int, a int);
+CREATE TYPE shadow AS ("int" int, x int);
+CREATE TYPE mangled AS (__secret int);
+CREATE FUNCTION abc(x int) RETURNS text LANGUAGE sql AS $$ SELECT 'abc' $$;
+CREATE FUNCTION "\uff41bc"(x int) RETURNS text LANGUAGE sql AS $$ SELECT '\uff41bc' $$;
+CREATE FUNCTION "\uff46oo"() RETURNS text LANGUAGE sql AS $$ SELECT '\uff46oo' $$;
+CREATE FUNCTION procedure() RETURNS text LANGUAGE sql AS $$ SELECT 'procedure' $$;
+CREATE FUNCTION query() RETURNS text LANGUAGE sql AS $$ SELECT 'query' $$;
+COMMENT ON FUNCTION query() IS E'Runs \\x1b[2J and \\u202e reversed';
+CREATE FUNCTION "Enum"() RETURNS text LANGUAGE sql AS $$ SELECT 'Enum' $$;
+CREATE FUNCTION "Any"() RETURNS "decimal" LANGUAGE sql AS $$ SELECT ROW(1)::"decimal" $$;
+CREATE FUNCTION "int"() RETURNS int LANGUAGE sql AS $$ SELECT 7 $$;
+CREATE FUNCTION "T"(a anyelement) RETURNS anyelement LANGUAGE sql AS $$ SELECT a $$;
+CREATE FUNCTION "__getattr__"(name text) RETURNS text LANGUAGE sql AS $$ SELECT '__getattr__' $$;
+CREATE FUNCTION "__debug__"() RETURNS text LANGUAGE sql AS $$ SELECT '__debug__' $$;
+CREATE FUNCTION "class"() RETURNS text LANGUAGE sql AS $$ SELECT 'class' $$;
+CREATE FUNCTION area(a int, b int) RETURNS text LANGUAGE sql AS $$ SELECT 'area(int4, int4)' $$;
+CREATE FUNCTION area(a float8, b float8) RETURNS text LANGUAGE sql AS $$ SELECT 'area(float8, float8)' $$;
+CREATE FUNCTION area__int4_int4() RETURNS text LANGUAGE sql AS $$ SELECT 'area__int4_int4' $$;
+CREATE FUNCTION unnamed_first(int, arg1 int) RETURNS text LANGUAGE sql AS $$ SELECT $1 || ' then ' || $2 $$;
+CREATE FUNCTION twin_params("\uff41" int, a int) RETURNS text LANGUAGE sql AS $$ SELECT 'twin_params' $$;
+CREATE FUNCTION reserved(_pgdecor_x int) RETURNS text LANGUAGE sql AS $$ SELECT 'reserved' $$;
+CREATE FUNCTION twin_columns(OUT int, OUT column1 int) LANGUAGE sql AS $$ SELECT 1, 2 $$;
+CREATE FUNCTION twin_fields() RETURNS twins LANGUAGE sql AS $$ SELECT ROW(1, 2)::twins $$;
+CREATE FUNCTION shadowing() RETURNS shadow LANGUAGE sql AS $$ SELECT ROW(1, 2)::shadow $$;
+CREATE FUNCTION mangling() RETURNS mangled LANGUAGE sql AS $$ SELECT ROW(1)::mangled $$;
+CREATE FUNCTION labels() RETURNS "enum"[] LANGUAGE sql AS $$ SELECT enum_range(NULL::"enum") $$;
+CREATE FUNCTION "new
+line"() RETURNS text LANGUAGE sql AS $$ SELECT 'new line' $$;
+CREATE FUNCTION "clear\x1b[2J"() RETURNS text LANGUAGE sql AS $$ SELECT 'clear' $$;
+"""
+
+
+def invisible(text: str) -> list[str]:
+    """The characters of *text* a reader would not see as themselves: controls but newline, format characters
+    (bidirectional overrides), line separators."""
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c != "\n"]
+
+
+def escaped(text: str) -> str:
+    """*text* with its newlines and escape characters written as `repr` writes them."""
+    return text.replace("\n", "\\n").replace("\x1b", "\\x1b")
+
+
+@pytest.fixture
+def hostile(pg_dsn: str, pg_exec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The hostile catalog in the test's schema (whose functions resolve their names in it); its name."""
+    pg_exec(HOSTILE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return str(psycopg.conninfo.conninfo_to_dict(pg_dsn)["application_name"])
+
+
+def test_stubs_from_a_hostile_catalog_call_the_function_they_name_and_type_check(
+    hostile: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    """Whatever its names, a catalog gives a module that imports, passes mypy --strict and ruff, and whose every
+    stub calls the function it names; what cannot be so written is left out with the reason."""
+    s = hostile
+    text, skipped = generate(pg_dsn, s)
+    assert dict(reason.split(": ", 1) for reason in skipped) == {
+        f"{s}.\uff41bc(x integer)": "its stub would be named 'abc' (Python reads names NFKC-normalised), the name of "
+        f"the stub of {s}.abc(x integer); write its stub by hand under another name",
+        f"{s}.area(a integer, b integer)": "its stub would be named 'area__int4_int4', the name of the stub of "
+        f"{s}.area__int4_int4(); write its stub by hand under another name",
+        **{
+            f"{s}.{name}{args}": f"uses the name {name!r}, of the form __name__ that Python keeps for names of its "
+            "own; write its stub by hand under another name"
+            for name, args in [("__debug__", "()"), ("__getattr__", "(name text)")]
+        },
+        f'{s}.twin_params("\uff41" integer, a integer)': "uses a parameter named '\uff41', which Python reads as 'a', "
+        "while arguments are passed by their names",
+        f"{s}.reserved(_pgdecor_x integer)": "uses a parameter named '_pgdecor_x', whose prefix '_pgdecor_' "
+        "pgdecor keeps for names of its own",
+        f"{s}.twin_columns(OUT integer, OUT column1 integer)": "uses two fields named 'column1'",
+        f"{s}.twin_fields()": "uses a field named '\uff41', which Python reads as 'a', while rows fill fields by name",
+        f"{s}.shadowing()": "uses a field named 'int', which would hide int from the annotations of the fields "
+        "after it",
+        f"{s}.mangling()": "uses a field named '__secret', which Python renames or keeps for itself in a class",
+        f"{s}.new\nline()": "uses the name 'new\\nline', which is not a Python identifier",
+        f"{s}.clear\x1b[2J()": "uses the name 'clear\\x1b[2J', which is not a Python identifier",
+    }
+    assert invisible(text) == []
+    name, path = _module(tmp_path, text)
+    m = __import__(name)
+    stubs = {n for n, v in vars(m).items() if hasattr(v, "__pgdecor_plan__")}
+    assert stubs == {"abc", "foo", "procedure_", "query", "Enum_", "Any_", "int_", "T_", "class_",
+                     "area__float8_float8", "area__int4_int4", "unnamed_first", "labels"}  # fmt: skip
+    with session(pg_dsn):
+        assert [m.abc(1), m.foo(), m.procedure_(), m.query(), m.Enum_(), m.class_(), m.area__int4_int4()] == [
+            "abc", "\uff46oo", "procedure", "query", "Enum", "class", "area__int4_int4"
+        ]  # fmt: skip
+        assert m.area__float8_float8(1.5, 2.5) == "area(float8, float8)"
+        assert m.unnamed_first(1, 2) == "1 then 2"
+        assert (m.Any_(), m.int_(), m.T_("t")) == (m.Decimal2(1), 7, "t")
+        labels = ["a-b", "a_b", "a", "\uff41", "value_5", "-", "ok\n0 problems", "\x1b[2J"]
+        assert [member.value for member in m.Enum2] == labels
+        assert m.labels() == list(m.Enum2)
+    assert m.query.__doc__ == "Runs \x1b[2J and \u202e reversed"
+    assert m.Enum is enum.Enum
+    assert check([name], pg_dsn) == []
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\nplugins = pgdecor.mypy\n")
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-incremental", str(path)],
+        capture_output=True, text=True, check=False, env={"MYPYPATH": str(ROOT), "PATH": ""},
+    )  # fmt: skip
+    assert mypy.returncode == 0, mypy.stdout
+    for ruff in (["check", "--isolated"], ["format", "--isolated", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *ruff, str(path)], capture_output=True, text=True, check=False, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stdout
+
+
+def test_catalog_names_cannot_forge_lines_of_generate_or_check(
+    hostile: str, pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`generate` and `check` write each skipped function and each problem on a line of its own, with the
+    newlines and terminal escapes of catalog names escaped."""
+    skipped = generate(pg_dsn, hostile)[1]
+    assert main(["generate", "--schema", hostile, "--dsn", pg_dsn, "-o", str(tmp_path / "out.py")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"pgdecor generate: skipped {escaped(reason)}" for reason in skipped]
+    assert f"pgdecor generate: skipped {hostile}.new\\nline(): uses the name 'new\\nline', which" in err
+    source = f"""
+from enum import Enum
+from pgdecor import procedure
+
+
+class Label(str, Enum):
+    A = "a"
+
+
+@procedure("{hostile}.labels")
+def labels() -> list[Label | None] | None: ...
+"""
+    name, _ = _module(tmp_path, source)
+    assert main(["check", name, "--dsn", pg_dsn]) == 1
+    out, err = capsys.readouterr()
+    assert err == "1 problem\n"
+    [line] = out.splitlines()
+    assert "has labels a-b, a_b, a, \uff41, value_5, -, ok\\n0 problems, \\x1b[2J; the stub says" in line
+    assert invisible(out) == []
+
+
+def test_a_schema_whose_name_has_a_dot_is_refused(pg_server_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`generate` refuses a schema that `@procedure("schema.name")` cannot spell, rather than write a module that
+    does not import."""
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(
+            'CREATE SCHEMA "v1.api"; CREATE FUNCTION "v1.api".one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$'
+        )
+        try:
+            assert main(["generate", "--schema", "v1.api", "--dsn", pg_server_dsn]) == 2
+        finally:
+            conn.execute('DROP SCHEMA "v1.api" CASCADE')
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "pgdecor generate: schema 'v1.api' has a '.' in its name, which @procedure(\"schema.name\") cannot spell; "
+        "rename the schema, or write stubs that name functions without it and put it in the search_path\n"
+    )
