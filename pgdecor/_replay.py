@@ -14,11 +14,16 @@ __all__ = ["CAUGHT_UP", "REPLICA_WAIT", "WAL_POSITION", "replay_token"]
 #: Seconds a session given a token waits for its replica to replay that far, before reading from the primary.
 REPLICA_WAIT = 1.0
 
+# Operators, functions and types named with their schema, whatever the search_path (a look-alike never runs).
+
 #: The primary's write-ahead log position once a session's COMMIT is in it: the token.
-WAL_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+WAL_POSITION = "SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text"
 
 #: Whether a replica has replayed past a token's position (a server that is not a standby has its own writes).
-CAUGHT_UP = "SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, NOT pg_is_in_recovery())"
+CAUGHT_UP = (
+    "SELECT coalesce(pg_catalog.pg_last_wal_replay_lsn() OPERATOR(pg_catalog.>=) %s::pg_catalog.pg_lsn, "
+    "NOT pg_catalog.pg_is_in_recovery())"
+)
 
 _LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
