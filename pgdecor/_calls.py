@@ -304,8 +304,8 @@ class ProcedureCall:
         indices.extend([source if isinstance(source, int) and adapt is None else None] * template.count("{value}"))
         return sql.SQL(template.replace("{value}", "{}")).format(
             *[sql.Placeholder(format=placeholder_format(annotation))] * template.count("{value}"),
-            type=sql.SQL(pgtype.sql),  # format_type output: a type name spelled and quoted by the server
-            element=sql.SQL(pgtype.element.sql if pgtype.element else ""),
+            type=sql.SQL(pgtype.cast),  # spelled and quoted by the server, in words no search_path changes
+            element=sql.SQL(pgtype.element.cast if pgtype.element else ""),
         )
 
 
@@ -315,20 +315,26 @@ def _then(first: Callable[[Any], Any], second: Callable[[Any], Any] | None) -> C
 
 def argument_sql(annotation: Any, pgtype: PgType) -> tuple[str, Callable[[Any], Any] | None]:
     """SQL template for one argument of declared type *pgtype* (``{value}`` marks each placeholder) and the
-    conversion applied to the Python value first."""
+    conversion applied to the Python value first. The functions it calls are named with their schema: a look-alike
+    taking the composite type itself, in a schema on the search_path, would otherwise be chosen over pg_catalog's."""
     if pgtype.base in ("json", "jsonb"):
         return "{value}::{type}", jsonb
     if pgtype.kind == "c":
         return (
-            "CASE WHEN {value}::jsonb IS NULL THEN NULL ELSE jsonb_populate_record(NULL::{type}, {value}::jsonb) END",
+            (
+                "CASE WHEN {value}::pg_catalog.jsonb IS NULL THEN NULL "
+                "ELSE pg_catalog.jsonb_populate_record(NULL::{type}, {value}::pg_catalog.jsonb) END"
+            ),
             jsonb,
         )
     element = pgtype.element
     if element is not None and element.kind == "c":
         return (
             (
-                "CASE WHEN {value}::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_populate_record(NULL::{element}, "
-                "e.value) FROM jsonb_array_elements({value}::jsonb) WITH ORDINALITY AS e ORDER BY e.ordinality) END"
+                "CASE WHEN {value}::pg_catalog.jsonb IS NULL THEN NULL "
+                "ELSE ARRAY(SELECT pg_catalog.jsonb_populate_record(NULL::{element}, e.value) "
+                "FROM pg_catalog.jsonb_array_elements({value}::pg_catalog.jsonb) WITH ORDINALITY AS e "
+                "ORDER BY e.ordinality) END"
             ),
             jsonb,
         )

@@ -25,58 +25,86 @@ from typing_extensions import is_typeddict
 
 from ._annotations import bare, describe, is_namedtuple, list_type, split_optional, strip_annotated
 
+# Every operator, function and type below is named with its schema, as pg_dump names them: a role that can create
+# objects in a schema on the search_path (public, before PostgreSQL 15) would otherwise have its look-alikes chosen
+# wherever they match the arguments more closely than pg_catalog's own (an oid compared with an integer, an
+# array_agg of text), or everywhere if the path lists pg_catalog after that schema.
 _FUNCTIONS = """
-SELECT n.nspname::text, p.proname::text,
-       {name} || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
-       p.prokind::text, p.proretset,
-       p.prorettype::int8, rt.typtype::text,
-       coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], p.proargmodes::text[], p.proargnames,
+SELECT n.nspname::pg_catalog.text, p.proname::pg_catalog.text,
+       pg_catalog.concat({name}, '(', pg_catalog.pg_get_function_identity_arguments(p.oid), ')'),
+       p.prokind::pg_catalog.text, p.proretset,
+       p.prorettype::pg_catalog.int8, rt.typtype::pg_catalog.text,
+       coalesce(p.proallargtypes, p.proargtypes::pg_catalog.oid[])::pg_catalog.int8[],
+       p.proargmodes::pg_catalog.text[], p.proargnames,
        p.pronargdefaults{more}
 FROM pg_catalog.pg_proc p
-JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-JOIN pg_catalog.pg_type rt ON rt.oid = p.prorettype
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+JOIN pg_catalog.pg_type rt ON rt.oid OPERATOR(pg_catalog.=) p.prorettype
 WHERE {where}
 """
 
 FUNCTIONS_QUERY = _FUNCTIONS.format(
-    name="p.oid::regproc::text",
+    name="p.oid::pg_catalog.regproc",
     more="",
-    where="""p.proname = %(name)s
-  AND CASE WHEN %(schema)s::text IS NULL THEN pg_catalog.pg_function_is_visible(p.oid)
-           ELSE n.nspname = %(schema)s END
+    where="""p.proname OPERATOR(pg_catalog.=) %(name)s
+  AND CASE WHEN %(schema)s::pg_catalog.text IS NULL THEN pg_catalog.pg_function_is_visible(p.oid)
+           ELSE n.nspname OPERATOR(pg_catalog.=) %(schema)s END
 ORDER BY p.oid""",
 )
 
 #: The functions and procedures of a schema (not those of extensions), as FUNCTIONS_QUERY reads them, with their
 #: comments: what `pgdecor generate` writes stubs for.
 SCHEMA_FUNCTIONS = _FUNCTIONS.format(
-    name="p.proname::text",
+    name="p.proname",
     more=",\n       pg_catalog.obj_description(p.oid, 'pg_proc')",
-    where="""n.nspname = %s AND p.prokind IN ('f', 'p')
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+    where="""n.nspname OPERATOR(pg_catalog.=) %s
+  AND p.prokind OPERATOR(pg_catalog.=) ANY ('{f,p}'::pg_catalog."char"[])
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
 ORDER BY p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)""",
 )
 
 #: Types by oid, domains resolved to their base type; arrays also bring their element type.
 TYPES_QUERY = """
-SELECT t.oid::int8,
-       -- format_type without a typmod spells bpchar "character" and bit "bit", which in a cast mean length 1
-       CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]'
-                      WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
-                      ELSE pg_catalog.format_type(t.oid, NULL) END,
-       b.typtype::text, b.typcategory::text, b.typname::text, b.typelem::int8,
-       t.typname::text, pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.typname), b.oid::int8,
-       t.typtype = 'd' AND t.typnotnull
+SELECT t.oid::pg_catalog.int8, pg_catalog.format_type(t.oid, NULL),
+       b.typtype::pg_catalog.text, b.typcategory::pg_catalog.text, b.typname::pg_catalog.text,
+       b.typelem::pg_catalog.int8, t.typname::pg_catalog.text,
+       pg_catalog.concat(pg_catalog.quote_ident(tn.nspname), '.', pg_catalog.quote_ident(t.typname)),
+       b.oid::pg_catalog.int8, t.typtype OPERATOR(pg_catalog.=) 'd' AND t.typnotnull
 FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
-JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-WHERE t.oid = ANY(%(oids)s) OR t.oid IN (SELECT e.typelem FROM pg_catalog.pg_type e WHERE e.oid = ANY(%(oids)s))
-   OR t.oid IN (SELECT d.typbasetype FROM pg_catalog.pg_type d WHERE d.oid = ANY(%(oids)s))
+JOIN pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) t.typnamespace
+JOIN pg_catalog.pg_type b
+  ON b.oid OPERATOR(pg_catalog.=) CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.oid END
+WHERE t.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[])
+   OR t.oid OPERATOR(pg_catalog.=) ANY (SELECT e.typelem FROM pg_catalog.pg_type e
+                                        WHERE e.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[]))
+   OR t.oid OPERATOR(pg_catalog.=) ANY (SELECT d.typbasetype FROM pg_catalog.pg_type d
+                                        WHERE d.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[]))
 """
+
+#: ``format_type`` without a typmod spells bpchar "character" and bit "bit", which as types mean length 1: ``sql``
+#: names them as the types of any length they are.
+_LENGTH_ONE = {
+    "pg_catalog.bpchar": "bpchar",
+    "pg_catalog._bpchar": "bpchar[]",
+    "pg_catalog.bit": "varbit",
+    "pg_catalog._bit": "varbit[]",
+}
+
+#: How ``format_type`` spells PostgreSQL's types that SQL names with keywords: the grammar turns these into
+#: pg_catalog's types, so that, unlike other names, no search_path can make them name another type.
+SQL_TYPE_KEYWORDS = frozenset(
+    {"smallint", "integer", "bigint", "real", "double precision", "numeric", "boolean", "character varying",
+     "bit varying", "interval", "time without time zone", "time with time zone", "timestamp without time zone",
+     "timestamp with time zone"}
+)  # fmt: skip
 
 
 #: The labels of an enum type, in their order.
-ENUM_LABELS = "SELECT enumlabel::text FROM pg_catalog.pg_enum WHERE enumtypid = %s ORDER BY enumsortorder"
+ENUM_LABELS = """
+SELECT enumlabel::pg_catalog.text FROM pg_catalog.pg_enum
+WHERE enumtypid OPERATOR(pg_catalog.=) %s::pg_catalog.oid ORDER BY enumsortorder
+"""
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,17 @@ class PgType:
     def polymorphic(self) -> bool:
         """A polymorphic pseudo-type a stub can pass (`POLYMORPHIC`): the call's values decide the type."""
         return self.kind == "p" and self.base in POLYMORPHIC
+
+    @property
+    def cast(self) -> str:
+        """How composed SQL names the type in a cast: in words no search_path gives another meaning. SQL's keywords
+        for PostgreSQL's types (``integer``, ``timestamp with time zone``) as they are; an array as its element's
+        name and ``[]``; any other type with its schema (``pg_catalog.text``, ``app.mood``)."""
+        if self.category == "A" and self.element is not None and self.base_oid == self.oid:
+            return f"{self.element.cast}[]"
+        if self.sql in SQL_TYPE_KEYWORDS and self.qualified.startswith("pg_catalog."):
+            return self.sql
+        return self.qualified
 
     @property
     def spelled(self) -> str:
@@ -160,7 +199,7 @@ def type_oids(rows: list[tuple[Any, ...]]) -> list[int]:
 def read_types(rows: list[tuple[Any, ...]]) -> dict[int, PgType]:
     """PgTypes from TYPES_QUERY rows, with array elements linked."""
     plain = {
-        oid: PgType(oid, sql, kind, cat, base, None, name, qualified, base_oid, not_null)
+        oid: PgType(oid, _LENGTH_ONE.get(qualified, sql), kind, cat, base, None, name, qualified, base_oid, not_null)
         for oid, sql, kind, cat, base, _, name, qualified, base_oid, not_null in rows
     }
     elements = {row[0]: row[5] for row in rows}

@@ -339,18 +339,22 @@ class _Checker:
         return out
 
 
+# Operators, functions and types named with their schema, whatever the search_path (see `_catalog`).
+
 #: Whether a table's column may be NULL, and its name.
 _COLUMN_NULLABLE = """
-SELECT NOT a.attnotnull, a.attrelid::regclass::text || '.' || a.attname::text
-FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s AND a.attnum = %s
+SELECT NOT a.attnotnull, pg_catalog.concat(a.attrelid::pg_catalog.regclass, '.', a.attname)
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.=) %s::pg_catalog.int2
 """
 
 #: Nullable attributes of the table or composite type a function returns.
 _ROWTYPE_NULLABLE = """
-SELECT a.attname::text, t.oid::regtype::text || '.' || a.attname::text
+SELECT a.attname::pg_catalog.text, pg_catalog.concat(t.oid::pg_catalog.regtype, '.', a.attname)
 FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE t.oid = %s AND t.typrelid <> 0 AND NOT a.attnotnull
+JOIN pg_catalog.pg_attribute a
+  ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND t.typrelid OPERATOR(pg_catalog.<>) 0 AND NOT a.attnotnull
 """
 
 

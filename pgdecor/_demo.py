@@ -99,7 +99,9 @@ ARTICLES = [
 def run(dsn: str) -> None:
     """Create the demo schema on *dsn*, use it through the stubs, print what they return, and drop it."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [SCHEMA]).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) %s", [SCHEMA]
+        ).fetchone()
         if exists:
             msg = f"schema {SCHEMA} already exists on this server; the demo leaves it alone"
             raise SystemExit(msg)

@@ -45,14 +45,19 @@ from ._pynames import field_problem, hiding_field, member_names, param_names, pa
 
 __all__ = ["generate"]
 
-#: A composite type's attributes: (name, type oid, NOT NULL).
+#: A composite type's attributes: (name, type oid, NOT NULL). Operators and types named with their schema, whatever
+#: the search_path (see `_catalog`).
 ATTRIBUTES = """
-SELECT a.attname::text, a.atttypid::int8, a.attnotnull
+SELECT a.attname::pg_catalog.text, a.atttypid::pg_catalog.int8, a.attnotnull
 FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE t.oid = %s
+JOIN pg_catalog.pg_attribute a
+  ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid
 ORDER BY a.attnum
 """
+
+#: Whether the database has a schema of the name.
+_SCHEMA = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) %s"
 
 _SCALARS: dict[str, tuple[str, str | None]] = {
     # PostgreSQL base type name → (Python annotation, the import it needs)
@@ -225,7 +230,7 @@ def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
         raise ValueError(msg)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET default_transaction_read_only = on")
-        if conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [schema]).fetchone() is None:
+        if conn.execute(_SCHEMA, [schema]).fetchone() is None:
             msg = f"the database has no schema {schema!r}; name one of its schemas with --schema"
             raise LookupError(msg)
         rows = conn.execute(SCHEMA_FUNCTIONS, [schema]).fetchall()

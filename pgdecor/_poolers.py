@@ -25,9 +25,12 @@ __all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "behind_pool
 
 logger = logging.getLogger("pgdecor")
 
-PROBE = "SELECT pg_backend_pid()"
+# Functions named with their schema, whatever the search_path (a look-alike there never runs instead).
+PROBE = "SELECT pg_catalog.pg_backend_pid()"
 #: The probe and the idle-in-transaction backstop, in one round trip.
-PROBE_WITH_TIMEOUT = "SELECT pg_backend_pid(), set_config('idle_in_transaction_session_timeout', %s, false)"
+PROBE_WITH_TIMEOUT = (
+    "SELECT pg_catalog.pg_backend_pid(), pg_catalog.set_config('idle_in_transaction_session_timeout', %s, false)"
+)
 
 #: Connections pgdecor has probed, for sources whose connections it does not open itself.
 _probed: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()

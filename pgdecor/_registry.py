@@ -19,15 +19,22 @@ from psycopg.types.hstore import register_hstore
 
 _TEXT = pq.Format.TEXT
 
+#: What the registry needs of types by oid. Every operator, function and type is named with its schema: a look-alike
+#: on the search_path (an ``=`` for an oid and an integer, an ``array_agg`` of text) is never chosen over them.
 DESCRIBE_QUERY = """
-SELECT t.oid::int8, t.typname::text, t.oid::regtype::text, t.typtype::text, t.typarray::int8, t.typelem::int8,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
-       coalesce((SELECT array_agg(a.atttypid::int8 ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
-       t.typbasetype::int8
+SELECT t.oid::pg_catalog.int8, t.typname::pg_catalog.text, t.oid::pg_catalog.regtype::pg_catalog.text,
+       t.typtype::pg_catalog.text, t.typarray::pg_catalog.int8, t.typelem::pg_catalog.int8,
+       coalesce((SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attnum)
+                 FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0
+                   AND NOT a.attisdropped), '{}'),
+       coalesce((SELECT pg_catalog.array_agg(a.atttypid::pg_catalog.int8 ORDER BY a.attnum)
+                 FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0
+                   AND NOT a.attisdropped), '{}'),
+       t.typbasetype::pg_catalog.int8
 FROM pg_catalog.pg_type t
-WHERE t.oid = ANY(%s)
+WHERE t.oid OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.oid[])
 """
 
 

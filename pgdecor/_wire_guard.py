@@ -100,10 +100,11 @@ switch = _Switch()
 #: The connections whose wire has passed its self-test.
 _tested: weakref.WeakSet[Any] = weakref.WeakSet()
 
-_PREPARED_BY_NAME = "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = %s"
+# Operators and types named with their schema, whatever the search_path (a look-alike there never runs instead).
+_PREPARED_BY_NAME = "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name OPERATOR(pg_catalog.=) %s"
 
 #: The statement of the self-test, and its arguments: a value of a type psycopg sends in binary, one in text.
-_PROBE = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t"
+_PROBE = "SELECT %s::pg_catalog.int8 AS pgdecor_wire_probe, %s::pg_catalog.text AS t"
 _PROBE_ARGS = (4_611_686_018_427_387_904, "pgdecor wire \u2713")
 
 

@@ -35,7 +35,7 @@ def test_procedure_is_called_with_call(pg_dsn: str, pg_exec: Exec) -> None:
 
     with session(pg_dsn):
         write_log("hello")
-    assert write_log.sql == 'CALL "write_log"("msg" => %b::text)'
+    assert write_log.sql == 'CALL "write_log"("msg" => %b::pg_catalog.text)'
     assert pg_exec("SELECT msg FROM log") == [("hello",)]
 
 
@@ -189,7 +189,7 @@ def test_variadic_arguments_map_to_star_args(pg_dsn: str, pg_exec: Exec) -> None
 
     with session(pg_dsn):
         assert total("sum=", 1, 2, 3) == "sum=6"
-    assert total.sql == 'SELECT "total"("label" => %b::text, VARIADIC "nums" => %b::integer[])'
+    assert total.sql == 'SELECT "total"("label" => %b::pg_catalog.text, VARIADIC "nums" => %b::integer[])'
 
 
 def test_sqlstates_map_to_declared_exceptions(pg_dsn: str, pg_exec: Exec) -> None:

@@ -20,7 +20,7 @@ def test_overloads_with_unnamed_parameters(legacy: str) -> None:
         assert item_by_id(99) is None
         assert items_like("t%") == [Item(2, "two"), Item(3, "three")]
     assert item_by_id.sql == 'SELECT * FROM "get_item"(%b::integer) AS r WHERE NOT (r IS NULL)'
-    assert items_like.sql == 'SELECT * FROM "get_item"(%b::text)'
+    assert items_like.sql == 'SELECT * FROM "get_item"(%b::pg_catalog.text)'
 
 
 def test_composite_of_a_row_and_an_array_of_rows(legacy: str) -> None:

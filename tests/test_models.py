@@ -52,7 +52,10 @@ def test_method_mixes_instance_fields_and_call_arguments(members: str) -> None:
         assert bob is not None
         assert bob.rename("robert") == Member(2, "robert", None)
     sent = Member.rename.sql  # type: ignore[attr-defined]  # the plugin types methods as plain methods
-    assert sent == 'SELECT * FROM "rename_member"("id" => %s::integer, "name" => %b::text) AS r WHERE NOT (r IS NULL)'
+    assert (
+        sent
+        == 'SELECT * FROM "rename_member"("id" => %s::integer, "name" => %b::pg_catalog.text) AS r WHERE NOT (r IS NULL)'
+    )
 
 
 def test_query_method_takes_placeholders_from_the_instance(members: str) -> None:

@@ -256,7 +256,7 @@ def test_schema_qualified_names_are_quoted(pg_dsn: str, pg_exec: Exec) -> None:
     assert hello.sql is None  # composed at the first call, from what the server declares
     with session(pg_dsn):
         assert hello("you") == "hello you"
-    assert hello.sql == 'SELECT "Odd Schema"."Hello"("who" => %b::text)'
+    assert hello.sql == 'SELECT "Odd Schema"."Hello"("who" => %b::pg_catalog.text)'
     pg_exec('DROP SCHEMA "Odd Schema" CASCADE')
 
 
