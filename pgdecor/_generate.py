@@ -202,8 +202,9 @@ class _Module:
 
 def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
     """The module of stubs for *schema*'s functions and procedures, and what was skipped (with why)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET default_transaction_read_only = on")
+    # One read-only transaction, rolled back: a setting of the session would stay on a pooler's server connection.
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction(force_rollback=True):
+        conn.execute("SET TRANSACTION READ ONLY")
         if conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [schema]).fetchone() is None:
             msg = f"the database has no schema {schema!r}; name one of its schemas with --schema"
             raise LookupError(msg)

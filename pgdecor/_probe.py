@@ -22,12 +22,13 @@ def _fetch(conn: Connection[Any], query: Any, params: Any = None) -> list[tuple[
 
 
 def configure(conn: Connection[Any], timeout: float | None = None, prepare: bool | None = None) -> bool:
-    """Probe *conn* (in the round trip that sets the idle-in-transaction backstop, if *timeout* is given) and set
-    its prepared statements for what was found (`poolers.apply`); return whether a pooler is in between."""
+    """Probe *conn* (in the round trip that sets the idle-in-transaction backstop, if *timeout* is given and no
+    pooler is in between) and set its prepared statements for what was found (`poolers.apply`); return whether a
+    pooler is in between."""
     if timeout is None:
         rows = _fetch(conn, poolers.PROBE)
     else:
-        rows = _fetch(conn, poolers.PROBE_WITH_TIMEOUT, [poolers.ms(timeout)])
+        rows = _fetch(conn, poolers.PROBE_WITH_TIMEOUT, [conn.info.backend_pid, poolers.ms(timeout)])
     pooler = poolers.behind_pooler(conn, rows[0][0])
     poolers.apply(conn, pooler, prepare)
     return pooler
