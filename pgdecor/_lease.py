@@ -10,11 +10,11 @@ from typing import Any
 import psycopg
 from psycopg import Connection, Cursor, Transaction, pq
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import _leaks as leaks
 from . import _probe as probe
-from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
 from ._errors import ArgumentError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
@@ -196,7 +196,8 @@ def _connected(source: Source) -> Connection[Any]:
     try:
         return _connect(source)
     except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-        add_note(err, _unreachable(source))
+        if not (isinstance(err, PoolTimeout) and isinstance(source, Pools)):  # its pool said why already
+            add_note(err, _unreachable(source))
         raise
 
 
@@ -218,13 +219,14 @@ def _replayed(conn: Connection[Any], token: str, bound: float) -> tuple[bool, bo
 def _connect(source: Source) -> Connection[Any]:
     """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
     if isinstance(source, str):
-        conn = Connection.connect(source, autocommit=True)
+        conn = Connection.connect(source, autocommit=True, **network_defaults(source, {}))
         probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
         return conn
     assert isinstance(source, (ConnectionPool, Pools))  # the kinds were checked on entering
     reap(source)
-    pool = source.ready() if isinstance(source, Pools) else own_pool(source)
-    return pool.getconn()  # type: ignore[no-any-return]
+    if isinstance(source, Pools):
+        return source._getconn()
+    return own_pool(source).getconn()  # type: ignore[no-any-return]
 
 
 def _unreachable(source: Source) -> str:

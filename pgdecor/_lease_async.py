@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction, pq
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _leaks as leaks
 from . import _probe_async as probe
-from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
 from ._errors import ArgumentError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
@@ -208,7 +208,8 @@ async def _connected(source: Source) -> AsyncConnection[Any]:
     try:
         return await _connect(source)
     except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-        add_note(err, _unreachable(source))
+        if not (isinstance(err, PoolTimeout) and isinstance(source, AsyncPools)):  # its pool said why already
+            add_note(err, _unreachable(source))
         raise
 
 
@@ -230,13 +231,14 @@ async def _replayed(conn: AsyncConnection[Any], token: str, bound: float) -> tup
 async def _connect(source: Source) -> AsyncConnection[Any]:
     """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
     if isinstance(source, str):
-        conn = await AsyncConnection.connect(source, autocommit=True)
+        conn = await AsyncConnection.connect(source, autocommit=True, **network_defaults(source, {}))
         await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
         return conn
     assert isinstance(source, (AsyncConnectionPool, AsyncPools))  # the kinds were checked on entering
     await reap(source)
-    pool = await source.aready() if isinstance(source, AsyncPools) else own_pool(source)
-    return await pool.getconn()  # type: ignore[no-any-return]
+    if isinstance(source, AsyncPools):
+        return await source._agetconn()
+    return await own_pool(source).getconn()  # type: ignore[no-any-return]
 
 
 def _unreachable(source: Source) -> str:
