@@ -158,7 +158,7 @@ def test_nothing_pgdecor_sets_outlives_its_transaction_behind_a_pooler(
 ) -> None:
     """Another application's transaction on the pooler's server connection that pgdecor's sessions (sync and async,
     on a Database and on a conninfo) and `generate` used keeps the server's settings, and is not ended when it
-    stays idle longer than pgdecor's idle-in-transaction backstop."""
+    stays idle longer than pgdecor's idle-in-transaction backstop, which connections to the server itself keep."""
     with Database(shared_bouncer, max_size=2, idle_in_transaction_timeout=BACKSTOP) as db:
         for _ in range(3):
             with db.session():
@@ -187,16 +187,6 @@ def test_nothing_pgdecor_sets_outlives_its_transaction_behind_a_pooler(
         assert other.execute("SELECT 1").fetchone() == (1,)  # its transaction lives on
     figures(f"another client idle in transaction {held:.2f} s past a {BACKSTOP} s backstop: not ended")
     assert held >= 4 * BACKSTOP
-
-
-def test_the_backstop_stays_where_there_is_no_pooler(pg_server_dsn: str) -> None:
-    """Connected to the server itself, a session's connection carries the idle-in-transaction backstop."""
-    with Database(pg_server_dsn, max_size=1, idle_in_transaction_timeout=BACKSTOP) as db, db.session():
-        assert idle_timeout() == "200ms"
-        assert db.pooler is False
-
-    async def direct() -> str:
-        async with session(pg_server_dsn):
-            return await aidle_timeout()
-
-    assert asyncio.run(direct()) == "1min"
+    with Database(pg_server_dsn, max_size=1, idle_in_transaction_timeout=BACKSTOP) as direct, direct.session():
+        assert idle_timeout() == "200ms"  # where no pooler is in between, the backstop is there
+        assert direct.pooler is False
