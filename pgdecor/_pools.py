@@ -48,11 +48,10 @@ class Pools(DatabaseBase):
     def _getconn(self) -> Connection[Any]:
         """A connection from the pool (opened anew first in a forked child), within `timeout` seconds in all, the
         check of the connection included; a `PoolTimeout` says why there was none."""
-        pool = self.ready()
         started = monotonic()
         token = BORROW_DEADLINE.set(started + self.timeout)
         try:
-            conn: Connection[Any] = pool.getconn()
+            conn: Connection[Any] = (self.ready()).getconn()
         except PoolTimeout as err:
             add_note(err, self._timed_out(started))
             raise

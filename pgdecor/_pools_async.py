@@ -52,11 +52,10 @@ class AsyncPools(DatabaseBase):
     async def _agetconn(self) -> AsyncConnection[Any]:
         """A connection from the pool (opened anew first in a forked child), within `timeout` seconds in all, the
         check of the connection included; a `PoolTimeout` says why there was none."""
-        pool = await self.aready()
         started = monotonic()
         token = BORROW_DEADLINE.set(started + self.timeout)
         try:
-            conn: AsyncConnection[Any] = await pool.getconn()
+            conn: AsyncConnection[Any] = await (await self.aready()).getconn()
         except PoolTimeout as err:
             add_note(err, self._timed_out(started))
             raise
