@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, cast
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
@@ -19,11 +22,51 @@ from ._counters import Counters, counters
 from ._errors import ArgumentError
 from ._replay import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
 
-__all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "check_conninfo", "counters_for", "health_for", "where"]
+__all__ = [
+    "BORROW_DEADLINE",
+    "CHECK_GRACE",
+    "IDLE_IN_TRANSACTION_TIMEOUT",
+    "NETWORK",
+    "DatabaseBase",
+    "check_conninfo",
+    "counters_for",
+    "health_for",
+    "network_defaults",
+    "where",
+]
 
 #: Seconds after which the server ends a backend left idle in a transaction, on the connections pgdecor opens
 #: itself (conninfo-string sessions; `Database` takes its own value). A backstop, should a leak escape the guard.
+#: It is not set behind a pooler, where the server connection serves other clients too (see `_poolers`).
 IDLE_IN_TRANSACTION_TIMEOUT = 60.0
+
+#: libpq's TCP settings on the connections pgdecor opens, where the conninfo or the keyword arguments do not give
+#: them. An idle connection whose peer vanished without closing it (a dropped network, a host powered off, a NAT
+#: or firewall that forgot it) is found after 30 s of silence and 3 probes 10 s apart unanswered; data the peer
+#: has not acknowledged for 60 s ends the connection (``tcp_user_timeout``, in ms: the same minute, so that
+#: neither cuts the other short). Without them, TCP waits about 15 minutes for acknowledgements, and for ever on
+#: an idle connection. libpq before 12 does not know ``tcp_user_timeout`` (and refuses to connect with it).
+NETWORK: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    **({"tcp_user_timeout": 60_000} if pq.version() >= 120000 else {}),
+}
+
+#: When the borrow being made in this context must have its connection (a `time.monotonic` time): the check of
+#: the connection the pool hands out waits for its answer until then (see `_pools_async.AsyncPools`).
+BORROW_DEADLINE: ContextVar[float | None] = ContextVar("pgdecor_borrow_deadline", default=None)
+
+#: Seconds a connection's check at borrow is given at the least: one handed out at its borrow's last moment is not
+#: thrown away healthy for want of time to answer.
+CHECK_GRACE = 0.1
+
+
+def network_defaults(conninfo: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The `NETWORK` settings that neither *conninfo* nor the keyword arguments *given* set: what is given wins."""
+    named = conninfo_to_dict(conninfo)
+    return {name: value for name, value in NETWORK.items() if name not in named and name not in given}
 
 
 def check_conninfo(what: str, conninfo: str) -> None:
@@ -133,6 +176,9 @@ class DatabaseBase:
         self.is_async = False
         #: Whether the last connection configured was behind a pooler (None: none configured yet).
         self.pooler: bool | None = None
+        #: When (`time.monotonic`) a connection last went unanswered by its check at borrow: what a borrow that
+        #: timed out since says happened.
+        self._unanswered_at = float("-inf")
         self._pool: ConnectionPool[Any] | None = None
         self._apool: AsyncConnectionPool[Any] | None = None
         #: The process that opened the pool: a forked child opens its own (see `_fork`).
@@ -156,9 +202,26 @@ class DatabaseBase:
             "min_size": self.min_size,
             "max_size": self.max_size,
             "timeout": self.timeout,
-            "kwargs": {"autocommit": True, **self.kwargs},
+            "kwargs": {"autocommit": True, **network_defaults(self.conninfo, self.kwargs), **self.kwargs},
             "open": False,
         }
+
+    def _timed_out(self, started: float) -> str:
+        """What a borrow begun at *started* (`time.monotonic`) that got no connection within `timeout` says."""
+        if self._unanswered_at >= started:
+            why = (
+                "the server did not answer the check of a connection in that time (it is stopped or overloaded, or "
+                "the network to it is down); that connection was closed, and the pool opens others as the server "
+                "answers again: look at the server, or give Database(timeout=...) more seconds if it is only slow"
+            )
+        else:
+            why = (
+                f"all of its max_size={self.max_size} connections were in use by other sessions, or none could be "
+                f"opened (the pool logs why, logger 'psycopg.pool'): end sessions sooner or raise max_size or "
+                f"timeout, and check that the server runs there and accepts this connection (host, port, user, "
+                f"password, dbname in the conninfo)"
+            )
+        return f"pgdecor: {self!r} gave no connection within timeout={self.timeout:g} s: {why}"
 
     def _reopening(self) -> threading.Lock:
         """What a thread holds while it opens the pool anew in a forked child."""

@@ -228,8 +228,9 @@ def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
             f"schema, or write stubs that name functions without it and put it in the search_path"
         )
         raise ValueError(msg)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET default_transaction_read_only = on")
+    # One read-only transaction, rolled back: a setting of the session would stay on a pooler's server connection.
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction(force_rollback=True):
+        conn.execute("SET TRANSACTION READ ONLY")
         if conn.execute(_SCHEMA, [schema]).fetchone() is None:
             msg = f"the database has no schema {schema!r}; name one of its schemas with --schema"
             raise LookupError(msg)

@@ -12,11 +12,11 @@ import psycopg
 from psycopg import Connection, Cursor, Transaction, pq
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import _leaks as leaks
 from . import _probe as probe
-from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
 from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
@@ -236,7 +236,8 @@ def _connected(source: Source, timeout: float | None = None) -> Connection[Any]:
     try:
         return _connect(source, timeout)
     except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-        add_note(err, _unreachable(source))
+        if not (isinstance(err, PoolTimeout) and isinstance(source, Pools)):  # its pool said why already
+            add_note(err, _unreachable(source))
         raise
 
 
@@ -255,13 +256,14 @@ def _connect(source: Source, timeout: float | None = None) -> Connection[Any]:
     if isinstance(source, str):
         if timeout is not None:
             source = make_conninfo(source, connect_timeout=max(2, math.ceil(timeout)))  # libpq's least is 2
-        conn = Connection.connect(source, autocommit=True)
+        conn = Connection.connect(source, autocommit=True, **network_defaults(source, {}))
         probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
         return conn
     assert isinstance(source, (ConnectionPool, Pools))  # the kinds were checked on entering
     reap(source)
-    pool = source.ready() if isinstance(source, Pools) else own_pool(source)
-    return pool.getconn(timeout)  # type: ignore[no-any-return]
+    if isinstance(source, Pools):
+        return source._getconn(timeout)
+    return own_pool(source).getconn(timeout)  # type: ignore[no-any-return]
 
 
 def _unreachable(source: Source) -> str:

@@ -17,11 +17,11 @@ import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction, pq
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _leaks as leaks
 from . import _probe_async as probe
-from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, where
+from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
 from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
 from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
@@ -246,7 +246,8 @@ async def _connected(source: Source, timeout: float | None = None) -> AsyncConne
     try:
         return await _connect(source, timeout)
     except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-        add_note(err, _unreachable(source))
+        if not (isinstance(err, PoolTimeout) and isinstance(source, AsyncPools)):  # its pool said why already
+            add_note(err, _unreachable(source))
         raise
 
 
@@ -265,13 +266,14 @@ async def _connect(source: Source, timeout: float | None = None) -> AsyncConnect
     if isinstance(source, str):
         if timeout is not None:
             source = make_conninfo(source, connect_timeout=max(2, math.ceil(timeout)))  # libpq's least is 2
-        conn = await AsyncConnection.connect(source, autocommit=True)
+        conn = await AsyncConnection.connect(source, autocommit=True, **network_defaults(source, {}))
         await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
         return conn
     assert isinstance(source, (AsyncConnectionPool, AsyncPools))  # the kinds were checked on entering
     await reap(source)
-    pool = await source.aready() if isinstance(source, AsyncPools) else own_pool(source)
-    return await pool.getconn(timeout)  # type: ignore[no-any-return]
+    if isinstance(source, AsyncPools):
+        return await source._agetconn(timeout)
+    return await own_pool(source).getconn(timeout)  # type: ignore[no-any-return]
 
 
 def _unreachable(source: Source) -> str:

@@ -25,11 +25,14 @@ __all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "behind_pool
 
 logger = logging.getLogger("pgdecor")
 
-# Functions named with their schema, whatever the search_path (a look-alike there never runs instead).
 PROBE = "SELECT pg_catalog.pg_backend_pid()"
-#: The probe and the idle-in-transaction backstop, in one round trip.
+#: The probe and the idle-in-transaction backstop, in one round trip, given the backend pid the connection was
+#: told and the timeout. The backstop is a setting of the server connection, which a pooler hands to other clients
+#: (another application's transaction would be ended): it is set only where the server's pid is the connection's
+#: own, so that behind a pooler pgdecor changes nothing that outlives its transactions.
 PROBE_WITH_TIMEOUT = (
-    "SELECT pg_catalog.pg_backend_pid(), pg_catalog.set_config('idle_in_transaction_session_timeout', %s, false)"
+    "SELECT pg_catalog.pg_backend_pid(), CASE WHEN pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) "
+    "%s::pg_catalog.int4 THEN pg_catalog.set_config('idle_in_transaction_session_timeout', %s, false) END"
 )
 
 #: Connections pgdecor has probed, for sources whose connections it does not open itself.

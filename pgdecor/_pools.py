@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import os
+from time import monotonic
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from typing_extensions import Self
 
 from . import _fork as forked
 from . import _probe as probe
-from ._database import DatabaseBase
-from ._errors import NoSessionError
+from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase
+from ._errors import NoSessionError, add_note
 
 __all__ = ["Pools"]
 
@@ -43,8 +45,35 @@ class Pools(DatabaseBase):
                 self._pid = os.getpid()  # after: others wait for the new pool
         return self.pool
 
+    def _getconn(self, timeout: float | None = None) -> Connection[Any]:
+        """A connection from the pool (opened anew first in a forked child), within `timeout` seconds in all (or
+        *timeout*, if shorter), the check of the connection included; a `PoolTimeout` says why there was none."""
+        started = monotonic()
+        bound = self.timeout if timeout is None else min(timeout, self.timeout)
+        token = BORROW_DEADLINE.set(started + bound)
+        try:
+            conn: Connection[Any] = (self.ready()).getconn(bound)
+        except PoolTimeout as err:
+            add_note(err, self._timed_out(started))
+            raise
+        finally:
+            BORROW_DEADLINE.reset(token)
+        return conn
+
+    def _check_borrowed(self, conn: Connection[Any]) -> None:
+        """The pool's check of a connection it hands out: answered by the deadline of the borrow (`timeout` from
+        now, for a borrow from the pool itself), `CHECK_GRACE` at the least; closed, and the pool tries another,
+        if not."""
+        now = monotonic()
+        deadline = BORROW_DEADLINE.get() or now + self.timeout
+        try:
+            probe.check(conn, max(deadline, now + CHECK_GRACE))
+        except psycopg.errors.ConnectionTimeout:
+            self._unanswered_at = monotonic()
+            raise
+
     def _open_pool(self) -> ConnectionPool[Any]:
-        check = ConnectionPool.check_connection if self.check else None
+        check = self._check_borrowed if self.check else None
         pool = ConnectionPool(self.conninfo, configure=self._configure, check=check, **self._pool_kwargs())
         try:
             pool.open(wait=self.min_size > 0, timeout=self.timeout)

@@ -5,17 +5,19 @@ and closed. This is the async source; `_pools` (the sync pool) is generated from
 from __future__ import annotations
 
 import os
+from time import monotonic
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from typing_extensions import Self
 
 from . import _fork as forked
 from . import _probe_async as probe
-from ._database import DatabaseBase
-from ._errors import NoSessionError
+from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase
+from ._errors import NoSessionError, add_note
 
 __all__ = ["AsyncPools"]
 
@@ -47,8 +49,35 @@ class AsyncPools(DatabaseBase):
                 self._pid = os.getpid()  # after: others wait for the new pool
         return self.apool
 
+    async def _agetconn(self, timeout: float | None = None) -> AsyncConnection[Any]:
+        """A connection from the pool (opened anew first in a forked child), within `timeout` seconds in all (or
+        *timeout*, if shorter), the check of the connection included; a `PoolTimeout` says why there was none."""
+        started = monotonic()
+        bound = self.timeout if timeout is None else min(timeout, self.timeout)
+        token = BORROW_DEADLINE.set(started + bound)
+        try:
+            conn: AsyncConnection[Any] = await (await self.aready()).getconn(bound)
+        except PoolTimeout as err:
+            add_note(err, self._timed_out(started))
+            raise
+        finally:
+            BORROW_DEADLINE.reset(token)
+        return conn
+
+    async def _acheck_borrowed(self, conn: AsyncConnection[Any]) -> None:
+        """The pool's check of a connection it hands out: answered by the deadline of the borrow (`timeout` from
+        now, for a borrow from the pool itself), `CHECK_GRACE` at the least; closed, and the pool tries another,
+        if not."""
+        now = monotonic()
+        deadline = BORROW_DEADLINE.get() or now + self.timeout
+        try:
+            await probe.check(conn, max(deadline, now + CHECK_GRACE))
+        except psycopg.errors.ConnectionTimeout:
+            self._unanswered_at = monotonic()
+            raise
+
     async def _aopen_pool(self) -> AsyncConnectionPool[Any]:
-        check = AsyncConnectionPool.check_connection if self.check else None
+        check = self._acheck_borrowed if self.check else None
         pool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=check, **self._pool_kwargs())
         try:
             await pool.open(wait=self.min_size > 0, timeout=self.timeout)

@@ -36,8 +36,12 @@ class Database(Pools, AsyncPools):
     given the `Session.commit_token` of an earlier one (``db.session(after=token)``) reads there only once the
     replica has replayed that far, waiting up to *replica_wait* seconds, and from the primary after that.
     Connections are autocommit between sessions, carry ``idle_in_transaction_session_timeout`` (a backstop;
-    None leaves the server's setting), and are checked when borrowed, so a connection the server closed is
-    replaced rather than handed out. A session that holds a connection after its thread or task has ended, or
+    None leaves the server's setting; not set behind a pooler, whose server connections other clients share), and
+    are checked when borrowed, so a connection the server closed is replaced rather than handed out. A borrow
+    waits *timeout* seconds at most, the check included: a connection whose server does not answer by then is
+    closed, and `psycopg_pool.PoolTimeout` raised. Connections carry TCP keepalives (``keepalives_idle=30``,
+    ``keepalives_interval=10``, ``keepalives_count=3``) and ``tcp_user_timeout=60000`` unless the conninfo or
+    the keyword arguments give them. A session that holds a connection after its thread or task has ended, or
     (with *leak_timeout*, default the idle timeout) idle in transaction that long, is ended by the leak guard
     when another session borrows: rolled back, given back, and reported with a `ResourceWarning`.
 

@@ -37,9 +37,10 @@ def binary() -> str:
 
 
 @contextmanager
-def pgbouncer(server_dsn: str, port: int = PORT) -> Iterator[str]:
-    """Start PgBouncer (transaction mode) for *server_dsn*'s server, on *port* in a socket directory of its own;
-    yield a DSN through it."""
+def pgbouncer(server_dsn: str, port: int = PORT, *, pool_size: int = 4, listen_addr: str = "") -> Iterator[str]:
+    """Start PgBouncer (transaction mode, *pool_size* server connections per database and user) for *server_dsn*'s
+    server, on *port* in a socket directory of its own, and on the TCP address *listen_addr* if given; yield a DSN
+    through it (over TCP, with *listen_addr*)."""
     executable = binary()
     info = conninfo_to_dict(server_dsn)
     work = Path(tempfile.mkdtemp(prefix="pgdecor-pgbouncer-"))
@@ -49,13 +50,13 @@ def pgbouncer(server_dsn: str, port: int = PORT) -> Iterator[str]:
         "[databases]\n"
         f"* = host={info['host']} port={info.get('port', 5432)}\n"
         "[pgbouncer]\n"
-        "listen_addr =\n"
+        f"listen_addr = {listen_addr}\n"
         f"unix_socket_dir = {work}\n"
         f"listen_port = {port}\n"
         "auth_type = trust\n"
         f"auth_file = {work / 'users.txt'}\n"
         "pool_mode = transaction\n"
-        "default_pool_size = 4\n"
+        f"default_pool_size = {pool_size}\n"
         "max_client_conn = 200\n"
         "ignore_startup_parameters = extra_float_digits,options\n"
         f"logfile = {work / 'pgbouncer.log'}\n"
@@ -66,7 +67,7 @@ def pgbouncer(server_dsn: str, port: int = PORT) -> Iterator[str]:
         for path in (work, *work.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
     process = subprocess.Popen([executable, str(work / "pgbouncer.ini")], user=user, cwd="/")
-    dsn = make_conninfo(server_dsn, host=str(work), port=port)
+    dsn = make_conninfo(server_dsn, host=listen_addr or str(work), port=port)
     try:
         deadline = time.monotonic() + 10
         while True:  # wait until it accepts connections
