@@ -285,17 +285,14 @@ def session_to_join(source: Source, entered: FrameType, *, is_async: bool) -> Se
     *entered*. Tasks and threads that share its context run inside its block; in the thread or task that entered
     it, `_blocks.encloses` decides."""
     outer: SessionState | None = current.get()
-    if (
-        outer is None
-        or outer._ended  # ended by its block, by `end`, by the leak guard, or by a fork
-        or outer._is_async != is_async
-        or not same_source(outer.source, source)
-    ):
+    if outer is None or outer._is_async != is_async or not same_source(outer.source, source):
+        return None
+    entered_by, where = outer._frame, outer._site  # read first: the leak guard may end it meanwhile
+    if outer._ended or entered_by is None:  # ended by its block, by `end`, by the leak guard, or by a fork
         return None
     if outer._owner is not _owner(is_async=is_async):
         return outer
-    assert outer._frame is not None  # set until it ends
-    return outer if encloses(outer._frame, outer._site, entered) else None
+    return outer if encloses(entered_by, where, entered) else None
 
 
 def _rolled_back(sess: SessionState, *, lost: bool) -> str:
