@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, TypeVar
 
 from ._database import counters_for
@@ -10,8 +11,8 @@ from ._errors import ArgumentError, add_note
 from ._modes import Mode
 from ._retries import Retry, Unit, note_failure, pause
 from ._session import open_session
-from ._session_state import current
-from ._sources import Source, describe_source, same_source
+from ._session_state import session_to_join
+from ._sources import Source, describe_source
 
 __all__ = ["run_unit"]
 
@@ -32,8 +33,7 @@ def run_unit(
     """Run ``fn(*args, **kwargs)`` in a session of *source* begun as *chosen* says, again from its start (in a new
     session) while its error is one *policy* allows; raise the last error, with a note for each run. *what* names
     the caller, which has checked *policy* and *chosen*."""
-    outer = current.get()
-    if outer is not None and same_source(outer.source, source):
+    if session_to_join(source, sys._getframe(), is_async=False) is not None:
         msg = (
             f"{what}: called inside a session on {describe_source(source)}, which its session would join: a "
             f"retried unit must be a transaction of its own; call it outside that session"

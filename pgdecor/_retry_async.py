@@ -6,6 +6,7 @@ This is the async source; `_retry` is generated from it by tools/async_to_sync.p
 
 from __future__ import annotations
 
+import sys
 from typing import Any, TypeVar
 
 from ._database import counters_for
@@ -13,8 +14,8 @@ from ._errors import ArgumentError, add_note
 from ._modes import Mode
 from ._retries import AsyncUnit, Retry, apause, note_failure
 from ._session import open_session
-from ._session_state import current
-from ._sources import Source, describe_source, same_source
+from ._session_state import session_to_join
+from ._sources import Source, describe_source
 
 __all__ = ["arun_unit"]
 
@@ -35,8 +36,7 @@ async def arun_unit(
     """Run ``fn(*args, **kwargs)`` in a session of *source* begun as *chosen* says, again from its start (in a new
     session) while its error is one *policy* allows; raise the last error, with a note for each run. *what* names
     the caller, which has checked *policy* and *chosen*."""
-    outer = current.get()
-    if outer is not None and same_source(outer.source, source):
+    if session_to_join(source, sys._getframe(), is_async=True) is not None:
         msg = (
             f"{what}: called inside a session on {describe_source(source)}, which its session would join: a "
             f"retried unit must be a transaction of its own; call it outside that session"

@@ -69,7 +69,11 @@ def session(
     it up to the database's ``replica_wait`` (1 s for other sources), and on the primary after that.
 
     A session opened inside another session on the same source joins it: both share one connection and one
-    transaction, which ends with the outer session. Use `transaction` for a nested unit that can fail alone::
+    transaction, which ends with the outer session. Inside means inside its block while it runs (in code it
+    calls, tasks it starts, the ``with`` of a context manager that opened it); a session that has ended, or that
+    the context holds while its block does not run around the new one (a generator suspended in it, iterated by
+    the code opening the new one; the previous task of a thread pool's thread), is never joined. Use
+    `transaction` for a nested unit that can fail alone::
 
         with session("postgresql:///app"):
             user = get_user(1)

@@ -6,22 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from contextvars import ContextVar, Token
+from types import FrameType
 from typing import Any
 
 from psycopg import pq
-from typing_extensions import Self
 
 from . import _fork as forked
 from . import _leaks as leaks
+from ._blocks import Site, encloses, site
 from ._database import DatabaseBase, counters_for
 from ._errors import ArgumentError, NoSessionError
 from ._modes import DEFAULT_MODE, Mode
 from ._replay import REPLICA_WAIT
 from ._sources import Source, describe_source, is_async_source, same_source
 
-__all__ = ["SessionState", "current", "current_session", "no_session_error"]
+__all__ = ["SessionState", "current", "current_session", "no_session_error", "session_to_join"]
 
 #: The session open in this context (thread or task, and the tasks it starts), if any.
 current: ContextVar[Any] = ContextVar("pgdecor.session", default=None)
@@ -42,11 +44,13 @@ class SessionState:
         "_entered",
         "_finished",
         "_forked",
+        "_frame",
         "_is_async",
         "_joined",
         "_owner",
         "_replica",
         "_replica_behind",
+        "_site",
         "_token",
         "_tracked",
         "activity",
@@ -98,7 +102,7 @@ class SessionState:
         self.activity: tuple[Any, float] | None = None
         self._token: Token[Any] | None = None
         #: The outer session this one joined (same source): it does nothing of its own.
-        self._joined: Self | None = None
+        self._joined: SessionState | None = None
         self._is_async = False
         self._entered = False
         self._ended = False
@@ -106,8 +110,13 @@ class SessionState:
         #: Held while borrowing, so that a session's tasks or threads borrow one connection between them.
         self._borrow_lock: Any = None
         #: The thread or asyncio task that entered the session: what the leak guard checks. Tasks the owner starts
-        #: inside the block share the session; the owner outlives them.
+        #: inside the block share the session (and join it); the owner outlives them.
         self._owner: Any = None
+        #: While it is open, the frame that entered the session (the one running its `with`), and for a
+        #: generator's frame, where the generator was run from: whether a session opened later in the same thread
+        #: or task is inside its block, and joins it (see `_blocks`).
+        self._frame: FrameType | None = None
+        self._site: Site | None = None
         self._tracked = False
         #: Set by `doom`: the session rolls back at exit although its block did not raise.
         self._doomed = False
@@ -148,6 +157,7 @@ class SessionState:
         """The leak guard ends the session: its leases, taken from it, to roll back and give back."""
         self._ended = self._finished = True
         self.open_streams = []
+        self._frame = self._site = None
         counters = counters_for(self.source)
         counters.add("released")
         counters.add("rolled_back")
@@ -167,13 +177,9 @@ class SessionState:
         self._entered = True
         self._is_async = is_async
         self._owner = _owner(is_async=is_async)
-        outer = current.get()
-        if (
-            outer is not None
-            and not outer._forked
-            and outer._is_async == is_async
-            and same_source(outer.source, self.source)
-        ):
+        entered = sys._getframe(2)  # the frame running the `with` (or calling `__enter__`)
+        outer = session_to_join(self.source, entered, is_async=is_async)
+        if outer is not None:
             if self.mode is not DEFAULT_MODE and self.mode != outer.mode:
                 msg = (
                     f"{self!r} asks for {self.mode.describe()}, but joins {outer!r}, whose transaction has "
@@ -185,10 +191,12 @@ class SessionState:
         else:
             self.lock = asyncio.Lock() if is_async else threading.RLock()
             self._borrow_lock = asyncio.Lock() if is_async else threading.Lock()
+            self._frame, self._site = entered, site(entered)
             self._token = current.set(self)
 
     def _leave(self) -> None:
         self._ended = True
+        self._frame = self._site = None
         if self._token is not None:
             current.reset(self._token)
             self._token = None
@@ -272,6 +280,22 @@ def _owner(*, is_async: bool) -> Any:
     return threading.current_thread()
 
 
+def session_to_join(source: Source, entered: FrameType, *, is_async: bool) -> SessionState | None:
+    """The session a session on *source*, of the kind *is_async* says, entered by the frame *entered*, joins: the
+    current one, if it is on the same source, of the same kind, has not ended, and its block runs around
+    *entered*. Tasks and threads that share its context run inside its block; in the thread or task that entered
+    it, `_blocks.encloses` decides."""
+    outer: SessionState | None = current.get()
+    if outer is None or outer._is_async != is_async or not same_source(outer.source, source):
+        return None
+    entered_by, where = outer._frame, outer._site  # read first: the leak guard may end it meanwhile
+    if outer._ended or entered_by is None:  # ended by its block, by `end`, by the leak guard, or by a fork
+        return None
+    if outer._owner is not _owner(is_async=is_async):
+        return outer
+    return outer if encloses(entered_by, where, entered) else None
+
+
 def _rolled_back(sess: SessionState, *, lost: bool) -> str:
     if lost:
         return (
@@ -314,6 +338,7 @@ def _forget_after_fork() -> None:
     (see `_fork`) and they are ended here without a word to the server; using one raises `NoSessionError`."""
     for s in leaks.forget_all():
         s._forked = s._ended = s._finished = True
+        s._frame = s._site = None
         leases = s._detach()
         for lease in leases:
             forked.blind(lease.conn)

@@ -6,7 +6,8 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -175,6 +176,63 @@ def test_session_idle_in_transaction_past_the_leak_timeout_is_reaped(users: str)
             get_user(1)
         held.__exit__(None, None, None)
         assert _pool_idle(db) == 1
+
+
+def test_a_session_the_leak_guard_ended_is_never_joined(users: str) -> None:
+    """A session ended by the leak guard stays current in its context, but later sessions there, and units of work,
+    are their own and commit."""
+    with Database(users, max_size=2, leak_timeout=0.0) as db:
+        held = session(db)
+        held.__enter__()
+        add_user(53, "held")
+        assert db.reap() == 0  # first sight of its activity
+        with pytest.warns(ResourceWarning, match="idle in transaction past the leak timeout"):
+            assert db.reap() == 1
+        with db.session():
+            add_user(54, "after")
+        db.run(add_user, 55, "unit")
+        held.__exit__(None, None, None)
+        with db.session():
+            assert (get_user(53), get_user(54), get_user(55)) == (None, User(54, "after", None), User(55, "unit", None))
+
+
+@pytest.mark.parametrize("left_in", ["__enter__", "generator"])
+def test_a_session_a_pool_task_left_open_is_not_joined_by_the_next_tasks(users: str, left_in: str) -> None:
+    """A thread pool's task that leaves its session open (entered and never exited, or in a generator it keeps
+    suspended) leaves it current in its thread; the next tasks there run outside its block: their sessions are
+    their own and commit, before and after the leak guard ends the one left open."""
+    kept: list[Generator[None, None, None]] = []
+    with Database(users, max_size=2, leak_timeout=0.0) as db, ThreadPoolExecutor(max_workers=1) as pool:
+
+        def rows() -> Generator[None, None, None]:
+            with db.session():
+                add_user(50, "left")
+                yield
+
+        def leave_open() -> None:
+            if left_in == "__enter__":
+                session(db).__enter__()  # never exited
+                add_user(50, "left")
+            else:
+                kept.append(rows())
+                next(kept[0])
+
+        def write(user_id: int) -> None:
+            with db.session():
+                add_user(user_id, "own")
+
+        pool.submit(leave_open).result()
+        pool.submit(write, 51).result()
+        with session(users):  # another connection
+            assert (get_user(50), get_user(51)) == (None, User(51, "own", None))
+        with pytest.warns(ResourceWarning, match="idle in transaction past the leak timeout"):
+            assert db.reap() == 1
+        pool.submit(write, 52).result()
+        with session(users):
+            assert (get_user(50), get_user(52)) == (None, User(52, "own", None))
+        for gen in kept:
+            pool.submit(gen.close).result()  # in its thread, whose context holds its session
+        assert db.counters.as_dict() == {"borrowed": 3, "released": 3, "committed": 2, "rolled_back": 1, "leaked": 1}
 
 
 # -- observability ---------------------------------------------------------------------------------------

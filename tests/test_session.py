@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import sys
 import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
@@ -11,7 +12,7 @@ import pytest
 from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from userdb import User, add_user, aget_user, count_users, each_user, get_user, set_email, users_by_domain
+from userdb import User, aadd_user, add_user, aget_user, count_users, each_user, get_user, set_email, users_by_domain
 
 from pgdecor import ArgumentError, Database, NoSessionError, RolledBackError, Session, session, transaction
 
@@ -149,6 +150,106 @@ def test_nested_session_on_another_source_is_independent(users: str, pool: Conne
     with session(users):
         assert get_user(4) is None
         assert get_user(5) == User(5, "eve", None)
+
+
+def test_a_generator_suspended_in_its_session_is_not_joined_by_the_code_iterating_it(users: str) -> None:
+    """The code iterating a generator runs outside the generator's session block: a session it opens is its own
+    and commits at its end, while the generator's commits at the end of its block; a session opened inside that
+    block, or inside the `with` of a context manager whose generator opened it, joins it."""
+    with Database(users, max_size=2) as db:
+
+        def rows() -> Iterator[int]:
+            with db.session():
+                add_user(60, "generator")
+                yield 1
+                with db.session():  # inside its block: joins it
+                    add_user(61, "nested")
+                yield 2
+
+        gen = rows()
+        assert next(gen) == 1
+        with db.session():
+            add_user(62, "caller")
+        with session(users):  # another connection
+            assert (get_user(60), get_user(62)) == (None, User(62, "caller", None))
+        assert list(gen) == [2]
+        with session(users):
+            assert (get_user(60), get_user(61)) == (User(60, "generator", None), User(61, "nested", None))
+
+        @contextlib.contextmanager
+        def unit() -> Iterator[None]:
+            with db.session():
+                yield
+
+        with pytest.raises(KeyError), unit():
+            with db.session():
+                add_user(63, "in the unit")
+            raise KeyError
+        with session(users):
+            assert get_user(63) is None  # it joined the unit's session, and was rolled back with it
+        assert db.counters.as_dict() == {"borrowed": 3, "released": 3, "committed": 2, "rolled_back": 1, "leaked": 0}
+
+
+def test_an_async_generator_suspended_in_its_session_is_not_joined_by_the_code_iterating_it(users: str) -> None:
+    """The same for an async generator, and a context manager made with `asynccontextmanager`."""
+
+    async def main() -> None:
+        async with Database(users, max_size=2) as db:
+
+            async def rows() -> AsyncIterator[int]:
+                async with db.session():
+                    await aadd_user(60, "generator")
+                    yield 1
+                    async with db.session():  # inside its block: joins it
+                        await aadd_user(61, "nested")
+                    yield 2
+
+            gen = rows()
+            assert await anext(gen) == 1
+            async with db.session():
+                await aadd_user(62, "caller")
+            async with session(users):  # another connection
+                assert (await aget_user(60), await aget_user(62)) == (None, User(62, "caller", None))
+            assert [i async for i in gen] == [2]
+            async with session(users):
+                assert await aget_user(61) == User(61, "nested", None)
+
+            @contextlib.asynccontextmanager
+            async def unit() -> AsyncIterator[None]:
+                async with db.session():
+                    yield
+
+            with pytest.raises(KeyError):
+                async with unit():
+                    async with db.session():
+                        await aadd_user(63, "in the unit")
+                    raise KeyError
+            async with session(users):
+                assert await aget_user(63) is None
+            assert db.counters.as_dict() == {
+                "borrowed": 3, "released": 3, "committed": 2, "rolled_back": 1, "leaked": 0
+            }  # fmt: skip
+
+    asyncio.run(main())
+
+
+def test_a_session_that_ended_early_is_not_joined(users: str) -> None:
+    """Once a session has ended (`aend`, as the ASGI middleware does at the last body message), a session opened
+    in what remains of its block is its own, and commits at its end."""
+
+    async def main() -> None:
+        async with Database(users, max_size=1) as db:
+            async with db.session() as first:
+                await aadd_user(64, "first")
+                await first.aend()
+                async with db.session():
+                    await aadd_user(65, "after")
+                with pytest.raises(NoSessionError, match="has ended"):
+                    await aget_user(64)  # a call outside a session of its own
+            async with db.session():
+                assert (await aget_user(64), await aget_user(65)) == (User(64, "first", None), User(65, "after", None))
+
+    asyncio.run(main())
 
 
 def test_transaction_is_a_savepoint_rolled_back_alone(users: str) -> None:
