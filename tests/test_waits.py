@@ -30,7 +30,7 @@ from pgdecor.testing import TemporaryServer
 BOUND = 5.0
 #: Seconds after which a frozen server is continued whatever happens: code that waits for it fails, not hangs.
 THAW_AFTER = 20.0
-SECRET = "frozen-s3cret"  # noqa: S105 - the password no message may show
+SECRET = "frozen-s3cret"
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="finds a server's processes in /proc")
 
