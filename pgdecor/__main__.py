@@ -172,7 +172,10 @@ def run_check(modules: list[str], dsn: str, output: str) -> int:
     sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules of the current project
     for name in modules:
         _import(name)
-    stubs = find_stubs(modules)
+    skipped: list[str] = []
+    stubs = find_stubs(modules, skipped)
+    for name in skipped:
+        print(f"pgdecor check: did not look into {_shown(name)}", file=sys.stderr)
     if not stubs:
         msg = f"no stubs found in {', '.join(modules)}: no function there is decorated with @procedure or @query"
         raise CommandError(msg)

@@ -114,7 +114,9 @@ def procedure(
         def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
 
     *errors* maps SQLSTATEs to the exceptions to raise instead of psycopg's (each is called with a message):
-    ``@procedure(errors={"P0002": NotFoundError})``. A *readonly* stub may run on the session's replica.
+    ``@procedure(errors={"P0002": NotFoundError})``: such a call runs in a savepoint of its own, undone alone when
+    it raises one of them, so that code catching it can still commit the rest of its session. A *readonly* stub
+    may run on the session's replica.
     """
     if callable(arg):
         return _build_procedure(arg, None, {}, readonly=False)  # type: ignore[return-value]
@@ -189,6 +191,8 @@ def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap,
 
 
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<format>.?)", re.DOTALL)
+#: A positional placeholder of PostgreSQL's own (``$1``), as SQL written for other drivers has.
+_DOLLAR = re.compile(r"(?<![\w$])\$[1-9][0-9]*(?![\w$])")
 
 
 def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonly: bool) -> Stub[..., Any]:
@@ -224,6 +228,13 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
     used = {p[0] for p in pieces if isinstance(p, tuple)}
     unused = [n for n in names if n not in used]
     if unused:
+        dollar = _DOLLAR.search(text)
+        if dollar is not None:
+            msg = (
+                f"{stub}: @query SQL uses the placeholder {dollar.group()}, which pgdecor does not bind: it binds "
+                f"parameters by name; write %({unused[0]})s where the SQL means parameter {unused[0]!r}"
+            )
+            raise SignatureError(msg)
         msg = (
             f"{stub}: parameter {unused[0]!r} is not used by the @query SQL; "
             f"add %({unused[0]})s to the SQL or remove the parameter"

@@ -115,7 +115,15 @@ def db_error(plan: Plan, err: psycopg.Error, statement: Statement | None) -> Bas
     ran = f"which ran: {statement.sql}" if statement is not None else "while resolving it"
     mapped = plan.errors.get(err.sqlstate or "")
     if mapped is not None:
-        new = mapped(f"{plan.stub}: {err.diag.message_primary}")
+        # The server's words only, as the function raised them: a handler may show them to its client (the stub's
+        # name is in the note).
+        diag = err.diag
+        text = diag.message_primary or str(err)
+        if diag.message_detail:
+            text += f"\nDETAIL:  {diag.message_detail}"
+        if diag.message_hint:
+            text += f"\nHINT:  {diag.message_hint}"
+        new = mapped(text)
         new.__cause__ = err
         add_note(new, f"pgdecor: SQLSTATE {err.sqlstate} from {plan.stub}, {ran}")
         return new

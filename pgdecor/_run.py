@@ -38,6 +38,12 @@ _cursor_names = itertools.count(1)
 _LATER = object()
 _log_enabled = outcome.logger.isEnabledFor
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_INERROR = psycopg.pq.TransactionStatus.INERROR
+
+#: The savepoint of a call whose declared errors undo it alone (see `AsyncRunner._in_savepoint`).
+_SAVEPOINT = "SAVEPOINT pgdecor_call"
+_RELEASE = "RELEASE SAVEPOINT pgdecor_call"
+_UNDO = "ROLLBACK TO SAVEPOINT pgdecor_call; RELEASE SAVEPOINT pgdecor_call"
 
 
 class Runner:
@@ -109,6 +115,8 @@ class Runner:
         lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
         lock.acquire()
         try:
+            if plan.errors:
+                return self._in_savepoint(sess, args)
             last, lease = self.facts.last, sess.lease
             if last is None or lease is None or last[0] != lease.key or (wire := lease.wire()) is None:
                 return self._looked_up(sess, args)
@@ -136,6 +144,26 @@ class Runner:
             raise too_deep(plan.stub) from None
         finally:
             lock.release()
+
+    def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...]) -> Any:
+        """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
+        undoes the call alone, so that code which catches it can go on and commit the rest of the session. Any
+        other error leaves the transaction failed, as it would without the savepoint."""
+        lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
+        if lease.tx is None:  # autocommit: the call is a transaction of its own already
+            return self._looked_up(sess, args)
+        conn = lease.conn
+        conn.execute(_SAVEPOINT)
+        try:
+            result = self._looked_up(sess, args)
+        except BaseException as err:
+            cause = err.__cause__
+            declared = isinstance(cause, psycopg.Error) and (cause.sqlstate or "") in self.plan.errors
+            if declared and conn.info.transaction_status == _INERROR:
+                conn.execute(_UNDO)
+            raise
+        conn.execute(_RELEASE)
+        return result
 
     def _chunked(self, lease: Lease, wire: Any, statement: Statement, params: Any, binary: bool) -> Any:
         """A call whose result is read in chunks as they come, each made into values while the server sends the

@@ -46,6 +46,12 @@ _cursor_names = itertools.count(1)
 _LATER = object()
 _log_enabled = outcome.logger.isEnabledFor
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_INERROR = psycopg.pq.TransactionStatus.INERROR
+
+#: The savepoint of a call whose declared errors undo it alone (see `AsyncRunner._in_savepoint`).
+_SAVEPOINT = "SAVEPOINT pgdecor_call"
+_RELEASE = "RELEASE SAVEPOINT pgdecor_call"
+_UNDO = "ROLLBACK TO SAVEPOINT pgdecor_call; RELEASE SAVEPOINT pgdecor_call"
 
 
 class AsyncRunner:
@@ -117,6 +123,8 @@ class AsyncRunner:
         lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
         await lock.acquire()
         try:
+            if plan.errors:
+                return await self._in_savepoint(sess, args)
             last, lease = self.facts.last, sess.lease
             if last is None or lease is None or last[0] != lease.key or (wire := lease.wire()) is None:
                 return await self._looked_up(sess, args)
@@ -144,6 +152,26 @@ class AsyncRunner:
             raise too_deep(plan.stub) from None
         finally:
             lock.release()
+
+    async def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...]) -> Any:
+        """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
+        undoes the call alone, so that code which catches it can go on and commit the rest of the session. Any
+        other error leaves the transaction failed, as it would without the savepoint."""
+        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=self.plan.readonly)
+        if lease.tx is None:  # autocommit: the call is a transaction of its own already
+            return await self._looked_up(sess, args)
+        conn = lease.conn
+        await finish(conn.execute(_SAVEPOINT), statement_on=conn)
+        try:
+            result = await self._looked_up(sess, args)
+        except BaseException as err:
+            cause = err.__cause__
+            declared = isinstance(cause, psycopg.Error) and (cause.sqlstate or "") in self.plan.errors
+            if declared and conn.info.transaction_status == _INERROR:
+                await finish(conn.execute(_UNDO), statement_on=conn)
+            raise
+        await finish(conn.execute(_RELEASE), statement_on=conn)
+        return result
 
     async def _chunked(self, lease: AsyncLease, wire: Any, statement: Statement, params: Any, binary: bool) -> Any:
         """A call whose result is read in chunks as they come, each made into values while the server sends the

@@ -45,12 +45,20 @@ class FoundStub:
     plan: Callable[[], Plan]
 
 
-def find_stubs(modules: Iterable[str | ModuleType]) -> list[FoundStub]:
-    """Import *modules* (packages with all their submodules) and collect their decorated stubs, methods too."""
+def find_stubs(modules: Iterable[str | ModuleType], skipped: list[str] | None = None) -> list[FoundStub]:
+    """Import *modules* (packages with all their submodules) and collect their decorated stubs, methods too.
+    A module attribute that raises when looked at (a context-local proxy such as Flask's ``request``) is passed
+    over, and said in *skipped*."""
     found: dict[int, FoundStub] = {}
     for module in _modules(modules):
-        for value in list(vars(module).values()):
-            for fn in _stub_functions(value, module):
+        for name, value in list(vars(module).items()):
+            try:
+                fns = list(_stub_functions(value, module))
+            except Exception as err:  # noqa: BLE001 - whatever it raises, it is no stub of ours
+                if skipped is not None:
+                    skipped.append(f"{module.__name__}.{name} ({type(err).__qualname__} when looked at)")
+                continue
+            for fn in fns:
                 wrapped = inspect.unwrap(fn)
                 location = f"{inspect.getsourcefile(wrapped) or '?'}:{wrapped.__code__.co_firstlineno}"
                 found.setdefault(id(fn), FoundStub(f"{fn.__module__}.{fn.__qualname__}", location, fn.__pgdecor_plan__))

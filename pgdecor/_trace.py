@@ -230,7 +230,8 @@ class Call:
             if port:
                 attributes["server.port"] = int(port)
         if error is not None:
-            sqlstate = getattr(error, "sqlstate", None)
+            # A mapped error (`errors=`) keeps the SQLSTATE of the database error it stands for.
+            sqlstate = getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None)
             if sqlstate:
                 attributes["db.response.status_code"] = sqlstate
             attributes["error.type"] = sqlstate or f"{type(error).__module__}.{type(error).__qualname__}"

@@ -211,9 +211,11 @@ def test_sqlstates_map_to_declared_exceptions(pg_dsn: str, pg_exec: Exec) -> Non
 
     with session(pg_dsn):
         assert find_thing(1) == "thing 1"
-    with pytest.raises(NotFoundError, match="find_thing: no thing 11") as info, session(pg_dsn):
+    with pytest.raises(NotFoundError) as info, session(pg_dsn):
         find_thing(11)
+    assert str(info.value) == "no thing 11"
     assert isinstance(info.value.__cause__, psycopg.errors.NoDataFound)
+    assert "pgdecor: SQLSTATE P0002 from test_functions.test_sqlstates_map_to" in info.value.__notes__[0]
     with pytest.raises(NegativeError, match="negative"), session(pg_dsn):
         find_thing(-1)
 
