@@ -113,7 +113,9 @@ def test_a_mapped_error_says_what_the_server_said(bank: str) -> None:
     with session(bank), pytest.raises(InsufficientFundsError) as caught:
         withdraw(1, Decimal("9.00"))
     assert str(caught.value) == "account 1 has less than 9.00\nDETAIL:  balance 5.00\nHINT:  withdraw less"
-    assert getattr(caught.value, "__notes__", [""])[0].startswith("pgdecor: SQLSTATE PG001 from test_expected_errors.withdraw")
+    assert getattr(caught.value, "__notes__", [""])[0].startswith(
+        "pgdecor: SQLSTATE PG001 from test_expected_errors.withdraw"
+    )
 
 
 def test_a_mapped_error_keeps_its_sqlstate_in_the_span(bank: str, monkeypatch: pytest.MonkeyPatch) -> None:
