@@ -48,6 +48,11 @@ _log_enabled = outcome.logger.isEnabledFor
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _INERROR = psycopg.pq.TransactionStatus.INERROR
 
+if True:  # ASYNC
+    _WITH = "async with "
+else:
+    _WITH = "with "
+
 #: The savepoint of a call whose declared errors undo it alone (see `AsyncRunner._in_savepoint`).
 _SAVEPOINT = "SAVEPOINT pgdecor_call"
 _RELEASE = "RELEASE SAVEPOINT pgdecor_call"
@@ -348,7 +353,7 @@ class AsyncRunner:
         if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
             msg = (
                 f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
-                f"autocommit session begins none; read it inside `with transaction():`, or annotate `-> list[...]`"
+                f"autocommit session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
             )
             raise Error(msg)
         cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)

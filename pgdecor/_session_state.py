@@ -304,8 +304,9 @@ def _rolled_back(sess: SessionState, *, lost: bool) -> str:
         )
     return (
         f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
-        f"so nothing was committed; wrap the call that may fail in `with transaction():` so that its error "
-        f"undoes only that part"
+        f"so nothing was committed; wrap the call that may fail in `{'async ' if sess._is_async else ''}with "
+        f"transaction():` so that its error undoes only that part, or declare the error in its stub's errors= "
+        f"(each call is then undone alone when it raises it)"
     )
 
 

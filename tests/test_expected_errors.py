@@ -62,6 +62,10 @@ async def aaudit(what: str) -> None: ...
 def divide() -> int: ...
 
 
+@query("SELECT 1 / 0")
+async def adivide() -> int: ...
+
+
 def _state(dsn: str) -> tuple[Any, list[str]]:
     with psycopg.connect(dsn) as conn:
         balance = conn.execute("SELECT balance FROM accounts WHERE id = 1").fetchone()
@@ -249,3 +253,21 @@ def test_check_passes_over_module_attributes_that_raise_when_looked_at(
     assert run.returncode == 0, run.stderr
     assert "did not look into shopapp.views.request (RuntimeError when looked at)" in run.stderr
     assert "0 problems" in run.stderr
+
+
+def test_advice_names_the_form_of_the_sessions_kind(bank: str) -> None:
+    """An async session's `RolledBackError` says `async with transaction()`, a sync one's `with transaction()`."""
+    with (
+        pytest.raises(RolledBackError, match=r"in `with transaction\(\):`"),
+        session(bank),
+        pytest.raises(psycopg.errors.DivisionByZero),
+    ):
+        divide()
+
+    async def scenario() -> None:
+        async with session(bank):
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                await adivide()
+
+    with pytest.raises(RolledBackError, match=r"in `async with transaction\(\):`"):
+        asyncio.run(scenario())
