@@ -19,7 +19,7 @@ from typing import Any
 
 from typing_extensions import is_typeddict
 
-from ._annotations import is_namedtuple, is_nullable, model_library
+from ._annotations import bare, is_namedtuple, is_nullable, is_structured, model_library
 
 __all__ = ["Field", "Record", "record_of"]
 
@@ -122,7 +122,7 @@ def _pydantic_record(cls: Any) -> Record:
     fields = tuple(
         _field(
             name,
-            info.annotation,
+            _pydantic_annotation(info.annotation),
             has_default=not info.is_required(),
             kw_only=True,
             keyword=_pydantic_keyword(name, info) if by_alias else name,
@@ -131,6 +131,16 @@ def _pydantic_record(cls: Any) -> Record:
     )
     extra = config.get("extra") == "allow"
     return Record(cls, fields, by_mapping=extra, extra_allowed=extra, validating=True)
+
+
+def _pydantic_annotation(annotation: Any) -> Any:
+    """What the column of a field annotated *annotation* must be: Any for a type that tells pydantic how to make it
+    (``SecretStr``, ``HttpUrl``, ``EmailStr``, a type of the user's), which the model makes from the column's value,
+    whatever it is, NULL included; the annotation for any other."""
+    tp, _ = bare(annotation)
+    if hasattr(tp, "__get_pydantic_core_schema__") and not is_structured(tp):
+        return Any
+    return annotation
 
 
 def _pydantic_keyword(name: str, info: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator
 
 from pgdecor import procedure, query
 
@@ -167,3 +167,16 @@ class Vetted(BaseModel):
 
 @query("SELECT id, profile FROM people WHERE id = %(id)s")
 def vetted(id: int) -> Vetted | None: ...
+
+
+class Account(BaseModel):
+    id: int
+    secret: SecretStr  # types pydantic makes itself: from the column's value, whatever it is
+    site: HttpUrl
+
+
+@query(
+    "SELECT id, CASE WHEN age IS NOT NULL THEN name END AS secret, 'https://example.org/' || name AS site "
+    "FROM people WHERE id = %(id)s"
+)
+def account(id: int) -> Account | None: ...

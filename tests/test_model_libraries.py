@@ -153,3 +153,21 @@ def test_validation_errors_of_nested_models_name_the_column(rows: ModuleType, pe
     assert notes(json.value) == (
         f"{rows.__name__}.vetted: while making {rows.__name__}.VettedProfile from the json value of column 'profile'"
     )
+
+
+def test_types_pydantic_makes_itself_are_left_to_it(people: str) -> None:
+    """A field of a type pydantic makes itself (SecretStr, HttpUrl) takes the column's value as pydantic does, and
+    pydantic's refusal of a NULL for it names the stub and the column."""
+    import rows_pydantic as rows
+    from pydantic import ValidationError
+
+    with session(people):
+        ann = rows.account(1)
+        assert ann is not None
+        assert (ann.secret.get_secret_value(), str(ann.site)) == ("ann", "https://example.org/ann")
+        with pytest.raises(ValidationError, match="secret") as caught:
+            rows.account(2)
+    assert notes(caught.value) == (
+        "rows_pydantic.account: rows_pydantic.Account refused column 'secret' of the row the query returned "
+        "(columns id, secret, site)"
+    )
