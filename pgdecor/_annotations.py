@@ -77,11 +77,29 @@ def is_record_type(tp: Any) -> bool:
         return False
     if not isinstance(tp, type) or typing.get_origin(tp) is not None or issubclass(tp, (enum.Enum, *SCALAR_TYPES)):
         return False
-    return dataclasses.is_dataclass(tp) or is_namedtuple(tp) or is_typeddict(tp) or tp.__module__ != "builtins"
+    return is_structured(tp) or is_typeddict(tp) or tp.__module__ != "builtins"
 
 
 def is_namedtuple(tp: type) -> bool:
     return issubclass(tp, tuple) and hasattr(tp, "_fields")
+
+
+def model_library(tp: Any) -> str | None:
+    """``"pydantic"`` (a v2 model), ``"attrs"`` or ``"msgspec"`` (a Struct) for a class of one of those model
+    libraries, None for any other: told by the attributes each sets on its classes, so that asking imports none."""
+    if isinstance(getattr(tp, "__pydantic_fields__", None), dict) and hasattr(tp, "model_validate"):
+        return "pydantic"  # a pydantic dataclass has the fields too, and is read as the dataclass it is
+    if isinstance(getattr(tp, "__attrs_attrs__", None), tuple):
+        return "attrs"
+    if isinstance(getattr(tp, "__struct_fields__", None), tuple):
+        return "msgspec"
+    return None
+
+
+def is_structured(tp: Any) -> bool:
+    """Whether *tp* is a class of named, typed fields: a dataclass, NamedTuple, pydantic model, attrs class or
+    msgspec Struct (a row, a composite value, a JSON object)."""
+    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or is_namedtuple(tp) or model_library(tp) is not None)
 
 
 def describe(tp: Any) -> str:

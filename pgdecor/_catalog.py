@@ -23,7 +23,7 @@ from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, describe, is_namedtuple, list_type, split_optional, strip_annotated
+from ._annotations import bare, describe, is_structured, list_type, model_library, split_optional, strip_annotated
 
 # Every operator, function and type below is named with its schema, as pg_dump names them: a role that can create
 # objects in a schema on the search_path (public, before PostgreSQL 15) would otherwise have its look-alikes chosen
@@ -282,7 +282,7 @@ def compatible(annotation: Any, pgtype: PgType) -> bool:
         )
     if issubclass(tp, (Range, Multirange)):
         return pgtype.kind == ("m" if issubclass(tp, Multirange) else "r")
-    if dataclasses.is_dataclass(tp) or is_namedtuple(tp):
+    if is_structured(tp):
         return pgtype.kind == "c"
     bases = _SCALAR_BASES.get(tp)
     return bases is None or pgtype.base in bases
@@ -330,7 +330,7 @@ def _is_json_like(tp: Any) -> bool:
     return (
         origin in (dict, list, Mapping)
         or is_typeddict(tp)
-        or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+        or (isinstance(tp, type) and (dataclasses.is_dataclass(tp) or model_library(tp) is not None))
         or tp in (str, int, float, bool)
     )
 

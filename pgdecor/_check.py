@@ -10,7 +10,6 @@ connection whose transactions are read-only.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import typing
 from collections.abc import Iterable
@@ -24,7 +23,7 @@ from psycopg.adapt import PyFormat
 from psycopg.rows import tuple_row
 
 from . import _probe as probe
-from ._annotations import bare, describe
+from ._annotations import bare, describe, is_structured
 from ._calls import ProcedureCall, QueryCall, Statement
 from ._catalog import (
     ENUM_LABELS,
@@ -359,7 +358,7 @@ WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND t.typrelid OPERATOR(pg
 
 
 def _is_record(tp: Any) -> bool:
-    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or tp is dict)
+    return tp is dict or is_structured(tp)
 
 
 def _sent_type(conn: psycopg.Connection[Any], annotation: Any, fmt: str) -> int:

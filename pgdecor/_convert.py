@@ -1,9 +1,10 @@
 """Value conversions psycopg does not do by itself: enums, JSON into typed objects, hstore, composites as JSON.
 
 Loading: an enum label becomes the annotated `Enum` member; a json/jsonb value becomes the annotated dataclass,
-TypedDict or list of them. Dumping: an `Enum` is sent as its label, dicts/dataclasses bound for json as `Jsonb`,
-a dict bound for hstore as hstore text, and a dataclass bound for a composite argument as JSON that the server
-turns into the composite by attribute name (``jsonb_populate_record``), so field order never matters.
+TypedDict, NamedTuple, pydantic model, attrs class, msgspec Struct or list of them. Dumping: an `Enum` is sent as
+its label, dicts and objects of those classes bound for json as `Jsonb`, a dict bound for hstore as hstore text,
+and an object bound for a composite argument as JSON that the server turns into the composite by attribute name
+(``jsonb_populate_record``), so field order never matters.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from psycopg.types.hstore import BaseHstoreDumper
 from psycopg.types.json import Jsonb
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, is_namedtuple
+from ._annotations import bare, is_structured, model_library
+from ._records import record_of
 
 Convert = Callable[[Any], Any]
 
@@ -57,12 +59,7 @@ def needs_json_conversion(tp: Any) -> bool:
         return any(needs_json_conversion(a) for a in typing.get_args(tp))
     if not isinstance(tp, type) or is_typeddict(tp):
         return False
-    return (
-        dataclasses.is_dataclass(tp)
-        or is_namedtuple(tp)
-        or issubclass(tp, enum.Enum)
-        or tp in (dt.date, dt.datetime, dt.time, Decimal, uuid.UUID)
-    )
+    return is_structured(tp) or issubclass(tp, enum.Enum) or tp in (dt.date, dt.datetime, dt.time, Decimal, uuid.UUID)
 
 
 def from_json(tp: Any) -> Convert:
@@ -102,7 +99,7 @@ def _json_converter(tp: Any) -> Convert:
     if issubclass(inner, enum.Enum):
         load = enum_loader(inner)
         return lambda v: None if v is None else load(v)
-    if dataclasses.is_dataclass(inner) or is_namedtuple(inner):
+    if is_structured(inner):
         return _record_from_json(inner)
     if inner in (dt.date, dt.datetime, dt.time):
         parse = inner.fromisoformat
@@ -115,9 +112,10 @@ def _json_converter(tp: Any) -> Convert:
 
 
 def _record_from_json(cls: type) -> Convert:
-    """A dataclass or NamedTuple from a JSON object: one call of the class per value. Its fields' converters are
-    made at the first value, so that a class may refer to itself (or to a class defined after it)."""
-    made: list[tuple[list[str], list[tuple[str, Convert]]]] = []
+    """A dataclass, NamedTuple, pydantic model, attrs class or msgspec Struct from a JSON object (its keys the
+    fields' names): one call of the class per value. Its fields' converters are made at the first value, so that a
+    class may refer to itself (or to a class defined after it)."""
+    made: list[tuple[list[tuple[str, str]], list[tuple[str, str, Convert]]]] = []
 
     def convert(value: Any) -> Any:
         if value is None:
@@ -125,27 +123,26 @@ def _record_from_json(cls: type) -> Convert:
         if not made:
             made.append(_fields_from_json(cls))
         plain, converted = made[0]
-        kwargs = {n: value[n] for n in plain if n in value}
-        for name, field_convert in converted:
+        kwargs = {keyword: value[name] for name, keyword in plain if name in value}
+        for name, keyword, field_convert in converted:
             if name in value:
-                kwargs[name] = field_convert(value[name])
+                kwargs[keyword] = field_convert(value[name])
         return cls(**kwargs)
 
     return convert
 
 
-def _fields_from_json(cls: type) -> tuple[list[str], list[tuple[str, Convert]]]:
-    """The fields of *cls* taken as they are, and those converted (with their converters)."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else list(cls._fields)  # type: ignore[attr-defined]
-    plain: list[str] = []
-    converted: list[tuple[str, Convert]] = []
-    for name in names:
-        convert = from_json(hints.get(name, Any))
+def _fields_from_json(cls: type) -> tuple[list[tuple[str, str]], list[tuple[str, str, Convert]]]:
+    """The fields of *cls* (their names, and the keywords its __init__ takes them by) taken as they are, and those
+    converted (with their converters)."""
+    plain: list[tuple[str, str]] = []
+    converted: list[tuple[str, str, Convert]] = []
+    for field in record_of(cls).fields:
+        convert = from_json(field.annotation)
         if convert is _identity:
-            plain.append(name)
+            plain.append((field.name, field.keyword))
         else:
-            converted.append((name, convert))
+            converted.append((field.name, field.keyword, convert))
     return plain, converted
 
 
@@ -241,6 +238,11 @@ def to_json(value: Any, depth: int = 0, where: str = "") -> Any:
         return "\\x" + bytes(value).hex()
     if isinstance(value, _TEXT_FORMS):
         return str(value)
+    if model_library(kind) is not None:  # the fields a row of it is read from, by name, as a dataclass's
+        fields = {}
+        for field in record_of(kind).fields:
+            fields[field.name] = to_json(getattr(value, field.attribute), depth, f"{where}.{field.attribute}")
+        return fields
     fixes: dict[type, str] = {tuple: "a list", set: "a sorted list", frozenset: "a sorted list"}
     fix = fixes.get(kind, "a JSON type")
     msg = (
@@ -316,7 +318,11 @@ def is_json_param(tp: Any) -> bool:
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
         return is_json_param(item)
-    return origin is dict or is_typeddict(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+    return (
+        origin is dict
+        or is_typeddict(tp)
+        or (isinstance(tp, type) and (dataclasses.is_dataclass(tp) or model_library(tp) is not None))
+    )
 
 
 def is_enum(tp: Any) -> bool:

@@ -24,7 +24,7 @@ from typing_extensions import is_typeddict
 from ._annotations import bare, describe, is_record_type
 from ._codegen import define
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
-from ._errors import MappingError
+from ._errors import MappingError, add_note
 from ._loads import mismatch
 from ._records import Record, record_of
 from ._registry import ServerKey, TypeRegistry
@@ -138,7 +138,10 @@ class RowMapper:
         if self.record is None:
             return _each(lambda values: dict(zip(names, values, strict=True)))
         where = f"{self.sql_object} returned"
-        return _record_layout(self.stub, self.record, names, oids, registry, adapters=adapters, where=where)
+        source = f"the row {where}"
+        return _record_layout(
+            self.stub, self.record, names, oids, registry, adapters=adapters, where=where, source=source
+        )
 
     def _scalar_layout(
         self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap
@@ -178,13 +181,20 @@ class RowMapper:
 
             return Layout(one, many, binary=False)
 
+        note = _json_note(stub, row_type, oids[0], where)
+
         def one_converted(values: Sequence[Any]) -> Any:
             value = values[0]
             if value is None:
                 if nullable:
                     return None
                 null_error()
-            return convert(value)
+            try:
+                return convert(value)
+            except Exception as err:
+                if note:
+                    add_note(err, note)
+                raise
 
         return _each(one_converted)
 
@@ -247,8 +257,11 @@ def _shaper(
             )
         names, oids = list(info.field_names), list(info.field_types)
         record = record_of(tp)
-        where = f"{where} (type {info.name}) has"
-        return _record_layout(stub, record, names, oids, registry, adapters=adapters, where=where).one
+        where = f"{where} (type {info.name})"
+        source = f"the value of {where}"
+        return _record_layout(
+            stub, record, names, oids, registry, adapters=adapters, where=f"{where} has", source=source
+        ).one
     return None
 
 
@@ -266,8 +279,10 @@ def _record_layout(
     *,
     adapters: AdaptersMap,
     where: str,
+    source: str,
 ) -> Layout:
-    """Specialise the row making for one column layout; raise MappingError if the columns do not fit the fields."""
+    """Specialise the row making for one column layout; raise MappingError if the columns do not fit the fields.
+    *where* starts the messages about the columns, *source* names what the values are (for notes)."""
     cls = record.cls
     field_names = [f.name for f in record.fields]
     target = describe(cls) if not record.by_mapping or cls is not dict else "the TypedDict"
@@ -315,10 +330,16 @@ def _record_layout(
                 raise MappingError(msg)
 
     build, build_many, in_order = _builders(record, names)
+    if record.validating:
+        build, build_many = _refusals_noted(build, build_many, _refusal_note(stub, record, target, names, source))
+        in_order = False
     if not not_null and not converters:
         return Layout(build, build_many, binary=False)
     null_in_row, null_in_rows = _null_checks(tuple(i for i, _ in not_null))
     if converters:
+        notes = {
+            i: _json_note(stub, by_field[names[i]].annotation, oids[i], f"column {names[i]!r}") for i, _ in converters
+        }
 
         def converted(values: Sequence[Any]) -> Any:
             if null_in_row(values):
@@ -326,7 +347,12 @@ def _record_layout(
             row = list(values)
             for i, convert in converters:
                 if row[i] is not None:
-                    row[i] = convert(row[i])
+                    try:
+                        row[i] = convert(row[i])
+                    except Exception as err:
+                        if notes[i]:
+                            add_note(err, notes[i])
+                        raise
             return build(row)
 
         return _each(converted)
@@ -381,7 +407,57 @@ def _builders(record: Record, names: list[str]) -> tuple[One, Many, bool]:
             reorder = itemgetter(*(names.index(n) for n in leading))
             many = lambda rows: list(starmap(cls, map(reorder, rows)))  # noqa: E731 - a closure over reorder
             return (lambda values: cls(*reorder(values))), many, False
-    return (*_pair(lambda values: cls(**dict(zip(names, values, strict=True)))), False)
+    by_name = {f.name: f.keyword for f in record.fields}
+    keys = [by_name.get(n, n) for n in names]  # the keywords of fields whose alias is not their name
+    return (*_pair(lambda values: cls(**dict(zip(keys, values, strict=True)))), False)
+
+
+#: json, jsonb and arrays of them.
+_JSON_OR_ARRAY_OIDS = JSON_OIDS | {199, 3807}
+
+
+def _json_note(stub: str, annotation: Any, oid: int, where: str) -> str:
+    """The note for what the classes of *annotation* raise while made from the JSON of a column of type *oid*
+    ("" for another type: a composite's classes say it themselves)."""
+    if oid not in _JSON_OR_ARRAY_OIDS:
+        return ""
+    return f"{stub}: while making {describe(bare(annotation)[0])} from the json value of {where}"
+
+
+def _refusals_noted(build: One, build_many: Many, note: Callable[[Exception], None]) -> tuple[One, Many]:
+    """*build* and *build_many* for a class whose constructor validates, each adding *note* to what it raises."""
+
+    def one(values: Sequence[Any]) -> Any:
+        try:
+            return build(values)
+        except Exception as err:
+            note(err)
+            raise
+
+    def many(rows: list[Any]) -> list[Any]:
+        try:
+            return build_many(rows)
+        except Exception as err:
+            note(err)
+            raise
+
+    return one, many
+
+
+def _refusal_note(stub: str, record: Record, target: str, names: list[str], source: str) -> Callable[[Exception], None]:
+    """How an error the constructor of *record* raised (pydantic's ValidationError, an attrs validator's error) gets
+    a note naming the stub and the columns at fault."""
+    columns = {f.keyword: f.name for f in record.fields}
+
+    def note(err: Exception) -> None:
+        # pydantic says which fields it refused, by the keywords they were passed with: name their columns.
+        pydantic = type(err).__module__.startswith("pydantic")
+        locations = [e["loc"] or ("",) for e in err.errors()] if pydantic else []  # type: ignore[attr-defined]
+        at_fault = list(dict.fromkeys(columns[loc[0]] for loc in locations if loc[0] in columns))
+        said = f"column{'s' if len(at_fault) > 1 else ''} {', '.join(map(repr, at_fault))} of " if at_fault else ""
+        add_note(err, f"{stub}: {target} refused {said}{source} (columns {', '.join(names)})")
+
+    return note
 
 
 def _pair(one: One) -> tuple[One, Many]:

@@ -7,7 +7,6 @@ generated function packs the arguments into a tuple, in SQL order, and hands it 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import inspect
@@ -23,7 +22,7 @@ from psycopg import adapters
 from psycopg.adapt import PyFormat
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, describe, is_namedtuple
+from ._annotations import bare, describe, is_structured
 from ._codegen import define, named
 from ._convert import text_problem
 from ._errors import ArgumentError, SignatureError
@@ -314,7 +313,7 @@ def _value_check(stub: str, name: str, tp: Any) -> Check | None:
     if origin is dict or tp is dict or is_typeddict(tp):
         return lambda v: isinstance(v, dict)
     cls = origin if isinstance(origin, type) else tp  # Range[int] is checked as a Range
-    structured = dataclasses.is_dataclass(cls) or (isinstance(cls, type) and is_namedtuple(cls))
+    structured = is_structured(cls)
     if isinstance(cls, type) and (issubclass(cls, enum.Enum) or _dumpable(cls) or structured):
         return lambda v: isinstance(v, cls)
     msg = (

@@ -215,7 +215,9 @@ def test_sqlstates_map_to_declared_exceptions(pg_dsn: str, pg_exec: Exec) -> Non
         find_thing(11)
     assert str(info.value) == "no thing 11"
     assert isinstance(info.value.__cause__, psycopg.errors.NoDataFound)
-    assert "pgdecor: SQLSTATE P0002 from test_functions.test_sqlstates_map_to" in info.value.__notes__[0]
+    assert (
+        "pgdecor: SQLSTATE P0002 from test_functions.test_sqlstates_map_to" in getattr(info.value, "__notes__", [""])[0]
+    )
     with pytest.raises(NegativeError, match="negative"), session(pg_dsn):
         find_thing(-1)
 
