@@ -1,5 +1,8 @@
 """pgdecor: call PostgreSQL stored functions and hand-written SQL through typed Python stubs."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._check import Problem, check
 from ._counters import Counters, counters
 from ._decorators import Stub, procedure, query
@@ -23,6 +26,11 @@ from ._signature import DEFAULT
 from ._stream import Stream
 from ._stream_async import AsyncStream
 from ._units import retried
+
+try:
+    __version__ = _version("pgdecor")
+except PackageNotFoundError:  # pragma: no cover - imported from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT",
