@@ -39,7 +39,7 @@ def check_sources(what: str, source: object, replica: object = None) -> None:
         ):
             msg = (
                 f"{what} takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
-                f"psycopg_pool pool, not {type(given).__qualname__} {given!r:.40}"
+                f"psycopg_pool pool, not {type(given).__qualname__}"
             )
             raise ArgumentError(msg)
         if isinstance(given, str):

@@ -44,6 +44,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typing_extensions import Self
 
+from ._database import check_conninfo
 from ._session import session
 
 __all__ = [
@@ -245,6 +246,7 @@ def embedded_dsn() -> Iterator[str]:
 
 def schema_dsn(dsn: str, schema: str) -> str:
     """*dsn* with ``search_path`` set to *schema* first, then ``public``, and *schema* as application_name."""
+    check_conninfo("schema_dsn()", dsn)
     options = conninfo_to_dict(dsn).get("options") or ""
     plain = re.fullmatch(r"[a-z_][a-z0-9_]*", schema) is not None
     path = f"{schema if plain else psycopg.sql.Identifier(schema).as_string(None)},public"
@@ -267,6 +269,7 @@ else:
         """The DSN of the server tests run against: ``$PGDECOR_TEST_DSN`` or a throwaway one."""
         given = os.environ.get(DSN_ENV)
         if given:
+            check_conninfo(f"${DSN_ENV}", given)
             yield given
             return
         with TemporaryServer() as server:
