@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 import pgdecor
 from pgdecor import ArgumentError, Database, _trace, query, session
 from pgdecor.__main__ import main
-from pgdecor._database import where
+from pgdecor._database import check_conninfo, where
 from pgdecor._secrets import masked
 from pgdecor.testing import TemporaryServer, assert_stubs_match, schema_dsn
 
@@ -194,13 +194,22 @@ UNREADABLE = {
     "sslpassword, then a word": f"host=/nonexistent sslpassword={PASSWORD} x",
     "a URI libpq quotes whole": f"postgresql://keeper:{PASSWORD}@[::1/keeper",
     "a URI with a bad escape in the password": f"postgresql://keeper:{PASSWORD}%zz@localhost/keeper",
-    "a URI with a space in the password": f"postgresql://keeper:{PASSWORD.replace('-', ' ')}@localhost/keeper",
+    # libpq reads it before version 17 (and then finds no server there)
+    "a URI with a space in the password": f"postgresql://keeper:{PASSWORD.replace('-', ' ')}@/k?host=/nonexistent",
     "a URI with a mistyped parameter": f"postgresql://localhost/keeper?passwrd={PASSWORD}",
     "a URI with its password as a parameter": f"postgresql://localhost/keeper?password={PASSWORD}&oops",
     "a URI without its scheme": f"keeper:{PASSWORD}@localhost/keeper",
     "a URI whose password has a /": f"postgresql://keeper:{PASSWORD.replace('-', '/')}@localhost/keeper",
     "a URI whose password has an @": f"postgresql://keeper:{PASSWORD.replace('-', '@')}@localhost/keeper",
 }
+
+
+def readable(conninfo: str) -> bool:
+    try:
+        check_conninfo("readable()", conninfo)
+    except ArgumentError:
+        return False
+    return True
 
 
 def as_given(conninfo: str) -> Callable[[Keeper], str]:
@@ -238,6 +247,8 @@ def test_no_failure_shows_a_password(
     spans and histogram, a repr nor a command's output shows any piece of the password. A conninfo libpq cannot
     read is refused before anything connects, shown masked, libpq's own error (which may quote it) not chained."""
     dsn = conninfo(keeper)
+    if kind == "unreadable" and readable(dsn):
+        kind = "no server"
     caplog.set_level(logging.DEBUG)
     emitted = Emitted()
 
