@@ -18,7 +18,7 @@ from typing_extensions import Self
 from ._counters import Counters, counters
 from ._errors import ArgumentError
 from ._replay import REPLICA_WAIT
-from ._secrets import explained, masked, misread, scrubbed
+from ._secrets import described, explained, masked, misread, scrubbed
 
 __all__ = ["IDLE_IN_TRANSACTION_TIMEOUT", "DatabaseBase", "check_conninfo", "counters_for", "where"]
 
@@ -86,7 +86,7 @@ class DatabaseBase:
         **kwargs: Any,
     ) -> None:
         if not isinstance(conninfo, str):
-            msg = f"Database() takes a connection string, not {type(conninfo).__qualname__}"
+            msg = f"Database() takes a connection string, not {described(conninfo)}"
             raise ArgumentError(msg)
         check_conninfo("Database()", conninfo)
         self.conninfo = conninfo

@@ -1,12 +1,12 @@
 """What pgdecor may show of a connection string: never its passwords, whether libpq can read it or not.
 
-`masked` is a conninfo as a message shows it; `scrubbed` is any other text about a conninfo (libpq's own error
-about it, which may quote the whole string or a piece of it; an address read from it) with every piece of its
-secrets taken out, each replaced by ``***``. The secrets of a conninfo libpq reads are its passwords and keys
-(``password``, ``sslpassword``, ``scram_client_key``, ...), found generously: in a URI, everything between the
-user name's ``:`` and the last ``@`` too, so that a password with an ``@`` or a ``/`` written as it is stays
-hidden. In a conninfo libpq cannot read, a mistyped keyword may hold the password: every value is a secret there,
-and only the keywords are shown.
+`masked` is a conninfo as a message shows it, each secret replaced by ``***``; `scrubbed` is other text about it
+(an address read from it) with its secrets taken out; `explained` is libpq's own error about a conninfo it cannot
+read, which may quote the whole string or any piece of it, showing only keywords. The secrets of a conninfo libpq
+reads are its passwords and keys (``password``, ``sslpassword``, ``scram_client_key``, ...), found generously: in
+a URI, everything between the user name's ``:`` and the last ``@``, so that a password with an ``@`` or a ``/``
+written as it is stays hidden (`misread` tells such a URI, which libpq reads wrongly). In a conninfo libpq cannot
+read, a mistyped keyword may hold the password: every value is a secret there, and only keywords are shown.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-__all__ = ["MASK", "explained", "masked", "misread", "scrubbed"]
+__all__ = ["MASK", "described", "explained", "masked", "misread", "scrubbed"]
 
 MASK = "***"
 
@@ -40,6 +40,14 @@ _QUOTED = re.compile(r'"([^"]*)"')
 #: What libpq's own messages quote: "missing "=" after", "matching "]"", "(expected ":" or "/")".
 _TEMPLATE = ("=", "]", ":", "/")
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+def described(value: object) -> str:
+    """A value given where a conninfo was expected, for a message: its type, and its repr only when it cannot
+    hold a password (None, a bool, a number); bytes or a URL object may."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return f"{type(value).__qualname__} {value!r:.40}"
+    return type(value).__qualname__
 
 
 def masked(conninfo: str) -> str:

@@ -316,6 +316,21 @@ def test_no_failure_shows_a_password(
     assert emitted.leaks() == []
 
 
+def test_a_conninfo_of_another_type_is_named_by_its_type_only() -> None:
+    """Bytes (or a URL object) where a conninfo string belongs are refused naming their type, not their value."""
+    given = f"password={PASSWORD} host=/nonexistent".encode()
+    emitted = Emitted()
+    for name, run in {
+        "session()": lambda: session(given),  # type: ignore[arg-type]
+        "session(replica=)": lambda: session("postgresql:///app", replica=given),  # type: ignore[arg-type]
+        "Database()": lambda: Database(given),  # type: ignore[arg-type]
+    }.items():
+        err = emitted.error(name, run)
+        assert isinstance(err, ArgumentError)
+        assert str(err).endswith("not bytes")
+    assert emitted.leaks() == []
+
+
 def test_watch_gives_its_command_the_database_in_its_environment_not_on_its_command_line(
     keeper: Keeper, project: Path
 ) -> None:

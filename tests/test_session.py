@@ -224,7 +224,7 @@ def test_session_rejects_unknown_sources_and_the_wrong_kind() -> None:
     """Bad sources and a sync `with` on an async source are refused up front."""
     with pytest.raises(ArgumentError, match="not int"):
         session(42)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not NoneType$"):
+    with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not NoneType None"):
         session(None)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not int"):
         session("postgresql:///app", replica=7)  # type: ignore[arg-type]
@@ -305,7 +305,7 @@ def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made
         session("host=localhost dbname app")
     with pytest.raises(ArgumentError, match=r"Database\(\): '\*\*\*' is not a connection string .* write 'postgres"):
         Database("nonsense")
-    with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType$"):
+    with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType None"):
         Database(None)  # type: ignore[arg-type]
 
 
