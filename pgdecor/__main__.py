@@ -111,7 +111,7 @@ def run_on_database(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         dsn = args.dsn or os.environ.get("DATABASE_URL")
         if not dsn:
             parser.error(f"{args.command} needs --dsn, $DATABASE_URL, --schema-file or --migrations")
-        check_conninfo("--dsn", dsn)
+        check_conninfo("--dsn" if args.dsn else "$DATABASE_URL", dsn)
     elif args.dsn:
         parser.error("--dsn and --schema-file/--migrations: give one database")
     if args.watch:
@@ -143,10 +143,11 @@ def run_watched(args: argparse.Namespace, files: SchemaFiles | None, dsn: str | 
         msg = "--watch has nothing to watch: give --schema-file or --migrations (or, for check, modules it can find)"
         raise CommandError(msg)
 
-    def argv(database: str) -> list[str]:
-        if args.command == "check":
-            return ["check", *modules, "--dsn", database, "--format", args.format]
-        return ["generate", "--schema", args.schema, "--dsn", database, *(["-o", args.output] if args.output else [])]
+    argv = (
+        ["check", *modules, "--format", args.format]
+        if args.command == "check"
+        else ["generate", "--schema", args.schema, *(["-o", args.output] if args.output else [])]
+    )
 
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(temporary_dsn()) if files is not None else None
@@ -154,10 +155,10 @@ def run_watched(args: argparse.Namespace, files: SchemaFiles | None, dsn: str | 
         def once() -> int:
             if files is None or server is None:
                 assert dsn is not None
-                return rerun(argv(dsn))
+                return rerun(argv, dsn)
             try:
                 with files.database(server) as built:
-                    return rerun(argv(built))
+                    return rerun(argv, built)
             except CommandError as err:  # a schema file that fails: said, and watched for its fix
                 print(f"pgdecor {args.command}: {_shown(str(err))}", file=sys.stderr, flush=True)
                 return 2

@@ -38,6 +38,7 @@ from ._catalog import (
     read_types,
 )
 from ._convert import is_enum, is_json_param
+from ._database import check_conninfo
 from ._errors import Error, MappingError
 from ._plan import Plan
 from ._registry import registry_for, server_key
@@ -60,6 +61,7 @@ def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[
 def check_found(stubs: list[FoundStub], source: str | psycopg.Connection[Any]) -> list[Problem]:
     """`check` for stubs found already."""
     if isinstance(source, str):
+        check_conninfo("check()", source)
         with psycopg.connect(source, autocommit=True) as conn:
             return _check_all(stubs, conn)
     return _check_all(stubs, source)

@@ -21,6 +21,7 @@ from typing_extensions import Self
 from ._counters import Counters, counters
 from ._errors import ArgumentError
 from ._replay import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
+from ._secrets import described, explained, masked, misread, scrubbed
 
 __all__ = [
     "BORROW_DEADLINE",
@@ -70,22 +71,39 @@ def network_defaults(conninfo: str, given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_conninfo(what: str, conninfo: str) -> None:
-    """Raise `ArgumentError` unless *conninfo* is a connection string or URI libpq can read (nothing connects)."""
+    """Raise `ArgumentError` unless *conninfo* is a connection string or URI libpq can read (nothing connects).
+
+    The message shows the conninfo's keywords, never its values: libpq's own error may quote any of them.
+    """
+    __tracebackhide__ = True  # pytest would show the frame's arguments, the conninfo itself among them
     try:
-        conninfo_to_dict(conninfo)
+        info = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as err:
+        why = explained(str(err).strip(), conninfo)
+    except UnicodeDecodeError:  # psycopg's, of a value percent-decoded; the error holds the value's bytes
+        why = "a percent-encoded value is not UTF-8"
+    else:
+        if not misread(conninfo, info):
+            return
         msg = (
-            f"{what}: {conninfo!r:.60} is not a connection string libpq can read ({str(err).strip()}); write "
-            f"'postgresql://user@host:5432/dbname' or 'host=... dbname=...'"
+            f"{what}: {masked(conninfo)!r:.60} has a password with a '/' or '@' written as it is, which libpq "
+            f"reads as part of the host, port or database name; write them %2F and %40 in a URI"
         )
-        raise ArgumentError(msg) from None
+        raise ArgumentError(msg)
+    msg = (
+        f"{what}: {masked(conninfo)!r:.60} is not a connection string libpq can read ({why}); write "
+        f"'postgresql://user@host:5432/dbname' or 'host=... dbname=...'"
+    )
+    raise ArgumentError(msg)  # outside the handler: libpq's error, which quotes the conninfo, is not its context
 
 
 def where(conninfo: str) -> str:
     """The server a connection string names, for messages: ``host:port/dbname`` (libpq's defaults left out)."""
     info = conninfo_to_dict(conninfo)
     host = info.get("host") or info.get("hostaddr") or "the default socket"
-    return f"{host}{':' + str(info['port']) if info.get('port') else ''}/{info.get('dbname') or ''}"
+    shown = f"{host}{':' + str(info['port']) if info.get('port') else ''}/{info.get('dbname') or ''}"
+    # a password libpq misread (a "/" in it, written as it is) can land in the host, port or dbname
+    return scrubbed(shown, conninfo)
 
 
 def counters_for(source: object) -> Counters:
@@ -139,7 +157,7 @@ class DatabaseBase:
         **kwargs: Any,
     ) -> None:
         if not isinstance(conninfo, str):
-            msg = f"Database() takes a connection string, not {type(conninfo).__qualname__} {conninfo!r:.40}"
+            msg = f"Database() takes a connection string, not {described(conninfo)}"
             raise ArgumentError(msg)
         check_conninfo("Database()", conninfo)
         self.conninfo = conninfo
@@ -191,6 +209,7 @@ class DatabaseBase:
     def __repr__(self) -> str:
         info = conninfo_to_dict(self.conninfo)
         where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+        where = scrubbed(where, self.conninfo)  # as in `where`
         state = "open" if self._pool or self._apool else "closed"
         return f"<pgdecor Database {where} ({'async, ' if self.is_async else ''}{state})>"
 

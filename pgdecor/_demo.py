@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from . import procedure, query, session
+from ._database import check_conninfo
 from .testing import temporary_dsn
 
 SCHEMA = "pgdecor_demo"
@@ -124,8 +125,10 @@ def run(dsn: str) -> None:
 @contextlib.contextmanager
 def demo_dsn(dsn: str | None) -> Iterator[str]:
     """The DSN given (or $DATABASE_URL), else a throwaway server's."""
+    given = "--dsn" if dsn else "$DATABASE_URL"
     dsn = dsn or os.environ.get("DATABASE_URL")
     if dsn:
+        check_conninfo(given, dsn)
         yield dsn
         return
     print("starting a throwaway PostgreSQL server ...")

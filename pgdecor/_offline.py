@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import itertools
+import os
 import re
 import subprocess
 import sys
@@ -145,7 +146,9 @@ def module_paths(modules: Sequence[str]) -> list[Path]:
     return found
 
 
-def rerun(argv: Sequence[str]) -> int:
-    """The command *argv* (``pgdecor`` arguments) in a new process: modules changed since are imported anew."""
+def rerun(argv: Sequence[str], dsn: str) -> int:
+    """The command *argv* (``pgdecor`` arguments) on the database *dsn* in a new process: modules changed since are
+    imported anew. The DSN is the process's ``$DATABASE_URL``, never on its command line, which anyone may read."""
     # -B: no bytecode written, so that a module changed twice within a second is never read from a stale cache
-    return subprocess.run([sys.executable, "-B", "-m", "pgdecor", *argv], check=False).returncode
+    command = [sys.executable, "-B", "-m", "pgdecor", *argv]
+    return subprocess.run(command, env={**os.environ, "DATABASE_URL": dsn}, check=False).returncode

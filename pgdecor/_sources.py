@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from . import _fork as forked
 from ._database import DatabaseBase, check_conninfo
 from ._errors import ArgumentError, NoSessionError
+from ._secrets import described
 
 __all__ = ["Source", "check_sources", "describe_source", "is_async_source", "own_pool", "same_source"]
 
@@ -39,7 +40,7 @@ def check_sources(what: str, source: object, replica: object = None) -> None:
         ):
             msg = (
                 f"{what} takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
-                f"psycopg_pool pool, not {type(given).__qualname__} {given!r:.40}"
+                f"psycopg_pool pool, not {described(given)}"
             )
             raise ArgumentError(msg)
         if isinstance(given, str):

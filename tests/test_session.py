@@ -407,10 +407,11 @@ def test_a_connection_with_its_own_row_factory_serves_every_call(users: str) -> 
 
 
 def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made() -> None:
-    """Not at the first call: at once, naming what was given and what a DSN looks like."""
-    with pytest.raises(ArgumentError, match=r"session\(\): 'this is not a dsn' is not a connection string libpq"):
-        session("this is not a dsn")
-    with pytest.raises(ArgumentError, match=r"Database\(\): 'nonsense' is not a connection string .* write 'postgres"):
+    """Not at the first call: at once, showing its keywords (its values masked: any may be a password) and what a
+    DSN looks like."""
+    with pytest.raises(ArgumentError, match=r"session\(\): 'host=\*\*\* dbname \*\*\*' is not .* after \"dbname\""):
+        session("host=localhost dbname app")
+    with pytest.raises(ArgumentError, match=r"Database\(\): '\*\*\*' is not a connection string .* write 'postgres"):
         Database("nonsense")
     with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType None"):
         Database(None)  # type: ignore[arg-type]

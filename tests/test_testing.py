@@ -1,11 +1,18 @@
 """The throwaway servers the suite, the demo and users' own tests run on, and the demo itself."""
 
+import contextlib
+import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from examples import ROOT, blocks
 
 from pgdecor.__main__ import main
 from pgdecor.testing import TemporaryServer, embedded_dsn, schema_dsn
@@ -134,3 +141,127 @@ def test_the_demo_runs_from_the_folder_holding_a_checkout(tmp_path: Path, pg_ser
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "breadcrumbs of pgdecor: Knowledge base > Python > Typing > pgdecor" in done.stdout
+
+
+def server_status(pid: int) -> dict[str, list[int]]:
+    """The user and group ids of process *pid*, as /proc tells them."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in lines)
+    return {name: [int(i) for i in fields[name].split()] for name in ("Uid", "Gid", "Groups", "PPid")}
+
+
+@pytest.fixture
+def root_group_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A file only root and its group may read, in a directory anyone may enter."""
+    if os.geteuid() != 0:
+        pytest.skip("the server runs as another user only when the tests run as root")
+    folder = Path(tempfile.mkdtemp(prefix="pgdecor-root-"))
+    folder.chmod(0o755)
+    secret = folder / "root-group-only"
+    secret.write_text("for root's group only\n")
+    os.chown(secret, 0, 0)
+    secret.chmod(0o640)
+    (folder / "anyone").write_text("for anyone\n")
+    (folder / "anyone").chmod(0o644)
+    yield secret
+    shutil.rmtree(folder)
+
+
+@contextlib.contextmanager
+def throwaway(kind: str) -> Iterator[str]:
+    if kind == "embedded":
+        with embedded_dsn() as dsn:
+            yield dsn
+    else:
+        with TemporaryServer() as server:
+            yield server.dsn
+
+
+@pytest.mark.parametrize("kind", ["TemporaryServer", "embedded"])
+def test_a_throwaway_server_run_by_root_has_its_users_groups_and_none_of_roots(
+    kind: str, root_group_only: Path
+) -> None:
+    """As root, the server (its postmaster and backends) runs as its user with that user's own groups, none of
+    root's: a superuser's ``COPY ... TO PROGRAM`` cannot read a file of root's group."""
+    with throwaway(kind) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        backend = server_status(row[0])
+        postmaster = server_status(backend["PPid"][0])
+        for status in (backend, postmaster):
+            user = pwd.getpwuid(status["Uid"][0])
+            assert user.pw_uid != 0
+            assert set(status["Gid"]) == {user.pw_gid}
+            assert set(status["Groups"]) == set(os.getgrouplist(user.pw_name, user.pw_gid))
+            assert 0 not in status["Gid"] + status["Groups"]
+        anyone = root_group_only.parent / "anyone"
+        conn.execute(f"COPY (SELECT 1) TO PROGRAM 'cat {anyone} > /dev/null'")  # the probe itself works
+        with pytest.raises(psycopg.errors.ExternalRoutineException, match="exit code 1"):
+            conn.execute(f"COPY (SELECT 1) TO PROGRAM 'cat {root_group_only} > /dev/null'")
+        conn.execute("CREATE TEMPORARY TABLE got (line text)")
+        with pytest.raises(psycopg.errors.ExternalRoutineException):
+            conn.execute(f"COPY got FROM PROGRAM 'cat {root_group_only}'")
+
+
+#: libpq client settings a caller may have exported, none of them about a throwaway server.
+CALLERS_PG = {
+    "PGPORT": "6543",
+    "PGHOST": "/nonexistent",
+    "PGUSER": "nobody",
+    "PGDATABASE": "nope",
+    "PGOPTIONS": "-c default_transaction_read_only=on",
+    "PGDATA": "/nonexistent",
+}
+
+ITEMS_SCHEMA = "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\n"
+ITEMS_STUBS = 'from pgdecor import query\n\n\n@query("SELECT name FROM items WHERE id = %(id)s")\ndef item_name(id: int) -> str | None: ...\n'
+
+
+@pytest.fixture
+def callers_pg(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The caller's environment with `CALLERS_PG` exported, and no server of the suite's to use."""
+    for name, value in CALLERS_PG.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PGDECOR_TEST_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return dict(os.environ)
+
+
+def run_python(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_the_quick_start_and_the_demo_run_whatever_pg_variables_the_caller_exported(
+    tmp_path: Path, callers_pg: dict[str, str]
+) -> None:
+    """With ``PGPORT``, ``PGHOST``, ``PGUSER``, ``PGDATABASE``, ``PGOPTIONS`` and ``PGDATA`` exported, the README's
+    Quick start, ``pgdecor demo`` and ``check --schema-file`` start their throwaway server and reach it."""
+    (quick_start,) = [b for b in blocks(ROOT / "README.md") if b.lang == "python" and "temporary_dsn" in b.code]
+    out = run_python(["-c", quick_start.code], tmp_path, callers_pg)
+    assert "User(id=1, name='ann', email='ann@example.org')" in out
+    out = run_python(["-m", "pgdecor", "demo"], tmp_path, callers_pg)
+    assert "breadcrumbs of pgdecor: Knowledge base > Python > Typing > pgdecor" in out
+    (tmp_path / "schema.sql").write_text(ITEMS_SCHEMA)
+    (tmp_path / "item_stubs.py").write_text(ITEMS_STUBS)
+    env = {**callers_pg, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    out = run_python(["-m", "pgdecor", "check", "item_stubs", "--schema-file", "schema.sql"], tmp_path, env)
+    assert "0 problems" in out
+
+
+def test_the_fixtures_run_whatever_pg_variables_the_caller_exported(
+    pytester: pytest.Pytester, callers_pg: dict[str, str]
+) -> None:
+    """A users' suite on the fixtures' own throwaway server passes with the caller's ``PG*`` variables exported,
+    and its sessions are not the read-only ones ``PGOPTIONS`` asks for."""
+    pytester.makeconftest(
+        "import psycopg, pytest\n\n\n"
+        '@pytest.fixture(scope="session", autouse=True)\n'
+        "def schema(pg_server_dsn):\n"
+        "    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:\n"
+        '        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")\n'
+    )
+    pytester.makepyfile(test_items=USERS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
