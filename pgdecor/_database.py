@@ -242,6 +242,14 @@ class DatabaseBase:
             )
         return f"pgdecor: {self!r} gave no connection within timeout={self.timeout:g} s: {why}"
 
+    def _serve_sync_sessions(self) -> None:
+        """A database opened with ``async with`` serves sync sessions too (a framework's sync handlers, run in
+        threads): their pool is opened at the first, and closed with the database."""
+        if self._pool is None and self._apool is not None:
+            with self._reopen_lock:
+                if self._pool is None:
+                    self._pool = cast("Any", self)._open_pool()  # `Pools`, the other half of `Database`
+
     def _reopening(self) -> threading.Lock:
         """What a thread holds while it opens the pool anew in a forked child."""
         return self._reopen_lock

@@ -35,6 +35,7 @@ class Pools(DatabaseBase):
 
     def ready(self) -> ConnectionPool[Any]:
         """`pool`, opened anew first in a process forked after the database was opened."""
+        self._serve_sync_sessions()
         pool = self.pool
         if self._pid == os.getpid():
             return pool

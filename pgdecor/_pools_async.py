@@ -4,6 +4,7 @@ and closed. This is the async source; `_pools` (the sync pool) is generated from
 
 from __future__ import annotations
 
+import asyncio
 import os
 from time import monotonic
 from types import TracebackType
@@ -39,6 +40,10 @@ class AsyncPools(DatabaseBase):
 
     async def aready(self) -> AsyncConnectionPool[Any]:
         """`apool`, opened anew first in a process forked after the database was opened."""
+        if True:  # ASYNC
+            pass
+        else:
+            self._serve_sync_sessions()
         pool = self.apool
         if self._pid == os.getpid():
             return pool
@@ -114,3 +119,8 @@ class AsyncPools(DatabaseBase):
         finally:
             if pool is not None and not forked.inherited(pool):
                 await pool.close()
+            if True:  # ASYNC
+                # The pool of its sync sessions, if it opened one (closing waits for the pool's workers: a thread).
+                sync_pool, self._pool = self._pool, None
+                if sync_pool is not None and not forked.inherited(sync_pool):
+                    await asyncio.to_thread(sync_pool.close)

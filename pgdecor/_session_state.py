@@ -329,7 +329,8 @@ def no_session_error(what: str, sess: SessionState | None, *, is_async: bool) ->
     else:
         msg = (
             f"{what} is synchronous but the current session is async; "
-            f"declare the stub with `async def`, or open a sync session with `with session(...)`"
+            f"declare the stub with `async def`, or open a sync session here with `with session(...)` (a Database "
+            f"opened with `async with` serves sync sessions too)"
         )
     return NoSessionError(msg)
 

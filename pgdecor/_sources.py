@@ -52,8 +52,8 @@ def same_source(a: Source, b: Source) -> bool:
 
 
 def is_async_source(source: Source, entered_async: bool) -> bool:
-    if isinstance(source, DatabaseBase):
-        return source.is_async
+    if isinstance(source, DatabaseBase):  # opened with `async with`, it serves both kinds
+        return entered_async if source.is_async else False
     if isinstance(source, str):
         return entered_async  # a conninfo string serves both kinds
     return isinstance(source, _ASYNC_SOURCES)
