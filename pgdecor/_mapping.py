@@ -146,6 +146,8 @@ class RowMapper:
     def _scalar_layout(
         self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap
     ) -> Layout:
+        if not names and self.row_type is int and not self.nullable:  # a command: `-> int` is its row count
+            return _each(_no_rows)
         if len(names) != 1:
             raise MappingError.mismatch(
                 self.stub,
@@ -197,6 +199,10 @@ class RowMapper:
                 raise
 
         return _each(one_converted)
+
+
+def _no_rows(values: Sequence[Any]) -> NoReturn:
+    raise AssertionError(values)  # pragma: no cover - a command's result is counted, never fetched
 
 
 def _each(one: Callable[[Sequence[Any]], Any]) -> Layout:

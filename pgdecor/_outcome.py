@@ -24,12 +24,13 @@ from ._results import Shape
 if TYPE_CHECKING:
     from ._plan import Plan
 
-__all__ = ["ALL", "NONE", "ONE", "Made", "db_error", "fetch_kind", "format_changed", "log", "rows"]
+__all__ = ["ALL", "COUNT", "NONE", "ONE", "Made", "affected", "db_error", "fetch_kind", "format_changed", "log", "rows"]
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 
-#: How to fetch a result (`fetch_kind`): nothing (an optional row that is not there), one row, every row.
-NONE, ONE, ALL = 0, 1, 2
+#: How to fetch a result (`fetch_kind`): nothing (an optional row that is not there), one row, every row, or the
+#: number of rows a command affected (a stub annotated `-> int` on a command).
+NONE, ONE, ALL, COUNT = 0, 1, 2, 3
 
 #: DEBUG records: each call's stub, SQL object and duration.
 logger = logging.getLogger("pgdecor")
@@ -44,6 +45,8 @@ def fetch_kind(plan: Plan, statement: Statement, res: pq.abc.PGresult | None) ->
         )
         raise Error(msg)
     if res.status != _TUPLES_OK:
+        if plan.result.counts:
+            return COUNT
         _no_result_set(plan)
     if statement.value:
         return ONE
@@ -93,10 +96,21 @@ class Made:
         self.make: Callable[[Any, pq.abc.PGresult], Any] = every if many else single
 
 
+def affected(res: pq.abc.PGresult) -> int:
+    """The number of rows the command of *res* affected (INSERT, UPDATE, DELETE, MERGE, COPY...)."""
+    count = res.command_tuples
+    if count is None:
+        status = (res.command_status or b"").decode()
+        msg = f"the command {status!r} gives no number of rows; annotate its stub `-> None`"
+        raise MappingError(msg)
+    return count
+
+
 def _no_result_set(plan: Plan) -> NoReturn:
     msg = (
         f"{plan.stub}: {plan.sql_object} returned no rows at all (it is not a SELECT and has no RETURNING) "
-        f"but the stub returns {plan.result.shape.value}; annotate it `-> None` or add RETURNING"
+        f"but the stub returns {plan.result.shape.value}; annotate it `-> None`, `-> int` for the number of rows it "
+        f"affected, or add RETURNING"
     )
     raise MappingError(msg)
 
@@ -158,6 +172,8 @@ def rows(cur: Any, layout: Layout, kind: int) -> Any:
         return layout.one(cur.fetchone())
     if kind is NONE:
         return None
+    if kind is COUNT:
+        return affected(cur.pgresult)
     out: list[Any] = []
     fetch, make = cur.fetchmany, layout.many
     chunk = fetch(CHUNK)

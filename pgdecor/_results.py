@@ -38,6 +38,12 @@ class ResultPlan:
     value_type: Any = None
     value_nullable: bool = False
 
+    @property
+    def counts(self) -> bool:
+        """Whether a command (a statement that returns no rows) gives the number of rows it affected: a stub
+        annotated ``-> int``."""
+        return self.shape is Shape.ONE and self.scalar and self.row_type is int
+
 
 _LIST_ORIGINS = (list, collections.abc.Sequence)
 _SYNC_STREAMS = (collections.abc.Iterator, collections.abc.Iterable)

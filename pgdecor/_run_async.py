@@ -28,7 +28,7 @@ from ._errors import Error
 from ._facts import Facts
 from ._lease_async import AsyncLease
 from ._mapping import Layout, LayoutKey
-from ._outcome import ALL, NONE, ONE
+from ._outcome import ALL, COUNT, NONE, ONE
 from ._plan import Plan
 from ._registry import registry_for
 from ._results import Shape
@@ -403,6 +403,8 @@ if True:  # ASYNC
             return layout.one(await cur.fetchone())
         if kind is NONE:
             return None
+        if kind is COUNT:
+            return outcome.affected(cur.pgresult)
         assert kind is ALL
         out: list[Any] = []
         chunk = await cur.fetchmany(outcome.CHUNK)
