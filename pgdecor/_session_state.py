@@ -147,7 +147,10 @@ class SessionState:
     def reaped(self) -> list[Any]:
         """The leak guard ends the session: its leases, taken from it, to roll back and give back."""
         self._ended = self._finished = True
-        self.open_streams = []
+        self.open_streams.clear()  # each of its streams holds the list: left in it, they would be a cycle
+        # The context its owner left behind still holds it, and it held that context (its token) and, in async,
+        # the task whose context it is: a cycle once nothing else holds them.
+        self._token = self._owner = None
         counters = counters_for(self.source)
         counters.add("released")
         counters.add("rolled_back")
@@ -166,7 +169,6 @@ class SessionState:
                 raise ArgumentError(msg)
         self._entered = True
         self._is_async = is_async
-        self._owner = _owner(is_async=is_async)
         outer = current.get()
         if (
             outer is not None
@@ -186,12 +188,18 @@ class SessionState:
             self.lock = asyncio.Lock() if is_async else threading.RLock()
             self._borrow_lock = asyncio.Lock() if is_async else threading.Lock()
             self._token = current.set(self)
+            self._owner = _owner(is_async=is_async)
 
     def _leave(self) -> None:
         self._ended = True
-        if self._token is not None:
-            current.reset(self._token)
-            self._token = None
+        # A task that fails keeps its error, whose traceback may hold the session (a frame's local): the session
+        # must not hold the task then.
+        self._owner = None
+        # Taken off first: a generator finalized in another context cannot reset it, and the token would tie the
+        # context that still holds the session to it in a cycle.
+        token, self._token = self._token, None
+        if token is not None:
+            current.reset(token)
 
     def _check_usable(self) -> None:
         if not self._entered:
@@ -211,7 +219,9 @@ class SessionState:
             raise NoSessionError(msg)
 
     def _close_streams(self) -> list[Any]:
-        streams, self.open_streams = self.open_streams, []
+        # Emptied, not replaced: each stream holds the list, and one left in it would be a cycle.
+        streams = self.open_streams.copy()
+        self.open_streams.clear()
         return streams
 
     def _outcome(self, exc: BaseException | None) -> tuple[bool, str | None]:
