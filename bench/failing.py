@@ -364,7 +364,7 @@ def _streams_sync(dsn: str, streams: int, kinds: list[str]) -> dict[str, Any]:
         for n in range(streams):
             abandon_sync(db, kinds[n % len(kinds)])
             marks.step(n)
-        with session(db):
+        with session(db):  # the last one left leaked, ended
             divide(1)
         return marks.result(mode="sync", streams=streams, kinds=kinds)
 
@@ -381,7 +381,7 @@ async def _streams_async(dsn: str, streams: int, kinds: list[str]) -> dict[str, 
         for n in range(streams):
             await abandon_async(db, kinds[n % len(kinds)], lazily=n // len(kinds) % 2 == 1)
             marks.step(n)
-        async with session(db):
+        async with session(db):  # the last one left leaked, ended
             await adivide(1)
         return marks.result(mode="async", streams=streams, kinds=kinds)
 
