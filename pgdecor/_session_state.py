@@ -148,9 +148,11 @@ class SessionState:
         """The leak guard ends the session: its leases, taken from it, to roll back and give back."""
         self._ended = self._finished = True
         self.open_streams.clear()  # each of its streams holds the list: left in it, they would be a cycle
-        # The context its owner left behind still holds it, and it held that context (its token) and, in async,
-        # the task whose context it is: a cycle once nothing else holds them.
-        self._token = self._owner = None
+        if self.owner_gone():
+            # The context its owner left behind still holds it, and it held that context (its token) and, in async,
+            # the task whose context it is: a cycle once nothing else holds them. An owner still there (idle past
+            # the leak timeout) resets its context with the token when it leaves the block.
+            self._token = self._owner = None
         counters = counters_for(self.source)
         counters.add("released")
         counters.add("rolled_back")
