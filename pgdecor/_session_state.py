@@ -156,8 +156,13 @@ class SessionState:
     def reaped(self) -> list[Any]:
         """The leak guard ends the session: its leases, taken from it, to roll back and give back."""
         self._ended = self._finished = True
-        self.open_streams = []
+        self.open_streams.clear()  # each of its streams holds the list: left in it, they would be a cycle
         self._frame = self._site = None
+        if self.owner_gone():
+            # The context its owner left behind still holds it, and it held that context (its token) and, in async,
+            # the task whose context it is: a cycle once nothing else holds them. An owner still there (idle past
+            # the leak timeout) resets its context with the token when it leaves the block.
+            self._token = self._owner = None
         counters = counters_for(self.source)
         counters.add("released")
         counters.add("rolled_back")
@@ -176,7 +181,6 @@ class SessionState:
                 raise ArgumentError(msg)
         self._entered = True
         self._is_async = is_async
-        self._owner = _owner(is_async=is_async)
         entered = sys._getframe(2)  # the frame running the `with` (or calling `__enter__`)
         outer = session_to_join(self.source, entered, is_async=is_async)
         if outer is not None:
@@ -193,13 +197,19 @@ class SessionState:
             self._borrow_lock = asyncio.Lock() if is_async else threading.Lock()
             self._frame, self._site = entered, site(entered)
             self._token = current.set(self)
+            self._owner = _owner(is_async=is_async)
 
     def _leave(self) -> None:
         self._ended = True
         self._frame = self._site = None
-        if self._token is not None:
-            current.reset(self._token)
-            self._token = None
+        # A task that fails keeps its error, whose traceback may hold the session (a frame's local): the session
+        # must not hold the task then.
+        self._owner = None
+        # Taken off first: a generator finalized in another context cannot reset it, and the token would tie the
+        # context that still holds the session to it in a cycle.
+        token, self._token = self._token, None
+        if token is not None:
+            current.reset(token)
 
     def _check_usable(self) -> None:
         if not self._entered:
@@ -219,7 +229,9 @@ class SessionState:
             raise NoSessionError(msg)
 
     def _close_streams(self) -> list[Any]:
-        streams, self.open_streams = self.open_streams, []
+        # Emptied, not replaced: each stream holds the list, and one left in it would be a cycle.
+        streams = self.open_streams.copy()
+        self.open_streams.clear()
         return streams
 
     def _outcome(self, exc: BaseException | None) -> tuple[bool, str | None]:

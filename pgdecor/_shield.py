@@ -9,6 +9,7 @@ anyio (Starlette, FastAPI), whose cancel scopes cancel the task again at every a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -35,7 +36,9 @@ async def finish(coro: Coroutine[Any, Any, T], *, statement_on: Any = None) -> T
     being closed half-way through a result, as psycopg does when cancelled again while it drains. Should the
     server not stop it in time, the task is cancelled after all, and psycopg closes the connection."""
     task = asyncio.ensure_future(coro)
-    cancelled = False
+    #: The arguments of the first cancellation that arrived meanwhile (anyio's cancel scopes tell their own by its
+    #: message), to raise it again once the work has ended; None while none has.
+    cancelled: tuple[Any, ...] | None = None
     #: The request to the server to stop the statement: made only while it runs, since a request arriving once the
     #: statement has ended would stop whatever the connection runs next.
     stop: asyncio.Task[None] | None = None
@@ -43,17 +46,17 @@ async def finish(coro: Coroutine[Any, Any, T], *, statement_on: Any = None) -> T
     loop = asyncio.get_running_loop()
     while not task.done():
         try:
-            if not cancelled:
+            if cancelled is None:
                 await asyncio.shield(task)
             else:
                 await asyncio.wait([task], timeout=None if deadline is None else max(0.0, deadline - loop.time()))
                 if not task.done():
                     task.cancel()
-        except asyncio.CancelledError:  # noqa: PERF203 - a loop of waits, each of which may be cut short
+        except asyncio.CancelledError as err:  # noqa: PERF203 - a loop of waits, each of which may be cut short
             if task.done() and task.cancelled():  # the work itself was cancelled, not only its caller
                 raise
-            if not cancelled:
-                cancelled = True
+            if cancelled is None:
+                cancelled = err.args
                 if statement_on is not None:
                     deadline = loop.time() + CANCEL_TIMEOUT
                     if not task.done() and statement_on.pgconn.transaction_status == _ACTIVE:
@@ -61,12 +64,14 @@ async def finish(coro: Coroutine[Any, Any, T], *, statement_on: Any = None) -> T
         except BaseException:  # noqa: BLE001, S110 - the work's own error: task.result() raises it below
             pass
     try:
-        if stop is not None:
-            await asyncio.wait([stop])  # delivered before the connection serves anything else
-        if cancelled:
+        # Delivered before the connection serves anything else, however often the caller is cancelled meanwhile.
+        while stop is not None and not stop.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([stop])
+        if cancelled is not None:
             if not task.cancelled():
                 task.exception()  # retrieved: its error (a statement's QueryCanceled) gives way to the cancellation
-            raise asyncio.CancelledError
+            raise asyncio.CancelledError(*cancelled)
         return task.result()
     finally:
         del task, stop  # the task keeps its error, whose traceback holds this frame: no cycle through it

@@ -176,6 +176,8 @@ def test_session_idle_in_transaction_past_the_leak_timeout_is_reaped(users: str)
             get_user(1)
         held.__exit__(None, None, None)
         assert _pool_idle(db) == 1
+        with pytest.raises(NoSessionError, match="outside any session"):  # its block left the context as it was
+            get_user(1)
 
 
 def test_a_session_the_leak_guard_ended_is_never_joined(users: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -490,3 +490,32 @@ def test_cancelled_statement_gives_the_connection_back_usable(users: str, repeat
 
     asyncio.run(main())
     assert not visible(users, 36)
+
+
+@query("SELECT i FROM generate_series(1, 1001) AS i")
+def anumbers() -> AsyncIterator[int]: ...  # its second fetch is short: over before a stop request could reach it
+
+
+#: Streams cancelled in turn: a stop request that came late would cancel one of the calls between them.
+ROUNDS = 20
+
+
+def test_stream_cancelled_in_its_fetch_never_stops_a_later_statement(users: str) -> None:
+    """A stream whose reading is cancelled by an anyio cancel scope (which cancels again at every await) while its
+    next fetch runs: the request to stop that fetch reaches the server before the connection serves anything else,
+    so that it never cancels a later statement (another request's, on the same connection)."""
+
+    async def main() -> None:
+        async with Database(users, min_size=1, max_size=1) as db:
+            for _ in range(ROUNDS):
+                with anyio.CancelScope() as scope:
+                    async with db.session():
+                        async for i in anumbers():
+                            if i == 1000:  # the last row of the first batch: the next one is fetched
+                                scope.cancel()
+                async with db.session():
+                    await asleep(0.02)  # long enough for a stop request that came late to reach it
+                    assert await aget_user(1) == User(1, "ann", "ann@example.org")
+            assert db.apool.get_stats().get("connections_num") == 1
+
+    asyncio.run(main())

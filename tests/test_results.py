@@ -180,10 +180,10 @@ def test_none_result_executes_and_returns_nothing(users: str) -> None:
 
 
 def test_statement_without_rows_for_a_row_stub_raises_mapping_error(users: str) -> None:
-    """An UPDATE without RETURNING cannot produce the promised int."""
+    """An UPDATE without RETURNING cannot produce the promised str (an int would be the rows it affected)."""
 
     @query("UPDATE users SET name = name WHERE id = %(id)s")
-    def touch(id: int) -> int: ...
+    def touch(id: int) -> str: ...
 
     with session(users), pytest.raises(MappingError, match="add RETURNING"):
         touch(1)
