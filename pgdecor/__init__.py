@@ -1,5 +1,6 @@
 """pgdecor: call PostgreSQL stored functions and hand-written SQL through typed Python stubs."""
 
+from ._channels import Missed
 from ._check import Problem, check
 from ._counters import Counters, counters
 from ._decorators import Stub, procedure, query
@@ -11,11 +12,15 @@ from ._errors import (
     MappingError,
     NoSessionError,
     NotFoundError,
+    PayloadError,
     RolledBackError,
     SignatureError,
     TooManyRowsError,
     UndefinedFunctionError,
 )
+from ._listen import Listener
+from ._listen_async import AsyncListener
+from ._notify import listen, notify
 from ._retries import Retry
 from ._service import Database
 from ._session import Session, TransactionScope, session, transaction
@@ -28,14 +33,18 @@ __all__ = [
     "DEFAULT",
     "AmbiguousFunctionError",
     "ArgumentError",
+    "AsyncListener",
     "AsyncStream",
     "CommitUnknownError",
     "Counters",
     "Database",
     "Error",
+    "Listener",
     "MappingError",
+    "Missed",
     "NoSessionError",
     "NotFoundError",
+    "PayloadError",
     "Problem",
     "Retry",
     "RolledBackError",
@@ -48,6 +57,8 @@ __all__ = [
     "UndefinedFunctionError",
     "check",
     "counters",
+    "listen",
+    "notify",
     "procedure",
     "query",
     "retried",
