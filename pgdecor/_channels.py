@@ -28,7 +28,7 @@ from typing_extensions import is_typeddict
 
 from . import _trace as trace
 from ._annotations import describe, is_namedtuple, strip_annotated
-from ._convert import NotJsonError, enum_label, from_json, text_problem, to_json
+from ._convert import NotJsonError, enum_label, from_json, needs_json_conversion, text_problem, to_json
 from ._errors import ArgumentError, PayloadError, SignatureError
 from ._records import record_of
 
@@ -182,7 +182,7 @@ class Payload:
             problem = self._check(data, "")
             if problem is None:
                 return self._convert(data)
-        except (ValueError, TypeError, LookupError, RecursionError) as err:
+        except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError) as err:
             problem = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
         msg = (
             f"{self.stub}: a notification on {channel!r} does not decode as {describe(self.annotation)} "
@@ -312,11 +312,11 @@ class _Shapes:
         self.records: dict[type, list[_Check]] = {}
 
     def unsupported(self, tp: Any, where: str, why: str = "") -> SignatureError:
-        msg = (
-            f"{self.stub}: {where} is {describe(tp)}, which a notification cannot carry as JSON exactly"
-            f"{why}; use JSON's types (str, int, float, bool, None, lists, dicts with str keys), dataclasses, "
-            f"NamedTuples, TypedDicts, enums, dates, times, decimals or UUIDs"
+        advice = why or (
+            "use JSON's types (str, int, float, bool, None, lists, dicts with str keys), dataclasses, NamedTuples, "
+            "TypedDicts, enums, dates, times, decimals or UUIDs"
         )
+        msg = f"{self.stub}: {where} is {describe(tp)}, which a notification cannot carry as JSON exactly: {advice}"
         return SignatureError(msg)
 
     def of(self, annotation: Any, where: str) -> _Check:
@@ -328,6 +328,13 @@ class _Shapes:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin in (Union, types.UnionType):
+            members = [a for a in args if a is not type(None)]
+            if len(members) > 1 and any(needs_json_conversion(m) for m in members):
+                why = (
+                    "JSON cannot tell its members apart, so a value would arrive as text or an object rather than "
+                    "as the member sent; send one type, or a dataclass with a field for each"
+                )
+                raise self.unsupported(tp, where, why)
             return self.union(tp, [self.of(a, where) for a in args])
         if origin is typing.Literal:
             return _expect(lambda v: any(v == a and type(v) is type(a) for a in args), f"one of {args!r}")
@@ -335,7 +342,7 @@ class _Shapes:
             return self.list_of(self.of(args[0] if args else Any, f"{where}'s items"))
         if origin is dict or tp is dict:
             if args and strip_annotated(args[0]) not in (str, Any):
-                raise self.unsupported(tp, where, " (JSON's keys are strings)")
+                raise self.unsupported(tp, where, "JSON's keys are strings; use dict[str, ...]")
             return self.dict_of(self.of(args[1] if args else Any, f"{where}'s values"))
         if not isinstance(tp, type) or origin is not None:
             raise self.unsupported(tp, where)
@@ -353,14 +360,14 @@ class _Shapes:
         if issubclass(tp, enum.Enum):
             labels = {enum_label(m) for m in tp}
             return _expect(lambda v: type(v) is str and v in labels, f"one of {sorted(labels)!r}")
-        if tp is Decimal:
-            return _expect(lambda v: type(v) in (str, int, float), "a decimal")
-        if issubclass(tp, _TEXT_TYPES):
-            return _expect(lambda v: type(v) is str, f"a {tp.__name__} as text")
+        if tp is Decimal or issubclass(tp, _TEXT_TYPES):
+            convert = from_json(tp)
+            kinds = (str, int, float) if tp is Decimal else (str,)
+            return _expect(lambda v: type(v) in kinds and _converts(convert, v), f"a {tp.__name__} (as text)")
         if dataclasses.is_dataclass(tp) or is_namedtuple(tp) or is_typeddict(tp):
             return self.record(tp)
         if _is_model(tp):
-            raise self.unsupported(tp, where, " (a pydantic model travels as the payload itself, not inside one)")
+            raise self.unsupported(tp, where, "a pydantic model travels as the payload itself, not inside another type")
         raise self.unsupported(tp, where)
 
     def union(self, tp: Any, options: list[_Check]) -> _Check:
@@ -406,6 +413,14 @@ class _Shapes:
             return built
         made: list[_Check] = []
         self.records[cls] = made
+        if is_typeddict(cls):
+            for f in record_of(cls).fields:
+                if needs_json_conversion(f.annotation):
+                    why = (
+                        "a TypedDict is the decoded JSON as it is, so the field would arrive as text or an object; "
+                        "use a dataclass, or annotate the field with JSON's type"
+                    )
+                    raise self.unsupported(f.annotation, f"field {cls.__qualname__}.{f.name}", why)
         fields = [
             (f.name, not f.has_default, self.of(f.annotation, f"field {cls.__qualname__}.{f.name}"))
             for f in record_of(cls).fields
@@ -426,6 +441,15 @@ class _Shapes:
 
         made.append(check)
         return check
+
+
+def _converts(convert: Callable[[Any], Any], value: Any) -> bool:
+    """Whether *value* is the text of a date, time, decimal or UUID (as *convert* reads it)."""
+    try:
+        convert(value)
+    except (ValueError, ArithmeticError):
+        return False
+    return True
 
 
 def _expect(test: Callable[[Any], bool], expected: str) -> _Check:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import psycopg
 from psycopg import Connection, pq
+from psycopg.rows import tuple_row
 from typing_extensions import Self
 
 from . import _poolers as poolers
@@ -217,7 +218,9 @@ class Listener(Generic[T]):
 
     def _backend_pid(self, conn: Connection[Any]) -> int:
         """The pid of the server process *conn* reaches; `ArgumentError` if a pooler is in between."""
-        row = (conn.execute(poolers.PROBE)).fetchone()
+        cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the source's options give connections
+        cur.execute(poolers.PROBE)
+        row = cur.fetchone()
         assert row is not None
         if poolers.behind_pooler(conn, row[0]):
             raise self._behind_pooler()

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import psycopg
 from psycopg import AsyncConnection, pq
+from psycopg.rows import tuple_row
 from typing_extensions import Self
 
 from . import _poolers as poolers
@@ -236,7 +237,9 @@ class AsyncListener(Generic[T]):
 
     async def _backend_pid(self, conn: AsyncConnection[Any]) -> int:
         """The pid of the server process *conn* reaches; `ArgumentError` if a pooler is in between."""
-        row = await (await conn.execute(poolers.PROBE)).fetchone()
+        cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the source's options give connections
+        await cur.execute(poolers.PROBE)
+        row = await cur.fetchone()
         assert row is not None
         if poolers.behind_pooler(conn, row[0]):
             raise self._behind_pooler()

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pgbouncer import pgbouncer
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from pgdecor import (
@@ -64,6 +65,10 @@ class OrderPlaced:
 class OrderDict(TypedDict):
     id: int
     total: float
+
+
+class Dated(TypedDict):
+    on: dt.date
 
 
 class Stamp(NamedTuple):
@@ -302,6 +307,12 @@ def test_channel_names_are_taken_as_written(pg_server_dsn: str) -> None:
         (lambda: sender("c", tuple[int, int]), "cannot carry as JSON exactly"),
         (lambda: sender("c", dt.timedelta), "cannot carry as JSON exactly"),
         (lambda: listener("c", set[int]), "cannot carry as JSON exactly"),
+        (lambda: listener("c", Union[dt.date, int]), "JSON cannot tell its members apart"),  # noqa: UP007
+        (
+            lambda: sender("c", Dated),
+            "field Dated.on is datetime.date, which a notification cannot carry as JSON exactly: a TypedDict",
+        ),
+        (lambda: sender("c", list[Priced]), "a pydantic model travels as the payload itself"),
         (lambda: notify("c")(lambda *_: None), "takes one parameter, the payload"),
         (lambda: listen("c")(lambda: iter([Missed("c", "")])), "takes one parameter, where to listen"),
     ],
@@ -366,20 +377,22 @@ def test_undecodable_payloads_raise_with_their_text_when_asked(pg_server_dsn: st
     async def main() -> None:
         async with listener(name, OrderPlaced, is_async=True, undecodable="raise")(pg_server_dsn) as events:
             assert await anext(events) == Missed(name, "started")
-            raw_notify(pg_server_dsn, name, "[1, 2", NaN_JSON, '{"id": 1}')
-            for _ in range(3):
+            bad = ["[1, 2", NaN_JSON, '{"id": 1}', BAD_DECIMAL, BAD_DATE]
+            raw_notify(pg_server_dsn, name, *bad)
+            for text in bad:
                 with pytest.raises(PayloadError) as raised:
                     await anext(events)
-                assert raised.value.channel == name
-                assert raised.value.payload in ("[1, 2", NaN_JSON, '{"id": 1}')
+                assert (raised.value.channel, raised.value.payload) == (name, text)
             raw_notify(pg_server_dsn, name, '{"id": 2, "total": "2.50", "placed": "2024-02-29", "status": "new"}')
             assert await anext(events) == OrderPlaced(2, Decimal("2.50"), dt.date(2024, 2, 29), Status.NEW)
-            assert (events.received, events.undecodable) == (1, 3)
+            assert (events.received, events.undecodable) == (1, 5)
 
     asyncio.run(main())
 
 
 NaN_JSON = '{"id": NaN}'
+BAD_DECIMAL = '{"id": 1, "total": "1,50", "placed": "2024-01-01", "status": "new"}'
+BAD_DATE = '{"id": 1, "total": "1.50", "placed": "2024-02-30", "status": "new"}'
 
 
 # -- the connection ------------------------------------------------------------------------------------------------
@@ -409,7 +422,10 @@ def test_a_listener_takes_a_database_or_a_conninfo_never_a_pooled_connection(pg_
     """A `Database` gives its conninfo (and connection options); a pool or a connection is refused."""
     name = channel()
     send = sender(name, int)
-    with Database(pg_server_dsn, application_name="from-db") as db, listener(name, int)(db) as events:  # type: ignore[arg-type]
+    with (
+        Database(pg_server_dsn, application_name="from-db", row_factory=dict_row) as db,
+        listener(name, int)(db) as events,  # type: ignore[arg-type]
+    ):
         with db.session():
             send(1)
         assert [next(events), next(events)] == [Missed(name, "started"), 1]

@@ -268,3 +268,20 @@ def _gaps(stream: list[Tick | Missed], outcomes: dict[tuple[int, int], str]) -> 
             if before[1] == after[1]:
                 unreported += 1
     return lost, unreported
+
+
+def test_the_checker_finds_what_a_missing_marker_would_hide() -> None:
+    """The soak's own check: a notification lost between two deliveries with no `Missed` between them is counted
+    as lost without one; lost across a `Missed`, it is not."""
+    outcomes = {(0, s): "committed" for s in range(4)}
+    reported: list[Tick | Missed] = [
+        Missed("soak", "started"),
+        Tick(0, 0),
+        Missed("soak", "lost"),
+        Tick(0, 2),
+        Tick(0, 3),
+    ]
+    hidden: list[Tick | Missed] = [Missed("soak", "started"), Tick(0, 0), Tick(0, 2), Tick(0, 3)]
+    assert _gaps(reported, outcomes) == (1, 0)
+    assert _gaps(hidden, outcomes) == (1, 1)
+    assert _gaps([Missed("soak", "started"), Tick(0, 1), Tick(0, 2), Tick(0, 3)], outcomes) == (1, 1)
