@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import selectors
 import socket
@@ -27,6 +28,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import psycopg
 from psycopg import AsyncConnection, pq
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from typing_extensions import Self
 
@@ -110,6 +112,9 @@ class AsyncListener(Generic[T]):
                 f"it serves other sessions in between"
             )
             raise ArgumentError(msg)
+        if "connect_timeout" not in kwargs and not conninfo_to_dict(conninfo).get("connect_timeout"):
+            # a server that went silent must not hold a reconnection for the minutes TCP takes to give up
+            kwargs["connect_timeout"] = max(2, math.ceil(subscription.check_timeout))  # libpq's least is 2
         self._sub = subscription
         self._conninfo = conninfo
         self._kwargs = {**kwargs, "autocommit": True}

@@ -73,7 +73,8 @@ def listen(
 
     The listener opens a connection of its own to the source's server (never a pooled one, and never through a
     pooler, which it refuses). A connection that has carried nothing for *check_every* seconds is asked
-    ``SELECT 1``, and replaced if the answer takes longer than *check_timeout*; so is one the server closed.
+    ``SELECT 1``, and replaced if the answer takes longer than *check_timeout* (which also bounds each attempt to
+    connect, unless the source sets ``connect_timeout``); so is one the server closed.
     Since notifications sent while no connection listens are lost, the annotation must include `Missed`, which
     the listener yields when it first listens and each time it listens anew. A payload that does not decode is
     skipped with a WARNING (*undecodable* ``"raise"``: raises `PayloadError`).

@@ -11,6 +11,7 @@ import enum
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -445,6 +446,27 @@ def test_the_first_connection_error_is_raised_with_where(tmp_path: Path) -> None
     notes = "\n".join(getattr(raised.value, "__notes__", []))
     assert "could not listen on 'c' at " in notes
     assert str(tmp_path) in notes
+
+
+def test_connecting_to_a_server_that_never_answers_gives_up() -> None:
+    """A server that accepts the connection but never answers (a silent network) fails the attempt to connect
+    after ``check_timeout`` (libpq's least, 2 s), rather than holding the listener for as long as TCP waits."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody ever answers
+        port = silent.getsockname()[1]
+        failed: list[BaseException] = []
+
+        def attempt() -> None:
+            try:
+                with listener("c", int, check_timeout=1)(f"host=127.0.0.1 port={port} user=nobody dbname=none"):
+                    pass
+            except psycopg.OperationalError as err:
+                failed.append(err)
+
+        thread = threading.Thread(target=attempt, daemon=True)
+        thread.start()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert "timeout expired" in str(failed[0])
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
