@@ -322,7 +322,8 @@ class Listener(Generic[T]):
         if self._selector is None:
             self._selector = selectors.DefaultSelector()
             self._wakeup = socket.socketpair()
-            self._wakeup[0].setblocking(False)
+            for end in self._wakeup:
+                end.setblocking(False)
             self._selector.register(self._wakeup[0], selectors.EVENT_READ)
         selector = self._selector
         if self._closed:  # closed before there was anything to wake

@@ -359,7 +359,8 @@ class AsyncListener(Generic[T]):
             if self._selector is None:
                 self._selector = selectors.DefaultSelector()
                 self._wakeup = socket.socketpair()
-                self._wakeup[0].setblocking(False)
+                for end in self._wakeup:
+                    end.setblocking(False)
                 self._selector.register(self._wakeup[0], selectors.EVENT_READ)
             selector = self._selector
             if self._closed:  # closed before there was anything to wake
