@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._channels import Missed
 from ._check import Problem, check
 from ._counters import Counters, counters
 from ._decorators import Stub, procedure, query
@@ -14,11 +15,15 @@ from ._errors import (
     MappingError,
     NoSessionError,
     NotFoundError,
+    PayloadError,
     RolledBackError,
     SignatureError,
     TooManyRowsError,
     UndefinedFunctionError,
 )
+from ._listen import Listener
+from ._listen_async import AsyncListener
+from ._notify import listen, notify
 from ._retries import Retry
 from ._service import Database
 from ._session import Session, TransactionScope, session, transaction
@@ -36,14 +41,18 @@ __all__ = [
     "DEFAULT",
     "AmbiguousFunctionError",
     "ArgumentError",
+    "AsyncListener",
     "AsyncStream",
     "CommitUnknownError",
     "Counters",
     "Database",
     "Error",
+    "Listener",
     "MappingError",
+    "Missed",
     "NoSessionError",
     "NotFoundError",
+    "PayloadError",
     "Problem",
     "Retry",
     "RolledBackError",
@@ -56,6 +65,8 @@ __all__ = [
     "UndefinedFunctionError",
     "check",
     "counters",
+    "listen",
+    "notify",
     "procedure",
     "query",
     "retried",

@@ -79,6 +79,8 @@ def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Pr
                 problem = Problem(found.location, found.stub, "the stub cannot be built", str(err), "fix the stub")
                 problems.append(problem)
                 continue
+            if plan is None:
+                continue
             problems.extend(_Checker(found, plan, conn, lookups).run())
     return problems
 

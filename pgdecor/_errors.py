@@ -13,7 +13,8 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
     ├── CommitUnknownError  (RuntimeError)  the connection was lost during COMMIT: it may have committed
     ├── UndefinedFunctionError (LookupError) no stored function fits the stub (SQLSTATE 42883)
-    └── AmbiguousFunctionError (LookupError) several overloads fit the stub (SQLSTATE 42725)
+    ├── AmbiguousFunctionError (LookupError) several overloads fit the stub (SQLSTATE 42725)
+    └── PayloadError        (ValueError)    a notification's payload does not decode as the listener's type
 
 Errors raised by the server stay psycopg's own classes (``psycopg.errors.UniqueViolation`` ...); pgdecor adds a
 note naming the stub and the SQL it ran.
@@ -33,6 +34,7 @@ __all__ = [
     "MappingError",
     "NoSessionError",
     "NotFoundError",
+    "PayloadError",
     "RolledBackError",
     "SignatureError",
     "TooManyRowsError",
@@ -105,6 +107,19 @@ class AmbiguousFunctionError(Error, LookupError):
 
     #: The SQLSTATE the server gives the same condition.
     sqlstate = "42725"
+
+
+class PayloadError(Error, ValueError):
+    """A notification's payload does not decode as the type its listener annotates: not JSON, or JSON of another
+    shape. ``payload`` is the text as it came, ``channel`` the channel it came on. A listener skips such payloads
+    with a WARNING by default (and counts them); ``@listen(..., undecodable="raise")`` raises this instead."""
+
+    def __init__(self, message: str, channel: str = "", payload: str = "") -> None:
+        super().__init__(message)
+        #: The channel the notification came on.
+        self.channel = channel
+        #: The payload, as the server sent it.
+        self.payload = payload
 
 
 def add_note(err: BaseException, note: str) -> None:

@@ -42,7 +42,9 @@ class Problem:
 class FoundStub:
     stub: str
     location: str
-    plan: Callable[[], Plan]
+    #: The stub's plan, made (a `SignatureError` if it cannot be); None for a stub with nothing in the database to
+    #: compare (a `listen` stub).
+    plan: Callable[[], Plan | None]
 
 
 def find_stubs(modules: Iterable[str | ModuleType], skipped: list[str] | None = None) -> list[FoundStub]:

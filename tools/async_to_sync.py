@@ -33,6 +33,7 @@ MODULES = {
     "pgdecor/_stream_async.py": "pgdecor/_stream.py",
     "pgdecor/_run_async.py": "pgdecor/_run.py",
     "pgdecor/_retry_async.py": "pgdecor/_retry.py",
+    "pgdecor/_listen_async.py": "pgdecor/_listen.py",
 }
 
 RENAMES = {
@@ -63,6 +64,7 @@ RENAMES = {
     "_aend": "_end",
     # pgdecor
     "AsyncLease": "Lease",
+    "AsyncListener": "Listener",
     "AsyncPools": "Pools",
     "AsyncRunner": "Runner",
     "AsyncSavepoint": "Savepoint",
@@ -72,6 +74,7 @@ RENAMES = {
     "AsyncWire": "Wire",
     "_apool": "_pool",
     "_lease_async": "_lease",
+    "_listen_async": "_listen",
     "_pools_async": "_pools",
     "_probe_async": "_probe",
     "_run_async": "_run",
