@@ -152,6 +152,7 @@ _IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
 _CAST = re.compile(rf"\s*::\s*(?P<type>{_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?)(?P<array>(?:\s*\[\s*\d*\s*\])+)?")
 
 _JSON_TYPES = frozenset({"json", "jsonb", "pg_catalog.json", "pg_catalog.jsonb"})
+_JSON_ARRAYS = frozenset(f"{name}[]" for name in _JSON_TYPES)
 
 
 def query_argument(annotation: Any, following: str) -> tuple[str, Convert | None, int | None]:
@@ -172,9 +173,6 @@ def query_argument(annotation: Any, following: str) -> tuple[str, Convert | None
     if is_json_param(annotation):
         return "{value}", json_document(annotation), JSONB_OID
     return "{value}", None, None
-
-
-_JSON_ARRAYS = frozenset({"json[]", "jsonb[]", "pg_catalog.json[]", "pg_catalog.jsonb[]"})
 
 
 def _declared(annotation: Any) -> str | None:

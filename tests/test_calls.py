@@ -35,6 +35,7 @@ CREATE FUNCTION send_batch(queue_name text, msgs jsonb[], delay timestamptz) RET
 LANGUAGE sql AS $$ SELECT send_batch(queue_name, msgs, 0) $$;
 CREATE FUNCTION messages(queue_name text) RETURNS jsonb[] LANGUAGE sql
 AS $$ SELECT array_agg(message ORDER BY msg_id) FROM queue_messages WHERE queue = queue_name $$;
+CREATE FUNCTION documents_text(docs json[]) RETURNS text LANGUAGE sql AS $$ SELECT docs::text $$;
 """
 
 JOBS = """
@@ -125,6 +126,10 @@ def send_batch__text__jsonb(
 def messages(queue_name: str) -> list[Any] | None: ...
 
 
+@procedure
+def documents_text(docs: list[Any]) -> str: ...
+
+
 @query("SELECT send_batch(%(queue)s, %(msgs)s::jsonb[]) AS id")
 def send_by_query(queue: str, msgs: list[dict[str, Any]]) -> list[int]: ...
 
@@ -147,6 +152,10 @@ async def asend_batch_with_headers(
 async def amessages(queue_name: str) -> list[Any] | None: ...
 
 
+@procedure("documents_text")
+async def adocuments_text(docs: list[Any]) -> str: ...
+
+
 @query("SELECT send_batch(%(queue)s, %(msgs)s::jsonb[]) AS id")
 async def asend_by_query(queue: str, msgs: list[dict[str, Any]]) -> list[int]: ...
 
@@ -158,6 +167,8 @@ async def akeep_batch(docs: Annotated[list[dict[str, Any] | None], "jsonb[]"]) -
 #: What the calls below send, and the messages they leave in the queue.
 SENT: list[Any] = [{"a": 1}, [1, "x"], None, "text", 2.5]
 STORED = [*SENT, {"b": 2}, {"c": None}, {"d": [True]}]
+#: A json[] of two documents and a NULL element, as the server writes it.
+JSON_ARRAY_TEXT = '{"{\\"f\\": [1]}",NULL,"\\"g\\""}'
 
 
 def stored_by_hand(pg_exec: Exec) -> list[tuple[Any, ...]]:
@@ -167,7 +178,8 @@ def stored_by_hand(pg_exec: Exec) -> list[tuple[Any, ...]]:
 
 def test_jsonb_array_parameters_take_a_list_of_documents(queue: str, pg_exec: Exec) -> None:
     """A list bound for jsonb[] (pgmq's send_batch and its overloads, from @procedure, a @query cast, or a jsonb[]
-    column annotated as `generate` writes it) goes as one document per item, None as an SQL NULL element."""
+    column annotated as `generate` writes it) or json[] goes as one document per item, None as an SQL NULL
+    element."""
     with session(queue):
         assert send_batch("q", SENT) == [1, 2, 3, 4, 5]
         assert send_batch_with_headers("q", [{"b": 2}], [{"h": "x"}]) == [6]
@@ -175,6 +187,7 @@ def test_jsonb_array_parameters_take_a_list_of_documents(queue: str, pg_exec: Ex
         assert send_by_query("q", [{"d": [True]}]) == [8]
         assert messages("q") == STORED
         assert keep_batch([{"e": 1}, None]) == Batch([{"e": 1}, None])
+        assert documents_text([{"f": [1]}, None, "g"]) == JSON_ARRAY_TEXT
     assert stored_by_hand(pg_exec)[2] == (None, None, True)
     assert stored_by_hand(pg_exec)[5] == ({"b": 2}, {"h": "x"}, False)
     assert pg_exec("SELECT docs[2] IS NULL FROM batches") == [(True,)]
@@ -191,6 +204,7 @@ def test_async_jsonb_array_parameters_take_a_list_of_documents(queue: str, pg_ex
             assert await asend_by_query("q", [{"d": [True]}]) == [8]
             assert await amessages("q") == STORED
             assert await akeep_batch([{"e": 1}, None]) == Batch([{"e": 1}, None])
+            assert await adocuments_text([{"f": [1]}, None, "g"]) == JSON_ARRAY_TEXT
 
     asyncio.run(main())
     assert stored_by_hand(pg_exec)[2] == (None, None, True)
@@ -342,7 +356,7 @@ def run_maintenance_proc(p_runs: int = DEFAULT) -> None: ...
 
 
 @procedure("run_maintenance_proc")
-def undeclared_maintenance(p_runs: int = DEFAULT) -> None: ...
+def undeclared_maintenance(p_runs: int) -> None: ...
 
 
 @query("INSERT INTO work VALUES (%(n)s)")
@@ -354,7 +368,7 @@ async def arun_maintenance_proc(p_runs: int = DEFAULT) -> None: ...
 
 
 @procedure("run_maintenance_proc")
-async def aundeclared_maintenance(p_runs: int = DEFAULT) -> None: ...
+async def aundeclared_maintenance(p_runs: int) -> None: ...
 
 
 @query("INSERT INTO work VALUES (%(n)s)")
@@ -417,20 +431,43 @@ def test_a_procedure_that_commits_is_refused_where_a_transaction_is_open(mainten
     assert runs(pg_exec) == (0, 0)
 
 
-def test_invalid_transaction_termination_names_the_stub_and_the_fix(maintenance: str) -> None:
+def test_invalid_transaction_termination_names_the_stub_and_the_fix(maintenance: str, pg_exec: Exec) -> None:
     """A stub not declared `autocommit=True` whose procedure commits fails as PostgreSQL says, with a note naming the
-    stub and what to do, sync and async."""
+    stub and what to do, each note once (a call whose statement is prepared on another connection only goes back to
+    a first call's path), in a session and inside `transaction()`, sync and async."""
     fix = "declare the stub `@procedure(..., autocommit=True)` and call it in `session(..., autocommit=True)`"
-    with pytest.raises(psycopg.errors.InvalidTransactionTermination) as caught, session(maintenance):
-        undeclared_maintenance()
-    notes: list[str] = getattr(caught.value, "__notes__", [])
-    assert any("test_calls.undeclared_maintenance ran a procedure that ends" in n and fix in n for n in notes)
 
-    async def main() -> None:
-        async with session(maintenance):
-            await aundeclared_maintenance()
+    def notes(err: BaseException) -> list[str]:
+        return [n for n in getattr(err, "__notes__", []) if n.startswith("pgdecor:")]
 
-    with pytest.raises(psycopg.errors.InvalidTransactionTermination) as acaught:
-        asyncio.run(main())
-    anotes: list[str] = getattr(acaught.value, "__notes__", [])
-    assert any("aundeclared_maintenance ran a procedure" in n and fix in n for n in anotes)
+    with session(maintenance, autocommit=True):  # where PostgreSQL allows it; later calls take the wire
+        for _ in range(3):
+            undeclared_maintenance(1)
+    for where in ("session", "transaction"):
+        with (
+            pytest.raises(psycopg.errors.InvalidTransactionTermination) as caught,
+            session(maintenance, autocommit=where == "transaction"),
+            transaction(),
+        ):
+            undeclared_maintenance(1)
+        raised, advice = notes(caught.value)
+        assert raised.startswith("pgdecor: raised by ")
+        assert "undeclared_maintenance, which ran: CALL" in raised
+        assert ".undeclared_maintenance ran a procedure that ends transactions itself" in advice
+        assert fix in advice
+
+    async def main(where: str) -> None:
+        async with session(maintenance, autocommit=True):
+            for _ in range(3):
+                await aundeclared_maintenance(1)
+        async with session(maintenance, autocommit=where == "transaction"), transaction():
+            await aundeclared_maintenance(1)
+
+    for where in ("session", "transaction"):
+        with pytest.raises(psycopg.errors.InvalidTransactionTermination) as acaught:
+            asyncio.run(main(where))
+        raised, advice = notes(acaught.value)
+        assert raised.startswith("pgdecor: raised by ")
+        assert "aundeclared_maintenance, which ran: CALL" in raised
+        assert fix in advice
+    assert runs(pg_exec) == (9, 9)
