@@ -8,8 +8,10 @@ positional arguments, each cast to the type the function declares.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
@@ -17,7 +19,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ._annotations import bare, describe, list_type
+from ._annotations import bare, describe, is_namedtuple, list_type, split_optional
 from ._catalog import (
     FUNCTIONS_QUERY,
     TYPES_QUERY,
@@ -31,7 +33,18 @@ from ._catalog import (
     read_types,
     type_oids,
 )
-from ._convert import NotJsonError, enum_param, hstore_param, is_enum, is_json_param, jsonb, list_of
+from ._convert import (
+    Convert,
+    NotJsonError,
+    enum_param,
+    hstore_param,
+    is_enum,
+    is_json_param,
+    json_document,
+    json_documents,
+    json_record,
+    list_of,
+)
 from ._errors import AmbiguousFunctionError, ArgumentError, UndefinedFunctionError
 from ._registry import ServerKey
 from ._results import ResultPlan, Shape
@@ -119,26 +132,93 @@ def _pick(stub: str, source: int | str, adapter: Callable[[Any], Any] | None, na
     return converted
 
 
-def query_adapter(annotation: Any) -> Callable[[Any], Any] | None:
-    """How a @query argument is converted before sending, from its annotation alone."""
+@dataclass(frozen=True)
+class Slot:
+    """A placeholder of a `@query`'s SQL: where its value comes from (the index of an argument, or the name of an
+    attribute of ``self``), its annotation, the parameter's name, and psycopg's format for it."""
+
+    source: int | str
+    annotation: Any
+    name: str
+    format: str
+
+
+#: The type oids pgdecor sends values as, where it decides (`QueryCall.placeholders`).
+JSONB_OID, JSONB_ARRAY_OID, UNTYPED = 3802, 3807, 0
+
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
+
+#: A cast written right after a placeholder: ``::name``, ``::schema.name``, ``::"Name"``, each maybe ``[]``.
+_CAST = re.compile(rf"\s*::\s*(?P<type>{_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?)(?P<array>(?:\s*\[\s*\d*\s*\])+)?")
+
+_JSON_TYPES = frozenset({"json", "jsonb", "pg_catalog.json", "pg_catalog.jsonb"})
+_JSON_ARRAYS = frozenset(f"{name}[]" for name in _JSON_TYPES)
+
+
+def query_argument(annotation: Any, following: str) -> tuple[str, Convert | None, int | None]:
+    """How a `@query` placeholder is sent, from its annotation and the cast written right after it in the SQL
+    (*following*): the SQL in its place (``{value}`` marking each psycopg placeholder), the conversion applied to
+    the value first, and the type oid it is sent as (None where psycopg's dumper for the value decides)."""
+    cast = _CAST.match(following)
+    json_cast = cast is not None and cast["type"].replace(" ", "").lower() in _JSON_TYPES
     if is_enum(annotation):
-        return enum_param
+        return "{value}", enum_param, UNTYPED
+    if (cast is not None and cast["array"] and json_cast) or _declared(annotation) in _JSON_ARRAYS:
+        return "{value}", json_documents(annotation), JSONB_ARRAY_OID
+    if cast is not None and not json_cast:
+        if cast["array"] and _is_record_list(annotation):
+            return f"({COMPOSITE_ARRAY.replace('{element}', cast['type'])})", json_record(annotation), JSONB_OID
+        if not cast["array"] and _is_record(annotation):
+            return f"({COMPOSITE.replace('{type}', cast['type'])})", json_record(annotation), JSONB_OID
     if is_json_param(annotation):
-        return jsonb
-    return None
+        return "{value}", json_document(annotation), JSONB_OID
+    return "{value}", None, None
+
+
+def _declared(annotation: Any) -> str | None:
+    """The type an ``Annotated[T, "type"]`` names, as `compatible` reads it."""
+    tp, _ = split_optional(annotation)
+    hints = [h for h in getattr(tp, "__metadata__", ()) if isinstance(h, str)]
+    return hints[0].replace(" ", "").lower() if hints else None
+
+
+def _is_record(annotation: Any) -> bool:
+    tp, _ = bare(annotation)
+    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or is_namedtuple(tp))
+
+
+def _is_record_list(annotation: Any) -> bool:
+    tp, _ = bare(annotation)
+    args = typing.get_args(tp) if typing.get_origin(tp) is list else ()
+    return bool(args) and _is_record(args[0])
 
 
 class QueryCall:
     """The fixed statement of a `@query` stub."""
 
-    def __init__(self, stub: str, text: str, sources: list[tuple[int | str, Any, str]], nargs: int) -> None:
-        #: Each placeholder's annotation, in order: what `check` prepares the statement with.
-        self.annotations = tuple(a for _, a, _ in sources)
-        picks = [(s, query_adapter(a), n) for s, a, n in sources]
+    def __init__(self, stub: str, pieces: list[str | Slot], nargs: int) -> None:
+        parts: list[str] = []
+        picks: list[tuple[int | str, Convert | None, str]] = []
+        placeholders: list[tuple[Any, int | None]] = []
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, str):
+                parts.append(piece)
+                continue
+            following = pieces[i + 1] if i + 1 < len(pieces) else ""
+            template, adapter, oid = query_argument(piece.annotation, following if isinstance(following, str) else "")
+            parts.append(template.replace("{value}", f"%{piece.format}"))
+            count = template.count("{value}")
+            picks += [(piece.source, adapter, piece.name)] * count
+            placeholders += [(piece.annotation, oid)] * count
+        #: Each placeholder's annotation, and the type oid pgdecor sends it as (None: psycopg's dumper for the
+        #: value decides): what `check` prepares the statement with.
+        self.placeholders = tuple(placeholders)
         plain = [s for s, a, _ in picks if isinstance(s, int) and a is None]
         indices = tuple(plain) if len(plain) == len(picks) else None
         direct = indices == tuple(range(nargs))
-        self.statement = Statement(text, tuple(_pick(stub, s, a, n) for s, a, n in picks), direct, indices=indices)
+        self.statement = Statement(
+            "".join(parts), tuple(_pick(stub, s, a, n) for s, a, n in picks), direct, indices=indices
+        )
 
     def cached(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:  # noqa: ARG002 - same as ProcedureCall
         return self.statement
@@ -313,31 +393,36 @@ def _then(first: Callable[[Any], Any], second: Callable[[Any], Any] | None) -> C
     return first if second is None else (lambda v: second(first(v)))
 
 
+#: A composite value from the JSON object of its fields, by name (``{type}``: the composite); NULL for NULL.
+COMPOSITE = (
+    "CASE WHEN {value}::pg_catalog.jsonb IS NULL THEN NULL "
+    "ELSE pg_catalog.jsonb_populate_record(NULL::{type}, {value}::pg_catalog.jsonb) END"
+)
+
+#: An array of composites (``{element}``) from a JSON array of their objects, in order, a JSON null being a NULL
+#: element (which ``jsonb_populate_record`` refuses); NULL for NULL.
+COMPOSITE_ARRAY = (
+    "CASE WHEN {value}::pg_catalog.jsonb IS NULL THEN NULL "
+    "ELSE ARRAY(SELECT CASE WHEN pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'null' THEN NULL "
+    "ELSE pg_catalog.jsonb_populate_record(NULL::{element}, e.value) END "
+    "FROM pg_catalog.jsonb_array_elements({value}::pg_catalog.jsonb) WITH ORDINALITY AS e "
+    "ORDER BY e.ordinality) END"
+)
+
+
 def argument_sql(annotation: Any, pgtype: PgType) -> tuple[str, Callable[[Any], Any] | None]:
     """SQL template for one argument of declared type *pgtype* (``{value}`` marks each placeholder) and the
     conversion applied to the Python value first. The functions it calls are named with their schema: a look-alike
     taking the composite type itself, in a schema on the search_path, would otherwise be chosen over pg_catalog's."""
     if pgtype.base in ("json", "jsonb"):
-        return "{value}::{type}", jsonb
+        return "{value}::{type}", json_document(annotation)
     if pgtype.kind == "c":
-        return (
-            (
-                "CASE WHEN {value}::pg_catalog.jsonb IS NULL THEN NULL "
-                "ELSE pg_catalog.jsonb_populate_record(NULL::{type}, {value}::pg_catalog.jsonb) END"
-            ),
-            jsonb,
-        )
+        return COMPOSITE, json_record(annotation)
     element = pgtype.element
     if element is not None and element.kind == "c":
-        return (
-            (
-                "CASE WHEN {value}::pg_catalog.jsonb IS NULL THEN NULL "
-                "ELSE ARRAY(SELECT pg_catalog.jsonb_populate_record(NULL::{element}, e.value) "
-                "FROM pg_catalog.jsonb_array_elements({value}::pg_catalog.jsonb) WITH ORDINALITY AS e "
-                "ORDER BY e.ordinality) END"
-            ),
-            jsonb,
-        )
+        return COMPOSITE_ARRAY, json_record(annotation)
+    if element is not None and element.base in ("json", "jsonb"):
+        return "{value}::{type}", json_documents(annotation)
     if pgtype.base == "hstore":
         return "{value}::{type}", hstore_param
     if pgtype.polymorphic:

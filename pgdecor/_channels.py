@@ -192,7 +192,7 @@ class Payload:
 
     def _json_text(self, value: Any) -> str:
         try:
-            data = to_json(value)
+            data = to_json(value, self.annotation)
         except NotJsonError as err:
             msg = f"{self.stub}: the payload {err}"
             raise ArgumentError(msg) from None

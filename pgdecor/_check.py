@@ -37,7 +37,6 @@ from ._catalog import (
     read_functions,
     read_types,
 )
-from ._convert import is_enum, is_json_param
 from ._database import check_conninfo
 from ._errors import Error, MappingError
 from ._plan import Plan
@@ -47,7 +46,7 @@ from ._stubs import FoundStub, Problem, find_stubs
 
 __all__ = ["Problem", "check", "check_found", "find_stubs"]
 
-_INT8, _TEXT, _TEXT_ARRAY, _JSONB = 20, 25, 1009, 3802
+_INT2, _TEXT, _TEXT_ARRAY = 21, 25, 1009
 
 
 def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[Any]) -> list[Problem]:
@@ -222,9 +221,12 @@ class _Checker:
                 return None
             kinds = iter(self.polymorphic)
             return [0 if c else _TEXT_ARRAY if next(kinds) in POLYMORPHIC_ARRAYS else _TEXT for c in cast]
-        if len(call.annotations) != len(formats):
+        if len(call.placeholders) != len(formats):
             return None
-        return [_sent_type(self.conn, a, f) for a, f in zip(call.annotations, formats, strict=True)]
+        return [
+            _sent_type(self.conn, a, f) if oid is None else oid
+            for (a, oid), f in zip(call.placeholders, formats, strict=True)
+        ]
 
     def types(self, oids: Iterable[int]) -> dict[int, PgType]:
         known = self.lookups.types
@@ -366,15 +368,13 @@ def _is_record(tp: Any) -> bool:
 
 
 def _sent_type(conn: psycopg.Connection[Any], annotation: Any, fmt: str) -> int:
-    """The type oid a call sends for a parameter of *annotation* in placeholder format *fmt* (0: untyped, as an
-    Enum's label is, and values whose type depends on the value, such as lists)."""
+    """The type oid a call sends for a parameter of *annotation* in placeholder format *fmt*, where pgdecor leaves
+    it to psycopg's dumpers (0: untyped, for values whose type depends on the value, such as lists)."""
     tp, _ = bare(annotation)
-    if is_enum(tp):
-        return 0
-    if is_json_param(tp):
-        return _JSONB
     if tp is int:
-        return _INT8  # a call sends int2, int4 or int8 by magnitude; any serves where an integer does
+        # A call sends int2, int4 or int8 by magnitude, int2 for the values most calls carry; an int2 converts
+        # implicitly wherever any integer type is expected (a bigint would not, to an integer argument).
+        return _INT2
     try:
         dumper = conn.adapters.get_dumper(tp, PyFormat.BINARY if fmt == "b" else PyFormat.TEXT)
     except (psycopg.ProgrammingError, TypeError):

@@ -12,7 +12,7 @@ from typing import Any, Concatenate, Protocol, TypeVar, overload
 from typing_extensions import LiteralString, ParamSpec
 
 from ._annotations import qualified_name
-from ._calls import ProcedureCall, QueryCall, Statement
+from ._calls import ProcedureCall, QueryCall, Slot, Statement
 from ._catalog import StubParam
 from ._errors import ArgumentError, SignatureError
 from ._plan import ErrorMap, Plan
@@ -97,9 +97,16 @@ class _Decorator:
 @overload
 def procedure(fn: Callable[P, R], /) -> Stub[P, R]: ...
 @overload
-def procedure(name: str | None = None, /, *, errors: ErrorMap | None = None, readonly: bool = False) -> _Decorator: ...
 def procedure(
-    arg: Callable[P, R] | str | None = None, /, *, errors: ErrorMap | None = None, readonly: bool = False
+    name: str | None = None, /, *, errors: ErrorMap | None = None, readonly: bool = False, autocommit: bool = False
+) -> _Decorator: ...
+def procedure(
+    arg: Callable[P, R] | str | None = None,
+    /,
+    *,
+    errors: ErrorMap | None = None,
+    readonly: bool = False,
+    autocommit: bool = False,
 ) -> Stub[P, R] | _Decorator:
     """Turn a typed stub into a call of the stored function or procedure of the same name (or the one named).
 
@@ -117,14 +124,22 @@ def procedure(
     ``@procedure(errors={"P0002": NotFoundError})``: such a call runs in a savepoint of its own, undone alone when
     it raises one of them, so that code catching it can still commit the rest of its session. A *readonly* stub
     may run on the session's replica.
+
+    *autocommit* declares a procedure that ends transactions itself (``COMMIT`` or ``ROLLBACK`` in its body),
+    which PostgreSQL allows only outside a transaction block: the stub is called in a
+    ``session(..., autocommit=True)``, outside `transaction`; elsewhere it raises `NoSessionError` before sending
+    anything, and the session's transaction goes on unharmed.
     """
     if callable(arg):
-        return _build_procedure(arg, None, {}, readonly=False)  # type: ignore[return-value]
+        return _build_procedure(arg, None, {}, readonly=False, autocommit=False)  # type: ignore[return-value]
     if arg is not None and not isinstance(arg, str):
         msg = f"@procedure takes a function name as a string, not {type(arg).__qualname__}"
         raise SignatureError(msg)
+    if not isinstance(autocommit, bool):
+        msg = f"@procedure(autocommit=...) takes True or False, not {autocommit!r}"
+        raise SignatureError(msg)
     name, error_map = arg, _error_map("@procedure", errors)
-    return _Decorator(lambda fn: _build_procedure(fn, name, error_map, readonly=readonly))
+    return _Decorator(lambda fn: _build_procedure(fn, name, error_map, readonly=readonly, autocommit=autocommit))
 
 
 def query(sql: LiteralString, /, *, errors: ErrorMap | None = None, readonly: bool = False) -> _Decorator:
@@ -159,7 +174,9 @@ def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
 # -- building ----------------------------------------------------------------------------------------------------
 
 
-def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap, *, readonly: bool) -> Stub[..., Any]:
+def _build_procedure(
+    fn: Callable[..., Any], name: str | None, errors: ErrorMap, *, readonly: bool, autocommit: bool
+) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=True)
     function = name or fn.__name__
@@ -184,7 +201,16 @@ def _build_procedure(fn: Callable[..., Any], name: str | None, errors: ErrorMap,
         )
         is_async = _is_async(fn, hints)
         return Plan(
-            stub, f"function {function}", call, params, result, is_async, errors, readonly, on_statement=published
+            stub,
+            f"function {function}",
+            call,
+            params,
+            result,
+            is_async,
+            errors,
+            readonly,
+            on_statement=published,
+            autocommit=autocommit,
         )
 
     return _finish(fn, sig, order, plan)
@@ -245,22 +271,19 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
     def plan(hints: dict[str, Any], published: Callable[[Statement], None]) -> Plan:
         params = _params(stub, sig, receiver, hints)
         by_name = {p.name: (i, p) for i, p in enumerate(params) if p.name in names}
-        out: list[str] = []
-        sources: list[tuple[int | str, Any, str]] = []
+        slots: list[str | Slot] = []
         for piece in pieces:
             if isinstance(piece, str):
-                out.append(piece)
+                slots.append(piece)
                 continue
             name, fmt = piece
             if name in by_name:
                 index, param = by_name[name]
-                out.append(f"%{param.format if fmt == 's' else fmt}")
-                sources.append((index, param.annotation, name))
+                slots.append(Slot(index, param.annotation, name, param.format if fmt == "s" else fmt))
             else:  # an attribute of self
-                out.append(f"%{fmt}")
-                sources.append((name, Any, name))
+                slots.append(Slot(name, Any, name, fmt))
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
-        call = QueryCall(stub, "".join(out), sources, len(params))
+        call = QueryCall(stub, slots, len(params))
         is_async = _is_async(fn, hints)
         return Plan(stub, "the query", call, params, result, is_async, errors, readonly, on_statement=published)
 

@@ -6,7 +6,8 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     Error
     ├── SignatureError      (TypeError)     a stub cannot be turned into a call; raised when decorating
     ├── ArgumentError       (TypeError)     an argument does not fit its annotation; nothing was sent
-    ├── NoSessionError      (RuntimeError)  no session is open, or it is of the other kind (sync/async)
+    ├── NoSessionError      (RuntimeError)  no session is open, it is of the other kind (sync/async), or it
+    │                                       has a transaction where a procedure that commits is called
     ├── NotFoundError       (LookupError)   the stub promised exactly one row and got none
     ├── TooManyRowsError    (LookupError)   the stub promised at most one row and got several
     ├── MappingError        (TypeError)     the rows do not fit the annotated return type

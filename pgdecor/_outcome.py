@@ -153,7 +153,19 @@ def db_error(plan: Plan, err: psycopg.Error, statement: Statement | None) -> Bas
         new = UndefinedFunctionError(msg)
         new.__cause__ = err
         return new
-    add_note(err, f"pgdecor: raised by {plan.stub}, {ran}")
+    note = f"pgdecor: raised by {plan.stub}, {ran}"
+    if note in getattr(err, "__notes__", ()):  # noted already, by the call that a later path raised it through
+        return err
+    add_note(err, note)
+    if isinstance(err, psycopg.errors.InvalidTransactionTermination):
+        declared = plan.autocommit or not isinstance(call, ProcedureCall)
+        declare = "" if declared else "declare the stub `@procedure(..., autocommit=True)` and "
+        note = (
+            f"pgdecor: {plan.stub} ran a procedure that ends transactions itself (COMMIT or ROLLBACK in its body), "
+            f"which PostgreSQL allows only outside a transaction block: {declare}call it in "
+            f"`session(..., autocommit=True)`, outside `transaction()`"
+        )
+        add_note(err, note)
     return err
 
 

@@ -44,6 +44,8 @@ class Plan:
     readonly: bool = False
     #: Told of each statement composed for a server (the decorator keeps the stub's ``.sql`` current with it).
     on_statement: Callable[[Statement], None] = _ignore
+    #: Calls a procedure that ends transactions itself: only outside a transaction block (`pgdecor.procedure`).
+    autocommit: bool = False
     #: Rows → the return annotation's row type.
     row_mapper: RowMapper = field(init=False)
     #: Raises ArgumentError for an argument tuple that does not fit the annotations; None if all fit.

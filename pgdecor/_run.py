@@ -17,7 +17,7 @@ from . import _probe as probe
 from . import _trace as trace
 from ._calls import ProcedureCall, Statement
 from ._convert import too_deep
-from ._errors import Error
+from ._errors import Error, NoSessionError
 from ._facts import Facts
 from ._lease import Lease
 from ._mapping import Layout, LayoutKey
@@ -117,6 +117,8 @@ class Runner:
         lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
         lock.acquire()
         try:
+            if plan.autocommit:
+                _outside_transaction(plan, sess, "()")
             if plan.errors:
                 return self._in_savepoint(sess, args)
             last, lease = self.facts.last, sess.lease
@@ -262,6 +264,8 @@ class Runner:
         plan.check_many(argsets)
         sess = current_session(plan.stub, ".many()", is_async=False)
         with sess.lock:
+            if plan.autocommit:
+                _outside_transaction(plan, sess, ".many()")
             try:
                 return self._batch(sess, argsets)
             except RecursionError:
@@ -372,6 +376,26 @@ class Runner:
                 probe.describe(lease.conn, registry, mapper.missing_types(cur.pgresult, registry))
             layout = mapper.build(layout_key, registry, cur.adapters)
         return self.facts.checked(lease.key, statement, layout, binary)
+
+
+def _outside_transaction(plan: Plan, sess: SessionState, call: str) -> None:
+    """Raise before sending, unless *sess* runs calls outside a transaction block, as a procedure that ends
+    transactions itself needs: the error PostgreSQL would give instead aborts the session's transaction."""
+    if not sess.mode.autocommit:
+        where = f"{sess!r} begins a transaction"
+        fix = "call it in `session(..., autocommit=True)`"
+    elif any(
+        lease is not None and lease.conn.info.transaction_status != _IDLE for lease in (sess.lease, sess.replica_lease)
+    ):
+        where = "it is called inside `transaction()`"
+        fix = "call it outside `transaction()`"
+    else:
+        return
+    msg = (
+        f"{plan.stub}{call} calls a procedure that ends transactions itself (`@procedure(autocommit=True)`), which "
+        f"PostgreSQL allows only outside a transaction block, but {where}; {fix}; nothing was sent to the server"
+    )
+    raise NoSessionError(msg)
 
 
 _cursor_rows = outcome.rows

@@ -333,3 +333,103 @@ def test_packages_are_checked_with_their_submodules(shop: str, tmp_path: Path) -
     problems = by_stub([package.name], shop)
     assert "renamed" in problems
     assert f"{package.name}.sub.db" in problems["renamed"]
+
+
+JOB_QUEUE = """
+CREATE TYPE job_status AS ENUM ('todo', 'doing', 'succeeded', 'failed');
+CREATE TYPE job_to_defer AS (queue_name varchar, task_name varchar, priority integer, args jsonb);
+CREATE TABLE jobs (
+    id bigserial PRIMARY KEY, queue_name varchar NOT NULL, task_name varchar NOT NULL,
+    priority integer NOT NULL DEFAULT 0, args jsonb NOT NULL DEFAULT '{}', status job_status NOT NULL DEFAULT 'todo',
+    attempts integer NOT NULL DEFAULT 0
+);
+CREATE TABLE batches (id serial PRIMARY KEY, docs jsonb[]);
+CREATE FUNCTION finish_job(job_id integer, end_status job_status, delete_job boolean) RETURNS void LANGUAGE sql
+    AS $$ UPDATE jobs SET status = end_status, attempts = attempts + 1 WHERE id = job_id $$;
+CREATE FUNCTION retry_job(job_id integer, new_priority integer, new_queue_name varchar) RETURNS void LANGUAGE sql
+    AS $$ UPDATE jobs SET status = 'todo', priority = new_priority, queue_name = new_queue_name WHERE id = job_id $$;
+CREATE FUNCTION defer_jobs(jobs job_to_defer[]) RETURNS SETOF bigint LANGUAGE sql AS $$
+    INSERT INTO jobs (queue_name, task_name, priority, args)
+    SELECT u.queue_name, u.task_name, u.priority, u.args FROM unnest(jobs) WITH ORDINALITY AS u ORDER BY u.ordinality
+    RETURNING id
+$$;
+"""
+
+JOB_QUEUE_STUBS = """
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+from pgdecor import query
+
+
+class Status(Enum):
+    TODO = "todo"
+    DOING = "doing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass
+class Job:
+    queue_name: str
+    task_name: str
+    priority: int
+    args: dict[str, Any]
+
+
+@query("SELECT finish_job(%(job_id)s, %(status)s, %(delete_job)s)")
+def finish_job(job_id: int, status: Status, delete_job: bool) -> None: ...
+
+
+@query("SELECT retry_job(%(job_id)s, %(new_priority)s, %(new_queue_name)s)")
+def retry_job(job_id: int, new_priority: int, new_queue_name: str) -> None: ...
+
+
+@query("SELECT repeat(%(text)s, %(times)s)")
+def repeated(text: str, times: int) -> str: ...
+
+
+@query("SELECT defer_jobs(%(jobs)s::job_to_defer[]) AS id")
+def defer_jobs(jobs: list[Job | None]) -> list[int]: ...
+
+
+@query("SELECT (%(job)s::job_to_defer).task_name")
+def task_name(job: Job) -> str: ...
+
+
+@query("INSERT INTO batches (docs) VALUES (%(docs)s::jsonb[]) RETURNING id")
+def keep_docs(docs: list[dict[str, Any]]) -> int: ...
+
+
+@query("INSERT INTO batches (docs) VALUES (%(docs)s) RETURNING id")
+def keep_generated(docs: Annotated[list[Any | None], "jsonb[]"]) -> int: ...
+"""
+
+
+def test_check_prepares_query_parameters_as_calls_send_them(shop: str, pg_exec: Exec, tmp_path: Path) -> None:
+    """`int` arguments of integer parameters, casts to an array of composites or to jsonb[]: `check` prepares each
+    @query as its calls send it, and finds nothing where every call works (and they do); a true mismatch is still
+    found."""
+    from pgdecor import session
+
+    pg_exec(JOB_QUEUE)
+    name = write_module(tmp_path, JOB_QUEUE_STUBS)
+    assert [str(p) for p in check([name], shop)] == []
+    module = __import__(name)
+    with session(shop):
+        job = module.Job("default", "send_mail", 1, {"to": "ann"})
+        assert module.defer_jobs([job, job]) == [1, 2]
+        module.finish_job(1, module.Status.SUCCEEDED, delete_job=False)
+        module.retry_job(2, 5, "later")
+        assert module.repeated("ab", 3) == "ababab"
+        assert module.task_name(job) == "send_mail"
+        assert module.keep_docs([{"a": 1}]) == 1
+        assert module.keep_generated([{"a": 1}, None]) == 2
+    assert pg_exec("SELECT id, queue_name, priority, status, attempts FROM jobs ORDER BY id") == [
+        (1, "default", 1, "succeeded", 1),
+        (2, "later", 5, "todo", 0),
+    ]
+    wrong = write_module(tmp_path, JOB_QUEUE_STUBS.replace("times: int", "times: str"))
+    [problem] = check([wrong], shop)
+    assert "the SQL uses parameter 2 as integer; the stub says times: str" in str(problem)

@@ -54,6 +54,16 @@ def arguments() -> None:
 def read_member(id: int) -> Member | None: ...
 
 
+@procedure("partman.run_maintenance_proc", autocommit=True)
+def run_maintenance(p_wait: int = DEFAULT) -> None: ...
+
+
+def transaction_control() -> None:
+    with session("postgresql:///app", autocommit=True):
+        assert_type(run_maintenance(), None)
+    procedure(autocommit="yes")  # type: ignore[call-overload]
+
+
 def services() -> None:
     with Database("postgresql:///app", replica="postgresql:///replica") as db, session(db):
         assert_type(read_member(1), Member | None)
