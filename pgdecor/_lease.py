@@ -21,7 +21,7 @@ from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_not
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
 from ._registry import ServerKey, server_key
-from ._replay import LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
+from ._replay import AHEAD, LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
 from ._retries import pause
 from ._sources import Source, describe_source, own_pool
 from ._wire import Wire
@@ -78,14 +78,15 @@ class Lease:
         return cls._begun(source, _connected(source), mode)
 
     @classmethod
-    def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float) -> Replica:
+    def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source) -> Replica:
         """`borrow` from the replica *source*, waiting at most `replica_timeout` for a connection; given the token
         *after* (see `_replay`), once the replica has replayed that far and before its transaction begins (whose
         snapshot must see that far). An async session looks again for up to *bound* seconds, giving the
-        connection back between looks. What came of it:
-        the lease, or None (the connection given back) if the replica is behind; whether it had to wait; whether
-        the token was rejected (not sealed with the source's key for this cluster: the replica is used as if
-        there were none)."""
+        connection back between looks. What came of it: the lease, or None (the connection given back) if the
+        replica is behind; whether it had to wait; whether the token was rejected, the replica then used as if
+        there were none: not sealed with the source's key for this cluster, or, before any wait, beyond the
+        position of *primary* (a token from a past the cluster no longer has: a failover that lost writes, a
+        restored backup), which no replica would ever reach."""
         timeout = getattr(source, "replica_timeout", REPLICA_TIMEOUT)
         pauses = waits(bound) if after is not None else []
         tokens = tokens_from(source)
@@ -96,8 +97,11 @@ class Lease:
             try:
                 caught_up = rejected = True
                 if after is not None:
-                    caught_up, cluster = _looked(conn, tokens.position(after))
+                    position = tokens.position(after)
+                    caught_up, cluster = _looked(conn, position)
                     rejected = not tokens.opens(after, cluster)
+                    if not (caught_up or rejected or delay) and pauses:
+                        rejected = _beyond(primary, position)
                 if rejected or caught_up:
                     return Replica(cls._begun(source, conn, mode), look > 0, rejected and after is not None)
             except BaseException:
@@ -239,6 +243,19 @@ def _connected(source: Source, timeout: float | None = None) -> Connection[Any]:
         if not (isinstance(err, PoolTimeout) and isinstance(source, Pools)):  # its pool said why already
             add_note(err, _unreachable(source))
         raise
+
+
+def _beyond(primary: Source, position: str) -> bool:
+    """Whether *position* is beyond the write-ahead log of *primary* (asked on a connection of its own: the
+    session's transaction has not begun there)."""
+    if isinstance(primary, Connection):  # the user's connection, in a transaction of theirs: not asked
+        return False
+    conn = _connected(primary)
+    try:
+        row = (conn.execute(AHEAD, [position])).fetchone()
+    finally:
+        _give_back(primary, conn)
+    return bool(row and row[0])
 
 
 def _looked(conn: Connection[Any], position: str) -> tuple[bool, int]:

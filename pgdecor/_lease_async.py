@@ -26,7 +26,7 @@ from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_not
 from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
-from ._replay import LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
+from ._replay import AHEAD, LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
 from ._retries import apause
 from ._sources import Source, describe_source, own_pool
 from ._wire import usable as wire_usable
@@ -88,14 +88,17 @@ class AsyncLease:
         return await cls._begun(source, await _connected(source), mode)
 
     @classmethod
-    async def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float) -> Replica:
+    async def borrow_replica(
+        cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source
+    ) -> Replica:
         """`borrow` from the replica *source*, waiting at most `replica_timeout` for a connection; given the token
         *after* (see `_replay`), once the replica has replayed that far and before its transaction begins (whose
         snapshot must see that far). An async session looks again for up to *bound* seconds, giving the
-        connection back between looks. What came of it:
-        the lease, or None (the connection given back) if the replica is behind; whether it had to wait; whether
-        the token was rejected (not sealed with the source's key for this cluster: the replica is used as if
-        there were none)."""
+        connection back between looks. What came of it: the lease, or None (the connection given back) if the
+        replica is behind; whether it had to wait; whether the token was rejected, the replica then used as if
+        there were none: not sealed with the source's key for this cluster, or, before any wait, beyond the
+        position of *primary* (a token from a past the cluster no longer has: a failover that lost writes, a
+        restored backup), which no replica would ever reach."""
         timeout = getattr(source, "replica_timeout", REPLICA_TIMEOUT)
         pauses = waits(bound) if after is not None else []
         tokens = tokens_from(source)
@@ -106,8 +109,11 @@ class AsyncLease:
             try:
                 caught_up = rejected = True
                 if after is not None:
-                    caught_up, cluster = await _looked(conn, tokens.position(after))
+                    position = tokens.position(after)
+                    caught_up, cluster = await _looked(conn, position)
                     rejected = not tokens.opens(after, cluster)
+                    if not (caught_up or rejected or delay) and pauses:
+                        rejected = await _beyond(primary, position)
                 if rejected or caught_up:
                     return Replica(await cls._begun(source, conn, mode), look > 0, rejected and after is not None)
             except BaseException:
@@ -249,6 +255,19 @@ async def _connected(source: Source, timeout: float | None = None) -> AsyncConne
         if not (isinstance(err, PoolTimeout) and isinstance(source, AsyncPools)):  # its pool said why already
             add_note(err, _unreachable(source))
         raise
+
+
+async def _beyond(primary: Source, position: str) -> bool:
+    """Whether *position* is beyond the write-ahead log of *primary* (asked on a connection of its own: the
+    session's transaction has not begun there)."""
+    if isinstance(primary, AsyncConnection):  # the user's connection, in a transaction of theirs: not asked
+        return False
+    conn = await _connected(primary)
+    try:
+        row = await (await conn.execute(AHEAD, [position])).fetchone()
+    finally:
+        await _give_back(primary, conn)
+    return bool(row and row[0])
 
 
 async def _looked(conn: AsyncConnection[Any], position: str) -> tuple[bool, int]:

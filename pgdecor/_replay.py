@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ._errors import ArgumentError
 
 __all__ = [
+    "AHEAD",
     "LOOK",
     "REPLICA_RETRY",
     "REPLICA_TIMEOUT",
@@ -65,6 +66,9 @@ LOOK = (
     " NOT pg_catalog.pg_is_in_recovery()),"
     " (SELECT system_identifier FROM pg_catalog.pg_control_system())"
 )
+
+#: Whether a token's position is beyond the primary's write-ahead log (asked once, before a wait for a replica).
+AHEAD = "SELECT %s::pg_catalog.pg_lsn OPERATOR(pg_catalog.>) pg_catalog.pg_current_wal_insert_lsn()"
 
 #: A token's text: 32 bytes (nonce, sealed position, tag) in unpadded base64url. Nothing else is read further.
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")

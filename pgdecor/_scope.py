@@ -70,7 +70,7 @@ def _areplica_for(sess: SessionState) -> Lease | None:
             return None
         bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
-            got = Lease.borrow_replica(replica, sess.mode, sess.after, bound)
+            got = Lease.borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
         except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
             health.failed(err)
             sess._replica_behind = True

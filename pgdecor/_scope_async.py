@@ -78,7 +78,7 @@ async def _areplica_for(sess: SessionState) -> AsyncLease | None:
         else:
             bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
-            got = await AsyncLease.borrow_replica(replica, sess.mode, sess.after, bound)
+            got = await AsyncLease.borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
         except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
             health.failed(err)
             sess._replica_behind = True

@@ -241,7 +241,9 @@ REFUSED = [
         OrderPlaced, ORDER.__class__(1, Decimal("-Infinity"), ORDER.placed, ORDER.status), "-Infinity", id="infinity"
     ),
     pytest.param(dict[str, float], {"x": float("inf")}, "JSON (and jsonb) cannot represent", id="float-inf"),
-    pytest.param(dict[str, Any], {"wait": dt.timedelta(seconds=3)}, "at ['wait'], which JSON has no type for", id="timedelta"),
+    pytest.param(
+        dict[str, Any], {"wait": dt.timedelta(seconds=3)}, "at ['wait'], which JSON has no type for", id="timedelta"
+    ),
     pytest.param(dict[str, Any], {"ids": {1, 2}}, "type set at ['ids']", id="set"),
     pytest.param(OrderPlaced, {"id": "seven"}, "not decode as", id="wrong-shape"),
     pytest.param(list[int], [1, True], "a boolean at [1] where an integer is expected", id="wrong-item"),

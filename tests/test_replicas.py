@@ -375,3 +375,24 @@ def test_an_unreachable_replica_sends_readonly_work_to_the_primary(caplog: pytes
                     break
             assert time.monotonic() < deadline, "readonly calls never went back to the standby"
         assert [r.getMessage() for r in caplog.records if "reached again" in r.getMessage()] != []
+
+
+def test_a_token_beyond_the_primarys_log_is_ignored_without_a_wait(
+    servers: tuple[str, str], paused: psycopg.Connection[Any]
+) -> None:
+    """A token sealed with the service's key for its cluster, but beyond the primary's write-ahead log (as after a
+    failover that lost writes, or a restored backup: no replica will ever reach it): an async session asks the
+    primary once, and reads the standby as if it had no token, at once (30 s of waiting allowed), counted."""
+    primary, standby = servers
+    with psycopg.connect(primary) as conn:
+        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    assert row is not None
+
+    async def scenario() -> tuple[Any, ...]:
+        async with Database(primary, replica=standby, replica_wait=30) as db:
+            token = db.tokens.seal("FF/0", int(row[0]))
+            async with db.session(after=token):
+                on = await aon_standby()
+            return on, db.counters.tokens_rejected, db.counters.replica_waits, db.counters.replica_fallbacks
+
+    assert asyncio.run(scenario()) == (True, 1, 0, 0)
