@@ -35,6 +35,9 @@ class Counters:
     #: Sessions whose readonly calls ran on the primary because the replica could not be reached (see
     #: `Database(replica_timeout=...)`). Not in `as_dict` either.
     replica_unreachable: int = 0
+    #: Calls that took longer than their threshold (``Database(slow_call=...)``, a stub's ``slow=``), each logged
+    #: at WARNING. Not in `as_dict` either.
+    slow_calls: int = 0
     _parent: Counters | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

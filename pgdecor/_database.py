@@ -22,6 +22,7 @@ from ._counters import Counters, counters
 from ._errors import ArgumentError
 from ._replay import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
 from ._secrets import described, explained, masked, misread, scrubbed
+from ._slow import slow_threshold
 
 __all__ = [
     "BORROW_DEADLINE",
@@ -154,6 +155,7 @@ class DatabaseBase:
         replica_wait: float = REPLICA_WAIT,
         replica_timeout: float = REPLICA_TIMEOUT,
         secret: str | bytes | None = None,
+        slow_call: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(conninfo, str):
@@ -172,6 +174,8 @@ class DatabaseBase:
         self.replica_timeout = replica_timeout
         #: The key of the commit tokens its sessions hand out and accept (see `_replay.Tokens`).
         self.tokens = Tokens(_secret(secret))
+        #: Seconds above which a call of its sessions is logged (WARNING) and counted as slow (see `_slow`).
+        self.slow_call = slow_threshold("Database(slow_call=...)", slow_call, ArgumentError)
         self.kwargs = kwargs
         self.counters = Counters(_parent=counters)
         self.replica: Self | None = (

@@ -29,6 +29,7 @@ from ._signature import (
     set_target,
     signature_of,
 )
+from ._slow import slow_threshold
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
@@ -98,7 +99,13 @@ class _Decorator:
 def procedure(fn: Callable[P, R], /) -> Stub[P, R]: ...
 @overload
 def procedure(
-    name: str | None = None, /, *, errors: ErrorMap | None = None, readonly: bool = False, autocommit: bool = False
+    name: str | None = None,
+    /,
+    *,
+    errors: ErrorMap | None = None,
+    readonly: bool = False,
+    autocommit: bool = False,
+    slow: float | None = None,
 ) -> _Decorator: ...
 def procedure(
     arg: Callable[P, R] | str | None = None,
@@ -107,6 +114,7 @@ def procedure(
     errors: ErrorMap | None = None,
     readonly: bool = False,
     autocommit: bool = False,
+    slow: float | None = None,
 ) -> Stub[P, R] | _Decorator:
     """Turn a typed stub into a call of the stored function or procedure of the same name (or the one named).
 
@@ -129,6 +137,9 @@ def procedure(
     which PostgreSQL allows only outside a transaction block: the stub is called in a
     ``session(..., autocommit=True)``, outside `transaction`; elsewhere it raises `NoSessionError` before sending
     anything, and the session's transaction goes on unharmed.
+
+    *slow*: seconds above which a call is logged (WARNING) and counted as slow, in place of the database's
+    ``Database(slow_call=...)`` for this stub.
     """
     if callable(arg):
         return _build_procedure(arg, None, {}, readonly=False, autocommit=False)  # type: ignore[return-value]
@@ -138,11 +149,20 @@ def procedure(
     if not isinstance(autocommit, bool):
         msg = f"@procedure(autocommit=...) takes True or False, not {autocommit!r}"
         raise SignatureError(msg)
-    name, error_map = arg, _error_map("@procedure", errors)
-    return _Decorator(lambda fn: _build_procedure(fn, name, error_map, readonly=readonly, autocommit=autocommit))
+    name, error_map, threshold = arg, _error_map("@procedure", errors), slow_threshold("@procedure(slow=...)", slow)
+    return _Decorator(
+        lambda fn: _build_procedure(fn, name, error_map, readonly=readonly, autocommit=autocommit, slow=threshold)
+    )
 
 
-def query(sql: LiteralString, /, *, errors: ErrorMap | None = None, readonly: bool = False) -> _Decorator:
+def query(
+    sql: LiteralString,
+    /,
+    *,
+    errors: ErrorMap | None = None,
+    readonly: bool = False,
+    slow: float | None = None,
+) -> _Decorator:
     """Turn a typed stub into a call of the given SQL, with ``%(name)s`` placeholders bound from its parameters.
 
     Every placeholder must name a parameter, and every parameter must be used::
@@ -151,13 +171,13 @@ def query(sql: LiteralString, /, *, errors: ErrorMap | None = None, readonly: bo
         def set_email(id: int, email: str | None) -> None: ...
 
     In a method stub, a placeholder that names no parameter takes the instance's attribute of that name. A
-    *readonly* stub may run on the session's replica.
+    *readonly* stub may run on the session's replica. *slow*: as for `procedure`.
     """
     if not isinstance(sql, str):
         msg = f"@query takes the SQL text as a string, not {type(sql).__qualname__}"
         raise SignatureError(msg)
-    error_map = _error_map("@query", errors)
-    return _Decorator(lambda fn: _build_query(fn, sql, error_map, readonly=readonly))
+    error_map, threshold = _error_map("@query", errors), slow_threshold("@query(slow=...)", slow)
+    return _Decorator(lambda fn: _build_query(fn, sql, error_map, readonly=readonly, slow=threshold))
 
 
 def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
@@ -175,7 +195,13 @@ def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
 
 
 def _build_procedure(
-    fn: Callable[..., Any], name: str | None, errors: ErrorMap, *, readonly: bool, autocommit: bool
+    fn: Callable[..., Any],
+    name: str | None,
+    errors: ErrorMap,
+    *,
+    readonly: bool,
+    autocommit: bool,
+    slow: float | None = None,
 ) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=True)
@@ -211,6 +237,7 @@ def _build_procedure(
             readonly,
             on_statement=published,
             autocommit=autocommit,
+            slow=slow,
         )
 
     return _finish(fn, sig, order, plan)
@@ -221,7 +248,9 @@ _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<format>.?)", re.DOTALL)
 _DOLLAR = re.compile(r"(?<![\w$])\$[1-9][0-9]*(?![\w$])")
 
 
-def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonly: bool) -> Stub[..., Any]:
+def _build_query(
+    fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonly: bool, slow: float | None = None
+) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=False)
     names = list(sig.parameters)[1 if receiver else 0 :]
@@ -285,7 +314,9 @@ def _build_query(fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonl
         result = read_result(stub, hints["return"], is_async=_is_async(fn, hints))
         call = QueryCall(stub, slots, len(params))
         is_async = _is_async(fn, hints)
-        return Plan(stub, "the query", call, params, result, is_async, errors, readonly, on_statement=published)
+        return Plan(
+            stub, "the query", call, params, result, is_async, errors, readonly, on_statement=published, slow=slow
+        )
 
     return _finish(fn, sig, order, plan)
 

@@ -46,6 +46,8 @@ class Plan:
     on_statement: Callable[[Statement], None] = _ignore
     #: Calls a procedure that ends transactions itself: only outside a transaction block (`pgdecor.procedure`).
     autocommit: bool = False
+    #: Seconds above which a call is logged and counted as slow, in place of its database's (see `_slow`).
+    slow: float | None = None
     #: Rows → the return annotation's row type.
     row_mapper: RowMapper = field(init=False)
     #: Raises ArgumentError for an argument tuple that does not fit the annotations; None if all fit.

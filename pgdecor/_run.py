@@ -14,9 +14,11 @@ from psycopg.rows import tuple_row
 
 from . import _outcome as outcome
 from . import _probe as probe
+from . import _slow as slow
 from . import _trace as trace
 from ._calls import ProcedureCall, Statement
 from ._convert import too_deep
+from ._database import counters_for
 from ._errors import Error, NoSessionError
 from ._facts import Facts
 from ._lease import Lease
@@ -63,7 +65,26 @@ class Runner:
         coroutine layer less on every call."""
         if trace.settings.on and trace.recording():
             return self._traced(args, None)
+        if slow.armed.on:
+            return self._timed(args)
         return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
+
+    def _timed(self, args: tuple[Any, ...]) -> Any:
+        """A call whose duration is compared with its threshold, if it has one (see `_slow`)."""
+        start = perf_counter()
+        result = self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
+        took = perf_counter() - start
+        sess = current.get()
+        threshold = self.plan.slow
+        if threshold is None and sess is not None:
+            threshold = getattr(sess.source, "slow_call", None)
+        if threshold is not None and took > threshold:
+            lease = None if sess is None else sess.lease or sess.replica_lease
+            statement = None if lease is None else self.plan.call.cached(lease.key, args)
+            sql = self.plan.sql_object if statement is None else statement.sql
+            slow.log_slow(self.plan.stub, took, threshold, result, sql)
+            counters_for(None if sess is None else sess.source).add("slow_calls")
+        return result
 
     def _logged(self, args: tuple[Any, ...]) -> Any:
         start = perf_counter()
@@ -95,6 +116,8 @@ class Runner:
     def _untraced(self, args: tuple[Any, ...], argsets: list[tuple[Any, ...]] | None) -> Any:
         if argsets is not None:
             return self._many(argsets)
+        if slow.armed.on:
+            return self._timed(args)
         return self._call(args) if not _log_enabled(DEBUG) else self._logged(args)
 
     def _ended(self, traced: trace.Call, args: tuple[Any, ...], error: BaseException | None) -> None:
