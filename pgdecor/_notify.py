@@ -136,6 +136,22 @@ def _one_parameter(fn: Callable[..., Any], stub: str, what: str) -> tuple[inspec
     return sig, params[0]
 
 
+def _once(fn: Callable[..., Any], stub: str, make: Callable[[dict[str, Any]], R]) -> Callable[..., R | None]:
+    """What *make* makes of the stub's resolved annotations, made once they resolve (at the latest at the first
+    call): the function returns None while a forward reference cannot be resolved yet, unless told *strict*."""
+    made: list[R] = []
+
+    def get(*, strict: bool) -> R | None:
+        if not made:
+            found = _made(fn, stub, make, strict=strict)
+            if found is None:
+                return None
+            made.append(found)
+        return made[0]
+
+    return get
+
+
 def _made(fn: Callable[..., Any], stub: str, make: Callable[[dict[str, Any]], R], *, strict: bool) -> R | None:
     """What *make* makes of the stub's resolved annotations; None while a forward reference (in them, or in the
     classes they name) cannot be resolved yet, unless *strict*."""
@@ -160,7 +176,6 @@ def _build_notify(fn: Callable[..., Any], channel: str) -> Callable[..., Any]:
         raise SignatureError(msg)
     is_async = inspect.iscoroutinefunction(fn)
     sender = _sender(fn, is_async=is_async)
-    made: list[Payload] = []
 
     def make(hints: dict[str, Any]) -> Payload:
         if hints.get("return", type(None)) not in (None, type(None)):
@@ -171,17 +186,10 @@ def _build_notify(fn: Callable[..., Any], channel: str) -> Callable[..., Any]:
             raise SignatureError(msg)
         return Payload(stub, hints[param.name])
 
-    def payload(*, strict: bool) -> Payload | None:
-        """The payload's codec, made once the annotations resolve (at the latest at the first call)."""
-        if not made:
-            found = _made(fn, stub, make, strict=strict)
-            if found is None:
-                return None
-            made.append(found)
-        return made[0]
+    payload = _once(fn, stub, make)  # the payload's codec
 
     def send(args: tuple[Any, ...]) -> Any:
-        codec = made[0] if made else payload(strict=True)
+        codec = payload(strict=True)
         assert codec is not None
         return sender(channel, codec.encode(args[0]))
 
@@ -218,7 +226,6 @@ def _build_listen(fn: Callable[..., Any], options: _Listen) -> Callable[..., Any
         raise SignatureError(msg)
     what = "a @listen stub takes one parameter, where to listen (`db: Database`, or a conninfo string)"
     sig, param = _one_parameter(fn, stub, what)
-    made: list[tuple[Subscription, bool]] = []
 
     def make(hints: dict[str, Any]) -> tuple[Subscription, bool]:
         payload, is_async = _listened(stub, hints.get("return"))
@@ -232,17 +239,10 @@ def _build_listen(fn: Callable[..., Any], options: _Listen) -> Callable[..., Any
         )
         return sub, is_async
 
-    def subscription(*, strict: bool) -> tuple[Subscription, bool] | None:
-        """What the stub says, and whether it listens async; made once the annotations resolve."""
-        if not made:
-            found = _made(fn, stub, make, strict=strict)
-            if found is None:
-                return None
-            made.append(found)
-        return made[0]
+    subscription = _once(fn, stub, make)  # what the stub says, and whether it listens async
 
     def start(args: tuple[Any, ...]) -> Any:
-        found = made[0] if made else subscription(strict=True)
+        found = subscription(strict=True)
         assert found is not None
         sub, is_async = found
         source: DatabaseBase | str = args[0]
