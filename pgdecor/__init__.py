@@ -19,7 +19,7 @@ from ._errors import (
 from ._retries import Retry
 from ._service import Database
 from ._session import Session, TransactionScope, session, transaction
-from ._signature import DEFAULT
+from ._signature import DEFAULT, Arg
 from ._stream import Stream
 from ._stream_async import AsyncStream
 from ._units import retried
@@ -27,6 +27,7 @@ from ._units import retried
 __all__ = [
     "DEFAULT",
     "AmbiguousFunctionError",
+    "Arg",
     "ArgumentError",
     "AsyncStream",
     "CommitUnknownError",

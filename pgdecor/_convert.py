@@ -23,7 +23,7 @@ from psycopg.types.hstore import BaseHstoreDumper
 from psycopg.types.json import Jsonb
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, is_namedtuple
+from ._annotations import bare, column_name, is_namedtuple
 
 Convert = Callable[[Any], Any]
 
@@ -117,7 +117,7 @@ def _json_converter(tp: Any) -> Convert:
 def _record_from_json(cls: type) -> Convert:
     """A dataclass or NamedTuple from a JSON object: one call of the class per value. Its fields' converters are
     made at the first value, so that a class may refer to itself (or to a class defined after it)."""
-    made: list[tuple[list[str], list[tuple[str, Convert]]]] = []
+    made: list[tuple[list[tuple[str, Any]], list[tuple[str, Any, Convert]]]] = []
 
     def convert(value: Any) -> Any:
         if value is None:
@@ -125,27 +125,31 @@ def _record_from_json(cls: type) -> Convert:
         if not made:
             made.append(_fields_from_json(cls))
         plain, converted = made[0]
-        kwargs = {n: value[n] for n in plain if n in value}
-        for name, field_convert in converted:
-            if name in value:
-                kwargs[name] = field_convert(value[name])
+        kwargs = {name: value[key] for name, key in plain if key in value}
+        for name, key, field_convert in converted:
+            if key in value:
+                kwargs[name] = field_convert(value[key])
         return cls(**kwargs)
 
     return convert
 
 
-def _fields_from_json(cls: type) -> tuple[list[str], list[tuple[str, Convert]]]:
-    """The fields of *cls* taken as they are, and those converted (with their converters)."""
+def _fields_from_json(cls: type) -> tuple[list[tuple[str, Any]], list[tuple[str, Any, Convert]]]:
+    """The fields of *cls* (each with its key in the object) taken as they are, and those converted (with their
+    converters)."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else list(cls._fields)  # type: ignore[attr-defined]
-    plain: list[str] = []
-    converted: list[tuple[str, Convert]] = []
-    for name in names:
+    if dataclasses.is_dataclass(cls):
+        names = [(f.name, column_name(f)) for f in dataclasses.fields(cls)]
+    else:
+        names = [(name, name) for name in cls._fields]  # type: ignore[attr-defined]
+    plain: list[tuple[str, Any]] = []
+    converted: list[tuple[str, Any, Convert]] = []
+    for name, key in names:
         convert = from_json(hints.get(name, Any))
         if convert is _identity:
-            plain.append(name)
+            plain.append((name, key))
         else:
-            converted.append((name, convert))
+            converted.append((name, key, convert))
     return plain, converted
 
 
@@ -222,8 +226,8 @@ def to_json(value: Any, depth: int = 0, where: str = "") -> Any:
         return items
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {}
-        for f in dataclasses.fields(value):
-            fields[f.name] = to_json(getattr(value, f.name), depth, f"{where}.{f.name}")
+        for f in dataclasses.fields(value):  # keyed by column: a composite's attribute, filled by its name
+            fields[column_name(f)] = to_json(getattr(value, f.name), depth, f"{where}.{f.name}")
         return fields
     if isinstance(value, tuple) and hasattr(value, "_asdict"):
         fields = {}

@@ -19,9 +19,10 @@ from typing import Any, NoReturn
 import psycopg
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
+from psycopg.types.hstore import HstoreLoader
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, describe, is_record_type
+from ._annotations import bare, describe, is_dict_row, is_record_type
 from ._codegen import define
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError
@@ -88,9 +89,9 @@ class RowMapper:
         self.row_type = row_type
         self.scalar = scalar
         self.nullable = nullable
-        self.record = None if scalar or row_type is dict else record_of(row_type)
+        self.record = None if scalar or is_dict_row(row_type) else record_of(row_type)
         self._layouts: dict[LayoutKey, Layout] = {}
-        annotations = [row_type] if scalar else [f.annotation for f in self.record.fields] if self.record else []
+        annotations = [f.annotation for f in self.record.fields] if self.record else [row_type]
         self.uses_registry = any(needs_registry(a) for a in annotations)
 
     def key(self, res: pq.abc.PGresult, server: ServerKey) -> LayoutKey:
@@ -108,10 +109,10 @@ class RowMapper:
         return registry.missing([oid for oid, annotation in self._columns(res) if needs_registry(annotation)])
 
     def _columns(self, res: pq.abc.PGresult) -> list[tuple[int, Any]]:
-        if self.scalar:
-            return [(res.ftype(0), self.row_type)] if res.nfields else []
+        if self.scalar or self.record is None:  # a dict of one column is its value (see `_make`)
+            return [(res.ftype(0), self.row_type)] if res.nfields == 1 or (self.scalar and res.nfields) else []
         assert self.record is not None
-        by_name = {f.name: f.annotation for f in self.record.fields}
+        by_name = {f.column: f.annotation for f in self.record.fields}
         return [(res.ftype(i), by_name.get(_name(res, i), Any)) for i in range(res.nfields)]
 
     def build(self, key: LayoutKey, registry: TypeRegistry | None, adapters: AdaptersMap) -> Layout:
@@ -136,9 +137,27 @@ class RowMapper:
         if self.scalar:
             return self._scalar_layout(names, oids, registry, adapters)
         if self.record is None:
+            if len(names) == 1:
+                return self._document(names, oids, registry, adapters)
             return _each(lambda values: dict(zip(names, values, strict=True)))
         where = f"{self.sql_object} returned"
         return _record_layout(self.stub, self.record, names, oids, registry, adapters=adapters, where=where)
+
+    def _document(
+        self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap
+    ) -> Layout:
+        """A dict of one column: its value, a json or jsonb document (or an hstore), as a function returning one
+        gives it; the row as a dict is for results of several columns."""
+        loader = registry.adapters.get_loader(oids[0], pq.Format.TEXT) if registry is not None else None
+        if oids[0] in JSON_OIDS or (isinstance(loader, type) and issubclass(loader, HstoreLoader)):
+            return self._scalar_layout(names, oids, registry, adapters)
+        info = psycopg.adapters.types.get(oids[0])
+        raise MappingError.mismatch(
+            self.stub,
+            f"{self.sql_object} returned one column, {names[0]!r} of type {info.name if info else oids[0]}, but the "
+            f"stub returns {describe(self.row_type)}, which of one column is its json or jsonb document",
+            "annotate the column's own type; for the row as a dict, return a TypedDict",
+        )
 
     def _scalar_layout(
         self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap
@@ -269,7 +288,7 @@ def _record_layout(
 ) -> Layout:
     """Specialise the row making for one column layout; raise MappingError if the columns do not fit the fields."""
     cls = record.cls
-    field_names = [f.name for f in record.fields]
+    field_names = [f.column for f in record.fields]
     target = describe(cls) if not record.by_mapping or cls is not dict else "the TypedDict"
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -283,15 +302,15 @@ def _record_layout(
             f"{where} column {extra[0]!r} which {target} has no field for",
             f"add a field {extra[0]!r} or stop selecting it",
         )
-    missing = [f.name for f in record.fields if f.name not in names and not f.has_default]
+    missing = [f for f in record.fields if f.column not in names and not f.has_default]
     if missing:
         raise MappingError.mismatch(
             stub,
-            f"{where} no column {missing[0]!r} for field {target}.{missing[0]}",
+            f"{where} no column {missing[0].column!r} for field {target}.{missing[0].name}",
             f"select it (columns were: {', '.join(names)}) or give the field a default",
         )
 
-    by_field = {f.name: f for f in record.fields}
+    by_field = {f.column: f for f in record.fields}
     not_null = [(i, n) for i, n in enumerate(names) if n in by_field and not by_field[n].nullable]
     converters = [
         (i, convert)
@@ -309,7 +328,7 @@ def _record_layout(
             if values[i] is None:
                 field = by_field[n]
                 msg = (
-                    f"{stub}: column {n!r} is NULL but field {target}.{n} is {describe(field.annotation)}; "
+                    f"{stub}: column {n!r} is NULL but field {target}.{field.name} is {describe(field.annotation)}; "
                     f"annotate it `{describe(field.annotation)} | None` or make the SQL return a value"
                 )
                 raise MappingError(msg)
@@ -373,7 +392,7 @@ def _builders(record: Record, names: list[str]) -> tuple[One, Many, bool]:
     if cls is dict:
         return (*_pair(lambda values: dict(zip(names, values, strict=True))), False)
     if not record.by_mapping:
-        positional = [f.name for f in record.fields if not f.kw_only]
+        positional = [f.column for f in record.fields if not f.kw_only]
         leading = positional[: len(names)]
         if names == leading:  # the columns are the leading fields, in order: pass the rows as they are
             return (lambda values: cls(*values)), (lambda rows: list(starmap(cls, rows))), True
@@ -381,7 +400,8 @@ def _builders(record: Record, names: list[str]) -> tuple[One, Many, bool]:
             reorder = itemgetter(*(names.index(n) for n in leading))
             many = lambda rows: list(starmap(cls, map(reorder, rows)))  # noqa: E731 - a closure over reorder
             return (lambda values: cls(*reorder(values))), many, False
-    return (*_pair(lambda values: cls(**dict(zip(names, values, strict=True)))), False)
+    keys = [next((f.name for f in record.fields if f.column == n), n) for n in names]  # a field's own name
+    return (*_pair(lambda values: cls(**dict(zip(keys, values, strict=True)))), False)
 
 
 def _pair(one: One) -> tuple[One, Many]:

@@ -1,5 +1,7 @@
 """Row types read once: the fields a dataclass, NamedTuple, TypedDict or plain class is built from (their names,
 annotations, defaults, and whether they are passed by keyword), which `_mapping` matches result columns against.
+A dataclass field is filled from the column of its name, or from the one its metadata names
+(``field(metadata={"column": "http://postgrest.com/foo"})``), for columns no Python name can spell.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 from typing_extensions import is_typeddict
 
-from ._annotations import is_namedtuple, is_nullable
+from ._annotations import column_name, is_namedtuple, is_nullable
+from ._errors import SignatureError
 
-__all__ = ["Field", "Record", "record_of"]
+__all__ = ["Field", "Record", "column_of", "record_of"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class Field:
     has_default: bool
     #: Passed by keyword only (dataclass kw_only fields, keyword-only __init__ parameters).
     kw_only: bool
+    #: The column (or composite attribute, or JSON key) it is filled from: its name, unless metadata says another.
+    column: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            object.__setattr__(self, "column", self.name)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ def _read_record(cls: type, hints: dict[str, Any] | None) -> Record:
                 hints.get(f.name, Any),
                 has_default=f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
                 kw_only=bool(getattr(f, "kw_only", False)),
+                column=column_of(cls, f),
             )
             for f in dataclasses.fields(cls)
             if f.init
@@ -91,5 +101,17 @@ def _read_record(cls: type, hints: dict[str, Any] | None) -> Record:
     return Record(cls, fields, by_mapping=extra, extra_allowed=extra)
 
 
-def _field(name: str, annotation: Any, *, has_default: bool, kw_only: bool) -> Field:
-    return Field(name, annotation, is_nullable(annotation), has_default, kw_only)
+def _field(name: str, annotation: Any, *, has_default: bool, kw_only: bool, column: str = "") -> Field:
+    return Field(name, annotation, is_nullable(annotation), has_default, kw_only, column)
+
+
+def column_of(cls: type, field: dataclasses.Field[Any]) -> str:
+    """The column a dataclass field is filled from: ``metadata["column"]``, else its name."""
+    column = column_name(field)
+    if not isinstance(column, str) or not column:
+        msg = (
+            f"{cls.__module__}.{cls.__qualname__}.{field.name}: metadata column={column!r} does not name a column; "
+            f'give the column\'s name as a non-empty str (`field(metadata={{"column": "name"}})`)'
+        )
+        raise SignatureError(msg)
+    return column
