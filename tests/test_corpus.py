@@ -300,7 +300,7 @@ def test_real_world_names_and_types_are_written_as_python_spells_them(corpus: Co
     assert "autocommit" not in touch_log
     async_text = generate(pg_server_dsn, schema, is_async=True)[0]
     assert "async def assert_(\n" in async_text
-    assert async_text.count("async def ") == text.count("\ndef ") == 19
+    assert async_text.count("async def ") == text.count("\ndef ") == 20
 
 
 def test_functions_of_an_extension_are_each_reported_unless_asked_for(

@@ -37,6 +37,8 @@ $$;
 CREATE FUNCTION link_of("from" int) RETURNS link LANGUAGE sql
     AS $$ SELECT ROW('http://example.org/' || "from", NULL, "from", NULL, 'one')::link $$;
 CREATE FUNCTION echo_link(l link) RETURNS link LANGUAGE sql AS $$ SELECT l $$;
+CREATE FUNCTION link_page(n int, OUT "in" link[], OUT total int) LANGUAGE sql
+    AS $$ SELECT array_agg(l ORDER BY l."from"), count(*)::int FROM links(n) l $$;
 CREATE FUNCTION log_of(article int) RETURNS TABLE ("from" int, "at" timestamptz) LANGUAGE sql STABLE AS $$
     SELECT l."from", l.at FROM article_log l WHERE l.article = log_of.article ORDER BY l."from"
 $$;
