@@ -121,6 +121,10 @@ _TAKEN = frozenset(
 _NOT_CALLED = {"trigger": "a trigger function, which triggers call", "event_trigger": "an event trigger function"}
 
 
+#: The longest class name: so that every annotation naming a class (``list[Name | None] | None``) fits a line.
+_CLASS_NAME = 40
+
+
 class Unsupported(Exception):  # noqa: N818 - an internal signal, never raised to users
     pass
 
@@ -175,9 +179,11 @@ class _Module:
         return scalar[0]
 
     def class_name(self, base: str) -> str:
+        """A free class name for the type (or row) *base*: CamelCase, and no longer than `_CLASS_NAME`."""
         name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", base) if part) or "Type"
         if name[0].isdigit():
             name = "T" + name
+        name = name[:_CLASS_NAME]
         candidate, n = name, 2
         while candidate in self.names:
             candidate, n = f"{name}{n}", n + 1
@@ -388,11 +394,12 @@ def _doc(text: str) -> str:
 
 
 def _q(text: str) -> str:
-    """A Python string literal, quoted as the formatter quotes it: double quotes, unless the text has some and no
-    single quotes."""
-    if '"' in text and "'" not in text:
-        return repr(text)
-    return visible(json.dumps(text, ensure_ascii=False))
+    """A Python string literal, quoted as the formatter quotes it: in double quotes, unless the text has more of them
+    than single quotes."""
+    body = json.dumps(text, ensure_ascii=False)[1:-1]  # every quote escaped, and every backslash
+    if text.count('"') > text.count("'"):
+        return visible("'" + body.replace('\\"', '"').replace("'", "\\'") + "'")
+    return visible(f'"{body}"')
 
 
 def _isort(name: str) -> tuple[int, str]:

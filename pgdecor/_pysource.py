@@ -56,37 +56,101 @@ class Param:
         return f"Annotated[{inner}]" if self.hints else inner
 
     def line(self) -> str:
-        """The parameter on a line of its own, in a signature split one parameter a line."""
+        """The parameter on a line of its own (or more), in a signature split one parameter a line."""
         one = f"    {self},"
-        if _fits(one) or not self.hints:
+        if _fits(one):
             return one
+        if not self.hints:
+            return "\n".join(_split(self.lead, self.annotation, f"{self.default},", "    "))
         items = "".join(f"        {item},\n" for item in [self.annotation, *self.hints])
         return f"    {self.lead}Annotated[\n{items}    ]{self.default},"
+
+
+def _split(lead: str, annotation: str, tail: str, indent: str) -> list[str]:
+    """The lines of ``{lead}{annotation}{tail}`` at *indent*, split as the formatter splits a parameter's annotation
+    that does not fit: at each ``|`` of a union, then inside the brackets of a part still too long."""
+    one = f"{indent}{lead}{annotation}{tail}"
+    if _fits(one):
+        return [one]
+    parts = _top_level(annotation, " | ")
+    if len(parts) > 1:
+        return [
+            line
+            for i, part in enumerate(parts)
+            for line in _split(lead if i == 0 else "| ", part, tail if i == len(parts) - 1 else "", indent)
+        ]
+    if not annotation.endswith("]") or "[" not in annotation:
+        return [one]
+    head, _, inner = annotation[:-1].partition("[")
+    return [f"{indent}{lead}{head}[", *_split("", inner, "", indent + "    "), f"{indent}]{tail}"]
+
+
+def _top_level(annotation: str, separator: str) -> list[str]:
+    """*annotation* split at each *separator* outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(annotation):
+        depth += {"[": 1, "]": -1}.get(c, 0)
+        if depth == 0 and annotation.startswith(separator, i):
+            parts.append(annotation[start:i])
+            start = i + len(separator)
+    return [*parts, annotation[start:]]
 
 
 def signature(prefix: str, name: str, params: list[Param], returns: str) -> str:
     """``def name(params) -> returns:`` (*prefix* ``async `` or nothing)."""
     one = f"{prefix}def {name}({', '.join(map(str, params))}) -> {returns}:"
-    if _fits(one) or not params:
+    if _fits(one):
         return one
-    return f"{prefix}def {name}(\n" + "\n".join(p.line() for p in params) + f"\n) -> {returns}:"
+    last = f") -> {returns}:"
+    if not _fits(last if params else one) and _fits(f"    {returns}"):
+        last = f") -> (\n    {returns}\n):"
+    if not params:
+        return f"{prefix}def {name}({last}" if last.startswith(") -> (") else one
+    return f"{prefix}def {name}(\n" + "\n".join(p.line() for p in params) + f"\n{last}"
 
 
 def field_line(name: str, annotation: str, column: str | None) -> str:
-    """A dataclass field, filled from the column of its name, or from *column* (a string literal)."""
+    """A dataclass field, filled from the column of its name, or from *column* (a string literal). Too long for a
+    line, the formatter splits its value; else puts the value in parentheses (for an annotation it could split, or
+    if all of it then fits); else splits the annotation."""
     value = f' = field(metadata={{"column": {column}}})' if column is not None else ""
     one = f"    {name}: {annotation}{value}"
     if _fits(one):
         return one
     head = f"    {name}: {annotation}"
-    if not _fits(head + (" = field(" if column is not None else "")) and _fits(f"        {annotation}"):
-        head = f"    {name}: (\n        {annotation}\n    )"
     if column is None:
-        return head
+        return _annotation(name, annotation, "", alone=True)
+    if _fits(f"{head} = field("):
+        return f"{head} = {_field_call(column, '    ')}"
+    inner = _field_call(column, "        ")
+    splittable = len(_top_level(annotation, " | ")) > 1 or annotation.endswith("]")
+    if _fits(f"{head} = (") and (splittable or all(_fits(line) for line in inner.split("\n"))):
+        return f"{head} = (\n        {inner}\n    )"
+    return _annotation(name, annotation, f" = {_field_call(column, '    ')}", alone=False)
+
+
+def _annotation(name: str, annotation: str, rest: str, *, alone: bool) -> str:
+    """``name: annotation`` and *rest* (its value, if any) split at the annotation: inside its brackets if it is
+    one subscript (``list[...]``) with a value, or whose opening fits; else in parentheses if it could be split
+    or has no value (*alone*)."""
+    unions = len(_top_level(annotation, " | ")) > 1
+    subscript = not unions and annotation.endswith("]")
+    outer, _, inner = annotation[:-1].partition("[")
+    if subscript and (_fits(f"    {name}: {outer}[") or not alone):
+        return f"    {name}: {outer}[\n        {inner}\n    ]{rest}"
+    if (unions or subscript or alone) and _fits(f"        {annotation}"):
+        return f"    {name}: (\n        {annotation}\n    ){rest}"
+    return f"    {name}: {annotation}{rest}"
+
+
+def _field_call(column: str, indent: str) -> str:
+    """``field(metadata={"column": ...})`` split one argument a line (and its dict too, if still too long), closed
+    at *indent*."""
+    inner = indent + "    "
     metadata = f'metadata={{"column": {column}}}'
-    if _fits(f"        {metadata},"):
-        return f"{head} = field(\n        {metadata},\n    )"
-    return f'{head} = field(\n        metadata={{\n            "column": {column},\n        }},\n    )'
+    if _fits(f"{inner}{metadata},"):
+        return f"field(\n{inner}{metadata},\n{indent})"
+    return f'field(\n{inner}metadata={{\n{inner}    "column": {column},\n{inner}}},\n{indent})'
 
 
 def _expanded(line: str) -> str:

@@ -17,13 +17,16 @@ from typing import Annotated, Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 
 from pgdecor import check, procedure, session
 from pgdecor.__main__ import main
-from pgdecor._generate import generate
+from pgdecor._generate import _q, generate
+from pgdecor._pysource import Param, call, docstring, field_line, member_line, signature
 from pgdecor.testing import schema_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,3 +423,51 @@ def test_names_with_a_dot_are_written_quoted_and_called(
             assert check([name], pg_server_dsn) == []
         finally:
             conn.execute('DROP SCHEMA "v1.api" CASCADE')
+
+
+#: Names of any length PostgreSQL allows (63 bytes), some of East Asian width; annotations as `generate` writes them
+#: (class names of 40 characters at most).
+NAMES = st.text(st.sampled_from("abcxyz_\uff41"), min_size=1, max_size=63).map(lambda n: "n" + n)
+ANNOTATIONS = st.sampled_from(["int | None", "Range[int]", "dict[str, str | None] | None",
+                               "ipaddress.IPv4Address | ipaddress.IPv6Address | None",
+                               "list[LongestClassNameGenerateWritesFortyChr | None] | None",
+                               "T", "Decimal"])  # fmt: skip
+TEXTS = st.text(st.sampled_from("ab /:\"'\\\uff41"), max_size=120).map(_q)
+
+
+#: What `generate` lays out: a class's fields, enum members, a decorator, a signature with its parameters, a docstring.
+LAYOUTS = st.tuples(
+    st.lists(st.tuples(NAMES, ANNOTATIONS, st.none() | TEXTS), min_size=1, max_size=4),
+    st.lists(st.tuples(NAMES, ANNOTATIONS, st.lists(TEXTS, max_size=2), st.booleans()), max_size=4,
+             unique_by=lambda p: p[0]),
+    ANNOTATIONS,
+    st.text(st.sampled_from("ab \t\n"), max_size=40),
+)  # fmt: skip
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layouts=st.lists(LAYOUTS, min_size=8, max_size=8))
+def test_generated_source_is_laid_out_as_ruff_formats_it(
+    layouts: list[tuple[list[tuple[str, str, str | None]], list[tuple[str, str, list[str], bool]], str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Fields, enum members, decorators, signatures and docstrings written by `generate`, whatever the length and
+    width of the names in them, are what `ruff format` makes of them."""
+    blocks = []
+    for fields, params, returns, doc in layouts:
+        body = docstring(doc.strip() or "Doc.")
+        ordered = sorted(params, key=lambda p: p[3])  # parameters with a default last
+        stub = [Param(f"{n}: ", a, tuple(hints), " = DEFAULT" if default else "") for n, a, hints, default in ordered]
+        blocks += [
+            [f"class C:\n    {body}\n", *(field_line(n, a, c) for n, a, c in fields)],
+            ["class E(str, Enum):", *(member_line(n.upper(), c or '"x"') for n, _, c in fields)],
+            [call("@procedure", [f'"{fields[0][0]}.{fields[-1][0]}"']), signature("async ", "f", stub, returns),
+             f"    {body}", "    raise NotImplementedError"],
+        ]  # fmt: skip
+    path = tmp_path_factory.mktemp("layout") / "layout.py"
+    path.write_text("\n\n\n".join("\n".join(block) for block in blocks) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--isolated", "--diff", str(path)], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
