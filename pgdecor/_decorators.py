@@ -114,6 +114,9 @@ def procedure(
         @procedure("app.users_by_domain")
         def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
 
+    A part of the name that has a ``.`` is written in double quotes, as SQL writes it (``'app."welcome.html"'``);
+    a parameter annotated ``Annotated[int, Arg("from")]`` passes the argument ``from``, which Python cannot name.
+
     *errors* maps SQLSTATEs to the exceptions to raise instead of psycopg's (each is called with a message):
     ``@procedure(errors={"P0002": NotFoundError})``. A *readonly* stub may run on the session's replica.
     """
