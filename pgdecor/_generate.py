@@ -23,7 +23,6 @@ extensions; each is reported with the reason.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -43,8 +42,8 @@ from ._catalog import (
     read_functions,
     read_types,
 )
-from ._pynames import field_names, member_names, param_names, stub_names, visible
-from ._pysource import Param, call, docstring, field_line, member_line, signature
+from ._pynames import field_names, member_names, param_names, stub_names
+from ._pysource import Param, call, docstring, field_line, import_line, literal, member_line, signature
 
 __all__ = ["generate"]
 
@@ -195,9 +194,11 @@ class _Module:
             return self.classes[pgtype.oid]
         name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
         labels = [label for (label,) in self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()]
-        members = [member_line(member, _q(label)) for member, label in zip(member_names(labels), labels, strict=True)]
+        members = [
+            member_line(member, literal(label)) for member, label in zip(member_names(labels), labels, strict=True)
+        ]
         self.imports.add("from enum import Enum")
-        doc = _doc(f"Enum type {pgtype.spelled}.")
+        doc = docstring(f"Enum type {pgtype.spelled}.")
         self.sources.append(f"class {name}(str, Enum):\n    {doc}\n\n" + "\n".join(members))
         return name
 
@@ -226,7 +227,7 @@ class _Module:
         if isinstance(named, str):
             raise Unsupported(named)
         lines = [
-            field_line(python, annotation, None if column is None else _q(column))
+            field_line(python, annotation, None if column is None else literal(column))
             for (python, column), (_, annotation) in zip(named, columns, strict=True)
         ]
         if any(column is not None for _, column in named):
@@ -236,7 +237,7 @@ class _Module:
             self.imports.add("from typing import Generic")
         body = "\n\n" + "\n".join(lines) if lines else ""  # the docstring alone is a class body
         bases = "(Generic[T])" if generic else ""
-        self.sources.append(f"@dataclass\nclass {name}{bases}:\n    {_doc(doc)}{body}")
+        self.sources.append(f"@dataclass\nclass {name}{bases}:\n    {docstring(doc)}{body}")
         return generic
 
 
@@ -339,10 +340,10 @@ def _stub(module: _Module, function: Function, doc: str, name: str, *, overloade
         annotation = module.annotation(pgtype.oid)
         if not (arg.type.not_null or variadic):
             annotation += " | None"
-        hints = [_q(pgtype.spelled)] if overloaded else []
+        hints = [literal(pgtype.spelled)] if overloaded else []
         if sqlname is not None:
             module.imports.add("Arg")
-            hints.append(f"Arg({_q(sqlname)})")
+            hints.append(f"Arg({literal(sqlname)})")
         if hints:
             module.imports.add("from typing import Annotated")
         default = ""
@@ -352,9 +353,9 @@ def _stub(module: _Module, function: Function, doc: str, name: str, *, overloade
         params.append(Param(f"*{pname}: " if variadic else f"{pname}: ", annotation, tuple(hints), default))
     returns = _returns(module, function, name)
     target = ".".join(_sql_part(part) for part in (module.schema, function.name))
-    decorator = call("@procedure", [_q(target)])
+    decorator = call("@procedure", [literal(target)])
     header = signature("async " if is_async else "", name, params, returns)
-    return f"{decorator}\n{header}\n    {_doc(doc)}\n    raise NotImplementedError"
+    return f"{decorator}\n{header}\n    {docstring(doc)}\n    raise NotImplementedError"
 
 
 def _sql_part(name: str) -> str:
@@ -387,26 +388,6 @@ def _returns(module: _Module, function: Function, name: str) -> str:
     return f"{annotation} | None"
 
 
-def _doc(text: str) -> str:
-    """A docstring for *text*: backslashes and quotes escaped, so that any name or comment reads as written."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return docstring(visible(escaped))
-
-
-def _q(text: str) -> str:
-    """A Python string literal, quoted as the formatter quotes it: in double quotes, unless the text has more of them
-    than single quotes."""
-    body = json.dumps(text, ensure_ascii=False)[1:-1]  # every quote escaped, and every backslash
-    if text.count('"') > text.count("'"):
-        return visible("'" + body.replace('\\"', '"').replace("'", "\\'") + "'")
-    return visible(f'"{body}"')
-
-
-def _isort(name: str) -> tuple[int, str]:
-    """The order isort (and ruff) give the names one import binds: constants, then classes, then the others."""
-    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
-
-
 def _render(module: _Module, schema: str, stubs: list[str]) -> str:
     plain = sorted(i for i in module.imports if i.startswith("import "))
     names: dict[str, set[str]] = {}
@@ -416,11 +397,11 @@ def _render(module: _Module, schema: str, stubs: list[str]) -> str:
             names.setdefault(source, set()).add(name)
     if stubs:
         names["pgdecor"] = {"procedure"} | ({"DEFAULT", "Arg"} & module.imports)
-    froms = {source: f"from {source} import {', '.join(sorted(names[source], key=_isort))}" for source in sorted(names)}
+    froms = {source: import_line(source, names[source]) for source in sorted(names)}
     third_party = [line for source, line in froms.items() if source.split(".")[0] in ("pgdecor", "psycopg")]
     standard = [*plain, *(line for line in froms.values() if line not in third_party)]
     header = [
-        _doc(f"Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."),
+        docstring(f"Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."),
         "",
         "from __future__ import annotations",
     ]

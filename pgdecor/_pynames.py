@@ -21,7 +21,7 @@ from collections.abc import Set as AbstractSet
 from ._catalog import Arg, Function
 from ._signature import _RESERVED_PREFIX
 
-__all__ = ["field_names", "member_names", "param_names", "python_name", "stub_names", "visible"]
+__all__ = ["field_names", "member_names", "param_names", "python_name", "stub_names"]
 
 
 def _nfkc(name: str) -> str:
@@ -184,11 +184,3 @@ def member_names(labels: list[str]) -> list[str]:
             member += "_"
         members.append(member)
     return members
-
-
-def visible(literal: str) -> str:
-    """The body of a string literal with its invisible characters escaped (controls but newline and tab, format
-    characters such as bidirectional overrides, line separators): the same value, and source that shows it."""
-    return "".join(
-        repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\n\t" else c for c in literal
-    )

@@ -8,11 +8,23 @@ value is put in parentheses where that makes it fit.
 
 from __future__ import annotations
 
+import json
 import textwrap
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Param", "call", "docstring", "field_line", "member_line", "signature", "width"]
+__all__ = [
+    "Param",
+    "call",
+    "docstring",
+    "field_line",
+    "import_line",
+    "literal",
+    "member_line",
+    "signature",
+    "visible",
+    "width",
+]
 
 #: The formatter's default line length.
 LINE = 88
@@ -166,12 +178,37 @@ def member_line(name: str, value: str) -> str:
     return f"    {name} = (\n        {value}\n    )"
 
 
-def docstring(body: str) -> str:
-    """A docstring of *body* (escaped already), in a function or class body: its first line without leading space,
-    the others indented as the body is, each without trailing space and with the tabs of its indentation
-    expanded."""
+def docstring(text: str) -> str:
+    """A docstring of *text*, in a function or class body: backslashes, quotes and invisible characters escaped, so
+    that any name or comment reads as written; its first line without leading space, the others indented as the
+    body is, each without trailing space and with the tabs of its indentation expanded."""
+    body = visible(text.replace("\\", "\\\\").replace('"', '\\"'))
     first, _, rest = body.strip().partition("\n")
     lines = (
         textwrap.dedent("\n".join(_expanded(line.rstrip()) for line in rest.split("\n"))).split("\n") if rest else []
     )
     return '"""' + first.rstrip() + "".join(f"\n    {line}" if line else "\n" for line in lines) + '"""'
+
+
+def literal(text: str) -> str:
+    """A Python string literal, quoted as the formatter quotes it: in double quotes, unless the text has more of them
+    than single quotes."""
+    body = json.dumps(text, ensure_ascii=False)[1:-1]  # every quote escaped, and every backslash
+    if text.count('"') > text.count("'"):
+        return visible("'" + body.replace('\\"', '"').replace("'", "\\'") + "'")
+    return visible(f'"{body}"')
+
+
+def import_line(source: str, names: set[str]) -> str:
+    """``from source import names``, the names in isort's (and ruff's) order: constants, then classes, then the
+    others."""
+    ordered = sorted(names, key=lambda name: (0 if name.isupper() else 1 if name[:1].isupper() else 2, name))
+    return f"from {source} import {', '.join(ordered)}"
+
+
+def visible(literal: str) -> str:
+    """The body of a string literal with its invisible characters escaped (controls but newline and tab, format
+    characters such as bidirectional overrides, line separators): the same value, and source that shows it."""
+    return "".join(
+        repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\n\t" else c for c in literal
+    )

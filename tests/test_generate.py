@@ -25,8 +25,8 @@ from psycopg.types.range import Range
 
 from pgdecor import check, procedure, session
 from pgdecor.__main__ import main
-from pgdecor._generate import _q, generate
-from pgdecor._pysource import Param, call, docstring, field_line, member_line, signature
+from pgdecor._generate import generate
+from pgdecor._pysource import Param, call, docstring, field_line, literal, member_line, signature
 from pgdecor.testing import schema_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -432,7 +432,7 @@ ANNOTATIONS = st.sampled_from(["int | None", "Range[int]", "dict[str, str | None
                                "ipaddress.IPv4Address | ipaddress.IPv6Address | None",
                                "list[LongestClassNameGenerateWritesFortyChr | None] | None",
                                "T", "Decimal"])  # fmt: skip
-TEXTS = st.text(st.sampled_from("ab /:\"'\\\uff41"), max_size=120).map(_q)
+TEXTS = st.text(st.sampled_from("ab /:\"'\\\uff41"), max_size=120).map(literal)
 
 
 #: What `generate` lays out: a class's fields, enum members, a decorator, a signature with its parameters, a docstring.
