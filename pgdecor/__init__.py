@@ -27,7 +27,7 @@ from ._notify import listen, notify
 from ._retries import Retry
 from ._service import Database
 from ._session import Session, TransactionScope, session, transaction
-from ._signature import DEFAULT
+from ._signature import DEFAULT, Arg
 from ._stream import Stream
 from ._stream_async import AsyncStream
 from ._units import retried
@@ -40,6 +40,7 @@ except PackageNotFoundError:  # pragma: no cover - imported from a checkout that
 __all__ = [
     "DEFAULT",
     "AmbiguousFunctionError",
+    "Arg",
     "ArgumentError",
     "AsyncListener",
     "AsyncStream",

@@ -32,6 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     generate = commands.add_parser("generate", help="write typed stubs for the functions of a schema")
     generate.add_argument("--schema", required=True, help="the schema whose functions and procedures to write")
     generate.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    generate.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also write stubs for the functions the extension NAME installed in the schema (repeat for more)",
+    )
+    generate.add_argument("--async", dest="is_async", action="store_true", help="write async stubs (async def)")
     for command in (check, generate):
         source = command.add_argument_group("the database (one of)")
         source.add_argument("--dsn", help="a live database (default: $DATABASE_URL)")
@@ -143,11 +151,11 @@ def run_watched(args: argparse.Namespace, files: SchemaFiles | None, dsn: str | 
         msg = "--watch has nothing to watch: give --schema-file or --migrations (or, for check, modules it can find)"
         raise CommandError(msg)
 
-    argv = (
-        ["check", *modules, "--format", args.format]
-        if args.command == "check"
-        else ["generate", "--schema", args.schema, *(["-o", args.output] if args.output else [])]
-    )
+    if args.command == "check":
+        argv = ["check", *modules, "--format", args.format]
+    else:
+        argv = ["generate", "--schema", args.schema, *(["-o", args.output] if args.output else [])]
+        argv += [*(f"--extension={name}" for name in args.extension), *(["--async"] if args.is_async else [])]
 
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(temporary_dsn()) if files is not None else None
@@ -191,18 +199,21 @@ def run_check(modules: list[str], dsn: str, output: str) -> int:
 
 
 def run_generate(args: argparse.Namespace, dsn: str) -> int:
-    from ._generate import generate  # noqa: PLC0415
+    from ._generate import generate_module  # noqa: PLC0415
 
     try:
-        text, skipped = generate(dsn, args.schema)
-    except (LookupError, ValueError) as err:
+        made = generate_module(dsn, args.schema, extensions=args.extension, is_async=args.is_async)
+    except LookupError as err:
         raise CommandError(str(err)) from err
-    for reason in skipped:
+    for reason in made.skipped:
         print(f"pgdecor generate: skipped {_shown(reason)}", file=sys.stderr)
+    if not made.stubs:  # an empty module is never written in silence
+        why = "all left out, each said above" if made.skipped else "it has no functions or procedures"
+        print(f"pgdecor generate: no stubs for schema {_shown(args.schema)}: {why}", file=sys.stderr)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        Path(args.output).write_text(made.text, encoding="utf-8")
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(made.text)
     return 0
 
 

@@ -80,6 +80,22 @@ def is_record_type(tp: Any) -> bool:
     return is_structured(tp) or is_typeddict(tp) or tp.__module__ != "builtins"
 
 
+def is_dict_row(tp: Any) -> bool:
+    """Whether *tp* is ``dict`` or ``dict[str, ...]``: a row as a dict, or the document of a json column."""
+    if tp is dict:
+        return True
+    if typing.get_origin(tp) is not dict:
+        return False
+    key, _ = typing.get_args(tp)
+    return key is str
+
+
+def column_name(field: dataclasses.Field[Any]) -> Any:
+    """The column a dataclass field is filled from, and its key in JSON: ``field(metadata={"column": ...})``, else
+    the field's name."""
+    return field.metadata.get("column", field.name)
+
+
 def is_namedtuple(tp: type) -> bool:
     return issubclass(tp, tuple) and hasattr(tp, "_fields")
 

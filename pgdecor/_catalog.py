@@ -52,34 +52,54 @@ FUNCTIONS_QUERY = _FUNCTIONS.format(
 ORDER BY p.oid""",
 )
 
-#: The functions and procedures of a schema (not those of extensions), as FUNCTIONS_QUERY reads them, with their
-#: comments: what `pgdecor generate` writes stubs for.
+#: The functions and procedures of a schema, as FUNCTIONS_QUERY reads them, with their comments, the extension each
+#: belongs to (if any), and its language and source: what `pgdecor generate` writes stubs for.
 SCHEMA_FUNCTIONS = _FUNCTIONS.format(
     name="p.proname",
-    more=",\n       pg_catalog.obj_description(p.oid, 'pg_proc')",
+    more=""",
+       pg_catalog.obj_description(p.oid, 'pg_proc'),
+       (SELECT e.extname::pg_catalog.text FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+          AND d.objid OPERATOR(pg_catalog.=) p.oid
+          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+          AND d.deptype OPERATOR(pg_catalog.=) 'e'),
+       (SELECT l.lanname::pg_catalog.text FROM pg_catalog.pg_language l
+        WHERE l.oid OPERATOR(pg_catalog.=) p.prolang),
+       p.prosrc""",
     where="""n.nspname OPERATOR(pg_catalog.=) %s
   AND p.prokind OPERATOR(pg_catalog.=) ANY ('{f,p}'::pg_catalog."char"[])
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                  WHERE d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
 ORDER BY p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)""",
 )
 
-#: Types by oid, domains resolved to their base type; arrays also bring their element type.
+#: Types by oid, domains resolved to their base type (through domains over domains); arrays also bring their element
+#: type, and domains their base type. A domain is NOT NULL when one of the domains it is made of is.
 TYPES_QUERY = """
+WITH RECURSIVE chain (top, cur, not_null) AS (
+    SELECT t.oid, t.oid, t.typtype OPERATOR(pg_catalog.=) 'd' AND t.typnotnull
+    FROM pg_catalog.pg_type t
+    WHERE t.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[])
+       OR t.oid OPERATOR(pg_catalog.=) ANY (SELECT e.typelem FROM pg_catalog.pg_type e
+                                            WHERE e.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[]))
+  UNION ALL
+    SELECT c.top, d.typbasetype, b.typtype OPERATOR(pg_catalog.=) 'd' AND b.typnotnull
+    FROM chain c
+    JOIN pg_catalog.pg_type d ON d.oid OPERATOR(pg_catalog.=) c.cur AND d.typtype OPERATOR(pg_catalog.=) 'd'
+    JOIN pg_catalog.pg_type b ON b.oid OPERATOR(pg_catalog.=) d.typbasetype
+), based (top, base, not_null) AS (
+    SELECT c.top, c.cur, (SELECT pg_catalog.bool_or(n.not_null) FROM chain n WHERE n.top OPERATOR(pg_catalog.=) c.top)
+    FROM chain c
+    JOIN pg_catalog.pg_type b ON b.oid OPERATOR(pg_catalog.=) c.cur AND b.typtype OPERATOR(pg_catalog.<>) 'd'
+)
 SELECT t.oid::pg_catalog.int8, pg_catalog.format_type(t.oid, NULL),
        b.typtype::pg_catalog.text, b.typcategory::pg_catalog.text, b.typname::pg_catalog.text,
        b.typelem::pg_catalog.int8, t.typname::pg_catalog.text,
        pg_catalog.concat(pg_catalog.quote_ident(tn.nspname), '.', pg_catalog.quote_ident(t.typname)),
-       b.oid::pg_catalog.int8, t.typtype OPERATOR(pg_catalog.=) 'd' AND t.typnotnull
-FROM pg_catalog.pg_type t
+       b.oid::pg_catalog.int8, x.not_null
+FROM (SELECT top, base, not_null FROM based UNION SELECT base, base, false FROM based) x
+JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) x.top
 JOIN pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) t.typnamespace
-JOIN pg_catalog.pg_type b
-  ON b.oid OPERATOR(pg_catalog.=) CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.oid END
-WHERE t.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[])
-   OR t.oid OPERATOR(pg_catalog.=) ANY (SELECT e.typelem FROM pg_catalog.pg_type e
-                                        WHERE e.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[]))
-   OR t.oid OPERATOR(pg_catalog.=) ANY (SELECT d.typbasetype FROM pg_catalog.pg_type d
-                                        WHERE d.oid OPERATOR(pg_catalog.=) ANY (%(oids)s::pg_catalog.oid[]))
+JOIN pg_catalog.pg_type b ON b.oid OPERATOR(pg_catalog.=) x.base
 """
 
 #: ``format_type`` without a typmod spells bpchar "character" and bit "bit", which as types mean length 1: ``sql``
@@ -302,10 +322,11 @@ def is_polymorphic_fit(tp: Any, base: str) -> bool:
 
 
 #: Types whose values psycopg reads as text, and pgdecor sends back as text cast to their own type: a `str` fits
-#: them (as it fits the string-like categories), and `generate` annotates them `str`.
+#: them (as it fits the string-like categories), and `generate` annotates them `str`. ``"char"``, PostgreSQL's
+#: one-byte internal type, is of the internal category, not the string one.
 TEXT_TYPES = frozenset(
-    {"xml", "tsvector", "tsquery", "money", "bit", "varbit", "macaddr", "macaddr8", "point", "line", "lseg", "box",
-     "path", "polygon", "circle", "regclass", "regproc", "regprocedure", "regtype", "regnamespace", "regrole",
+    {"char", "xml", "tsvector", "tsquery", "money", "bit", "varbit", "macaddr", "macaddr8", "point", "line", "lseg",
+     "box", "path", "polygon", "circle", "regclass", "regproc", "regprocedure", "regtype", "regnamespace", "regrole",
      "regoper", "regoperator", "regconfig", "regdictionary", "regcollation"}
 )  # fmt: skip
 

@@ -278,13 +278,14 @@ class _Checker:
             field = fields.get(name)
             if field is None:
                 continue
-            where = f"field {describe(mapper.record.cls)}.{name}"
+            where = f"field {describe(mapper.record.cls)}.{field.name}"
             self.check_field(name, field.annotation, types.get(oid), where)
             if name in nullable and not field.nullable:
+                column, fix = nullable[name]
                 self.problem(
-                    f"column {name!r} may be NULL ({nullable[name]} is not NOT NULL)",
+                    f"column {name!r} may be NULL ({column})",
                     f"{where}: {describe(field.annotation)}",
-                    f"annotate it `{describe(field.annotation)} | None`, or add NOT NULL to the column",
+                    f"annotate it `{describe(field.annotation)} | None`{fix}",
                 )
 
     def check_field(self, column: str, annotation: Any, pgtype: PgType | None, where: str) -> None:
@@ -328,38 +329,60 @@ class _Checker:
                 + (f" (unknown to the database: {', '.join(unknown)})" if unknown else ""),
             )
 
-    def nullable_columns(self, res: pq.abc.PGresult, statement: Statement) -> dict[str, str]:
-        """Columns the catalog says may be NULL: of a table (in a query) or of the row type a function returns."""
-        out: dict[str, str] = {}
+    def nullable_columns(self, res: pq.abc.PGresult, statement: Statement) -> dict[str, tuple[str, str]]:
+        """Columns the catalog says may be NULL: of a table (in a query) or of the row type a function returns; each
+        with what it is and how else than `| None` it could be made NOT NULL (a table's column can be declared so;
+        a composite type's attribute cannot, but its type can be a domain that is)."""
+        out: dict[str, tuple[str, str]] = {}
         for i in range(res.nfields):
             table, column = res.ftable(i), res.ftablecol(i)
             if table:
-                for nullable, where in self.rows(_COLUMN_NULLABLE, [table, column]):
-                    if nullable:
-                        out[(res.fname(i) or b"").decode()] = where
+                for where, kind, oid in self.rows(_COLUMN_NULLABLE, [table, column]):
+                    self.nullable(out, (res.fname(i) or b"").decode(), where, kind, oid)
         function = self.function
         if function is not None and not statement.value and (function.returns_set or function.returns_composite):
-            for name, where in self.rows(_ROWTYPE_NULLABLE, [function.rettype]):
-                out.setdefault(name, where)
+            for name, where, kind, oid in self.rows(_ROWTYPE_NULLABLE, [function.rettype]):
+                if name not in out:
+                    self.nullable(out, name, where, kind, oid)
         return out
+
+    def nullable(self, out: dict[str, tuple[str, str]], name: str, where: str, kind: str, oid: int) -> None:
+        """Add the column *name* (*where*, of a relation of relkind *kind*, its type *oid*) to *out* unless its type is
+        a domain declared NOT NULL."""
+        if self.types([oid])[oid].not_null:
+            return
+        if kind == "c":
+            out[name] = (
+                f"{where} is an attribute of a composite type",
+                ", or make its type a domain declared NOT NULL",
+            )
+        elif kind in ("r", "p", "f"):
+            out[name] = (f"{where} is not NOT NULL", ", or add NOT NULL to the column")
+        else:
+            out[name] = (f"{where} is a column of a view", "")
 
 
 # Operators, functions and types named with their schema, whatever the search_path (see `_catalog`).
 
-#: Whether a table's column may be NULL, and its name.
+#: A table's (or view's) column that may be NULL: its name, the relation's kind and the column's type.
 _COLUMN_NULLABLE = """
-SELECT NOT a.attnotnull, pg_catalog.concat(a.attrelid::pg_catalog.regclass, '.', a.attname)
+SELECT pg_catalog.concat(a.attrelid::pg_catalog.regclass, '.', a.attname), c.relkind::pg_catalog.text,
+       a.atttypid::pg_catalog.int8
 FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
 WHERE a.attrelid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.=) %s::pg_catalog.int2
+  AND NOT a.attnotnull
 """
 
-#: Nullable attributes of the table or composite type a function returns.
+#: Nullable attributes of the table, view or composite type a function returns, as `_COLUMN_NULLABLE` gives them.
 _ROWTYPE_NULLABLE = """
-SELECT a.attname::pg_catalog.text, pg_catalog.concat(t.oid::pg_catalog.regtype, '.', a.attname)
+SELECT a.attname::pg_catalog.text, pg_catalog.concat(t.oid::pg_catalog.regtype, '.', a.attname),
+       c.relkind::pg_catalog.text, a.atttypid::pg_catalog.int8
 FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.typrelid
 JOIN pg_catalog.pg_attribute a
   ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND t.typrelid OPERATOR(pg_catalog.<>) 0 AND NOT a.attnotnull
+WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND NOT a.attnotnull
 """
 
 

@@ -26,7 +26,7 @@ from psycopg.types.hstore import BaseHstoreDumper
 from psycopg.types.json import Jsonb
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, describe, is_structured, model_library
+from ._annotations import bare, column_name, describe, is_structured, model_library
 from ._records import record_of
 
 Convert = Callable[[Any], Any]
@@ -251,8 +251,8 @@ def _to_json(value: Any, tp: Any, record: bool, depth: int, where: str) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         hints = _record_hints(value, place, record)
         fields = {}
-        for f in dataclasses.fields(value):
-            fields[f.name] = _to_json(
+        for f in dataclasses.fields(value):  # keyed by column: a composite's attribute, filled by its name
+            fields[column_name(f)] = _to_json(
                 getattr(value, f.name), hints.get(f.name, Any), record, depth, f"{where}.{f.name}"
             )
         return fields

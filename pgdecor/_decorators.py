@@ -23,6 +23,7 @@ from ._signature import (
     DEFAULT,
     Param,
     Receiver,
+    arg_name,
     make_caller,
     make_param,
     receiver_param,
@@ -128,6 +129,9 @@ def procedure(
         @procedure("app.users_by_domain")
         def users_by_domain(domain: str, limit: int = 100) -> list[User]: ...
 
+    A part of the name that has a ``.`` is written in double quotes, as SQL writes it (``'app."welcome.html"'``);
+    a parameter annotated ``Annotated[int, Arg("from")]`` passes the argument ``from``, which Python cannot name.
+
     *errors* maps SQLSTATEs to the exceptions to raise instead of psycopg's (each is called with a message):
     ``@procedure(errors={"P0002": NotFoundError})``: such a call runs in a savepoint of its own, undone alone when
     it raises one of them, so that code catching it can still commit the rest of its session. A *readonly* stub
@@ -206,9 +210,12 @@ def _build_procedure(
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=True)
     function = name or fn.__name__
-    parts = tuple(function.split("."))
-    if not 1 <= len(parts) <= 2 or not all(parts):
-        msg = f"{stub}: {function!r} is not a function name; write 'name' or 'schema.name'"
+    parts = split_name(function)
+    if parts is None or not 1 <= len(parts) <= 2 or not all(parts):
+        msg = (
+            f"{stub}: {function!r} is not a function name; write 'name' or 'schema.name', with a part that has a "
+            f"'.' in double quotes (as SQL quotes it: 'app.\"welcome.html\"')"
+        )
         raise SignatureError(msg)
     order = tuple(sig.parameters)
     offset = 1 if receiver else 0
@@ -219,7 +226,7 @@ def _build_procedure(
         call = ProcedureCall(
             stub,
             parts,
-            [StubParam(p.name, p.annotation, p.variadic) for p in params[offset:]],
+            _stub_params(stub, params[offset:]),
             result,
             has_self=receiver == "self",
             offset=offset,
@@ -241,6 +248,45 @@ def _build_procedure(
         )
 
     return _finish(fn, sig, order, plan)
+
+
+#: One part of a function's name: in double quotes (``""`` a quote), or up to the next ``.``.
+_NAME_PART = re.compile(r'"((?:[^"]|"")*)"|([^".][^.]*|)')
+
+
+def split_name(text: str) -> tuple[str, ...] | None:
+    """The parts of a function's name, ``schema.name``, as SQL quotes them: a part beginning with a double quote
+    ends at the next lone one (``app."welcome.html"``); any other at the next ``.``. None if *text* cannot be
+    read so (an unclosed quote)."""
+    parts: list[str] = []
+    pos = 0
+    while True:
+        m = _NAME_PART.match(text, pos)
+        assert m is not None  # the second alternative matches the empty string
+        quoted, plain = m.groups()
+        parts.append(quoted.replace('""', '"') if quoted is not None else plain)
+        pos = m.end()
+        if pos == len(text):
+            return tuple(parts)
+        if text[pos] != ".":
+            return None
+        pos += 1
+
+
+def _stub_params(stub: str, params: tuple[Param, ...]) -> list[StubParam]:
+    """The parameters as resolution sees them, each named after the argument it passes: its own name, or the one
+    its `Arg` gives."""
+    names: dict[str, str] = {}
+    for p in params:
+        name = arg_name(p.annotation) or p.name
+        if name in names:
+            msg = (
+                f"{stub}: parameters {names[name]!r} and {p.name!r} both pass the argument {name!r}; give each "
+                f'parameter the argument it passes (`Annotated[T, Arg("name")]`)'
+            )
+            raise SignatureError(msg)
+        names[name] = p.name
+    return [StubParam(name, p.annotation, p.variadic) for name, p in zip(names, params, strict=True)]
 
 
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<format>.?)", re.DOTALL)
@@ -299,6 +345,14 @@ def _build_query(
 
     def plan(hints: dict[str, Any], published: Callable[[Statement], None]) -> Plan:
         params = _params(stub, sig, receiver, hints)
+        for p in params:
+            named = arg_name(p.annotation)
+            if named is not None:
+                msg = (
+                    f"{stub}: parameter {p.name!r} is annotated Arg({named!r}), which names a function's argument; "
+                    f"@query SQL names its placeholders after the parameters: write %({p.name})s and drop the Arg"
+                )
+                raise SignatureError(msg)
         by_name = {p.name: (i, p) for i, p in enumerate(params) if p.name in names}
         slots: list[str | Slot] = []
         for piece in pieces:

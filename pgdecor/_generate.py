@@ -2,10 +2,11 @@
 
 The output is deterministic (the same database gives the same bytes): a dataclass per composite type, table
 type and result row used, an `Enum` per enum type, and a decorated stub per function and procedure, with its
-``COMMENT`` as docstring. Names:
+``COMMENT`` as docstring, laid out as ruff's formatter lays it out (`_pysource`). Names:
 
 - a composite or enum type ``app.line_item`` becomes ``LineItem``; the rows of ``f``'s OUT parameters or
-  ``RETURNS TABLE`` become ``FRow`` (``FResult`` for a procedure);
+  ``RETURNS TABLE`` become ``FRow`` (``FResult`` for a procedure), generic (``FRow[T]``) when a polymorphic
+  function's OUT parameters are;
 - an overloaded function's stubs are named ``<name>__<argument types>``, the types being PostgreSQL's names
   joined by ``_`` (``area__int4_int4``, ``area__float8_float8``), and annotate each argument with its type;
 - a parameter without a name is ``arg1``, ``arg2``...
@@ -13,18 +14,18 @@ type and result row used, an `Enum` per enum type, and a decorated stub per func
 The module is one namespace, as Python reads it: classes take the next free name, after the stubs and the names
 the module imports (`_pynames` names stubs, parameters, fields and enum members, or says why a function can have
 no stub). Every stub names its function in full (``@procedure("schema.name")``), so that it calls that function
-whatever its own name.
+whatever its own name; a parameter or field whose Python name is not its SQL name names it too.
 
-Functions using a type with no Python counterpart here (ranges, network types, pseudo-types other than
-``void``) are not written; each is reported.
+Functions using a type with no Python counterpart here (pseudo-types other than ``void``, ``record`` and the
+polymorphic ones, base types of extensions pgdecor does not know) are not written, nor, unless asked for, those of
+extensions; each is reported with the reason.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,8 @@ from ._catalog import (
     read_functions,
     read_types,
 )
-from ._pynames import field_problem, hiding_field, member_names, param_names, param_problem, stub_names, visible
+from ._pynames import field_names, member_names, param_names, stub_names
+from ._pysource import Param, call, docstring, field_line, import_line, literal, member_line, signature
 
 __all__ = ["generate"]
 
@@ -72,7 +74,6 @@ _SCALARS: dict[str, tuple[str, str | None]] = {
     "varchar": ("str", None),
     "bpchar": ("str", None),
     "name": ("str", None),
-    "char": ("str", None),
     "citext": ("str", None),
     "ltree": ("str", None),
     "bool": ("bool", None),
@@ -108,15 +109,19 @@ _RANGE_IMPORTS.update({name.replace("range", "multirange"): imp for name, imp in
 
 #: Names the module binds or reads besides its stubs and classes: what its imports bind (all of them, whether this
 #: module needs them or not, so that a stub's name does not depend on the other functions), its TypeVar, and the
-#: builtins its annotations use.
+#: builtins its annotations and bodies use.
 _TAKEN = frozenset(
-    {"annotations", "procedure", "DEFAULT", "T", "Annotated", "Any", "TypeVar", "Enum", "dataclass",
-     "bool", "bytes", "dict", "float", "int", "list", "str", "tuple"}
+    {"annotations", "procedure", "DEFAULT", "Arg", "T", "Annotated", "Any", "TypeVar", "Generic", "Enum",
+     "dataclass", "field", "bool", "bytes", "dict", "float", "int", "list", "str", "tuple", "NotImplementedError"}
     | {line.rpartition(" ")[2] for line in [*(i for _, i in _SCALARS.values() if i), *_RANGE_IMPORTS.values()]}
 )  # fmt: skip
 
 #: Functions no stub calls, and why.
 _NOT_CALLED = {"trigger": "a trigger function, which triggers call", "event_trigger": "an event trigger function"}
+
+
+#: The longest class name: so that every annotation naming a class (``list[Name | None] | None``) fits a line.
+_CLASS_NAME = 40
 
 
 class Unsupported(Exception):  # noqa: N818 - an internal signal, never raised to users
@@ -136,6 +141,8 @@ class _Module:
     names: set[str] = field(default_factory=lambda: set(_TAKEN))
     #: Whether a stub is generic (polymorphic), so the module declares ``T``.
     typevar: bool = False
+    #: Whether an annotation made since the last dataclass began reads ``T``: that dataclass is then generic.
+    generic: bool = False
 
     def type_info(self, oids: Iterable[int]) -> None:
         wanted = sorted(set(oids) - set(self.types))
@@ -146,8 +153,8 @@ class _Module:
         """The Python annotation for values of type *oid* (non-NULL), making classes as needed."""
         self.type_info([oid])
         pgtype = self.types[oid]
-        if pgtype.base_oid != pgtype.oid and (pgtype.kind in ("c", "e") or pgtype.category == "A"):
-            return self.annotation(pgtype.base_oid)  # a domain over a composite, an enum or an array
+        if pgtype.base_oid != pgtype.oid:  # a domain, over domains or not: its base type's
+            return self.annotation(pgtype.base_oid)
         if pgtype.category == "A" and pgtype.element is not None:
             return f"list[{self.annotation(pgtype.element.oid)} | None]"
         if pgtype.kind == "e":
@@ -156,7 +163,7 @@ class _Module:
             return self.composite(pgtype)
         if pgtype.polymorphic:  # a generic stub: T stands for the one type
             self.imports.add("from typing import TypeVar")
-            self.typevar = True
+            self.typevar = self.generic = True
             return "list[T]" if pgtype.base in POLYMORPHIC_ARRAYS else "T"
         if pgtype.kind == "p" and pgtype.base == "record":
             self.imports.add("from typing import Any")
@@ -171,9 +178,11 @@ class _Module:
         return scalar[0]
 
     def class_name(self, base: str) -> str:
+        """A free class name for the type (or row) *base*: CamelCase, and no longer than `_CLASS_NAME`."""
         name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", base) if part) or "Type"
         if name[0].isdigit():
             name = "T" + name
+        name = name[:_CLASS_NAME]
         candidate, n = name, 2
         while candidate in self.names:
             candidate, n = f"{name}{n}", n + 1
@@ -185,9 +194,11 @@ class _Module:
             return self.classes[pgtype.oid]
         name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
         labels = [label for (label,) in self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()]
-        members = [f"    {member} = {_q(label)}" for member, label in zip(member_names(labels), labels, strict=True)]
+        members = [
+            member_line(member, literal(label)) for member, label in zip(member_names(labels), labels, strict=True)
+        ]
         self.imports.add("from enum import Enum")
-        doc = _doc(f"Enum type {pgtype.spelled}.")
+        doc = docstring(f"Enum type {pgtype.spelled}.")
         self.sources.append(f"class {name}(str, Enum):\n    {doc}\n\n" + "\n".join(members))
         return name
 
@@ -202,65 +213,115 @@ class _Module:
         self.dataclass(name, f"Composite type {pgtype.spelled}.", fields)
         return name
 
-    def dataclass(self, name: str, doc: str, fields: list[tuple[str, int, bool]]) -> None:
-        annotated: list[tuple[str, str]] = []
+    def dataclass(self, name: str, doc: str, fields: list[tuple[str, int, bool]]) -> bool:
+        """Write the dataclass *name* for the columns *fields* (name, type oid, NOT NULL); return whether it is
+        generic (a polymorphic function's row, ``Name[T]``)."""
+        outer, self.generic = self.generic, False
+        columns = []
         for attname, atttype, notnull in fields:
-            problem = field_problem(attname, {n for n, _ in annotated})
-            if problem is not None:
-                raise Unsupported(problem)
             annotation = self.annotation(atttype)
             optional = not (notnull or self.types[atttype].not_null)
-            annotated.append((attname, f"{annotation}{' | None' if optional else ''}"))
-        problem = hiding_field(annotated)
-        if problem is not None:
-            raise Unsupported(problem)
-        lines = [f"    {attname}: {annotation}" for attname, annotation in annotated]
+            columns.append((attname, f"{annotation}{' | None' if optional else ''}"))
+        generic, self.generic = self.generic, outer or self.generic
+        named = field_names(columns)
+        if isinstance(named, str):
+            raise Unsupported(named)
+        lines = [
+            field_line(python, annotation, None if column is None else literal(column))
+            for (python, column), (_, annotation) in zip(named, columns, strict=True)
+        ]
+        if any(column is not None for _, column in named):
+            self.imports.add("from dataclasses import field")
         self.imports.add("from dataclasses import dataclass")
+        if generic:
+            self.imports.add("from typing import Generic")
         body = "\n\n" + "\n".join(lines) if lines else ""  # the docstring alone is a class body
-        self.sources.append(f"@dataclass\nclass {name}:\n    {_doc(doc)}{body}")
+        bases = "(Generic[T])" if generic else ""
+        self.sources.append(f"@dataclass\nclass {name}{bases}:\n    {docstring(doc)}{body}")
+        return generic
 
 
-def generate(dsn: str, schema: str) -> tuple[str, list[str]]:
-    """The module of stubs for *schema*'s functions and procedures, and what was skipped (with why)."""
-    if "." in schema:
-        msg = (
-            f"schema {schema!r} has a '.' in its name, which @procedure(\"schema.name\") cannot spell; rename the "
-            f"schema, or write stubs that name functions without it and put it in the search_path"
-        )
-        raise ValueError(msg)
+@dataclass(frozen=True)
+class Generated:
+    """What `generate` made: the module's source, the number of stubs in it, and what was left out (with why)."""
+
+    text: str
+    stubs: int
+    skipped: list[str]
+
+
+def generate(dsn: str, schema: str, *, extensions: Sequence[str] = (), is_async: bool = False) -> tuple[str, list[str]]:
+    """The module of stubs for *schema*'s functions and procedures, and what was left out (with why): functions of
+    an extension only for the *extensions* named; ``async def`` stubs if *is_async*."""
+    made = generate_module(dsn, schema, extensions=extensions, is_async=is_async)
+    return made.text, made.skipped
+
+
+def generate_module(dsn: str, schema: str, *, extensions: Sequence[str] = (), is_async: bool = False) -> Generated:
+    """`generate`, with the number of stubs written."""
     # One read-only transaction, rolled back: a setting of the session would stay on a pooler's server connection.
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction(force_rollback=True):
         conn.execute("SET TRANSACTION READ ONLY")
         if conn.execute(_SCHEMA, [schema]).fetchone() is None:
             msg = f"the database has no schema {schema!r}; name one of its schemas with --schema"
             raise LookupError(msg)
+        installed = {name for (name,) in conn.execute(_EXTENSIONS, [list(extensions)]).fetchall()}
+        for name in extensions:
+            if name not in installed:
+                msg = f"the database has no extension {name!r}; name one that CREATE EXTENSION installed there"
+                raise LookupError(msg)
         rows = conn.execute(SCHEMA_FUNCTIONS, [schema]).fetchall()
         module = _Module(conn, schema)
         module.type_info(oid for row in rows for oid in [*(row[7] or ()), row[5]])
         functions = read_functions([row[:11] for row in rows], module.types)
-        comments = [row[11] for row in rows]
-        not_called = [_not_called(module, f) for f in functions]
+        not_called = [_not_called(module, f, row[12], extensions) for f, row in zip(functions, rows, strict=True)]
         names, nameless = stub_names(schema, functions, [why is None for why in not_called], _TAKEN)
         module.names.update(names.values())  # before any class takes a name: a stub's name is its function's
         overloaded = {name for name, n in Counter(f.name for f in functions).items() if n > 1}
         stubs, skipped = [], []
-        for i, (function, comment) in enumerate(zip(functions, comments, strict=True)):
+        for i, (function, row) in enumerate(zip(functions, rows, strict=True)):
             why = not_called[i] or nameless.get(i)
             if why is not None:
                 skipped.append(f"{schema}.{function.signature}: {why}")
                 continue
             snapshot = (set(module.imports), dict(module.classes), list(module.sources), set(module.names),
                         module.typevar)  # fmt: skip
+            kind = "Procedure" if function.is_procedure else "Function"
+            doc = (row[11] or "").strip() or f"{kind} {schema}.{function.name}.".replace("\n", "\\n")
+            if function.is_procedure and row[13] == "plpgsql" and _controls_transactions(row[14] or ""):
+                doc += "\n\n" + _AUTOCOMMIT
             try:
-                stubs.append(_stub(module, function, comment, names[i], overloaded=function.name in overloaded))
+                stubs.append(
+                    _stub(module, function, doc, names[i], overloaded=function.name in overloaded, is_async=is_async)
+                )
             except Unsupported as err:
                 module.imports, module.classes, module.sources, module.names, module.typevar = snapshot
                 skipped.append(f"{schema}.{function.signature}: uses {err}")
-    return _render(module, schema, stubs), skipped
+    return Generated(_render(module, schema, stubs), len(stubs), skipped)
 
 
-def _not_called(module: _Module, function: Function) -> str | None:
-    """Why no stub can call *function*, or None."""
+#: The extensions of the given names the database has.
+_EXTENSIONS = (
+    "SELECT extname::pg_catalog.text FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) ANY (%s)"
+)
+
+#: What the docstring of a procedure that commits or rolls back its own transaction says.
+_AUTOCOMMIT = """It commits or rolls back transactions itself (COMMIT or ROLLBACK in its body), which a CALL
+may do only outside a transaction block: call it in a session(..., autocommit=True)."""
+
+#: What a PL/pgSQL body holds besides its code: comments, string literals, dollar-quoted strings.
+_NOT_CODE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\$(\w*)\$.*?\$\1\$", re.DOTALL)
+
+
+def _controls_transactions(source: str) -> bool:
+    """Whether the PL/pgSQL *source* of a procedure runs COMMIT or ROLLBACK (not in a comment or a string)."""
+    return re.search(r"\b(COMMIT|ROLLBACK)\b", _NOT_CODE.sub(" ", source), re.IGNORECASE) is not None
+
+
+def _not_called(module: _Module, function: Function, extension: str | None, extensions: Sequence[str]) -> str | None:
+    """Why no stub is written for *function* (of the *extension*, if any), or None."""
+    if extension is not None and extension not in extensions:
+        return f"a function of extension {extension}, whose stubs --extension {extension} writes"
     returns = module.types[function.rettype].base
     if returns in _NOT_CALLED:
         return f"{_NOT_CALLED[returns]}, not called by stubs"
@@ -272,33 +333,36 @@ def _not_called(module: _Module, function: Function) -> str | None:
     return None
 
 
-def _stub(module: _Module, function: Function, comment: str | None, name: str, *, overloaded: bool) -> str:
-    problem = param_problem(function.inputs)
-    if problem is not None:
-        raise Unsupported(problem)
+def _stub(module: _Module, function: Function, doc: str, name: str, *, overloaded: bool, is_async: bool) -> str:
     params = []
-    for arg, pname in zip(function.inputs, param_names(function.inputs), strict=True):
-        pgtype = arg.type.element if arg.mode == "v" and arg.type.element else arg.type
+    for arg, (pname, sqlname) in zip(function.inputs, param_names(function.inputs), strict=True):
+        variadic = arg.mode == "v"
+        pgtype = arg.type.element if variadic and arg.type.element else arg.type
         annotation = module.annotation(pgtype.oid)
-        if overloaded:
+        if not (arg.type.not_null or variadic):
+            annotation += " | None"
+        hints = [literal(pgtype.spelled)] if overloaded else []
+        if sqlname is not None:
+            module.imports.add("Arg")
+            hints.append(f"Arg({literal(sqlname)})")
+        if hints:
             module.imports.add("from typing import Annotated")
-            annotation = f"Annotated[{annotation}, {_q(pgtype.spelled)}]"
-        optional = "" if arg.type.not_null else " | None"
-        if arg.mode == "v":
-            params.append(f"*{pname}: {annotation}")
-        elif arg.has_default:
+        default = ""
+        if arg.has_default and not variadic:
             module.imports.add("DEFAULT")
-            params.append(f"{pname}: {annotation}{optional} = DEFAULT")
-        else:
-            params.append(f"{pname}: {annotation}{optional}")
+            default = " = DEFAULT"
+        params.append(Param(f"*{pname}: " if variadic else f"{pname}: ", annotation, tuple(hints), default))
     returns = _returns(module, function, name)
-    doc = comment or f"{'Procedure' if function.is_procedure else 'Function'} {module.schema}.{function.name}."
-    signature = f"def {name}({', '.join(params)}) -> {returns}:"
-    if len(signature) > 88:  # ruff format's default line length
-        inner = "".join(f"    {p},\n" for p in params)
-        signature = f"def {name}(\n{inner}) -> {returns}:"
-    target = f"{module.schema}.{function.name}"
-    return f"@procedure({_q(target)})\n{signature}\n    {_doc(doc)}"
+    target = ".".join(_sql_part(part) for part in (module.schema, function.name))
+    decorator = call("@procedure", [literal(target)])
+    header = signature("async " if is_async else "", name, params, returns)
+    return f"{decorator}\n{header}\n    {docstring(doc)}\n    raise NotImplementedError"
+
+
+def _sql_part(name: str) -> str:
+    """A part of ``@procedure("schema.name")``: in double quotes, as SQL quotes it, if it has a ``.`` or begins
+    with a quote."""
+    return '"' + name.replace('"', '""') + '"' if "." in name or name.startswith('"') else name
 
 
 def _returns(module: _Module, function: Function, name: str) -> str:
@@ -308,7 +372,8 @@ def _returns(module: _Module, function: Function, name: str) -> str:
         row = module.class_name(name + "_" + suffix)
         fields = [(a.name or f"column{i + 1}", a.type.oid, False) for i, a in enumerate(outputs)]
         kind = "procedure" if function.is_procedure else "function"
-        module.dataclass(row, f"The result of {kind} {module.schema}.{function.name}.", fields)
+        if module.dataclass(row, f"The result of {kind} {module.schema}.{function.name}.", fields):
+            row += "[T]"
         if function.is_procedure:
             return row
         return f"list[{row}]" if function.returns_set else f"{row} | None"
@@ -324,20 +389,6 @@ def _returns(module: _Module, function: Function, name: str) -> str:
     return f"{annotation} | None"
 
 
-def _doc(text: str) -> str:
-    """A docstring for *text*: backslashes and quotes escaped, so that any name or comment reads as written."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"""{visible(escaped)}"""'
-
-
-def _q(text: str) -> str:
-    """A Python string literal, quoted as the formatter quotes it: double quotes, unless the text has some and no
-    single quotes."""
-    if '"' in text and "'" not in text:
-        return repr(text)
-    return visible(json.dumps(text, ensure_ascii=False))
-
-
 def _render(module: _Module, schema: str, stubs: list[str]) -> str:
     plain = sorted(i for i in module.imports if i.startswith("import "))
     names: dict[str, set[str]] = {}
@@ -346,12 +397,12 @@ def _render(module: _Module, schema: str, stubs: list[str]) -> str:
             source, _, name = line.removeprefix("from ").partition(" import ")
             names.setdefault(source, set()).add(name)
     if stubs:
-        names["pgdecor"] = {"DEFAULT", "procedure"} if "DEFAULT" in module.imports else {"procedure"}
-    froms = {source: f"from {source} import {', '.join(sorted(names[source]))}" for source in sorted(names)}
+        names["pgdecor"] = {"procedure"} | ({"DEFAULT", "Arg"} & module.imports)
+    froms = {source: import_line(source, names[source]) for source in sorted(names)}
     third_party = [line for source, line in froms.items() if source.split(".")[0] in ("pgdecor", "psycopg")]
     standard = [*plain, *(line for line in froms.values() if line not in third_party)]
     header = [
-        _doc(f"Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."),
+        docstring(f"Stubs for the functions and procedures of schema {schema}: generated by `pgdecor generate`."),
         "",
         "from __future__ import annotations",
     ]

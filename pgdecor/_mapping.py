@@ -19,9 +19,10 @@ from typing import Any, NoReturn
 import psycopg
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
+from psycopg.types.hstore import HstoreLoader
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, describe, is_record_type
+from ._annotations import bare, describe, is_dict_row, is_record_type
 from ._codegen import define
 from ._convert import JSON_OIDS, Convert, enum_loader, from_json, list_of, needs_json_conversion
 from ._errors import MappingError, add_note
@@ -88,9 +89,9 @@ class RowMapper:
         self.row_type = row_type
         self.scalar = scalar
         self.nullable = nullable
-        self.record = None if scalar or row_type is dict else record_of(row_type)
+        self.record = None if scalar or is_dict_row(row_type) else record_of(row_type)
         self._layouts: dict[LayoutKey, Layout] = {}
-        annotations = [row_type] if scalar else [f.annotation for f in self.record.fields] if self.record else []
+        annotations = [f.annotation for f in self.record.fields] if self.record else [row_type]
         self.uses_registry = any(needs_registry(a) for a in annotations)
 
     def key(self, res: pq.abc.PGresult, server: ServerKey) -> LayoutKey:
@@ -108,8 +109,8 @@ class RowMapper:
         return registry.missing([oid for oid, annotation in self._columns(res) if needs_registry(annotation)])
 
     def _columns(self, res: pq.abc.PGresult) -> list[tuple[int, Any]]:
-        if self.scalar:
-            return [(res.ftype(0), self.row_type)] if res.nfields else []
+        if self.scalar or self.record is None:  # a dict of one column is its value (see `_make`)
+            return [(res.ftype(0), self.row_type)] if res.nfields == 1 or (self.scalar and res.nfields) else []
         assert self.record is not None
         by_name = {f.name: f.annotation for f in self.record.fields}
         return [(res.ftype(i), by_name.get(_name(res, i), Any)) for i in range(res.nfields)]
@@ -136,11 +137,29 @@ class RowMapper:
         if self.scalar:
             return self._scalar_layout(names, oids, registry, adapters)
         if self.record is None:
+            if len(names) == 1:
+                return self._document(names, oids, registry, adapters)
             return _each(lambda values: dict(zip(names, values, strict=True)))
         where = f"{self.sql_object} returned"
         source = f"the row {where}"
         return _record_layout(
             self.stub, self.record, names, oids, registry, adapters=adapters, where=where, source=source
+        )
+
+    def _document(
+        self, names: list[str], oids: list[int], registry: TypeRegistry | None, adapters: AdaptersMap
+    ) -> Layout:
+        """A dict of one column: its value, a json or jsonb document (or an hstore), as a function returning one
+        gives it; the row as a dict is for results of several columns."""
+        loader = registry.adapters.get_loader(oids[0], pq.Format.TEXT) if registry is not None else None
+        if oids[0] in JSON_OIDS or (isinstance(loader, type) and issubclass(loader, HstoreLoader)):
+            return self._scalar_layout(names, oids, registry, adapters)
+        info = psycopg.adapters.types.get(oids[0])
+        raise MappingError.mismatch(
+            self.stub,
+            f"{self.sql_object} returned one column, {names[0]!r} of type {info.name if info else oids[0]}, but the "
+            f"stub returns {describe(self.row_type)}, which of one column is its json or jsonb document",
+            "annotate the column's own type; for the row as a dict, return a TypedDict",
         )
 
     def _scalar_layout(

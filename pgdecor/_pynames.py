@@ -1,9 +1,12 @@
 """The Python names `pgdecor generate` gives to what the catalog names: stubs, parameters, fields, enum members.
 
 Python reads identifiers NFKC-normalised (``abc`` spelled with a fullwidth ``a`` is the name ``abc``), so names are
-compared, and written, as Python will read them. A stub's name may change, since its decorator names the
-function in full; a parameter's or a field's may not, since arguments are passed and rows read by name: where
-it would have to, the function is left out, with the reason.
+compared, and written, as Python will read them. Whatever PostgreSQL names, its Python name is made from it (a
+keyword gets a trailing ``_``, a run of characters no identifier has becomes one ``_``), and the SQL name is kept
+explicitly wherever Python's would differ: a stub names its function in full (``@procedure("test.assert")``), a
+parameter its argument (``Annotated[int, Arg("pass")]``), a field its column (``field(metadata={"column":
+...})``). A stub whose name another stub has, and a row of two columns of the same name, are left out, with the
+reason.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import keyword
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 
 from ._catalog import Arg, Function
 from ._signature import _RESERVED_PREFIX
 
-__all__ = ["field_problem", "hiding_field", "member_names", "param_names", "param_problem", "stub_names", "visible"]
+__all__ = ["field_names", "member_names", "param_names", "python_name", "stub_names"]
 
 
 def _nfkc(name: str) -> str:
@@ -29,10 +33,10 @@ def stub_names(
 ) -> tuple[dict[int, str], dict[int, str]]:
     """The Python name of each called function's stub (by index), and why the others have none.
 
-    An overloaded function's stub is ``<name>__<argument types>``. A name that is a keyword or in *taken* gets a
-    trailing ``_``. A name that another stub would also have stays with the one function whose SQL name it is
-    exactly, and the others are left out (all of them, if none is so named): a look-alike function never takes
-    the name of another's stub.
+    An overloaded function's stub is ``<name>__<argument types>``. A name that is no identifier is made one
+    (`python_name`); a name that is a keyword or in *taken* gets a trailing ``_``. A name that another stub would
+    also have stays with the one function whose SQL name it is exactly, and the others are left out (all of them,
+    if none is so named): a look-alike function never takes the name of another's stub.
     """
     counts = Counter(f.name for f in functions)
     names: dict[int, str] = {}
@@ -45,14 +49,18 @@ def stub_names(
             name += "__" + "_".join(a.type.name or a.type.base for a in function.inputs)
         python = _nfkc(name)
         if not (name.isidentifier() and python.isidentifier()):
-            why[i] = f"uses the name {name!r}, which is not a Python identifier"
+            made = python_name(name)
+            if made is None:
+                why[i] = f"uses the name {name!r}, of which no Python name can be made; write its stub by hand"
+                continue
+            python = made
         elif python.startswith("__") and python.endswith("__"):
             why[i] = (
                 f"uses the name {name!r}, of the form __name__ that Python keeps for names of its own; write its "
                 f"stub by hand under another name"
             )
-        else:
-            names[i] = python + "_" if keyword.iskeyword(python) or python in taken else python
+            continue
+        names[i] = python + "_" if keyword.iskeyword(python) or python in taken else python
     claims: dict[str, list[int]] = {}
     for i, python in names.items():
         claims.setdefault(python, []).append(i)
@@ -74,63 +82,89 @@ def stub_names(
     return names, why
 
 
-def param_problem(inputs: tuple[Arg, ...]) -> str | None:
-    """Why no stub can take the function's arguments *inputs*, or None.
+def param_names(inputs: tuple[Arg, ...]) -> list[tuple[str, str | None]]:
+    """The stub's parameters: each one's Python name, and the name of the argument it passes where that differs
+    (written ``Annotated[..., Arg("pass")]``).
 
-    A call passes arguments by name when all of them have one (as `match` binds them): each parameter is then
-    named exactly as its argument, which Python must read as written.
+    A call passes arguments by name when all of them have one (as `match` binds them): a parameter keeps its
+    argument's name where Python reads it as written, else takes a name made from it (`python_name`). When some
+    argument has no name, arguments are passed by position and the names are free: ``arg<position>`` for those
+    whose name is not usable, and for all of them if names would repeat (as in ``f(integer, arg1 integer)``).
     """
-    if not all(arg.name for arg in inputs):
-        return None  # by position: any names serve
-    for arg in inputs:
-        problem = _unusable(arg.name or "")
-        if problem is not None:
-            return f"a parameter named {arg.name!r}, {problem}"
-    return None
-
-
-def param_names(inputs: tuple[Arg, ...]) -> list[str]:
-    """The stub's parameter names: the arguments' own, or, passed by position, ``arg<position>`` for those that
-    have no usable name, and for all of them if names would repeat (as in ``f(integer, arg1 integer)``)."""
     if all(arg.name for arg in inputs):
-        return [arg.name or "" for arg in inputs]
-    names = [arg.name if arg.name and _unusable(arg.name) is None else f"arg{i + 1}" for i, arg in enumerate(inputs)]
+        return _renamed([arg.name or "" for arg in inputs], "arg", _param_usable)
+    names = [arg.name if arg.name and _param_usable(arg.name) else f"arg{i + 1}" for i, arg in enumerate(inputs)]
     if len(set(names)) < len(names):
         names = [f"arg{i + 1}" for i in range(len(inputs))]
-    return names
+    return [(name, None) for name in names]
 
 
-def _unusable(name: str) -> str | None:
-    """Why a stub's parameter cannot be named *name*, or None."""
-    if not name.isidentifier() or keyword.iskeyword(name) or name in ("self", "cls"):
-        return "which is not a Python identifier"
-    if _nfkc(name) != name:
-        return f"which Python reads as {_nfkc(name)!r}, while arguments are passed by their names"
-    if name.startswith(_RESERVED_PREFIX):
-        return f"whose prefix {_RESERVED_PREFIX!r} pgdecor keeps for names of its own"
-    return None
+def field_names(columns: list[tuple[str, str]]) -> list[tuple[str, str | None]] | str:
+    """The fields of a dataclass for *columns* (name, annotation): each field's Python name, and the column it is
+    filled from where that differs (written ``field(metadata={"column": ...})``); or why there can be no such
+    class (two columns of one name, which rows cannot tell apart).
+
+    A field keeps its column's name where Python reads it as written, in a class, and no field after it reads that
+    name (``int: int`` then ``x: int`` would hide the type ``int`` from ``x``; a field written with ``field(...)``
+    reads ``field``); else it takes a name made from it.
+    """
+    names = [name for name, _ in columns]
+    twice = sorted(name for name, n in Counter(names).items() if n > 1)
+    if twice:
+        return f"two columns named {twice[0]!r}"
+    return _renamed(names, "column", _field_usable, [annotation for _, annotation in columns])
 
 
-def field_problem(name: str, before: AbstractSet[str]) -> str | None:
-    """Why a dataclass field cannot be named *name* (rows fill fields by name) after fields *before*, or None."""
-    if not name.isidentifier() or keyword.iskeyword(name):
-        return f"a field named {name!r}, which is not a Python identifier"
-    if _nfkc(name) != name:
-        return f"a field named {name!r}, which Python reads as {_nfkc(name)!r}, while rows fill fields by name"
-    if name.startswith("__"):
-        return f"a field named {name!r}, which Python renames or keeps for itself in a class"
-    if name in before:
-        return f"two fields named {name!r}"
-    return None
+def _renamed(
+    names: list[str], fallback: str, usable: Callable[[str], bool], annotations: list[str] | None = None
+) -> list[tuple[str, str | None]]:
+    """Python names for the SQL *names* (see `param_names`, `field_names`), made from the last to the first, so that
+    each knows the names read after it (in *annotations*, and ``field`` where a name is kept explicitly)."""
+    kept = {name for name in names if usable(name)}
+    taken: set[str] = set()
+    read_after: set[str] = set()
+    out: list[tuple[str, str | None]] = []
+    for i in reversed(range(len(names))):
+        name = names[i]
+        python = name
+        if name not in kept or name in taken or name in read_after:
+            python = python_name(name) or f"{fallback}{i + 1}"
+            if keyword.iskeyword(python) or not usable(python):
+                python += "_"
+            while python in taken or python in read_after or (python in kept and python != name):
+                python += "_"
+        taken.add(python)
+        explicit = None if python == name else name
+        out.append((python, explicit))
+        if annotations is not None:
+            read_after |= _names_in(annotations[i]) | ({"field"} if explicit is not None else set())
+    return out[::-1]
 
 
-def hiding_field(fields: list[tuple[str, str]]) -> str | None:
-    """Why a class with *fields* (name, annotation) would not type-check: a field named as what the annotation of
-    a field after it reads (``int: int`` then ``x: int``), which mypy then takes for the field; or None."""
-    for i, (name, _) in enumerate(fields):
-        if any(name in _names_in(later) for _, later in fields[i + 1 :]):
-            return f"a field named {name!r}, which would hide {name} from the annotations of the fields after it"
-    return None
+def python_name(name: str) -> str | None:
+    """A Python identifier made from the SQL *name*: as Python reads it (NFKC-normalised), each run of characters
+    no identifier has written ``_``, no ``_`` at either end, and ``_`` before a leading digit (``welcome.html`` is
+    ``welcome_html``, ``http://postgrest.com/foo`` is ``http_postgrest_com_foo``); None if nothing is left."""
+    made = re.sub(r"\W+", "_", _nfkc(name)).strip("_")
+    if made[:1].isdigit():
+        made = "_" + made
+    return made if made.isidentifier() and _nfkc(made) == made else None
+
+
+def _param_usable(name: str) -> bool:
+    """Whether a stub's parameter can be named *name*, as its argument is."""
+    return (
+        name.isidentifier()
+        and not keyword.iskeyword(name)
+        and name not in ("self", "cls")
+        and _nfkc(name) == name
+        and not name.startswith(_RESERVED_PREFIX)
+    )
+
+
+def _field_usable(name: str) -> bool:
+    """Whether a dataclass field can be named *name*, as its column is (not ``__x``, which Python mangles)."""
+    return name.isidentifier() and not keyword.iskeyword(name) and _nfkc(name) == name and not name.startswith("__")
 
 
 def _names_in(annotation: str) -> set[str]:
@@ -150,11 +184,3 @@ def member_names(labels: list[str]) -> list[str]:
             member += "_"
         members.append(member)
     return members
-
-
-def visible(literal: str) -> str:
-    """The body of a string literal with its invisible characters escaped (controls but newline and tab, format
-    characters such as bidirectional overrides, line separators): the same value, and source that shows it."""
-    return "".join(
-        repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\n\t" else c for c in literal
-    )

@@ -1,6 +1,8 @@
 """Row types read once: the fields a dataclass, NamedTuple, TypedDict, pydantic model, attrs class, msgspec Struct
 or plain class is built from (their names, annotations, defaults, and how they are passed), which `_mapping` matches
-result columns against and `_convert` JSON objects.
+result columns against and `_convert` JSON objects. A field's name here is the column it is filled from; a dataclass
+field's is its own, or the one its metadata names (``field(metadata={"column": "http://postgrest.com/foo"})``), for
+columns no Python name can spell.
 
 A field is filled from the column (or JSON key) of its name. A pydantic field's is its name as the class declares
 it, whatever its alias: an alias names the field in the model's outside data (an API's JSON), and pgdecor passes
@@ -19,7 +21,8 @@ from typing import Any
 
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, is_namedtuple, is_nullable, is_structured, model_library
+from ._annotations import bare, column_name, is_namedtuple, is_nullable, is_structured, model_library
+from ._errors import SignatureError
 
 __all__ = ["Field", "Record", "record_of"]
 
@@ -79,10 +82,12 @@ def _read_record(cls: type, hints: dict[str, Any] | None) -> Record:
         hints = typing.get_type_hints(cls, include_extras=True) if hints is None else hints
         fields = tuple(
             _field(
-                f.name,
+                column_of(cls, f),
                 hints.get(f.name, Any),
                 has_default=f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
                 kw_only=bool(getattr(f, "kw_only", False)),
+                keyword=f.name,
+                attribute=f.name,
             )
             for f in dataclasses.fields(cls)
             if f.init
@@ -201,3 +206,15 @@ def _field(
     attribute: str | None = None,
 ) -> Field:
     return Field(name, annotation, is_nullable(annotation), has_default, kw_only, keyword or name, attribute or name)
+
+
+def column_of(cls: type, field: dataclasses.Field[Any]) -> str:
+    """The column a dataclass field is filled from: ``metadata["column"]``, else its name."""
+    column = column_name(field)
+    if not isinstance(column, str) or not column:
+        msg = (
+            f"{cls.__module__}.{cls.__qualname__}.{field.name}: metadata column={column!r} does not name a column; "
+            f'give the column\'s name as a non-empty str (`field(metadata={{"column": "name"}})`)'
+        )
+        raise SignatureError(msg)
+    return column

@@ -79,7 +79,9 @@ class TypeRegistry:
                 info = CompositeInfo(
                     name, oid, array_oid, regtype=regtype, field_names=field_names, field_types=field_types
                 )
-                register_composite(info, self.adapters, make_object=_as_tuple)
+                # A factory that is no class: else psycopg makes a namedtuple of the attribute names, which a
+                # keyword among them (an attribute "from") makes fail, and registers a dumper for it.
+                register_composite(info, self.adapters, factory=_values, make_object=_as_tuple)
                 self.composites[oid] = info
                 self.parsed.add(oid)
                 refers.extend(field_types)
@@ -122,6 +124,10 @@ class TypeRegistry:
 
 def _as_tuple(values: Any, _info: CompositeInfo) -> tuple[Any, ...]:
     return tuple(values)
+
+
+def _values(*values: Any) -> tuple[Any, ...]:
+    return values
 
 
 ServerKey = tuple[str, str, str, str]

@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ._annotations import bare, describe, is_record_type, split_optional, strip_annotated
+from ._annotations import bare, describe, is_dict_row, is_record_type, split_optional, strip_annotated
 from ._errors import SignatureError
 from ._streams import StreamBase
 
@@ -27,11 +27,11 @@ class Shape(enum.Enum):
 @dataclass(frozen=True)
 class ResultPlan:
     shape: Shape
-    #: The type each row becomes: a record class, ``dict``, or a scalar annotation.
+    #: The type each row becomes: a record class, ``dict[str, ...]``, or a scalar annotation.
     row_type: Any
-    #: True when a row is one column mapped to a value; False when columns map onto a record.
+    #: True when a row is one column mapped to a value; False when columns map onto a record (or a dict).
     scalar: bool
-    #: For scalars: whether NULL is an acceptable value.
+    #: For scalars, and the document a dict of one column is: whether NULL is an acceptable value.
     nullable: bool
     #: The whole annotation (``| None`` removed), for a function that returns one value (a json document, an
     #: array, a composite) rather than rows: the value becomes this type, and ``| None`` allows NULL.
@@ -106,27 +106,23 @@ _UNFIT = {
 def _row(stub: str, shape: Shape, tp: Any, *, nullable: bool = False) -> ResultPlan:
     tp = strip_annotated(tp)
     item, item_optional = split_optional(tp)
+    origin = typing.get_origin(item)
+    if isinstance(origin, type) and dataclasses.is_dataclass(origin):  # a generic row, `Row[T]`: its class
+        item = origin
     unfit = _UNFIT.get(typing.get_origin(item) or item)
     if typing.get_origin(item) is tuple and typing.get_args(item) != (Any, ...):
         unfit = "a NamedTuple or a dataclass (a row), list[T] (an array), or tuple[Any, ...] (an anonymous record)"
     if unfit is not None:
         msg = f"{stub}: return annotation {describe(item)} is not a value pgdecor makes from a result; use {unfit}"
         raise SignatureError(msg)
-    if is_record_type(item) or _is_dict_row(item):
+    if is_dict_row(item):  # the row as a dict, or (of one column) its JSON document, which may be NULL
+        return ResultPlan(shape, item, scalar=False, nullable=nullable or item_optional)
+    if is_record_type(item):
         if item_optional:
             msg = f"{stub}: rows of {describe(tp)} cannot be None; annotate the rows as {describe(item)}"
             raise SignatureError(msg)
-        return ResultPlan(shape, dict if _is_dict_row(item) else item, scalar=False, nullable=False)
+        return ResultPlan(shape, item, scalar=False, nullable=False)
     if typing.get_origin(item) is dict or item in (collections.abc.Mapping, collections.abc.MutableMapping):
         msg = f"{stub}: rows as {describe(item)} are not supported; use dict[str, Any] or a dataclass"
         raise SignatureError(msg)
     return ResultPlan(shape, item, scalar=True, nullable=nullable or item_optional or item is Any)
-
-
-def _is_dict_row(tp: Any) -> bool:
-    if tp is dict:
-        return True
-    if typing.get_origin(tp) is not dict:
-        return False
-    key, _ = typing.get_args(tp)
-    return key is str

@@ -22,7 +22,7 @@ from psycopg import adapters
 from psycopg.adapt import PyFormat
 from typing_extensions import is_typeddict
 
-from ._annotations import bare, describe, is_structured
+from ._annotations import bare, describe, is_structured, split_optional
 from ._codegen import define, named
 from ._convert import text_problem
 from ._errors import ArgumentError, SignatureError
@@ -47,6 +47,36 @@ class _Default:
 #: Default value of a stub parameter that PostgreSQL should fill with the function's own default when the
 #: caller leaves it out: ``def f(a: int, b: int = DEFAULT) -> ...``.
 DEFAULT: Any = _Default()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """The name of the argument a `@procedure` stub's parameter passes, where Python cannot name the parameter so
+    (a keyword, a name that is no identifier)::
+
+        @procedure('edge."class"')
+        def class_(from_: Annotated[int, Arg("from")], def_: Annotated[str, Arg("def")]) -> str: ...
+
+    The function is then called with ``"from" => ..., "def" => ...``; a parameter without one passes the argument
+    of its own name.
+    """
+
+    name: str
+
+    def __post_init__(self) -> None:
+        name: object = self.name  # whatever a caller passed, typed or not
+        if not isinstance(name, str) or not name:
+            msg = f"Arg({self.name!r}): name the argument the parameter passes, as a non-empty str"
+            raise SignatureError(msg)
+
+
+def arg_name(annotation: Any) -> str | None:
+    """The argument an `Arg` in *annotation* names (``Annotated[T, Arg(...)]``, under ``| None`` or over it)."""
+    for tp in (annotation, split_optional(annotation)[0]):
+        found = [hint for hint in getattr(tp, "__metadata__", ()) if isinstance(hint, Arg)]
+        if found:
+            return found[-1].name
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,15 @@ from psycopg import sql
 from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
 
-#: A schema's functions: their regprocedure, names, argument types (spelled for a cast) and kinds.
+#: A schema's functions: their regprocedure, names, argument types (spelled for a cast, NULL for a polymorphic one,
+#: which takes the value's own type) and kinds.
 FUNCTIONS = """
 SELECT p.oid::regproc::text, p.proname::text, p.prokind::text, p.provariadic <> 0,
        p.prorettype = 'record'::regtype AND NOT p.proretset AND p.proallargtypes IS NULL,
        array(SELECT t.typname::text FROM unnest(p.proargtypes) WITH ORDINALITY a(oid, n)
              JOIN pg_type t ON t.oid = a.oid ORDER BY a.n),
-       array(SELECT format_type(a.oid, NULL) FROM unnest(p.proargtypes) WITH ORDINALITY a(oid, n) ORDER BY a.n)
+       array(SELECT CASE WHEN t.typtype <> 'p' THEN format_type(a.oid, NULL) END
+             FROM unnest(p.proargtypes) WITH ORDINALITY a(oid, n) JOIN pg_type t ON t.oid = a.oid ORDER BY a.n)
 FROM pg_proc p WHERE p.pronamespace = %s::regnamespace AND p.prokind IN ('f', 'p')
 """
 
@@ -31,12 +33,16 @@ FROM pg_proc p WHERE p.pronamespace = %s::regnamespace AND p.prokind IN ('f', 'p
 REFUSED: list[Any] = []
 
 
-def rows_by_hand(conn: psycopg.Connection[Any], schema: str, stub: str, args: list[Any]) -> list[Any] | None:
-    """The rows (as JSON) of the function the generated *stub* calls, given *args*; None for a procedure."""
-    name, _, suffix = stub.partition("__")
+def rows_by_hand(conn: psycopg.Connection[Any], schema: str, stub: Any, args: list[Any]) -> list[Any] | None:
+    """The rows (as JSON) of the function the generated *stub* calls (the one its decorator names; an overload's,
+    the one whose argument types its name ends with), given *args*; None for a procedure."""
+    name = stub.__pgdecor_plan__().call.name[-1]
+    found = [row for row in conn.execute(FUNCTIONS, [sql.Identifier(schema).as_string(conn)]).fetchall()
+             if row[1] == name]  # fmt: skip
+    suffix = stub.__name__.partition("__")[2] if len(found) > 1 else ""
     candidates = [
-        row for row in conn.execute(FUNCTIONS, [sql.Identifier(schema).as_string(conn)]).fetchall()
-        if row[1] == name and (not suffix or "_".join(row[5]) == suffix)
+        row for row in found
+        if (not suffix or "_".join(row[5]) == suffix)
         and (len(row[5]) == len(args) or (row[3] and len(args) >= len(row[5]) - 1))
     ]  # fmt: skip
     [(function, _, kind, variadic, record, _, types)] = candidates
@@ -45,8 +51,10 @@ def rows_by_hand(conn: psycopg.Connection[Any], schema: str, stub: str, args: li
     if variadic:  # the stub's *args are the array's items
         args = [*args[: len(types) - 1], list(args[len(types) - 1 :])]
     casts = [
-        sql.SQL("{}{}::{}").format(
-            sql.SQL("VARIADIC " if variadic and i == len(types) - 1 else ""), sql.Placeholder(), sql.SQL(t)
+        sql.SQL("{}{}{}").format(
+            sql.SQL("VARIADIC " if variadic and i == len(types) - 1 else ""),
+            sql.Placeholder(),
+            sql.SQL("" if t is None else f"::{t}"),
         )
         for i, t in enumerate(types)
     ]
@@ -58,16 +66,20 @@ def rows_by_hand(conn: psycopg.Connection[Any], schema: str, stub: str, args: li
 
 
 def plain(value: Any) -> Any:
-    """An argument as psycopg sends it by hand: enums as their labels."""
+    """An argument as psycopg sends it by hand: enums as their labels, a dataclass as the record of its fields."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, list):
         return [plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(plain(getattr(value, f.name)) for f in dataclasses.fields(value))
     return value
 
 
 def same_result(result: Any, rows: list[Any], annotation: Any) -> bool:
     """Whether a stub's *result* is what the *rows* by hand say, for a stub annotated *annotation*."""
+    if annotation in (None, type(None)):  # a function returning void: nothing
+        return result is None
     if typing.get_origin(annotation) is list:  # rows (a function returning one array is annotated `... | None`)
         return len(result) == len(rows) and all(same(r, j) for r, j in zip(result, rows, strict=True))
     if result is None:  # no row, a NULL value, or a NULL composite (all its fields NULL)
@@ -95,9 +107,9 @@ def same(value: Any, js: Any) -> bool:
         return len(parts) == len(value) and all(same(r, p) for r, p in zip(value, parts, strict=True))
     if isinstance(value, Range):
         return _same_range(value, js)
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value):  # each field by the column it is filled from
         return isinstance(js, dict) and all(
-            same(getattr(value, f.name), js.get(f.name)) for f in dataclasses.fields(value)
+            same(getattr(value, f.name), js.get(f.metadata.get("column", f.name))) for f in dataclasses.fields(value)
         )
     if isinstance(value, tuple):  # an undeclared record: its fields as text (jsonb orders keys its own way)
         return isinstance(js, dict) and sorted(str(j) for j in js.values()) == sorted(value)

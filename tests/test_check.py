@@ -433,3 +433,83 @@ def test_check_prepares_query_parameters_as_calls_send_them(shop: str, pg_exec: 
     wrong = write_module(tmp_path, JOB_QUEUE_STUBS.replace("times: int", "times: str"))
     [problem] = check([wrong], shop)
     assert "the SQL uses parameter 2 as integer; the stub says times: str" in str(problem)
+
+
+def test_a_nullable_composite_attribute_is_advised_as_postgresql_allows(
+    shop: str, pg_exec: Exec, tmp_path: Path
+) -> None:
+    """A composite type's attribute may be NULL, and cannot be declared NOT NULL: `check` advises `| None` or a
+    domain declared NOT NULL (and finds nothing for an attribute of such a domain), while a table's column is still
+    advised NOT NULL."""
+    schema = schema_of(shop)
+    pg_exec("""
+        CREATE DOMAIN currency AS text NOT NULL;
+        CREATE TYPE price AS (amount numeric, currency currency);
+        CREATE FUNCTION price_in(id int) RETURNS price LANGUAGE sql AS $$ SELECT ROW(1.5, 'EUR')::price $$;
+        ALTER TABLE items ALTER COLUMN name DROP NOT NULL;
+    """)
+    source = """
+from dataclasses import dataclass
+from decimal import Decimal
+from pgdecor import query, procedure
+
+
+@dataclass
+class Price:
+    amount: Decimal
+    currency: str
+
+
+@dataclass
+class Named:
+    id: int
+    name: str
+
+
+@procedure("{schema}.price_in")
+def price_in(id: int) -> Price | None: ...
+
+
+@query("SELECT id, name FROM {schema}.items")
+def names() -> list[Named]: ...
+"""
+    name = write_module(tmp_path, source.replace("{schema}", schema))
+    problems = by_stub([name], shop)
+    assert problems["price_in"].split(": ", 2)[2] == (
+        "column 'amount' may be NULL (price.amount is an attribute of a composite type); the stub says field "
+        f"{name}.Price.amount: decimal.Decimal; annotate it `decimal.Decimal | None`, or make its type a domain "
+        "declared NOT NULL"
+    )
+    assert problems["names"].split(": ", 2)[2] == (
+        f"column 'name' may be NULL (items.name is not NOT NULL); the stub says field {name}.Named.name: str; "
+        "annotate it `str | None`, or add NOT NULL to the column"
+    )
+
+
+def test_a_dict_of_one_column_is_checked_as_its_document(shop: str, pg_exec: Exec, tmp_path: Path) -> None:
+    """`check` reads `dict[str, Any]` as calls do: on one json or jsonb column, its document (nothing to report);
+    on one column of another type, a stub that will fail, which it reports with the fix."""
+    pg_exec("CREATE FUNCTION doc(id int) RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object('id', id) $$")
+    source = """
+from typing import Any
+from pgdecor import procedure, query
+
+
+@procedure("{schema}.doc")
+def doc(id: int) -> dict[str, Any] | None: ...
+
+
+@query("SELECT {schema}.doc(id) AS doc FROM {schema}.items")
+def docs() -> list[dict[str, Any]]: ...
+
+
+@query("SELECT id FROM {schema}.items")
+def ids() -> list[dict[str, Any]]: ...
+"""
+    problems = by_stub([write_module(tmp_path, source.replace("{schema}", schema_of(shop)))], shop)
+    assert list(problems) == ["ids"]
+    assert problems["ids"].split(": ", 2)[2] == (
+        "the query returned one column, 'id' of type int4, but the stub returns dict[str, Any], which of one column "
+        "is its json or jsonb document; the stub says dict[str, Any]; annotate the column's own type; for the row "
+        "as a dict, return a TypedDict"
+    )

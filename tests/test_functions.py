@@ -1,6 +1,6 @@
 """The whole function surface: procedures, OUT parameters, unnamed and overloaded functions, defaults, VARIADIC."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import psycopg
@@ -10,6 +10,7 @@ from conftest import Exec
 from pgdecor import (
     DEFAULT,
     AmbiguousFunctionError,
+    Arg,
     NotFoundError,
     UndefinedFunctionError,
     procedure,
@@ -268,3 +269,74 @@ def test_argument_types_are_cast_to_the_declared_ones(pg_dsn: str, pg_exec: Exec
         assert small(7) == "smallint"
         assert big(7) == "bigint"
         assert big(2**40) == "bigint"
+
+
+def test_arguments_python_cannot_name_are_passed_by_their_sql_names(pg_dsn: str, pg_exec: Exec) -> None:
+    """A parameter annotated `Arg("from")` passes the argument `from` (by name, with a default left to the server
+    and overloads told apart as for any parameter); a function whose name has a `.` is named in double quotes."""
+    pg_exec("""
+        CREATE FUNCTION "class"("from" int, "def" text DEFAULT 'x', "1st" int DEFAULT 0) RETURNS text
+            LANGUAGE sql AS $$ SELECT "def" || ':' || "from" || ':' || "1st" $$;
+        CREATE FUNCTION "class"("from" float8) RETURNS text LANGUAGE sql AS $$ SELECT 'float ' || "from" $$;
+        CREATE FUNCTION "welcome.html"("pass" boolean) RETURNS text LANGUAGE sql
+            AS $$ SELECT CASE WHEN "pass" THEN '<h1>Welcome</h1>' END $$;
+    """)
+
+    @procedure("class")
+    def class_(
+        from_: Annotated[int, Arg("from")],
+        def_: Annotated[str, Arg("def")] = DEFAULT,
+        first: Annotated[int, Arg("1st")] = 0,
+    ) -> str: ...
+
+    @procedure("class")
+    def class_float(from_: Annotated[float, "float8", Arg("from")]) -> str: ...
+
+    @procedure('"welcome.html"')
+    def welcome_html(pass_: Annotated[bool, Arg("pass")] | None) -> str | None: ...
+
+    with session(pg_dsn):
+        assert class_(1, "y", first=2) == "y:1:2"
+        assert class_(from_=3) == "x:3:0"
+        assert class_float(1.5) == "float 1.5"
+        assert welcome_html(True) == "<h1>Welcome</h1>"
+        assert welcome_html(None) is None
+    assert class_.sql == 'SELECT "class"("from" => %b::integer, "1st" => %b::integer)'
+    assert welcome_html.sql == 'SELECT "welcome.html"("pass" => %b::boolean)'
+
+
+def test_fields_are_filled_from_the_columns_their_metadata_names(pg_dsn: str, pg_exec: Exec) -> None:
+    """A dataclass field with `field(metadata={"column": ...})` is filled from that column, in rows, in composite
+    values and arrays of them, and is sent as that attribute in a composite argument."""
+    pg_exec("""
+        CREATE TYPE link AS ("http://postgrest.com/foo" text, "from" int);
+        CREATE FUNCTION links(n int) RETURNS SETOF link LANGUAGE sql
+            AS $$ SELECT ROW('http://x/' || i, i)::link FROM generate_series(1, n) i $$;
+        CREATE FUNCTION echo(l link) RETURNS link LANGUAGE sql AS $$ SELECT l $$;
+        CREATE FUNCTION wrapped(n int, OUT "in" link[], OUT "class" int) LANGUAGE sql
+            AS $$ SELECT array_agg(ROW('http://x/' || i, i)::link ORDER BY i), n FROM generate_series(1, n) i $$;
+    """)
+
+    @dataclass
+    class Link:
+        url: str = field(metadata={"column": "http://postgrest.com/foo"})
+        from_: int = field(metadata={"column": "from"})
+
+    @dataclass
+    class Wrapped:
+        in_: list[Link] = field(metadata={"column": "in"})
+        class_: int = field(metadata={"column": "class"})
+
+    @procedure
+    def links(n: int) -> list[Link]: ...
+
+    @procedure
+    def echo(l: Link) -> Link: ...  # noqa: E741 - the function's argument
+
+    @procedure
+    def wrapped(n: int) -> Wrapped: ...
+
+    with session(pg_dsn):
+        assert links(2) == [Link("http://x/1", 1), Link("http://x/2", 2)]
+        assert echo(Link("http://y", 7)) == Link("http://y", 7)
+        assert wrapped(2) == Wrapped([Link("http://x/1", 1), Link("http://x/2", 2)], 2)

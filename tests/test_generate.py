@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.multirange import Multirange
 from psycopg.types.range import Range
@@ -24,6 +26,7 @@ from psycopg.types.range import Range
 from pgdecor import check, procedure, session
 from pgdecor.__main__ import main
 from pgdecor._generate import generate
+from pgdecor._pysource import Param, call, docstring, field_line, literal, member_line, signature
 from pgdecor.testing import schema_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,7 +250,7 @@ def test_a_type_is_matched_by_its_name_with_or_without_its_schema(rpc: str) -> N
 #: A catalog whose names are hostile to Python: look-alikes equal under NFKC, names the module imports or that
 #: Python keeps, keywords, an overload's name taken by another function, arguments and fields that would repeat
 #: or change, colliding enum labels, and names and comments with a newline, terminal escapes and a bidirectional
-#: override. Each function returns its own name, so that a stub calling another shows.
+#: override. Each function returns its own name (or row), so that a stub calling another shows.
 HOSTILE = """
 CREATE TYPE "enum" AS ENUM ('a-b', 'a_b', 'a', '\uff41', 'value_5', '-', E'ok\\n0 problems', E'\\x1b[2J');
 CREATE TYPE "decimal" AS (x int);
@@ -281,6 +284,8 @@ CREATE FUNCTION labels() RETURNS "enum"[] LANGUAGE sql AS $$ SELECT enum_range(N
 CREATE FUNCTION "new
 line"() RETURNS text LANGUAGE sql AS $$ SELECT 'new line' $$;
 CREATE FUNCTION "clear\x1b[2J"() RETURNS text LANGUAGE sql AS $$ SELECT 'clear' $$;
+CREATE FUNCTION "?
+!"() RETURNS text LANGUAGE sql AS $$ SELECT '?!' $$;
 """
 
 
@@ -308,7 +313,8 @@ def test_stubs_from_a_hostile_catalog_call_the_function_they_name_and_type_check
     hostile: str, pg_dsn: str, tmp_path: Path
 ) -> None:
     """Whatever its names, a catalog gives a module that imports, passes mypy --strict and ruff, and whose every
-    stub calls the function it names; what cannot be so written is left out with the reason."""
+    stub calls the function it names, its parameters passing and its fields filled from what they name; what
+    cannot be so written is left out with the reason."""
     s = hostile
     text, skipped = generate(pg_dsn, s)
     assert dict(reason.split(": ", 1) for reason in skipped) == {
@@ -321,24 +327,19 @@ def test_stubs_from_a_hostile_catalog_call_the_function_they_name_and_type_check
             "own; write its stub by hand under another name"
             for name, args in [("__debug__", "()"), ("__getattr__", "(name text)")]
         },
-        f'{s}.twin_params("\uff41" integer, a integer)': "uses a parameter named '\uff41', which Python reads as 'a', "
-        "while arguments are passed by their names",
-        f"{s}.reserved(_pgdecor_x integer)": "uses a parameter named '_pgdecor_x', whose prefix '_pgdecor_' "
-        "pgdecor keeps for names of its own",
-        f"{s}.twin_columns(OUT integer, OUT column1 integer)": "uses two fields named 'column1'",
-        f"{s}.twin_fields()": "uses a field named '\uff41', which Python reads as 'a', while rows fill fields by name",
-        f"{s}.shadowing()": "uses a field named 'int', which would hide int from the annotations of the fields "
-        "after it",
-        f"{s}.mangling()": "uses a field named '__secret', which Python renames or keeps for itself in a class",
-        f"{s}.new\nline()": "uses the name 'new\\nline', which is not a Python identifier",
-        f"{s}.clear\x1b[2J()": "uses the name 'clear\\x1b[2J', which is not a Python identifier",
+        f"{s}.twin_columns(OUT integer, OUT column1 integer)": "uses two columns named 'column1'",
+        f"{s}.?\n!()": "uses the name '?\\n!', of which no Python name can be made; write its stub by hand",
     }
+    assert 'def twin_params(a_: Annotated[int | None, Arg("\uff41")], a: int | None) -> str | None:' in text
+    assert '    a_: int | None = field(metadata={"column": "\uff41"})\n    a: int | None\n' in text
+    assert 'int_: int | None = field(metadata={"column": "int"})\n    x: int | None\n' in text
     assert invisible(text) == []
     name, path = _module(tmp_path, text)
     m = __import__(name)
     stubs = {n for n, v in vars(m).items() if hasattr(v, "__pgdecor_plan__")}
     assert stubs == {"abc", "foo", "procedure_", "query", "Enum_", "Any_", "int_", "T_", "class_",
-                     "area__float8_float8", "area__int4_int4", "unnamed_first", "labels"}  # fmt: skip
+                     "area__float8_float8", "area__int4_int4", "unnamed_first", "labels", "twin_params", "reserved",
+                     "twin_fields", "shadowing", "mangling", "new_line", "clear_2J"}  # fmt: skip
     with session(pg_dsn):
         assert [m.abc(1), m.foo(), m.procedure_(), m.query(), m.Enum_(), m.class_(), m.area__int4_int4()] == [
             "abc", "\uff46oo", "procedure", "query", "Enum", "class", "area__int4_int4"
@@ -349,6 +350,11 @@ def test_stubs_from_a_hostile_catalog_call_the_function_they_name_and_type_check
         labels = ["a-b", "a_b", "a", "\uff41", "value_5", "-", "ok\n0 problems", "\x1b[2J"]
         assert [member.value for member in m.Enum2] == labels
         assert m.labels() == list(m.Enum2)
+        assert (m.twin_params(1, a=2), m.reserved(1), m.new_line(), m.clear_2J()) == (
+            "twin_params", "reserved", "new line", "clear"
+        )  # fmt: skip
+        assert (m.twin_fields(), m.shadowing(), m.mangling()) == (m.Twins(1, 2), m.Shadow(1, 2), m.Mangled(1))
+        assert (m.twin_fields().a, m.shadowing().x, m.mangling().secret) == (2, 2, 1)
     assert m.query.__doc__ == "Runs \x1b[2J and \u202e reversed"
     assert m.Enum is enum.Enum
     assert check([name], pg_dsn) == []
@@ -375,7 +381,7 @@ def test_catalog_names_cannot_forge_lines_of_generate_or_check(
     assert main(["generate", "--schema", hostile, "--dsn", pg_dsn, "-o", str(tmp_path / "out.py")]) == 0
     err = capsys.readouterr().err
     assert err.splitlines() == [f"pgdecor generate: skipped {escaped(reason)}" for reason in skipped]
-    assert f"pgdecor generate: skipped {hostile}.new\\nline(): uses the name 'new\\nline', which" in err
+    assert f"pgdecor generate: skipped {hostile}.?\\n!(): uses the name '?\\n!', of which" in err
     source = f"""
 from enum import Enum
 from pgdecor import procedure
@@ -397,20 +403,71 @@ def labels() -> list[Label | None] | None: ...
     assert invisible(out) == []
 
 
-def test_a_schema_whose_name_has_a_dot_is_refused(pg_server_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """`generate` refuses a schema that `@procedure("schema.name")` cannot spell, rather than write a module that
-    does not import."""
+def test_names_with_a_dot_are_written_quoted_and_called(
+    pg_server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema or function whose name has a `.` is written as SQL quotes it (`@procedure('"v1.api"."one.two"')`),
+    and its stub calls it."""
+    monkeypatch.syspath_prepend(str(tmp_path))
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(
-            'CREATE SCHEMA "v1.api"; CREATE FUNCTION "v1.api".one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$'
+            'CREATE SCHEMA "v1.api"; CREATE FUNCTION "v1.api"."one.two"() RETURNS int LANGUAGE sql AS $$ SELECT 12 $$'
         )
         try:
-            assert main(["generate", "--schema", "v1.api", "--dsn", pg_server_dsn]) == 2
+            name, path = _module(tmp_path, "")
+            assert main(["generate", "--schema", "v1.api", "--dsn", pg_server_dsn, "-o", str(path)]) == 0
+            text = path.read_text()
+            assert '@procedure(\'"v1.api"."one.two"\')\ndef one_two() -> int | None:' in text
+            with session(pg_server_dsn):
+                assert __import__(name).one_two() == 12
+            assert check([name], pg_server_dsn) == []
         finally:
             conn.execute('DROP SCHEMA "v1.api" CASCADE')
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err == (
-        "pgdecor generate: schema 'v1.api' has a '.' in its name, which @procedure(\"schema.name\") cannot spell; "
-        "rename the schema, or write stubs that name functions without it and put it in the search_path\n"
-    )
+
+
+#: Names of any length PostgreSQL allows (63 bytes), some of East Asian width; annotations as `generate` writes them
+#: (class names of 40 characters at most).
+NAMES = st.text(st.sampled_from("abcxyz_\uff41"), min_size=1, max_size=63).map(lambda n: "n" + n)
+ANNOTATIONS = st.sampled_from(["int | None", "Range[int]", "dict[str, str | None] | None",
+                               "ipaddress.IPv4Address | ipaddress.IPv6Address | None",
+                               "list[LongestClassNameGenerateWritesFortyChr | None] | None",
+                               "T", "Decimal"])  # fmt: skip
+TEXTS = st.text(st.sampled_from("ab /:\"'\\\uff41"), max_size=120).map(literal)
+
+
+#: What `generate` lays out: a class's fields, enum members, a decorator, a signature with its parameters, a docstring.
+LAYOUTS = st.tuples(
+    st.lists(st.tuples(NAMES, ANNOTATIONS, st.none() | TEXTS), min_size=1, max_size=4),
+    st.lists(st.tuples(NAMES, ANNOTATIONS, st.lists(TEXTS, max_size=2), st.booleans()), max_size=4,
+             unique_by=lambda p: p[0]),
+    ANNOTATIONS,
+    st.text(st.sampled_from("ab \t\n"), max_size=40),
+)  # fmt: skip
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layouts=st.lists(LAYOUTS, min_size=8, max_size=8))
+def test_generated_source_is_laid_out_as_ruff_formats_it(
+    layouts: list[tuple[list[tuple[str, str, str | None]], list[tuple[str, str, list[str], bool]], str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Fields, enum members, decorators, signatures and docstrings written by `generate`, whatever the length and
+    width of the names in them, are what `ruff format` makes of them."""
+    blocks = []
+    for fields, params, returns, doc in layouts:
+        body = docstring(doc.strip() or "Doc.")
+        ordered = sorted(params, key=lambda p: p[3])  # parameters with a default last
+        stub = [Param(f"{n}: ", a, tuple(hints), " = DEFAULT" if default else "") for n, a, hints, default in ordered]
+        blocks += [
+            [f"class C:\n    {body}\n", *(field_line(n, a, c) for n, a, c in fields)],
+            ["class E(str, Enum):", *(member_line(n.upper(), c or '"x"') for n, _, c in fields)],
+            [call("@procedure", [f'"{fields[0][0]}.{fields[-1][0]}"']), signature("async ", "f", stub, returns),
+             f"    {body}", "    raise NotImplementedError"],
+        ]  # fmt: skip
+    path = tmp_path_factory.mktemp("layout") / "layout.py"
+    path.write_text("\n\n\n".join("\n".join(block) for block in blocks) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--isolated", "--diff", str(path)], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -32,8 +32,10 @@ _PLACEHOLDER = re.compile(r"%%|%\(\w+\)[sbt]|%[sbt]")
 class _Resolved(Visitor):
     """Collects what the search_path resolves in a statement (see `resolved_by_path`)."""
 
-    def __init__(self, own: frozenset[tuple[str, ...]]) -> None:
+    def __init__(self, own: frozenset[tuple[str, ...]], ctes: frozenset[str] = frozenset()) -> None:
         self.own = own
+        #: The statement's common table expressions: names of its own, which no search_path resolves.
+        self.ctes = ctes
         self.found: list[str] = []
 
     def visit(self, ancestors: Ancestor, node: pg.Node) -> None:  # noqa: ARG002 - every node, wherever it is
@@ -49,7 +51,7 @@ class _Resolved(Visitor):
             self.found.append(f"type {'.'.join(_names(node.names))}")
         elif isinstance(node, pg.CollateClause) and len(node.collname or ()) < 2:
             self.found.append(f"collation {'.'.join(_names(node.collname))}")
-        elif isinstance(node, pg.RangeVar) and not node.schemaname:
+        elif isinstance(node, pg.RangeVar) and not node.schemaname and node.relname not in self.ctes:
             self.found.append(f"relation {node.relname}")
         elif isinstance(node, pg.CaseExpr) and node.arg is not None:
             self.found.append("operator = of a CASE x WHEN ...")
@@ -71,9 +73,22 @@ def resolved_by_path(text: str, own: frozenset[tuple[str, ...]] = frozenset()) -
     the user's functions a stub calls, found on the path by design), types, collations and relations named without
     a schema, and the ``=`` that a simple CASE or a JOIN ... USING compare with."""
     numbered = _PLACEHOLDER.sub(lambda m: "%" if m[0] == "%%" else "$1", text)
-    visitor = _Resolved(own)
-    visitor(parse_sql(numbered))
+    tree = parse_sql(numbered)
+    ctes = _CteNames()
+    ctes(tree)
+    visitor = _Resolved(own, frozenset(ctes.names))
+    visitor(tree)
     return visitor.found
+
+
+class _CteNames(Visitor):
+    """The names of a statement's common table expressions (``WITH name AS (...)``)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_CommonTableExpr(self, ancestors: Ancestor, node: pg.CommonTableExpr) -> None:  # noqa: ARG002, N802 - pglast's visitor API
+        self.names.add(str(node.ctename))
 
 
 def _in_query_call(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -155,6 +170,10 @@ def test_the_guard_finds_what_the_search_path_resolves() -> None:
     )
     assert resolved_by_path(qualified, own=frozenset({("get_user",)})) == []
     assert resolved_by_path(qualified) == ["function get_user"]
+    # A common table expression is the statement's own name: no search_path resolves it, as it does a table's.
+    assert resolved_by_path("WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n FROM c) SELECT * FROM c, d") == [
+        "relation d"
+    ]
 
 
 def test_the_sql_pgdecor_runs_for_itself_names_everything_with_its_schema() -> None:

@@ -337,13 +337,59 @@ def test_inserted_rows_are_visible_in_the_same_session(users: str) -> None:
 
 
 def test_dict_rows_in_a_list(users: str) -> None:
-    """`-> list[dict[str, Any]]` returns dict rows."""
+    """`-> list[dict[str, Any]]` returns dict rows; a dict of one column that is no JSON document is refused, naming
+    the column, its type and the fix."""
 
-    @query("SELECT id FROM users ORDER BY id LIMIT 2")
+    @query("SELECT id, name FROM users ORDER BY id LIMIT 2")
     def id_dicts() -> list[dict[str, Any]]: ...
 
+    @query("SELECT id FROM users ORDER BY id LIMIT 2")
+    def ids_as_dicts() -> list[dict[str, Any]]: ...
+
     with session(users):
-        assert id_dicts() == [{"id": 1}, {"id": 2}]
+        assert id_dicts() == [{"id": 1, "name": "ann"}, {"id": 2, "name": "bob"}]
+        with pytest.raises(MappingError, match=r"returned one column, 'id' of type int4, but the stub returns"):
+            ids_as_dicts()
+
+
+def test_a_dict_of_one_json_column_is_its_document_in_queries_and_functions(users: str, pg_exec: Exec) -> None:
+    """`-> dict[str, Any]` on one json or jsonb value is the document, whether a function returns it or a query
+    selects it (rows too: a set of documents), and `| None` allows a NULL document; several columns are the row."""
+    pg_exec(
+        """CREATE FUNCTION profile(id int) RETURNS jsonb LANGUAGE sql
+               AS $$ SELECT CASE WHEN id > 0 THEN jsonb_build_object('id', id, 'tags', '["a"]'::jsonb) END $$;
+           CREATE FUNCTION profiles() RETURNS SETOF jsonb LANGUAGE sql
+               AS $$ SELECT jsonb_build_object('id', i) FROM generate_series(1, 2) i $$;
+           CREATE TABLE docs (id int PRIMARY KEY, body json);
+           INSERT INTO docs VALUES (1, '{"id": 1, "tags": ["a"]}'), (2, NULL);"""
+    )
+
+    @procedure
+    def profile(id: int) -> dict[str, Any] | None: ...
+
+    @procedure("profiles")
+    def all_profiles() -> list[dict[str, Any]]: ...
+
+    @query("SELECT profile(%(id)s)")
+    def profile_by_query(id: int) -> dict[str, Any] | None: ...
+
+    @query("SELECT body FROM docs WHERE id = %(id)s")
+    def body(id: int) -> dict[str, Any] | None: ...
+
+    @query("SELECT body FROM docs WHERE id = %(id)s")
+    def strict_body(id: int) -> dict[str, Any]: ...
+
+    @query("SELECT id, body FROM docs ORDER BY id")
+    def rows() -> list[dict[str, Any]]: ...
+
+    document = {"id": 1, "tags": ["a"]}
+    with session(users):
+        assert profile(1) == profile_by_query(1) == body(1) == document
+        assert profile(0) is profile_by_query(0) is body(2) is None
+        assert all_profiles() == [{"id": 1}, {"id": 2}]
+        assert rows() == [{"id": 1, "body": document}, {"id": 2, "body": None}]
+        with pytest.raises(MappingError, match=r"column 'body' is NULL but the stub returns dict\[str, Any\]"):
+            strict_body(2)
 
 
 def test_large_results_leave_the_garbage_collector_as_they_found_it(users: str) -> None:

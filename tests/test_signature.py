@@ -1,14 +1,14 @@
 """Stubs are checked when decorated; arguments are bound as Python binds them and checked before sending."""
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 import pytest
 from conftest import Exec
 from userdb import User, add_user, get_user, set_email, users_by_domain
 
-from pgdecor import ArgumentError, SignatureError, UndefinedFunctionError, procedure, query, session
+from pgdecor import Arg, ArgumentError, SignatureError, UndefinedFunctionError, procedure, query, session
 
 
 def test_missing_parameter_annotation_fails_at_decoration() -> None:
@@ -261,11 +261,34 @@ def test_schema_qualified_names_are_quoted(pg_dsn: str, pg_exec: Exec) -> None:
 
 
 def test_bad_procedure_names_fail_at_decoration() -> None:
-    """A name with more than schema and function is refused."""
-    with pytest.raises(SignatureError, match="not a function name"):
+    """A name with more than schema and function, or a quote left open, is refused."""
+    for name in ("a.b.c", 'a."b', '"a"b', "a."):
+        with pytest.raises(SignatureError, match="not a function name"):
 
-        @procedure("a.b.c")
-        def f() -> None: ...
+            @procedure(name)
+            def f() -> None: ...
+
+
+def test_arguments_named_twice_or_in_a_query_fail_at_decoration() -> None:
+    """Two parameters passing one argument, an `Arg` in a `@query` stub (whose placeholders name parameters) and an
+    `Arg` that names nothing are refused, naming the stub, the parameters and the fix."""
+    with pytest.raises(SignatureError, match=r"parameters 'from_' and 'frm' both pass the argument 'from'; give"):
+
+        @procedure("f")
+        def twice(from_: Annotated[int, Arg("from")], frm: Annotated[int, Arg("from")]) -> None: ...
+
+    with pytest.raises(SignatureError, match=r"parameters 'x' and 'y' both pass the argument 'x'"):
+
+        @procedure("f")
+        def shadowed(x: int, y: Annotated[int, Arg("x")]) -> None: ...
+
+    with pytest.raises(SignatureError, match=r"'from_' is annotated Arg\('from'\), .* write %\(from_\)s and drop"):
+
+        @query("SELECT %(from_)s")
+        def in_query(from_: Annotated[int, Arg("from")]) -> int: ...
+
+    with pytest.raises(SignatureError, match=r"Arg\(''\): name the argument the parameter passes"):
+        Arg("")
 
 
 def test_forward_references_resolve_at_first_call(users: str) -> None:
