@@ -73,6 +73,9 @@ def _session(using: str, opened_at: str) -> Iterator[Session]:
             contextlib.suppress(_MarkedForRollbackError),
             open_session("pgdecor.django.session()", raw, None, opened_at, DEFAULT_MODE) as s,
         ):
+            # Begun here, not at the first call: a savepoint begun lazily, inside an atomic block the code opens
+            # later, would be gone when that block rolls back.
+            s.connection()
             yield s
             if conn.needs_rollback:
                 raise _MarkedForRollbackError

@@ -68,6 +68,7 @@ def _session(bind: OrmSession | Connection, opened_at: str) -> Iterator[Session]
         conn = bind.connection() if isinstance(bind, OrmSession) else bind
         raw = _checked("session", bind, conn.connection.driver_connection, psycopg.Connection)
         with open_session("pgdecor.sqlalchemy.session()", raw, None, opened_at, DEFAULT_MODE) as s:
+            s.connection()  # its savepoint begun here: one begun lazily, in a later begin_nested(), ends with it
             yield s
 
 
@@ -78,6 +79,7 @@ async def _asession(bind: AsyncSession | AsyncConnection, opened_at: str) -> Asy
         driver = (await conn.get_raw_connection()).driver_connection
         raw = _checked("asession", bind, driver, psycopg.AsyncConnection)
         async with open_session("pgdecor.sqlalchemy.asession()", raw, None, opened_at, DEFAULT_MODE) as s:
+            await s.aconnection()
             yield s
 
 

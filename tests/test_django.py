@@ -92,7 +92,24 @@ def middleware_view(request: HttpRequest, item: str, first: str) -> HttpResponse
     return JsonResponse(seen, status=int(request.GET.get("status", 200)))
 
 
+def _undone(item: str, first: str) -> None:
+    with pgdecor.django.session():  # inside the request's (the middleware's)
+        _order(item, first)
+        raise RuntimeError(item)
+
+
+def nested_view(request: HttpRequest, item: str, first: str) -> HttpResponse:
+    order_model().objects.create(item=f"{item}-before")
+    try:
+        _undone(item, first)
+    except RuntimeError:
+        if request.GET.get("fail"):
+            raise
+    return JsonResponse({})
+
+
 urlpatterns = [
+    path("nested/<str:item>/<str:first>", nested_view),
     path("helper/<str:item>/<str:first>", helper_view),
     path("atomic/<str:item>/<str:first>", atomic_view),
     path("middleware/<str:item>/<str:first>", middleware_view),
@@ -180,6 +197,16 @@ def test_the_middleware_commits_a_requests_writes_together_only_below_500(
         assert client.get(f"/middleware/raised/{first}?fail=1").status_code == 500
         assert client.get(f"/middleware/unavailable/{first}?status=503").status_code == 503
     assert stored(pg_exec) == (["kept", "client-error"], ["client-error", "kept"])
+
+
+@pytest.mark.parametrize("first", ["orm", "stub"])
+def test_a_session_inside_the_requests_undoes_its_block_alone(client: Client, pg_exec: Exec, first: str) -> None:
+    """``pgdecor.django.session()`` in a view under the middleware: a block that raises undoes the writes made
+    in it, ORM's and stubs' (its savepoint), and the rest of the request commits, or rolls back with the view."""
+    with override_settings(MIDDLEWARE=["pgdecor.django.SessionMiddleware"]):
+        assert client.get(f"/nested/caught/{first}").status_code == 200
+        assert client.get(f"/nested/raised/{first}?fail=1").status_code == 500
+    assert stored(pg_exec) == (["caught-before"], [])
 
 
 def test_a_database_not_reached_through_psycopg_3_is_refused(client: Client) -> None:

@@ -148,6 +148,22 @@ def test_async_stubs_in_an_async_session_commit_with_its_writes_or_not_at_all(pg
     assert stored(pg_exec) == (["kept", "core"], ["core", "kept"])
 
 
+def _undone(db: Session) -> None:
+    with pgdecor.sqlalchemy.session(db):
+        reserve("undone")  # the first call of the outer session's, made in this block
+        raise KeyError
+
+
+def test_a_session_inside_another_undoes_its_block_alone(engine: Engine, pg_exec: Exec) -> None:
+    """A ``pgdecor.sqlalchemy.session()`` opened inside another on the same connection, whose block raises:
+    its writes are undone (its ``begin_nested()``), the outer block's commit."""
+    with Session(engine) as db, db.begin(), pgdecor.sqlalchemy.session(db):
+        with pytest.raises(KeyError):
+            _undone(db)
+        reserve("kept")
+    assert stored(pg_exec) == ([], ["kept"])
+
+
 def test_an_engine_of_another_driver_is_refused() -> None:
     """An engine whose DBAPI connection is not psycopg's gets an error naming it and the URL to use."""
     engine = create_engine("sqlite://")
