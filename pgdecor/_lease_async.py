@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncServerCursor, AsyncTransaction, pq
-from psycopg.adapt import Loader
+from psycopg.abc import Loader
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout

@@ -20,7 +20,8 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.adapt import AdaptersMap, Loader
+from psycopg.abc import Loader
+from psycopg.adapt import AdaptersMap
 
 from ._annotations import describe
 
