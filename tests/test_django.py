@@ -22,7 +22,7 @@ from pgdecor import ArgumentError, query
 
 TABLES = """
 CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL);
-CREATE TABLE reservations (item text NOT NULL);
+CREATE TABLE reservations (item text NOT NULL UNIQUE DEFERRABLE INITIALLY DEFERRED);
 """
 
 
@@ -87,6 +87,8 @@ def atomic_view(request: HttpRequest, item: str, first: str) -> HttpResponse:
 
 def middleware_view(request: HttpRequest, item: str, first: str) -> HttpResponse:
     seen = _order(item, first)  # no `with`: the request's session
+    if request.GET.get("twice"):
+        reserve(item)  # the COMMIT fails
     if request.GET.get("fail"):
         raise RuntimeError(item)
     return JsonResponse(seen, status=int(request.GET.get("status", 200)))
@@ -189,13 +191,14 @@ def test_the_middleware_commits_a_requests_writes_together_only_below_500(
 ) -> None:
     """Under ``pgdecor.django.SessionMiddleware`` a view calls stubs without a ``with``, in the request's
     transaction with the ORM: committed together when the response is below 500; a view that raises (answered
-    500 by Django) or answers 503 itself rolls back both."""
+    500 by Django) or answers 503 itself rolls back both, and a COMMIT that fails is answered 500."""
     with override_settings(MIDDLEWARE=["pgdecor.django.SessionMiddleware"]):
         answer = client.get(f"/middleware/kept/{first}")
         assert answer.json() == {"orders_the_stub_saw": 1, "reservations_the_orm_saw": 1}
         assert client.get(f"/middleware/client-error/{first}?status=409").status_code == 409
         assert client.get(f"/middleware/raised/{first}?fail=1").status_code == 500
         assert client.get(f"/middleware/unavailable/{first}?status=503").status_code == 503
+        assert client.get(f"/middleware/twice/{first}?twice=1").status_code == 500
     assert stored(pg_exec) == (["kept", "client-error"], ["client-error", "kept"])
 
 
