@@ -96,7 +96,9 @@ def _after_fork_in_child() -> None:
                         blind(conn)
     if pools:  # and those it handed out, which point back at it
         for obj in gc.get_objects():
-            if isinstance(obj, BaseConnection) and id(getattr(obj, "_pool", None)) in pools:
+            # Not isinstance(), which reads `__class__`: a lazy proxy (Django's settings, storages) evaluates itself
+            # there, and may raise, which would end this handler before the sessions are made safe.
+            if issubclass(type(obj), BaseConnection) and id(getattr(obj, "_pool", None)) in pools:
                 blind(obj)
     for callback in _callbacks:
         callback()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import math
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from psycopg import Connection, Cursor, Transaction, pq
+from psycopg import Connection, Cursor, ServerCursor, Transaction, pq
+from psycopg.abc import Loader
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -18,6 +19,7 @@ from . import _leaks as leaks
 from . import _probe as probe
 from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
 from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
+from ._loads import fetches_binary, parsing_loaders
 from ._modes import DEFAULT_MODE, Mode
 from ._pools import Pools
 from ._registry import ServerKey, server_key
@@ -35,6 +37,7 @@ _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+C = TypeVar("C", Cursor[TupleRow], ServerCursor[TupleRow])
 
 _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
 
@@ -54,7 +57,7 @@ Restore = tuple[Any, Any] | None
 class Lease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_restore", "_wire", "conn", "key", "source", "tx")
+    __slots__ = ("_cursors", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
 
     def __init__(self, source: Source, conn: Connection[Any], tx: Transaction | None, restore: Restore = None) -> None:
         self.source = source
@@ -70,6 +73,13 @@ class Lease:
         #: cheap to reuse and costly to make on every call.
         self._cursors: dict[bool, Cursor[TupleRow]] = {}
         self._wire: Wire | None = None
+        #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
+        #: built-in type as psycopg does (see `_loads`): only a connection of the user's may differ.
+        self.binary = True
+        self._loaders: list[tuple[int, type[Loader]]] = []
+        if isinstance(source, Connection):
+            self.binary = fetches_binary(conn)
+            self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
     def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> Lease:
@@ -143,13 +153,22 @@ class Lease:
         """The lease's client-side cursor fetching binary (or text) results."""
         cur = self._cursors.get(binary)
         if cur is None:
-            cur = self._cursors[binary] = self.conn.cursor(binary=binary, row_factory=tuple_row)
+            cur = self._cursors[binary] = self._loading(self.conn.cursor(binary=binary, row_factory=tuple_row))
+        return cur
+
+    def server_cursor(self, name: str) -> ServerCursor[TupleRow]:
+        """A new server-side cursor named *name* (a stream's)."""
+        return self._loading(self.conn.cursor(name, row_factory=tuple_row))
+
+    def _loading(self, cur: C) -> C:
+        for oid, loader in self._loaders:
+            cur.adapters.register_loader(oid, loader)
         return cur
 
     def wire(self) -> Wire | None:
         """The lease's `Wire`: the path of calls of statements already run once; None while calls cannot take it
         (see `_wire.usable`)."""
-        if not wire_usable(self.conn):
+        if self._loaders or not wire_usable(self.conn):  # a wire loads with the connection's own loaders
             return None
         wire = self._wire
         if wire is None:

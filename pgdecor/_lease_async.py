@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import math
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction, pq
+from psycopg import AsyncConnection, AsyncCursor, AsyncServerCursor, AsyncTransaction, pq
+from psycopg.abc import Loader
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -23,6 +24,7 @@ from . import _leaks as leaks
 from . import _probe_async as probe
 from ._database import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
 from ._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
+from ._loads import fetches_binary, parsing_loaders
 from ._modes import DEFAULT_MODE, Mode
 from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
@@ -40,6 +42,7 @@ _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+C = TypeVar("C", AsyncCursor[TupleRow], AsyncServerCursor[TupleRow])
 
 if True:  # ASYNC
     _GONE = "its task ended, or it stayed idle in transaction past the leak timeout"
@@ -62,7 +65,7 @@ Restore = tuple[Any, Any] | None
 class AsyncLease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_restore", "_wire", "conn", "key", "source", "tx")
+    __slots__ = ("_cursors", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
 
     def __init__(
         self, source: Source, conn: AsyncConnection[Any], tx: AsyncTransaction | None, restore: Restore = None
@@ -80,6 +83,13 @@ class AsyncLease:
         #: cheap to reuse and costly to make on every call.
         self._cursors: dict[bool, AsyncCursor[TupleRow]] = {}
         self._wire: AsyncWire | None = None
+        #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
+        #: built-in type as psycopg does (see `_loads`): only a connection of the user's may differ.
+        self.binary = True
+        self._loaders: list[tuple[int, type[Loader]]] = []
+        if isinstance(source, AsyncConnection):
+            self.binary = fetches_binary(conn)
+            self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
     async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> AsyncLease:
@@ -155,13 +165,22 @@ class AsyncLease:
         """The lease's client-side cursor fetching binary (or text) results."""
         cur = self._cursors.get(binary)
         if cur is None:
-            cur = self._cursors[binary] = self.conn.cursor(binary=binary, row_factory=tuple_row)
+            cur = self._cursors[binary] = self._loading(self.conn.cursor(binary=binary, row_factory=tuple_row))
+        return cur
+
+    def server_cursor(self, name: str) -> AsyncServerCursor[TupleRow]:
+        """A new server-side cursor named *name* (a stream's)."""
+        return self._loading(self.conn.cursor(name, row_factory=tuple_row))
+
+    def _loading(self, cur: C) -> C:
+        for oid, loader in self._loaders:
+            cur.adapters.register_loader(oid, loader)
         return cur
 
     def wire(self) -> AsyncWire | None:
         """The lease's `Wire`: the path of calls of statements already run once; None while calls cannot take it
         (see `_wire.usable`)."""
-        if not wire_usable(self.conn):
+        if self._loaders or not wire_usable(self.conn):  # a wire loads with the connection's own loaders
             return None
         wire = self._wire
         if wire is None:

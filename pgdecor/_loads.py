@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import typing
 import uuid
 from decimal import Decimal
@@ -19,11 +20,12 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.abc import Loader
 from psycopg.adapt import AdaptersMap
 
 from ._annotations import describe
 
-__all__ = ["loaded_type", "mismatch"]
+__all__ = ["fetches_binary", "loaded_type", "mismatch", "parsing_loaders"]
 
 #: Built-in types by oid → the Python type psycopg's loaders give their values.
 _LOADS: dict[int, type] = {
@@ -57,6 +59,11 @@ _CAST = {
 }
 
 _TEXT = pq.Format.TEXT
+_BINARY = pq.Format.BINARY
+_TEXT_OID = 25
+
+#: psycopg's cursors that bind parameters on the client, which fetch text results only.
+_CLIENT_CURSORS = (psycopg.ClientCursor, psycopg.AsyncClientCursor)
 
 
 def loaded_type(oid: int, adapters: AdaptersMap) -> type | None:
@@ -73,6 +80,34 @@ def loaded_type(oid: int, adapters: AdaptersMap) -> type | None:
     if loader is None:  # no loader: psycopg gives the text the server sent
         return str
     return _LOADS.get(oid)
+
+
+def fetches_binary(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether *conn*'s cursors can fetch binary results: client-side binding cursors (Django's, or a
+    ``cursor_factory=ClientCursor`` of the user's) cannot."""
+    return not issubclass(conn.cursor_factory, _CLIENT_CURSORS)
+
+
+def parsing_loaders(adapters: AdaptersMap) -> list[tuple[int, type[Loader]]]:
+    """psycopg's own loaders of the built-in types that *adapters* read as plain text, though psycopg parses them
+    (Django's connections read jsonb, inet and cidr so, to parse them in its fields): pgdecor's calls load those as
+    psycopg does, so that a stub returns the same values on every connection, and the layouts pgdecor keeps per
+    server fit them all. Loaders of the user's own are kept. Each loader says its format (text or binary)."""
+    return [(oid, loader) for oid, fmt, plain, loader in _parsed() if adapters.get_loader(oid, fmt) is plain]
+
+
+@functools.cache
+def _parsed() -> list[tuple[int, pq.Format, type[Loader] | None, type[Loader]]]:
+    """The built-in types psycopg parses, in each format: their oid, the format, the loader of plain text in
+    that format, and psycopg's own loader of the type."""
+    found = []
+    for fmt in (_TEXT, _BINARY):
+        plain = psycopg.adapters.get_loader(_TEXT_OID, fmt)
+        for info in psycopg.adapters.types:
+            loader = psycopg.adapters.get_loader(info.oid, fmt)
+            if loader is not None and loader is not plain:
+                found.append((info.oid, fmt, plain, loader))
+    return found
 
 
 def mismatch(tp: Any, oid: int, adapters: AdaptersMap) -> tuple[str, str] | None:

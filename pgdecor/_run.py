@@ -10,7 +10,6 @@ from time import perf_counter
 from typing import Any
 
 import psycopg
-from psycopg.rows import tuple_row
 
 from . import _outcome as outcome
 from . import _probe as probe
@@ -241,7 +240,7 @@ class Runner:
                 statement = plan.statement(key, args)
             params = args if statement.direct else statement.params(args)
             ran = facts.format(key, statement)  # None: never run on this server
-            binary = ran is True
+            binary = ran is True and lease.binary
             if shape is Shape.STREAM:
                 return self._stream(sess, lease, statement, params, binary)
             wire, prepare = None, None
@@ -305,7 +304,7 @@ class Runner:
                 self._resolve(lease)
             for statement, params in plan.batches(key, argsets):
                 ran = self.facts.format(key, statement)
-                binary = ran is True
+                binary = ran is True and lease.binary
                 wire = lease.wire() if ran is not None and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
                     rows = plan.result.shape is not Shape.NONE
@@ -370,7 +369,7 @@ class Runner:
                 f"autocommit session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
             )
             raise Error(msg)
-        cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
+        cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
         try:
             cur.execute(statement.sql, params, binary=binary)
             layout = self._layout(lease, statement, cur, binary)

@@ -17,7 +17,6 @@ from time import perf_counter
 from typing import Any
 
 import psycopg
-from psycopg.rows import tuple_row
 
 from . import _outcome as outcome
 from . import _probe_async as probe
@@ -252,7 +251,7 @@ class AsyncRunner:
                 statement = plan.statement(key, args)
             params = args if statement.direct else statement.params(args)
             ran = facts.format(key, statement)  # None: never run on this server
-            binary = ran is True
+            binary = ran is True and lease.binary
             if shape is Shape.STREAM:
                 return await self._stream(sess, lease, statement, params, binary)
             wire, prepare = None, None
@@ -316,7 +315,7 @@ class AsyncRunner:
                 await self._resolve(lease)
             for statement, params in plan.batches(key, argsets):
                 ran = self.facts.format(key, statement)
-                binary = ran is True
+                binary = ran is True and lease.binary
                 wire = lease.wire() if ran is not None and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
                     rows = plan.result.shape is not Shape.NONE
@@ -383,7 +382,7 @@ class AsyncRunner:
                 f"autocommit session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
             )
             raise Error(msg)
-        cur = lease.conn.cursor(f"pgdecor_{next(_cursor_names)}", row_factory=tuple_row)
+        cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
         try:
             await finish(cur.execute(statement.sql, params, binary=binary), statement_on=lease.conn)
             layout = await self._layout(lease, statement, cur, binary)

@@ -70,6 +70,32 @@ def test_database_opened_before_fork_reopens_in_the_child(users: str) -> None:
     }
 
 
+def test_a_lazy_object_that_fails_to_evaluate_does_not_stop_the_child_from_ending_the_parents_sessions(
+    users: str,
+) -> None:
+    """A process holding lazy proxies whose evaluation raises (Django's settings and storages, in an app that
+    forks its workers after loading Django): the child still ends the sessions open at the fork."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.utils.functional import SimpleLazyObject
+
+    def misconfigured() -> object:
+        raise ImproperlyConfigured("as Django's staticfiles storage without STATIC_URL")
+
+    lazy = SimpleLazyObject(misconfigured)
+
+    def child() -> int:
+        try:
+            backend_pid()
+        except NoSessionError:
+            return 0
+        return 1
+
+    with Database(users, min_size=1, max_size=1) as db, db.session():
+        backend_pid()
+        assert in_child(child) == 0
+    assert lazy is not None
+
+
 def test_users_pool_opened_before_fork_is_refused_in_the_child_and_closing_it_there_is_harmless(users: str) -> None:
     """A pool of the user's cannot be reopened by pgdecor: a session on it in the child says what to do, and even
     closing it in the child leaves the parent's connections working."""

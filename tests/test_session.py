@@ -2,19 +2,22 @@
 
 import asyncio
 import contextlib
+import ipaddress
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import pq
 from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 from userdb import User, aadd_user, add_user, aget_user, count_users, each_user, get_user, set_email, users_by_domain
 
-from pgdecor import ArgumentError, Database, NoSessionError, RolledBackError, Session, session, transaction
+from pgdecor import ArgumentError, Database, NoSessionError, RolledBackError, Session, query, session, transaction
 
 
 def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, str]]:
@@ -404,6 +407,55 @@ def test_a_connection_with_its_own_row_factory_serves_every_call(users: str) -> 
             return [await aget_user(i) for i in (1, 1, 1, 99)]
 
     assert asyncio.run(scenario())[-2:] == [User(1, "ann", "ann@example.org"), None]
+
+
+@dataclass
+class Profile:
+    id: int
+    doc: dict[str, Any]
+    address: ipaddress.IPv4Address
+
+
+@query("SELECT %(id)s::int AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address")
+def profile(id: int) -> Profile: ...
+
+
+@query("SELECT %(id)s::int AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address")
+async def aprofile(id: int) -> Profile: ...
+
+
+@query("SELECT i AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address FROM generate_series(1, 3) i")
+def each_profile() -> Iterator[Profile]: ...
+
+
+def _as_django_connects(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Load jsonb and inet as plain text on *conn*'s own cursors, as Django's connections do."""
+    conn.adapters.register_loader("jsonb", TextLoader)
+    conn.adapters.register_loader("inet", TextLoader)
+
+
+def test_a_connection_with_client_side_cursors_and_text_loaders_serves_every_call(users: str) -> None:
+    """A connection whose cursors bind on the client (which fetch text only) and load jsonb and inet as text, as
+    Django's do, serves stubs the values they are annotated with, call after call; its own cursors keep its
+    loaders."""
+    expected = Profile(1, {"a": 1}, ipaddress.IPv4Address("10.0.0.1"))
+    with psycopg.connect(users, cursor_factory=psycopg.ClientCursor) as conn:
+        _as_django_connects(conn)
+        with session(conn), transaction():
+            for _ in range(3):  # first calls, then the ones that would fetch binary
+                assert profile(1) == expected
+                assert get_user(2) == User(2, "bob", None)
+            assert profile.many([(1,), (1,)]) == [expected, expected]
+            assert [p.doc for p in each_profile()] == [{"a": 1}] * 3
+        assert conn.execute("SELECT '{}'::jsonb, '10.0.0.1'::inet").fetchone() == ("{}", "10.0.0.1")
+
+    async def scenario() -> list[Profile]:
+        async with await psycopg.AsyncConnection.connect(users, cursor_factory=psycopg.AsyncClientCursor) as aconn:
+            _as_django_connects(aconn)
+            async with session(aconn):
+                return [await aprofile(1) for _ in range(3)]
+
+    assert asyncio.run(scenario()) == [expected] * 3
 
 
 def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made() -> None:
