@@ -118,6 +118,132 @@ def test_a_users_suite_gets_the_fixtures_from_the_plugin_and_each_test_is_rolled
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
 
 
+EXPECTED_ERRORS_SUITE = """
+import psycopg
+import pytest
+
+from pgdecor import ArgumentError, query, session
+
+
+@query("INSERT INTO items (id, name) VALUES (%(id)s, %(name)s)")
+def add_item(id: int, name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+def count_items() -> int: ...
+
+
+def test_a_duplicate_is_refused(pg_transaction):
+    add_item(1, "a")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        add_item(1, "b")
+
+
+def test_starts_from_the_schema_again(pg_transaction):
+    assert count_items() == 0
+    add_item(1, "c")
+
+
+def test_the_session_is_named_after_this_test(pg_transaction):
+    where = "opened at test_errors.py::test_the_session_is_named_after_this_test [(]pg_transaction[)]"
+    with pytest.raises(ArgumentError, match=where):
+        with session(pg_transaction, isolation="serializable"):
+            pass
+"""
+
+
+def test_a_test_expecting_a_database_error_passes_under_pg_transaction(
+    pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that expects a database error (a duplicate key) passes with no error at teardown, the next test
+    starts from the schema, and messages name the session after the test (its node id), not pgdecor's fixture."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
+    monkeypatch.setenv("PGDECOR_TEST_DSN", pg_dsn)
+    pytester.makepyfile(test_errors=EXPECTED_ERRORS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
+ASYNC_SUITE = """
+import psycopg
+import pytest
+
+from pgdecor import query, session
+
+
+@query("INSERT INTO items (id, name) VALUES (%(id)s, %(name)s)")
+async def add_item(id: int, name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+async def count_items() -> int: ...
+
+
+@query("INSERT INTO items (id, name) VALUES (%(id)s, %(name)s)")
+def add_item_now(id: int, name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+def count_items_now() -> int: ...
+
+
+MARK
+async def test_writes_in_the_session_and_in_one_the_code_opens(apg_transaction):
+    await add_item(1, "a")
+    async with session(apg_transaction):  # the code under test opening its own session on the connection
+        await add_item(2, "b")
+    assert await count_items() == 2
+
+
+MARK
+async def test_a_duplicate_is_refused(apg_transaction):
+    await add_item(1, "a")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await add_item(1, "b")
+
+
+MARK
+async def test_starts_from_the_schema_again(apg_transaction):
+    assert await count_items() == 0
+    await add_item(3, "c")
+
+
+def test_a_sync_test_beside_them(pg_transaction):
+    assert count_items_now() == 0
+    add_item_now(4, "d")
+"""
+
+#: How each runner of async tests is asked to run them: the tests' mark, the ini file, more arguments.
+RUNNERS = {
+    "anyio": ("@pytest.mark.anyio", "", ["-p", "no:asyncio"]),
+    "pytest-asyncio": ("@pytest.mark.asyncio", "asyncio_default_fixture_loop_scope = function", []),
+    "pytest-asyncio-auto": ("", "asyncio_mode = auto\nasyncio_default_fixture_loop_scope = function", []),
+}
+
+
+@pytest.mark.parametrize("runner", list(RUNNERS))
+def test_async_tests_run_in_apg_transaction_under_each_runner(
+    runner: str, pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under anyio's plugin and pytest-asyncio (strict and auto), async tests run their async stubs in
+    `apg_transaction`'s session (a session the code opens on the connection included), a database error they
+    expect passes, each starts from the schema, a sync test beside them runs in `pg_transaction`, and nothing
+    they wrote stays."""
+    mark, ini, args = RUNNERS[runner]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
+    monkeypatch.setenv("PGDECOR_TEST_DSN", pg_dsn)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_async_items=ASYNC_SUITE.replace("MARK\n", f"{mark}\n"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=4)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
 def test_pytest_plugins_naming_the_module_still_works(
     pytester: pytest.Pytester, pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
