@@ -7,12 +7,14 @@ signals are raised in the main thread as `Terminated`, a `KeyboardInterrupt`, so
 pytest, which reports a `KeyboardInterrupt` and tears its fixtures down, does the same for them.
 
 Only where the signal would have ended the process: a signal the program handles or ignores is left to it. A
-second signal while the servers stop waits until they have (it would otherwise cut their cleanup short).
+second signal while the servers stop waits until they have (it would otherwise cut their cleanup short). A child
+process forked meanwhile gets the dispositions of before back: the servers are its parent's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -73,9 +75,16 @@ def release() -> None:
     """Put back what `hold` replaced, once the last server that held it has stopped (a handler installed since,
     by the program, stays)."""
     global _holders  # noqa: PLW0603
-    _holders -= 1
-    if _holders:
+    if not _holders:  # put back already, in a forked child
         return
+    _holders -= 1
+    if not _holders:
+        _put_back()
+
+
+def _put_back() -> None:
+    global _holders  # noqa: PLW0603
+    _holders = 0
     for signum, previous in _replaced.items():
         if signal.getsignal(signum) == _handle:
             signal.signal(signum, previous)
@@ -97,3 +106,7 @@ def deferred() -> Iterator[None]:
         _deferring -= 1
         if before is None and _received is not None and not _deferring:
             raise Terminated(_received)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_put_back)

@@ -3,8 +3,10 @@
 `TemporaryServer` runs ``initdb`` in a temporary directory and starts the server on a unix socket there, with
 durability switched off (fsync, synchronous_commit, full_page_writes) because the data is thrown away. When run
 as root it runs the server as the ``postgres`` OS user, as PostgreSQL requires, with that user's own groups and
-none of root's. The server's programs run without the caller's ``PG*`` variables (``PGPORT``, ``PGDATA``, ...),
-and its DSN names everything they could change (see `TemporaryServer`). `stop` removes everything::
+none of root's (from a layout of its programs in the server's directory where that user cannot reach them: see
+`_programs`). The server's programs run without the caller's ``PG*`` variables (``PGPORT``, ``PGDATA``, ...), and
+its DSN names everything they could change (see `TemporaryServer`). `stop` removes everything; SIGTERM and SIGHUP
+stop it, as Ctrl-C does (see `_signals`)::
 
     with TemporaryServer() as server:
         with session(server.dsn):
@@ -18,7 +20,8 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
   name is also the ``application_name``, to find the test's backends in ``pg_stat_activity``);
 - ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once;
 - ``pg_transaction``: a connection to ``pg_server_dsn`` in a transaction rolled back after the test, with a session
-  open on it while the test runs: for tests of a schema created once for the run, each test starting from it.
+  open on it while the test runs: for tests of a schema created once for the run, each test starting from it;
+- ``apg_transaction``: the same for async tests (under anyio's pytest plugin or pytest-asyncio).
 
 The fixtures are a pytest plugin, found through its entry point once pgdecor is installed; ``pytest_plugins =
 ["pgdecor.testing"]`` in ``conftest.py`` does the same where plugins are not loaded automatically.

@@ -17,6 +17,8 @@ import psycopg
 import pytest
 from test_offline import Watched
 
+from pgdecor.testing import TemporaryServer
+
 ITEMS_SCHEMA = "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\n"
 ITEMS_STUBS = 'from pgdecor import query\n\n\n@query("SELECT name FROM items WHERE id = %(id)s")\ndef item_name(id: int) -> str | None: ...\n'
 
@@ -129,3 +131,28 @@ def test_sigterm_to_a_pytest_run_stops_the_fixtures_server_and_removes_its_direc
     assert processes_in(server_tmp) == []
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "stopped by SIGTERM" in out
+
+
+def test_a_server_handles_the_signals_only_while_it_runs_and_only_where_the_program_does_not() -> None:
+    """While a throwaway server runs, SIGTERM takes pgdecor's handler, but a SIGHUP handler of the program's own
+    stays, and a child forked meanwhile has SIGTERM's default (the server is not its to stop); once the server has
+    stopped, SIGTERM's default is back."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+
+    def programs_own(signum: int, frame: object) -> None: ...
+
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, programs_own)
+        with TemporaryServer():
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+            assert signal.getsignal(signal.SIGHUP) is programs_own
+            child = os.fork()
+            if child == 0:
+                os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+            assert os.waitpid(child, 0)[1] == 0
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGHUP) is programs_own
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

