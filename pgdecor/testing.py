@@ -419,12 +419,12 @@ else:
         test: anyio's (``@pytest.mark.anyio``, on its asyncio backend) or pytest-asyncio's (1.1 or later,
         ``@pytest.mark.asyncio`` or its auto mode)."""
         anyio = "anyio_backend" in request.fixturenames
-        if not anyio and importlib.util.find_spec("pytest_asyncio") is None:
+        if not anyio and not request.config.pluginmanager.has_plugin("asyncio"):
             msg = (
                 f"{request.node.nodeid} uses apg_transaction, which runs in the test's event loop: mark the test "
-                f"@pytest.mark.anyio (anyio's pytest plugin), or install pytest-asyncio"
+                f"@pytest.mark.anyio (anyio's pytest plugin), or run it under pytest-asyncio"
             )
-            raise pytest.UsageError(msg)
+            pytest.fail(msg, pytrace=False)
         conn: psycopg.AsyncConnection[Any] = request.getfixturevalue(
             "_apg_transaction_anyio" if anyio else "_apg_transaction_asyncio"
         )

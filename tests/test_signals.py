@@ -17,8 +17,6 @@ import psycopg
 import pytest
 from test_offline import Watched
 
-from pgdecor.testing import TemporaryServer
-
 ITEMS_SCHEMA = "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\n"
 ITEMS_STUBS = 'from pgdecor import query\n\n\n@query("SELECT name FROM items WHERE id = %(id)s")\ndef item_name(id: int) -> str | None: ...\n'
 
@@ -62,13 +60,19 @@ def processes_in(folder: Path) -> list[str]:
 
 
 def the_socket(folder: Path, proc: subprocess.Popen[str]) -> Path:
-    """The socket folder of the throwaway server *proc* started in *folder*, once it accepts connections."""
+    """The socket folder of the throwaway server *proc* started in *folder*, once the server says, in its
+    ``postmaster.pid``, that it accepts connections (what ``pg_ctl -w`` waits for)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        for sock in folder.glob("pgdecor-*/sock/.s.PGSQL.5432"):
-            return sock.parent
+        for pid_file in folder.glob("pgdecor-*/data/postmaster.pid"):
+            try:
+                lines = pid_file.read_text().splitlines()
+            except FileNotFoundError:
+                continue
+            if len(lines) > 7 and lines[7].strip() == "ready":
+                return pid_file.parent.parent / "sock"
         time.sleep(0.05)
-    pytest.fail(f"no server socket appeared in {folder} (process status {proc.poll()})")
+    pytest.fail(f"no server became ready in {folder} (process status {proc.poll()})")
 
 
 def wait_for_statement(sock: Path, text: str) -> None:
@@ -133,26 +137,41 @@ def test_sigterm_to_a_pytest_run_stops_the_fixtures_server_and_removes_its_direc
     assert "stopped by SIGTERM" in out
 
 
-def test_a_server_handles_the_signals_only_while_it_runs_and_only_where_the_program_does_not() -> None:
+#: A program with a SIGHUP handler of its own, which starts a throwaway server and forks while it runs.
+HANDLERS_PROGRAM = """
+import os
+import signal
+
+from pgdecor.testing import TemporaryServer
+
+
+def programs_own(signum, frame): ...
+
+
+signal.signal(signal.SIGHUP, programs_own)
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+with TemporaryServer():
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+    assert signal.getsignal(signal.SIGHUP) is programs_own
+    child = os.fork()
+    if child == 0:
+        os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+    assert os.waitpid(child, 0)[1] == 0
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+assert signal.getsignal(signal.SIGHUP) is programs_own
+print("as expected")
+"""
+
+
+def test_a_server_handles_the_signals_only_while_it_runs_and_only_where_the_program_does_not(
+    server_tmp: Path,
+) -> None:
     """While a throwaway server runs, SIGTERM takes pgdecor's handler, but a SIGHUP handler of the program's own
     stays, and a child forked meanwhile has SIGTERM's default (the server is not its to stop); once the server has
     stopped, SIGTERM's default is back."""
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
-
-    def programs_own(signum: int, frame: object) -> None: ...
-
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, programs_own)
-        with TemporaryServer():
-            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
-            assert signal.getsignal(signal.SIGHUP) is programs_own
-            child = os.fork()
-            if child == 0:
-                os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
-            assert os.waitpid(child, 0)[1] == 0
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-        assert signal.getsignal(signal.SIGHUP) is programs_own
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLERS_PROGRAM], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "as expected\n"
+    assert list(server_tmp.iterdir()) == []
