@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from . import _libpq  # noqa: F401 - first: psycopg without a libpq says what to install
 from ._channels import Missed
 from ._check import Problem, check
 from ._counters import Counters, counters

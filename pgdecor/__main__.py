@@ -17,6 +17,7 @@ import psycopg
 from ._database import check_conninfo
 from ._errors import Error
 from ._offline import CommandError, SchemaFiles, module_paths, rerun, watch
+from ._signals import Terminated
 from .testing import temporary_dsn
 
 
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args, parser)
+    except Terminated as stopped:  # its throwaway server stopped and removed on the way out
+        print(f"pgdecor {args.command}: {stopped}", file=sys.stderr)
+        return 128 + stopped.signum
     except Exception as err:
         if args.debug:
             raise

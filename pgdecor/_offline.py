@@ -20,6 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from ._signals import Terminated
+
 __all__ = ["CommandError", "SchemaFiles", "module_paths", "rerun", "watch"]
 
 _databases = itertools.count(1)
@@ -98,7 +100,7 @@ def _apply(conn: psycopg.Connection[object], path: Path) -> None:
 
 def watch(paths: Callable[[], list[Path]], run: Callable[[], int], *, interval: float = 0.3) -> int:
     """Call *run*, then again each time a file of *paths* (folders: their ``.py`` and ``.sql`` files) changes,
-    until interrupted (Ctrl-C); the status is 0 then."""
+    until interrupted (Ctrl-C); the status is 0 then. SIGTERM or SIGHUP (`Terminated`) is raised on."""
     try:
         while True:
             status = run()
@@ -108,7 +110,9 @@ def watch(paths: Callable[[], list[Path]], run: Callable[[], int], *, interval: 
             print(f"pgdecor: {what}; watching {files} (Ctrl-C to stop)", file=sys.stderr, flush=True)
             while _snapshot(paths()) == seen:
                 time.sleep(interval)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupted:
+        if isinstance(interrupted, Terminated):
+            raise
         return 0
 
 

@@ -3,8 +3,10 @@
 `TemporaryServer` runs ``initdb`` in a temporary directory and starts the server on a unix socket there, with
 durability switched off (fsync, synchronous_commit, full_page_writes) because the data is thrown away. When run
 as root it runs the server as the ``postgres`` OS user, as PostgreSQL requires, with that user's own groups and
-none of root's. The server's programs run without the caller's ``PG*`` variables (``PGPORT``, ``PGDATA``, ...),
-and its DSN names everything they could change (see `TemporaryServer`). `stop` removes everything::
+none of root's (from a layout of its programs in the server's directory where that user cannot reach them: see
+`_programs`). The server's programs run without the caller's ``PG*`` variables (``PGPORT``, ``PGDATA``, ...), and
+its DSN names everything they could change (see `TemporaryServer`). `stop` removes everything; SIGTERM and SIGHUP
+stop it, as Ctrl-C does (see `_signals`)::
 
     with TemporaryServer() as server:
         with session(server.dsn):
@@ -18,7 +20,8 @@ In a test suite, enable the fixtures with ``pytest_plugins = ["pgdecor.testing"]
   name is also the ``application_name``, to find the test's backends in ``pg_stat_activity``);
 - ``pg_exec``: runs setup SQL (``CREATE FUNCTION ...``) in that schema, committed at once;
 - ``pg_transaction``: a connection to ``pg_server_dsn`` in a transaction rolled back after the test, with a session
-  open on it while the test runs: for tests of a schema created once for the run, each test starting from it.
+  open on it while the test runs: for tests of a schema created once for the run, each test starting from it;
+- ``apg_transaction``: the same for async tests (under anyio's pytest plugin or pytest-asyncio).
 
 The fixtures are a pytest plugin, found through its entry point once pgdecor is installed; ``pytest_plugins =
 ["pgdecor.testing"]`` in ``conftest.py`` does the same where plugins are not loaded automatically.
@@ -37,7 +40,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typing_extensions import Self
 
+from . import _signals as signals
 from ._database import check_conninfo
-from ._session import session
+from ._modes import DEFAULT_MODE
+from ._programs import usable_copy
+from ._session import Session, open_session
 
 __all__ = [
     "ServerNotFoundError",
@@ -141,32 +147,48 @@ class TemporaryServer:
         self._user: str | None = None
         self._group: int | None = None
         self._groups: list[int] | None = None
+        #: The programs the server runs: *bindir*'s, or where they were laid out for its user (`_reachable`).
+        self._programs: Path | None = None
+        #: Whether SIGTERM and SIGHUP are raised as `KeyboardInterrupt` for this server (see `_signals`).
+        self._held = False
 
     def start(self) -> Self:
         bindir = self.bindir or find_bindir()
-        data = self._make_dirs("pgdecor-")
-        self._run(
-            [str(bindir / "initdb"), "-D", str(data), "--no-sync", "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--locale=C"]
-        )  # fmt: skip
-        self._start(bindir)
+        try:
+            data = self._make_dirs("pgdecor-")
+            bindir = self._reachable(bindir)
+            self._run(
+                [str(bindir / "initdb"), "-D", str(data), "--no-sync", "-A", "trust", "-U", "postgres",
+                 "-E", "UTF8", "--locale=C"]
+            )  # fmt: skip
+            self._start(bindir)
+        except BaseException:  # a failure, or the process told to stop, half-way: nothing stays
+            self.stop()
+            raise
         return self
 
     def standby(self) -> TemporaryServer:
         """A streaming standby of this (started) server: a base backup of it (``pg_basebackup -R``) started as a
         hot standby on a socket of its own. Stop it (``stop``, or ``with``) before this server."""
         assert self.dir is not None, "start the server first"
-        bindir = self.bindir or find_bindir()
+        bindir = self._programs or self.bindir or find_bindir()
         standby = TemporaryServer(bindir)
-        data = standby._make_dirs("pgdecor-standby-")
-        standby._run([str(bindir / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-d", self.dsn])
-        standby._start(bindir)
+        try:
+            data = standby._make_dirs("pgdecor-standby-")
+            bindir = standby._reachable(bindir)
+            standby._run([str(bindir / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-d", self.dsn])
+            standby._start(bindir)
+        except BaseException:
+            standby.stop()
+            raise
         return standby
 
     def _make_dirs(self, prefix: str) -> Path:
         """The server's directory (its data directory inside, to be made, is returned), owned by the user who will
         run the server."""
-        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self._held = self._held or signals.hold()
+        with signals.deferred():  # made and noted at once, to be removed whatever comes
+            self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         sock = self.dir / "sock"
         sock.mkdir()
         run_as, group, groups = None, None, None
@@ -180,6 +202,18 @@ class TemporaryServer:
                 os.chown(p, entry.pw_uid, entry.pw_gid)
         self._user, self._group, self._groups = run_as, group, groups
         return self.dir / "data"
+
+    def _reachable(self, bindir: Path) -> Path:
+        """*bindir*, or, where the server's user cannot run its programs (root's private directories), a layout of
+        its installation in the server's directory (see `_programs`)."""
+        assert self.dir is not None
+        if self._user is not None:
+            try:
+                self._run([str(bindir / "pg_ctl"), "--version"])
+            except (OSError, RuntimeError):
+                bindir = usable_copy(bindir, self.dir / "programs")
+        self._programs = bindir
+        return bindir
 
     def _start(self, bindir: Path) -> None:
         assert self.dir is not None
@@ -210,19 +244,24 @@ class TemporaryServer:
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
-        if self.dir is None:
-            return
         try:
-            if (self.dir / "data" / "postmaster.pid").exists():
-                self.crash()  # its data is thrown away: no need for a checkpoint first
+            if self.dir is not None:
+                with signals.deferred():  # a signal now waits until the server is gone
+                    try:
+                        if (self.dir / "data" / "postmaster.pid").exists():
+                            self.crash()  # its data is thrown away: no need for a checkpoint first
+                    finally:
+                        shutil.rmtree(self.dir, ignore_errors=True)
+                        self.dir = self._programs = None
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+            if self._held:
+                self._held = False
+                signals.release()
 
     def _pg_ctl(self, *args: str, bindir: Path | None = None) -> None:
         """``pg_ctl`` on the server's data directory."""
         assert self.dir is not None, "start the server first"
-        bindir = bindir or self.bindir or find_bindir()
+        bindir = bindir or self._programs or self.bindir or find_bindir()
         self._run([str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), *args])
 
     def _run(self, cmd: list[str]) -> None:
@@ -299,6 +338,23 @@ except ImportError:  # pragma: no cover - pytest is only needed for the fixtures
     pass
 else:
 
+    def _test_session(
+        conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], request: pytest.FixtureRequest, fixture: str
+    ) -> Session:
+        """The session a test runs in on *conn*: named after the test (its node id) in messages, and doomed, so
+        that it ends rolled back without a `RolledBackError` for an error the test expected."""
+        sess = open_session(fixture, conn, None, f"{request.node.nodeid} ({fixture})", DEFAULT_MODE)
+        sess.doom()
+        return sess
+
+    def _asyncio_fixture(function: Callable[..., Any], name: str) -> Any:
+        """*function* as a fixture that pytest-asyncio runs, in its strict mode too, where it is installed."""
+        try:
+            import pytest_asyncio  # noqa: PLC0415 - optional: the fixture is for its users
+        except ImportError:
+            return pytest.fixture(function, name=name)
+        return pytest_asyncio.fixture(function, name=name)
+
     @pytest.fixture(scope="session")
     def pg_server_dsn() -> Iterator[str]:
         """The DSN of the server tests run against: ``$PGDECOR_TEST_DSN`` or a throwaway one."""
@@ -334,18 +390,66 @@ else:
         return run
 
     @pytest.fixture
-    def pg_transaction(pg_server_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    def pg_transaction(pg_server_dsn: str, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
         """A connection in a transaction that is rolled back after the test, with a session open on it while the
         test runs. Stubs the test calls run in that session; a session the code under test opens on the same
         connection (``session(pg_transaction)``) joins it. Nothing they write outlives the test, whether it
         passes or fails, and no schema is created or dropped for it: create the schema once for the run (see the
         module docstring), and every test starts from it.
 
+        The session always ends rolled back, without raising: a test that expects a database error
+        (``pytest.raises(psycopg.errors.UniqueViolation)``) passes, though the error aborted the transaction.
         Sessions on another source (a `Database`, a pool, a DSN) borrow connections of their own: what they commit
-        stays. Sync stubs only: async code opens ``async with session(conn)`` on an ``AsyncConnection`` inside
-        ``async with conn.transaction(force_rollback=True)`` the same way."""
-        with psycopg.connect(pg_server_dsn) as conn, conn.transaction(force_rollback=True), session(conn):
+        stays. Async tests and stubs: `apg_transaction`."""
+        with (
+            psycopg.connect(pg_server_dsn) as conn,
+            conn.transaction(force_rollback=True),
+            _test_session(conn, request, "pg_transaction"),
+        ):
             yield conn
+
+    @pytest.fixture
+    def apg_transaction(request: pytest.FixtureRequest) -> psycopg.AsyncConnection[Any]:
+        """`pg_transaction` for async tests: an ``AsyncConnection`` in a transaction rolled back after the test,
+        with an async session open on it while the test runs, for async stubs (``async def``) and for
+        ``async with session(apg_transaction)`` in the code under test. Like `pg_transaction`'s, the session ends
+        rolled back without raising.
+
+        The plugin that runs the test runs the fixture too, in the test's event loop, and the session reaches the
+        test: anyio's (``@pytest.mark.anyio``, on its asyncio backend) or pytest-asyncio's (1.1 or later,
+        ``@pytest.mark.asyncio`` or its auto mode)."""
+        anyio = "anyio_backend" in request.fixturenames
+        if not anyio and not request.config.pluginmanager.has_plugin("asyncio"):
+            msg = (
+                f"{request.node.nodeid} uses apg_transaction, which runs in the test's event loop: mark the test "
+                f"@pytest.mark.anyio (anyio's pytest plugin), or run it under pytest-asyncio"
+            )
+            pytest.fail(msg, pytrace=False)
+        conn: psycopg.AsyncConnection[Any] = request.getfixturevalue(
+            "_apg_transaction_anyio" if anyio else "_apg_transaction_asyncio"
+        )
+        return conn
+
+    def _apg_transaction() -> Callable[..., AsyncIterator[psycopg.AsyncConnection[Any]]]:
+        """The async fixture's function, a new one at each call: what one plugin marks as its own, the other's
+        copy does not carry."""
+
+        async def fixture(
+            pg_server_dsn: str, request: pytest.FixtureRequest
+        ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+            async with (
+                await psycopg.AsyncConnection.connect(pg_server_dsn) as conn,
+                conn.transaction(force_rollback=True),
+                _test_session(conn, request, "apg_transaction"),
+            ):
+                yield conn
+
+        return fixture
+
+    # One fixture for each plugin that runs async tests, so that the other never takes it: anyio's takes the async
+    # fixtures of its tests; pytest-asyncio's, in its strict mode, those its own decorator marks.
+    _apg_transaction_anyio = pytest.fixture(_apg_transaction(), name="_apg_transaction_anyio")
+    _apg_transaction_asyncio = _asyncio_fixture(_apg_transaction(), "_apg_transaction_asyncio")
 
 
 def assert_stubs_match(modules: list[str], source: str | psycopg.Connection[Any]) -> None:

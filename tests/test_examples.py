@@ -4,6 +4,7 @@ shows, and prints what its comments say (see tests/examples.py)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,7 +92,7 @@ def _run_suite(files: dict[str, str], folder: Path) -> None:
     for name, text in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
-    tests = sum(text.count("\ndef test_") + text.startswith("def test_") for text in files.values())
+    tests = sum(len(re.findall(r"^(?:async )?def test_", text, re.MULTILINE)) for text in files.values())
     env = {**os.environ, "PGDECOR_TEST_DSN": "dbname=app"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)

