@@ -17,12 +17,16 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bench.failing import ASYNC_ONLY, KINDS, STREAM_KINDS, Point, apoints, points
 from pgdecor import session
 
 ROOT = Path(__file__).resolve().parent.parent
+#: psycopg's pure-Python implementation (libpq through ctypes) leaves ctypes' own array types for the collector on
+#: its queries: there, what is counted is pgdecor's and psycopg's objects; on its C implementation, everything.
+ALL_KINDS = psycopg.pq.__impl__ != "python"
 SESSIONS = 60
 
 
@@ -63,7 +67,7 @@ def test_abandoned_streams_leave_no_cycles(
     figures(f"{result['unreachable']} objects left for the cyclic collector after {STREAMS} streams")
     assert (result["mode"], result["kinds"], result["streams"]) == (mode, [kind], STREAMS)
     assert result["cyclic_objects"] == 0
-    assert result["unreachable"] == 0
+    assert result["unreachable"] == 0 or not ALL_KINDS
 
 
 def test_generator_finished_in_another_context_leaves_no_cycle(pg_dsn: str) -> None:
@@ -82,7 +86,7 @@ def test_generator_finished_in_another_context_leaves_no_cycle(pg_dsn: str) -> N
         for _ in read:
             pass
     del read
-    assert gc.collect() == 0
+    assert _collected() == 0
 
 
 def test_async_generator_finished_in_another_task_leaves_no_cycle(pg_dsn: str) -> None:
@@ -101,6 +105,20 @@ def test_async_generator_finished_in_another_task_leaves_no_cycle(pg_dsn: str) -
             async for _ in read:
                 pass
         del read
-        return gc.collect()
+        return _collected()
 
     assert asyncio.run(scenario()) == 0
+
+
+def _collected() -> int:
+    """What the cyclic collector frees now (see `ALL_KINDS`: only pgdecor's and psycopg's objects where psycopg runs
+    over ctypes)."""
+    if ALL_KINDS:
+        return gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return sum(type(o).__module__.startswith(("pgdecor", "psycopg")) for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
