@@ -4,6 +4,9 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._check import Problem, check
+from ._copy import CopyStream
+from ._copy_async import AsyncCopyStream
+from ._copy_stubs import CopyStub, copy_in, copy_out
 from ._counters import Counters, counters
 from ._decorators import Stub, procedure, query
 from ._errors import (
@@ -36,8 +39,11 @@ __all__ = [
     "DEFAULT",
     "AmbiguousFunctionError",
     "ArgumentError",
+    "AsyncCopyStream",
     "AsyncStream",
     "CommitUnknownError",
+    "CopyStream",
+    "CopyStub",
     "Counters",
     "Database",
     "Error",
@@ -55,6 +61,8 @@ __all__ = [
     "TransactionScope",
     "UndefinedFunctionError",
     "check",
+    "copy_in",
+    "copy_out",
     "counters",
     "procedure",
     "query",

@@ -4,8 +4,8 @@ For each stub: a `@procedure` is resolved as at its first call (the function exi
 parameter names and types); parameters left to ``DEFAULT`` have a default in the function; the statement the
 stub would send is prepared (never executed) and its described parameters and result columns are compared
 with the annotations, the row type's fields (by name and type), ``Optional`` fields where the catalog knows a
-column is nullable (columns of tables and composite types), and the labels of enum types. All of it runs on a
-connection whose transactions are read-only.
+column is nullable (columns of tables and composite types), and the labels of enum types. A COPY stub's table is
+checked against its row type (`_copy_check`). All of it runs on a connection whose transactions are read-only.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from ._catalog import (
     read_types,
 )
 from ._convert import is_enum, is_json_param
+from ._copy_check import copy_problems
+from ._copy_plan import CopyPlan
 from ._database import check_conninfo
 from ._errors import Error, MappingError
 from ._plan import Plan
@@ -78,6 +80,9 @@ def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Pr
             except Error as err:
                 problem = Problem(found.location, found.stub, "the stub cannot be built", str(err), "fix the stub")
                 problems.append(problem)
+                continue
+            if isinstance(plan, CopyPlan):
+                problems.extend(Problem(found.location, found.stub, *p) for p in copy_problems(plan, conn))
                 continue
             problems.extend(_Checker(found, plan, conn, lookups).run())
     return problems

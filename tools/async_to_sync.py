@@ -33,6 +33,7 @@ MODULES = {
     "pgdecor/_stream_async.py": "pgdecor/_stream.py",
     "pgdecor/_run_async.py": "pgdecor/_run.py",
     "pgdecor/_retry_async.py": "pgdecor/_retry.py",
+    "pgdecor/_copy_async.py": "pgdecor/_copy.py",
 }
 
 RENAMES = {
@@ -62,6 +63,9 @@ RENAMES = {
     "alease_for": "lease_for",
     "_aend": "_end",
     # pgdecor
+    "AsyncCopier": "Copier",
+    "AsyncCopyReader": "CopyReader",
+    "AsyncCopyStream": "CopyStream",
     "AsyncLease": "Lease",
     "AsyncPools": "Pools",
     "AsyncRunner": "Runner",
@@ -71,6 +75,7 @@ RENAMES = {
     "AsyncUnit": "Unit",
     "AsyncWire": "Wire",
     "_apool": "_pool",
+    "_copy_async": "_copy",
     "_lease_async": "_lease",
     "_pools_async": "_pools",
     "_probe_async": "_probe",
