@@ -6,10 +6,10 @@
 
 In: rows of the benchmark's `User` dataclass copied into a table with no index (each COPY rolled back), by a
 `copy_in` stub, by psycopg's ``write_row`` loop (binary, ``set_types``), and by asyncpg's
-``copy_records_to_table`` (the tuples made from the dataclasses counted in). Out: the 100,000 rows of ``users``
-read into `User` objects, by a `copy_out` stub and by psycopg's binary COPY with ``set_types`` and ``User(*row)``.
-As in ``python -m bench``, every contender runs once per round in a shuffled order, and each target is the median of
-the per-round ratios of rows per second (its range, min-max, next to it).
+``copy_records_to_table`` (the tuples made from the dataclasses counted in). Out: as many rows of the benchmark's
+``users``, read into `User` objects, by a `copy_out` stub and by psycopg's binary COPY with ``set_types`` and
+``User(*row)``. As in ``python -m bench``, every contender runs once per round in a shuffled order, and each target
+is the median of the per-round ratios of rows per second (its range, min-max, next to it).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pgdecor.testing import TemporaryServer
 COLUMNS = ["id", "name", "email", "created"]
 TYPES = ["int4", "text", "text", "timestamptz"]
 COPY_IN = "COPY copy_users (id, name, email, created) FROM STDIN (FORMAT BINARY)"
-COPY_OUT = "COPY users (id, name, email, created) TO STDOUT (FORMAT BINARY)"
+COPY_OUT = "COPY copy_source (id, name, email, created) TO STDOUT (FORMAT BINARY)"
 
 
 @copy_in("copy_users")
@@ -47,11 +47,11 @@ def load_users(rows: Iterable[User]) -> int: ...
 async def aload_users(rows: Iterable[User]) -> int: ...
 
 
-@copy_out("users")
+@copy_out("copy_source")
 def export_users() -> Iterator[User]: ...
 
 
-@copy_out("users")
+@copy_out("copy_source")
 async def aexport_users() -> AsyncIterator[User]: ...
 
 
@@ -159,7 +159,9 @@ def run(dsn: str, rows: int, rounds: int) -> dict[str, Any]:
     with ExitStack() as stack:
         bench = CopyBench(dsn, rows, stack)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS copy_users (LIKE users)")
+            conn.execute("CREATE TABLE copy_users (LIKE users)")
+            conn.execute("CREATE TABLE copy_source AS SELECT * FROM users ORDER BY id LIMIT %s", [rows])
+            conn.execute("VACUUM ANALYZE copy_source")
         workloads = bench.workloads()
         for contenders in workloads.values():  # warm up: catalog lookups, caches
             for fn in contenders.values():

@@ -367,10 +367,10 @@ def _ready(pgconn: pq.abc.PGconn, *, write: bool = False) -> None:
 
 
 class CopyStream(StreamBase[T], Iterator[T]):
-    """The rows of an async `copy_out` stub, read a batch at a time as they are iterated: until the stream ends,
-    its session's connection is busy with the COPY. `close` (or leaving ``async with stream:``) stops reading:
-    what the server has left to send is read and dropped, so that the session's connection serves its next call;
-    the session also does it as it ends."""
+    """The rows of a `copy_out` stub, read a batch at a time as they are iterated: until the stream ends, its
+    session's connection is busy with the COPY. Closing it (`close`, or the end of its ``with`` block) stops
+    reading: what the server has left to send is read and dropped, so that the session's connection serves its
+    next call; the session also does it as it ends."""
 
     __slots__ = ("_reader",)
 

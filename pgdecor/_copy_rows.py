@@ -54,8 +54,8 @@ _INT_ARRAYS = {1005: 21, 1007: 23}
 _not_none = partial(is_not, None)
 
 #: What binary COPY data begins with (a signature, no flags, no header extension) and ends with.
-BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-BINARY_TRAILER = b"\xff\xff"
+BINARY_HEADER = b"PGCOPY\n" + bytes([0xFF, 0x0D, 0x0A, 0x00]) + bytes(8)
+BINARY_TRAILER = bytes([0xFF, 0xFF])
 
 
 @dataclass(frozen=True)

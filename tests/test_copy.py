@@ -23,6 +23,8 @@ import psycopg
 import pydantic
 import pytest
 from conftest import Exec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg import pq
 from psycopg.types.range import Range
 from typing_extensions import TypedDict
@@ -33,6 +35,7 @@ from pgdecor import (
     MappingError,
     NoSessionError,
     SignatureError,
+    _wire_guard,
     check,
     copy_in,
     copy_out,
@@ -315,6 +318,83 @@ def test_large_copies_stream_in_batches_both_ways(dsn: str) -> None:
 
 @query("TRUNCATE people")
 def _truncate() -> None: ...
+
+
+@dataclass
+class Text:
+    id: int
+    t: str | None
+    b: bytes | None
+    doc: dict[str, Any] | None
+
+
+@dataclass
+class MoodyText(Text):
+    moods: list[Mood] | None
+
+
+TEXT = st.text(st.characters(exclude_characters="\x00", codec="utf-8"), max_size=30)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@copy_in("texts")
+def load_texts(rows: Iterable[Text]) -> int: ...
+
+
+@copy_out("texts")
+def export_texts() -> Iterator[Text]: ...
+
+
+@copy_in("moody_texts")
+def load_moody(rows: Iterable[MoodyText]) -> int: ...
+
+
+@copy_out("moody_texts")
+def export_moody() -> Iterator[MoodyText]: ...
+
+
+@query("TRUNCATE texts, moody_texts")
+def _truncate_texts() -> None: ...
+
+
+@pytest.mark.parametrize("psycopg_rows", [True, False], ids=["psycopg's row functions", "pgdecor's own"])
+def test_any_text_bytes_and_json_round_trip_through_binary_and_text_copies(
+    dsn: str, pg_exec: Exec, monkeypatch: pytest.MonkeyPatch, psycopg_rows: bool
+) -> None:
+    """Strings of any characters (tabs, newlines, backslashes, \\N), bytes and JSON documents come back equal from
+    a binary COPY and from a text one (a column of an array of enums makes it text), through psycopg's row functions and
+    through what pgdecor does where they are not used."""
+    pg_exec(
+        "CREATE TABLE texts (id int, t text, b bytea, doc jsonb);"
+        "CREATE TABLE moody_texts (id int, t text, b bytea, doc jsonb, moods mood[])"
+    )
+    if not psycopg_rows:
+        monkeypatch.setattr(_wire_guard.switch, "on", False)
+    values = st.tuples(st.none() | TEXT, st.none() | st.binary(max_size=20), st.none() | st.dictionaries(TEXT, JSON))
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(values, max_size=4), st.lists(st.sampled_from(Mood), max_size=3))
+    def round_trip(rows: list[tuple[Any, Any, Any]], moods: list[Mood]) -> None:
+        plain = [Text(i, *row) for i, row in enumerate(rows)]
+        moody = [MoodyText(i, *row, moods) for i, row in enumerate(rows)]
+        assert load_texts(plain) == len(rows)
+        assert load_moody(moody) == len(rows)
+        assert list(export_texts()) == plain
+        assert list(export_moody()) == moody
+        _truncate_texts()
+
+    with session(dsn):
+        round_trip()
+    assert load_texts.sql is not None
+    assert load_texts.sql.endswith("(FORMAT BINARY)")
+    assert load_moody.sql is not None
+    assert load_moody.sql.endswith("(FORMAT TEXT)")
+    assert export_moody.sql is not None
+    assert export_moody.sql.endswith("(FORMAT TEXT)")
 
 
 # -- rows of every model library -------------------------------------------------------------------------------
