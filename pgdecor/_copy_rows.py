@@ -130,9 +130,7 @@ class RowsIn:
             if (convert := _converter(f.annotation, c.oid, registry, binary=self.binary)) is not None
         ]
         #: What psycopg's binary dumpers would not refuse but store as another value.
-        self._checks = (
-            [(i, found[0]) for i, c in enumerate(self.columns) if (found := _check(c))] if self.binary else []
-        )
+        self._checks = [found[0] for i, c in enumerate(self.columns) if (found := _check(c, i))] if self.binary else []
 
     def row(self, value: Any) -> Sequence[Any]:
         """One row object → the values of its columns, converted where the column needs it."""
@@ -149,8 +147,8 @@ class RowsIn:
         """The rows of *batch*, checked where psycopg would store another value than the one given; raises
         whatever a value raises (`refused` then finds the row and the column)."""
         rows = list(map(self._get, batch)) if not self._converters else list(map(self.row, batch))
-        for i, check in self._checks:
-            if not check(list(map(itemgetter(i), rows))):
+        for check in self._checks:
+            if not check(rows):
                 msg = "a value out of its column's range"
                 raise ValueError(msg)
         return rows
@@ -189,7 +187,7 @@ class RowsIn:
                 return column, f"{err}, so column {column.name!r} ({column.sql}) cannot hold it as JSON"
             except Exception:  # noqa: BLE001 - whatever the conversion raises, the value is the culprit
                 return column, _unfit(v, field, column)
-            checked = _check(column) if self.binary else None
+            checked = _check(column, i) if self.binary else None
             if checked is not None and (said := checked[1](sent)) is not None:
                 return column, said
             if _undumpable(sent, column, self.types[i] if self.binary else None, adapters):
@@ -222,22 +220,29 @@ def _undumpable(value: Any, column: Column, oid: int | None, adapters: AdaptersM
     return column.oid == _DATE_OID and isinstance(value, dt.datetime)
 
 
-def _check(column: Column) -> tuple[Callable[[list[Any]], bool], Callable[[Any], str | None]] | None:
-    """For a column whose binary dumper would store another value than the one given (an int2 or int4 column's
-    the low bits of a larger int, a date column's the date of a datetime): whether a column of values is sound (a
-    pass in C), and what is wrong with one value (None if nothing)."""
+def _check(column: Column, index: int) -> tuple[Callable[[list[Any]], bool], Callable[[Any], str | None]] | None:
+    """For a column (at *index* in the rows) whose binary dumper would store another value than the one given (an
+    int2 or int4 column's the low bits of a larger int, a date column's the date of a datetime): whether a batch of
+    rows is sound, in passes in C, and what is wrong with one value (None if nothing)."""
+    get = itemgetter(index)
     bounds = _INT_RANGES.get(column.oid) or _INT_RANGES.get(_INT_ARRAYS.get(column.oid, 0))
     if bounds is not None:
         low, high = bounds
         kind = "int2" if low == -(2**15) else "int4"
         if column.oid in _INT_RANGES:
 
-            def ints(values: list[Any]) -> bool:
-                present = list(filter(_not_none, values))
+            def ints(rows: list[Any]) -> bool:
+                if not rows:
+                    return True
                 try:
-                    return not present or (low <= min(present) and max(present) <= high)
-                except TypeError:  # not all ints: the dumper refuses the odd one out
-                    return False
+                    lowest: int = min(map(get, rows))
+                    return low <= lowest and max(map(get, rows)) <= high
+                except TypeError:  # NULLs among them, or not only ints
+                    present = list(filter(_not_none, map(get, rows)))
+                    try:
+                        return not present or (low <= min(present) and max(present) <= high)
+                    except TypeError:  # not only ints: the dumper refuses the odd one out
+                        return False
 
             def int_problem(value: Any) -> str | None:
                 if isinstance(value, int) and not low <= value <= high:
@@ -256,11 +261,11 @@ def _check(column: Column) -> tuple[Callable[[list[Any]], bool], Callable[[Any],
                 return None
             return f"holds an integer out of the range of the {kind} elements of column {column.name!r}"
 
-        return (lambda values: all(map(in_range, values))), array_problem
+        return (lambda rows: all(map(in_range, map(get, rows)))), array_problem
     if column.oid == _DATE_OID:
 
-        def dates(values: list[Any]) -> bool:
-            return not any(map(isinstance, values, repeat(dt.datetime)))
+        def dates(rows: list[Any]) -> bool:
+            return not any(map(isinstance, map(get, rows), repeat(dt.datetime)))
 
         def date_problem(value: Any) -> str | None:
             if isinstance(value, dt.datetime):
