@@ -7,7 +7,8 @@ iterable with no session current, so that a stub called there (which would wait 
 holds, for ever) raises `NoSessionError` instead. A COPY out is read from libpq a batch at a time, the session's
 lock and the connection's held only while a batch is read: until the stream ends, the connection is busy with it,
 and a call of the session's meanwhile fails (libpq: "another command is already in progress") rather than waits.
-Closing a stream early reads and drops the rest, so that the connection serves the session's next call.
+In a transaction, a COPY out runs in a savepoint of its own: closing its stream early (or ending its session before
+the end) has the server stop sending, and rolls back to it, so that the session's transaction goes on, sound.
 
 This is the async source; `_copy` is generated from it by tools/async_to_sync.py.
 """
@@ -49,8 +50,15 @@ logger = logging.getLogger("pgdecor")
 T = TypeVar("T")
 
 _OFF = pq.PipelineStatus.OFF
+_INTRANS = pq.TransactionStatus.INTRANS
 _COPY_OUT = pq.ExecStatus.COPY_OUT
 _FATAL = pq.ExecStatus.FATAL_ERROR
+
+#: The savepoint a COPY out runs in, sent in the COPY's own message, so that stopping it early leaves the session's
+#: transaction sound; released at its end, rolled back to when stopped.
+_SAVEPOINT = b"SAVEPOINT pgdecor_copy; "
+_RELEASE = b"RELEASE SAVEPOINT pgdecor_copy"
+_UNDO = b"ROLLBACK TO SAVEPOINT pgdecor_copy; RELEASE SAVEPOINT pgdecor_copy"
 
 #: The sessions (by their lock, which joined sessions share) whose connection a COPY holds, and what holds it (said
 #: in words, and the id of a COPY out's stream), until it ends.
@@ -266,7 +274,7 @@ def _check_free(sess: SessionState, plan: CopyPlan) -> None:
 class AsyncCopyReader:
     """The rows of one COPY out, read from libpq a batch at a time (see the module docstring)."""
 
-    __slots__ = ("_binary", "_conn", "_first", "_parse", "_tx", "ended", "pgresult")
+    __slots__ = ("_binary", "_conn", "_first", "_parse", "_savepoint", "_tx", "ended", "pgresult")
 
     def __init__(self, conn: AsyncConnection[Any], rows: RowsOut) -> None:
         self._conn = conn
@@ -281,6 +289,8 @@ class AsyncCopyReader:
             self._parse = formats.parse_binary if rows.binary else formats.parse_text
         #: Binary COPY data begins with a header, in the message of the first row, and ends with a trailer.
         self._binary = self._first = rows.binary
+        #: Whether the COPY runs in a savepoint of its own (in a transaction), which stopping it rolls back to.
+        self._savepoint = False
         #: Whether the connection is out of the COPY (not begun yet, or over).
         self.ended = True
         #: The last result: the leak guard sees a stream's activity by its changing.
@@ -291,27 +301,28 @@ class AsyncCopyReader:
         return self._conn
 
     async def start(self, statement: bytes) -> None:
-        """Send the COPY; return once the server has begun sending rows."""
+        """Send the COPY (after a savepoint, in the same message, inside a transaction); return once the server
+        has begun sending rows."""
         conn = self._conn
         pgconn = conn.pgconn
         if pgconn.pipeline_status != _OFF:
             msg = "a COPY cannot run inside `conn.pipeline()`; run it outside the pipeline block"
             raise Error(msg)
+        self._savepoint = pgconn.transaction_status == _INTRANS
         async with conn.lock:
-            pgconn.send_query(statement)
-            while pgconn.flush():
-                await _ready(pgconn, write=True)
-            res = await self._result()
-            if res is not None and res.status == _COPY_OUT:
-                # psycopg's text parser takes the number of columns from the result the transformer is given.
-                self._tx.set_pgresult(res, set_loaders=False)
-                self.pgresult = res
-                self.ended = False
-                return
-            while await self._result() is not None:
-                pass
-        assert res is not None
-        raise error_from_result(res, encoding=conn.info.encoding)
+            await self._send(_SAVEPOINT + statement if self._savepoint else statement)
+            failed = None
+            while (res := await self._result()) is not None:
+                if res.status == _COPY_OUT:
+                    # psycopg's text parser takes the number of columns from the result the transformer is given.
+                    self._tx.set_pgresult(res, set_loaders=False)
+                    self.pgresult = res
+                    self.ended = False
+                    return
+                if res.status == _FATAL and failed is None:
+                    failed = res
+        assert failed is not None
+        raise error_from_result(failed, encoding=conn.info.encoding)
 
     async def read(self, limit: int) -> list[Any]:
         """Up to *limit* rows (fewer only at the end), each a tuple of its loaded values."""
@@ -345,25 +356,37 @@ class AsyncCopyReader:
                     raise psycopg.OperationalError(pgconn.get_error_message())
         return rows
 
-    async def drain(self) -> None:
-        """Read what the server has left to send, and drop it: the connection then serves the next statement."""
-        pgconn = self._conn.pgconn
-        async with self._conn.lock:
+    async def stop(self) -> None:
+        """Stop the COPY before its end: what the server has sent is dropped and, if it has more to send, it is
+        asked to stop; the transaction is then rolled back to the COPY's savepoint (it wrote nothing), so that
+        the session goes on."""
+        conn = self._conn
+        pgconn = conn.pgconn
+        asked = False
+        async with conn.lock:
             while not self.ended:
                 size, _ = pgconn.get_copy_data(1)
                 if size > 0:
                     continue
                 if size == 0:
+                    if not asked:  # only once what has come is read: a COPY over needs no stopping
+                        asked = True
+                        await _cancel(conn)
                     await _ready(pgconn)
                     pgconn.consume_input()
                 elif size == -1:
-                    await self._end()
+                    try:
+                        await self._end()
+                    except psycopg.errors.QueryCanceled:
+                        if self._savepoint:
+                            await self._run(_UNDO)
                 else:
                     self.ended = True
                     raise psycopg.OperationalError(pgconn.get_error_message())
 
     async def _end(self) -> None:
-        """After the last row: the COPY's own result (raised if an error), and the end of the server's answer."""
+        """After the last row: the COPY's own result (raised if an error), the end of the server's answer, and the
+        savepoint released."""
         self.ended = True
         failed = None
         while (res := await self._result()) is not None:
@@ -372,6 +395,24 @@ class AsyncCopyReader:
                 failed = res
         if failed is not None:
             raise error_from_result(failed, encoding=self._conn.info.encoding)
+        if self._savepoint:
+            await self._run(_RELEASE)
+
+    async def _run(self, statement: bytes) -> None:
+        """Run a statement of pgdecor's own, with no result, on the COPY's connection (whose lock is held)."""
+        await self._send(statement)
+        failed = None
+        while (res := await self._result()) is not None:
+            if res.status == _FATAL and failed is None:
+                failed = res
+        if failed is not None:
+            raise error_from_result(failed, encoding=self._conn.info.encoding)
+
+    async def _send(self, statement: bytes) -> None:
+        pgconn = self._conn.pgconn
+        pgconn.send_query(statement)
+        while pgconn.flush():
+            await _ready(pgconn, write=True)
 
     async def _result(self) -> pq.abc.PGresult | None:
         """The next result, once the server has sent it whole."""
@@ -381,6 +422,14 @@ class AsyncCopyReader:
             await _ready(pgconn)
             pgconn.consume_input()
         return pgconn.get_result()
+
+
+async def _cancel(conn: AsyncConnection[Any]) -> None:
+    """Ask the server to stop the statement *conn* runs; if it cannot be asked, the rest is read instead."""
+    try:
+        await conn.cancel_safe()
+    except psycopg.Error:
+        logger.warning("pgdecor: could not ask the server to stop a COPY; its rest is read instead", exc_info=True)
 
 
 def _without_header(data: Any) -> Any:
@@ -417,9 +466,9 @@ async def _ready(pgconn: pq.abc.PGconn, *, write: bool = False) -> None:
 
 class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
     """The rows of a `copy_out` stub, read a batch at a time as they are iterated: until the stream ends, its
-    session's connection is busy with the COPY. Closing it (`aclose`, or the end of its ``with`` block) stops
-    reading: what the server has left to send is read and dropped, so that the session's connection serves its
-    next call; the session also does it as it ends."""
+    session's connection is busy with the COPY. Closing it (`aclose`, or the end of its ``with`` block) stops the
+    COPY on the server, so that the session's connection serves its next call; the session also does it as it
+    ends."""
 
     __slots__ = ("_reader",)
 
@@ -449,13 +498,6 @@ class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
             pass
         self._check_open()
         if not self._done:
-            holder = _busy.get(self._lock)
-            if holder is not None and holder[1] != id(self):
-                msg = (
-                    f"the stream returned by {self._stub} is read while {holder[0]} holds its session's connection; "
-                    f"read it in another session"
-                )
-                raise Error(msg)
             reader = self._reader
             async with self._lock:
                 try:
@@ -484,7 +526,7 @@ class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
             del _busy[self._lock]
 
     async def aclose(self) -> None:
-        """Stop reading: what the server has left to send is read and dropped."""
+        """Stop reading, and the COPY on the server."""
         self._drop(by_session=False)
         await self._finish_reading()
 
@@ -501,7 +543,7 @@ class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
         reader = self._reader
         try:
             if not reader.ended:
-                await finish(reader.drain(), statement_on=reader.conn)
+                await finish(reader.stop())
         finally:
             if reader.ended:
                 self._ended()

@@ -149,7 +149,7 @@ class RowsIn:
         rows = list(map(self._get, batch)) if not self._converters else list(map(self.row, batch))
         for check in self._checks:
             if not check(rows):
-                msg = "a value out of its column's range"
+                msg = "a value its column would not store as given"
                 raise ValueError(msg)
         return rows
 

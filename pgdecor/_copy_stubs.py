@@ -83,7 +83,8 @@ def copy_out(table: str, /) -> _CopyDecorator:
     with a default may have no column. Rows are read a batch at a time, as the stream is iterated; until it ends,
     the session's connection is busy with the COPY: read it to its end, or close it, before the session's next
     call. Annotate the stub ``-> CopyStream[User]`` (``-> AsyncCopyStream[User]``) to close it early: it is a
-    context manager. The session closes the streams still open as it ends.
+    context manager. Closing it stops the COPY on the server (it runs in a savepoint, rolled back to: the
+    session's transaction goes on); the session closes the streams still open as it ends.
     """
     return _CopyDecorator(_table_name("@copy_out", table), Direction.OUT)
 
