@@ -136,11 +136,9 @@ class AsyncCopier:
                     else:
                         for row in rows:
                             fmt(row, tx, data)
-                except Exception as err:
-                    refused = rows_in.refused(batch, sent, err, conn.adapters)
-                    if refused is err:
-                        raise
-                    raise refused from err
+                except Exception as err:  # noqa: BLE001 - what a value makes psycopg raise: its row is found
+                    # Unnamed: a local would tie the error to this frame in a cycle.
+                    raise rows_in.refused(batch, sent, err, conn.adapters) or err  # noqa: B904 - its cause is set
                 if fmt is not None:
                     await copy.write(data)
                 sent += len(batch)
@@ -534,6 +532,7 @@ class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
         """Close it as its session ends: using it afterwards raises `NoSessionError`. A database error while the
         rest is read is left to the session, whose transaction it aborted: the session rolls back, and says so."""
         self._drop(by_session=True)
+        self._open = []  # the session's list, which holds this stream: no cycle through it
         try:
             await self._finish_reading()
         except psycopg.Error:

@@ -153,10 +153,10 @@ class RowsIn:
                 raise ValueError(msg)
         return rows
 
-    def refused(self, batch: list[Any], first: int, err: Exception, adapters: AdaptersMap) -> Exception:
-        """The `ArgumentError` naming the row of *batch* (whose first row is row *first* of the stub's rows) and
-        the column whose value made *err*, found by trying each value of each row alone; *err* itself, with a
-        note, if no value fails alone."""
+    def refused(self, batch: list[Any], first: int, err: Exception, adapters: AdaptersMap) -> ArgumentError | None:
+        """The `ArgumentError` (caused by *err*) naming the row of *batch* (whose first row is row *first* of the
+        stub's rows) and the column whose value made *err*, found by trying each value of each row alone; None,
+        *err* noted, if no value fails alone."""
         for offset, value in enumerate(batch):
             problem = self._problem(value, adapters)
             if problem is not None:
@@ -164,9 +164,11 @@ class RowsIn:
                 at = f"{self.where}[{first + offset}]"
                 where = f"{at}.{column.name}" if column is not None else at
                 msg = f"{self.stub}(): {where} {said}; the COPY into {self.table} stopped, and stored nothing"
-                return ArgumentError(msg)
+                refusal = ArgumentError(msg)
+                refusal.__cause__ = err
+                return refusal
         add_note(err, f"{self.stub}: while sending rows {first} to {first + len(batch) - 1} of {self.where}")
-        return err
+        return None
 
     def _problem(self, value: Any, adapters: AdaptersMap) -> tuple[Column | None, str] | None:
         """The column at fault in the row object *value*, and what is wrong; None if nothing is."""

@@ -5,9 +5,11 @@ session's transaction, cancelled, closed early, or misused in ways that would ot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import gc
 import ipaddress
 import sys
 import time
@@ -30,6 +32,7 @@ from psycopg import pq
 from psycopg.types.range import Range
 from typing_extensions import TypedDict
 
+from bench.failing import cyclic_garbage
 from pgdecor import (
     ArgumentError,
     CopyStream,
@@ -710,6 +713,47 @@ def test_a_cancelled_copy_out_stops_on_the_server_and_leaves_the_connection_usab
     def aexport_slow_head() -> AsyncIterator[copy_stubs.Person]: ...
 
     assert run(scenario) == (0, [])
+
+
+def test_failing_copies_leave_nothing_for_the_cyclic_collector(dsn: str, figures: Callable[[str], None]) -> None:
+    """COPYs that fail every way (a value refused, a row the server refuses, a stream left open in a session that
+    fails, one closed early), sync and async, leave no pgdecor or psycopg object that only the cyclic collector
+    would free."""
+    rows_refused = [copy_stubs.Person(1, "ann", 3), copy_stubs.Person(2**31, "bob", 4)]
+    rows_failing = [copy_stubs.Person(1, "ann", 3), copy_stubs.Person(1, "bob", 4)]
+    with session(dsn):
+        copy_stubs.load_people(_people(2500, -1))
+
+    def sync() -> None:
+        for rows in (rows_refused, rows_failing):
+            with contextlib.suppress(Error, psycopg.Error), session(dsn):
+                copy_stubs.load_people(rows)
+        with contextlib.suppress(ZeroDivisionError), session(dsn):
+            next(copy_stubs.export_people())
+            _ = 1 / 0
+        with session(dsn), copy_stubs.export_people() as stream:  # type: ignore[attr-defined]
+            next(stream)
+
+    async def asynchronous() -> None:
+        for rows in (rows_refused, rows_failing):
+            with contextlib.suppress(Error, psycopg.Error):
+                async with session(dsn):
+                    await aload_people(rows)
+        with contextlib.suppress(ZeroDivisionError):
+            async with session(dsn):
+                await aexport_people().__anext__()
+                _ = 1 / 0
+
+    gc.collect()
+    sync()
+    run(asynchronous)
+    left = cyclic_garbage()
+    figures(f"{left} cyclic pgdecor/psycopg objects after 7 failing or closed COPYs")
+    assert left == 0
+
+
+@copy_out("people")
+def aexport_people() -> AsyncIterator[copy_stubs.Person]: ...
 
 
 # -- streams: closed early, and what cannot share their connection --------------------------------------------------
