@@ -6,6 +6,9 @@ from importlib.metadata import version as _version
 from . import _libpq  # noqa: F401 - first: psycopg without a libpq says what to install
 from ._channels import Missed
 from ._check import Problem, check
+from ._copy import CopyStream
+from ._copy_async import AsyncCopyStream
+from ._copy_stubs import CopyStub, copy_in, copy_out
 from ._counters import Counters, counters
 from ._decorators import Stub, procedure, query
 from ._errors import (
@@ -43,9 +46,12 @@ __all__ = [
     "AmbiguousFunctionError",
     "Arg",
     "ArgumentError",
+    "AsyncCopyStream",
     "AsyncListener",
     "AsyncStream",
     "CommitUnknownError",
+    "CopyStream",
+    "CopyStub",
     "Counters",
     "Database",
     "Error",
@@ -66,6 +72,8 @@ __all__ = [
     "TransactionScope",
     "UndefinedFunctionError",
     "check",
+    "copy_in",
+    "copy_out",
     "counters",
     "listen",
     "notify",

@@ -4,8 +4,8 @@ For each stub: a `@procedure` is resolved as at its first call (the function exi
 parameter names and types); parameters left to ``DEFAULT`` have a default in the function; the statement the
 stub would send is prepared (never executed) and its described parameters and result columns are compared
 with the annotations, the row type's fields (by name and type), ``Optional`` fields where the catalog knows a
-column is nullable (columns of tables and composite types), and the labels of enum types. All of it runs on a
-connection whose transactions are read-only.
+column is nullable (columns of tables and composite types), and the labels of enum types. A COPY stub's table is
+checked against its row type (`_copy_check`). All of it runs on a connection whose transactions are read-only.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from ._catalog import (
     read_functions,
     read_types,
 )
+from ._copy_check import copy_problems
+from ._copy_plan import CopyPlan
 from ._database import check_conninfo
 from ._errors import Error, MappingError
 from ._plan import Plan
@@ -79,6 +81,9 @@ def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Pr
                 problems.append(problem)
                 continue
             if plan is None:
+                continue
+            if isinstance(plan, CopyPlan):
+                problems.extend(Problem(found.location, found.stub, *p) for p in copy_problems(plan, conn))
                 continue
             problems.extend(_Checker(found, plan, conn, lookups).run())
     return problems

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._copy_plan import CopyPlan
     from ._plan import Plan
 
 __all__ = ["FoundStub", "Problem", "find_stubs"]
@@ -42,9 +43,10 @@ class Problem:
 class FoundStub:
     stub: str
     location: str
-    #: The stub's plan, made (a `SignatureError` if it cannot be); None for a stub with nothing in the database to
-    #: compare (a `listen` stub).
-    plan: Callable[[], Plan | None]
+    #: What pgdecor made of the stub (a `SignatureError` if it cannot be made): a call's plan, or a COPY stub's
+    #: (`pgdecor.copy_in`, `pgdecor.copy_out`); None for a stub with nothing in the database to compare (a `listen`
+    #: stub).
+    plan: Callable[[], Plan | CopyPlan | None]
 
 
 def find_stubs(modules: Iterable[str | ModuleType], skipped: list[str] | None = None) -> list[FoundStub]:
@@ -63,7 +65,9 @@ def find_stubs(modules: Iterable[str | ModuleType], skipped: list[str] | None = 
             for fn in fns:
                 wrapped = inspect.unwrap(fn)
                 location = f"{inspect.getsourcefile(wrapped) or '?'}:{wrapped.__code__.co_firstlineno}"
-                found.setdefault(id(fn), FoundStub(f"{fn.__module__}.{fn.__qualname__}", location, fn.__pgdecor_plan__))
+                plan = _plan_of(fn)
+                assert plan is not None
+                found.setdefault(id(fn), FoundStub(f"{fn.__module__}.{fn.__qualname__}", location, plan))
     return sorted(found.values(), key=lambda s: s.location)
 
 
@@ -76,8 +80,14 @@ def _modules(names: Iterable[str | ModuleType]) -> Iterator[ModuleType]:
                 yield importlib.import_module(info.name)
 
 
+def _plan_of(value: Any) -> Callable[[], Plan | CopyPlan] | None:
+    """How a stub gives its plan (a COPY stub's is an attribute of its own), or None for anything else."""
+    found: Callable[[], Plan | CopyPlan] | None = getattr(value, "__pgdecor_plan__", None)
+    return found or getattr(value, "__pgdecor_copy__", None)
+
+
 def _stub_functions(value: Any, module: ModuleType) -> Iterator[Any]:
-    if hasattr(value, "__pgdecor_plan__") and getattr(value, "__module__", None) == module.__name__:
+    if _plan_of(value) is not None and getattr(value, "__module__", None) == module.__name__:
         yield value
     elif inspect.isclass(value) and value.__module__ == module.__name__:
         for member in vars(value).values():
@@ -88,5 +98,5 @@ def _stub_functions(value: Any, module: ModuleType) -> Iterator[Any]:
                 inner = member.func
             elif isinstance(member, property):
                 inner = member.fget
-            if hasattr(inner, "__pgdecor_plan__"):
+            if _plan_of(inner) is not None:
                 yield inner

@@ -10,9 +10,9 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import AsyncConnection, Connection, pq
@@ -20,7 +20,7 @@ from psycopg.adapt import PyFormat
 
 from ._counters import counters
 
-__all__ = ["switch", "usable"]
+__all__ = ["CopyFormats", "copy_formats", "switch", "usable"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -137,3 +137,33 @@ def _turn_off(reason: str) -> None:
         switch.reason = reason
         counters.add("wire_disabled")
         logger.warning("pgdecor: calls go through psycopg's cursors from now on: %s", reason)
+
+
+class CopyFormats(NamedTuple):
+    """psycopg's COPY row formats (in C where psycopg is built with it): a row of values into COPY data, binary or
+    text, appended to a buffer; and a row of COPY data into values."""
+
+    format_binary: Callable[[Sequence[Any], Any, bytearray], None]
+    format_text: Callable[[Sequence[Any], Any, bytearray], None]
+    parse_binary: Callable[[Any, Any], tuple[Any, ...]]
+    parse_text: Callable[[Any, Any], tuple[Any, ...]]
+
+
+_copy_formats: CopyFormats | None
+try:
+    from psycopg import _copy_base
+
+    _copy_formats = CopyFormats(
+        _copy_base.format_row_binary,
+        _copy_base.format_row_text,
+        _copy_base.parse_row_binary,
+        _copy_base.parse_row_text,
+    )
+except (ImportError, AttributeError):  # pragma: no cover - depends on psycopg
+    _copy_formats = None
+
+
+def copy_formats() -> CopyFormats | None:
+    """What COPY stubs write and read whole batches of rows with; None where this psycopg lacks it, or wires are
+    off (then they go through psycopg's public row methods, `Copy.write_row`, and parse rows by themselves)."""
+    return _copy_formats if switch.on else None

@@ -1,10 +1,10 @@
 """A mypy plugin that lets pgdecor stubs keep their ``...`` bodies, and types method stubs as methods.
 
 mypy reports ``[empty-body]`` for a function whose body is ``...`` and whose return type is not None. A pgdecor
-stub's body is never run, so for functions decorated with `pgdecor.procedure`, `pgdecor.query` or
-`pgdecor.listen` this plugin withdraws that one error; every other check still applies. A stub defined in a class
-keeps its function type, so that ``member.delete()`` binds ``self`` (and ``cached_property`` applies) as for any
-method.
+stub's body is never run, so for functions decorated with `pgdecor.procedure`, `pgdecor.query`,
+`pgdecor.listen`, `pgdecor.copy_in` or `pgdecor.copy_out` this plugin withdraws that one error; every other check
+still applies. A stub defined in a class keeps its function type, so that ``member.delete()`` binds ``self`` (and
+``cached_property`` applies) as for any method.
 
 Enable it with one line of configuration::
 
@@ -23,7 +23,13 @@ from mypy.plugin import FunctionContext, MethodContext, Plugin
 from mypy.types import Type
 
 _DECORATORS = frozenset({"pgdecor._decorators.procedure"})
-_DECORATOR_CALLS = frozenset({"pgdecor._decorators._Decorator.__call__", "pgdecor._notify._Listen.__call__"})
+_DECORATOR_CALLS = frozenset(
+    {
+        "pgdecor._decorators._Decorator.__call__",
+        "pgdecor._notify._Listen.__call__",
+        "pgdecor._copy_stubs._CopyDecorator.__call__",
+    }
+)
 
 
 def _decorated(ctx: FunctionContext | MethodContext) -> Type:

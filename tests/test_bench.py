@@ -44,3 +44,20 @@ def test_failing_sessions_leave_nothing_for_the_cyclic_collector(pg_server_dsn: 
     result = json.loads(out.stdout.splitlines()[0])
     assert result["sessions"] == 500
     assert result["cyclic_objects"] == 0
+
+
+def test_copy_benchmark_runs_every_contender_and_reports_every_target(pg_server_dsn: str, tmp_path: Path) -> None:
+    """The COPY benchmark still runs (tiny sizes, one round), every contender and target reported."""
+    out = tmp_path / "copy.json"
+    subprocess.run(
+        [sys.executable, "-m", "bench.copy", "--quick", "--dsn", pg_server_dsn, "--json", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {"in", "out"}
+    assert {"pgdecor", "pgdecor async", "psycopg write_row"} <= set(data["results"]["in"])
+    assert {"pgdecor", "pgdecor async", "psycopg + User(*row)"} <= set(data["results"]["out"])
+    assert all(c["median"] > 0 for w in data["results"].values() for c in w.values())
+    assert {"COPY in vs write_row", "COPY out vs psycopg", "COPY out async"} <= {t["target"] for t in data["targets"]}

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import _preparing, generators, waiting
+from psycopg import _preparing, generators, pq, waiting
 from psycopg._queries import _query2pg
 from psycopg.adapt import PyFormat, Transformer
+
+from pgdecor import _wire_guard
 
 
 def test_placeholders_convert_to_numbered_parameters_with_their_formats() -> None:
@@ -91,3 +93,40 @@ def test_a_pipeline_of_prepared_executions_reads_as_groups_then_the_sync(users: 
             pgconn.exit_pipeline_mode()
         assert [[r.get_value(0, 0) for r in g] for g in groups[:2]] == [[b"2"], [b"42"]]
         assert [r.status for r in groups[2]] == [psycopg.pq.ExecStatus.PIPELINE_SYNC]
+
+
+def test_copy_rows_are_formatted_and_parsed_by_psycopgs_row_functions(users: str) -> None:
+    """psycopg's COPY row functions, which COPY stubs use a batch at a time: rows formatted in binary (with the
+    types set) and in text (by their values' types) are what the server stores, and the rows the server sends
+    parse back; in text, once the transformer is given the COPY's result, whose number of columns it reads."""
+    formats = _wire_guard._copy_formats
+    assert formats is not None
+    header, trailer = b"PGCOPY\n\xff\r\n\x00" + bytes(8), b"\xff\xff"
+    rows = [(1, "one"), (2, None), (3, "tab\there")]
+    with psycopg.connect(users) as conn:
+        conn.execute("CREATE TEMP TABLE pairs (n int, t text)")
+        tx = Transformer(conn)
+        tx.set_dumper_types([23, 25], pq.Format.BINARY)
+        binary = bytearray(header)
+        for row in rows[:2]:
+            formats.format_binary(row, tx, binary)
+        with conn.cursor().copy("COPY pairs FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(binary + trailer)
+        text = bytearray()
+        formats.format_text(rows[2], Transformer(conn), text)
+        with conn.cursor().copy("COPY pairs FROM STDIN (FORMAT TEXT)") as copy:
+            copy.write(text)
+        assert conn.execute("SELECT * FROM pairs ORDER BY n").fetchall() == rows
+        for statement, fmt, parse in (
+            ("COPY (SELECT * FROM pairs ORDER BY n) TO STDOUT (FORMAT BINARY)", pq.Format.BINARY, formats.parse_binary),
+            ("COPY (SELECT * FROM pairs ORDER BY n) TO STDOUT (FORMAT TEXT)", pq.Format.TEXT, formats.parse_text),
+        ):
+            cur = conn.cursor()
+            with cur.copy(statement) as copy:
+                tx = Transformer(conn)
+                tx.set_pgresult(cur.pgresult, set_loaders=False)
+                tx.set_loader_types([23, 25], fmt)
+                data = [bytes(chunk) for chunk in copy]
+            if fmt == pq.Format.BINARY:  # the header before the first row; the trailer alone at the end
+                data = [data[0][len(header) :], *data[1:-1]]
+            assert [parse(row, tx) for row in data] == rows

@@ -34,6 +34,7 @@ MODULES = {
     "pgdecor/_run_async.py": "pgdecor/_run.py",
     "pgdecor/_retry_async.py": "pgdecor/_retry.py",
     "pgdecor/_listen_async.py": "pgdecor/_listen.py",
+    "pgdecor/_copy_async.py": "pgdecor/_copy.py",
 }
 
 RENAMES = {
@@ -63,6 +64,9 @@ RENAMES = {
     "alease_for": "lease_for",
     "_aend": "_end",
     # pgdecor
+    "AsyncCopier": "Copier",
+    "AsyncCopyReader": "CopyReader",
+    "AsyncCopyStream": "CopyStream",
     "AsyncLease": "Lease",
     "AsyncListener": "Listener",
     "AsyncPools": "Pools",
@@ -73,6 +77,7 @@ RENAMES = {
     "AsyncUnit": "Unit",
     "AsyncWire": "Wire",
     "_apool": "_pool",
+    "_copy_async": "_copy",
     "_lease_async": "_lease",
     "_listen_async": "_listen",
     "_pools_async": "_pools",
