@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import enum
 import gc
 import ipaddress
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -30,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import pq
 from psycopg.types.range import Range
+from typecases import Level, Mood, Point, Shape
 from typing_extensions import TypedDict
 
 from bench.failing import cyclic_garbage
@@ -47,39 +46,6 @@ from pgdecor import (
     query,
     session,
 )
-
-if sys.version_info >= (3, 11):
-    from enum import StrEnum
-else:  # pragma: no cover - Python 3.10
-
-    class StrEnum(str, enum.Enum):
-        pass
-
-
-class Mood(StrEnum):
-    SAD = "sad"
-    OK = "ok"
-    HAPPY = "happy"
-
-
-class Level(enum.Enum):
-    LOW = 1
-    HIGH = 2
-
-
-@dataclass
-class Point:
-    x: int
-    y: int
-
-
-@dataclass
-class Shape:
-    name: str
-    mood: Mood
-    corners: list[Point]
-    center: Point | None
-
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hstore;

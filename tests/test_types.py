@@ -5,10 +5,8 @@ and Hypothesis checks the round trip through the real server.
 """
 
 import datetime as dt
-import enum
 import ipaddress
 import struct
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,41 +18,9 @@ from conftest import Exec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.range import Range
+from typecases import Level, Mood, Point, Shape, StrEnum
 
 from pgdecor import procedure, query, session
-
-if sys.version_info >= (3, 11):
-    from enum import StrEnum
-else:  # pragma: no cover - Python 3.10
-
-    class StrEnum(str, enum.Enum):
-        pass
-
-
-class Mood(StrEnum):
-    SAD = "sad"
-    OK = "ok"
-    HAPPY = "happy"
-
-
-class Level(enum.Enum):
-    LOW = 1
-    HIGH = 2
-
-
-@dataclass
-class Point:
-    x: int
-    y: int
-
-
-@dataclass
-class Shape:
-    name: str
-    mood: Mood
-    corners: list[Point]
-    center: Point | None
-
 
 SETUP = """
 CREATE EXTENSION IF NOT EXISTS hstore;
