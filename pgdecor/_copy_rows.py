@@ -79,7 +79,8 @@ def _binary_oid(column: Column, adapters: AdaptersMap) -> int | None:
     """The type whose binary form a COPY sends for *column*, or None when psycopg has none for it."""
     if column.kind == "e" or column.oid == _BPCHAR_OID:  # the label's (the string's) bytes, as in text
         return _TEXT_OID
-    if column.kind in ("c", "d") or not is_builtin(column.oid):
+    # Ranges go as text: the binary form of some psycopg versions we support (3.3.6) is refused by the server.
+    if column.kind in ("c", "d", "r", "m") or not is_builtin(column.oid):
         return None
     try:
         adapters.get_dumper_by_oid(column.oid, _BINARY)
