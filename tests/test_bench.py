@@ -60,4 +60,7 @@ def test_copy_benchmark_runs_every_contender_and_reports_every_target(pg_server_
     assert {"pgdecor", "pgdecor async", "psycopg write_row"} <= set(data["results"]["in"])
     assert {"pgdecor", "pgdecor async", "psycopg + User(*row)"} <= set(data["results"]["out"])
     assert all(c["median"] > 0 for w in data["results"].values() for c in w.values())
-    assert {"COPY in vs write_row", "COPY out vs psycopg", "COPY out async"} <= {t["target"] for t in data["targets"]}
+    assert {"pgdecor", "server floor (pre-encoded)"} <= set(data["results"]["in"])
+    assert {"COPY in vs write_row", "COPY in vs floor", "COPY out vs psycopg", "COPY out async"} <= {
+        t["target"] for t in data["targets"]
+    }
