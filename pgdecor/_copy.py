@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import selectors
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -15,10 +15,8 @@ from psycopg import Connection, pq
 from psycopg.adapt import Transformer
 from psycopg.errors import error_from_result
 from psycopg.rows import tuple_row
-from typing_extensions import Self
 
 from . import _probe as probe
-from ._convert import too_deep
 from ._copy_plan import COLUMNS_QUERY, CopyIn, CopyOut, CopyPlan, read_columns
 from ._copy_rows import BINARY_HEADER, BINARY_TRAILER, RowsOut, parse_binary, parse_text, server_error_note
 from ._errors import ArgumentError, Error, NoSessionError, add_note
@@ -26,6 +24,7 @@ from ._lease import Lease
 from ._registry import registry_for
 from ._scope import lease_for
 from ._session_state import SessionState, current, current_session
+from ._stream import BatchStream
 from ._streams import BATCH_SIZE, StreamBase
 from ._wire_guard import copy_formats
 
@@ -412,7 +411,7 @@ def _ready(pgconn: pq.abc.PGconn, *, write: bool = False) -> None:
         selector.select()
 
 
-class CopyStream(StreamBase[T], Iterator[T]):
+class CopyStream(BatchStream[T]):
     """The rows of a `copy_out` stub, read a batch at a time as they are iterated: until the stream ends, its
     session's connection is busy with the COPY. Closing it (`close`, or the end of its ``with`` block) stops the
     COPY on the server, so that the session's connection serves its next call; the session also does it as it
@@ -436,36 +435,16 @@ class CopyStream(StreamBase[T], Iterator[T]):
         """What the leak guard looks at, as at a stream's cursor: its last result."""
         return self._reader
 
-    def __iter__(self) -> CopyStream[T]:
-        return self
-
-    def __next__(self) -> T:
+    def _fetch(self) -> list[Any]:
+        reader = self._reader
         try:
-            return self._next()
-        except StopIteration:
-            pass
-        self._check_open()
-        if not self._done:
-            reader = self._reader
-            with self._lock:
-                try:
-                    rows = reader.read(BATCH_SIZE)
-                except psycopg.Error as err:
-                    add_note(err, f"{self._stub}: while reading the rows of its COPY")
-                    raise
-                finally:
-                    if reader.ended:
-                        self._ended()
-                try:
-                    self._refill(rows)
-                except RecursionError:
-                    raise too_deep(self._stub) from None
-            try:
-                return self._next()
-            except StopIteration:
-                pass
-        self.close()
-        raise StopIteration
+            return reader.read(BATCH_SIZE)
+        except psycopg.Error as err:
+            add_note(err, f"{self._stub}: while reading the rows of its COPY")
+            raise
+        finally:
+            if reader.ended:
+                self._ended()
 
     def _ended(self) -> None:
         """The COPY has ended: the session's connection is free again."""
@@ -496,9 +475,3 @@ class CopyStream(StreamBase[T], Iterator[T]):
         finally:
             if reader.ended:
                 self._ended()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import selectors
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -28,10 +28,8 @@ from psycopg import AsyncConnection, pq
 from psycopg.adapt import Transformer
 from psycopg.errors import error_from_result
 from psycopg.rows import tuple_row
-from typing_extensions import Self
 
 from . import _probe_async as probe
-from ._convert import too_deep
 from ._copy_plan import COLUMNS_QUERY, CopyIn, CopyOut, CopyPlan, read_columns
 from ._copy_rows import BINARY_HEADER, BINARY_TRAILER, RowsOut, parse_binary, parse_text, server_error_note
 from ._errors import ArgumentError, Error, NoSessionError, add_note
@@ -40,6 +38,7 @@ from ._registry import registry_for
 from ._scope_async import alease_for
 from ._session_state import SessionState, current, current_session
 from ._shield import finish
+from ._stream_async import AsyncBatchStream, LazyAsyncStream
 from ._streams import BATCH_SIZE, StreamBase
 from ._wire_guard import copy_formats
 
@@ -190,9 +189,9 @@ class AsyncCopier:
 
     if True:  # ASYNC
 
-        def lazy(self, args: tuple[Any, ...]) -> LazyAsyncCopyStream:
+        def lazy(self, args: tuple[Any, ...]) -> LazyAsyncStream:
             """What a plain ``def`` stub annotated ``-> AsyncIterator[T]`` returns: runs at its first ``anext``."""
-            return LazyAsyncCopyStream(lambda: self.copy_out(args))
+            return LazyAsyncStream(lambda: self.copy_out(args))
 
     # -- both ---------------------------------------------------------------------------------------------------
 
@@ -462,7 +461,7 @@ async def _ready(pgconn: pq.abc.PGconn, *, write: bool = False) -> None:
             selector.select()
 
 
-class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
+class AsyncCopyStream(AsyncBatchStream[T]):
     """The rows of a `copy_out` stub, read a batch at a time as they are iterated: until the stream ends, its
     session's connection is busy with the COPY. Closing it (`aclose`, or the end of its ``with`` block) stops the
     COPY on the server, so that the session's connection serves its next call; the session also does it as it
@@ -486,36 +485,16 @@ class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
         """What the leak guard looks at, as at a stream's cursor: its last result."""
         return self._reader
 
-    def __aiter__(self) -> AsyncCopyStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
+    async def _fetch(self) -> list[Any]:
+        reader = self._reader
         try:
-            return self._next()
-        except StopIteration:
-            pass
-        self._check_open()
-        if not self._done:
-            reader = self._reader
-            async with self._lock:
-                try:
-                    rows = await finish(reader.read(BATCH_SIZE), statement_on=reader.conn)
-                except psycopg.Error as err:
-                    add_note(err, f"{self._stub}: while reading the rows of its COPY")
-                    raise
-                finally:
-                    if reader.ended:
-                        self._ended()
-                try:
-                    self._refill(rows)
-                except RecursionError:
-                    raise too_deep(self._stub) from None
-            try:
-                return self._next()
-            except StopIteration:
-                pass
-        await self.aclose()
-        raise StopAsyncIteration
+            return await finish(reader.read(BATCH_SIZE), statement_on=reader.conn)
+        except psycopg.Error as err:
+            add_note(err, f"{self._stub}: while reading the rows of its COPY")
+            raise
+        finally:
+            if reader.ended:
+                self._ended()
 
     def _ended(self) -> None:
         """The COPY has ended: the session's connection is free again."""
@@ -546,40 +525,3 @@ class AsyncCopyStream(StreamBase[T], AsyncIterator[T]):
         finally:
             if reader.ended:
                 self._ended()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-if True:  # ASYNC
-
-    class LazyAsyncCopyStream(AsyncIterator[Any]):
-        """What a plain ``def`` stub annotated ``-> AsyncIterator[T]`` returns: the COPY starts at the first
-        ``anext``."""
-
-        __slots__ = ("_start", "_stream")
-
-        def __init__(self, start: Callable[[], Awaitable[AsyncCopyStream[Any]]]) -> None:
-            self._start = start
-            self._stream: AsyncCopyStream[Any] | None = None
-
-        def __aiter__(self) -> LazyAsyncCopyStream:
-            return self
-
-        async def __anext__(self) -> Any:
-            if self._stream is None:
-                self._stream = await self._start()
-            return await self._stream.__anext__()
-
-        async def aclose(self) -> None:
-            if self._stream is not None:
-                await self._stream.aclose()
-
-        async def __aenter__(self) -> Self:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            await self.aclose()

@@ -7,16 +7,58 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from psycopg import ServerCursor
+from typing_extensions import Self
 
 from ._convert import too_deep
 from ._streams import BATCH_SIZE, StreamBase
 
-__all__ = ["Stream"]
+__all__ = ["BatchStream", "Stream"]
 
 T = TypeVar("T")
 
 
-class Stream(StreamBase[T], Iterator[T]):
+class BatchStream(StreamBase[T], Iterator[T]):
+    """What a stream of rows fetched in batches does as it is iterated; `_fetch` gets the next batch, under the
+    session's lock."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> T:
+        try:
+            return self._next()
+        except StopIteration:
+            pass
+        self._check_open()
+        if not self._done:
+            with self._lock:
+                try:
+                    self._refill(self._fetch())
+                except RecursionError:
+                    raise too_deep(self._stub) from None
+            try:
+                return self._next()
+            except StopIteration:
+                pass
+        self.close()
+        raise StopIteration
+
+    def _fetch(self) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Stream(BatchStream[T]):
     """The rows of an async stub annotated ``-> AsyncIterator[T]``."""
 
     __slots__ = ("_cursor",)
@@ -32,27 +74,8 @@ class Stream(StreamBase[T], Iterator[T]):
         super().__init__(stub, make, lock, open_streams)
         self._cursor = cursor
 
-    def __iter__(self) -> Stream[T]:
-        return self
-
-    def __next__(self) -> T:
-        try:
-            return self._next()
-        except StopIteration:
-            pass
-        self._check_open()
-        if not self._done:
-            with self._lock:
-                try:
-                    self._refill(self._cursor.fetchmany(BATCH_SIZE))
-                except RecursionError:
-                    raise too_deep(self._stub) from None
-            try:
-                return self._next()
-            except StopIteration:
-                pass
-        self.close()
-        raise StopIteration
+    def _fetch(self) -> list[Any]:
+        return self._cursor.fetchmany(BATCH_SIZE)
 
     def close(self) -> None:
         """Close the server-side cursor now; the session also does it at exit."""
@@ -63,9 +86,3 @@ class Stream(StreamBase[T], Iterator[T]):
         """Close it as its session ends: using it afterwards raises `NoSessionError`."""
         self._drop(by_session=True)
         self._cursor.close()
-
-    def __enter__(self) -> Stream[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

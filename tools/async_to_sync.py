@@ -73,6 +73,7 @@ RENAMES = {
     "AsyncRunner": "Runner",
     "AsyncSavepoint": "Savepoint",
     "AsyncScope": "Scope",
+    "AsyncBatchStream": "BatchStream",
     "AsyncStream": "Stream",
     "AsyncUnit": "Unit",
     "AsyncWire": "Wire",
