@@ -6,7 +6,7 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Concatenate, Protocol, TypeVar, overload
 
 from typing_extensions import LiteralString, ParamSpec
@@ -62,16 +62,16 @@ class Stub(Protocol[P, R_co]):
     # The overlaps are the point: the first overload that matches the stub's return type decides.
     @overload
     def many(  # type: ignore[overload-overlap]
-        self: Stub[P, Coroutine[Any, Any, None]], argsets: Iterable[ArgSet], /
+        self: Stub[..., Awaitable[None]], argsets: Iterable[ArgSet], /
     ) -> Coroutine[Any, Any, None]: ...
     @overload
     def many(  # type: ignore[overload-overlap]
-        self: Stub[P, Coroutine[Any, Any, T]], argsets: Iterable[ArgSet], /
+        self: Stub[..., Awaitable[T]], argsets: Iterable[ArgSet], /
     ) -> Coroutine[Any, Any, list[T]]: ...
     @overload
-    def many(self: Stub[P, None], argsets: Iterable[ArgSet], /) -> None: ...  # type: ignore[overload-overlap]
+    def many(self: Stub[..., None], argsets: Iterable[ArgSet], /) -> None: ...  # type: ignore[overload-overlap]
     @overload
-    def many(self: Stub[P, T], argsets: Iterable[ArgSet], /) -> list[T]: ...
+    def many(self: Stub[..., T], argsets: Iterable[ArgSet], /) -> list[T]: ...
     def many(self, argsets: Iterable[ArgSet], /) -> Any:
         """Call the stub once per argument set, in one round trip (pipelined); return the results in order.
 

@@ -4,7 +4,8 @@ mypy reports ``[empty-body]`` for a function whose body is ``...`` and whose ret
 stub's body is never run, so for functions decorated with `pgdecor.procedure`, `pgdecor.query`,
 `pgdecor.listen`, `pgdecor.copy_in` or `pgdecor.copy_out` this plugin withdraws that one error; every other check
 still applies. A stub defined in a class keeps its function type, so that ``member.delete()`` binds ``self`` (and
-``cached_property`` applies) as for any method.
+``cached_property`` applies) as for any method. An error in the arguments of a call names the stub
+(``Argument 1 to "get_user" has incompatible type ...``), not the ``__call__`` of its type.
 
 Enable it with one line of configuration::
 
@@ -18,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mypy.errorcodes import EMPTY_BODY
-from mypy.nodes import FUNC_NO_INFO, Decorator
-from mypy.plugin import FunctionContext, MethodContext, Plugin
-from mypy.types import Type
+from mypy.nodes import FUNC_NO_INFO, CallExpr, Decorator, MemberExpr, NameExpr
+from mypy.plugin import FunctionContext, MethodContext, MethodSigContext, Plugin
+from mypy.types import FunctionLike, Type
 
 _DECORATORS = frozenset({"pgdecor._decorators.procedure"})
 _DECORATOR_CALLS = frozenset(
@@ -30,6 +31,9 @@ _DECORATOR_CALLS = frozenset(
         "pgdecor._copy_stubs._CopyDecorator.__call__",
     }
 )
+
+#: The types of decorated stubs, whose calls go through their `__call__`.
+_STUB_CALLS = frozenset({"pgdecor._decorators.Stub.__call__", "pgdecor._copy_stubs.CopyStub.__call__"})
 
 
 def _decorated(ctx: FunctionContext | MethodContext) -> Type:
@@ -56,12 +60,27 @@ def _allow_empty_body(ctx: FunctionContext | MethodContext, decorator: Decorator
         infos[:] = [i for i in infos if not (i.code == EMPTY_BODY and i.line == func.line)]
 
 
+def _named_after_stub(ctx: MethodSigContext) -> FunctionLike:
+    # mypy names the callable in its messages; the stub's own name is the one its user wrote at the call.
+    call = ctx.context
+    callee = call.callee if isinstance(call, CallExpr) else None
+    signature = ctx.default_signature
+    if not isinstance(callee, (NameExpr, MemberExpr)):
+        return signature
+    # Notes then point at the stub's definition rather than at `Stub.__call__`.
+    definition = callee.node.func if isinstance(callee.node, Decorator) else signature.definition
+    return signature.copy_modified(name=callee.name, definition=definition)
+
+
 class PgdecorPlugin(Plugin):
     def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
         return _decorated if fullname in _DECORATORS else None
 
     def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
         return _decorated if fullname in _DECORATOR_CALLS else None
+
+    def get_method_signature_hook(self, fullname: str) -> Callable[[MethodSigContext], FunctionLike] | None:
+        return _named_after_stub if fullname in _STUB_CALLS else None
 
 
 def plugin(version: str) -> type[Plugin]:  # noqa: ARG001 - the signature mypy requires

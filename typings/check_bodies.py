@@ -24,7 +24,7 @@ def host(h: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str: ...
 
 
 assert_type(one(), int)
-assert_type(first_of([1, 2]), int | None)
-assert_type(first_of(["a"]), str | None)
+assert_type(first_of([1, 2]), int | None)  # pyrefly: ignore[assert-type]
+assert_type(first_of(["a"]), str | None)  # pyrefly: ignore[assert-type]
 host(ipaddress.ip_address("::1"))
 host("10.0.0.1")  # type: ignore[arg-type]

@@ -28,15 +28,27 @@ def find_thing(id: int) -> str: ...
 
 def models(member: Member) -> None:
     assert_type(Member.load(1), Member | None)
-    assert_type(member.rename("robert"), Member)
-    assert_type(member.delete(), None)
-    assert_type(member.set_email("x@example.org"), None)
-    assert_type(member.orders, list[Order])
+    assert_type(member.rename("robert"), Member)  # pyrefly: ignore[assert-type, no-matching-overload]
+    assert_type(member.delete(), None)  # pyrefly: ignore[assert-type, no-matching-overload]
+    assert_type(member.set_email("x@example.org"), None)  # pyrefly: ignore[assert-type, no-matching-overload]
+    assert_type(member.orders, list[Order])  # pyrefly: ignore[assert-type, no-matching-overload]
     member.rename(1)  # type: ignore[arg-type]
     member.delete(1)  # type: ignore[call-arg]
     member.set_email(1)  # type: ignore[arg-type]
     member.orders()  # type: ignore[operator]
     Member.load("1")  # type: ignore[arg-type]
+
+
+class Account:
+    """A method stub whose receiver is positional-only: the form pyrefly binds (docs/guide/static-typing.md)."""
+
+    @procedure("rename_account")
+    def rename(self, /, name: str) -> Account: ...
+
+
+def positional_receiver(account: Account) -> None:
+    assert_type(account.rename("savings"), Account)
+    account.rename(1)  # type: ignore[arg-type]
 
 
 def arguments() -> None:

@@ -50,7 +50,7 @@ async def calls() -> None:
     assert_type(class_(1, "x"), str)
     assert_type(class_(from_=1), str)
     assert_type(await welcome_html(), str | None)
-    assert_type(restore_change(1, "x"), RestoreChangeRow[str] | None)
+    assert_type(restore_change(1, "x"), RestoreChangeRow[str] | None)  # pyrefly: ignore[assert-type]
     assert_type(link_of(None), Link | None)
     class_("1")  # type: ignore[arg-type]
     class_(from_=1, def_=2)  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ def batches() -> None:
 
 async def async_batches() -> None:
     async with session("postgresql:///app"):
-        assert_type(await aget_user.many([(1,)]), list[User | None])
+        assert_type(await aget_user.many([(1,)]), list[User | None])  # ty: ignore[type-assertion-failure]
 
 
 async def async_results() -> None:
