@@ -146,7 +146,7 @@ class Framing:
         kinds: list[str] = []
         while self.buffer:
             if self.raw:
-                answer = self.buffer[0:1]
+                answer = bytes(self.buffer[0:1])
                 del self.buffer[0]
                 self.raw -= 1
                 kinds.append("ssl-answer")
