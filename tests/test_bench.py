@@ -1,9 +1,15 @@
 """The benchmark still runs every workload (tiny sizes, one round): it cannot rot between full runs."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from bench.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +70,66 @@ def test_copy_benchmark_runs_every_contender_and_reports_every_target(pg_server_
     assert {"COPY in vs write_row", "COPY in vs floor", "COPY out vs psycopg", "COPY out async"} <= {
         t["target"] for t in data["targets"]
     }
+
+
+def test_latency_benchmark_counts_round_trips_of_every_contender(pg_server_dsn: str, tmp_path: Path) -> None:
+    """The latency benchmark still runs (a few requests, one round), and reports each contender's round trips."""
+    out = tmp_path / "latency.json"
+    subprocess.run(
+        [sys.executable, "-m", "bench.latency", "--quick", "--dsn", pg_server_dsn, "--json", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    data = json.loads(out.read_text())
+    results = data["results"]
+    assert set(results) == {"one", "gather", "dependent", "many"}
+    assert {w["minimum_round_trips"] for w in results.values()} == {2, 4}
+    expected = {
+        "one": {"pgdecor", "pgdecor async", "psycopg", "psycopg async", "psycopg pipeline, by hand"},
+        "gather": {"pgdecor async", "psycopg async", "psycopg async pipeline, by hand"},
+        "dependent": {"pgdecor", "pgdecor async", "psycopg", "psycopg async", "psycopg pipeline, by hand"},
+        "many": {"pgdecor", "pgdecor async", "psycopg executemany", "psycopg async executemany"},
+    }
+    if importlib.util.find_spec("asyncpg") is not None:
+        for key, name in (
+            ("one", "asyncpg"),
+            ("gather", "asyncpg"),
+            ("dependent", "asyncpg"),
+            ("many", "asyncpg fetchmany"),
+        ):
+            expected[key].add(name)
+    for key, workload in results.items():
+        assert set(workload["contenders"]) == expected[key]
+        for contender in workload["contenders"].values():
+            assert contender["median_ms"] > 0
+            assert type(contender["round_trips"]) is int
+            assert contender["round_trips"] > 0
+    # By hand, psycopg's pipeline reaches the minimum: the counts are exact where the traffic is known
+    assert results["one"]["contenders"]["psycopg pipeline, by hand"]["round_trips"] == 2
+    assert results["gather"]["contenders"]["psycopg async pipeline, by hand"]["round_trips"] == 2
+    assert data["round_trip_ms"] > 2 * data["delay_ms"]
+
+
+def test_proxy_counts_one_round_trip_per_execute_and_delays_each_way(pg_server_dsn: str) -> None:
+    """Through the latency proxy, each autocommit `SELECT 1` is one round trip, and every byte waits the delay."""
+    with Proxy(pg_server_dsn, delay=0.002) as proxy:
+        dsn = make_conninfo(
+            pg_server_dsn, host="127.0.0.1", hostaddr="", port=str(proxy.port), sslmode="disable", gssencmode="disable"
+        )
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+            proxy.stamps.clear()
+            for n in range(1, 6):
+                before = proxy.counts()["round_trips"]
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+                assert proxy.counts()["round_trips"] == before + 1, n
+            stamps = list(proxy.stamps)
+            # pipelined, five statements wait for the server once
+            before = proxy.counts()["round_trips"]
+            with conn.pipeline():
+                for _ in range(5):
+                    conn.execute("SELECT 1")
+            assert proxy.counts()["round_trips"] == before + 1
+    assert {s.direction for s in stamps} == {"client", "server"}
+    assert len(stamps) >= 10
+    assert all(s.delivered - s.received >= 0.002 for s in stamps)
