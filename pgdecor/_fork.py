@@ -6,7 +6,8 @@ server connection (answers going to the wrong request), and even closing one wou
 
 - the socket of every connection of a pool pgdecor knows (a `Database`'s, or one a session borrowed from) is
   replaced by ``/dev/null``: whatever the child does with those connections, or when it frees them, never
-  reaches the server, and the parent's connection stays intact;
+  reaches the server, and the parent's connection stays intact (where psycopg_pool keeps its connections in a way
+  not known here, `_internals.idle_connections`, that of every connection the child inherited, with a WARNING);
 - those pools are marked inherited: a `Database` opens a pool of its own at its first use in the child, and a
   pool of the user's raises `NoSessionError` saying to open it after the fork;
 - sessions open at the fork are ended for the child without touching their connections (see `_session_state`).
@@ -15,16 +16,20 @@ server connection (answers going to the wrong request), and even closing one wou
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from psycopg import BaseConnection
 
+from . import _internals as internals
+
 __all__ = ["blind", "inherit", "inherited", "keep", "on_fork", "seen", "track"]
+
+logger = logging.getLogger("pgdecor")
 
 #: Databases and pools in use in this process: what a forked child must not share.
 _databases: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -87,19 +92,26 @@ def _after_fork_in_child() -> None:
         for pool in (database._pool, database._apool):
             if pool is not None:
                 pools[id(pool)] = pool
+    known = True
     for pool in pools.values():
         inherit(pool)
-        for held in vars(pool).values():  # its idle connections (psycopg_pool keeps them in a deque)
-            if isinstance(held, (deque, list)):
-                for conn in held:
-                    if isinstance(conn, BaseConnection):
-                        blind(conn)
-    if pools:  # and those it handed out, which point back at it
+        idle = internals.idle_connections(pool)
+        if idle is None:
+            known = False  # a psycopg_pool that keeps its connections another way
+            continue
+        for conn in idle:
+            blind(conn)
+    if pools:  # and those it handed out, which point back at it; every one, if that is not known
         for obj in gc.get_objects():
             # Not isinstance(), which reads `__class__`: a lazy proxy (Django's settings, storages) evaluates itself
             # there, and may raise, which would end this handler before the sessions are made safe.
-            if issubclass(type(obj), BaseConnection) and id(getattr(obj, "_pool", None)) in pools:
+            if issubclass(type(obj), BaseConnection) and (not known or id(internals.pool_of(obj)) in pools):
                 blind(obj)
+    if not known:
+        logger.warning(
+            "pgdecor: this psycopg_pool keeps its connections in a way pgdecor does not know: in this forked "
+            "process, every connection opened before the fork is unusable (the parent's stay intact)"
+        )
     for callback in _callbacks:
         callback()
 

@@ -21,6 +21,8 @@ import secrets
 import weakref
 from typing import Any
 
+from . import _internals as internals
+
 __all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "behind_pooler_seen", "ms", "probed"]
 
 logger = logging.getLogger("pgdecor")
@@ -52,10 +54,12 @@ def apply(conn: Any, pooler: bool, prepare: bool | None) -> None:
         conn.prepare_threshold = None
         return
     if pooler:
-        manager = getattr(conn, "_prepared", None)
-        if isinstance(getattr(manager, "_prepared_idx", None), int):
-            manager._prepared_idx = secrets.randbits(62)  # type: ignore[union-attr]
-        else:  # this psycopg names its statements another way: do without them rather than risk it
+        try:
+            manager = internals.prepare_manager(conn)
+            if not isinstance(internals.prepared_index(manager), int):
+                raise TypeError("psycopg._preparing.PrepareManager._prepared_idx is no number")  # noqa: TRY301
+            internals.set_prepared_index(manager, secrets.randbits(62))
+        except Exception:  # noqa: BLE001 - this psycopg names its statements another way: do without them
             logger.warning("pgdecor: prepared statements turned off behind the pooler: cannot make their names unique")
             conn.prepare_threshold = None
 

@@ -27,15 +27,20 @@ manager of its own shows that all psycopg does for a prepared statement run agai
 of that order (`_wire_guard.lru_is_a_move`), the wire does just that. A statement's result becomes the stub's
 value in one step once its layout is known (`Maker`, kept per prepared statement by the stub's facts). The parts of
 psycopg used that are not its documented API (the placeholder conversion, the prepare manager, the connection's
-wait and its generators) are looked up at import, pinned by tests/test_psycopg_contract.py, and checked by what
-they do before a connection's first call (`Wire.self_test`): on any difference every call goes through cursors,
-with one WARNING. Never a wrong result; at worst, a slower one.
+wait and its generators) are looked up in `_internals` alone, pinned by tests/test_psycopg_contract.py, and checked
+by what they do before a connection's first call (`Wire.self_test`): on any difference every call goes through
+cursors, with one WARNING. Should one of them raise, or answer in another shape, in any call (`Drift`), the same:
+wires are off for the process, with one WARNING naming it, and the call is made through a cursor if nothing was
+sent yet, or its result read with libpq's public calls if it was (`_read_after`). Never a wrong result; at worst,
+a slower one.
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
+import selectors
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -45,23 +50,18 @@ from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
 from psycopg.rows import tuple_row
 
+from . import _internals as internals
 from . import _poolers as poolers
+from ._internals import Drift
 from ._wire_guard import (
-    _NO,
     _PREPARED_BY_NAME,
     _PROBE,
     _PROBE_ARGS,
-    _READY_R,
-    _WAIT_R,
-    _WAIT_RW,
-    _YES,
-    LRU_IS_A_MOVE,
-    _execute,
     _probe_result,
-    _query2pg,
     _self_test_problem,
     _tested,
     _turn_off,
+    drifted,
     switch,
     usable,
 )
@@ -77,6 +77,7 @@ _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _TUPLES_CHUNK = getattr(pq.ExecStatus, "TUPLES_CHUNK", -1)
+_CONNECTION_OK = pq.ConnStatus.OK
 T = TypeVar("T")
 
 #: What `Wire.execute` returns when it sent nothing, and when it has no `Maker` for its result (`Wire.pgresult`).
@@ -138,7 +139,7 @@ def _groups(pgconn: pq.abc.PGconn, count: int, each: Each | None) -> Generator[i
     execution's result to *each* as soon as it is in, while the server works on the next ones: a generator of what
     to wait for, as psycopg's own, so that the connection's wait (sync) or the event loop (`AsyncWire`) drives it."""
     while pgconn.flush():
-        if (yield _WAIT_RW) & _READY_R:
+        if (yield internals.WAIT_RW) & internals.READY_R:
             pgconn.consume_input()
     groups: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
@@ -146,7 +147,7 @@ def _groups(pgconn: pq.abc.PGconn, count: int, each: Each | None) -> Generator[i
     failed: BaseException | None = None
     while len(groups) < count:
         while pgconn.is_busy():
-            if (yield _WAIT_R) & _READY_R:
+            if (yield internals.WAIT_R) & internals.READY_R:
                 pgconn.consume_input()
         res = pgconn.get_result()
         if res is None:
@@ -173,7 +174,7 @@ def _chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> G
     `_outcome.collector_paused`, and for the same reason); it is resumed whenever the read waits for the server,
     so that a slow result never keeps it paused for others."""
     while pgconn.flush():
-        if (yield _WAIT_RW) & _READY_R:
+        if (yield internals.WAIT_RW) & internals.READY_R:
             pgconn.consume_input()
     last: pq.abc.PGresult | None = None
     failed: BaseException | None = None
@@ -184,7 +185,7 @@ def _chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> G
                 if paused:
                     paused = False
                     gc.enable()
-                if (yield _WAIT_R) & _READY_R:
+                if (yield internals.WAIT_R) & internals.READY_R:
                     pgconn.consume_input()
             res = pgconn.get_result()
             if res is None:
@@ -216,6 +217,46 @@ def _notified(pgconn: pq.abc.PGconn, n: pq.PGnotify | None) -> None:
         n = pgconn.notifies()
 
 
+def _read(pgconn: pq.abc.PGconn) -> Generator[int, int, list[pq.abc.PGresult]]:
+    """Flush a statement sent, and read every result it gives, as psycopg's ``generators.execute``: the results of
+    a statement psycopg's changed wait left unread (`Wire._read_after`)."""
+    while pgconn.flush():
+        if (yield internals.WAIT_RW) & internals.READY_R:
+            pgconn.consume_input()
+    results: list[pq.abc.PGresult] = []
+    while True:
+        while pgconn.is_busy():
+            if (yield internals.WAIT_R) & internals.READY_R:
+                pgconn.consume_input()
+        res = pgconn.get_result()
+        if res is None:
+            return results
+        results.append(res)
+
+
+def _drive_public(pgconn: pq.abc.PGconn, gen: Generator[int, int, T]) -> T:
+    """Run *gen*, a generator of waits of ours (new, or left half-way by psycopg's wait), on the connection's
+    socket with the standard library's selectors alone."""
+    fd = pgconn.socket
+    with selectors.DefaultSelector() as selector:
+        try:
+            # Told "nothing ready", one left half-way asks again what it waits for.
+            wait = next(gen) if inspect.getgeneratorstate(gen) == inspect.GEN_CREATED else gen.send(0)
+            while True:
+                events = (selectors.EVENT_READ if wait & internals.WAIT_R else 0) | (
+                    selectors.EVENT_WRITE if wait & internals.WAIT_W else 0
+                )
+                selector.register(fd, events)
+                mask = sum(ready for _, ready in selector.select())
+                selector.unregister(fd)
+                ready = (internals.READY_R if mask & selectors.EVENT_READ else 0) | (
+                    internals.READY_W if mask & selectors.EVENT_WRITE else 0
+                )
+                wait = gen.send(ready)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
 class Wire:
     """One session's lean path on one connection. It quacks enough like a cursor (``pgresult``, ``adapters``,
     ``fetchone``, ``fetchmany``) for the leak guard, for building a result layout and for reading the rows."""
@@ -227,6 +268,7 @@ class Wire:
         "_pgq",
         "_pos",
         "_prep",
+        "_probing",
         "_tested",
         "_tx",
         "adapters",
@@ -244,7 +286,7 @@ class Wire:
         self.adapters = conn.adapters
         #: psycopg's prepare manager of the connection, and the name of the prepared statement that made the last
         #: result (None: sent unnamed). A name is never given to another statement on the same connection.
-        self.manager: Any = conn._prepared
+        self.manager: Any = None
         self.name: bytes | None = None
         #: The last result, as a cursor's ``pgresult``.
         self.pgresult: pq.abc.PGresult | None = None
@@ -261,8 +303,17 @@ class Wire:
         self._prep: Any = None
         #: The layout of the result whose loaders the transformer holds, if known (see `_made`).
         self._loaded: object = None
-        #: Whether the connection's wire has passed its self-test (`self_test`).
+        #: Whether the connection's wire has passed its self-test (`self_test`), and whether that test's statement
+        #: is the one being made.
         self._tested = conn in _tested
+        self._probing = False
+        try:
+            self.manager = internals.prepare_manager(conn)
+            internals.lock(conn).acquire  # noqa: B018 - what `execute` holds
+            callable(internals.wait(conn))
+        except Exception as err:  # noqa: BLE001 - a connection of another shape: no wire on it
+            drifted(Drift("psycopg.Connection", err))
+            self._tested = False
 
     def execute(self, sql: str, params: Sequence[Any], binary: bool, made: Makers | None = None) -> Any:
         """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it. Its result (`pgresult`)
@@ -272,11 +323,22 @@ class Wire:
         if not self._tested and not self.self_test():
             return NOT_SENT
         conn = self.conn
-        with conn.lock:
-            if not self._send(sql, params, binary):
+        with internals.lock(conn):
+            try:
+                if not self._send(sql, params, binary):
+                    return NOT_SENT
+            except Drift as err:
+                drifted(err)
                 return NOT_SENT
             # The connection's wait: psycopg's C poll loop, stopping the statement on the server on Ctrl-C.
-            results = conn.wait(_execute(self.pgconn))
+            try:
+                results = internals.wait(conn)(internals.execute(self.pgconn))
+                if type(results) is not list or (results and not isinstance(results[0], pq.PGresult)):
+                    raise Drift("psycopg.generators.execute", TypeError(f"it gave {type(results).__name__}"))  # noqa: TRY301
+            except psycopg.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - psycopg's wait or generator, changed: read it ourselves
+                results = self._read_after(err, "psycopg.Connection.wait(psycopg.generators.execute)", None)
         return self._made(sql, results, binary, made)
 
     def execute_chunked(
@@ -289,10 +351,20 @@ class Wire:
         if not self._tested and not self.self_test():
             return None
         conn = self.conn
-        with conn.lock:
-            if not self._send(sql, params, binary, chunked=True):
+        with internals.lock(conn):
+            try:
+                if not self._send(sql, params, binary, chunked=True):
+                    return None
+            except Drift as err:
+                drifted(err)
                 return None
-            read = conn.wait(_chunks(self.pgconn, each))
+            gen = _chunks(self.pgconn, each)
+            try:
+                read = internals.wait(conn)(gen)
+            except psycopg.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - psycopg's wait, changed: our generator, driven by us
+                read = self._read_after(err, "psycopg.Connection.wait", gen)
         return self._chunked_result(sql, read, binary)
 
     def execute_many(
@@ -306,17 +378,28 @@ class Wire:
         if not self._tested and not self.self_test():
             return None
         conn = self.conn
-        with conn.lock:
-            batch = self._batch(sql, paramsets, binary)
+        with internals.lock(conn):
+            try:
+                batch = self._batch(sql, paramsets, binary)
+            except Drift as err:
+                drifted(err)
+                return None
             if batch is None:
                 return None
             pgconn = self.pgconn
             pgconn.enter_pipeline_mode()
             try:
                 batch()
-                read = conn.wait(_groups(pgconn, len(paramsets) + 1, each))
+                gen = _groups(pgconn, len(paramsets) + 1, each)
+                try:
+                    read = internals.wait(conn)(gen)
+                except psycopg.Error:
+                    raise
+                except Exception as err:  # noqa: BLE001 - psycopg's wait, changed: our generator, driven by us
+                    read = self._read_after(err, "psycopg.Connection.wait", gen)
             finally:
-                pgconn.exit_pipeline_mode()
+                if pgconn.status == _CONNECTION_OK:  # not if `_read_after` closed it
+                    pgconn.exit_pipeline_mode()
         return self._results(sql, read)
 
     def self_test(self) -> bool:
@@ -325,39 +408,76 @@ class Wire:
         savepoint (a failure leaves the session's transaction as it was). On any difference, wires are turned
         off for the process (`_turn_off`): calls then go through cursors. A database error (a pooler that loses
         prepared statements) only keeps this wire unused. Return whether this wire may be used."""
+        if not switch.on:
+            return False
         conn = self.conn
         try:
             with conn.transaction():
                 cur = conn.cursor(binary=True, row_factory=tuple_row)
                 cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
                 expected = _probe_result(cur.pgresult, cur.fetchall())
-                self._tested = True  # the probe itself goes through `execute`
+                self._tested = self._probing = True  # the probe itself goes through `execute`
                 res = None if self.execute(_PROBE, _PROBE_ARGS, True) is NOT_SENT else self.pgresult
+                self._probing = False
                 problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
                 if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
                     known = conn.execute(_PREPARED_BY_NAME, [self.name.decode()]).fetchone()
                     problem = None if known else f"the server has no prepared statement {self.name!r}"
         except psycopg.Error as err:
             return self._failed_on_server(err)
+        except Drift as err:  # the probe's result lost by a changed psycopg (`_read_after`): rolled back with it
+            return self._drifted_in_test(err)
         except BaseException:  # interrupted: not tested after all
-            self._tested = False
+            self._tested = self._probing = False
             raise
         return self._passed(problem)
 
     def _failed_on_server(self, err: psycopg.Error) -> bool:
         """The self-test's statement failed on the server (a pooler that loses prepared statements, a connection
         lost): rolled back to its savepoint, it says nothing of psycopg. This call goes through a cursor."""
-        self._tested = False
+        self._tested = self._probing = False
         logger.info("pgdecor: a call goes through a cursor: the wire's self-test failed on the server: %s", err)
         return False
 
+    def _drifted_in_test(self, err: Drift) -> bool:
+        self._tested = self._probing = False
+        drifted(err)
+        return False
+
     def _passed(self, problem: str | None) -> bool:
-        self._tested = problem is None
+        self._tested = problem is None and switch.on  # not if a changed psycopg turned wires off meanwhile
         if problem is not None:
             _turn_off(f"a wire's self-test failed: {problem}")
+        if not self._tested:
             return False
         _tested.add(self.conn)
         return True
+
+    def _read_after(self, err: Exception, what: str, gen: Generator[int, int, T] | None) -> Any:
+        """After psycopg's wait or generator, *what*, raised *err* on a statement sent: wires off, naming it, and
+        the statement's results read with libpq's public calls (by *gen*, a generator of ours that psycopg's wait
+        was driving, or else as psycopg's would), so that the call still returns them. Where the changed psycopg
+        read some of them already, they are lost: the connection is closed, as if it had broken (whether the
+        statement ran is unknown; it is never sent again), and psycopg's `OperationalError` raised; on the
+        self-test's probe, `Drift` (its savepoint is rolled back, the connection is sound)."""
+        drift = err if isinstance(err, Drift) else Drift(what, err)
+        drifted(drift)
+        pgconn = self.pgconn
+        if gen is not None and inspect.getgeneratorstate(gen) != inspect.GEN_CLOSED:
+            return _drive_public(pgconn, gen)
+        results: list[pq.abc.PGresult] = []
+        if pgconn.transaction_status == _ACTIVE:
+            results = _drive_public(pgconn, _read(pgconn))
+        if gen is None and results:
+            return results
+        if self._probing:
+            raise drift
+        pgconn.finish()
+        msg = (
+            f"pgdecor closed the connection: {drift.what} failed after the statement was sent, and its result is "
+            f"lost (psycopg {psycopg.__version__}); whether the statement ran is unknown"
+        )
+        raise psycopg.OperationalError(msg) from err
 
     def close(self) -> None:
         """Nothing to let go of: the sync path borrows nothing from the connection."""
@@ -374,16 +494,22 @@ class Wire:
         dumped = tx.dump_sequence(params, formats)
         manager = self.manager
         self._key = key = (query, tx.types or ())
-        if manager.prepare_threshold is None:
-            self.name, self._prep = None, _NO
+        try:
+            unnamed = internals.prepare_threshold(manager) is None
+            # Statements to deallocate first (`to_flush`): a cursor does that.
+            name = None if unnamed or internals.to_flush(manager) else internals.prepared_names(manager).get(key)
+        except Exception as err:
+            raise Drift("psycopg._preparing.PrepareManager", err) from err
+        if unnamed:
+            self.name, self._prep = None, internals.NO
             self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
         else:
-            if manager._to_flush:  # statements to deallocate first: a cursor does that
-                return False
-            self.name = name = manager._names.get(key)
+            self.name = name
             if name is None:
                 return False
-            self._prep = _YES
+            if type(name) is not bytes:
+                raise Drift("psycopg._preparing.PrepareManager._names", TypeError(f"a name is {type(name).__name__}"))
+            self._prep = internals.YES
             self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         if chunked:
             self.pgconn.set_chunked_rows_mode(CHUNK)
@@ -396,13 +522,16 @@ class Wire:
         result read before if both have the same layout (the same columns, in the same format): the server
         refuses to change a prepared statement's columns, so a statement's layout is that of its first result."""
         name, manager = self.name, self.manager
-        if name is not None and LRU_IS_A_MOVE:
-            try:
-                manager._names.move_to_end(self._key)  # what psycopg's manager does for it (see `lru_is_a_move`)
-            except KeyError:  # evicted meanwhile (by another thread's statement on the connection): ask psycopg
-                self._seen(results)
-        elif name is None or next(reversed(manager._names), None) != self._key:  # else the most recent already
-            self._seen(results)
+        try:
+            if name is not None and internals.LRU_IS_A_MOVE:
+                try:  # what psycopg's manager does for it (see `lru_is_a_move`)
+                    internals.prepared_names(manager).move_to_end(self._key)
+                except KeyError:  # evicted meanwhile (by another thread's statement on the connection): ask psycopg
+                    self._seen(results)
+            elif name is None or next(reversed(internals.prepared_names(manager)), None) != self._key:
+                self._seen(results)  # else the most recent already
+        except Exception as err:  # noqa: BLE001 - the statement ran: its result stands, psycopg keeps its manager
+            drifted(Drift("psycopg._preparing.PrepareManager", err))
         res = results[0] if results else None
         if res is None or res.status not in _OK:
             self._checked(sql, res)  # raises
@@ -446,8 +575,11 @@ class Wire:
         """What sends a batch (in pipeline mode): every parameter set dumped and its prepared statement found first,
         so that nothing is sent unless all of them can be; None if psycopg should prepare one first."""
         tx, manager = self._tx, self.manager
-        if manager.prepare_threshold is None or manager._to_flush:
-            return None
+        try:
+            if internals.prepare_threshold(manager) is None or internals.to_flush(manager):
+                return None
+        except Exception as err:
+            raise Drift("psycopg._preparing.PrepareManager", err) from err
         query, formats = self._convert(sql)
         pgq = self._pgq
         pgq.query = query
@@ -459,10 +591,15 @@ class Wire:
             name = names.get(types)
             if name is None:
                 pgq.types = types
-                prep, name = manager.get(pgq)
-                if prep is not _YES:
-                    return None
-                manager.maybe_add_to_cache(pgq, prep, name)  # the LRU order, as a cursor's execution keeps it
+                try:
+                    prep, name = manager.get(pgq)
+                    if prep is not internals.YES:
+                        return None
+                    if type(name) is not bytes:
+                        raise TypeError(f"a name is {type(name).__name__}")  # noqa: TRY301
+                    manager.maybe_add_to_cache(pgq, prep, name)  # the LRU order, as a cursor's execution keeps it
+                except Exception as err:
+                    raise Drift("psycopg._preparing.PrepareManager", err) from err
                 names[types] = name
             sends.append((name, dumped, tx.formats))
         send = self.pgconn.send_query_prepared
@@ -527,6 +664,14 @@ class Wire:
         encoding = self._tx.encoding
         found = _converted.get((sql, encoding))
         if found is None:
-            query, formats, _order, _parts = _query2pg(sql.encode(encoding), encoding)
-            found = _converted[sql, encoding] = (query, formats)
+            encoded = sql.encode(encoding)
+            try:
+                query, formats, _order, _parts = internals.query2pg(encoded, encoding)
+                if type(query) is not bytes or not all(isinstance(f, PyFormat) for f in formats):
+                    raise TypeError(f"it gave {type(query).__name__} and {formats!r}")  # noqa: TRY301
+            except psycopg.Error:
+                raise
+            except Exception as err:
+                raise Drift("psycopg._queries._query2pg", err) from err
+            found = _converted[sql, encoding] = (query, list(formats))
         return found

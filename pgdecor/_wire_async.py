@@ -15,23 +15,13 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.rows import tuple_row
 
+from . import _internals as internals
 from . import _poolers as poolers
+from ._internals import Drift
 from ._shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
 from ._shield import finish
 from ._wire import NOT_SENT, Batch, Each, Makers, Wire, _chunks, _groups, _notified
-from ._wire_guard import (
-    _PREPARED_BY_NAME,
-    _PROBE,
-    _PROBE_ARGS,
-    _READY_R,
-    _READY_W,
-    _WAIT_RW,
-    _WAIT_W,
-    _execute,
-    _probe_result,
-    _self_test_problem,
-    _wait_async,
-)
+from ._wire_guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, drifted, switch
 
 __all__ = ["AsyncWire"]
 
@@ -64,10 +54,14 @@ class AsyncWire(Wire):
             return NOT_SENT
         pgconn = self.pgconn
         loop = self._loop
-        lock = self.conn.lock
+        lock = internals.lock(self.conn)
         await lock.acquire()
         try:
-            if not self._send(sql, params, binary):
+            try:
+                if not self._send(sql, params, binary):
+                    return NOT_SENT
+            except Drift as err:
+                drifted(err)
                 return NOT_SENT
             while pgconn.flush():  # parameters larger than the socket buffer
                 await self._writable()
@@ -104,7 +98,11 @@ class AsyncWire(Wire):
         if not self._tested and not await self.aself_test():
             return None
         async with self._statement():
-            if not self._send(sql, params, binary, chunked=True):
+            try:
+                if not self._send(sql, params, binary, chunked=True):
+                    return None
+            except Drift as err:
+                drifted(err)
                 return None
             read = await self._drive(_chunks(self.pgconn, each))
         return self._chunked_result(sql, read, binary)
@@ -117,7 +115,11 @@ class AsyncWire(Wire):
             return None
         pgconn = self.pgconn
         async with self._statement():
-            batch = self._batch(sql, paramsets, binary)
+            try:
+                batch = self._batch(sql, paramsets, binary)
+            except Drift as err:
+                drifted(err)
+                return None
             if batch is None:
                 return None
             pgconn.enter_pipeline_mode()
@@ -132,7 +134,7 @@ class AsyncWire(Wire):
     async def _statement(self) -> AsyncIterator[None]:
         """Hold the connection's lock while a statement runs; stop it on the server if the task is cancelled (or
         interrupted) meanwhile. `execute`, the per-call path, does the same written out."""
-        lock = self.conn.lock
+        lock = internals.lock(self.conn)
         await lock.acquire()
         try:
             yield
@@ -148,14 +150,14 @@ class AsyncWire(Wire):
         try:
             wait = next(gen)
             while True:
-                if wait == _WAIT_RW:  # writing, and reading what the server sends meanwhile: it may wait for that
+                if wait == internals.WAIT_RW:  # writing, and reading what the server sends meanwhile
                     wait = gen.send(await self._either())
-                elif wait & _WAIT_W:
+                elif wait & internals.WAIT_W:
                     await self._writable()
-                    wait = gen.send(_READY_W)
+                    wait = gen.send(internals.READY_W)
                 else:
                     await self._readable()
-                    wait = gen.send(_READY_R)
+                    wait = gen.send(internals.READY_R)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -178,7 +180,7 @@ class AsyncWire(Wire):
         finally:
             loop.remove_writer(self._fd)
             self._fut = None
-        return (_READY_R if readable.done() else 0) | (_READY_W if writable.done() else 0)
+        return (internals.READY_R if readable.done() else 0) | (internals.READY_W if writable.done() else 0)
 
     async def _readable(self) -> None:
         self._fut = fut = self._loop.create_future()
@@ -196,6 +198,8 @@ class AsyncWire(Wire):
         return await finish(self._self_test())
 
     async def _self_test(self) -> bool:
+        if not switch.on:
+            return False
         conn = self.conn
         try:
             async with conn.transaction():
@@ -211,7 +215,7 @@ class AsyncWire(Wire):
         except psycopg.Error as err:
             return self._failed_on_server(err)
         except BaseException:  # interrupted: not tested after all
-            self._tested = False
+            self._tested = self._probing = False
             raise
         return self._passed(problem)
 
@@ -273,7 +277,10 @@ class AsyncWire(Wire):
         so that the connection can roll back and be reused, as psycopg does; close it if the server won't."""
         try:
             await self.conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
-            await asyncio.wait_for(_wait_async(_execute(self.pgconn), self.pgconn.socket), _CANCEL_TIMEOUT)
+            read = internals.wait_async(internals.execute(self.pgconn), self.pgconn.socket)
+            await asyncio.wait_for(read, _CANCEL_TIMEOUT)
         except BaseException as ex:  # noqa: BLE001 - whatever stopped the stop, the connection state is unknown
+            if isinstance(ex, Exception) and not isinstance(ex, (psycopg.Error, OSError, asyncio.TimeoutError)):
+                drifted(Drift("psycopg.waiting.wait_async(psycopg.generators.execute)", ex))
             logger.warning("statement not stopped after cancellation (%s): closing the connection", type(ex).__name__)
             self.pgconn.finish()

@@ -15,7 +15,7 @@ import pytest
 from psycopg import _queries
 from userdb import User, aadd_user, add_user, aget_user, count_users, get_user
 
-from pgdecor import MappingError, NotFoundError, _wire, _wire_async, _wire_guard, counters, query, session
+from pgdecor import MappingError, NotFoundError, _internals, _wire, _wire_async, _wire_guard, counters, query, session
 
 #: The hot statement of `get_user`, as the server shows it.
 HOT = "%get_user%"
@@ -29,7 +29,7 @@ def echo(n: int) -> int: ...
 def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The wire switched on (also where ``PGDECOR_WIRE=off`` switched it off: these tests are of the wire itself),
     with a fresh conversion cache: whatever a test turns off is restored."""
-    if not _wire_guard._available:  # pragma: no cover - a psycopg without what the wire uses
+    if _internals.missing is not None:  # pragma: no cover - a psycopg without what the wire uses
         pytest.skip("this psycopg lacks what the wire uses")
     monkeypatch.setattr(_wire.switch, "on", True)
     monkeypatch.setattr(_wire.switch, "reason", None)
@@ -49,7 +49,7 @@ def test_a_wire_that_cannot_find_psycopgs_statements_turns_itself_off_loudly(
         converted, *rest = real(query, encoding)
         return (converted + b" ", *rest)
 
-    monkeypatch.setattr(_wire, "_query2pg", shifted)
+    monkeypatch.setattr(_internals, "query2pg", shifted)
     before = counters.wire_disabled
     with caplog.at_level(logging.WARNING, logger="pgdecor"), psycopg.connect(users) as conn, session(conn):
         results = [get_user(1) for _ in range(5)]
@@ -89,7 +89,7 @@ def test_a_wire_whose_results_would_differ_turns_itself_off_and_the_call_is_righ
         converted, *rest = real(query, encoding)
         return (other if b"pgdecor_wire_probe" in converted else converted, *rest)
 
-    monkeypatch.setattr(_wire, "_query2pg", remapped)
+    monkeypatch.setattr(_internals, "query2pg", remapped)
     with psycopg.connect(users) as conn, session(conn):
         conn.execute("SELECT %s::int8 + 1 AS pgdecor_wire_probe, %s::text AS t", _wire_guard._PROBE_ARGS, prepare=True)
         assert [echo(n) for n in range(4)] == [0, 1, 2, 3]
@@ -109,7 +109,7 @@ def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone
         if "pgdecor_wire_probe" not in sql:
             return original_send(self, sql, params, binary)
         self.name = b"_pg3_lost"
-        self._prep = _wire_guard._YES
+        self._prep = _internals.YES
         self.pgconn.send_query_prepared(b"_pg3_lost", [None, None], [0, 0], 1)
         return True
 
@@ -127,7 +127,7 @@ def test_a_hot_statement_stays_prepared_while_others_come_and_go(
     """The wire keeps psycopg's LRU order as a cursor would: a stub called every round is never evicted by the
     statements prepared after it (with room for three), so it is prepared once in 20 rounds; whether the wire moves
     the statement itself (where psycopg's manager was found to do just that) or tells psycopg's manager."""
-    monkeypatch.setattr(_wire, "LRU_IS_A_MOVE", moved)
+    monkeypatch.setattr(_internals, "LRU_IS_A_MOVE", moved)
     names: set[str] = set()
     with psycopg.connect(users) as conn, session(conn):
         conn.prepared_max = 3
@@ -165,7 +165,7 @@ def test_a_command_that_invalidates_prepared_statements_is_seen_by_psycopgs_own_
 def test_async_wire_tests_itself_too(users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The async wire runs the same self-test, awaited, and turns itself off the same way."""
     real = _queries._query2pg
-    monkeypatch.setattr(_wire, "_query2pg", lambda q, e: (real(q, e)[0] + b" ", *real(q, e)[1:]))
+    monkeypatch.setattr(_internals, "query2pg", lambda q, e: (real(q, e)[0] + b" ", *real(q, e)[1:]))
 
     async def scenario() -> list[User | None]:
         async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
@@ -544,7 +544,7 @@ def test_the_wire_moves_statements_itself_only_where_psycopgs_manager_does_just_
     (asks for a validation, keeps counts, leaves the order alone) has wires tell its manager every time instead."""
     from psycopg import _preparing
 
-    assert _wire_guard.lru_is_a_move() is True  # this psycopg: moved to the recent end, nothing else
+    assert _internals.lru_is_a_move() is True  # this psycopg: moved to the recent end, nothing else
     real = _preparing.PrepareManager.maybe_add_to_cache
 
     def asks_for_validation(self: Any, query: Any, prep: Any, name: bytes) -> Any:
@@ -556,4 +556,4 @@ def test_the_wire_moves_statements_itself_only_where_psycopgs_manager_does_just_
 
     for changed in (asks_for_validation, leaves_the_order):
         monkeypatch.setattr(_preparing.PrepareManager, "maybe_add_to_cache", changed)
-        assert _wire_guard.lru_is_a_move() is False
+        assert _internals.lru_is_a_move() is False
