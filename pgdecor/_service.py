@@ -63,12 +63,13 @@ class Database(Pools, AsyncPools):
         readonly: bool = False,
         autocommit: bool = False,
         after: str | None = None,
+        deadline: float | None = None,
     ) -> Session:
         """A session on this database: the same as ``session(db, ...)``."""
         caller = sys._getframe(1)
         where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
         chosen = mode("Database.session()", isolation, readonly, autocommit)
-        return open_session("Database.session()", self, None, where, chosen, after=after)
+        return open_session("Database.session()", self, None, where, chosen, after=after, deadline=deadline)
 
     def run(
         self,
