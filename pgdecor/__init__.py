@@ -25,6 +25,7 @@ from ._errors import (
     SignatureError,
     TooManyRowsError,
     UndefinedFunctionError,
+    UnreachableError,
 )
 from ._listen import Listener
 from ._listen_async import AsyncListener
@@ -73,6 +74,7 @@ __all__ = [
     "TooManyRowsError",
     "TransactionScope",
     "UndefinedFunctionError",
+    "UnreachableError",
     "check",
     "copy_in",
     "copy_out",

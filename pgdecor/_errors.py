@@ -14,6 +14,7 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
     ├── CommitUnknownError  (RuntimeError)  the connection was lost during COMMIT: it may have committed
     ├── DeadlineError       (TimeoutError)  a call was stopped at its stub's timeout or its session's deadline
+    ├── UnreachableError    (ConnectionError) a Database being opened could not connect to its server
     ├── UndefinedFunctionError (LookupError) no stored function fits the stub (SQLSTATE 42883)
     ├── AmbiguousFunctionError (LookupError) several overloads fit the stub (SQLSTATE 42725)
     └── PayloadError        (ValueError)    a notification's payload does not decode as the listener's type
@@ -42,6 +43,7 @@ __all__ = [
     "SignatureError",
     "TooManyRowsError",
     "UndefinedFunctionError",
+    "UnreachableError",
 ]
 
 
@@ -116,6 +118,12 @@ class DeadlineError(Error, TimeoutError):
 
     def __reduce__(self) -> tuple[type[DeadlineError], tuple[str, float, str]]:
         return type(self), (str(self), self.seconds, self.limit)
+
+
+class UnreachableError(Error, ConnectionError):
+    """A `Database` being opened could not connect to its server: none runs there, the host is unknown, or it
+    refused the connection (authentication, a database that does not exist). The message has the server's reason
+    and the conninfo with its password masked."""
 
 
 class UndefinedFunctionError(Error, LookupError):
