@@ -45,11 +45,13 @@ class Database(Pools, AsyncPools):
     least, unless the conninfo gives one): a server that refuses, an unknown host, or a failed authentication
     raises `UnreachableError` at once, with the server's reason and the conninfo's password masked. It does not
     bound calls: a stub's ``timeout=`` and a session's ``deadline=`` do. Every option is checked when the
-    database is made: a wrong type or value raises `ArgumentError` naming it. Connections carry TCP keepalives (``keepalives_idle=30``,
-    ``keepalives_interval=10``, ``keepalives_count=3``) and ``tcp_user_timeout=60000`` unless the conninfo or
-    the keyword arguments give them. A session that holds a connection after its thread or task has ended, or
-    (with *leak_timeout*, default the idle timeout) idle in transaction that long, is ended by the leak guard
-    when another session borrows: rolled back, given back, and reported with a `ResourceWarning`.
+    database is made: a wrong type or value raises `ArgumentError` naming it.
+
+    Connections carry TCP keepalives (``keepalives_idle=30``, ``keepalives_interval=10``, ``keepalives_count=3``)
+    and ``tcp_user_timeout=60000`` unless the conninfo or the keyword arguments give them. A session that holds a
+    connection after its thread or task has ended, or (with *leak_timeout*, default the idle timeout) idle in
+    transaction that long, is ended by the leak guard when another session borrows: rolled back, given back, and
+    reported with a `ResourceWarning`.
 
     *prepare*: psycopg prepares statements a connection repeats. Behind a transaction pooler that cannot keep
     them (PgBouncer before 1.22, or without ``max_prepared_statements``) they would reach other clients' server
