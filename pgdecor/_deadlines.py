@@ -25,9 +25,9 @@ from ._errors import DeadlineError
 
 __all__ = [
     "GRACE",
-    "RESTORE",
-    "SET",
-    "SET_KEEPING",
+    "KEEP_AND_SET_TIMEOUT",
+    "RESTORE_TIMEOUT",
+    "SET_TIMEOUT",
     "Limit",
     "arm",
     "armed",
@@ -43,13 +43,13 @@ logger = logging.getLogger("pgdecor")
 GRACE = 1.0
 
 #: The statement timeout of the statement that follows in the pipeline (autocommit: the implicit transaction).
-SET = "SELECT pg_catalog.set_config('statement_timeout', %s, true)"
-#: The same, inside a transaction: the transaction's own setting kept aside first, for `RESTORE`.
-SET_KEEPING = (
+SET_TIMEOUT = "SELECT pg_catalog.set_config('statement_timeout', %s, true)"
+#: The same, inside a transaction: the transaction's own setting kept aside first, for `RESTORE_TIMEOUT`.
+KEEP_AND_SET_TIMEOUT = (
     "SELECT pg_catalog.set_config('pgdecor.statement_timeout', pg_catalog.current_setting('statement_timeout'), "
     "true), pg_catalog.set_config('statement_timeout', %s, true)"
 )
-RESTORE = (
+RESTORE_TIMEOUT = (
     "SELECT pg_catalog.set_config('statement_timeout', pg_catalog.current_setting('pgdecor.statement_timeout'), true)"
 )
 

@@ -458,16 +458,16 @@ def _execute_limited(conn: Any, cur: Any, sql: str, params: Any, limit: Limit) -
     in_transaction = conn.info.transaction_status != _IDLE
     if not psycopg.Pipeline.is_supported():
         if in_transaction:
-            own.execute(deadlines.SET_KEEPING, [ms])
+            own.execute(deadlines.KEEP_AND_SET_TIMEOUT, [ms])
         cur.execute(sql, params)
         if in_transaction:
-            own.execute(deadlines.RESTORE)
+            own.execute(deadlines.RESTORE_TIMEOUT)
         return
     with conn.pipeline():
-        own.execute(deadlines.SET_KEEPING if in_transaction else deadlines.SET, [ms])
+        own.execute(deadlines.KEEP_AND_SET_TIMEOUT if in_transaction else deadlines.SET_TIMEOUT, [ms])
         cur.execute(sql, params)
         if in_transaction:
-            own.execute(deadlines.RESTORE)
+            own.execute(deadlines.RESTORE_TIMEOUT)
 
 
 _cursor_rows = outcome.rows

@@ -481,16 +481,16 @@ async def _execute_limited(conn: Any, cur: Any, sql: str, params: Any, limit: Li
     in_transaction = conn.info.transaction_status != _IDLE
     if not psycopg.Pipeline.is_supported():
         if in_transaction:
-            await own.execute(deadlines.SET_KEEPING, [ms])
+            await own.execute(deadlines.KEEP_AND_SET_TIMEOUT, [ms])
         await cur.execute(sql, params)
         if in_transaction:
-            await own.execute(deadlines.RESTORE)
+            await own.execute(deadlines.RESTORE_TIMEOUT)
         return
     async with conn.pipeline():
-        await own.execute(deadlines.SET_KEEPING if in_transaction else deadlines.SET, [ms])
+        await own.execute(deadlines.KEEP_AND_SET_TIMEOUT if in_transaction else deadlines.SET_TIMEOUT, [ms])
         await cur.execute(sql, params)
         if in_transaction:
-            await own.execute(deadlines.RESTORE)
+            await own.execute(deadlines.RESTORE_TIMEOUT)
 
 
 if True:  # ASYNC
