@@ -15,6 +15,7 @@ from ._errors import (
     AmbiguousFunctionError,
     ArgumentError,
     CommitUnknownError,
+    DeadlineError,
     Error,
     MappingError,
     NoSessionError,
@@ -24,6 +25,7 @@ from ._errors import (
     SignatureError,
     TooManyRowsError,
     UndefinedFunctionError,
+    UnreachableError,
 )
 from ._listen import Listener
 from ._listen_async import AsyncListener
@@ -54,6 +56,7 @@ __all__ = [
     "CopyStub",
     "Counters",
     "Database",
+    "DeadlineError",
     "Error",
     "Listener",
     "MappingError",
@@ -71,6 +74,7 @@ __all__ = [
     "TooManyRowsError",
     "TransactionScope",
     "UndefinedFunctionError",
+    "UnreachableError",
     "check",
     "copy_in",
     "copy_out",

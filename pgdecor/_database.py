@@ -6,6 +6,7 @@ sessions, is in `_service`.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -14,12 +15,12 @@ from typing import Any, cast
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self
 
 from ._counters import Counters, counters
-from ._errors import ArgumentError
+from ._errors import ArgumentError, UnreachableError
 from ._replay import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
 from ._secrets import described, explained, masked, misread, scrubbed
 from ._slow import slow_threshold
@@ -137,6 +138,39 @@ def _secret(secret: object) -> str | bytes | None:
     raise ArgumentError(msg)
 
 
+def _seconds(name: str, value: object, *, none: bool = False, zero: bool = False) -> Any:
+    """``Database(name=value)`` checked: a finite number of seconds greater than 0 (or 0, with *zero*; or None,
+    with *none*); else `ArgumentError` saying what it takes."""
+    if value is None and none:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if number and (value > 0 or (zero and value == 0)):  # type: ignore[operator]
+        return value
+    takes = "a number of seconds " + ("0 or more" if zero else "greater than 0") + " (e.g. 2.5)"
+    msg = f"Database({name}=...) takes {takes}{', or None' if none else ''}; not {value!r:.40}"
+    raise ArgumentError(msg)
+
+
+def _sizes(min_size: object, max_size: object) -> tuple[int, int]:
+    for name, value, least in (("min_size", min_size, 0), ("max_size", max_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            msg = f"Database({name}=...) takes a whole number of connections, {least} or more; not {value!r:.40}"
+            raise ArgumentError(msg)
+    assert isinstance(min_size, int)
+    assert isinstance(max_size, int)
+    if max_size < min_size:
+        msg = f"Database(max_size={max_size}) is smaller than min_size={min_size}; raise max_size or lower min_size"
+        raise ArgumentError(msg)
+    return min_size, max_size
+
+
+def _flag(name: str, value: object, *, none: bool = False) -> Any:
+    if isinstance(value, bool) or (none and value is None):
+        return value
+    msg = f"Database({name}=...) takes True or False{', or None' if none else ''}; not {value!r:.40}"
+    raise ArgumentError(msg)
+
+
 class DatabaseBase:
     """The configuration and state of a `Database` (see there) that its pools use."""
 
@@ -163,15 +197,21 @@ class DatabaseBase:
             raise ArgumentError(msg)
         check_conninfo("Database()", conninfo)
         self.conninfo = conninfo
-        self.min_size, self.max_size, self.timeout = min_size, max_size, timeout
-        self.idle_in_transaction_timeout = idle_in_transaction_timeout
+        self.min_size, self.max_size = _sizes(min_size, max_size)
+        #: Seconds a borrow waits for a connection, its check included; also what opening waits for the first.
+        self.timeout: float = _seconds("timeout", timeout)
+        self.idle_in_transaction_timeout = _seconds(
+            "idle_in_transaction_timeout", idle_in_transaction_timeout, none=True
+        )
+        if leak_timeout != -1.0:
+            _seconds("leak_timeout", leak_timeout, none=True, zero=True)
         self.leak_timeout = idle_in_transaction_timeout if leak_timeout == -1.0 else leak_timeout
-        self.prepare = prepare
-        self.check = check
+        self.prepare = _flag("prepare", prepare, none=True)
+        self.check = _flag("check", check)
         #: Seconds a session given a token waits for the replica to replay that far (see `session`'s ``after``).
-        self.replica_wait = replica_wait
+        self.replica_wait = _seconds("replica_wait", replica_wait, zero=True)
         #: Seconds a session waits for a connection to the replica before reading from the primary.
-        self.replica_timeout = replica_timeout
+        self.replica_timeout = _seconds("replica_timeout", replica_timeout)
         #: The key of the commit tokens its sessions hand out and accept (see `_replay.Tokens`).
         self.tokens = Tokens(_secret(secret))
         #: Seconds above which a call of its sessions is logged (WARNING) and counted as slow (see `_slow`).
@@ -245,6 +285,23 @@ class DatabaseBase:
                 f"password, dbname in the conninfo)"
             )
         return f"pgdecor: {self!r} gave no connection within timeout={self.timeout:g} s: {why}"
+
+    def _first_conninfo(self) -> str:
+        """The conninfo of the connection made once when the database opens, to find at once a server that cannot
+        be reached: libpq's ``connect_timeout`` bounded by `timeout` (2 s at the least, libpq's least), unless the
+        conninfo or the keyword arguments give one."""
+        if "connect_timeout" in conninfo_to_dict(self.conninfo) or "connect_timeout" in self.kwargs:
+            return self.conninfo
+        return make_conninfo(self.conninfo, connect_timeout=max(2, math.ceil(self.timeout)))
+
+    def _unreachable(self, err: psycopg.OperationalError) -> UnreachableError:
+        """The error opening the database raises when its first connection fails with *err*."""
+        reason = scrubbed(" ".join(str(err).split()), self.conninfo)
+        msg = (
+            f"pgdecor: {self!r} could not connect to {masked(self.conninfo)!r:.120} when opened: {reason}; check "
+            f"that the server runs there and accepts this connection (host, port, user, password, dbname)"
+        )
+        return UnreachableError(msg)
 
     def _serve_sync_sessions(self) -> None:
         """A database opened with ``async with`` serves sync sessions too (a framework's sync handlers, run in

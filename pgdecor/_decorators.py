@@ -14,6 +14,7 @@ from typing_extensions import LiteralString, ParamSpec
 from ._annotations import qualified_name
 from ._calls import ProcedureCall, QueryCall, Slot, Statement
 from ._catalog import StubParam
+from ._deadlines import seconds_given
 from ._errors import ArgumentError, SignatureError
 from ._plan import ErrorMap, Plan
 from ._results import Shape, read_result
@@ -107,6 +108,7 @@ def procedure(
     readonly: bool = False,
     autocommit: bool = False,
     slow: float | None = None,
+    timeout: float | None = None,
 ) -> _Decorator: ...
 def procedure(
     arg: Callable[P, R] | str | None = None,
@@ -116,6 +118,7 @@ def procedure(
     readonly: bool = False,
     autocommit: bool = False,
     slow: float | None = None,
+    timeout: float | None = None,
 ) -> Stub[P, R] | _Decorator:
     """Turn a typed stub into a call of the stored function or procedure of the same name (or the one named).
 
@@ -144,6 +147,10 @@ def procedure(
 
     *slow*: seconds above which a call is logged (WARNING) and counted as slow, in place of the database's
     ``Database(slow_call=...)`` for this stub.
+
+    *timeout*: seconds a call is given (the server's ``statement_timeout`` for its statement, set for it alone);
+    one that runs longer is stopped and raises `DeadlineError`, as does one left less time by its session's
+    ``deadline=``.
     """
     if callable(arg):
         return _build_procedure(arg, None, {}, readonly=False, autocommit=False)  # type: ignore[return-value]
@@ -155,7 +162,15 @@ def procedure(
         raise SignatureError(msg)
     name, error_map, threshold = arg, _error_map("@procedure", errors), slow_threshold("@procedure(slow=...)", slow)
     return _Decorator(
-        lambda fn: _build_procedure(fn, name, error_map, readonly=readonly, autocommit=autocommit, slow=threshold)
+        lambda fn: _build_procedure(
+            fn,
+            name,
+            error_map,
+            readonly=readonly,
+            autocommit=autocommit,
+            slow=threshold,
+            timeout=_timeout("@procedure", fn, timeout),
+        )
     )
 
 
@@ -166,6 +181,7 @@ def query(
     errors: ErrorMap | None = None,
     readonly: bool = False,
     slow: float | None = None,
+    timeout: float | None = None,
 ) -> _Decorator:
     """Turn a typed stub into a call of the given SQL, with ``%(name)s`` placeholders bound from its parameters.
 
@@ -175,13 +191,22 @@ def query(
         def set_email(id: int, email: str | None) -> None: ...
 
     In a method stub, a placeholder that names no parameter takes the instance's attribute of that name. A
-    *readonly* stub may run on the session's replica. *slow*: as for `procedure`.
+    *readonly* stub may run on the session's replica. *slow* and *timeout*: as for `procedure`.
     """
     if not isinstance(sql, str):
         msg = f"@query takes the SQL text as a string, not {type(sql).__qualname__}"
         raise SignatureError(msg)
     error_map, threshold = _error_map("@query", errors), slow_threshold("@query(slow=...)", slow)
-    return _Decorator(lambda fn: _build_query(fn, sql, error_map, readonly=readonly, slow=threshold))
+    return _Decorator(
+        lambda fn: _build_query(
+            fn, sql, error_map, readonly=readonly, slow=threshold, timeout=_timeout("@query", fn, timeout)
+        )
+    )
+
+
+def _timeout(where: str, fn: Callable[..., Any], timeout: object) -> float | None:
+    """A stub's ``timeout=``, checked when it is decorated (the message names it)."""
+    return seconds_given(f"{qualified_name(fn)}: {where}(timeout=...)", timeout, SignatureError)
 
 
 def _error_map(where: str, errors: ErrorMap | None) -> ErrorMap:
@@ -206,6 +231,7 @@ def _build_procedure(
     readonly: bool,
     autocommit: bool,
     slow: float | None = None,
+    timeout: float | None = None,
 ) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=True)
@@ -245,6 +271,7 @@ def _build_procedure(
             on_statement=published,
             autocommit=autocommit,
             slow=slow,
+            timeout=timeout,
         )
 
     return _finish(fn, sig, order, plan)
@@ -295,7 +322,13 @@ _DOLLAR = re.compile(r"(?<![\w$])\$[1-9][0-9]*(?![\w$])")
 
 
 def _build_query(
-    fn: Callable[..., Any], text: str, errors: ErrorMap, *, readonly: bool, slow: float | None = None
+    fn: Callable[..., Any],
+    text: str,
+    errors: ErrorMap,
+    *,
+    readonly: bool,
+    slow: float | None = None,
+    timeout: float | None = None,
 ) -> Stub[..., Any]:
     stub = qualified_name(fn)
     sig, receiver = signature_of(fn, stub, variadic=False)
@@ -369,7 +402,17 @@ def _build_query(
         call = QueryCall(stub, slots, len(params))
         is_async = _is_async(fn, hints)
         return Plan(
-            stub, "the query", call, params, result, is_async, errors, readonly, on_statement=published, slow=slow
+            stub,
+            "the query",
+            call,
+            params,
+            result,
+            is_async,
+            errors,
+            readonly,
+            on_statement=published,
+            slow=slow,
+            timeout=timeout,
         )
 
     return _finish(fn, sig, order, plan)

@@ -13,6 +13,8 @@ already catches ``TypeError`` or ``LookupError`` keeps working::
     ├── MappingError        (TypeError)     the rows do not fit the annotated return type
     ├── RolledBackError     (RuntimeError)  a session ended normally, but its transaction had failed
     ├── CommitUnknownError  (RuntimeError)  the connection was lost during COMMIT: it may have committed
+    ├── DeadlineError       (TimeoutError)  a call was stopped at its stub's timeout or its session's deadline
+    ├── UnreachableError    (ConnectionError) a Database being opened could not connect to its server
     ├── UndefinedFunctionError (LookupError) no stored function fits the stub (SQLSTATE 42883)
     ├── AmbiguousFunctionError (LookupError) several overloads fit the stub (SQLSTATE 42725)
     └── PayloadError        (ValueError)    a notification's payload does not decode as the listener's type
@@ -31,6 +33,7 @@ __all__ = [
     "AmbiguousFunctionError",
     "ArgumentError",
     "CommitUnknownError",
+    "DeadlineError",
     "Error",
     "MappingError",
     "NoSessionError",
@@ -40,6 +43,7 @@ __all__ = [
     "SignatureError",
     "TooManyRowsError",
     "UndefinedFunctionError",
+    "UnreachableError",
 ]
 
 
@@ -93,6 +97,33 @@ class CommitUnknownError(Error, RuntimeError):
     while the transaction was committing. It may have committed or not, and nothing on the client can tell: the
     database can (look for what the session wrote, or make the work idempotent). Never retried by units of work;
     the error the connection gave is its ``__cause__``."""
+
+
+class DeadlineError(Error, TimeoutError):
+    """A call ran out of time: its stub's ``timeout=`` or its session's ``deadline=`` passed before it ended (the
+    server stopped it, or, when the server did not answer, the client stopped waiting and closed the connection),
+    or had passed before it began (nothing was sent). The session's transaction is rolled back, as for any error
+    inside it. ``seconds`` is the limit that ran out, ``limit`` which one (``"timeout"`` or ``"deadline"``); the
+    server's ``QueryCanceled`` is the ``__cause__`` when it stopped the statement."""
+
+    #: The SQLSTATE the server gives a statement it stopped (``query_canceled``), as on psycopg's errors.
+    sqlstate = "57014"
+
+    def __init__(self, message: str, seconds: float = 0.0, limit: str = "") -> None:
+        super().__init__(message)
+        #: The seconds the call was given.
+        self.seconds = seconds
+        #: Which limit ran out: ``"timeout"`` (the stub's) or ``"deadline"`` (the session's).
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[DeadlineError], tuple[str, float, str]]:
+        return type(self), (str(self), self.seconds, self.limit)
+
+
+class UnreachableError(Error, ConnectionError):
+    """A `Database` being opened could not connect to its server: none runs there, the host is unknown, or it
+    refused the connection (authentication, a database that does not exist). The message has the server's reason
+    and the conninfo with its password masked."""
 
 
 class UndefinedFunctionError(Error, LookupError):

@@ -48,6 +48,8 @@ class Plan:
     autocommit: bool = False
     #: Seconds above which a call is logged and counted as slow, in place of its database's (see `_slow`).
     slow: float | None = None
+    #: Seconds a call is given before it is stopped (see `_deadlines`); None: no limit of its own.
+    timeout: float | None = None
     #: Rows → the return annotation's row type.
     row_mapper: RowMapper = field(init=False)
     #: Raises ArgumentError for an argument tuple that does not fit the annotations; None if all fit.

@@ -15,7 +15,7 @@ from typing_extensions import Self
 
 from . import _fork as forked
 from . import _probe as probe
-from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase
+from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase, network_defaults
 from ._errors import NoSessionError, add_note
 
 __all__ = ["Pools"]
@@ -73,7 +73,18 @@ class Pools(DatabaseBase):
             self._unanswered_at = monotonic()
             raise
 
+    def _reach(self) -> None:
+        """Connect once, and close: a server that cannot be reached (none there, an unknown host, a refusal) is an
+        `UnreachableError` at once, not a pool's retries for `timeout` seconds."""
+        kwargs = {"autocommit": True, **network_defaults(self.conninfo, self.kwargs), **self.kwargs}
+        try:
+            conn = Connection.connect(self._first_conninfo(), **kwargs)
+        except psycopg.OperationalError as err:
+            raise self._unreachable(err) from None  # libpq's words, scrubbed, are in the message
+        conn.close()
+
     def _open_pool(self) -> ConnectionPool[Any]:
+        self._reach()
         check = self._check_borrowed if self.check else None
         pool = ConnectionPool(self.conninfo, configure=self._configure, check=check, **self._pool_kwargs())
         try:

@@ -17,7 +17,7 @@ from typing_extensions import Self
 
 from . import _fork as forked
 from . import _probe_async as probe
-from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase
+from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase, network_defaults
 from ._errors import NoSessionError, add_note
 
 __all__ = ["AsyncPools"]
@@ -81,7 +81,18 @@ class AsyncPools(DatabaseBase):
             self._unanswered_at = monotonic()
             raise
 
+    async def _areach(self) -> None:
+        """Connect once, and close: a server that cannot be reached (none there, an unknown host, a refusal) is an
+        `UnreachableError` at once, not a pool's retries for `timeout` seconds."""
+        kwargs = {"autocommit": True, **network_defaults(self.conninfo, self.kwargs), **self.kwargs}
+        try:
+            conn = await AsyncConnection.connect(self._first_conninfo(), **kwargs)
+        except psycopg.OperationalError as err:
+            raise self._unreachable(err) from None  # libpq's words, scrubbed, are in the message
+        await conn.close()
+
     async def _aopen_pool(self) -> AsyncConnectionPool[Any]:
+        await self._areach()
         check = self._acheck_borrowed if self.check else None
         pool = AsyncConnectionPool(self.conninfo, configure=self._aconfigure, check=check, **self._pool_kwargs())
         try:

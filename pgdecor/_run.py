@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from logging import DEBUG
 from time import perf_counter
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from . import _deadlines as deadlines
 from . import _outcome as outcome
 from . import _probe as probe
 from . import _slow as slow
@@ -18,6 +20,7 @@ from . import _trace as trace
 from ._calls import ProcedureCall, Statement
 from ._convert import too_deep
 from ._database import counters_for
+from ._deadlines import Limit, limit_for, watchdog
 from ._errors import Error, NoSessionError
 from ._facts import Facts
 from ._lease import Lease
@@ -141,6 +144,8 @@ class Runner:
         try:
             if plan.autocommit:
                 _outside_transaction(plan, sess, "()")
+            if deadlines.armed.on and (limit := limit_for(plan.stub, plan.sql_object, plan.timeout, sess)):
+                return self._limited(sess, args, limit)
             if plan.errors:
                 return self._in_savepoint(sess, args)
             last, lease = self.facts.last, sess.lease
@@ -171,17 +176,37 @@ class Runner:
         finally:
             lock.release()
 
-    def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...]) -> Any:
+    def _limited(self, sess: SessionState, args: tuple[Any, ...], limit: Limit) -> Any:
+        """A call given *limit*: its statement through a cursor, in a pipeline that sets its statement timeout
+        (see `_deadlines`), and watched, should its server not answer. None of it is sent once the limit has
+        passed."""
+        limit.left()
+        lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
+        watch = watchdog.watch(lease.conn, limit.left())
+        try:
+            if self.plan.errors:
+                return self._in_savepoint(sess, args, limit)
+            return self._looked_up(sess, args, limit)
+        except Exception as err:
+            mine = limit.ours(err, watch)
+            if mine is None:
+                raise
+            cause = err if isinstance(err, psycopg.Error) else err.__cause__
+            raise mine from cause
+        finally:
+            watchdog.done(watch)
+
+    def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
         undoes the call alone, so that code which catches it can go on and commit the rest of the session. Any
         other error leaves the transaction failed, as it would without the savepoint."""
         lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
         if lease.tx is None:  # autocommit: the call is a transaction of its own already
-            return self._looked_up(sess, args)
+            return self._looked_up(sess, args, limit)
         conn = lease.conn
         conn.execute(_SAVEPOINT)
         try:
-            result = self._looked_up(sess, args)
+            result = self._looked_up(sess, args, limit)
         except BaseException as err:
             cause = err.__cause__
             declared = isinstance(cause, psycopg.Error) and (cause.sqlstate or "") in self.plan.errors
@@ -228,7 +253,7 @@ class Runner:
         facts.read_whole(len(out))
         return out
 
-    def _looked_up(self, sess: SessionState, args: tuple[Any, ...]) -> Any:
+    def _looked_up(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         plan, facts = self.plan, self.facts
         lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
         key = lease.key
@@ -244,7 +269,7 @@ class Runner:
             if shape is Shape.STREAM:
                 return self._stream(sess, lease, statement, params, binary)
             wire, prepare = None, None
-            if ran is not None and (wire := lease.wire()) is not None:
+            if limit is None and ran is not None and (wire := lease.wire()) is not None:
                 if facts.large:
                     made = self._chunked(lease, wire, statement, params, binary)
                     if made is not _LATER:
@@ -259,7 +284,10 @@ class Runner:
                     facts.ran_through_wire(key, statement, binary, primary=lease is sess.lease)
             if wire is None:
                 cur = lease.cursor(binary)
-                cur.execute(statement.sql, params, prepare=prepare)
+                if limit is None:
+                    cur.execute(statement.sql, params, prepare=prepare)
+                else:
+                    _execute_limited(lease.conn, cur, statement.sql, params, limit)
                 res = cur.pgresult
                 facts.ran_through_cursor(key, statement)
             if shape is Shape.NONE:
@@ -288,6 +316,8 @@ class Runner:
         with sess.lock:
             if plan.autocommit:
                 _outside_transaction(plan, sess, ".many()")
+            if deadlines.armed.on and (limit := limit_for(plan.stub, plan.sql_object, plan.timeout, sess)):
+                limit.left()  # a batch is not sent once its limit has passed (and is not bounded otherwise)
             try:
                 return self._batch(sess, argsets)
             except RecursionError:
@@ -418,6 +448,26 @@ def _outside_transaction(plan: Plan, sess: SessionState, call: str) -> None:
         f"PostgreSQL allows only outside a transaction block, but {where}; {fix}; nothing was sent to the server"
     )
     raise NoSessionError(msg)
+
+
+def _execute_limited(conn: Any, cur: Any, sql: str, params: Any, limit: Limit) -> None:
+    """Run *sql* on *cur* with what is left of *limit* as its statement timeout, in one round trip (see
+    `_deadlines`); without pipelines (libpq before 14), in autocommit, the watchdog alone bounds it."""
+    ms = str(max(1, math.ceil(limit.left() * 1000)))
+    own = conn.cursor()
+    in_transaction = conn.info.transaction_status != _IDLE
+    if not psycopg.Pipeline.is_supported():
+        if in_transaction:
+            own.execute(deadlines.KEEP_AND_SET_TIMEOUT, [ms])
+        cur.execute(sql, params)
+        if in_transaction:
+            own.execute(deadlines.RESTORE_TIMEOUT)
+        return
+    with conn.pipeline():
+        own.execute(deadlines.KEEP_AND_SET_TIMEOUT if in_transaction else deadlines.SET_TIMEOUT, [ms])
+        cur.execute(sql, params)
+        if in_transaction:
+            own.execute(deadlines.RESTORE_TIMEOUT)
 
 
 _cursor_rows = outcome.rows

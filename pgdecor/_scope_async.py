@@ -111,7 +111,7 @@ class AsyncScope(SessionState):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._joined is not None:
-            self._ended = True
+            self._left_outer()
             return
         try:
             # Shielded: a transaction ended half-way (the task cancelled again while it rolls back, as anyio's

@@ -37,13 +37,21 @@ class Database(Pools, AsyncPools):
     replica has replayed that far, waiting up to *replica_wait* seconds, and from the primary after that.
     Connections are autocommit between sessions, carry ``idle_in_transaction_session_timeout`` (a backstop;
     None leaves the server's setting; not set behind a pooler, whose server connections other clients share), and
-    are checked when borrowed, so a connection the server closed is replaced rather than handed out. A borrow
-    waits *timeout* seconds at most, the check included: a connection whose server does not answer by then is
-    closed, and `psycopg_pool.PoolTimeout` raised. Connections carry TCP keepalives (``keepalives_idle=30``,
-    ``keepalives_interval=10``, ``keepalives_count=3``) and ``tcp_user_timeout=60000`` unless the conninfo or
-    the keyword arguments give them. A session that holds a connection after its thread or task has ended, or
-    (with *leak_timeout*, default the idle timeout) idle in transaction that long, is ended by the leak guard
-    when another session borrows: rolled back, given back, and reported with a `ResourceWarning`.
+    are checked when borrowed, so a connection the server closed is replaced rather than handed out.
+
+    *timeout* (seconds, 30 by default) bounds the waits for a connection: a borrow waits that long at most, the
+    check included (a connection whose server does not answer by then is closed, and `psycopg_pool.PoolTimeout`
+    raised), and opening the database connects once first, within it (libpq's ``connect_timeout``, 2 s at the
+    least, unless the conninfo gives one): a server that refuses, an unknown host, or a failed authentication
+    raises `UnreachableError` at once, with the server's reason and the conninfo's password masked. It does not
+    bound calls: a stub's ``timeout=`` and a session's ``deadline=`` do. Every option is checked when the
+    database is made: a wrong type or value raises `ArgumentError` naming it.
+
+    Connections carry TCP keepalives (``keepalives_idle=30``, ``keepalives_interval=10``, ``keepalives_count=3``)
+    and ``tcp_user_timeout=60000`` unless the conninfo or the keyword arguments give them. A session that holds a
+    connection after its thread or task has ended, or (with *leak_timeout*, default the idle timeout) idle in
+    transaction that long, is ended by the leak guard when another session borrows: rolled back, given back, and
+    reported with a `ResourceWarning`.
 
     *prepare*: psycopg prepares statements a connection repeats. Behind a transaction pooler that cannot keep
     them (PgBouncer before 1.22, or without ``max_prepared_statements``) they would reach other clients' server
@@ -63,12 +71,13 @@ class Database(Pools, AsyncPools):
         readonly: bool = False,
         autocommit: bool = False,
         after: str | None = None,
+        deadline: float | None = None,
     ) -> Session:
         """A session on this database: the same as ``session(db, ...)``."""
         caller = sys._getframe(1)
         where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
         chosen = mode("Database.session()", isolation, readonly, autocommit)
-        return open_session("Database.session()", self, None, where, chosen, after=after)
+        return open_session("Database.session()", self, None, where, chosen, after=after, deadline=deadline)
 
     def run(
         self,

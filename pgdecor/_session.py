@@ -16,6 +16,8 @@ import sys
 
 from psycopg import IsolationLevel
 
+from ._deadlines import seconds_given
+from ._errors import ArgumentError
 from ._modes import Isolation, Mode, mode
 from ._replay import replay_token
 from ._scope import Savepoint, Scope
@@ -48,6 +50,7 @@ def session(
     readonly: bool = False,
     autocommit: bool = False,
     after: str | None = None,
+    deadline: float | None = None,
 ) -> Session:
     """Open a session on *source* for the duration of a ``with`` (or ``async with``) block.
 
@@ -68,6 +71,10 @@ def session(
     header): readonly stubs then run on the replica only once it has replayed that session's writes, waiting for
     it up to the database's ``replica_wait`` (1 s for other sources), and on the primary after that.
 
+    *deadline*: seconds the session's calls have in all, counted from its entry: each call is given what is left
+    (or its stub's ``timeout=``, if sooner), and one begun once none is left raises `DeadlineError` without
+    sending anything. A session joining another keeps the sooner of both deadlines while its block runs.
+
     A session opened inside another session on the same source joins it: both share one connection and one
     transaction, which ends with the outer session. Inside means inside its block while it runs (in code it
     calls, tasks it starts, the ``with`` of a context manager that opened it); a session that has ended, or that
@@ -81,15 +88,23 @@ def session(
     caller = sys._getframe(1)
     where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
     chosen = mode("session()", isolation, readonly, autocommit)
-    return open_session("session()", source, replica, where, chosen, after=after)
+    return open_session("session()", source, replica, where, chosen, after=after, deadline=deadline)
 
 
 def open_session(
-    what: str, source: Source, replica: Source | None, opened_at: str, mode: Mode, *, after: object = None
+    what: str,
+    source: Source,
+    replica: Source | None,
+    opened_at: str,
+    mode: Mode,
+    *,
+    after: object = None,
+    deadline: object = None,
 ) -> Session:
     """A session on *source*, once checked (*what* names the caller in the error); *opened_at* says where."""
     check_sources(what, source, replica)
-    return Session(source, replica, opened_at, mode, replay_token(what, after))
+    seconds = seconds_given(f"{what}: deadline=", deadline, ArgumentError)
+    return Session(source, replica, opened_at, mode, replay_token(what, after), deadline=seconds)
 
 
 def transaction() -> TransactionScope:

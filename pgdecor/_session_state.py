@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 from contextvars import ContextVar, Token
+from time import monotonic
 from types import FrameType
 from typing import Any
 
@@ -39,6 +40,7 @@ class SessionState:
 
     __slots__ = (
         "_borrow_lock",
+        "_deadline_given",
         "_doomed",
         "_ended",
         "_entered",
@@ -47,6 +49,7 @@ class SessionState:
         "_frame",
         "_is_async",
         "_joined",
+        "_outer_deadline",
         "_owner",
         "_replica",
         "_replica_behind",
@@ -56,6 +59,7 @@ class SessionState:
         "activity",
         "after",
         "commit_token",
+        "deadline",
         "lease",
         "lock",
         "mode",
@@ -72,8 +76,16 @@ class SessionState:
         opened_at: str = "?",
         mode: Mode = DEFAULT_MODE,
         after: str | None = None,
+        *,
+        deadline: float | None = None,
     ) -> None:
         self.source = source
+        #: Seconds the session is given from its entry (see `_deadlines`), and once entered, when it ends
+        #: (`time.monotonic`) with those seconds, for the calls it runs; None: no deadline.
+        self._deadline_given = deadline
+        self.deadline: tuple[float, float] | None = None
+        #: A joined session's deadline holds for its outer's calls while its block runs: the outer's, to put back.
+        self._outer_deadline: tuple[float, float] | None = None
         #: How its transactions begin (isolation, read-only), or that it begins none (autocommit).
         self.mode = mode
         #: The token of an earlier session whose writes this one must see (see `_replay`): its readonly calls run on
@@ -181,6 +193,8 @@ class SessionState:
                 raise ArgumentError(msg)
         self._entered = True
         self._is_async = is_async
+        if self._deadline_given is not None:
+            self.deadline = (monotonic() + self._deadline_given, self._deadline_given)
         entered = sys._getframe(2)  # the frame running the `with` (or calling `__enter__`)
         outer = session_to_join(self.source, entered, is_async=is_async)
         if outer is not None:
@@ -192,12 +206,22 @@ class SessionState:
                 raise ArgumentError(msg)
             self._joined = outer
             self.lock = outer.lock
+            self._outer_deadline = outer.deadline
+            if self.deadline is not None and (outer.deadline is None or self.deadline[0] < outer.deadline[0]):
+                outer.deadline = self.deadline
         else:
             self.lock = asyncio.Lock() if is_async else threading.RLock()
             self._borrow_lock = asyncio.Lock() if is_async else threading.Lock()
             self._frame, self._site = entered, site(entered)
             self._token = current.set(self)
             self._owner = _owner(is_async=is_async)
+
+    def _left_outer(self) -> None:
+        """A joined session's block has ended: its outer's deadline is its own again."""
+        self._ended = True
+        outer = self._joined
+        if outer is not None and self.deadline is not None and outer.deadline is self.deadline:
+            outer.deadline = self._outer_deadline
 
     def _leave(self) -> None:
         self._ended = True

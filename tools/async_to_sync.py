@@ -54,6 +54,7 @@ RENAMES = {
     "_aconfigure": "_configure",
     "_agetconn": "_getconn",
     "_aopen_pool": "_open_pool",
+    "_areach": "_reach",
     "_areopening": "_reopening",
     "_aborrow": "_borrow",
     "_afinish": "_finish",
