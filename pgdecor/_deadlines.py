@@ -117,6 +117,13 @@ class Limit:
         )
         return DeadlineError(msg, self.seconds, self.kind)
 
+    def late(self) -> DeadlineError:
+        """What a call whose server answered after the watchdog had asked it to cancel raises."""
+        return self.error(
+            "the server answered only after it had been asked to cancel, a request that could still stop a later "
+            "statement, so the connection was closed (it is not given back to its pool)"
+        )
+
     def ours(self, err: BaseException, watch: Watch) -> DeadlineError | None:
         """The `DeadlineError` that *err* (raised while *watch* watched the call) means, if any: the server's
         cancel after the statement timeout it was given (not a cancel of someone else's: that comes before it), or
@@ -145,17 +152,19 @@ def limit_for(stub: str, sql_object: str, timeout: float | None, sess: Any) -> L
     return Limit(stub, sql_object, timeout, deadline)
 
 
-_WATCHING, _CANCELLED, _ENDED, _DONE = 0, 1, 2, 3
+_WATCHING, _CANCELLED, _ENDED = 0, 1, 2
 
 
 class Watch:
-    """One call the watchdog watches: its connection and what the watchdog did to it so far."""
+    """One call the watchdog watches: its connection, what the watchdog did to it so far, and whether the call has
+    ended."""
 
-    __slots__ = ("conn", "state")
+    __slots__ = ("conn", "ended", "state")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.state = _WATCHING
+        self.ended = False
 
 
 class Watchdog:
@@ -180,14 +189,18 @@ class Watchdog:
                 self._cond.notify()
         return watch
 
-    def done(self, watch: Watch) -> None:
-        with self._cond:  # the watchdog acts on a call only while it runs: never on a connection used since
-            watch.state = _DONE
+    def done(self, watch: Watch) -> bool:
+        """The call has ended: the watchdog leaves its connection alone from now on. True if it had acted on it
+        already: its cancel request may then reach the server later, while the connection runs its next statement
+        (another session's, once given back), so the connection must serve no other."""
+        with self._cond:
+            watch.ended = True
+            return watch.state != _WATCHING
 
     def _run(self) -> None:
         with self._cond:
             while True:
-                while self._due and self._due[0][2].state == _DONE:
+                while self._due and self._due[0][2].ended:
                     heapq.heappop(self._due)
                 if not self._due:
                     self._cond.wait()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable
@@ -184,17 +185,20 @@ class Runner:
         lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
         watch = watchdog.watch(lease.conn, limit.left())
         try:
-            if self.plan.errors:
-                return self._in_savepoint(sess, args, limit)
-            return self._looked_up(sess, args, limit)
-        except Exception as err:
-            mine = limit.ours(err, watch)
+            run = self._in_savepoint if self.plan.errors else self._looked_up
+            result = run(sess, args, limit)
+        except BaseException as err:
+            if watchdog.done(watch):
+                _retire(lease.conn)
+            mine = limit.ours(err, watch) if isinstance(err, Exception) else None
             if mine is None:
                 raise
             cause = err if isinstance(err, psycopg.Error) else err.__cause__
             raise mine from cause
-        finally:
-            watchdog.done(watch)
+        if watchdog.done(watch):
+            _retire(lease.conn)
+            raise limit.late()
+        return result
 
     def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
@@ -448,6 +452,12 @@ def _outside_transaction(plan: Plan, sess: SessionState, call: str) -> None:
         f"PostgreSQL allows only outside a transaction block, but {where}; {fix}; nothing was sent to the server"
     )
     raise NoSessionError(msg)
+
+
+def _retire(conn: Any) -> None:
+    """Close *conn*, on which a cancel request may still arrive (see `Watchdog.done`): its pool replaces it."""
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def _execute_limited(conn: Any, cur: Any, sql: str, params: Any, limit: Limit) -> None:

@@ -6,8 +6,10 @@ connection) with `DeadlineError`, and a Database checks its options and fails at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from servers import free_port
 
+from bench.proxy import upstream_address
 from pgdecor import (
     ArgumentError,
     Database,
@@ -431,3 +434,74 @@ def test_opening_a_database_with_a_wrong_password_fails_at_once(own: TemporarySe
     with pytest.raises(UnreachableError, match="nobody_here") as caught, Database(conninfo):
         pass
     assert SECRET not in str(caught.value)
+
+
+class _StallingProxy:
+    """A TCP proxy to *dsn*'s server whose answers to the connections it carries can be held back (`hold`); a
+    connection made while they are held (the client's cancel request) passes freely, and lets them go."""
+
+    def __init__(self, dsn: str) -> None:
+        self.upstream = upstream_address(dsn)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.dsn = make_conninfo(dsn, host="127.0.0.1", port=self.listener.getsockname()[1])
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.cancel_seen = threading.Event()
+        self.held: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self.flowing.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(self.upstream[0])
+            server.connect(self.upstream[1])
+            held = self.flowing.is_set()
+            if not held:  # made while answers are held: the cancel request, which lets them go once it is through
+                self.cancel_seen.set()
+            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, held), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, holds: bool | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if holds:
+                    self.flowing.wait()
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+        if holds is None and self.cancel_seen.is_set():
+            self.flowing.set()  # the cancel request was sent and its connection closed
+
+    def close(self) -> None:
+        self.flowing.set()
+        self.listener.close()
+
+
+@query("SELECT 1", timeout=0.2)
+def one_in_time() -> int: ...
+
+
+def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_closed(own: TemporaryServer) -> None:
+    """A call whose answer reaches the client only after the watchdog sent its cancel request raises
+    `DeadlineError`, and its connection is closed, never given back: the cancel could stop another statement."""
+    proxy = _StallingProxy(own.dsn)
+    try:
+        with Database(proxy.dsn, max_size=1) as db:
+            with pytest.raises(DeadlineError) as caught, db.session() as sess:
+                pid = backend()
+                conn = sess.connection()
+                proxy.hold()
+                one_in_time()
+            assert proxy.cancel_seen.is_set()
+            assert conn.closed
+            assert "after it had been asked to cancel" in str(caught.value)
+            with db.session():
+                assert backend() != pid
+    finally:
+        proxy.close()
