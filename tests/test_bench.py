@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
 
 
 def test_benchmark_runs_every_workload_and_reports_every_target(pg_server_dsn: str, tmp_path: Path) -> None:

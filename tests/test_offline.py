@@ -187,6 +187,7 @@ class Watched:
         return status
 
 
+@pytest.mark.slow
 def test_check_watch_runs_again_when_a_stub_or_the_schema_changes(project: Path) -> None:
     """One report per change: of the stubs' module (fixed: no problems), then of the schema (a column renamed: a
     problem again); Ctrl-C ends it with status 0."""
@@ -211,6 +212,7 @@ def test_check_watch_runs_again_when_a_stub_or_the_schema_changes(project: Path)
     assert status == 0
 
 
+@pytest.mark.slow
 def test_generate_watch_writes_the_module_again_when_the_schema_changes(project: Path) -> None:
     schema = project / "schema.sql"
     schema.write_text("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\n" + MIGRATIONS["2_get_item.sql"])

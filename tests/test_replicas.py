@@ -346,6 +346,7 @@ def test_an_async_session_waits_for_its_replica_without_holding_a_connection(
     assert asyncio.run(scenario()) == [(True, None, False), (True, "awaited"), 1, 0]
 
 
+@pytest.mark.slow
 def test_an_unreachable_replica_sends_readonly_work_to_the_primary(caplog: pytest.LogCaptureFixture) -> None:
     """A standby that stops: readonly calls run on the primary within ``replica_timeout``, counted, the outage
     logged once; once the standby is back, they run there again (it is tried every ``health.retry`` seconds)."""

@@ -103,6 +103,7 @@ def test_after_the_failure(pg_transaction):
 """
 
 
+@pytest.mark.slow
 def test_a_users_suite_gets_the_fixtures_from_the_plugin_and_each_test_is_rolled_back(
     pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,6 +155,7 @@ def test_the_session_is_named_after_this_test(pg_transaction):
 """
 
 
+@pytest.mark.slow
 def test_a_test_expecting_a_database_error_passes_under_pg_transaction(
     pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,6 +228,7 @@ RUNNERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_async_tests_run_in_apg_transaction_under_each_runner(
     runner: str, pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
@@ -246,6 +249,7 @@ def test_async_tests_run_in_apg_transaction_under_each_runner(
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_pytest_plugins_naming_the_module_still_works(
     pytester: pytest.Pytester, pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -426,6 +430,7 @@ def run_python(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_the_quick_start_and_the_demo_run_whatever_pg_variables_the_caller_exported(
     tmp_path: Path, callers_pg: dict[str, str]
 ) -> None:
@@ -443,6 +448,7 @@ def test_the_quick_start_and_the_demo_run_whatever_pg_variables_the_caller_expor
     assert "0 problems" in out
 
 
+@pytest.mark.slow
 def test_the_fixtures_run_whatever_pg_variables_the_caller_exported(
     pytester: pytest.Pytester, callers_pg: dict[str, str]
 ) -> None:
