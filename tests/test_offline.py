@@ -23,6 +23,9 @@ from test_check import BROKEN
 
 from pgdecor.__main__ import main
 
+# Each test builds its database from files in a throwaway server of its own.
+pytestmark = pytest.mark.slow
+
 SHOP = Path(__file__).parent / "test_check.py"
 
 
@@ -187,7 +190,6 @@ class Watched:
         return status
 
 
-@pytest.mark.slow
 def test_check_watch_runs_again_when_a_stub_or_the_schema_changes(project: Path) -> None:
     """One report per change: of the stubs' module (fixed: no problems), then of the schema (a column renamed: a
     problem again); Ctrl-C ends it with status 0."""
@@ -212,7 +214,6 @@ def test_check_watch_runs_again_when_a_stub_or_the_schema_changes(project: Path)
     assert status == 0
 
 
-@pytest.mark.slow
 def test_generate_watch_writes_the_module_again_when_the_schema_changes(project: Path) -> None:
     schema = project / "schema.sql"
     schema.write_text("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\n" + MIGRATIONS["2_get_item.sql"])

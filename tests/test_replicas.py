@@ -18,6 +18,9 @@ import pytest
 from pgdecor import ArgumentError, Database, query, session
 from pgdecor.testing import TemporaryServer
 
+# Each test runs against a streaming standby, started for the module.
+pytestmark = pytest.mark.slow
+
 
 @query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
 def add_note(id: int, body: str) -> None: ...
@@ -346,7 +349,6 @@ def test_an_async_session_waits_for_its_replica_without_holding_a_connection(
     assert asyncio.run(scenario()) == [(True, None, False), (True, "awaited"), 1, 0]
 
 
-@pytest.mark.slow
 def test_an_unreachable_replica_sends_readonly_work_to_the_primary(caplog: pytest.LogCaptureFixture) -> None:
     """A standby that stops: readonly calls run on the primary within ``replica_timeout``, counted, the outage
     logged once; once the standby is back, they run there again (it is tried every ``health.retry`` seconds)."""

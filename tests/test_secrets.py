@@ -332,6 +332,7 @@ def test_a_conninfo_of_another_type_is_named_by_its_type_only() -> None:
     assert emitted.leaks() == []
 
 
+@pytest.mark.slow
 def test_watch_gives_its_command_the_database_in_its_environment_not_on_its_command_line(
     keeper: Keeper, project: Path
 ) -> None:

