@@ -67,6 +67,7 @@ def shop(pg_dsn: str, pg_exec: Exec, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return pg_dsn
 
 
+@pytest.mark.slow
 def test_generated_module_is_typed_formatted_deterministic_and_checks_clean(shop: str, tmp_path: Path) -> None:
     schema = schema_of(shop)
     text, skipped = generate(shop, schema)
@@ -285,6 +286,7 @@ def test_a_connection_given_is_left_as_it_was_found(shop: str, tmp_path: Path) -
         assert idle.info.transaction_status is pq.TransactionStatus.IDLE  # not left idle in a transaction
 
 
+@pytest.mark.slow
 def test_command_line_exit_status_and_json(shop: str, tmp_path: Path) -> None:
     name = broken_module(shop, tmp_path)
     cli = [sys.executable, "-m", "pgdecor", "check", name, "--dsn", shop]

@@ -725,6 +725,7 @@ def aexport_people() -> AsyncIterator[copy_stubs.Person]: ...
 # -- streams: closed early, and what cannot share their connection --------------------------------------------------
 
 
+@pytest.mark.timing
 def test_a_stream_closed_early_leaves_the_session_to_go_on_and_commit(dsn: str, pg_exec: Exec) -> None:
     """A COPY out read in part and closed (or left to its session) is stopped on the server, whatever it had left
     to send (a view that would take a minute more): the session's next calls run, and it commits."""

@@ -162,6 +162,7 @@ def type_check(files: list[Path], directory: Path) -> dict[str, str]:
     return failed
 
 
+@pytest.mark.slow
 def test_corpus_generates_imports_types_lints_checks_and_runs(
     corpus: Corpus, pg_server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     figures: Callable[[str], None],

@@ -30,6 +30,7 @@ ALL_KINDS = psycopg.pq.__impl__ != "python"
 SESSIONS = 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_failing_sessions_leave_no_cycles(
@@ -49,6 +50,7 @@ def test_failing_sessions_leave_no_cycles(
 STREAMS = 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "mode"),
     [(kind, mode) for kind in STREAM_KINDS for mode in ("sync", "async") if mode == "async" or kind not in ASYNC_ONLY],

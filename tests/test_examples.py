@@ -75,7 +75,12 @@ def _app_database(server: Server, page: Path) -> None:
     _recreate(server.conn, "app", template)
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+@pytest.mark.parametrize(
+    "block",
+    # a block that is a test suite runs in a pytest of its own
+    [pytest.param(b, marks=pytest.mark.slow) if b.files() is not None else b for b in BLOCKS],
+    ids=[b.id for b in BLOCKS],
+)
 def test_example(block: Block, server: Server, tmp_path: Path) -> None:
     _app_database(server, block.page)
     files = block.files()

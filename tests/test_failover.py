@@ -19,6 +19,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pgdecor import CommitUnknownError, Database, Retry, query
 from pgdecor.testing import TemporaryServer
 
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
+
 WRITERS, WRITES = 3, 150
 #: The write (counted over all writers) after which the primary dies.
 FAIL_AFTER = 120

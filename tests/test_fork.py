@@ -8,11 +8,14 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import servers
 from psycopg_pool import ConnectionPool
 from userdb import count_users
 
 from pgdecor import Database, NoSessionError, query, session
+
+pytestmark = pytest.mark.slow
 
 
 @query("SELECT pg_backend_pid()")

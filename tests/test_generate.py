@@ -121,6 +121,7 @@ def _module(tmp_path: Path, text: str) -> Any:
     return name, path
 
 
+@pytest.mark.slow
 def test_every_function_gets_a_stub_that_types_lints_and_checks_clean(rpc: str, tmp_path: Path) -> None:
     text, skipped = generate(rpc, SCHEMA_NAME)
     [reason] = skipped
@@ -309,6 +310,7 @@ def hostile(pg_dsn: str, pg_exec: Any, tmp_path: Path, monkeypatch: pytest.Monke
     return str(psycopg.conninfo.conninfo_to_dict(pg_dsn)["application_name"])
 
 
+@pytest.mark.slow
 def test_stubs_from_a_hostile_catalog_call_the_function_they_name_and_type_check(
     hostile: str, pg_dsn: str, tmp_path: Path
 ) -> None:

@@ -19,6 +19,8 @@ from notes import COOKIE, SCHEMA
 
 from pgdecor.testing import TemporaryServer
 
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
+
 ATTACKERS = 40
 #: Requests each attacker sends, at most, and for how long at most (seconds).
 ATTACKS, ATTACK_TIME = 12, 20.0

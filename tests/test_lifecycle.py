@@ -298,6 +298,7 @@ def test_statement_timeout_rolls_the_session_back(users: str, admin: psycopg.Con
     assert "idle in transaction" not in app_backends(admin, name)
 
 
+@pytest.mark.slow
 def test_pool_recovers_from_a_server_restart(tmp_path: Any) -> None:
     with TemporaryServer() as server, Database(server.dsn, min_size=2, max_size=2) as db:
         with db.session():
@@ -319,6 +320,7 @@ def _check_after_soak(admin: psycopg.Connection[Any], db: Database, name: str) -
     assert c.borrowed == c.released == c.committed + c.rolled_back
 
 
+@pytest.mark.slow
 def test_wsgi_soak(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
     """2,000 requests over 8 threads: a third fail, some stream, some abandon streams or lose their client."""
     name = "wsgi_soak"
@@ -331,6 +333,7 @@ def test_wsgi_soak(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
         assert db.counters.rolled_back == 2000 - len(succeeded)
 
 
+@pytest.mark.slow
 def test_asgi_soak(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
     """2,000 requests on asyncio, 16 at a time: failures, streams, client disconnects, cancelled tasks."""
     name = "asgi_soak"
@@ -352,6 +355,7 @@ def test_asgi_soak(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
     assert outcomes["failed"]
 
 
+@pytest.mark.slow
 def test_wsgi_soak_through_pgbouncer_in_transaction_mode(soak_dsn: str, admin: psycopg.Connection[Any]) -> None:
     name = "bouncer_soak"
     with pgbouncer(soak_dsn) as bouncer, Database(make_conninfo(bouncer, application_name=name), max_size=8) as db:

@@ -460,8 +460,22 @@ def test_asgi_handler_error_rolls_back(users: str) -> None:
     asyncio.run(main())
 
 
+async def until_sleeping(admin: psycopg.Connection[Any], dsn: str) -> None:
+    """Until a backend of the test's schema (its application_name) runs a pg_sleep() (bounded: fails rather than
+    hangs)."""
+    name = psycopg.conninfo.conninfo_to_dict(dsn)["application_name"]
+    sleeping = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event = 'PgSleep'"
+    for _ in range(2000):
+        if admin.execute(sleeping, [name]).fetchone():
+            return
+        await asyncio.sleep(0.005)
+    pytest.fail("the request's statement never started")
+
+
 @pytest.mark.parametrize("repeated", [False, True], ids=["first call", "repeated call"])
-def test_cancelled_statement_gives_the_connection_back_usable(users: str, repeated: bool) -> None:
+def test_cancelled_statement_gives_the_connection_back_usable(
+    users: str, admin: psycopg.Connection[Any], repeated: bool
+) -> None:
     """A request cancelled mid-statement by an anyio cancel scope (which cancels again at every await, as
     Starlette's do): the statement is stopped, the session rolls back, and the pool keeps its one connection."""
 
@@ -480,7 +494,7 @@ def test_cancelled_statement_gives_the_connection_back_usable(users: str, repeat
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(call, ASGIMiddleware(app, db), "/")
-                    await asyncio.sleep(0.1)
+                    await until_sleeping(admin, users)
                     scope.cancel()
             async with db.session():
                 assert await aget_user(36) is None

@@ -450,6 +450,8 @@ def test_the_first_connection_error_is_raised_with_where(tmp_path: Path) -> None
     assert str(tmp_path) in notes
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_connecting_to_a_server_that_never_answers_gives_up() -> None:
     """A server that accepts the connection but never answers (a silent network) fails the attempt to connect
     after ``check_timeout`` (libpq's least, 2 s), rather than holding the listener for as long as TCP waits."""
@@ -471,6 +473,7 @@ def test_connecting_to_a_server_that_never_answers_gives_up() -> None:
     assert "timeout expired" in str(failed[0])
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_a_server_that_stops_answering_is_found_and_left(pg_server_dsn: str, is_async: bool) -> None:
     """A backend that stops answering (SIGSTOP) fails the liveness check: the listener says Missed and listens anew."""

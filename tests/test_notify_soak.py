@@ -170,6 +170,7 @@ def _terminate(dsn: str, pid: int | None) -> None:
         admin.execute("SELECT pg_catalog.pg_terminate_backend(%s)", [pid])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_every_notification_committed_while_listening_arrives_once_in_order_and_gaps_are_reported(
     server: TemporaryServer, is_async: bool, figures: Callable[[str], None]

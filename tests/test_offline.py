@@ -23,6 +23,9 @@ from test_check import BROKEN
 
 from pgdecor.__main__ import main
 
+# Each test builds its database from files in a throwaway server of its own.
+pytestmark = pytest.mark.slow
+
 SHOP = Path(__file__).parent / "test_check.py"
 
 

@@ -18,6 +18,9 @@ import pytest
 from pgdecor import ArgumentError, Database, query, session
 from pgdecor.testing import TemporaryServer
 
+# Each test runs against a streaming standby, started for the module.
+pytestmark = pytest.mark.slow
+
 
 @query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
 def add_note(id: int, body: str) -> None: ...

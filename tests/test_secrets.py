@@ -228,6 +228,7 @@ CASES: dict[str, tuple[str, Callable[[Keeper], str]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "conninfo"), CASES.values(), ids=CASES.keys())
 def test_no_failure_shows_a_password(
     kind: str,
@@ -331,6 +332,7 @@ def test_a_conninfo_of_another_type_is_named_by_its_type_only() -> None:
     assert emitted.leaks() == []
 
 
+@pytest.mark.slow
 def test_watch_gives_its_command_the_database_in_its_environment_not_on_its_command_line(
     keeper: Keeper, project: Path
 ) -> None:
@@ -370,6 +372,7 @@ def test_watch_gives_its_command_the_database_in_its_environment_not_on_its_comm
     assert emitted.leaks() == []
 
 
+@pytest.mark.slow
 def test_the_fixtures_refuse_a_test_dsn_they_cannot_read_with_its_values_masked(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -401,6 +404,7 @@ def forms(password: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=12))
 def test_no_password_is_shown_whatever_it_holds(middle: str) -> None:

@@ -24,6 +24,8 @@ from bank import APPLICATION, SCHEMA, TOTAL
 
 from pgdecor.testing import ServerNotFoundError, TemporaryServer, find_bindir
 
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
+
 #: The requests of one round of the soak: mostly plain transfers, and each kind of failure.
 FAULTS = ["", "", "", "raise", "", "status", "", "caught", "", "timeout", "", "deferred", "", "hangup", "", ""]
 REQUESTS = 960

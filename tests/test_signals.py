@@ -17,6 +17,8 @@ import psycopg
 import pytest
 from test_offline import Watched
 
+pytestmark = pytest.mark.slow
+
 ITEMS_SCHEMA = "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\n"
 ITEMS_STUBS = 'from pgdecor import query\n\n\n@query("SELECT name FROM items WHERE id = %(id)s")\ndef item_name(id: int) -> str | None: ...\n'
 

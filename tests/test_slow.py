@@ -35,6 +35,7 @@ def _slow_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "slow call" in r.getMessage()]
 
 
+@pytest.mark.timing
 def test_calls_over_the_databases_threshold_are_logged_and_counted(
     pg_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -52,6 +53,7 @@ def test_calls_over_the_databases_threshold_are_logged_and_counted(
     assert db.counters.slow_calls == 1
 
 
+@pytest.mark.timing
 def test_a_stubs_threshold_applies_on_any_source(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pgdecor")
     with session(pg_dsn):
@@ -61,6 +63,7 @@ def test_a_stubs_threshold_applies_on_any_source(pg_dsn: str, caplog: pytest.Log
     assert ", 3 rows: SELECT g FROM generate_series" in logged
 
 
+@pytest.mark.timing
 def test_async_calls_are_timed_the_same_way(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pgdecor")
 

