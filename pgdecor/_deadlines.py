@@ -11,6 +11,7 @@ its pool throws the connection away. Calls pay nothing for this until a limit ex
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -20,6 +21,8 @@ import socket
 import threading
 from time import monotonic
 from typing import Any
+
+import psycopg
 
 from ._errors import DeadlineError
 
@@ -225,8 +228,16 @@ watchdog = Watchdog()
 
 
 def _cancel(conn: Any) -> None:
+    # libpq's cancel request in the non-blocking form (libpq 17 and later), bounded: the blocking one holds the
+    # interpreter's lock in psycopg's C build for as long as the server does not answer, which would stop every
+    # thread of the process, the watchdog's included. Without it, the connection is ended without asking.
+    if not psycopg.capabilities.has_cancel_safe():
+        return
     try:
-        conn.cancel()
+        if isinstance(conn, psycopg.AsyncConnection):
+            asyncio.run(conn.cancel_safe(timeout=GRACE))  # a loop of this thread's own: the request's socket is new
+        else:
+            conn.cancel_safe(timeout=GRACE)
     except Exception:  # the connection is ended next, if the server does not stop the call
         logger.warning("pgdecor: could not ask the server to cancel a call past its deadline", exc_info=True)
 

@@ -299,6 +299,8 @@ def _stopped(pid: int) -> Callable[[], None]:
     return lambda: os.kill(pid, signal.SIGCONT)
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_a_call_whose_server_stops_answering_raises_within_its_bound(own: TemporaryServer) -> None:
     """With its backend stopped (SIGSTOP), a call raises `DeadlineError` within its timeout and the client's grace,
     and its connection is closed, never given back to the pool."""
@@ -321,6 +323,8 @@ def test_a_call_whose_server_stops_answering_raises_within_its_bound(own: Tempor
     assert SECRET not in str(caught.value)
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_an_async_call_whose_server_stops_answering_raises_within_its_bound(own: TemporaryServer) -> None:
     """The same, for an async call."""
 
@@ -447,7 +451,7 @@ class _StallingProxy:
         self.flowing = threading.Event()
         self.flowing.set()
         self.cancel_seen = threading.Event()
-        self.held: set[socket.socket] = set()
+        self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def hold(self) -> None:
@@ -461,6 +465,7 @@ class _StallingProxy:
                 return
             server = socket.socket(self.upstream[0])
             server.connect(self.upstream[1])
+            self.sockets += (client, server)
             held = self.flowing.is_set()
             if not held:  # made while answers are held: the cancel request, which lets them go once it is through
                 self.cancel_seen.set()
@@ -481,12 +486,15 @@ class _StallingProxy:
     def close(self) -> None:
         self.flowing.set()
         self.listener.close()
+        for sock in self.sockets:
+            sock.close()
 
 
 @query("SELECT 1", timeout=0.2)
 def one_in_time() -> int: ...
 
 
+@pytest.mark.slow
 def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_closed(own: TemporaryServer) -> None:
     """A call whose answer reaches the client only after the watchdog sent its cancel request raises
     `DeadlineError`, and its connection is closed, never given back: the cancel could stop another statement."""
