@@ -37,6 +37,7 @@ _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+_BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", Cursor[TupleRow], ServerCursor[TupleRow])
 
 _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
@@ -136,16 +137,18 @@ class Lease:
     @classmethod
     def _begun(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
         restore: Restore = None
+        tx: Transaction | None = None
         try:
             restore = _set_mode(conn, source, mode)
             tx = None if mode.autocommit else Transaction(conn)
             if tx is not None:
+                # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
+                # connection (and the pool replace it)
                 tx.__enter__()
             if not isinstance(source, (str, DatabaseBase)):
                 probe.probe_once(conn)
-        except BaseException:
-            _restored(conn, restore)
-            _give_back(source, conn)
+        except BaseException as err:
+            _undone(source, conn, restore, tx, err)  # to its end, though the borrower is cancelled
             raise
         return cls(source, conn, tx, restore)
 
@@ -309,6 +312,17 @@ def _unreachable(source: Source) -> str:
         f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
         f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
     )
+
+
+def _undone(
+    source: Source, conn: Connection[Any], restore: Restore, tx: Transaction | None, err: BaseException
+) -> None:
+    """Give back *conn*, which a lease being made had borrowed and *err* stopped, as it was."""
+    if tx is not None and conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
+        with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
+            tx.__exit__(type(err), err, err.__traceback__)
+    _restored(conn, restore)
+    _give_back(source, conn)
 
 
 def _give_back(source: Source, conn: Connection[Any]) -> None:

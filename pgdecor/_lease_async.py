@@ -30,6 +30,7 @@ from ._pools_async import AsyncPools
 from ._registry import ServerKey, server_key
 from ._replay import AHEAD, LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
 from ._retries import apause
+from ._shield import finish
 from ._sources import Source, describe_source, own_pool
 from ._wire import usable as wire_usable
 from ._wire_async import AsyncWire
@@ -42,6 +43,7 @@ _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+_BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", AsyncCursor[TupleRow], AsyncServerCursor[TupleRow])
 
 if True:  # ASYNC
@@ -148,16 +150,18 @@ class AsyncLease:
     @classmethod
     async def _begun(cls, source: Source, conn: AsyncConnection[Any], mode: Mode) -> AsyncLease:
         restore: Restore = None
+        tx: AsyncTransaction | None = None
         try:
             restore = await _set_mode(conn, source, mode)
             tx = None if mode.autocommit else AsyncTransaction(conn)
             if tx is not None:
-                await tx.__aenter__()
+                # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
+                # connection (and the pool replace it)
+                await finish(tx.__aenter__(), statement_on=conn)
             if not isinstance(source, (str, DatabaseBase)):
                 await probe.probe_once(conn)
-        except BaseException:
-            await _restored(conn, restore)
-            await _give_back(source, conn)
+        except BaseException as err:
+            await finish(_undone(source, conn, restore, tx, err))  # to its end, though the borrower is cancelled
             raise
         return cls(source, conn, tx, restore)
 
@@ -321,6 +325,17 @@ def _unreachable(source: Source) -> str:
         f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
         f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
     )
+
+
+async def _undone(
+    source: Source, conn: AsyncConnection[Any], restore: Restore, tx: AsyncTransaction | None, err: BaseException
+) -> None:
+    """Give back *conn*, which a lease being made had borrowed and *err* stopped, as it was."""
+    if tx is not None and conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
+        with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
+            await tx.__aexit__(type(err), err, err.__traceback__)
+    await _restored(conn, restore)
+    await _give_back(source, conn)
 
 
 async def _give_back(source: Source, conn: AsyncConnection[Any]) -> None:

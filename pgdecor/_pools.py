@@ -68,6 +68,8 @@ class Pools(DatabaseBase):
         now = monotonic()
         deadline = BORROW_DEADLINE.get() or now + self.timeout
         try:
+            # To its end even if the borrower is cancelled meanwhile (a request whose client hung up): cut short, it
+            # would leave the connection busy, for the pool to throw away and replace.
             probe.check(conn, max(deadline, now + CHECK_GRACE))
         except psycopg.errors.ConnectionTimeout:
             self._unanswered_at = monotonic()

@@ -19,6 +19,7 @@ from . import _fork as forked
 from . import _probe_async as probe
 from ._database import BORROW_DEADLINE, CHECK_GRACE, DatabaseBase, network_defaults
 from ._errors import NoSessionError, add_note
+from ._shield import finish
 
 __all__ = ["AsyncPools"]
 
@@ -76,7 +77,9 @@ class AsyncPools(DatabaseBase):
         now = monotonic()
         deadline = BORROW_DEADLINE.get() or now + self.timeout
         try:
-            await probe.check(conn, max(deadline, now + CHECK_GRACE))
+            # To its end even if the borrower is cancelled meanwhile (a request whose client hung up): cut short, it
+            # would leave the connection busy, for the pool to throw away and replace.
+            await finish(probe.check(conn, max(deadline, now + CHECK_GRACE)))
         except psycopg.errors.ConnectionTimeout:
             self._unanswered_at = monotonic()
             raise

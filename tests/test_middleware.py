@@ -506,6 +506,32 @@ def test_cancelled_statement_gives_the_connection_back_usable(
     assert not visible(users, 36)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("turns", range(16))
+def test_request_cancelled_at_any_point_of_its_borrow_keeps_the_pools_connection(users: str, turns: int) -> None:
+    """A request cancelled by an anyio cancel scope after *turns* turns of the event loop (while its connection is
+    checked, its transaction begun, or its statement sent): the pool keeps its one connection, good."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await aadd_user(37, "cancelled early")
+        await asleep(10)
+
+    async def main() -> None:
+        async with Database(users, min_size=1, max_size=1) as db:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, ASGIMiddleware(app, db), "/")
+                    for _ in range(turns):
+                        await asyncio.sleep(0)
+                    scope.cancel()
+            async with db.session():
+                assert await aget_user(37) is None
+            stats = db.apool.get_stats()
+            assert (stats.get("returns_bad", 0), stats.get("connections_num")) == (0, 1)
+
+    asyncio.run(main())
+
+
 @query("SELECT i FROM generate_series(1, 1001) AS i")
 def anumbers() -> AsyncIterator[int]: ...  # its second fetch is short: over before a stop request could reach it
 

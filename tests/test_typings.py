@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from mypy import api as mypy_api
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 TYPINGS = sorted((ROOT / "typings").glob("check_*.py"))
 
