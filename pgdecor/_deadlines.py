@@ -107,6 +107,10 @@ class Limit:
             raise self.error("it had passed before the call began, so nothing was sent to the server")
         return left
 
+    def remaining(self) -> float:
+        """Seconds left, perhaps none (or fewer)."""
+        return self.at - monotonic()
+
     def error(self, how: str) -> DeadlineError:
         if self.kind == "timeout":
             given = f"its timeout of {self.seconds:g} s (the stub's timeout=)"

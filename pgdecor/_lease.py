@@ -83,10 +83,10 @@ class Lease:
             self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
-    def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> Lease:
-        """A connection from *source*, its transaction begun as *mode* says, once the orphans on a pool have been
-        ended."""
-        return cls._begun(source, _connected(source), mode)
+    def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> Lease:
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says,
+        once the orphans on a pool have been ended."""
+        return cls._begun(source, _connected(source, within), mode)
 
     @classmethod
     def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source) -> Replica:

@@ -94,10 +94,10 @@ class AsyncLease:
             self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
-    async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE) -> AsyncLease:
-        """A connection from *source*, its transaction begun as *mode* says, once the orphans on a pool have been
-        ended."""
-        return await cls._begun(source, await _connected(source), mode)
+    async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> AsyncLease:
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says,
+        once the orphans on a pool have been ended."""
+        return await cls._begun(source, await _connected(source, within), mode)
 
     @classmethod
     async def borrow_replica(

@@ -12,6 +12,7 @@ from time import perf_counter
 from typing import Any
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from . import _deadlines as deadlines
 from . import _outcome as outcome
@@ -181,8 +182,14 @@ class Runner:
         """A call given *limit*: its statement through a cursor, in a pipeline that sets its statement timeout
         (see `_deadlines`), and watched, should its server not answer. None of it is sent once the limit has
         passed."""
-        limit.left()
-        lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
+        lease: Lease | None = sess.lease
+        if lease is None:
+            try:
+                lease = lease_for(sess, readonly=self.plan.readonly, within=limit.left())
+            except PoolTimeout as err:
+                if limit.remaining() > 0:  # the pool's own timeout, not the call's limit
+                    raise
+                raise limit.error("no connection of its pool was free in time, so nothing was sent") from err
         watch = watchdog.watch(lease.conn, limit.left())
         try:
             run = self._in_savepoint if self.plan.errors else self._looked_up

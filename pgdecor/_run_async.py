@@ -19,6 +19,7 @@ from time import perf_counter
 from typing import Any
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from . import _deadlines as deadlines
 from . import _outcome as outcome
@@ -192,8 +193,14 @@ class AsyncRunner:
         """A call given *limit*: its statement through a cursor, in a pipeline that sets its statement timeout
         (see `_deadlines`), and watched, should its server not answer. None of it is sent once the limit has
         passed."""
-        limit.left()
-        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=self.plan.readonly)
+        lease: AsyncLease | None = sess.lease
+        if lease is None:
+            try:
+                lease = await alease_for(sess, readonly=self.plan.readonly, within=limit.left())
+            except PoolTimeout as err:
+                if limit.remaining() > 0:  # the pool's own timeout, not the call's limit
+                    raise
+                raise limit.error("no connection of its pool was free in time, so nothing was sent") from err
         watch = watchdog.watch(lease.conn, limit.left())
         try:
             run = self._in_savepoint if self.plan.errors else self._looked_up

@@ -21,8 +21,9 @@ __all__ = ["Savepoint", "Scope", "borrow", "lease_for"]
 logger = logging.getLogger("pgdecor")
 
 
-def borrow(sess: SessionState, *, replica: bool) -> Lease:
-    """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use."""
+def borrow(sess: SessionState, *, replica: bool, within: float | None = None) -> Lease:
+    """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use; a
+    connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout."""
     sess = sess._joined or sess
     found: Lease | None = sess.replica_lease if replica else sess.lease
     if found is not None:
@@ -33,12 +34,12 @@ def borrow(sess: SessionState, *, replica: bool) -> Lease:
     with sess._borrow_lock:
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
-            found = Lease.borrow(source, sess.mode)
+            found = Lease.borrow(source, sess.mode, within)
             sess._borrowed(found, replica=replica)
     return found
 
 
-def lease_for(sess: SessionState, *, readonly: bool) -> Lease:
+def lease_for(sess: SessionState, *, readonly: bool, within: float | None = None) -> Lease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
     given; not at SERIALIZABLE, which a standby refuses."""
@@ -46,7 +47,7 @@ def lease_for(sess: SessionState, *, readonly: bool) -> Lease:
         replica = _areplica_for(sess)
         if replica is not None:
             return replica
-    return borrow(sess, replica=False)
+    return borrow(sess, replica=False, within=within)
 
 
 def _areplica_for(sess: SessionState) -> Lease | None:

@@ -26,8 +26,9 @@ __all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for"]
 logger = logging.getLogger("pgdecor")
 
 
-async def aborrow(sess: SessionState, *, replica: bool) -> AsyncLease:
-    """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use."""
+async def aborrow(sess: SessionState, *, replica: bool, within: float | None = None) -> AsyncLease:
+    """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use; a
+    connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout."""
     sess = sess._joined or sess
     found: AsyncLease | None = sess.replica_lease if replica else sess.lease
     if found is not None:
@@ -38,12 +39,12 @@ async def aborrow(sess: SessionState, *, replica: bool) -> AsyncLease:
     async with sess._borrow_lock:
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
-            found = await AsyncLease.borrow(source, sess.mode)
+            found = await AsyncLease.borrow(source, sess.mode, within)
             sess._borrowed(found, replica=replica)
     return found
 
 
-async def alease_for(sess: SessionState, *, readonly: bool) -> AsyncLease:
+async def alease_for(sess: SessionState, *, readonly: bool, within: float | None = None) -> AsyncLease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
     given; not at SERIALIZABLE, which a standby refuses."""
@@ -51,7 +52,7 @@ async def alease_for(sess: SessionState, *, readonly: bool) -> AsyncLease:
         replica = await _areplica_for(sess)
         if replica is not None:
             return replica
-    return await aborrow(sess, replica=False)
+    return await aborrow(sess, replica=False, within=within)
 
 
 async def _areplica_for(sess: SessionState) -> AsyncLease | None:

@@ -513,3 +513,55 @@ def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_
                 assert backend() != pid
     finally:
         proxy.close()
+
+
+def test_a_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
+    """A session whose pool has no free connection raises `DeadlineError` when its deadline passes (not after the
+    pool's own timeout), having sent nothing; sync, the connection held by another thread's session."""
+    with Database(dsn, max_size=1, timeout=10) as db:
+        held, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with db.session():
+                backend()
+                held.set()
+                done.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(30)
+            with (
+                pytest.raises(DeadlineError, match="no connection of its pool was free in time"),
+                db.session(deadline=0.5),
+            ):
+                backend()
+        finally:
+            done.set()
+            holder.join()
+
+
+def test_an_async_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
+    """The same, async: the connection held by another task's session."""
+
+    async def scenario() -> None:
+        async with Database(dsn, max_size=1, timeout=10) as db:
+            held, done = asyncio.Event(), asyncio.Event()
+
+            async def hold() -> None:
+                async with db.session():
+                    await abackend()
+                    held.set()
+                    await done.wait()
+
+            holder = asyncio.ensure_future(hold())
+            await held.wait()
+            try:
+                with pytest.raises(DeadlineError, match="no connection of its pool was free in time"):
+                    async with db.session(deadline=0.5):
+                        await abackend()
+            finally:
+                done.set()
+                await holder
+
+    asyncio.run(scenario())
