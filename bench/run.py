@@ -42,7 +42,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import class_row
 
-from pgdecor import _trace, procedure, session
+from pgdecor import _deadlines, _trace, procedure, session
 from pgdecor.testing import TemporaryServer, find_bindir
 
 
@@ -64,6 +64,18 @@ def traced(on: bool) -> Iterator[None]:
         yield
     finally:
         _trace.settings.on = before
+
+
+@contextmanager
+def limits_in_use(on: bool) -> Iterator[None]:
+    """Calls in a process where some stub has a timeout, or a session a deadline (the calls measured have none):
+    what a call without a limit pays for them is one more test."""
+    before = _deadlines.armed.on
+    _deadlines.armed.on = on or before
+    try:
+        yield
+    finally:
+        _deadlines.armed.on = before
 
 
 asyncpg = _optional("asyncpg")
@@ -175,10 +187,11 @@ class Workload:
     slices: int = 1
 
 
-def timed(ops: int, fn: Callable[[], object], *, trace: bool = False) -> Measure:
-    """*fn* measured, untraced unless *trace* (see `traced`)."""
+def timed(ops: int, fn: Callable[[], object], *, trace: bool = False, limits: bool = False) -> Measure:
+    """*fn* measured, untraced unless *trace* (see `traced`), with limits in use elsewhere if *limits* (see
+    `limits_in_use`)."""
     gc.collect()  # every contender starts with the collector in the same state, not with the previous one's debt
-    with traced(trace):
+    with traced(trace), limits_in_use(limits):
         cpu, wall = time.process_time(), time.perf_counter()
         fn()
         return Measure(ops, time.perf_counter() - wall, time.process_time() - cpu)
@@ -235,6 +248,7 @@ class Bench:
         single = Workload("single call, get_user(id) -> User | None", "calls", slices=s.slices)
         single.contenders["pgdecor"] = lambda: timed(s.calls, self.pgdecor_single)
         single.contenders["pgdecor, OpenTelemetry no-op"] = lambda: timed(s.calls, self.pgdecor_single, trace=True)
+        single.contenders["pgdecor, limits in use elsewhere"] = lambda: timed(s.calls, self.pgdecor_single, limits=True)
         single.contenders["psycopg"] = lambda: timed(s.calls, self.psycopg_single)
         single.contenders["psycopg class_row"] = lambda: timed(s.calls, self.psycopg_single_class_row)
         if self.pgbench:
@@ -580,6 +594,14 @@ TARGETS = [
         "pgdecor async",
         0.95,
         "the same, async",
+    ),
+    (
+        "8. no limit, limits elsewhere",
+        "single",
+        "pgdecor, limits in use elsewhere",
+        "pgdecor",
+        0.97,
+        "calls/s of a stub without timeout= where other stubs have one vs none has",
     ),
     (
         "6. jsonb -> dataclass",
