@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 from ._errors import DeadlineError
+from ._options import Switch, seconds_option
 
 __all__ = [
     "GRACE",
@@ -32,7 +33,6 @@ __all__ = [
     "RESTORE_TIMEOUT",
     "SET_TIMEOUT",
     "Limit",
-    "arm",
     "armed",
     "limit_for",
     "seconds_given",
@@ -59,31 +59,16 @@ RESTORE_TIMEOUT = (
 _QUERY_CANCELED = "57014"
 
 
-class _Armed:
-    """Whether any limit exists in the process (the calls' only test while none does)."""
-
-    __slots__ = ("on",)
-
-    def __init__(self) -> None:
-        self.on = False
-
-
-armed = _Armed()
-
-
-def arm() -> None:
-    armed.on = True
+#: Whether any limit exists in the process (the calls' only test while none does).
+armed = Switch()
 
 
 def seconds_given(what: str, seconds: object, error: type[Exception]) -> float | None:
     """*seconds* checked (else *error*): None (no limit), or a number of seconds greater than 0; arms the calls."""
-    if seconds is None:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
-        msg = f"{what} takes a number of seconds greater than 0 (e.g. 2.5), or None; not {seconds!r:.40}"
-        raise error(msg)
-    arm()
-    return float(seconds)
+    limit = seconds_option(what, seconds, error, zero=False)
+    if limit is not None:
+        armed.on = True
+    return limit
 
 
 class Limit:

@@ -5,41 +5,26 @@ nothing for it until a threshold exists somewhere in the process: then each call
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from ._errors import SignatureError
+from ._options import Switch, seconds_option
 
-__all__ = ["arm", "armed", "log_slow", "rows_of", "slow_threshold"]
+__all__ = ["armed", "log_slow", "rows_of", "slow_threshold"]
 
 logger = logging.getLogger("pgdecor")
 
 
-class _Armed:
-    """Whether any threshold exists in the process (the calls' only test while none does)."""
-
-    __slots__ = ("on",)
-
-    def __init__(self) -> None:
-        self.on = False
-
-
-armed = _Armed()
-
-
-def arm() -> None:
-    armed.on = True
+#: Whether any threshold exists in the process (the calls' only test while none does).
+armed = Switch()
 
 
 def slow_threshold(what: str, seconds: object, error: type[Exception] = SignatureError) -> float | None:
     """*seconds* checked (else *error*): None (none), or a number of seconds, 0 or more; arms the calls' clock."""
-    if seconds is None:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-        msg = f"{what} takes a number of seconds (e.g. 0.5), 0 or more, or None; not {seconds!r:.40}"
-        raise error(msg)
-    arm()
-    return float(seconds)
+    threshold = seconds_option(what, seconds, error, zero=True)
+    if threshold is not None:
+        armed.on = True
+    return threshold
 
 
 def log_slow(stub: str, took: float, threshold: float, result: Any, sql: str) -> None:
