@@ -301,7 +301,9 @@ def _stopped(pid: int) -> Callable[[], None]:
 
 @pytest.mark.slow
 @pytest.mark.timing
-def test_a_call_whose_server_stops_answering_raises_within_its_bound(own: TemporaryServer) -> None:
+def test_a_call_whose_server_stops_answering_raises_within_its_bound(
+    own: TemporaryServer, figures: Callable[[str], None]
+) -> None:
     """With its backend stopped (SIGSTOP), a call raises `DeadlineError` within its timeout and the client's grace,
     and its connection is closed, never given back to the pool."""
     with Database(make_conninfo(own.dsn, password=SECRET), max_size=1) as db:
@@ -318,6 +320,7 @@ def test_a_call_whose_server_stops_answering_raises_within_its_bound(own: Tempor
                 cont()
         with db.session():
             assert backend() != pid
+    figures(f"sync: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
     assert took < 0.3 + CLIENT_BOUND
     assert "connection was closed" in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -325,7 +328,9 @@ def test_a_call_whose_server_stops_answering_raises_within_its_bound(own: Tempor
 
 @pytest.mark.slow
 @pytest.mark.timing
-def test_an_async_call_whose_server_stops_answering_raises_within_its_bound(own: TemporaryServer) -> None:
+def test_an_async_call_whose_server_stops_answering_raises_within_its_bound(
+    own: TemporaryServer, figures: Callable[[str], None]
+) -> None:
     """The same, for an async call."""
 
     async def scenario() -> tuple[float, DeadlineError]:
@@ -347,6 +352,7 @@ def test_an_async_call_whose_server_stops_answering_raises_within_its_bound(own:
         return took, caught.value
 
     took, err = asyncio.run(scenario())
+    figures(f"async: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
     assert took < 0.3 + CLIENT_BOUND
     assert "connection was closed" in str(err)
 
@@ -400,7 +406,7 @@ def test_database_sizes_must_fit_together() -> None:
         Database("postgresql://localhost/app", min_size=5, max_size=2)
 
 
-def test_opening_a_database_whose_server_refuses_fails_at_once() -> None:
+def test_opening_a_database_whose_server_refuses_fails_at_once(figures: Callable[[str], None]) -> None:
     """Opening a Database on a port where nothing listens raises `UnreachableError` at once (not after its 30 s
     timeout), with the server's reason and the conninfo masked."""
     conninfo = f"postgresql://ann:{SECRET}@127.0.0.1:{free_port()}/app"
@@ -408,6 +414,7 @@ def test_opening_a_database_whose_server_refuses_fails_at_once() -> None:
     with pytest.raises(UnreachableError) as caught, Database(conninfo):
         pass
     took = time.monotonic() - started
+    figures(f"a Database opened on a port where nothing listens raised UnreachableError after {took:.2f} s")
     assert took < 5
     text = str(caught.value)
     assert "refused" in text
