@@ -21,6 +21,7 @@ from typing_extensions import Self
 
 from ._counters import Counters, counters
 from ._errors import ArgumentError, UnreachableError
+from ._options import seconds_option
 from ._replay import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
 from ._secrets import described, explained, masked, misread, scrubbed
 from ._slow import slow_threshold
@@ -139,16 +140,8 @@ def _secret(secret: object) -> str | bytes | None:
 
 
 def _seconds(name: str, value: object, *, none: bool = False, zero: bool = False) -> Any:
-    """``Database(name=value)`` checked: a finite number of seconds greater than 0 (or 0, with *zero*; or None,
-    with *none*); else `ArgumentError` saying what it takes."""
-    if value is None and none:
-        return None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if number and (value > 0 or (zero and value == 0)):  # type: ignore[operator]
-        return value
-    takes = "a number of seconds " + ("0 or more" if zero else "greater than 0") + " (e.g. 2.5)"
-    msg = f"Database({name}=...) takes {takes}{', or None' if none else ''}; not {value!r:.40}"
-    raise ArgumentError(msg)
+    """``Database(name=value)`` checked (see `seconds_option`), else `ArgumentError` saying what it takes."""
+    return seconds_option(f"Database({name}=...)", value, ArgumentError, zero=zero, none=none)
 
 
 def _sizes(min_size: object, max_size: object) -> tuple[int, int]:

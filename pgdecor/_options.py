@@ -17,19 +17,22 @@ class Switch:
         self.on = False
 
 
-def seconds_option(what: str, seconds: object, error: type[Exception], *, zero: bool) -> float | None:
-    """*seconds* checked (else *error* naming *what*): None, or a finite number of seconds, greater than 0 (or 0 as
-    well, if *zero*)."""
-    if seconds is None:
+def seconds_option(
+    what: str, seconds: object, error: type[Exception], *, zero: bool, none: bool = True
+) -> float | None:
+    """*seconds* checked (else *error* naming *what*): a finite number of seconds, greater than 0 (or 0 as well, if
+    *zero*), or None (if *none*)."""
+    if seconds is None and none:
         return None
     if (
-        isinstance(seconds, bool)
+        seconds is None
+        or isinstance(seconds, bool)
         or not isinstance(seconds, (int, float))
         or not math.isfinite(seconds)
         or seconds < 0
         or (seconds == 0 and not zero)
     ):
-        least = "0 or more" if zero else "greater than 0"
-        msg = f"{what} takes a number of seconds {least} (e.g. {0.5 if zero else 2.5}), or None; not {seconds!r:.40}"
+        takes = "0 or more (e.g. 0.5)" if zero else "greater than 0 (e.g. 2.5)"
+        msg = f"{what} takes a number of seconds {takes}{', or None' if none else ''}; not {seconds!r:.40}"
         raise error(msg)
     return float(seconds)
