@@ -504,8 +504,11 @@ def one_in_time() -> int: ...
 @pytest.mark.slow
 def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_closed(own: TemporaryServer) -> None:
     """A call whose answer reaches the client only after the watchdog sent its cancel request raises
-    `DeadlineError`, and its connection is closed, never given back: the cancel could stop another statement."""
+    `DeadlineError`, and its connection is closed, never given back: the cancel could stop another statement. With
+    a libpq older than 17, whose only cancel request blocks (holding the interpreter lock in psycopg's C build, so
+    that this process's proxy could not pass it on), none is sent: the connection is ended instead."""
     proxy = _StallingProxy(own.dsn)
+    cancels = psycopg.capabilities.has_cancel_safe()
     try:
         with Database(proxy.dsn, max_size=1) as db:
             with pytest.raises(DeadlineError) as caught, db.session() as sess:
@@ -513,9 +516,12 @@ def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_
                 conn = sess.connection()
                 proxy.hold()
                 one_in_time()
-            assert proxy.cancel_seen.is_set()
+            assert proxy.cancel_seen.is_set() is cancels
             assert conn.closed
-            assert "after it had been asked to cancel" in str(caught.value)
+            if cancels:
+                assert "after it had been asked to cancel" in str(caught.value)
+            else:
+                assert "the connection was closed" in str(caught.value)
             with db.session():
                 assert backend() != pid
     finally:
