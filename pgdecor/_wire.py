@@ -358,14 +358,17 @@ class Wire:
             except Drift as err:
                 drifted(err)
                 return None
-            gen = _chunks(self.pgconn, each)
-            try:
-                read = internals.wait(conn)(gen)
-            except psycopg.Error:
-                raise
-            except Exception as err:  # noqa: BLE001 - psycopg's wait, changed: our generator, driven by us
-                read = self._read_after(err, "psycopg.Connection.wait", gen)
+            read = self._waited(_chunks(self.pgconn, each))
         return self._chunked_result(sql, read, binary)
+
+    def _waited(self, gen: Any) -> Any:
+        """What our generator *gen* reads, driven by psycopg's wait; by us, should that wait have changed."""
+        try:
+            return internals.wait(self.conn)(gen)
+        except psycopg.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - psycopg's wait, changed: our generator, driven by us
+            return self._read_after(err, "psycopg.Connection.wait", gen)
 
     def execute_many(
         self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None
@@ -390,13 +393,7 @@ class Wire:
             pgconn.enter_pipeline_mode()
             try:
                 batch()
-                gen = _groups(pgconn, len(paramsets) + 1, each)
-                try:
-                    read = internals.wait(conn)(gen)
-                except psycopg.Error:
-                    raise
-                except Exception as err:  # noqa: BLE001 - psycopg's wait, changed: our generator, driven by us
-                    read = self._read_after(err, "psycopg.Connection.wait", gen)
+                read = self._waited(_groups(pgconn, len(paramsets) + 1, each))
             finally:
                 if pgconn.status == _CONNECTION_OK:  # not if `_read_after` closed it
                     pgconn.exit_pipeline_mode()
