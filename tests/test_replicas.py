@@ -341,6 +341,14 @@ def test_an_async_session_waits_for_its_replica_without_holding_a_connection(
                     return (await aon_standby(), await anote(50))
 
             waiter = asyncio.ensure_future(waiting())
+            assert db.replica is not None
+            for _ in range(2000):  # until the waiter has looked once, and given the replica connection back
+                stats = db.replica.apool.get_stats()
+                if stats.get("requests_num", 0) >= 1 and stats.get("pool_available", 0) == 1:
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                pytest.fail("the waiting session never looked at the standby")
             async with db.session():  # the one replica connection is free while the waiter waits
                 meanwhile = (await aon_standby(), await anote(50), waiter.done())
             paused.execute("SELECT pg_wal_replay_resume()")
