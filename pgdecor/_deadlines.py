@@ -74,11 +74,11 @@ def seconds_given(what: str, seconds: object, error: type[Exception]) -> float |
 class Limit:
     """The time one call is given: its stub's timeout, or what is left of its session's deadline, the sooner."""
 
-    __slots__ = ("at", "kind", "seconds", "sql_object", "started", "stub")
+    __slots__ = ("at", "kind", "seconds", "sql_object", "stub")
 
     def __init__(self, stub: str, sql_object: str, timeout: float | None, deadline: tuple[float, float] | None) -> None:
         self.stub, self.sql_object = stub, sql_object
-        now = self.started = monotonic()
+        now = monotonic()
         self.kind, self.seconds, self.at = "timeout", 0.0, math.inf
         if timeout is not None:
             self.seconds, self.at = timeout, now + timeout
@@ -87,7 +87,7 @@ class Limit:
 
     def left(self) -> float:
         """Seconds left; raises `DeadlineError` if none are (nothing is sent then)."""
-        left = self.at - monotonic()
+        left = self.remaining()
         if left <= 0:
             raise self.error("it had passed before the call began, so nothing was sent to the server")
         return left
@@ -131,7 +131,7 @@ class Limit:
             return None
         if watch.state == _CANCELLED:
             return self.error(f"the server did not answer in time, so it was asked to cancel {GRACE:g} s after it")
-        if monotonic() - self.started >= self.at - self.started:
+        if self.remaining() <= 0:
             return self.error("the server stopped the statement (statement_timeout)")
         return None
 
