@@ -42,7 +42,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import class_row
 
-from pgdecor import _deadlines, _trace, procedure, session
+from pgdecor import procedure, session
+from pgdecor._limits import deadlines as _deadlines
+from pgdecor._run import trace as _trace
 from pgdecor.testing import TemporaryServer, find_bindir
 
 

@@ -4,13 +4,11 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from . import _libpq  # noqa: F401 - first: psycopg without a libpq says what to install
-from ._channels import Missed
-from ._check import Problem, check
-from ._copy import CopyStream
-from ._copy_async import AsyncCopyStream
-from ._copy_stubs import CopyStub, copy_in, copy_out
+from ._channels.channel import Missed
+from ._channels.listener import Listener
+from ._channels.listener_async import AsyncListener
+from ._cli.check import Problem, check
 from ._counters import Counters, counters
-from ._decorators import Stub, procedure, query
 from ._errors import (
     AmbiguousFunctionError,
     ArgumentError,
@@ -27,16 +25,18 @@ from ._errors import (
     UndefinedFunctionError,
     UnreachableError,
 )
-from ._listen import Listener
-from ._listen_async import AsyncListener
-from ._notify import listen, notify
-from ._retries import Retry
-from ._service import Database
-from ._session import Session, TransactionScope, session, transaction
-from ._signature import DEFAULT, Arg
-from ._stream import Stream
-from ._stream_async import AsyncStream
-from ._units import retried
+from ._plan.signature import DEFAULT, Arg
+from ._run.copy import CopyStream
+from ._run.copy_async import AsyncCopyStream
+from ._run.stream import Stream
+from ._run.stream_async import AsyncStream
+from ._service.database import Database
+from ._service.retry_policy import Retry
+from ._service.units import retried
+from ._session.api import Session, TransactionScope, session, transaction
+from ._stubs.copy import CopyStub, copy_in, copy_out
+from ._stubs.decorators import Stub, procedure, query
+from ._stubs.notify import listen, notify
 
 try:
     __version__ = _version("pgdecor")

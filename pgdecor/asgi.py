@@ -39,8 +39,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._errors import CommitUnknownError
-from ._session import Session
-from ._web import UNKNOWN_BODY, UNKNOWN_HEADERS, UNKNOWN_STATUS, Middleware, decide, log_commit_failure
+from ._middleware import UNKNOWN_BODY, UNKNOWN_HEADERS, UNKNOWN_STATUS, Middleware, decide, log_commit_failure
+from ._session.api import Session
 
 __all__ = ["SessionMiddleware"]
 

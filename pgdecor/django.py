@@ -28,8 +28,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponseBase
 
 from ._errors import ArgumentError
-from ._modes import DEFAULT_MODE
-from ._session import Session, open_session
+from ._session.api import Session, open_session
+from ._session.modes import DEFAULT_MODE
 
 __all__ = ["SessionMiddleware", "session"]
 

@@ -23,17 +23,17 @@ from mypy.nodes import FUNC_NO_INFO, CallExpr, Decorator, MemberExpr, NameExpr
 from mypy.plugin import FunctionContext, MethodContext, MethodSigContext, Plugin
 from mypy.types import FunctionLike, Type
 
-_DECORATORS = frozenset({"pgdecor._decorators.procedure"})
+_DECORATORS = frozenset({"pgdecor._stubs.decorators.procedure"})
 _DECORATOR_CALLS = frozenset(
     {
-        "pgdecor._decorators._Decorator.__call__",
-        "pgdecor._notify._Listen.__call__",
-        "pgdecor._copy_stubs._CopyDecorator.__call__",
+        "pgdecor._stubs.decorators._Decorator.__call__",
+        "pgdecor._stubs.notify._Listen.__call__",
+        "pgdecor._stubs.copy._CopyDecorator.__call__",
     }
 )
 
 #: The types of decorated stubs, whose calls go through their `__call__`.
-_STUB_CALLS = frozenset({"pgdecor._decorators.Stub.__call__", "pgdecor._copy_stubs.CopyStub.__call__"})
+_STUB_CALLS = frozenset({"pgdecor._stubs.decorators.Stub.__call__", "pgdecor._stubs.copy.CopyStub.__call__"})
 
 
 def _decorated(ctx: FunctionContext | MethodContext) -> Type:

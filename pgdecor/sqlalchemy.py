@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
 from ._errors import ArgumentError
-from ._modes import DEFAULT_MODE
-from ._session import Session, open_session
+from ._session.api import Session, open_session
+from ._session.modes import DEFAULT_MODE
 
 __all__ = ["asession", "session"]
 

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from pgdecor import check
-from pgdecor._generate import generate
+from pgdecor._cli.generate import generate
 from pgdecor.testing import assert_stubs_match
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,13 +39,13 @@ from pgdecor import (
     MappingError,
     NoSessionError,
     SignatureError,
-    _wire_guard,
     check,
     copy_in,
     copy_out,
     query,
     session,
 )
+from pgdecor._wire import guard as _wire_guard
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hstore;

@@ -28,7 +28,7 @@ from test_generate import RPC, rpc_schema
 
 from pgdecor import check, session, transaction
 from pgdecor.__main__ import main
-from pgdecor._generate import generate
+from pgdecor._cli.generate import generate
 from pgdecor.testing import schema_dsn
 
 ROOT = Path(__file__).resolve().parent.parent

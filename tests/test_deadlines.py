@@ -36,7 +36,7 @@ from pgdecor.testing import TemporaryServer
 Exec = Callable[..., list[tuple[Any, ...]]]
 
 #: Seconds a call whose server does not answer may take past its limit: the watchdog's cancel, then its end of
-#: the connection (2 x `_deadlines.GRACE`), and some slack for a loaded machine.
+#: the connection (2 x `_limits.deadlines.GRACE`), and some slack for a loaded machine.
 CLIENT_BOUND = 2.0 + 1.5
 SECRET = "deadline-s3cret"
 

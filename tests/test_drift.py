@@ -17,7 +17,10 @@ import psycopg
 import pytest
 from userdb import User, add_user, aget_user, count_users, get_user
 
-from pgdecor import _internals, _wire, _wire_guard, session
+from pgdecor import session
+from pgdecor._wire import guard as _wire_guard
+from pgdecor._wire import internals as _internals
+from pgdecor._wire import wire as _wire
 
 ANN, BOB = User(1, "ann", "ann@example.org"), User(2, "bob", None)
 

@@ -19,7 +19,8 @@ import psycopg
 import pytest
 from conftest import Exec
 
-from pgdecor import Database, RolledBackError, SignatureError, _trace, procedure, query, session
+from pgdecor import Database, RolledBackError, SignatureError, procedure, query, session
+from pgdecor._run import trace as _trace
 
 SCHEMA = """
 CREATE TABLE accounts (id int PRIMARY KEY, balance numeric NOT NULL);

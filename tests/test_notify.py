@@ -40,12 +40,12 @@ from pgdecor import (
     Missed,
     PayloadError,
     SignatureError,
-    _trace,
     check,
     listen,
     notify,
     session,
 )
+from pgdecor._run import trace as _trace
 
 
 class Status(enum.Enum):

@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from pgdecor import Database, query, session
-from pgdecor._generate import generate
+from pgdecor._cli.generate import generate
 
 SESSIONS = 40
 CALLS = 12

@@ -1,4 +1,4 @@
-"""The parts of psycopg and psycopg_pool that are not their documented API, all looked up in `pgdecor._internals`,
+"""The parts of psycopg and psycopg_pool that are not their documented API, all looked up in `pgdecor._wire.internals`,
 pinned one by one by what they do (the shape of what they return included): a release that changes one fails here,
 by name, rather than somewhere in a stub's call. What pgdecor does when one changes anyway is in
 tests/test_drift.py."""
@@ -15,7 +15,8 @@ from psycopg import pq
 from psycopg.adapt import Dumper, PyFormat, Transformer
 from psycopg_pool import ConnectionPool
 
-from pgdecor import _internals, _wire
+from pgdecor._wire import internals as _internals
+from pgdecor._wire import wire as _wire
 
 
 def test_every_private_is_found_in_this_psycopg() -> None:

@@ -18,7 +18,12 @@ from pglast.parser import ParseError
 from pglast.visitors import Ancestor, Visitor
 
 import pgdecor
-from pgdecor import _catalog, _poolers, _registry, _replay, _wire_guard, procedure, session
+from pgdecor import procedure, session
+from pgdecor._plan import catalog as _catalog
+from pgdecor._rows import registry as _registry
+from pgdecor._sources import replicas as _replay
+from pgdecor._wire import guard as _wire_guard
+from pgdecor._wire import poolers as _poolers
 
 PACKAGE = Path(pgdecor.__file__).parent
 
@@ -103,7 +108,8 @@ def own_sql() -> dict[str, str]:
     given, and the demo's schema, the application it shows), nor templates (``{}``), whose every statement is
     made by composing stubs' calls."""
     found: dict[str, str] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"))
         parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         # Pieces of f-strings are no statements; the demo's schema is the application it shows.
@@ -114,13 +120,13 @@ def own_sql() -> dict[str, str]:
                 continue
             value = node.value.decode() if isinstance(node.value, bytes) else node.value
             if _is_statement(value):
-                found.setdefault(value, f"{path.name}:{node.lineno}")
+                found.setdefault(value, f"{where}:{node.lineno}")
         if path.stem != "__main__":  # the module's own names, made by running it: a template's statements
-            module = importlib.import_module(f"pgdecor.{path.stem}")
+            module = importlib.import_module(".".join(["pgdecor", *path.relative_to(PACKAGE).with_suffix("").parts]))
             for name in _assigned(tree):
                 value = getattr(module, name)
-                if _is_statement(value) and value not in found and (path.name, name) != DEMO_SCHEMA:
-                    found[value] = f"{path.name}: {name}"
+                if _is_statement(value) and value not in found and (where, name) != DEMO_SCHEMA:
+                    found[value] = f"{where}: {name}"
     return found
 
 
@@ -143,11 +149,12 @@ def _is_statement(value: object) -> TypeGuard[str]:
 
 
 #: The schema of the application `pgdecor demo` shows: its functions are the application's code, as a user writes it.
-DEMO_SCHEMA = ("_demo.py", "SETUP")
+DEMO_SCHEMA = ("_cli/demo.py", "SETUP")
 
 
 def _is_demo_schema(path: Path, node: ast.Assign) -> bool:
-    return [(path.name, getattr(t, "id", None)) for t in node.targets] == [DEMO_SCHEMA]
+    where = path.relative_to(PACKAGE).as_posix()
+    return [(where, getattr(t, "id", None)) for t in node.targets] == [DEMO_SCHEMA]
 
 
 def test_the_guard_finds_what_the_search_path_resolves() -> None:

@@ -419,7 +419,7 @@ def test_the_wire_is_used_where_it_is_available(users: str) -> None:
     """The lean path is taken unless it is switched off (``PGDECOR_WIRE=off``): a statement is prepared at its second
     call through it, where psycopg's cursors would wait for the sixth. A wire that silently stopped working would
     fail here, not merely run slower."""
-    from pgdecor import _wire
+    from pgdecor._wire import wire as _wire
 
     with psycopg.connect(users) as conn, session(conn):
         get_user(1)

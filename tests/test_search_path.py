@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pgdecor import Database, check, procedure, query, session
-from pgdecor._generate import generate
+from pgdecor._cli.generate import generate
 
 #: The application's schema, made by its own role. Its functions name their objects on a path of their own, as
 #: careful schemas do, so that what a planted object could reach there is the application's business, not pgdecor's.

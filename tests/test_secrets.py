@@ -31,10 +31,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import pgdecor
-from pgdecor import ArgumentError, Database, _trace, query, session
+from pgdecor import ArgumentError, Database, query, session
 from pgdecor.__main__ import main
-from pgdecor._database import check_conninfo, where
+from pgdecor._run import trace as _trace
 from pgdecor._secrets import masked
+from pgdecor._sources.config import check_conninfo, where
 from pgdecor.testing import TemporaryServer, assert_stubs_match, schema_dsn
 
 #: The keeper role's password, and one that is wrong; a leak of any piece of either is a leak.

@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from userdb import User, add_user, aeach_user, aget_user, count_users, each_user, get_user
 
-from pgdecor import _trace, session
+from pgdecor import session
+from pgdecor._run import trace as _trace
 
 CALLS = 20
 

@@ -48,7 +48,7 @@ class AsyncLease:
         self.check(kind, is_async=True)
 '''
 
-EXPECTED = '''"""The sync twin of `pgdecor._lease_async`, generated from it: see there."""
+EXPECTED = '''"""The sync twin of `pgdecor._session.lease_async`, generated from it: see there."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class Lease:
 
 def test_the_transform_drops_async_unwraps_finish_renames_and_keeps_sync_branches() -> None:
     """What the generator does, on a small module: each rule of its docstring, and unused imports gone."""
-    made = async_to_sync.convert(SOURCE, "pgdecor/_lease_async.py")
+    made = async_to_sync.convert(SOURCE, "pgdecor/_session/lease_async.py")
     header, _, body = made.partition("\n")
-    assert header.startswith("# Generated from pgdecor/_lease_async.py by tools/async_to_sync.py: do not edit")
+    assert header.startswith("# Generated from pgdecor/_session/lease_async.py by tools/async_to_sync.py: do not edit")
     assert body == EXPECTED

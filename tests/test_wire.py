@@ -15,7 +15,11 @@ import pytest
 from psycopg import _queries
 from userdb import User, aadd_user, add_user, aget_user, count_users, get_user
 
-from pgdecor import MappingError, NotFoundError, _internals, _wire, _wire_async, _wire_guard, counters, query, session
+from pgdecor import MappingError, NotFoundError, counters, query, session
+from pgdecor._wire import guard as _wire_guard
+from pgdecor._wire import internals as _internals
+from pgdecor._wire import wire as _wire
+from pgdecor._wire import wire_async as _wire_async
 
 #: The hot statement of `get_user`, as the server shows it.
 HOT = "%get_user%"

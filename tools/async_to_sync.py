@@ -4,9 +4,9 @@ The async module is the one written by hand; its sync twin is derived by a small
 text (so comments and layout survive), then formatted with ruff:
 
 - ``await x`` becomes ``x``; ``async def``, ``async with`` and ``async for`` lose ``async``;
-- ``finish(x, ...)`` (`pgdecor._shield`: waiting through cancellations) becomes ``x``;
+- ``finish(x, ...)`` (`pgdecor._wire.shield`: waiting through cancellations) becomes ``x``;
 - names in `RENAMES` are renamed wherever they are used, defined or imported (``AsyncConnection`` → ``Connection``,
-  ``__aexit__`` → ``__exit__``, ``_lease_async`` → ``_lease``, ...);
+  ``__aexit__`` → ``__exit__``, ``_session.lease_async`` → ``_session.lease``, ...);
 - ``is_async=True``, as a keyword argument, becomes ``is_async=False``;
 - ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature.
 
@@ -26,15 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Async source → the sync module generated from it.
 MODULES = {
-    "pgdecor/_probe_async.py": "pgdecor/_probe.py",
-    "pgdecor/_pools_async.py": "pgdecor/_pools.py",
-    "pgdecor/_lease_async.py": "pgdecor/_lease.py",
-    "pgdecor/_scope_async.py": "pgdecor/_scope.py",
-    "pgdecor/_stream_async.py": "pgdecor/_stream.py",
-    "pgdecor/_run_async.py": "pgdecor/_run.py",
-    "pgdecor/_retry_async.py": "pgdecor/_retry.py",
-    "pgdecor/_listen_async.py": "pgdecor/_listen.py",
-    "pgdecor/_copy_async.py": "pgdecor/_copy.py",
+    "pgdecor/_sources/probe_async.py": "pgdecor/_sources/probe.py",
+    "pgdecor/_sources/pool_async.py": "pgdecor/_sources/pool.py",
+    "pgdecor/_session/lease_async.py": "pgdecor/_session/lease.py",
+    "pgdecor/_session/scope_async.py": "pgdecor/_session/scope.py",
+    "pgdecor/_run/stream_async.py": "pgdecor/_run/stream.py",
+    "pgdecor/_run/runner_async.py": "pgdecor/_run/runner.py",
+    "pgdecor/_service/retry_async.py": "pgdecor/_service/retry.py",
+    "pgdecor/_channels/listener_async.py": "pgdecor/_channels/listener.py",
+    "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
 }
 
 RENAMES = {
@@ -79,17 +79,17 @@ RENAMES = {
     "AsyncUnit": "Unit",
     "AsyncWire": "Wire",
     "_apool": "_pool",
-    "_copy_async": "_copy",
-    "_lease_async": "_lease",
-    "_listen_async": "_listen",
-    "_pools_async": "_pools",
-    "_probe_async": "_probe",
-    "_run_async": "_run",
-    "_retry_async": "_retry",
     "arun_unit": "run_unit",
-    "_scope_async": "_scope",
-    "_stream_async": "_stream",
-    "_wire_async": "_wire",
+    "copy_async": "copy",
+    "lease_async": "lease",
+    "listener_async": "listener",
+    "pool_async": "pool",
+    "probe_async": "probe",
+    "retry_async": "retry",
+    "runner_async": "runner",
+    "scope_async": "scope",
+    "stream_async": "stream",
+    "wire_async": "wire",
     "aconnection": "connection",
     "aconnection_for": "connection_for",
     "apool": "pool",
@@ -101,7 +101,7 @@ RENAMES = {
 _DROP, _DEDENT = "\x00drop", "\x00dedent"
 _QUOTED = re.compile(r"`(\w+)`")
 
-_HEADER = "# Generated from {source} by tools/async_to_sync.py: do not edit; edit the source and run the tool.\n"
+_HEADER = "# Generated from {source} by tools/async_to_sync.py: do not edit, edit the source.\n"
 
 
 def _end(node: ast.AST) -> tuple[int, int]:
@@ -180,7 +180,8 @@ class _Rewrite(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = ".".join(RENAMES.get(part, part) for part in (node.module or "").split("."))
-        names = ", ".join(RENAMES.get(a.name, a.name) + (f" as {a.asname}" if a.asname else "") for a in node.names)
+        renamed = [(RENAMES.get(a.name, a.name), a.asname) for a in node.names]
+        names = ", ".join(name + (f" as {alias}" if alias and alias != name else "") for name, alias in renamed)
         text = f"from {'.' * node.level}{module} import {names}"
         self.edits.append(((node.lineno, node.col_offset), _end(node), text))
 

@@ -1,0 +1,3 @@
+"""The ``pgdecor`` command: ``check``, ``generate``, ``demo``, and databases built from schema files.
+
+Never imported by the runtime."""

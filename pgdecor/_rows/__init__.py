@@ -1,0 +1,1 @@
+"""Rows into Python values: row types, column mapping, conversions psycopg does not do, COPY rows."""

@@ -1,0 +1,1 @@
+"""What a service opens once: a `Database`, its units of work and their retry policy."""

@@ -1,0 +1,360 @@
+"""A lease: one connection a session borrowed from its source. Borrowing it (once orphaned sessions on the same
+pool have been ended) begins the session's transaction; the session's calls use its cursors and its wire; ending
+it commits or rolls back; giving it back returns the connection to its pool, or closes it. `reap` is the leak
+guard's end of the leases whose sessions nobody can end any more (see `_session.leaks`).
+
+This is the async source; `_session.lease` is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from types import TracebackType
+from typing import Any, NamedTuple, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, AsyncCursor, AsyncServerCursor, AsyncTransaction, pq
+from psycopg.abc import Loader
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import TupleRow, tuple_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from pgdecor._acompat import apause
+from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
+from pgdecor._rows.loads import fetches_binary, parsing_loaders
+from pgdecor._rows.registry import ServerKey, server_key
+from pgdecor._sources import probe_async as probe
+from pgdecor._sources.config import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
+from pgdecor._sources.kinds import Source, describe_source, own_pool
+from pgdecor._sources.pool_async import AsyncPools
+from pgdecor._sources.replicas import AHEAD, LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
+from pgdecor._wire.shield import finish
+from pgdecor._wire.wire import usable as wire_usable
+from pgdecor._wire.wire_async import AsyncWire
+
+from . import leaks
+from .modes import DEFAULT_MODE, Mode
+
+__all__ = ["AsyncLease", "Replica", "reap"]
+
+_ROLLBACK = RolledBackError("the session rolls back")
+_UNKNOWN = "the connection was lost while the session's COMMIT was under way"
+
+#: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
+_ENDED = frozenset({"57P01", "57P02", "57P03"})
+_IDLE = pq.TransactionStatus.IDLE
+_BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+C = TypeVar("C", AsyncCursor[TupleRow], AsyncServerCursor[TupleRow])
+
+if True:  # ASYNC
+    _GONE = "its task ended, or it stayed idle in transaction past the leak timeout"
+else:
+    _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
+
+
+class Replica(NamedTuple):
+    """What came of borrowing from a replica (see `AsyncLease.borrow_replica`)."""
+
+    lease: AsyncLease | None
+    waited: bool
+    rejected: bool
+
+
+#: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
+Restore = tuple[Any, Any] | None
+
+
+class AsyncLease:
+    """One borrowed connection and the transaction begun on it (see the module docstring)."""
+
+    __slots__ = ("_cursors", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
+
+    def __init__(
+        self, source: Source, conn: AsyncConnection[Any], tx: AsyncTransaction | None, restore: Restore = None
+    ) -> None:
+        self.source = source
+        self.conn = conn
+        #: The session's transaction; None in autocommit, where each call is a transaction of its own.
+        self.tx = tx
+        #: The connection's own isolation level and read-only setting, to put back before it is given back, when
+        #: the session's mode changed them for its BEGIN.
+        self._restore = restore
+        #: The server the connection reaches: what calls learn of functions and types is per server.
+        self.key: ServerKey = server_key(conn)
+        #: The client-side cursors of the session's calls, one fetching binary results, one text: a cursor is
+        #: cheap to reuse and costly to make on every call.
+        self._cursors: dict[bool, AsyncCursor[TupleRow]] = {}
+        self._wire: AsyncWire | None = None
+        #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
+        #: built-in type as psycopg does (see `_rows.loads`): only a connection of the user's may differ.
+        self.binary = True
+        self._loaders: list[tuple[int, type[Loader]]] = []
+        if isinstance(source, AsyncConnection):
+            self.binary = fetches_binary(conn)
+            self._loaders = parsing_loaders(conn.adapters)
+
+    @classmethod
+    async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> AsyncLease:
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says,
+        once the orphans on a pool have been ended."""
+        return await cls._begun(source, await _connected(source, within), mode)
+
+    @classmethod
+    async def borrow_replica(
+        cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source
+    ) -> Replica:
+        """`borrow` from the replica *source*, waiting at most `replica_timeout` for a connection; given the token
+        *after* (see `replicas`), once the replica has replayed that far and before its transaction begins (whose
+        snapshot must see that far). An async session looks again for up to *bound* seconds, giving the
+        connection back between looks. What came of it: the lease, or None (the connection given back) if the
+        replica is behind; whether it had to wait; whether the token was rejected, the replica then used as if
+        there were none: not sealed with the source's key for this cluster, or, before any wait, beyond the
+        position of *primary* (a token from a past the cluster no longer has: a failover that lost writes, a
+        restored backup), which no replica would ever reach."""
+        timeout = getattr(source, "replica_timeout", REPLICA_TIMEOUT)
+        pauses = waits(bound) if after is not None else []
+        tokens = tokens_from(source)
+        for look, delay in enumerate([0.0, *pauses]):
+            if delay:
+                await apause(delay)
+            conn = await _connected(source, timeout)
+            try:
+                caught_up = rejected = True
+                if after is not None:
+                    position = tokens.position(after)
+                    caught_up, cluster = await _looked(conn, position)
+                    rejected = not tokens.opens(after, cluster)
+                    if not (caught_up or rejected or delay) and pauses:
+                        rejected = await _beyond(primary, position)
+                if rejected or caught_up:
+                    return Replica(await cls._begun(source, conn, mode), look > 0, rejected and after is not None)
+            except BaseException:
+                await _give_back(source, conn)
+                raise
+            await _give_back(source, conn)
+        return Replica(None, bool(pauses), False)
+
+    async def commit_token(self) -> str | None:
+        """Once the session has committed: its token for later sessions (see `_sources.replicas`), sealed with its
+        source's key; None where the position cannot be read without beginning a transaction (a connection not
+        in autocommit), or at all."""
+        conn = self.conn
+        if not conn.autocommit or conn.info.transaction_status != _IDLE:
+            return None
+        try:
+            row = await (await conn.execute(WAL_POSITION)).fetchone()
+        except psycopg.Error:  # lost after the COMMIT: no token, and the pool replaces the connection
+            return None
+        return None if row is None else tokens_from(self.source).seal(str(row[0]), int(row[1]))
+
+    @classmethod
+    async def _begun(cls, source: Source, conn: AsyncConnection[Any], mode: Mode) -> AsyncLease:
+        restore: Restore = None
+        tx: AsyncTransaction | None = None
+        try:
+            restore = await _set_mode(conn, source, mode)
+            tx = None if mode.autocommit else AsyncTransaction(conn)
+            if tx is not None:
+                # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
+                # connection (and the pool replace it)
+                await finish(tx.__aenter__(), statement_on=conn)
+            if not isinstance(source, (str, DatabaseBase)):
+                await probe.probe_once(conn)
+        except BaseException as err:
+            await finish(_undone(source, conn, restore, tx, err))  # to its end, though the borrower is cancelled
+            raise
+        return cls(source, conn, tx, restore)
+
+    def cursor(self, binary: bool) -> AsyncCursor[TupleRow]:
+        """The lease's client-side cursor fetching binary (or text) results."""
+        cur = self._cursors.get(binary)
+        if cur is None:
+            cur = self._cursors[binary] = self._loading(self.conn.cursor(binary=binary, row_factory=tuple_row))
+        return cur
+
+    def server_cursor(self, name: str) -> AsyncServerCursor[TupleRow]:
+        """A new server-side cursor named *name* (a stream's)."""
+        return self._loading(self.conn.cursor(name, row_factory=tuple_row))
+
+    def _loading(self, cur: C) -> C:
+        for oid, loader in self._loaders:
+            cur.adapters.register_loader(oid, loader)
+        return cur
+
+    def wire(self) -> AsyncWire | None:
+        """The lease's `Wire`: the path of calls of statements already run once; None while calls cannot take it
+        (see `_wire.wire.usable`)."""
+        if self._loaders or not wire_usable(self.conn):  # a wire loads with the connection's own loaders
+            return None
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = AsyncWire(self.conn)
+        return wire
+
+    def results(self) -> tuple[object, ...]:
+        """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
+        found: list[Any] = [*self._cursors.values(), self._wire]
+        return tuple(c.pgresult for c in found if c is not None)
+
+    async def end(
+        self,
+        rollback: bool,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        """End the session's transaction: rolled back on the block's exception *exc*, or if *rollback*."""
+        if self.tx is None:  # autocommit: each call ended its own transaction
+            return
+        if exc is None and rollback:
+            exc_type, exc = RolledBackError, _ROLLBACK
+        try:
+            await self.tx.__aexit__(exc_type, exc, tb)
+        except psycopg.Error as err:
+            if exc is None and _lost(err, self.conn):
+                raise CommitUnknownError(_UNKNOWN) from err
+            raise
+
+    async def give_back(self) -> None:
+        """Give the connection back to its source (once its transaction has ended)."""
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
+        self._cursors = {}
+        await _restored(self.conn, self._restore)
+        await _give_back(self.source, self.conn)
+
+
+def _lost(err: psycopg.Error, conn: AsyncConnection[Any]) -> bool:
+    """Whether *err* says the connection was lost, or ended by the server, rather than answered with an error
+    (after which the transaction is known to be rolled back)."""
+    state = err.sqlstate or ""
+    return conn.broken or conn.closed or state.startswith("08") or state in _ENDED or not state
+
+
+async def _set_mode(conn: AsyncConnection[Any], source: Source, mode: Mode) -> Restore:
+    """Make *conn*'s next BEGIN the one *mode* asks for (psycopg sends the connection's isolation level and
+    read-only setting in it); what to restore afterwards. An autocommit session needs a connection in autocommit,
+    and a mode with options a connection whose transaction has not begun yet."""
+    if mode.autocommit:
+        if not conn.autocommit:
+            msg = (
+                f"session({describe_source(source)}, autocommit=True): the connection is not in autocommit mode, "
+                f"so its calls would run in one transaction; open it with autocommit=True"
+            )
+            raise ArgumentError(msg)
+        return None
+    if not mode.sets_begin:
+        return None
+    if conn.info.transaction_status != _IDLE:
+        msg = (
+            f"session({describe_source(source)}, {mode.describe()}): the connection is in a transaction already, "
+            f"which began without them; open the session on a connection that is not"
+        )
+        raise ArgumentError(msg)
+    restore = (conn.isolation_level, conn.read_only)
+    if mode.isolation is not None:
+        await conn.set_isolation_level(mode.isolation)
+    if mode.readonly:
+        await conn.set_read_only(True)
+    return restore
+
+
+async def _restored(conn: AsyncConnection[Any], restore: Restore) -> None:
+    if restore is not None:
+        with contextlib.suppress(psycopg.Error):  # a broken connection: its pool replaces it
+            await conn.set_isolation_level(restore[0])
+            await conn.set_read_only(restore[1])
+
+
+async def _connected(source: Source, timeout: float | None = None) -> AsyncConnection[Any]:
+    """*source* itself (a connection), or a connection from it (within *timeout* seconds, if given), its failure
+    noted with where it tried."""
+    if isinstance(source, AsyncConnection):
+        return source
+    try:
+        return await _connect(source, timeout)
+    except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
+        if not (isinstance(err, PoolTimeout) and isinstance(source, AsyncPools)):  # its pool said why already
+            add_note(err, _unreachable(source))
+        raise
+
+
+async def _beyond(primary: Source, position: str) -> bool:
+    """Whether *position* is beyond the write-ahead log of *primary* (asked on a connection of its own: the
+    session's transaction has not begun there)."""
+    if isinstance(primary, AsyncConnection):  # the user's connection, in a transaction of theirs: not asked
+        return False
+    conn = await _connected(primary)
+    try:
+        row = await (await conn.execute(AHEAD, [position])).fetchone()
+    finally:
+        await _give_back(primary, conn)
+    return bool(row and row[0])
+
+
+async def _looked(conn: AsyncConnection[Any], position: str) -> tuple[bool, int]:
+    """Whether the replica *conn* has replayed past *position*, and its cluster's identifier. A connection not in
+    autocommit is not asked (asking would begin its transaction): it is taken as behind."""
+    if not conn.autocommit:
+        return False, 0
+    row = await (await conn.execute(LOOK, [position])).fetchone()
+    assert row is not None
+    return bool(row[0]), int(row[1])
+
+
+async def _connect(source: Source, timeout: float | None = None) -> AsyncConnection[Any]:
+    """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
+    if isinstance(source, str):
+        if timeout is not None:
+            source = make_conninfo(source, connect_timeout=max(2, math.ceil(timeout)))  # libpq's least is 2
+        conn = await AsyncConnection.connect(source, autocommit=True, **network_defaults(source, {}))
+        await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
+        return conn
+    assert isinstance(source, (AsyncConnectionPool, AsyncPools))  # the kinds were checked on entering
+    await reap(source)
+    if isinstance(source, AsyncPools):
+        return await source._agetconn(timeout)
+    return await own_pool(source).getconn(timeout)  # type: ignore[no-any-return]
+
+
+def _unreachable(source: Source) -> str:
+    conninfo = source if isinstance(source, str) else getattr(source, "conninfo", "")
+    server = where(conninfo) if isinstance(conninfo, str) and conninfo else "its server"
+    return (
+        f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
+        f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
+    )
+
+
+async def _undone(
+    source: Source, conn: AsyncConnection[Any], restore: Restore, tx: AsyncTransaction | None, err: BaseException
+) -> None:
+    """Give back *conn*, which a lease being made had borrowed and *err* stopped, as it was."""
+    if tx is not None and conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
+        with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
+            await tx.__aexit__(type(err), err, err.__traceback__)
+    await _restored(conn, restore)
+    await _give_back(source, conn)
+
+
+async def _give_back(source: Source, conn: AsyncConnection[Any]) -> None:
+    if isinstance(source, str):
+        await conn.close()
+    elif isinstance(source, AsyncPools):
+        await source.apool.putconn(conn)
+    elif isinstance(source, AsyncConnectionPool):
+        await source.putconn(conn)
+
+
+async def reap(source: Source) -> int:
+    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
+    orphans = leaks.orphans(source)
+    for s in orphans:
+        leaks.warn_leak(s, _GONE)
+        for lease in s.reaped():
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                await lease.end(rollback=True)
+            await lease.give_back()
+    return len(orphans)

@@ -1,0 +1,1 @@
+"""Where sessions get their connections: the kinds of source, a Database's configuration and pools, replicas."""

@@ -1,0 +1,122 @@
+"""The round trips pgdecor makes on its own, besides the calls of stubs: probing a connection for a pooler (with
+the idle-in-transaction backstop), checking a connection a pool hands out under a deadline, describing types the
+registry does not know, and reading the catalog to resolve a function. What is decided from the answers is in
+`_wire.poolers`, `_rows.registry` and `_plan.calls`.
+
+This is the async source; `_sources.probe` is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from time import monotonic
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, pq
+from psycopg.rows import tuple_row
+
+from pgdecor._plan.calls import ProcedureCall
+from pgdecor._rows.registry import DESCRIBE_QUERY, ServerKey, TypeRegistry
+from pgdecor._wire import poolers
+
+__all__ = ["check", "configure", "describe", "probe_once", "resolve"]
+
+_FATAL = pq.ExecStatus.FATAL_ERROR
+
+
+async def _fetch(conn: AsyncConnection[Any], query: Any, params: Any = None) -> list[tuple[Any, ...]]:
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(query, params)
+    return await cur.fetchall()
+
+
+async def configure(conn: AsyncConnection[Any], timeout: float | None = None, prepare: bool | None = None) -> bool:
+    """Probe *conn* (in the round trip that sets the idle-in-transaction backstop, if *timeout* is given and no
+    pooler is in between) and set its prepared statements for what was found (`poolers.apply`); return whether a
+    pooler is in between."""
+    if timeout is None:
+        rows = await _fetch(conn, poolers.PROBE)
+    else:
+        rows = await _fetch(conn, poolers.PROBE_WITH_TIMEOUT, [conn.info.backend_pid, poolers.ms(timeout)])
+    pooler = poolers.behind_pooler(conn, rows[0][0])
+    poolers.apply(conn, pooler, prepare)
+    return pooler
+
+
+async def probe_once(conn: AsyncConnection[Any]) -> None:
+    """Probe a connection pgdecor did not open (a pool or connection of the user's) the first time it sees it;
+    prepared statements are turned off behind a pooler, as `Database` does with its default."""
+    if not poolers.probed(conn):
+        await configure(conn)
+
+
+async def check(conn: AsyncConnection[Any], deadline: float) -> None:
+    """Raise unless *conn* answers an empty query by *deadline* (a `time.monotonic` time); close it if it does not
+    answer, or fails. A server that stops answering without closing anything (stopped, or the network to it gone
+    quiet) would otherwise keep its caller waiting for as long as it stays so: psycopg's own waits have no
+    deadline. Run on libpq itself: the connection is the pool's, used by no one else meanwhile."""
+    pgconn = conn.pgconn
+    try:
+        pgconn.send_query(b"")
+        while pgconn.flush():
+            await _ready(pgconn.socket, deadline, write=True)
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            await _ready(pgconn.socket, deadline, write=False)
+            pgconn.consume_input()
+        _answered(pgconn)
+    except BaseException:
+        await conn.close()
+        raise
+
+
+def _answered(pgconn: pq.abc.PGconn) -> None:
+    """Read the answer to the check; raise if it is an error."""
+    failed = None
+    while (res := pgconn.get_result()) is not None:
+        if res.status == _FATAL:
+            failed = res.error_message
+    if failed is not None:
+        raise psycopg.OperationalError(failed.decode(errors="replace").strip())
+
+
+async def _ready(fd: int, deadline: float, *, write: bool) -> None:
+    """Wait until the socket *fd* is readable (or writable); raise `ConnectionTimeout` at *deadline*."""
+    timeout = max(deadline - monotonic(), 0.0)
+    if True:  # ASYNC
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+
+        def wake(ready: bool) -> None:
+            if not fut.done():
+                fut.set_result(ready)
+
+        (loop.add_writer if write else loop.add_reader)(fd, wake, True)
+        timer = loop.call_later(timeout, wake, False)
+        try:
+            ready = await fut
+        finally:
+            timer.cancel()
+            (loop.remove_writer if write else loop.remove_reader)(fd)
+    else:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+            ready = bool(selector.select(timeout))
+    if not ready:
+        msg = "the server did not answer the connection's check in time"
+        raise psycopg.errors.ConnectionTimeout(msg)
+
+
+async def describe(conn: AsyncConnection[Any], registry: TypeRegistry, oids: list[int]) -> None:
+    """Describe *oids* (and the types they refer to) into *registry*."""
+    while oids:
+        oids = registry.add(await _fetch(conn, DESCRIBE_QUERY, [oids]))
+
+
+async def resolve(conn: AsyncConnection[Any], key: ServerKey, call: ProcedureCall) -> None:
+    """Learn from the catalog of the server *key* which function *call* is, unless it is known there already."""
+    if call.needs_catalog(key):
+        rows = await _fetch(conn, *call.catalog_queries())
+        call.resolve(key, rows, await _fetch(conn, *call.types_query(rows)))
