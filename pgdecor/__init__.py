@@ -25,7 +25,7 @@ from ._errors import (
     UndefinedFunctionError,
     UnreachableError,
 )
-from ._plan.signature import DEFAULT, Arg
+from ._plan.params import DEFAULT, Arg
 from ._run.copy import CopyStream
 from ._run.copy_async import AsyncCopyStream
 from ._run.stream import Stream
@@ -35,8 +35,9 @@ from ._service.retry_policy import Retry
 from ._service.units import retried
 from ._session.api import Session, TransactionScope, session, transaction
 from ._stubs.copy import CopyStub, copy_in, copy_out
-from ._stubs.decorators import Stub, procedure, query
+from ._stubs.decorators import procedure, query
 from ._stubs.notify import listen, notify
+from ._stubs.stub import Stub
 
 try:
     __version__ = _version("pgdecor")

@@ -33,7 +33,7 @@ _DECORATOR_CALLS = frozenset(
 )
 
 #: The types of decorated stubs, whose calls go through their `__call__`.
-_STUB_CALLS = frozenset({"pgdecor._stubs.decorators.Stub.__call__", "pgdecor._stubs.copy.CopyStub.__call__"})
+_STUB_CALLS = frozenset({"pgdecor._stubs.stub.Stub.__call__", "pgdecor._stubs.copy.CopyStub.__call__"})
 
 
 def _decorated(ctx: FunctionContext | MethodContext) -> Type:

@@ -24,22 +24,22 @@ from psycopg.rows import tuple_row
 
 from pgdecor._annotations import bare, describe, is_structured
 from pgdecor._errors import Error, MappingError
-from pgdecor._plan.calls import ProcedureCall, QueryCall, Statement
 from pgdecor._plan.catalog import (
     ENUM_LABELS,
     POLYMORPHIC_ARRAYS,
     TYPES_QUERY,
     Function,
-    Match,
     PgType,
-    compatible,
-    match,
     read_functions,
     read_types,
 )
 from pgdecor._plan.copy import CopyPlan
+from pgdecor._plan.matching import Match, compatible, match
 from pgdecor._plan.plan import Plan
+from pgdecor._plan.procedure import ProcedureCall
+from pgdecor._plan.query import QueryCall
 from pgdecor._plan.results import Shape
+from pgdecor._plan.statement import Statement
 from pgdecor._rows.registry import registry_for, server_key
 from pgdecor._sources import probe
 from pgdecor._sources.config import check_conninfo

@@ -12,8 +12,9 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from pgdecor._annotations import describe
-from pgdecor._plan.catalog import TYPES_QUERY, compatible, read_types
+from pgdecor._plan.catalog import TYPES_QUERY, read_types
 from pgdecor._plan.copy import COLUMNS_QUERY, CopyPlan, Direction, read_columns
+from pgdecor._plan.matching import compatible
 
 __all__ = ["copy_problems"]
 

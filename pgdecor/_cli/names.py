@@ -19,7 +19,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 
 from pgdecor._plan.catalog import Arg, Function
-from pgdecor._plan.signature import _RESERVED_PREFIX
+from pgdecor._stubs.caller import RESERVED_PREFIX
 
 __all__ = ["field_names", "member_names", "param_names", "python_name", "stub_names"]
 
@@ -158,7 +158,7 @@ def _param_usable(name: str) -> bool:
         and not keyword.iskeyword(name)
         and name not in ("self", "cls")
         and _nfkc(name) == name
-        and not name.startswith(_RESERVED_PREFIX)
+        and not name.startswith(RESERVED_PREFIX)
     )
 
 

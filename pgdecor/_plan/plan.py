@@ -13,9 +13,11 @@ from typing import Any
 from pgdecor._rows.mapping import RowMapper
 from pgdecor._rows.registry import ServerKey
 
-from .calls import ProcedureCall, QueryCall, Statement
+from .params import Param, compile_check
+from .procedure import ProcedureCall
+from .query import QueryCall
 from .results import ResultPlan, Shape
-from .signature import Param, compile_check
+from .statement import Statement
 
 __all__ = ["ErrorMap", "Plan"]
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pgdecor._plan.calls import ProcedureCall, QueryCall, Statement
+from pgdecor._plan.procedure import ProcedureCall
+from pgdecor._plan.query import QueryCall
+from pgdecor._plan.statement import Statement
 from pgdecor._rows.mapping import Layout, LayoutKey
 from pgdecor._rows.registry import ServerKey
 from pgdecor._wire.wire import CHUNK, CHUNKED_ROWS

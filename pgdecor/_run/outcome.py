@@ -16,8 +16,9 @@ from psycopg import pq
 
 from pgdecor._annotations import describe
 from pgdecor._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
-from pgdecor._plan.calls import ProcedureCall, Statement
+from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._plan.results import Shape
+from pgdecor._plan.statement import Statement
 from pgdecor._rows.mapping import Layout
 from pgdecor._wire import wire
 

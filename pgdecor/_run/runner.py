@@ -17,9 +17,10 @@ from psycopg_pool import PoolTimeout
 from pgdecor._errors import Error, NoSessionError
 from pgdecor._limits import deadlines, slow
 from pgdecor._limits.deadlines import Limit, limit_for, watchdog
-from pgdecor._plan.calls import ProcedureCall, Statement
 from pgdecor._plan.plan import Plan
+from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._plan.results import Shape
+from pgdecor._plan.statement import Statement
 from pgdecor._rows.convert import too_deep
 from pgdecor._rows.mapping import Layout, LayoutKey
 from pgdecor._rows.registry import registry_for

@@ -17,7 +17,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pgdecor._plan.calls import Statement
+    from pgdecor._plan.statement import Statement
 
 __all__ = ["Operation", "settings"]
 

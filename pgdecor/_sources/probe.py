@@ -11,7 +11,7 @@ import psycopg
 from psycopg import Connection, pq
 from psycopg.rows import tuple_row
 
-from pgdecor._plan.calls import ProcedureCall
+from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._rows.registry import DESCRIBE_QUERY, ServerKey, TypeRegistry
 from pgdecor._wire import poolers
 

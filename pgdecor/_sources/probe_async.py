@@ -1,7 +1,7 @@
 """The round trips pgdecor makes on its own, besides the calls of stubs: probing a connection for a pooler (with
 the idle-in-transaction backstop), checking a connection a pool hands out under a deadline, describing types the
 registry does not know, and reading the catalog to resolve a function. What is decided from the answers is in
-`_wire.poolers`, `_rows.registry` and `_plan.calls`.
+`_wire.poolers`, `_rows.registry` and `_plan.procedure`.
 
 This is the async source; `_sources.probe` is generated from it by tools/async_to_sync.py.
 """
@@ -17,7 +17,7 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.rows import tuple_row
 
-from pgdecor._plan.calls import ProcedureCall
+from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._rows.registry import DESCRIBE_QUERY, ServerKey, TypeRegistry
 from pgdecor._wire import poolers
 

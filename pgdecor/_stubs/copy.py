@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -12,9 +11,11 @@ from typing_extensions import ParamSpec
 from pgdecor._annotations import qualified_name
 from pgdecor._errors import SignatureError
 from pgdecor._plan.copy import CopyPlan, Direction, read_copy_stub
-from pgdecor._plan.signature import make_caller, set_target, signature_of
 from pgdecor._run.copy import Copier, CopyStream
 from pgdecor._run.copy_async import AsyncCopier, AsyncCopyStream
+
+from .caller import make_caller, set_target
+from .signature import hints_of, signature_of
 
 __all__ = ["CopyStub", "copy_in", "copy_out"]
 
@@ -115,7 +116,7 @@ def _build(fn: Callable[..., Any], table: str, direction: Direction) -> Any:
     def current_plan(hints: dict[str, Any] | None = None) -> CopyPlan:
         runner: Copier | AsyncCopier | None = getattr(caller, "runner", None)
         if runner is None:
-            hints = hints or _hints(fn, stub, strict=True)
+            hints = hints or hints_of(fn, stub, strict=True)
             assert hints is not None
             params = [(name, hints[name]) for name in order]
             plan = read_copy_stub(
@@ -141,7 +142,7 @@ def _build(fn: Callable[..., Any], table: str, direction: Direction) -> Any:
     caller.sql = None
     caller.table = table
     caller.__pgdecor_copy__ = current_plan  # how `pgdecor check` finds COPY stubs
-    hints = _hints(fn, stub)
+    hints = hints_of(fn, stub)
     if hints is not None:
         current_plan(hints)
     return caller
@@ -154,17 +155,3 @@ def _target(runner: Copier | AsyncCopier) -> Callable[[tuple[Any, ...]], Any]:
     if isinstance(runner, AsyncCopier) and plan.lazy:
         return runner.lazy
     return runner.copy_out
-
-
-def _hints(fn: Callable[..., Any], stub: str, *, strict: bool = False) -> dict[str, Any] | None:
-    """The stub's resolved annotations, or None while a forward reference cannot be resolved yet."""
-    try:
-        return typing.get_type_hints(fn, include_extras=True)
-    except NameError as err:
-        if strict:
-            msg = (
-                f"{stub}: annotation {err.name!r} cannot be resolved; "
-                f"define or import it at module level in {fn.__module__}"
-            )
-            raise SignatureError(msg) from err
-        return None

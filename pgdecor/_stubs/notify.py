@@ -17,9 +17,9 @@ from pgdecor._channels.listener import Listener
 from pgdecor._channels.listener_async import AsyncListener
 from pgdecor._errors import SignatureError
 from pgdecor._plan.plan import Plan
-from pgdecor._plan.signature import make_caller
 from pgdecor._sources.config import DatabaseBase
 
+from .caller import make_caller
 from .decorators import query
 
 __all__ = ["listen", "notify"]

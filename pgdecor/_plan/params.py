@@ -1,8 +1,8 @@
-"""A stub's parameters: read once from its signature, checked cheaply on every call.
+"""A stub's parameters: read once from its signature and annotations, checked cheaply on every call.
 
-The callable a decorator returns is generated here from the stub's own parameter list, so Python itself binds
-positional and keyword arguments, applies defaults and words the errors for missing or extra arguments. The
-generated function packs the arguments into a tuple, in SQL order, and hands it to the plan's runner.
+Each `Param` knows the check its values must pass and the placeholder format they are sent in; `compile_check`
+makes one function of the checks, run on the argument tuple before anything is sent. `DEFAULT` leaves an argument
+to the function's own default, and `Arg` names the argument a parameter passes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from types import CodeType
 from typing import Any, Literal, NoReturn
 
 from psycopg import adapters
@@ -28,8 +27,6 @@ from pgdecor._errors import ArgumentError, SignatureError
 from pgdecor._rows.convert import text_problem
 
 Check = Callable[[Any], bool]
-
-_RESERVED_PREFIX = "_pgdecor_"
 
 
 class _Default:
@@ -94,86 +91,6 @@ class Param:
     #: A class whose exact instances pass `check` (the common case, tested first), and whether None does.
     exact: type | None = None
     optional: bool = False
-
-
-Receiver = Literal["self", "cls"] | None
-
-
-#: What a stub's body may be, compiled by this interpreter: nothing runs it, so anything else would be ignored.
-_EMPTY_BODIES = tuple(
-    f"def f():\n    {doc}{body}"
-    for doc in ("", "'doc'\n    ")
-    for body in ("...", "raise NotImplementedError", "raise NotImplementedError()")
-)
-_BODIES: dict[bool, frozenset[tuple[bytes, tuple[str, ...], tuple[Any, ...]]]] = {}
-
-
-def _check_body(fn: Callable[..., Any], stub: str) -> None:
-    """Raise `SignatureError` unless *fn*'s body is ``...``, ``pass``, a docstring or ``raise
-    NotImplementedError``: pgdecor calls the SQL instead, and never runs it."""
-    target = inspect.unwrap(fn)
-    code = getattr(target, "__code__", None)
-    if code is None:
-        return
-    is_async = bool(code.co_flags & inspect.CO_COROUTINE)
-    bodies = _BODIES.get(is_async)
-    if bodies is None:
-        bodies = _BODIES[is_async] = frozenset(_compiled(src, is_async=is_async) for src in _EMPTY_BODIES)
-    if _body(code, target.__doc__) not in bodies:
-        msg = (
-            f"{stub}: the stub has a body, which would never run (pgdecor runs the SQL in its place); write `...` "
-            f"(or a docstring, or `raise NotImplementedError`) as its body, and put other code in a function that "
-            f"calls the stub"
-        )
-        raise SignatureError(msg)
-
-
-def _compiled(source: str, *, is_async: bool) -> tuple[bytes, tuple[str, ...], tuple[Any, ...]]:
-    namespace: dict[str, Any] = {}
-    exec(compile(("async " if is_async else "") + source, "<pgdecor stub body>", "exec"), namespace)  # noqa: S102 - fixed text
-    return _body(namespace["f"].__code__, namespace["f"].__doc__)
-
-
-def _body(code: CodeType, doc: str | None) -> tuple[bytes, tuple[str, ...], tuple[Any, ...]]:
-    """What a body does: its instructions, the names and the constants they use (the docstring as any)."""
-    consts = tuple("" if i == 0 and doc is not None and c == doc else c for i, c in enumerate(code.co_consts))
-    return code.co_code, code.co_names, consts
-
-
-def signature_of(fn: Callable[..., Any], stub: str, *, variadic: bool) -> tuple[inspect.Signature, Receiver]:
-    """The stub's signature, rejecting what cannot map onto SQL arguments, and whether it is a method.
-
-    A method's first parameter, unannotated ``self`` (or ``cls``), is not an SQL argument; function arguments
-    the stub does not declare are then taken from the instance's attributes of the same name.
-    """
-    _check_body(fn, stub)
-    sig = inspect.signature(fn)
-    receiver: Receiver = None
-    first = next(iter(sig.parameters.values()), None)
-    in_class = "." in fn.__qualname__.rsplit("<locals>.", 1)[-1]
-    if first is not None and in_class and first.name in ("self", "cls") and first.annotation is first.empty:
-        receiver = "self" if first.name == "self" else "cls"
-    for i, p in enumerate(sig.parameters.values()):
-        if i == 0 and receiver is not None:
-            continue
-        if p.kind is p.VAR_KEYWORD or (p.kind is p.VAR_POSITIONAL and not variadic):
-            kind = "*" if p.kind is p.VAR_POSITIONAL else "**"
-            msg = (
-                f"{stub}: parameter {kind}{p.name} cannot be mapped onto a SQL argument; "
-                f"declare each argument as a named parameter"
-                + ("" if variadic else " (only @procedure maps *args, onto a VARIADIC argument)")
-            )
-            raise SignatureError(msg)
-        if p.annotation is inspect.Parameter.empty:
-            msg = f"{stub}: parameter {p.name!r} has no annotation; annotate it (e.g. `{p.name}: int`)"
-            raise SignatureError(msg)
-        if p.name.startswith(_RESERVED_PREFIX):
-            msg = f"{stub}: parameter {p.name!r} uses the prefix {_RESERVED_PREFIX!r} reserved by pgdecor; rename it"
-            raise SignatureError(msg)
-    if sig.return_annotation is inspect.Signature.empty:
-        msg = f"{stub}: no return annotation; annotate what the call returns (e.g. `-> User | None`, or `-> None`)"
-        raise SignatureError(msg)
-    return sig, receiver
 
 
 def make_param(stub: str, p: inspect.Parameter, annotation: Any) -> Param:
@@ -362,64 +279,10 @@ def _dumpable(tp: type) -> bool:
     return True
 
 
-def make_caller(
-    fn: Callable[..., Any],
-    sig: inspect.Signature,
-    order: tuple[str, ...],
-    target: Callable[..., Any],
-    *,
-    sync: bool = False,
-) -> Callable[..., Any]:
-    """Compile a function with *fn*'s exact parameter list that calls ``target(tuple_of_args_in_order)``.
-
-    The target can be swapped later with `set_target` (used when annotations resolve at first call). With
-    *sync*, the function is a plain ``def`` even when *fn* is ``async def``.
-    """
-    params: list[str] = []
-    defaults: dict[str, Any] = {}
-    seen_kw_only = False
-    last_positional_only = None
-    for i, p in enumerate(sig.parameters.values()):
-        if p.kind is p.KEYWORD_ONLY and not seen_kw_only:
-            params.append("*")
-            seen_kw_only = True
-        if p.kind is p.VAR_POSITIONAL:
-            seen_kw_only = True
-        text = "*" + p.name if p.kind is p.VAR_POSITIONAL else p.name
-        if p.default is not p.empty:
-            key = f"{_RESERVED_PREFIX}d{i}"
-            defaults[key] = p.default
-            text += f"={key}"
-        params.append(text)
-        if p.kind is p.POSITIONAL_ONLY:
-            last_positional_only = len(params)
-    if last_positional_only is not None:
-        params.insert(last_positional_only, "/")
-    is_async = inspect.iscoroutinefunction(fn) and not sync
-    packed = "".join(f"{n}, " for n in order)
-    run = f"{_RESERVED_PREFIX}run"
-    body = f"return await {run}(({packed}))" if is_async else f"return {run}(({packed}))"
-    outer_args = ", ".join([run, *defaults])
-    src = (
-        f"def {_RESERVED_PREFIX}make({outer_args}):\n"
-        f"    {'async ' if is_async else ''}def stub({', '.join(params)}):\n"
-        f"        {body}\n"
-        f"    return stub\n"
+def read_params(stub: str, sig: inspect.Signature, hints: dict[str, Any], *, receiver: bool) -> tuple[Param, ...]:
+    """The stub's parameters, from its signature and resolved annotations (*receiver*: the first is ``self`` or
+    ``cls``, passed along unchecked)."""
+    return tuple(
+        receiver_param(p.name) if i == 0 and receiver else make_param(stub, p, hints[p.name])
+        for i, p in enumerate(sig.parameters.values())
     )
-    make = define(src, f"{_RESERVED_PREFIX}make", "caller")
-    caller: Callable[..., Any] = make(target, *defaults.values())
-    named(caller, fn.__name__, fn.__qualname__, f"{fn.__module__}.{fn.__qualname__}", "caller")
-    caller.__name__ = fn.__name__
-    caller.__qualname__ = fn.__qualname__
-    caller.__module__ = fn.__module__
-    caller.__doc__ = fn.__doc__
-    caller.__wrapped__ = fn  # type: ignore[attr-defined]
-    return caller
-
-
-def set_target(caller: Callable[..., Any], target: Callable[..., Any]) -> None:
-    """Point a generated caller at a new target."""
-    index = caller.__code__.co_freevars.index(f"{_RESERVED_PREFIX}run")
-    closure = caller.__closure__
-    assert closure is not None
-    closure[index].cell_contents = target
