@@ -45,7 +45,9 @@ class Plan:
     errors: ErrorMap = field(default_factory=dict)
     #: May run on the session's replica (see `pgdecor.session`).
     readonly: bool = False
-    #: Told of each statement composed for a server (the decorator keeps the stub's ``.sql`` current with it).
+    #: Told of each statement composed for a server, which keeps the stub's ``.sql`` current: a function's
+    #: attribute cannot be computed when it is read, and a statement is composed during a call the compiled caller
+    #: hands to the runner directly, out of the decorator's sight.
     on_statement: Callable[[Statement], None] = _ignore
     #: Calls a procedure that ends transactions itself: only outside a transaction block (`pgdecor.procedure`).
     autocommit: bool = False
@@ -73,6 +75,12 @@ class Plan:
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
+
+    @property
+    def sql(self) -> str | None:
+        """The SQL of every call when the stub fixes it (a query's); None where each server's is composed at the
+        first call there (a function's: see `on_statement`)."""
+        return self.call.statement.sql if isinstance(self.call, QueryCall) else None
 
     @cached_property
     def value_mapper(self) -> RowMapper:

@@ -15,7 +15,6 @@ from typing_extensions import ParamSpec
 from pgdecor._annotations import qualified_name
 from pgdecor._errors import ArgumentError
 from pgdecor._plan.plan import Plan
-from pgdecor._plan.query import QueryCall
 from pgdecor._plan.results import Shape
 from pgdecor._plan.statement import Statement
 from pgdecor._run.runner import Runner
@@ -105,7 +104,7 @@ def make_stub(
             set_target(caller, target(runner))
             caller.plan = plan  # type: ignore[attr-defined]
             caller.runner = runner  # type: ignore[attr-defined]
-            caller.sql = plan.call.statement.sql if isinstance(plan.call, QueryCall) else None  # type: ignore[attr-defined]
+            caller.sql = plan.sql  # type: ignore[attr-defined]
         return runner
 
     def current_plan() -> Plan:
