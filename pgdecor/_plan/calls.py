@@ -21,18 +21,8 @@ from psycopg import sql
 
 from pgdecor._annotations import bare, describe, is_namedtuple, list_type, split_optional
 from pgdecor._errors import AmbiguousFunctionError, ArgumentError, UndefinedFunctionError
-from pgdecor._rows.convert import (
-    Convert,
-    NotJsonError,
-    enum_param,
-    hstore_param,
-    is_enum,
-    is_json_param,
-    json_document,
-    json_documents,
-    json_record,
-    list_of,
-)
+from pgdecor._rows.convert import Convert, enum_param, hstore_param, is_enum, list_of
+from pgdecor._rows.json_dump import NotJsonError, is_json_param, json_document, json_documents, json_record
 from pgdecor._rows.registry import ServerKey
 
 from .catalog import (

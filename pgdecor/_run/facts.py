@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pgdecor._plan.calls import ProcedureCall, QueryCall, Statement
-from pgdecor._rows.mapping import Layout, LayoutKey
+from pgdecor._rows.layouts import Layout, LayoutKey
 from pgdecor._rows.registry import ServerKey
 from pgdecor._wire.wire import CHUNK, CHUNKED_ROWS
 

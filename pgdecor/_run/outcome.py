@@ -18,7 +18,7 @@ from pgdecor._annotations import describe
 from pgdecor._errors import Error, MappingError, NotFoundError, TooManyRowsError, UndefinedFunctionError, add_note
 from pgdecor._plan.calls import ProcedureCall, Statement
 from pgdecor._plan.results import Shape
-from pgdecor._rows.mapping import Layout
+from pgdecor._rows.layouts import Layout
 from pgdecor._wire import wire
 
 if TYPE_CHECKING:

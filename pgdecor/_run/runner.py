@@ -20,8 +20,8 @@ from pgdecor._limits.deadlines import Limit, limit_for, watchdog
 from pgdecor._plan.calls import ProcedureCall, Statement
 from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
-from pgdecor._rows.convert import too_deep
-from pgdecor._rows.mapping import Layout, LayoutKey
+from pgdecor._rows.json_load import too_deep
+from pgdecor._rows.layouts import Layout, LayoutKey
 from pgdecor._rows.registry import registry_for
 from pgdecor._rows.streams import StreamBase
 from pgdecor._session.lease import Lease
