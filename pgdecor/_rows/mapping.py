@@ -1,9 +1,10 @@
 """Row mapping: a result's columns → the stub's row type, matched by column name.
 
 A `RowMapper` is built once per stub. For each result, the runner looks up the `Layout` of its column names and
-types (made once per distinct layout, when the columns are checked against the fields); the layout turns the
-tuples psycopg fetched into row-type values, so the per-row work is a tuple reorder at most and one constructor
-call, driven from C for whole lists.
+types, which the mapper makes once per distinct layout (a record's in `layouts`, where the columns are checked
+against the fields; a single value's and a dict's here) and keeps; the layout turns the tuples psycopg fetched into
+row-type values, so the per-row work is a tuple reorder at most and one constructor call, driven from C for whole
+lists.
 """
 
 from __future__ import annotations
