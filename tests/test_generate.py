@@ -26,7 +26,7 @@ from psycopg.types.range import Range
 from pgdecor import check, procedure, session
 from pgdecor.__main__ import main
 from pgdecor._cli.generate import generate
-from pgdecor._cli.layout import Param, call, docstring, field_line, literal, member_line, signature
+from pgdecor._cli.generate_format import Param, call, docstring, field_line, literal, member_line, signature
 from pgdecor.testing import schema_dsn
 
 ROOT = Path(__file__).resolve().parent.parent

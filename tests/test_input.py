@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgdecor import ArgumentError, MappingError, procedure, query, session
-from pgdecor._rows.convert import MAX_JSON_DEPTH
+from pgdecor._rows.json_dump import MAX_JSON_DEPTH
 
 JSON_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
 #: What JSON represents exactly: JSON's own types, with string keys.

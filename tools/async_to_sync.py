@@ -34,6 +34,8 @@ MODULES = {
     "pgdecor/_run/runner_async.py": "pgdecor/_run/runner.py",
     "pgdecor/_service/retry_async.py": "pgdecor/_service/retry.py",
     "pgdecor/_channels/listener_async.py": "pgdecor/_channels/listener.py",
+    "pgdecor/_channels/connection_async.py": "pgdecor/_channels/connection.py",
+    "pgdecor/_channels/waiter_async.py": "pgdecor/_channels/waiter.py",
     "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
 }
 
@@ -77,9 +79,11 @@ RENAMES = {
     "AsyncBatchStream": "BatchStream",
     "AsyncStream": "Stream",
     "AsyncUnit": "Unit",
+    "AsyncWaiter": "Waiter",
     "AsyncWire": "Wire",
     "_apool": "_pool",
     "arun_unit": "run_unit",
+    "connection_async": "connection",
     "copy_async": "copy",
     "lease_async": "lease",
     "listener_async": "listener",
@@ -89,6 +93,7 @@ RENAMES = {
     "runner_async": "runner",
     "scope_async": "scope",
     "stream_async": "stream",
+    "waiter_async": "waiter",
     "wire_async": "wire",
     "aconnection": "connection",
     "aconnection_for": "connection_for",

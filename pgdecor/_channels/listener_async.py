@@ -6,8 +6,8 @@ one read of the socket. Between notifications, a connection silent for ``check_e
 ``SELECT 1``, which must be answered within ``check_timeout``: a server that stopped answering without closing
 the connection is found so. A lost connection is replaced (with growing pauses between attempts), listening
 again; a `Missed` is handed out before anything the new connection receives, as one is when the listener first
-listens. Waiting is on the connection's socket, through the event loop here and a selector in the sync twin, and
-wakes when the listener is closed.
+listens. What is done on the connection is `_channels.connection_async`'s; waiting for its socket, in a wait that
+closing the listener ends, `_channels.waiter_async`'s.
 
 This is the async source; `_channels.listener` (`Listener`) is generated from it by tools/async_to_sync.py.
 """
@@ -15,30 +15,25 @@ This is the async source; `_channels.listener` (`Listener`) is generated from it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
-import selectors
-import socket
 import threading
 from collections import deque
-from time import monotonic
 from typing import Any, Generic, TypeVar, cast
 
 import psycopg
-from psycopg import AsyncConnection, pq
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import tuple_row
 from typing_extensions import Self
 
 from pgdecor._errors import ArgumentError, PayloadError, add_note
-from pgdecor._run import trace
 from pgdecor._sources.config import DatabaseBase, check_conninfo, where
-from pgdecor._wire import poolers
 from pgdecor._wire.shield import finish
 
-from .channel import Missed, Subscription, listen_sql
+from .channel import Missed, Subscription
+from .connection_async import SilentError, check, connect, read
+from .waiter_async import AsyncWaiter
 
 __all__ = ["AsyncListener"]
 
@@ -50,16 +45,9 @@ logger = logging.getLogger("pgdecor")
 #: failed attempt up to the last, each drawn between half and the whole of it (so that listeners of a restarted
 #: server do not come back all at once).
 _PAUSES = (0.05, 5.0)
-_LIVENESS = b"SELECT 1"
-_TUPLES_OK = pq.ExecStatus.TUPLES_OK
-_BAD = pq.ConnStatus.BAD
 
 #: What `_decoded` gives for a payload skipped.
 _SKIPPED: Any = object()
-
-
-class _SilentError(Exception):
-    """The server did not answer the liveness check in time."""
 
 
 class AsyncListener(Generic[T]):
@@ -81,18 +69,15 @@ class AsyncListener(Generic[T]):
     """
 
     __slots__ = (
-        "_closed",
         "_conn",
         "_conninfo",
         "_items",
         "_kwargs",
         "_listened",
         "_lost",
-        "_selector",
         "_sub",
         "_turn",
-        "_wakeup",
-        "_woken",
+        "_waiter",
         "backend_pid",
         "received",
         "reconnects",
@@ -126,17 +111,13 @@ class AsyncListener(Generic[T]):
         self._lost = "started"
         #: Whether it has listened once: after that, failing to listen again is retried.
         self._listened = False
-        self._closed = False
+        #: Waits for the connection's socket; stopped when the listener is closed.
+        self._waiter = AsyncWaiter()
         if True:  # ASYNC
             #: Held while one task takes the next notification: others wait their turn.
             self._turn: Any = asyncio.Lock()
-            #: What `_wait` waits for: resolved with True when the socket is readable, False by `_wake`.
-            self._woken: asyncio.Future[bool] | None = None
         else:
             self._turn = threading.Lock()
-            #: What waits on the socket, and the pair of sockets `close` wakes it with (made at the first wait).
-            self._selector: selectors.BaseSelector | None = None
-            self._wakeup: tuple[socket.socket, socket.socket] | None = None
         #: Payloads handed out, and payloads that did not decode.
         self.received = 0
         self.undecodable = 0
@@ -149,6 +130,10 @@ class AsyncListener(Generic[T]):
     def channel(self) -> str:
         """The channel listened to."""
         return self._sub.channel
+
+    @property
+    def _closed(self) -> bool:
+        return self._waiter.stopped
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "listening" if self._conn is not None else "not listening"
@@ -187,8 +172,7 @@ class AsyncListener(Generic[T]):
     async def aclose(self) -> None:
         """Stop listening and close the connection. An iteration waiting in another task (or thread) for a
         notification ends; once this returns, the connection is closed."""
-        self._closed = True
-        self._wake()
+        self._waiter.stop()
         async with self._turn:
             await self._shut()
 
@@ -200,7 +184,7 @@ class AsyncListener(Generic[T]):
         pause = _PAUSES[0]
         while not self._closed:
             try:
-                self._conn = await self._connect()
+                self._conn, self.backend_pid = await connect(self._sub, self._conninfo, self._kwargs, self._items)
             except psycopg.Error as err:
                 if not self._listened:
                     add_note(err, self._unreachable())
@@ -210,7 +194,7 @@ class AsyncListener(Generic[T]):
                     "pgdecor: %s could not listen on %r again (%s); next attempt in %.2f s",
                     self._sub.stub, self._sub.channel, _first_line(err), wait,
                 )  # fmt: skip
-                await self._wait(None, wait)
+                await self._waiter.wait(None, wait)
                 pause = min(pause * 2, _PAUSES[1])
                 continue
             if self._listened:
@@ -219,85 +203,17 @@ class AsyncListener(Generic[T]):
             self._items.appendleft(Missed(self._sub.channel, self._lost))
             return
 
-    async def _connect(self) -> AsyncConnection[Any]:
-        """A new connection listening on the channel, refused behind a pooler; traced as ``LISTEN channel``."""
-        traced = trace.start(self._sub.operation) if trace.settings.on and trace.recording() else None
-        conn: AsyncConnection[Any] | None = None
-        try:
-            conn = await AsyncConnection.connect(self._conninfo, **self._kwargs)
-            items = self._items  # not self: the connection keeps its handler, and nothing may lead back here
-            conn.add_notify_handler(lambda n: items.append(n.payload))
-            pid = await self._backend_pid(conn)
-            await conn.execute(listen_sql(self._sub.channel))
-        except BaseException as err:
-            if conn is not None:
-                await finish(conn.close())
-            if traced is not None:
-                traced.end(None, err)
-            raise
-        if traced is not None:
-            info = conn.info
-            traced.end((info.host, str(info.port), info.dbname), None)
-        self.backend_pid = pid
-        return conn
-
-    async def _backend_pid(self, conn: AsyncConnection[Any]) -> int:
-        """The pid of the server process *conn* reaches; `ArgumentError` if a pooler is in between."""
-        cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the source's options give connections
-        await cur.execute(poolers.PROBE)
-        row = await cur.fetchone()
-        assert row is not None
-        if poolers.behind_pooler(conn, row[0]):
-            raise self._behind_pooler()
-        return int(row[0])
-
     async def _receive(self, conn: AsyncConnection[Any]) -> None:
         """Read what comes within ``check_every`` seconds; if nothing does, check that the server answers."""
         try:
-            if await self._wait(conn.fileno(), self._sub.check_every):
-                self._read(conn)
+            if await self._waiter.wait(conn.fileno(), self._sub.check_every):
+                read(conn, self._items)
             elif not self._closed:
-                await self._check(conn)
+                await check(conn, self._items, self._sub.check_timeout, self._waiter)
         except psycopg.Error as err:
             await self._lose(conn, f"the connection was lost: {_first_line(err)}")
-        except _SilentError as err:
+        except SilentError as err:
             await self._lose(conn, str(err))
-
-    def _read(self, conn: AsyncConnection[Any]) -> None:
-        pgconn = conn.pgconn
-        pgconn.consume_input()
-        encoding = conn.info.encoding
-        while (notify := pgconn.notifies()) is not None:
-            self._items.append(notify.extra.decode(encoding))
-        if pgconn.status == _BAD:
-            msg = "the connection is broken"
-            raise psycopg.OperationalError(msg)
-
-    async def _check(self, conn: AsyncConnection[Any]) -> None:
-        """``SELECT 1``, answered within ``check_timeout`` seconds, or `_SilentError`; what notifications come
-        meanwhile are kept."""
-        pgconn = conn.pgconn
-        timeout = self._sub.check_timeout
-        pgconn.send_query(_LIVENESS)
-        deadline = monotonic() + timeout
-        while True:
-            if pgconn.flush() == 0 and not pgconn.is_busy():
-                res = pgconn.get_result()
-                if res is None:
-                    break
-                if res.status != _TUPLES_OK:
-                    message = (res.error_message or b"").decode(errors="replace").strip()
-                    msg = f"the liveness check failed: {message or pq.ExecStatus(res.status).name}"
-                    raise _SilentError(msg)
-                continue
-            remaining = deadline - monotonic()
-            if remaining <= 0 or not await self._wait(conn.fileno(), remaining):
-                if self._closed:
-                    return
-                msg = f"the server did not answer a liveness check (SELECT 1) within {timeout:g} s"
-                raise _SilentError(msg)
-            self._read(conn)
-        self._read(conn)
 
     async def _lose(self, conn: AsyncConnection[Any], reason: str) -> None:
         self._conn = None
@@ -313,15 +229,7 @@ class AsyncListener(Generic[T]):
         self.backend_pid = None
         if conn is not None:
             await finish(conn.close())
-        if True:  # ASYNC
-            pass
-        else:
-            selector, self._selector = self._selector, None
-            wakeup, self._wakeup = self._wakeup, None
-            if selector is not None:
-                selector.close()
-            for end in wakeup or ():
-                end.close()
+        self._waiter.release()
 
     def _decoded(self, text: str) -> Any:
         try:
@@ -335,65 +243,6 @@ class AsyncListener(Generic[T]):
         self.received += 1
         return value
 
-    # -- waiting ------------------------------------------------------------------------------------------------
-
-    async def _wait(self, fd: int | None, timeout: float) -> bool:
-        """Wait until the socket *fd* is readable (True), *timeout* seconds have passed, or `aclose` was called
-        (False)."""
-        if True:  # ASYNC
-            if self._closed:
-                return False
-            loop = asyncio.get_running_loop()
-            self._woken = woken = loop.create_future()
-            if fd is not None:
-                loop.add_reader(fd, _readable, woken)
-            try:
-                await asyncio.wait([woken], timeout=timeout)
-            finally:
-                if fd is not None:
-                    loop.remove_reader(fd)
-                self._woken = None
-            readable = woken.done() and woken.result()
-        else:
-            if self._closed:
-                return False
-            if self._selector is None:
-                self._selector = selectors.DefaultSelector()
-                self._wakeup = socket.socketpair()
-                for end in self._wakeup:
-                    end.setblocking(False)
-                self._selector.register(self._wakeup[0], selectors.EVENT_READ)
-            selector = self._selector
-            if self._closed:  # closed before there was anything to wake
-                return False
-            if fd is not None:
-                selector.register(fd, selectors.EVENT_READ)
-            try:
-                events = selector.select(timeout)
-            finally:
-                if fd is not None:
-                    selector.unregister(fd)
-            readable = False
-            for key, _ in events:
-                if key.fd == fd:
-                    readable = True
-                elif self._wakeup is not None:
-                    with contextlib.suppress(BlockingIOError):
-                        self._wakeup[0].recv(64)
-        return readable
-
-    def _wake(self) -> None:
-        """End a `_wait` under way, if any (`aclose` calls this before taking its turn)."""
-        if True:  # ASYNC
-            woken = self._woken
-            if woken is not None and not woken.done():
-                woken.set_result(False)
-        else:
-            wakeup = self._wakeup
-            if wakeup is not None:
-                with contextlib.suppress(OSError):  # closed meanwhile, or woken already
-                    wakeup[1].send(b"\0")
-
     # -- messages -----------------------------------------------------------------------------------------------
 
     def _unreachable(self) -> str:
@@ -401,23 +250,6 @@ class AsyncListener(Generic[T]):
             f"pgdecor: {self._sub.stub} could not listen on {self._sub.channel!r} at {where(self._conninfo)}; "
             f"check that the server runs there and accepts this connection (host, port, user, password, dbname)"
         )
-
-    def _behind_pooler(self) -> ArgumentError:
-        msg = (
-            f"{self._sub.stub}: {where(self._conninfo)} reaches the server through a connection pooler (the "
-            f"backend pid it gave is not the server's), which may hand this connection's statements to any of its "
-            f"server connections: LISTEN would be left on one of them, and its notifications would go to whichever "
-            f"client has it next. Give the listener the server's own address (its host and port, not the "
-            f"pooler's); sessions can keep using the pooler"
-        )
-        return ArgumentError(msg)
-
-
-if True:  # ASYNC
-
-    def _readable(woken: asyncio.Future[bool]) -> None:
-        if not woken.done():
-            woken.set_result(True)
 
 
 def _first_line(err: BaseException) -> str:

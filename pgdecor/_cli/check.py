@@ -1,55 +1,27 @@
-"""`pgdecor check`: every stub of some modules, verified against a live database before a request fails.
-
-For each stub: a `@procedure` is resolved as at its first call (the function exists, one overload fits the
-parameter names and types); parameters left to ``DEFAULT`` have a default in the function; the statement the
-stub would send is prepared (never executed) and its described parameters and result columns are compared
-with the annotations, the row type's fields (by name and type), ``Optional`` fields where the catalog knows a
-column is nullable (columns of tables and composite types), and the labels of enum types. A COPY stub's table is
-checked against its row type (`_cli.check_copy`). All of it runs on a connection whose transactions are read-only.
+"""`pgdecor check`: every stub of some modules, verified against a live database before a request fails: a call
+stub's function and statement (`_cli.check_calls`), a COPY stub's table (`_cli.check_copy`), with what the catalog
+says of types looked up once for all of them (`_cli.check_catalog`). All of it runs on a connection whose
+transactions are read-only.
 """
 
 from __future__ import annotations
 
-import enum
-import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import psycopg
-from psycopg import pq
-from psycopg.adapt import PyFormat
-from psycopg.rows import tuple_row
 
-from pgdecor._annotations import bare, describe, is_structured
-from pgdecor._errors import Error, MappingError
-from pgdecor._plan.catalog import (
-    ENUM_LABELS,
-    POLYMORPHIC_ARRAYS,
-    TYPES_QUERY,
-    Function,
-    PgType,
-    read_functions,
-    read_types,
-)
+from pgdecor._errors import Error
 from pgdecor._plan.copy import CopyPlan
-from pgdecor._plan.matching import Match, compatible, match
-from pgdecor._plan.plan import Plan
-from pgdecor._plan.procedure import ProcedureCall
-from pgdecor._plan.query import QueryCall
-from pgdecor._plan.results import Shape
-from pgdecor._plan.statement import Statement
-from pgdecor._rows.registry import registry_for, server_key
-from pgdecor._sources import probe
 from pgdecor._sources.config import check_conninfo
 
+from .check_calls import CallCheck
+from .check_catalog import Catalog
 from .check_copy import copy_problems
 from .discover import FoundStub, Problem, find_stubs
 
 __all__ = ["Problem", "check", "check_found", "find_stubs"]
-
-_INT2, _TEXT, _TEXT_ARRAY = 21, 25, 1009
 
 
 def check(modules: Iterable[str | ModuleType], source: str | psycopg.Connection[Any]) -> list[Problem]:
@@ -71,7 +43,7 @@ def check_found(stubs: list[FoundStub], source: str | psycopg.Connection[Any]) -
 
 def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Problem]:
     problems: list[Problem] = []
-    lookups = _Lookups()
+    catalog = Catalog(conn)
     with conn.transaction(force_rollback=True):
         conn.execute("SET TRANSACTION READ ONLY")
         for found in stubs:
@@ -86,335 +58,5 @@ def _check_all(stubs: list[FoundStub], conn: psycopg.Connection[Any]) -> list[Pr
             if isinstance(plan, CopyPlan):
                 problems.extend(Problem(found.location, found.stub, *p) for p in copy_problems(plan, conn))
                 continue
-            problems.extend(_Checker(found, plan, conn, lookups).run())
+            problems.extend(CallCheck(found, plan, catalog).run())
     return problems
-
-
-@dataclass
-class _Lookups:
-    """What the catalog said about types, kept for the whole check: stubs share their types."""
-
-    types: dict[int, PgType] = field(default_factory=dict)
-    labels: dict[int, list[str]] = field(default_factory=dict)
-
-
-class _Checker:
-    def __init__(self, found: FoundStub, plan: Plan, conn: psycopg.Connection[Any], lookups: _Lookups) -> None:
-        self.found, self.plan, self.conn, self.lookups = found, plan, conn, lookups
-        self.key = server_key(conn)
-        self.problems: list[Problem] = []
-        self.polymorphic: list[str] = []
-        #: The function a @procedure stub calls, once resolved.
-        self.function: Function | None = None
-
-    def problem(self, database: str, stub_says: str, fix: str) -> None:
-        self.problems.append(Problem(self.found.location, self.found.stub, database, stub_says, fix))
-
-    def rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
-        """The rows of a catalog query, as tuples whatever the connection's row factory."""
-        return self.conn.cursor(row_factory=tuple_row).execute(query, params).fetchall()
-
-    def run(self) -> list[Problem]:
-        call = self.plan.call
-        if isinstance(call, ProcedureCall):
-            statement = self.resolve(call)
-            if statement is None:
-                return self.problems
-        else:
-            statement = call.statement
-        described = self.describe(statement)
-        if described is None:
-            return self.problems
-        typed_error, res = described
-        found = len(self.problems)
-        self.check_params(statement, res)
-        if typed_error is not None and len(self.problems) == found:
-            self.problem(f"the server cannot prepare the statement: {typed_error}", statement.sql, "fix the SQL")
-            return self.problems
-        self.check_columns(statement, res)
-        return self.problems
-
-    # -- the function -----------------------------------------------------------------------------------------
-
-    def resolve(self, call: ProcedureCall) -> Statement | None:
-        rows = self.rows(*call.catalog_queries())
-        type_rows = self.rows(*call.types_query(rows))
-        try:
-            call.resolve(self.key, rows, type_rows)
-        except Error as err:
-            fix = (err.fix or "create the function or fix the stub").replace(":\n  ", ": ").replace("\n  ", " | ")
-            self.problem(err.found or str(err), self.signature(call), fix)
-            return self.despite_types(call, rows, type_rows)
-        chosen = call.match(self.key)
-        self.function = chosen.function
-        self.polymorphic = _polymorphic(chosen.function)
-        for binding in chosen.bindings:
-            if binding.param is None:
-                continue
-            index = binding.param + call.offset
-            param = self.plan.params[index]
-            has_default_marker = index in call.defaults
-            if has_default_marker and not binding.arg.has_default:
-                self.problem(
-                    f"{chosen.function.signature} has no default for {binding.arg.name or f'argument {index + 1}'}",
-                    f"{param.name} = DEFAULT",
-                    "give the parameter a Python default or none, or add a DEFAULT to the function",
-                )
-            self.check_enum(param.annotation, binding.arg.type, f"parameter {param.name!r}")
-        shape = self.plan.result.shape
-        function = chosen.function
-        one_row = function.is_procedure or function.returns_composite or bool(function.outputs)
-        if shape in (Shape.MANY, Shape.STREAM) and not function.returns_set and one_row:
-            self.problem(
-                f"{function.signature} returns one row, not a set",
-                describe(self.plan.result.value_type),
-                "annotate it `-> T` or `-> T | None`",
-            )
-        return call.statement(self.key, tuple(None for _ in self.plan.params))
-
-    def despite_types(
-        self, call: ProcedureCall, rows: list[tuple[Any, ...]], type_rows: list[tuple[Any, ...]]
-    ) -> Statement | None:
-        """After a parameter problem: the statement for the one function of the name, bound by parameter names
-        alone, so that its columns are checked too and every problem of the stub is reported at once."""
-        functions = read_functions(rows, read_types(type_rows))
-        if len(functions) != 1:
-            return None
-        found = match(functions[0], call.params, has_self=call.has_self, typed=False)
-        if not isinstance(found, Match):
-            return None
-        self.function = found.function
-        self.polymorphic = _polymorphic(found.function)
-        return call.compose(found)
-
-    def signature(self, call: ProcedureCall) -> str:
-        params = ", ".join(f"{p.name}: {describe(p.annotation)}" for p in call.params)
-        return f"{'.'.join(call.name)}({params})"
-
-    # -- the statement ----------------------------------------------------------------------------------------
-
-    def describe(self, statement: Statement) -> tuple[str | None, pq.abc.PGresult] | None:
-        """The statement's parameters and columns, as the server describes it when preparing it with the parameter
-        types calls send. If only those types make it fail, the error comes with the description of the statement
-        prepared with untyped parameters, so that the parameter at fault can be named."""
-        sql, formats, cast = statement.numbered()
-        typed = self.param_types(formats, cast)
-        res = self._prepare(sql, typed)
-        typed_error = None
-        if res.status != pq.ExecStatus.COMMAND_OK and typed is not None:
-            typed_error = _message(res)
-            res = self._prepare(sql, None)
-        if res.status != pq.ExecStatus.COMMAND_OK:
-            self.problem(f"the server cannot prepare the statement: {_message(res)}", statement.sql, "fix the SQL")
-            return None
-        return typed_error, res
-
-    def _prepare(self, sql: str, types: list[int] | None) -> pq.abc.PGresult:
-        pgconn = self.conn.pgconn
-        with self.conn.transaction(force_rollback=True):  # a savepoint: a statement that fails leaves the rest
-            res = pgconn.prepare(b"", sql.encode(), types)
-            if res.status == pq.ExecStatus.COMMAND_OK:
-                res = pgconn.describe_prepared(b"")
-        return res
-
-    def param_types(self, formats: list[str], cast: list[bool]) -> list[int] | None:
-        """The parameter types a call of a @query stub sends, so that the server prepares the SQL as calls run it.
-        A @procedure's arguments are cast to the declared types in the SQL itself, but for polymorphic ones, which
-        take their type from the call's values: text stands for them here."""
-        call = self.plan.call
-        if isinstance(call, ProcedureCall):
-            if not self.polymorphic:
-                return None
-            kinds = iter(self.polymorphic)
-            return [0 if c else _TEXT_ARRAY if next(kinds) in POLYMORPHIC_ARRAYS else _TEXT for c in cast]
-        if len(call.placeholders) != len(formats):
-            return None
-        return [
-            _sent_type(self.conn, a, f) if oid is None else oid
-            for (a, oid), f in zip(call.placeholders, formats, strict=True)
-        ]
-
-    def types(self, oids: Iterable[int]) -> dict[int, PgType]:
-        known = self.lookups.types
-        missing = sorted(set(oids) - set(known))
-        if missing:
-            known.update(read_types(self.rows(TYPES_QUERY, {"oids": missing})))
-        return known
-
-    def check_params(self, statement: Statement, res: pq.abc.PGresult) -> None:
-        call = self.plan.call
-        if not isinstance(call, QueryCall):
-            return  # a procedure's arguments were matched with the function's declared types
-        sources = statement.indices or ()
-        types = self.types(res.param_type(i) for i in range(res.nparams))
-        for position, index in enumerate(sources):
-            param = self.plan.params[index]
-            pgtype = types.get(res.param_type(position))
-            if pgtype is not None and not compatible(param.annotation, pgtype):
-                self.problem(
-                    f"the SQL uses parameter {position + 1} as {pgtype.sql}",
-                    f"{param.name}: {describe(param.annotation)}",
-                    f"annotate {param.name!r} with a type that fits {pgtype.sql}, or cast it in the SQL",
-                )
-            elif pgtype is not None:
-                self.check_enum(param.annotation, pgtype, f"parameter {param.name!r}")
-
-    def check_columns(self, statement: Statement, res: pq.abc.PGresult) -> None:
-        if self.plan.result.shape is Shape.NONE:
-            return
-        mapper = self.plan.mapper(statement)
-        registry = registry_for(self.key) if mapper.uses_registry else None
-        if registry is not None:
-            probe.describe(self.conn, registry, mapper.missing_types(res, registry))
-        try:
-            mapper.build(mapper.key(res, self.key), registry, self.conn.adapters)
-        except MappingError as err:
-            self.problem(err.found or str(err), describe(mapper.row_type), err.fix or "fix the stub or the SQL")
-            return
-        names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
-        oids = [res.ftype(i) for i in range(res.nfields)]
-        types = self.types(oids)
-        if mapper.record is None:
-            if mapper.scalar and oids:
-                self.check_field(names[0], mapper.row_type, types.get(oids[0]), "the value")
-            return
-        fields = {f.name: f for f in mapper.record.fields}
-        nullable = self.nullable_columns(res, statement)
-        for name, oid in zip(names, oids, strict=True):
-            field = fields.get(name)
-            if field is None:
-                continue
-            where = f"field {describe(mapper.record.cls)}.{field.name}"
-            self.check_field(name, field.annotation, types.get(oid), where)
-            if name in nullable and not field.nullable:
-                column, fix = nullable[name]
-                self.problem(
-                    f"column {name!r} may be NULL ({column})",
-                    f"{where}: {describe(field.annotation)}",
-                    f"annotate it `{describe(field.annotation)} | None`{fix}",
-                )
-
-    def check_field(self, column: str, annotation: Any, pgtype: PgType | None, where: str) -> None:
-        if pgtype is None:
-            return
-        tp, _ = bare(annotation)
-        if tp is not Any and not _is_record(tp) and not compatible(annotation, pgtype):
-            self.problem(
-                f"column {column!r} is {pgtype.sql}",
-                f"{where}: {describe(annotation)}",
-                f"annotate it with a type that fits {pgtype.sql}, or cast the column in the SQL",
-            )
-        self.check_enum(annotation, pgtype, where)
-
-    def check_enum(self, annotation: Any, pgtype: PgType, where: str) -> None:
-        tp, _ = bare(annotation)
-        if typing.get_origin(tp) is list and pgtype.element is not None:
-            (item,) = typing.get_args(tp) or (Any,)
-            self.check_enum(item, pgtype.element, where)
-            return
-        if pgtype.kind != "e":
-            return
-        if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            python = {str(m.value) for m in tp}
-        elif typing.get_origin(tp) is typing.Literal:
-            python = {str(v) for v in typing.get_args(tp)}
-        else:
-            return
-        labels = self.lookups.labels.get(pgtype.oid)
-        if labels is None:
-            rows = self.rows(ENUM_LABELS, [pgtype.oid])
-            labels = self.lookups.labels[pgtype.oid] = [label for (label,) in rows]
-        lacking = [label for label in labels if label not in python]
-        unknown = sorted(python - set(labels))
-        if lacking or unknown:
-            self.problem(
-                f"enum {pgtype.sql} has labels {', '.join(labels)}",
-                f"{where}: {describe(tp)} with {', '.join(sorted(python))}",
-                "make the Python values the enum's labels"
-                + (f" (missing: {', '.join(lacking)})" if lacking else "")
-                + (f" (unknown to the database: {', '.join(unknown)})" if unknown else ""),
-            )
-
-    def nullable_columns(self, res: pq.abc.PGresult, statement: Statement) -> dict[str, tuple[str, str]]:
-        """Columns the catalog says may be NULL: of a table (in a query) or of the row type a function returns; each
-        with what it is and how else than `| None` it could be made NOT NULL (a table's column can be declared so;
-        a composite type's attribute cannot, but its type can be a domain that is)."""
-        out: dict[str, tuple[str, str]] = {}
-        for i in range(res.nfields):
-            table, column = res.ftable(i), res.ftablecol(i)
-            if table:
-                for where, kind, oid in self.rows(_COLUMN_NULLABLE, [table, column]):
-                    self.nullable(out, (res.fname(i) or b"").decode(), where, kind, oid)
-        function = self.function
-        if function is not None and not statement.value and (function.returns_set or function.returns_composite):
-            for name, where, kind, oid in self.rows(_ROWTYPE_NULLABLE, [function.rettype]):
-                if name not in out:
-                    self.nullable(out, name, where, kind, oid)
-        return out
-
-    def nullable(self, out: dict[str, tuple[str, str]], name: str, where: str, kind: str, oid: int) -> None:
-        """Add the column *name* (*where*, of a relation of relkind *kind*, its type *oid*) to *out* unless its type is
-        a domain declared NOT NULL."""
-        if self.types([oid])[oid].not_null:
-            return
-        if kind == "c":
-            out[name] = (
-                f"{where} is an attribute of a composite type",
-                ", or make its type a domain declared NOT NULL",
-            )
-        elif kind in ("r", "p", "f"):
-            out[name] = (f"{where} is not NOT NULL", ", or add NOT NULL to the column")
-        else:
-            out[name] = (f"{where} is a column of a view", "")
-
-
-# Operators, functions and types named with their schema, whatever the search_path (see `_plan.catalog`).
-
-#: A table's (or view's) column that may be NULL: its name, the relation's kind and the column's type.
-_COLUMN_NULLABLE = """
-SELECT pg_catalog.concat(a.attrelid::pg_catalog.regclass, '.', a.attname), c.relkind::pg_catalog.text,
-       a.atttypid::pg_catalog.int8
-FROM pg_catalog.pg_attribute a
-JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
-WHERE a.attrelid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.=) %s::pg_catalog.int2
-  AND NOT a.attnotnull
-"""
-
-#: Nullable attributes of the table, view or composite type a function returns, as `_COLUMN_NULLABLE` gives them.
-_ROWTYPE_NULLABLE = """
-SELECT a.attname::pg_catalog.text, pg_catalog.concat(t.oid::pg_catalog.regtype, '.', a.attname),
-       c.relkind::pg_catalog.text, a.atttypid::pg_catalog.int8
-FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.typrelid
-JOIN pg_catalog.pg_attribute a
-  ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND NOT a.attnotnull
-"""
-
-
-def _is_record(tp: Any) -> bool:
-    return tp is dict or is_structured(tp)
-
-
-def _sent_type(conn: psycopg.Connection[Any], annotation: Any, fmt: str) -> int:
-    """The type oid a call sends for a parameter of *annotation* in placeholder format *fmt*, where pgdecor leaves
-    it to psycopg's dumpers (0: untyped, for values whose type depends on the value, such as lists)."""
-    tp, _ = bare(annotation)
-    if tp is int:
-        # A call sends int2, int4 or int8 by magnitude, int2 for the values most calls carry; an int2 converts
-        # implicitly wherever any integer type is expected (a bigint would not, to an integer argument).
-        return _INT2
-    try:
-        dumper = conn.adapters.get_dumper(tp, PyFormat.BINARY if fmt == "b" else PyFormat.TEXT)
-    except (psycopg.ProgrammingError, TypeError):
-        return 0
-    return int(getattr(dumper, "oid", 0) or 0)
-
-
-def _message(res: pq.abc.PGresult) -> str:
-    return (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
-
-
-def _polymorphic(function: Function) -> list[str]:
-    """The function's polymorphic arguments, in the order of their (uncast) placeholders."""
-    return [arg.type.base for arg in function.args if arg.type.polymorphic]

@@ -1,8 +1,9 @@
 """`pgdecor generate`: a module of typed stubs for the functions and procedures of a schema.
 
 The output is deterministic (the same database gives the same bytes): a dataclass per composite type, table
-type and result row used, an `Enum` per enum type, and a decorated stub per function and procedure, with its
-``COMMENT`` as docstring, laid out as ruff's formatter lays it out (`_cli.layout`). Names:
+type and result row used, an `Enum` per enum type (`_cli.generate_types`), and a decorated stub per function and
+procedure, with its ``COMMENT`` as docstring, laid out as ruff's formatter lays it out (`_cli.generate_format`).
+Names:
 
 - a composite or enum type ``app.line_item`` becomes ``LineItem``; the rows of ``f``'s OUT parameters or
   ``RETURNS TABLE`` become ``FRow`` (``FResult`` for a procedure), generic (``FRow[T]``) when a polymorphic
@@ -12,8 +13,8 @@ type and result row used, an `Enum` per enum type, and a decorated stub per func
 - a parameter without a name is ``arg1``, ``arg2``...
 
 The module is one namespace, as Python reads it: classes take the next free name, after the stubs and the names
-the module imports (`_cli.names` names stubs, parameters, fields and enum members, or says why a function can have
-no stub). Every stub names its function in full (``@procedure("schema.name")``), so that it calls that function
+the module imports (`_cli.generate_names` names stubs, parameters, fields and enum members, or says why a function
+can have no stub). Every stub names its function in full (``@procedure("schema.name")``), so that it calls that function
 whatever its own name; a parameter or field whose Python name is not its SQL name names it too.
 
 Functions using a type with no Python counterpart here (pseudo-types other than ``void``, ``record`` and the
@@ -25,221 +26,24 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 
-from pgdecor._plan.catalog import (
-    ENUM_LABELS,
-    POLYMORPHIC_ARRAYS,
-    SCHEMA_FUNCTIONS,
-    TEXT_TYPES,
-    TYPES_QUERY,
-    Function,
-    PgType,
-    read_functions,
-    read_types,
-)
+from pgdecor._plan.catalog import SCHEMA_FUNCTIONS, Function, read_functions
 
-from .layout import Param, call, docstring, field_line, import_line, literal, member_line, signature
-from .names import field_names, member_names, param_names, stub_names
+from .generate_format import Param, call, docstring, import_line, literal, signature
+from .generate_names import param_names, stub_names
+from .generate_types import TAKEN, Module, Unsupported
 
 __all__ = ["generate"]
-
-#: A composite type's attributes: (name, type oid, NOT NULL). Operators and types named with their schema, whatever
-#: the search_path (see `_plan.catalog`).
-ATTRIBUTES = """
-SELECT a.attname::pg_catalog.text, a.atttypid::pg_catalog.int8, a.attnotnull
-FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_attribute a
-  ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-WHERE t.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid
-ORDER BY a.attnum
-"""
 
 #: Whether the database has a schema of the name.
 _SCHEMA = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) %s"
 
-_SCALARS: dict[str, tuple[str, str | None]] = {
-    # PostgreSQL base type name → (Python annotation, the import it needs)
-    "int2": ("int", None),
-    "int4": ("int", None),
-    "int8": ("int", None),
-    "oid": ("int", None),
-    "numeric": ("Decimal", "from decimal import Decimal"),
-    "float4": ("float", None),
-    "float8": ("float", None),
-    "text": ("str", None),
-    "varchar": ("str", None),
-    "bpchar": ("str", None),
-    "name": ("str", None),
-    "citext": ("str", None),
-    "ltree": ("str", None),
-    "bool": ("bool", None),
-    "bytea": ("bytes", None),
-    "date": ("datetime.date", "import datetime"),
-    "time": ("datetime.time", "import datetime"),
-    "timetz": ("datetime.time", "import datetime"),
-    "timestamp": ("datetime.datetime", "import datetime"),
-    "timestamptz": ("datetime.datetime", "import datetime"),
-    "interval": ("datetime.timedelta", "import datetime"),
-    "uuid": ("UUID", "from uuid import UUID"),
-    "json": ("Any", "from typing import Any"),
-    "jsonb": ("Any", "from typing import Any"),
-    "hstore": ("dict[str, str | None]", None),
-    "inet": ("ipaddress.IPv4Address | ipaddress.IPv6Address", "import ipaddress"),
-    "cidr": ("ipaddress.IPv4Network | ipaddress.IPv6Network", "import ipaddress"),
-}
-#: Types psycopg reads as text (see `TEXT_TYPES`), and ranges.
-_RANGES = {"int4range": "int", "int8range": "int", "numrange": "Decimal", "daterange": "datetime.date",
-           "tsrange": "datetime.datetime", "tstzrange": "datetime.datetime"}  # fmt: skip
-_SCALARS.update(dict.fromkeys(sorted(TEXT_TYPES), ("str", None)))
-_SCALARS.update({name: (f"Range[{item}]", "from psycopg.types.range import Range") for name, item in _RANGES.items()})
-_SCALARS.update(
-    {
-        name.replace("range", "multirange"): (f"Multirange[{item}]", "from psycopg.types.multirange import Multirange")
-        for name, item in _RANGES.items()
-    }
-)
-#: What a range's element annotation needs imported, beyond the range itself.
-_RANGE_IMPORTS = {"numrange": "from decimal import Decimal", "daterange": "import datetime",
-                  "tsrange": "import datetime", "tstzrange": "import datetime"}  # fmt: skip
-_RANGE_IMPORTS.update({name.replace("range", "multirange"): imp for name, imp in _RANGE_IMPORTS.items()})
-
-#: Names the module binds or reads besides its stubs and classes: what its imports bind (all of them, whether this
-#: module needs them or not, so that a stub's name does not depend on the other functions), its TypeVar, and the
-#: builtins its annotations and bodies use.
-_TAKEN = frozenset(
-    {"annotations", "procedure", "DEFAULT", "Arg", "T", "Annotated", "Any", "TypeVar", "Generic", "Enum",
-     "dataclass", "field", "bool", "bytes", "dict", "float", "int", "list", "str", "tuple", "NotImplementedError"}
-    | {line.rpartition(" ")[2] for line in [*(i for _, i in _SCALARS.values() if i), *_RANGE_IMPORTS.values()]}
-)  # fmt: skip
-
 #: Functions no stub calls, and why.
 _NOT_CALLED = {"trigger": "a trigger function, which triggers call", "event_trigger": "an event trigger function"}
-
-
-#: The longest class name: so that every annotation naming a class (``list[Name | None] | None``) fits a line.
-_CLASS_NAME = 40
-
-
-class Unsupported(Exception):  # noqa: N818 - an internal signal, never raised to users
-    pass
-
-
-@dataclass
-class _Module:
-    conn: psycopg.Connection[Any]
-    schema: str
-    types: dict[int, PgType] = field(default_factory=dict)
-    imports: set[str] = field(default_factory=set)
-    #: Generated classes by type oid (composites, enums), and their source, in the order they are made.
-    classes: dict[int, str] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
-    #: The module's names taken so far: imports, stubs, classes.
-    names: set[str] = field(default_factory=lambda: set(_TAKEN))
-    #: Whether a stub is generic (polymorphic), so the module declares ``T``.
-    typevar: bool = False
-    #: Whether an annotation made since the last dataclass began reads ``T``: that dataclass is then generic.
-    generic: bool = False
-
-    def type_info(self, oids: Iterable[int]) -> None:
-        wanted = sorted(set(oids) - set(self.types))
-        if wanted:
-            self.types.update(read_types(self.conn.execute(TYPES_QUERY, {"oids": wanted}).fetchall()))
-
-    def annotation(self, oid: int) -> str:
-        """The Python annotation for values of type *oid* (non-NULL), making classes as needed."""
-        self.type_info([oid])
-        pgtype = self.types[oid]
-        if pgtype.base_oid != pgtype.oid:  # a domain, over domains or not: its base type's
-            return self.annotation(pgtype.base_oid)
-        if pgtype.category == "A" and pgtype.element is not None:
-            return f"list[{self.annotation(pgtype.element.oid)} | None]"
-        if pgtype.kind == "e":
-            return self.enum(pgtype)
-        if pgtype.kind == "c":
-            return self.composite(pgtype)
-        if pgtype.polymorphic:  # a generic stub: T stands for the one type
-            self.imports.add("from typing import TypeVar")
-            self.typevar = self.generic = True
-            return "list[T]" if pgtype.base in POLYMORPHIC_ARRAYS else "T"
-        if pgtype.kind == "p" and pgtype.base == "record":
-            self.imports.add("from typing import Any")
-            return "tuple[Any, ...]"  # its fields, as text: the shape is not declared
-        scalar = _SCALARS.get(pgtype.base)
-        if scalar is None:
-            kind = {"p": "the pseudo-type", "r": "the range type", "m": "the multirange type"}.get(pgtype.kind)
-            raise Unsupported(f"{kind or 'the type'} {pgtype.sql}, which has no Python type here")
-        for needed in (scalar[1], _RANGE_IMPORTS.get(pgtype.base)):
-            if needed:
-                self.imports.add(needed)
-        return scalar[0]
-
-    def class_name(self, base: str) -> str:
-        """A free class name for the type (or row) *base*: CamelCase, and no longer than `_CLASS_NAME`."""
-        name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", base) if part) or "Type"
-        if name[0].isdigit():
-            name = "T" + name
-        name = name[:_CLASS_NAME]
-        candidate, n = name, 2
-        while candidate in self.names:
-            candidate, n = f"{name}{n}", n + 1
-        self.names.add(candidate)
-        return candidate
-
-    def enum(self, pgtype: PgType) -> str:
-        if pgtype.oid in self.classes:
-            return self.classes[pgtype.oid]
-        name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
-        labels = [label for (label,) in self.conn.execute(ENUM_LABELS, [pgtype.oid]).fetchall()]
-        members = [
-            member_line(member, literal(label)) for member, label in zip(member_names(labels), labels, strict=True)
-        ]
-        self.imports.add("from enum import Enum")
-        doc = docstring(f"Enum type {pgtype.spelled}.")
-        self.sources.append(f"class {name}(str, Enum):\n    {doc}\n\n" + "\n".join(members))
-        return name
-
-    def composite(self, pgtype: PgType) -> str:
-        if pgtype.oid in self.classes:
-            return self.classes[pgtype.oid]
-        name = self.classes[pgtype.oid] = self.class_name(pgtype.base)
-        fields: list[tuple[str, int, bool]] = [
-            (str(attname), int(atttype), bool(notnull))
-            for attname, atttype, notnull in self.conn.execute(ATTRIBUTES, [pgtype.oid]).fetchall()
-        ]
-        self.dataclass(name, f"Composite type {pgtype.spelled}.", fields)
-        return name
-
-    def dataclass(self, name: str, doc: str, fields: list[tuple[str, int, bool]]) -> bool:
-        """Write the dataclass *name* for the columns *fields* (name, type oid, NOT NULL); return whether it is
-        generic (a polymorphic function's row, ``Name[T]``)."""
-        outer, self.generic = self.generic, False
-        columns = []
-        for attname, atttype, notnull in fields:
-            annotation = self.annotation(atttype)
-            optional = not (notnull or self.types[atttype].not_null)
-            columns.append((attname, f"{annotation}{' | None' if optional else ''}"))
-        generic, self.generic = self.generic, outer or self.generic
-        named = field_names(columns)
-        if isinstance(named, str):
-            raise Unsupported(named)
-        lines = [
-            field_line(python, annotation, None if column is None else literal(column))
-            for (python, column), (_, annotation) in zip(named, columns, strict=True)
-        ]
-        if any(column is not None for _, column in named):
-            self.imports.add("from dataclasses import field")
-        self.imports.add("from dataclasses import dataclass")
-        if generic:
-            self.imports.add("from typing import Generic")
-        body = "\n\n" + "\n".join(lines) if lines else ""  # the docstring alone is a class body
-        bases = "(Generic[T])" if generic else ""
-        self.sources.append(f"@dataclass\nclass {name}{bases}:\n    {docstring(doc)}{body}")
-        return generic
 
 
 @dataclass(frozen=True)
@@ -272,11 +76,11 @@ def generate_module(dsn: str, schema: str, *, extensions: Sequence[str] = (), is
                 msg = f"the database has no extension {name!r}; name one that CREATE EXTENSION installed there"
                 raise LookupError(msg)
         rows = conn.execute(SCHEMA_FUNCTIONS, [schema]).fetchall()
-        module = _Module(conn, schema)
+        module = Module(conn, schema)
         module.type_info(oid for row in rows for oid in [*(row[7] or ()), row[5]])
         functions = read_functions([row[:11] for row in rows], module.types)
         not_called = [_not_called(module, f, row[12], extensions) for f, row in zip(functions, rows, strict=True)]
-        names, nameless = stub_names(schema, functions, [why is None for why in not_called], _TAKEN)
+        names, nameless = stub_names(schema, functions, [why is None for why in not_called], TAKEN)
         module.names.update(names.values())  # before any class takes a name: a stub's name is its function's
         overloaded = {name for name, n in Counter(f.name for f in functions).items() if n > 1}
         stubs, skipped = [], []
@@ -319,7 +123,7 @@ def _controls_transactions(source: str) -> bool:
     return re.search(r"\b(COMMIT|ROLLBACK)\b", _NOT_CODE.sub(" ", source), re.IGNORECASE) is not None
 
 
-def _not_called(module: _Module, function: Function, extension: str | None, extensions: Sequence[str]) -> str | None:
+def _not_called(module: Module, function: Function, extension: str | None, extensions: Sequence[str]) -> str | None:
     """Why no stub is written for *function* (of the *extension*, if any), or None."""
     if extension is not None and extension not in extensions:
         return f"a function of extension {extension}, whose stubs --extension {extension} writes"
@@ -334,7 +138,7 @@ def _not_called(module: _Module, function: Function, extension: str | None, exte
     return None
 
 
-def _stub(module: _Module, function: Function, doc: str, name: str, *, overloaded: bool, is_async: bool) -> str:
+def _stub(module: Module, function: Function, doc: str, name: str, *, overloaded: bool, is_async: bool) -> str:
     params = []
     for arg, (pname, sqlname) in zip(function.inputs, param_names(function.inputs), strict=True):
         variadic = arg.mode == "v"
@@ -366,7 +170,7 @@ def _sql_part(name: str) -> str:
     return '"' + name.replace('"', '""') + '"' if "." in name or name.startswith('"') else name
 
 
-def _returns(module: _Module, function: Function, name: str) -> str:
+def _returns(module: Module, function: Function, name: str) -> str:
     outputs = [a for a in function.args if a.mode in ("o", "b", "t")]
     if outputs:
         suffix = "Result" if function.is_procedure else "Row"
@@ -390,7 +194,7 @@ def _returns(module: _Module, function: Function, name: str) -> str:
     return f"{annotation} | None"
 
 
-def _render(module: _Module, schema: str, stubs: list[str]) -> str:
+def _render(module: Module, schema: str, stubs: list[str]) -> str:
     plain = sorted(i for i in module.imports if i.startswith("import "))
     names: dict[str, set[str]] = {}
     for line in module.imports:

@@ -13,17 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pgdecor._annotations import bare, is_namedtuple, split_optional
-from pgdecor._rows.convert import (
-    Convert,
-    enum_param,
-    hstore_param,
-    is_enum,
-    is_json_param,
-    json_document,
-    json_documents,
-    json_record,
-    list_of,
-)
+from pgdecor._rows.convert import Convert, enum_param, hstore_param, is_enum, list_of
+from pgdecor._rows.json_dump import is_json_param, json_document, json_documents, json_record
 
 from .catalog import PgType
 

@@ -1,7 +1,8 @@
 """COPY stubs (`pgdecor.copy_in`, `pgdecor.copy_out`): what is read once from a stub (`CopyPlan`), the catalog
 query for the columns of the table it names, and what its COPYs on one server need (`CopyIn`, `CopyOut`: the
-columns matched with the row type's fields by name, the statement, and how the rows travel, see `_rows.copy`),
-made at its first COPY there and kept. No I/O: `_run.copy_async` (and its generated `_run.copy`) runs them.
+columns matched with the row type's fields by name, the statement, and how the rows travel, see `_rows.copy_in`
+and `_rows.copy_out`), made at its first COPY there and kept. No I/O: `_run.copy_async` (and its generated
+`_run.copy`) runs them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from psycopg.adapt import AdaptersMap
 
 from pgdecor._annotations import bare, describe, is_record_type, strip_annotated
 from pgdecor._errors import MappingError, SignatureError
-from pgdecor._rows.copy import Column, RowsIn, RowsOut
+from pgdecor._rows.copy_format import Column
+from pgdecor._rows.copy_in import RowsIn
+from pgdecor._rows.copy_out import RowsOut
 from pgdecor._rows.records import Record, record_of
 from pgdecor._rows.registry import ServerKey, TypeRegistry
 

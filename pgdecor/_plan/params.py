@@ -24,7 +24,7 @@ from typing_extensions import is_typeddict
 from pgdecor._annotations import bare, describe, is_structured, split_optional
 from pgdecor._codegen import define, named
 from pgdecor._errors import ArgumentError, SignatureError
-from pgdecor._rows.convert import text_problem
+from pgdecor._rows.json_dump import text_problem
 
 Check = Callable[[Any], bool]
 

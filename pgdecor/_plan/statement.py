@@ -12,7 +12,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from pgdecor._errors import ArgumentError
-from pgdecor._rows.convert import NotJsonError
+from pgdecor._rows.json_dump import NotJsonError
 
 __all__ = ["Pick", "Statement", "pick"]
 

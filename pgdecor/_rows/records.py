@@ -1,6 +1,6 @@
 """Row types read once: the fields a dataclass, NamedTuple, TypedDict, pydantic model, attrs class, msgspec Struct
-or plain class is built from (their names, annotations, defaults, and how they are passed), which `mapping`
-matches result columns against and `convert` JSON objects. A field's name here is the column it is filled from; a
+or plain class is built from (their names, annotations, defaults, and how they are passed), which `layouts`
+matches result columns against and `json_load` JSON objects. A field's name here is the column it is filled from; a
 dataclass field's is its own, or the one its metadata names
 (``field(metadata={"column": "http://postgrest.com/foo"})``), for columns no Python name can spell.
 

@@ -31,7 +31,9 @@ from psycopg.rows import tuple_row
 
 from pgdecor._errors import ArgumentError, Error, NoSessionError, add_note
 from pgdecor._plan.copy import COLUMNS_QUERY, CopyIn, CopyOut, CopyPlan, read_columns
-from pgdecor._rows.copy import BINARY_HEADER, BINARY_TRAILER, RowsOut, parse_binary, parse_text, server_error_note
+from pgdecor._rows.copy_format import BINARY_HEADER, BINARY_TRAILER, parse_binary, parse_text
+from pgdecor._rows.copy_in import server_error_note
+from pgdecor._rows.copy_out import RowsOut
 from pgdecor._rows.registry import registry_for
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 from pgdecor._session.lease_async import AsyncLease

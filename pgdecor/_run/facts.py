@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._plan.query import QueryCall
 from pgdecor._plan.statement import Statement
-from pgdecor._rows.mapping import Layout, LayoutKey
+from pgdecor._rows.layouts import Layout, LayoutKey
 from pgdecor._rows.registry import ServerKey
 from pgdecor._wire.wire import CHUNK, CHUNKED_ROWS
 

@@ -19,7 +19,7 @@ from pgdecor._errors import Error, MappingError, NotFoundError, TooManyRowsError
 from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._plan.results import Shape
 from pgdecor._plan.statement import Statement
-from pgdecor._rows.mapping import Layout
+from pgdecor._rows.layouts import Layout
 from pgdecor._wire import wire
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from pgdecor._plan.plan import Plan
 from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._plan.results import Shape
 from pgdecor._plan.statement import Statement
-from pgdecor._rows.convert import too_deep
-from pgdecor._rows.mapping import Layout, LayoutKey
+from pgdecor._rows.json_load import too_deep
+from pgdecor._rows.layouts import Layout, LayoutKey
 from pgdecor._rows.registry import registry_for
 from pgdecor._rows.streams import StreamBase
 from pgdecor._session.lease_async import AsyncLease

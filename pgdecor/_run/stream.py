@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from psycopg import ServerCursor
 from typing_extensions import Self
 
-from pgdecor._rows.convert import too_deep
+from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 
 __all__ = ["BatchStream", "Stream"]

@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 from psycopg import AsyncServerCursor
 from typing_extensions import Self
 
-from pgdecor._rows.convert import too_deep
+from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 from pgdecor._wire.shield import finish
 

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pgdecor._acompat import apause
 from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
-from pgdecor._rows.loads import fetches_binary, parsing_loaders
+from pgdecor._rows.loaders import fetches_binary, parsing_loaders
 from pgdecor._rows.registry import ServerKey, server_key
 from pgdecor._sources import probe_async as probe
 from pgdecor._sources.config import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
@@ -87,7 +87,7 @@ class AsyncLease:
         self._cursors: dict[bool, AsyncCursor[TupleRow]] = {}
         self._wire: AsyncWire | None = None
         #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
-        #: built-in type as psycopg does (see `_rows.loads`): only a connection of the user's may differ.
+        #: built-in type as psycopg does (see `_rows.loaders`): only a connection of the user's may differ.
         self.binary = True
         self._loaders: list[tuple[int, type[Loader]]] = []
         if isinstance(source, AsyncConnection):

@@ -12,9 +12,10 @@ from typing import Any, Literal, TypeVar, Union, overload
 from typing_extensions import ParamSpec
 
 from pgdecor._annotations import describe, qualified_name
-from pgdecor._channels.channel import Missed, Payload, Subscription, channel_name
+from pgdecor._channels.channel import Missed, Subscription, channel_name
 from pgdecor._channels.listener import Listener
 from pgdecor._channels.listener_async import AsyncListener
+from pgdecor._channels.payload import Payload
 from pgdecor._errors import SignatureError
 from pgdecor._plan.plan import Plan
 from pgdecor._sources.config import DatabaseBase

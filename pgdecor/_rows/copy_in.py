@@ -1,10 +1,8 @@
-"""How the rows of COPY stubs travel, for one table's columns on one server: values of a row type → the rows of a
-COPY into the table (`RowsIn`), and the rows of a COPY out of it → values of the row type (`RowsOut`, made by
-`_rows.mapping`'s layouts, as a call's rows are); and the errors that name the row and the column at fault.
-
-A COPY is binary when psycopg has a binary form for every column's type (an enum's and a ``char(n)``'s binary form
-is their text's), and text otherwise: the server then parses each value as it parses SQL literals, so that any
-type it can read from text (``tsvector``, ``money``, composites, ``hstore``, arrays of enums) can be copied.
+"""Rows into a COPY: values of a COPY stub's row type → the rows of a COPY into its table's columns (`RowsIn`), in
+binary or text (`copy_format`), each field converted where its column needs it (JSON documents, enum labels,
+composites, hstore). Values psycopg's binary dumpers would store as another value are refused first; and when a
+row is refused (by pgdecor, psycopg or the server), the error names the row of the stub's rows and the column at
+fault (`RowsIn.refused`, `server_error_note`).
 """
 
 from __future__ import annotations
@@ -12,10 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-import struct
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from operator import attrgetter, is_not, itemgetter
@@ -30,64 +26,20 @@ from typing_extensions import is_typeddict
 from pgdecor._annotations import bare, describe, is_record_type
 from pgdecor._errors import ArgumentError, add_note
 
-from .convert import JSON_OIDS, Convert, NotJsonError, enum_label, hstore_param, list_of, to_json
-from .mapping import Layout, RowMapper
+from .convert import JSON_OIDS, Convert, enum_label, hstore_param, list_of
+from .copy_format import Column, binary_oid
+from .json_dump import NotJsonError, to_json
 from .records import Field, Record, record_of
-from .registry import ServerKey, TypeRegistry, is_builtin
+from .registry import TypeRegistry
 
-__all__ = [
-    "BINARY_HEADER",
-    "BINARY_TRAILER",
-    "Column",
-    "RowsIn",
-    "RowsOut",
-    "parse_binary",
-    "parse_text",
-    "server_error_note",
-]
+__all__ = ["RowsIn", "server_error_note"]
 
 _BINARY = pq.Format.BINARY
-_TEXT = pq.Format.TEXT
-_TEXT_OID, _BPCHAR_OID, _DATE_OID, _JSON_OID = 25, 1042, 1082, 114
+_DATE_OID, _JSON_OID = 1082, 114
 #: Integer columns whose binary form psycopg would fill with the low bits of a larger value: checked first.
 _INT_RANGES = {21: (-(2**15), 2**15 - 1), 23: (-(2**31), 2**31 - 1)}
 _INT_ARRAYS = {1005: 21, 1007: 23}
 _not_none = partial(is_not, None)
-
-#: What binary COPY data begins with (a signature, no flags, no header extension) and ends with.
-BINARY_HEADER = b"PGCOPY\n" + bytes([0xFF, 0x0D, 0x0A, 0x00]) + bytes(8)
-BINARY_TRAILER = bytes([0xFF, 0xFF])
-
-
-@dataclass(frozen=True)
-class Column:
-    """What the catalog says of one column of the table a COPY stub names."""
-
-    name: str
-    #: The oid of its type; for a domain, of the domain's base type (as results describe it).
-    oid: int
-    #: Its type, as SQL spells it (``character varying(40)``).
-    sql: str
-    #: ``pg_type.typtype`` of that type: b(ase), c(omposite), e(num), r(ange), d(omain, over another domain), ...
-    kind: str
-    not_null: bool
-    #: A default, an identity or a generated value fills it when a COPY leaves it out.
-    has_default: bool
-    generated: bool
-
-
-def _binary_oid(column: Column, adapters: AdaptersMap) -> int | None:
-    """The type whose binary form a COPY sends for *column*, or None when psycopg has none for it."""
-    if column.kind == "e" or column.oid == _BPCHAR_OID:  # the label's (the string's) bytes, as in text
-        return _TEXT_OID
-    # Ranges go as text: the binary form of some psycopg versions we support (3.3.6) is refused by the server.
-    if column.kind in ("c", "d", "r", "m") or not is_builtin(column.oid):
-        return None
-    try:
-        adapters.get_dumper_by_oid(column.oid, _BINARY)
-    except psycopg.ProgrammingError:
-        return None
-    return column.oid
 
 
 def _getter(record: Record, fields: list[Field]) -> Callable[[Any], Sequence[Any]]:
@@ -121,7 +73,7 @@ class RowsIn:
         self.stub, self.where, self.table = stub, where, table
         self.fields = [f for f, _ in pairs]
         self.columns = [c for _, c in pairs]
-        oids = [_binary_oid(c, adapters) for c in self.columns]
+        oids = [binary_oid(c, adapters) for c in self.columns]
         self.binary = all(oid is not None for oid in oids)
         #: The types psycopg dumps each column's values as, for a binary COPY.
         self.types: list[int] = [oid for oid in oids if oid is not None] if self.binary else []
@@ -332,37 +284,6 @@ def _composite(record: Record, names: list[str], oids: list[int], registry: Type
     return convert
 
 
-class RowsOut:
-    """How the rows of a COPY out of the table's columns become values of a COPY stub's row type."""
-
-    __slots__ = ("binary", "make", "names", "types")
-
-    def __init__(
-        self,
-        stub: str,
-        table: str,
-        row_type: type,
-        columns: list[Column],
-        *,
-        key: ServerKey,
-        registry: TypeRegistry,
-        adapters: AdaptersMap,
-    ) -> None:
-        mapper = RowMapper(stub, f"the COPY of {table}", row_type, scalar=False, nullable=False)
-        self.names = [c.name for c in columns]
-        #: The types psycopg loads each column's values as: a domain's base type's, as in a call's result.
-        self.types = [c.oid for c in columns]
-        layout_key = (*((key,) if mapper.uses_registry else ()), *(n.encode() for n in self.names), *self.types)
-        layout: Layout = mapper.build(layout_key, registry if mapper.uses_registry else None, adapters)
-        self.binary = layout.binary and all(c.kind not in ("c", "d", "e") for c in columns)
-        #: Rows (tuples of loaded values) → values of the row type, a batch at a time.
-        self.make = layout.many
-
-    @property
-    def format(self) -> pq.Format:
-        return _BINARY if self.binary else _TEXT
-
-
 _LINE = re.compile(r"\D*(\d+)(?:, \S+ ([^:]*))?")
 
 
@@ -381,35 +302,3 @@ def server_error_note(stub: str, where: str, table: tuple[str, ...], err: psycop
         return f"{stub}: the COPY into {name} failed, and stored nothing"
     at = f"{where}[{line - 1}]" + (f", column {column!r}" if column else "")
     return f"{stub}: the server refused {at} (line {line} of the COPY into {name}); the COPY stored nothing"
-
-
-# -- rows of COPY data, where psycopg's own parsers are not used (see `_wire.guard.copy_formats`) -----------------
-
-_INT2, _INT4 = struct.Struct("!h"), struct.Struct("!i")
-_ESCAPED = re.compile(rb"\\([btnvfr\\])")
-_ESCAPES = {b"b": b"\b", b"t": b"\t", b"n": b"\n", b"v": b"\v", b"f": b"\f", b"r": b"\r", b"\\": b"\\"}
-
-
-def parse_binary(data: Any, tx: Any) -> tuple[Any, ...]:
-    """A row of binary COPY data → its values, loaded by the transformer *tx*."""
-    view = memoryview(data)
-    (count,) = _INT2.unpack_from(view, 0)
-    pos, fields = 2, list[bytes | None]()
-    for _ in range(count):
-        (length,) = _INT4.unpack_from(view, pos)
-        pos += 4
-        if length < 0:
-            fields.append(None)
-        else:
-            fields.append(bytes(view[pos : pos + length]))
-            pos += length
-    return tuple(tx.load_sequence(fields))
-
-
-def parse_text(data: Any, tx: Any) -> tuple[Any, ...]:
-    """A row of text COPY data (a line, tab-separated, backslash-escaped, NULL as ``\\N``) → its values."""
-    fields: list[bytes | None] = [
-        None if f == b"\\N" else _ESCAPED.sub(lambda m: _ESCAPES[m[1]], f)
-        for f in bytes(data).removesuffix(b"\n").split(b"\t")
-    ]
-    return tuple(tx.load_sequence(fields))
