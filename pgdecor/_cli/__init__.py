@@ -1,3 +1,3 @@
 """The ``pgdecor`` command: ``check``, ``generate``, ``demo``, and databases built from schema files.
 
-Never imported by the runtime."""
+Only `pgdecor.check` (`check.check`) is public API; nothing below this package imports it."""
