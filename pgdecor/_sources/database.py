@@ -30,16 +30,27 @@ P = TypeVar("P", ConnectionPool[Any], AsyncConnectionPool[Any])
 class DatabaseSource:
     """A `Database`'s pools and what its sessions share (a `Source`; see the module docstring)."""
 
-    __slots__ = ("_apool", "_pool", "_pool_settings", "_settings", "counters", "guard", "health", "is_async", "replica")
+    __slots__ = (
+        "_apool",
+        "_observed",
+        "_pool",
+        "_pool_settings",
+        "_settings",
+        "counters",
+        "guard",
+        "health",
+        "is_async",
+        "replica",
+    )
 
     def __init__(
         self, pools: PoolSettings, settings: Settings, leak_timeout: float | None, replica: DatabaseSource | None
     ) -> None:
         self._pool_settings = pools
         self._settings = settings
-        observed = Observed()
-        self._pool = Pool(pools, observed)
-        self._apool = AsyncPool(pools, observed)
+        self._observed = Observed()
+        self._pool = Pool(pools, self._observed)
+        self._apool = AsyncPool(pools, self._observed)
         self.counters = Counters(_parent=counters)
         self.guard = LeakGuard(self.counters, leak_timeout)
         #: Whether this database, as a replica, can be reached.
@@ -72,7 +83,7 @@ class DatabaseSource:
     @property
     def pooler(self) -> bool | None:
         """Whether the last connection configured was behind a pooler (None: none configured yet)."""
-        return self._pool._observed.pooler
+        return self._observed.pooler
 
     def describe(self) -> str:
         state = "open" if self._pool.opened or self._apool.opened else "closed"
