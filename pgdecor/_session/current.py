@@ -62,12 +62,12 @@ def of_kind(sess: AnyState, *, is_async: Literal[False]) -> SyncState: ...
 def of_kind(sess: AnyState, *, is_async: bool) -> AnyState:
     """*sess*, which a method of the kind *is_async* says was called on: one entered with the other kind refuses
     (`NoSessionError` saying what to call); one not entered yet is of either kind (it refuses to be used)."""
-    if sess._life is not Life.UNOPENED and sess._is_async is not is_async:
-        if sess._is_async:
+    if sess._life is not Life.UNOPENED and sess.is_async is not is_async:
+        if sess.is_async:
             fix = "await its async methods (`aconnection()`, `areplica_connection()`, `aend()`)"
         else:
             fix = "call its sync methods (`connection()`, `replica_connection()`, `end()`)"
-        how = "`async with session(...)`" if sess._is_async else "`with session(...)`"
+        how = "`async with session(...)`" if sess.is_async else "`with session(...)`"
         msg = f"{sess!r} was entered with {how}: {fix}"
         raise NoSessionError(msg)
     return sess
@@ -83,7 +83,7 @@ def session_to_join(source: Source, entered: FrameType, *, is_async: bool) -> An
     *entered*. Tasks and threads that share its context run inside its block; in the thread or task that entered
     it, `_session.blocks.encloses` decides."""
     outer = current.get()
-    if outer is None or outer._is_async != is_async or outer.source.key != source.key:
+    if outer is None or outer.is_async != is_async or outer.source.key != source.key:
         return None
     entered_by, where = outer._frame, outer._site  # read first: the leak guard may end it meanwhile
     if outer._life is not Life.OPEN or entered_by is None:  # ended by its block, by `end`, the leak guard, a fork
@@ -101,7 +101,7 @@ def current_session(what: str, call: str = "", *, is_async: bool) -> AnyState:
     """The session of this context, which must be of the kind *what* (a stub, ``transaction``) needs; *call* is
     how it was called (``()``, ``.many()``), for the message."""
     sess = current.get()
-    if sess is None or sess._is_async is not is_async:
+    if sess is None or sess.is_async is not is_async:
         raise no_session_error(what + call, sess, is_async=is_async)
     return sess
 

@@ -19,7 +19,7 @@ from pgdecor._sources.source import Source
 
 from .current import current, current_session, is_sync_state, of_kind, owner, session_to_join
 from .lease import Lease
-from .state import AnyState, SyncState
+from .state import AnyState, SyncState, outcome
 
 __all__ = ["Savepoint", "Scope", "borrow", "lease_for", "reap"]
 
@@ -137,7 +137,7 @@ def _finish(
     try:
         for stream in sess._close_streams():
             stream._end()
-        rollback, problem = sess._outcome(exc)
+        rollback, problem = outcome(sess, exc)
         for lease in (sess.replica_lease, sess.lease):
             if lease is not None:
                 try:

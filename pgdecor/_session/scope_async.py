@@ -26,7 +26,7 @@ from pgdecor._wire.shield import finish
 
 from .current import current, current_session, is_async_state, of_kind, owner, session_to_join
 from .lease_async import AsyncLease
-from .state import AnyState, AsyncState
+from .state import AnyState, AsyncState, outcome
 
 __all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for", "areap"]
 
@@ -102,7 +102,7 @@ async def _areplica_for(sess: AsyncState) -> AsyncLease | None:
             counters.add("replica_unreachable")
             return None
         if True:  # ASYNC
-            bound = sess.replica_wait
+            bound = sess.source.settings.replica_wait
         else:
             bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
@@ -153,7 +153,7 @@ async def _afinish(
     try:
         for stream in sess._close_streams():
             await stream._aend()
-        rollback, problem = sess._outcome(exc)
+        rollback, problem = outcome(sess, exc)
         for lease in (sess.replica_lease, sess.lease):
             if lease is not None:
                 try:

@@ -29,7 +29,16 @@ if TYPE_CHECKING:
     from .lease import Lease
     from .lease_async import AsyncLease
 
-__all__ = ["AnyState", "AsyncOpenStream", "AsyncState", "OpenStream", "Owner", "SessionState", "SyncState"]
+__all__ = [
+    "AnyState",
+    "AsyncOpenStream",
+    "AsyncState",
+    "OpenStream",
+    "Owner",
+    "SessionState",
+    "SyncState",
+    "outcome",
+]
 
 logger = logging.getLogger("pgdecor")
 
@@ -92,7 +101,6 @@ class SessionState(Generic[L, K, S]):
         "_deadline_given",
         "_doomed",
         "_frame",
-        "_is_async",
         "_joined",
         "_life",
         "_outer_deadline",
@@ -105,6 +113,7 @@ class SessionState(Generic[L, K, S]):
         "after",
         "commit_token",
         "deadline",
+        "is_async",
         "lease",
         "lock",
         "mode",
@@ -158,7 +167,8 @@ class SessionState(Generic[L, K, S]):
         self._token: Token[AnyState | None] | None = None
         #: The outer session this one joined (same source): it does nothing of its own.
         self._joined: SessionState[L, K, S] | None = None
-        self._is_async = False
+        #: Whether it was entered with ``async with`` (its kind from then on).
+        self.is_async = False
         self._life = Life.UNOPENED
         #: The thread or asyncio task that entered the session: what the leak guard checks. Tasks the owner starts
         #: inside the block share the session (and join it); the owner outlives them.
@@ -172,18 +182,9 @@ class SessionState(Generic[L, K, S]):
         #: Set by `doom`: the session rolls back at exit although its block did not raise.
         self._doomed = False
 
-    @property
-    def replica_wait(self) -> float:
-        """Seconds to wait for the replica to replay past `after` before reading from the primary."""
-        return self.source.settings.replica_wait
-
     def __repr__(self) -> str:
-        kind = "async " if self._is_async else ""
+        kind = "async " if self.is_async else ""
         return f"<pgdecor {kind}session on {self.source.describe()} opened at {self.opened_at} ({self._life.shown})>"
-
-    @property
-    def is_async(self) -> bool:
-        return self._is_async
 
     @property
     def borrowed(self) -> bool:
@@ -241,15 +242,14 @@ class SessionState(Generic[L, K, S]):
         self._life = moved(self, self._life, to)
 
     def _begin(self, *, is_async: bool) -> None:
-        """Enter the session, of the kind *is_async* says, once its sources serve that kind; `_join` or `_own`
-        follows."""
+        """Enter the session as the kind *is_async* says, if its sources serve it; `_join` or `_own` follows."""
         life = moved(self, self._life, Life.OPEN)
         for source in (self.source, self._replica):
             if source is not None and not source.serves(is_async=is_async):
                 how = "`with session(...)`" if is_async else "`async with session(...)`"
                 msg = f"session({source.describe()}) must be entered with {how}"
                 raise ArgumentError(msg)
-        self._life, self._is_async = life, is_async
+        self._life, self.is_async = life, is_async
         if self._deadline_given is not None:
             self.deadline = (monotonic() + self._deadline_given, self._deadline_given)
 
@@ -268,8 +268,7 @@ class SessionState(Generic[L, K, S]):
             outer.deadline = self.deadline
 
     def _own(self, entered: FrameType, lock: K, borrow_lock: K, owner: Owner) -> None:
-        """The session is its own, entered by the frame *entered* in the thread or task *owner*; the scope then
-        makes it the current one."""
+        """The session is its own, entered by the frame *entered* in *owner*; the scope makes it the current one."""
         self.lock, self._borrow_lock = lock, borrow_lock
         self._frame, self._site = entered, site(entered)
         self._owner = owner
@@ -283,8 +282,7 @@ class SessionState(Generic[L, K, S]):
             outer.deadline = self._outer_deadline
 
     def _finishing(self) -> bool:
-        """Whether ending the session falls to the caller (its block's exit, or `end`): it is open, and ends now;
-        one ended already is left as it is."""
+        """Whether ending the open session falls to the caller (its block's exit, or `end`): one ended is left."""
         if self._life is Life.UNOPENED:
             raise unusable(self, self._life)
         if self._life is not Life.OPEN:
@@ -312,39 +310,6 @@ class SessionState(Generic[L, K, S]):
         streams = self.open_streams.copy()
         self.open_streams.clear()
         return streams
-
-    def _outcome(self, exc: BaseException | None) -> tuple[bool, str | None]:
-        """Before ending the transaction: whether to roll back, and the `RolledBackError` message to raise when it
-        must though the block did not raise. A transaction is committed only if it is still open and sound on
-        every connection: a database error the code caught (an aborted transaction, a lost connection, a server
-        shut down) makes the session roll back and raise `RolledBackError`."""
-        if isinstance(exc, GeneratorExit):
-            self.source.guard.warn(self, "its generator was closed before the `with session()` block ended")
-        if exc is not None or self._doomed:
-            return True, None
-        for lease in (self.lease, self.replica_lease):
-            if lease is None:
-                continue
-            status = lease.conn.info.transaction_status
-            if lease.tx is None:  # autocommit: each call ended its own transaction; a lost connection lost none
-                continue
-            if status != _INTRANS:
-                return True, self._rolled_back(lost=status != _INERROR)
-        return False, None
-
-    def _rolled_back(self, *, lost: bool) -> str:
-        if lost:
-            return (
-                f"{self!r}: its connection was lost (or the server ended it) during the session, after a database "
-                f"error that the code caught; nothing was committed: let the error propagate, or retry the whole "
-                f"session"
-            )
-        return (
-            f"{self!r}: a database error inside the session was caught, but it had aborted the transaction, "
-            f"so nothing was committed; wrap the call that may fail in `{'async ' if self._is_async else ''}with "
-            f"transaction():` so that its error undoes only that part, or declare the error in its stub's errors= "
-            f"(each call is then undone alone when it raises it)"
-        )
 
     def _detach(self) -> list[L]:
         """Take the session's leases off it."""
@@ -374,3 +339,37 @@ class SessionState(Generic[L, K, S]):
             counters.add("released")
             counters.add(outcome)
             logger.debug("%r ended (%s) and gave its connection back", self, outcome)
+
+
+def outcome(sess: SessionState[L, K, S], exc: BaseException | None) -> tuple[bool, str | None]:
+    """Before ending *sess*'s transactions: whether to roll back, and the `RolledBackError` message to raise when
+    it must though the block did not raise. A transaction is committed only if it is still open and sound on
+    every connection: a database error the code caught (an aborted transaction, a lost connection, a server shut
+    down) makes the session roll back and raise `RolledBackError`."""
+    if isinstance(exc, GeneratorExit):
+        sess.source.guard.warn(sess, "its generator was closed before the `with session()` block ended")
+    if exc is not None or sess._doomed:
+        return True, None
+    for lease in (sess.lease, sess.replica_lease):
+        if lease is None:
+            continue
+        status = lease.conn.info.transaction_status
+        if lease.tx is None:  # autocommit: each call ended its own transaction; a lost connection lost none
+            continue
+        if status != _INTRANS:
+            return True, _rolled_back(sess, lost=status != _INERROR)
+    return False, None
+
+
+def _rolled_back(sess: SessionState[L, K, S], *, lost: bool) -> str:
+    if lost:
+        return (
+            f"{sess!r}: its connection was lost (or the server ended it) during the session, after a database "
+            f"error that the code caught; nothing was committed: let the error propagate, or retry the whole session"
+        )
+    return (
+        f"{sess!r}: a database error inside the session was caught, but it had aborted the transaction, "
+        f"so nothing was committed; wrap the call that may fail in `{'async ' if sess.is_async else ''}with "
+        f"transaction():` so that its error undoes only that part, or declare the error in its stub's errors= "
+        f"(each call is then undone alone when it raises it)"
+    )
