@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 from ._errors import ArgumentError, CommitUnknownError
 from ._session.api import Session
 from ._session.modes import DEFAULT_MODE
-from ._sources.kinds import Source, check_sources
+from ._sources.kinds import Given, source_for
 from ._sources.replicas import is_token
 
 __all__ = [
@@ -44,13 +44,17 @@ class Middleware(Generic[App]):
     def __init__(
         self,
         app: App,
-        source: Source,
+        source: Given,
         *,
-        replica: Source | None = None,
+        replica: Given | None = None,
         commit_on: CommitOn = commit_unless_server_error,
         commit_cookie: str | None = None,
     ) -> None:
-        check_sources("SessionMiddleware()", source, replica)
+        #: The sources of its sessions, each made the `Source` of its kind once, here.
+        self._sources = (
+            source_for("SessionMiddleware()", source),
+            None if replica is None else source_for("SessionMiddleware()", replica),
+        )
         _check_commit_on(commit_on)
         if commit_cookie is not None and not _COOKIE_NAME.fullmatch(str(commit_cookie)):
             msg = f"SessionMiddleware(commit_cookie={commit_cookie!r}): give a cookie name (letters, digits, -, _)"
@@ -70,7 +74,7 @@ class Middleware(Generic[App]):
         if self.commit_cookie is not None:
             token = _token_in(cookie_headers, self.commit_cookie)
         where = f"{type(self).__module__}.SessionMiddleware for {self.app!r}"
-        return Session(self.source, self.replica, where, DEFAULT_MODE, token)
+        return Session(*self._sources, where, DEFAULT_MODE, token)
 
     def token_header(self, sess: Session, *, https: bool) -> tuple[str, str] | None:
         """The ``Set-Cookie`` header that hands the session's commit token to the client, if it has one: ``Secure``

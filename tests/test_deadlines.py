@@ -190,8 +190,9 @@ def test_a_session_deadline_is_shared_by_its_statements(dsn: str, admin: psycopg
         left = _ms(statement_timeout())  # the statement timeout this very call was given
         assert 0 < left <= 1500 - 300
         pid = backend()
-        assert s.deadline is not None
-        admin.execute("SELECT pg_catalog.pg_sleep(%s)", [s.deadline[0] - time.monotonic()])
+        deadline = s._state.deadline
+        assert deadline is not None
+        admin.execute("SELECT pg_catalog.pg_sleep(%s)", [deadline[0] - time.monotonic()])
         last = admin.execute(activity, [pid]).fetchall()
         try:
             nap_freely(0)

@@ -180,6 +180,23 @@ def test_session_idle_in_transaction_past_the_leak_timeout_is_reaped(users: str)
             get_user(1)
 
 
+def test_a_session_the_leak_guard_ended_says_so_when_it_is_used(users: str) -> None:
+    """A call in a session the leak guard ended (idle in transaction past the leak timeout) raises `NoSessionError`
+    naming the leak guard, why it ends sessions, and the setting that gives them longer."""
+    with Database(users, max_size=1, leak_timeout=0.0) as db:
+        held = session(db)
+        held.__enter__()
+        get_user(1)
+        assert db.reap() == 0  # first sight of its activity
+        with pytest.warns(ResourceWarning, match="idle in transaction past the leak timeout"):
+            assert db.reap() == 1
+        with pytest.raises(
+            NoSessionError, match=r"\(ended\)> has ended: the leak guard ended it .*Database\(leak_timeout="
+        ):
+            get_user(1)
+        held.__exit__(None, None, None)
+
+
 def test_a_session_the_leak_guard_ended_is_never_joined(users: str) -> None:
     """A session ended by the leak guard stays current in its context, but later sessions there, and units of work,
     are their own and commit."""

@@ -3,10 +3,12 @@
 import asyncio
 import contextlib
 import ipaddress
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,7 +19,19 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 from userdb import User, aadd_user, add_user, aget_user, count_users, each_user, get_user, set_email, users_by_domain
 
-from pgdecor import ArgumentError, Database, NoSessionError, RolledBackError, Session, query, session, transaction
+from pgdecor import (
+    ArgumentError,
+    Database,
+    NoSessionError,
+    RolledBackError,
+    Session,
+    TransactionScope,
+    query,
+    retried,
+    session,
+    transaction,
+)
+from pgdecor.wsgi import SessionMiddleware
 
 
 def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, str]]:
@@ -484,3 +498,70 @@ def test_a_session_used_before_it_is_entered_says_so(users: str) -> None:
     with pytest.raises(NoSessionError, match=r"is not entered; use it as `with session\(...\):`"):
         s.connection()
     assert not s.borrowed
+
+
+def _documented_names(section: str) -> set[str]:
+    """The names the first column of the table under *section* of the Sessions guide gives, calls' parentheses
+    left out."""
+    guide = (Path(__file__).parent.parent / "docs" / "guide" / "sessions.md").read_text()
+    text = guide.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+    return {name.removesuffix("()") for row in rows for name in re.findall(r"`([^`]+)`", row)}
+
+
+def test_session_and_transaction_scope_show_only_their_documented_names() -> None:
+    """`Session` shows the names the guide documents, and nothing of its internals; `TransactionScope` none."""
+    shown = {name for name in dir(Session) if not name.startswith("_")}
+    assert shown == _documented_names("The session object")
+    assert {name for name in dir(TransactionScope) if not name.startswith("_")} == set()
+
+
+def test_each_misuse_of_a_session_raises_the_error_of_its_state(users: str) -> None:
+    """Through its life (made, entered, ended), each misuse of a session raises `NoSessionError` saying what state
+    it is in and what to do, and ending one that has ended already does nothing."""
+    s = session(users)
+    with pytest.raises(NoSessionError, match=r"\(not entered\)> is not entered; use it as `with session"):
+        s.end()
+    with pytest.raises(NoSessionError, match="is not entered"):
+        s.connection()
+    with s:
+        with pytest.raises(NoSessionError, match=r"\(active\)> was already entered; call session\(...\) again"), s:
+            pass
+        with pytest.raises(NoSessionError, match=r"was entered with `with session\(...\)`: call its sync methods"):
+            asyncio.run(s.aconnection())
+        get_user(1)
+    with pytest.raises(NoSessionError, match=r"\(ended\)> has ended; its connection was given back"):
+        s.connection()
+    s.end()  # ended already: nothing more to do
+    assert not s.borrowed
+
+
+def test_a_source_of_another_kind_is_refused_when_the_session_is_made() -> None:
+    """What no session can take (a number, a SQLAlchemy engine) is refused where it is given, before any block
+    runs, the error naming the kinds taken (and, for an ORM's object, what opens a session on its connection)."""
+    from sqlalchemy import create_engine
+
+    taken = (
+        r"takes a Database, a conninfo string, a psycopg Connection or AsyncConnection, or a psycopg_pool "
+        r"ConnectionPool or AsyncConnectionPool; not "
+    )
+    engine = create_engine("postgresql+psycopg://")  # connects to nothing until used
+    with pytest.raises(ArgumentError, match=rf"^session\(\) {taken}Engine; pgdecor\.sqlalchemy\.session\(\.\.\.\)"):
+        session(engine)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match=rf"^session\(\) {taken}int 42$"):
+        session(42)  # type: ignore[arg-type]
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    with pytest.raises(ArgumentError, match=rf"^SessionMiddleware\(\) {taken}int 42$"):
+        SessionMiddleware(app, 42)  # type: ignore[arg-type]
+    ran: list[int] = []
+
+    @retried()
+    def unit(db: Any) -> None:
+        ran.append(1)
+
+    with pytest.raises(ArgumentError, match=rf"\.unit\(\) {taken}int 42$"):
+        unit(42)
+    assert ran == []

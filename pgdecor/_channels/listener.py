@@ -15,8 +15,9 @@ from psycopg import Connection
 from psycopg.conninfo import conninfo_to_dict
 from typing_extensions import Self
 
-from pgdecor._errors import ArgumentError, PayloadError, add_note
-from pgdecor._sources.config import DatabaseBase, check_conninfo, where
+from pgdecor._errors import PayloadError, add_note
+from pgdecor._sources.config import where
+from pgdecor._sources.kinds import Given, source_for
 
 from .channel import Missed, Subscription
 from .connection import SilentError, check, connect, read
@@ -71,20 +72,9 @@ class Listener(Generic[T]):
         "undecodable",
     )
 
-    def __init__(self, subscription: Subscription, source: DatabaseBase | str) -> None:
+    def __init__(self, subscription: Subscription, source: Given) -> None:
         stub = subscription.stub
-        if isinstance(source, DatabaseBase):
-            conninfo, kwargs = source.conninfo, dict(source.kwargs)
-        elif isinstance(source, str):
-            check_conninfo(f"{stub}()", source)
-            conninfo, kwargs = source, {}
-        else:
-            msg = (
-                f"{stub}() takes a Database or a conninfo string, where it opens a connection of its own to "
-                f"listen on, not {type(source).__qualname__}: a pooled or borrowed connection cannot listen, as "
-                f"it serves other sessions in between"
-            )
-            raise ArgumentError(msg)
+        conninfo, kwargs = source_for(f"{stub}()", source).own_connection(f"{stub}()")
         if "connect_timeout" not in kwargs and not conninfo_to_dict(conninfo).get("connect_timeout"):
             # a server that went silent must not hold a reconnection for the minutes TCP takes to give up
             kwargs["connect_timeout"] = max(2, math.ceil(subscription.check_timeout))  # libpq's least is 2

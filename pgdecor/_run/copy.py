@@ -23,9 +23,10 @@ from pgdecor._rows.copy_in import server_error_note
 from pgdecor._rows.copy_out import RowsOut
 from pgdecor._rows.registry import registry_for
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
+from pgdecor._session.current import current, current_session
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
-from pgdecor._session.state import SessionState, current, current_session
+from pgdecor._session.state import SyncState
 from pgdecor._sources import probe
 from pgdecor._wire.guard import copy_formats
 
@@ -224,7 +225,7 @@ def _batch_of(plan: CopyPlan, source: Any) -> list[Any]:
         current.reset(token)
 
 
-def _check_free(sess: SessionState, plan: CopyPlan) -> None:
+def _check_free(sess: SyncState, plan: CopyPlan) -> None:
     """Raise unless the session's connection is free of another COPY (a COPY out's stream not read to its end)."""
     holder = _busy.get(sess.lock)
     if holder is not None:
@@ -433,10 +434,9 @@ class CopyStream(BatchStream[T]):
         super().__init__(stub, make, lock, open_streams)
         self._reader = reader
 
-    @property
-    def _cursor(self) -> CopyReader:
-        """What the leak guard looks at, as at a stream's cursor: its last result."""
-        return self._reader
+    def _last_result(self) -> object:
+        """Its COPY's last result: the leak guard sees the stream in use by its changing."""
+        return self._reader.pgresult
 
     def _fetch(self) -> list[Any]:
         reader = self._reader

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from pgdecor._counters import counters
 from pgdecor._errors import Error, NoSessionError
 from pgdecor._limits import deadlines, slow
 from pgdecor._limits.deadlines import Limit, limit_for, watchdog
@@ -25,11 +26,11 @@ from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.layouts import Layout, LayoutKey
 from pgdecor._rows.registry import registry_for
 from pgdecor._rows.streams import StreamBase
+from pgdecor._session.current import current, current_session
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
-from pgdecor._session.state import SessionState, current, current_session
+from pgdecor._session.state import SyncState
 from pgdecor._sources import probe
-from pgdecor._sources.config import counters_for
 from pgdecor._wire.wire import NOT_SENT, UNMADE
 
 from . import outcome, trace
@@ -81,13 +82,13 @@ class Runner:
         sess = current.get()
         threshold = self.plan.slow
         if threshold is None and sess is not None:
-            threshold = getattr(sess.source, "slow_call", None)
+            threshold = sess.source.settings.slow_call
         if threshold is not None and took > threshold:
             lease = None if sess is None else sess.lease or sess.replica_lease
             statement = None if lease is None else self.plan.call.cached(lease.key, args)
             sql = self.plan.sql_object if statement is None else statement.sql
             slow.log_slow(self.plan.stub, took, threshold, result, sql)
-            counters_for(None if sess is None else sess.source).add("slow_calls")
+            (counters if sess is None else sess.source.counters).add("slow_calls")
         return result
 
     def _logged(self, args: tuple[Any, ...]) -> Any:
@@ -171,6 +172,7 @@ class Runner:
             except psycopg.Error as err:
                 raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
             if kind is ALL:
+                assert res is not None  # `fetch_kind` raised otherwise
                 self.facts.read_whole(res.ntuples)
             return outcome.rows(wire, layout, kind)
         except RecursionError:
@@ -178,7 +180,7 @@ class Runner:
         finally:
             lock.release()
 
-    def _limited(self, sess: SessionState, args: tuple[Any, ...], limit: Limit) -> Any:
+    def _limited(self, sess: SyncState, args: tuple[Any, ...], limit: Limit) -> Any:
         """A call given *limit*: its statement through a cursor, in a pipeline that sets its statement timeout
         (see `_limits.deadlines`), and watched, should its server not answer. None of it is sent once the limit has
         passed."""
@@ -207,7 +209,7 @@ class Runner:
             raise limit.late()
         return result
 
-    def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
+    def _in_savepoint(self, sess: SyncState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
         undoes the call alone, so that code which catches it can go on and commit the rest of the session. Any
         other error leaves the transaction failed, as it would without the savepoint."""
@@ -264,7 +266,7 @@ class Runner:
         facts.read_whole(len(out))
         return out
 
-    def _looked_up(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
+    def _looked_up(self, sess: SyncState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         plan, facts = self.plan, self.facts
         lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
         key = lease.key
@@ -334,7 +336,7 @@ class Runner:
             except RecursionError:
                 raise too_deep(plan.stub) from None
 
-    def _batch(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
+    def _batch(self, sess: SyncState, argsets: list[tuple[Any, ...]]) -> Any:
         plan = self.plan
         lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
         key = lease.key
@@ -403,7 +405,7 @@ class Runner:
                 made[index] = outcome.rows(wire, layout, kind)
         return made
 
-    def _stream(self, sess: SessionState, lease: Lease, statement: Statement, params: Any, binary: bool) -> Stream[Any]:
+    def _stream(self, sess: SyncState, lease: Lease, statement: Statement, params: Any, binary: bool) -> Stream[Any]:
         if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
             msg = (
                 f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
@@ -441,7 +443,7 @@ class Runner:
         return self.facts.checked(lease.key, statement, layout, binary)
 
 
-def _outside_transaction(plan: Plan, sess: SessionState, call: str) -> None:
+def _outside_transaction(plan: Plan, sess: SyncState, call: str) -> None:
     """Raise before sending, unless *sess* runs calls outside a transaction block, as a procedure that ends
     transactions itself needs: the error PostgreSQL would give instead aborts the session's transaction."""
     if not sess.mode.autocommit:

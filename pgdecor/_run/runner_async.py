@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from pgdecor._counters import counters
 from pgdecor._errors import Error, NoSessionError
 from pgdecor._limits import deadlines, slow
 from pgdecor._limits.deadlines import Limit, limit_for, watchdog
@@ -32,11 +33,11 @@ from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.layouts import Layout, LayoutKey
 from pgdecor._rows.registry import registry_for
 from pgdecor._rows.streams import StreamBase
+from pgdecor._session.current import current, current_session
 from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for
-from pgdecor._session.state import SessionState, current, current_session
+from pgdecor._session.state import AsyncState
 from pgdecor._sources import probe_async as probe
-from pgdecor._sources.config import counters_for
 from pgdecor._wire.shield import finish
 from pgdecor._wire.wire import NOT_SENT, UNMADE
 
@@ -92,13 +93,13 @@ class AsyncRunner:
         sess = current.get()
         threshold = self.plan.slow
         if threshold is None and sess is not None:
-            threshold = getattr(sess.source, "slow_call", None)
+            threshold = sess.source.settings.slow_call
         if threshold is not None and took > threshold:
             lease = None if sess is None else sess.lease or sess.replica_lease
             statement = None if lease is None else self.plan.call.cached(lease.key, args)
             sql = self.plan.sql_object if statement is None else statement.sql
             slow.log_slow(self.plan.stub, took, threshold, result, sql)
-            counters_for(None if sess is None else sess.source).add("slow_calls")
+            (counters if sess is None else sess.source.counters).add("slow_calls")
         return result
 
     async def _logged(self, args: tuple[Any, ...]) -> Any:
@@ -182,6 +183,7 @@ class AsyncRunner:
             except psycopg.Error as err:
                 raise outcome.db_error(plan, err, statement)  # noqa: B904 - db_error sets the cause it means
             if kind is ALL:
+                assert res is not None  # `fetch_kind` raised otherwise
                 self.facts.read_whole(res.ntuples)
             return outcome.rows(wire, layout, kind)
         except RecursionError:
@@ -189,7 +191,7 @@ class AsyncRunner:
         finally:
             lock.release()
 
-    async def _limited(self, sess: SessionState, args: tuple[Any, ...], limit: Limit) -> Any:
+    async def _limited(self, sess: AsyncState, args: tuple[Any, ...], limit: Limit) -> Any:
         """A call given *limit*: its statement through a cursor, in a pipeline that sets its statement timeout
         (see `_limits.deadlines`), and watched, should its server not answer. None of it is sent once the limit has
         passed."""
@@ -218,7 +220,7 @@ class AsyncRunner:
             raise limit.late()
         return result
 
-    async def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
+    async def _in_savepoint(self, sess: AsyncState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
         undoes the call alone, so that code which catches it can go on and commit the rest of the session. Any
         other error leaves the transaction failed, as it would without the savepoint."""
@@ -275,7 +277,7 @@ class AsyncRunner:
         facts.read_whole(len(out))
         return out
 
-    async def _looked_up(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
+    async def _looked_up(self, sess: AsyncState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
         plan, facts = self.plan, self.facts
         lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
         key = lease.key
@@ -347,7 +349,7 @@ class AsyncRunner:
             except RecursionError:
                 raise too_deep(plan.stub) from None
 
-    async def _batch(self, sess: SessionState, argsets: list[tuple[Any, ...]]) -> Any:
+    async def _batch(self, sess: AsyncState, argsets: list[tuple[Any, ...]]) -> Any:
         plan = self.plan
         lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
         key = lease.key
@@ -417,7 +419,7 @@ class AsyncRunner:
         return made
 
     async def _stream(
-        self, sess: SessionState, lease: AsyncLease, statement: Statement, params: Any, binary: bool
+        self, sess: AsyncState, lease: AsyncLease, statement: Statement, params: Any, binary: bool
     ) -> AsyncStream[Any]:
         if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
             msg = (
@@ -464,7 +466,7 @@ class AsyncRunner:
             return LazyAsyncStream(lambda: self.call(args))
 
 
-def _outside_transaction(plan: Plan, sess: SessionState, call: str) -> None:
+def _outside_transaction(plan: Plan, sess: AsyncState, call: str) -> None:
     """Raise before sending, unless *sess* runs calls outside a transaction block, as a procedure that ends
     transactions itself needs: the error PostgreSQL would give instead aborts the session's transaction."""
     if not sess.mode.autocommit:

@@ -86,3 +86,7 @@ class Stream(BatchStream[T]):
         """Close it as its session ends: using it afterwards raises `NoSessionError`."""
         self._drop(by_session=True)
         self._cursor.close()
+
+    def _last_result(self) -> object:
+        """Its cursor's last result: the leak guard sees the stream in use by its changing."""
+        return self._cursor.pgresult

@@ -90,6 +90,10 @@ class AsyncStream(AsyncBatchStream[T]):
         self._drop(by_session=True)
         await self._cursor.close()
 
+    def _last_result(self) -> object:
+        """Its cursor's last result: the leak guard sees the stream in use by its changing."""
+        return self._cursor.pgresult
+
 
 if True:  # ASYNC
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, TypeVar
 
 from psycopg import IsolationLevel
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from typing_extensions import Self
 
-from pgdecor._session import lease, lease_async
+from pgdecor._counters import Counters
+from pgdecor._session import scope, scope_async
 from pgdecor._session.api import Session, open_session
 from pgdecor._session.modes import Isolation, mode
-from pgdecor._sources.pool import Pools
-from pgdecor._sources.pool_async import AsyncPools
+from pgdecor._sources.config import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseConfig
+from pgdecor._sources.database import DatabaseSource
+from pgdecor._sources.replicas import REPLICA_TIMEOUT, REPLICA_WAIT, Health
 
 from .retry import run_unit
 from .retry_async import arun_unit
@@ -23,7 +28,7 @@ __all__ = ["Database"]
 T = TypeVar("T")
 
 
-class Database(Pools, AsyncPools):
+class Database(DatabaseConfig):
     """A connection pool for a service, opened with ``with`` (or ``async with``), and the source of its sessions.
 
     ::
@@ -63,6 +68,121 @@ class Database(Pools, AsyncPools):
     Fork-safe: in a process forked after the database was opened (``gunicorn --preload``, multiprocessing), the
     pool is opened anew at its first use, and the parent's connections are never used or closed there.
     """
+
+    _source: DatabaseSource
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        replica: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        idle_in_transaction_timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT,
+        leak_timeout: float | None = -1.0,
+        prepare: bool | None = None,
+        check: bool = True,
+        replica_wait: float = REPLICA_WAIT,
+        replica_timeout: float = REPLICA_TIMEOUT,
+        secret: str | bytes | None = None,
+        slow_call: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            idle_in_transaction_timeout=idle_in_transaction_timeout,
+            leak_timeout=leak_timeout,
+            prepare=prepare,
+            check=check,
+            replica_wait=replica_wait,
+            replica_timeout=replica_timeout,
+            secret=secret,
+            slow_call=slow_call,
+            **kwargs,
+        )
+        #: The replica: a database of its own, with the same pool options, opened and closed with this one.
+        self.replica = (
+            None
+            if replica is None
+            else Database(
+                replica,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                idle_in_transaction_timeout=idle_in_transaction_timeout,
+                leak_timeout=leak_timeout,
+                prepare=prepare,
+                check=check,
+                **kwargs,
+            )
+        )
+        if self.replica is not None:  # its sessions' tokens are this database's
+            self.replica.tokens, self.replica.replica_timeout = self.tokens, replica_timeout
+            self.replica._source = self.replica._made()
+        self._source = self._made()
+
+    def _made(self) -> DatabaseSource:
+        """The database's source (see `_sources.database`), made of its options."""
+        replica = None if self.replica is None else self.replica._source
+        return DatabaseSource(self._pools(), self._settings(), self.leak_timeout, replica)
+
+    def __repr__(self) -> str:
+        return self._source.describe()
+
+    def __enter__(self) -> Self:
+        self._source.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._source.close()
+
+    async def __aenter__(self) -> Self:
+        await self._source.aopen()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._source.aclose()
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The psycopg_pool pool of its sync sessions, while the database is open for them."""
+        return self._source.pool
+
+    @property
+    def apool(self) -> AsyncConnectionPool[Any]:
+        """The psycopg_pool pool of its async sessions, while the database is open with ``async with``."""
+        return self._source.apool
+
+    def ready(self) -> ConnectionPool[Any]:
+        """`pool`, opened anew first in a process forked after the database was opened."""
+        return self._source.ready()
+
+    async def aready(self) -> AsyncConnectionPool[Any]:
+        """`apool`, opened anew first in a process forked after the database was opened."""
+        return await self._source.aready()
+
+    @property
+    def counters(self) -> Counters:
+        """What the database's sessions did with its connections (see `pgdecor.Counters`)."""
+        return self._source.counters
+
+    @property
+    def pooler(self) -> bool | None:
+        """Whether the last connection it configured was behind a pooler (None: none configured yet)."""
+        return self._source.pooler
+
+    @property
+    def health(self) -> Health:
+        """Whether the database, as a replica, can be reached (see `Database(replica=...)`)."""
+        return self._source.health
 
     def session(
         self,
@@ -117,8 +237,10 @@ class Database(Pools, AsyncPools):
         return await arun_unit(what, self, fn, args, kwargs, policy=policy, chosen=chosen, opened_at=where)
 
     def reap(self) -> int:
-        """End the sessions the leak guard finds orphaned now (it also looks at every borrow); return how many."""
-        return lease.reap(self)
+        """End the sync sessions the leak guard finds orphaned now (it also looks at every borrow); return how
+        many."""
+        return scope.reap(self._source)
 
     async def areap(self) -> int:
-        return await lease_async.reap(self)
+        """`reap` for async sessions."""
+        return await scope_async.areap(self._source)

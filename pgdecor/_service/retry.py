@@ -8,11 +8,10 @@ from typing import Any, TypeVar
 
 from pgdecor._acompat import pause
 from pgdecor._errors import ArgumentError, add_note
-from pgdecor._session.api import open_session
+from pgdecor._session.api import Session
+from pgdecor._session.current import session_to_join
 from pgdecor._session.modes import Mode
-from pgdecor._session.state import session_to_join
-from pgdecor._sources.config import counters_for
-from pgdecor._sources.kinds import Source, describe_source
+from pgdecor._sources.kinds import Given, source_for
 
 from .retry_policy import Retry, Unit, note_failure
 
@@ -23,7 +22,7 @@ T = TypeVar("T")
 
 def run_unit(
     what: str,
-    source: Source,
+    given: Given,
     fn: Unit[T],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -32,12 +31,13 @@ def run_unit(
     chosen: Mode,
     opened_at: str,
 ) -> T:
-    """Run ``fn(*args, **kwargs)`` in a session of *source* begun as *chosen* says, again from its start (in a new
-    session) while its error is one *policy* allows; raise the last error, with a note for each run. *what* names
-    the caller, which has checked *policy* and *chosen*."""
+    """Run ``fn(*args, **kwargs)`` in a session of the source *given* begun as *chosen* says, again from its start
+    (in a new session) while its error is one *policy* allows; raise the last error, with a note for each run.
+    *what* names the caller, which has checked *policy* and *chosen*."""
+    source = source_for(what, given)
     if session_to_join(source, sys._getframe(), is_async=False) is not None:
         msg = (
-            f"{what}: called inside a session on {describe_source(source)}, which its session would join: a "
+            f"{what}: called inside a session on {source.describe()}, which its session would join: a "
             f"retried unit must be a transaction of its own; call it outside that session"
         )
         raise ArgumentError(msg)
@@ -47,7 +47,7 @@ def run_unit(
     for run in range(1, runs + 1):
         committing = False
         try:
-            with open_session(what, source, None, opened_at, chosen):
+            with Session(source, None, opened_at, chosen):
                 result = fn(*args, **kwargs)
                 committing = True  # the block is done: what fails now fails the COMMIT
         except Exception as err:
@@ -58,7 +58,7 @@ def run_unit(
             notes.append(note_failure(err, name, run, runs, again=again))
             if not again:
                 raise
-            counters_for(source).add("retried")
+            source.counters.add("retried")
         else:
             return result
         pause(policy.delay(run + 1))

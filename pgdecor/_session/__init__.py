@@ -1,1 +1,2 @@
-"""Sessions: the context variable, the scope that commits or rolls back, the lease of one borrowed connection."""
+"""Sessions: their life and state, the current one, the scope that commits or rolls back, the lease of one borrowed
+connection."""

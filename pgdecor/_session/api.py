@@ -18,14 +18,16 @@ from psycopg import IsolationLevel
 
 from pgdecor._errors import ArgumentError
 from pgdecor._limits.deadlines import seconds_given
-from pgdecor._sources.kinds import Source, check_sources
+from pgdecor._sources.kinds import Given, source_for
 from pgdecor._sources.replicas import replay_token
+from pgdecor._sources.source import Source
 
-from .modes import Isolation, Mode, mode
+from .modes import DEFAULT_MODE, Isolation, Mode, mode
 from .scope import Savepoint, Scope
 from .scope_async import AsyncSavepoint, AsyncScope
+from .state import AnyState, SessionState
 
-__all__ = ["Session", "Source", "TransactionScope", "open_session", "session", "transaction"]
+__all__ = ["Given", "Session", "TransactionScope", "open_session", "session", "transaction"]
 
 
 class Session(Scope, AsyncScope):
@@ -39,14 +41,47 @@ class Session(Scope, AsyncScope):
         response.set_cookie("pgdecor-lsn", s.commit_token or "")
     """
 
-    __slots__ = ()
+    __slots__ = ("_state",)
+
+    def __init__(
+        self,
+        source: Source,
+        replica: Source | None = None,
+        opened_at: str = "?",
+        mode: Mode = DEFAULT_MODE,
+        after: str | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> None:
+        #: Everything the session is and decides (see `_session.state`): its sources, once chosen, and its life.
+        self._state: AnyState = SessionState(source, replica, opened_at, mode, after, deadline=deadline)
+
+    def __repr__(self) -> str:
+        return repr(self._state)
+
+    @property
+    def commit_token(self) -> str | None:
+        """Once the session has used its primary and committed, on a source with a replica: the token a later
+        session passes as ``after=`` to read its writes from the replica; None otherwise."""
+        return self._state.commit_token
+
+    @property
+    def borrowed(self) -> bool:
+        """Whether the session holds a borrowed connection now: it then has a transaction to end."""
+        return self._state.borrowed
+
+    def doom(self) -> None:
+        """Make the session roll back when it ends, though its block does not raise (a middleware whose response
+        says the request failed, a test whose writes must not stay). Counted as rolled back; no error is raised
+        for it."""
+        self._state.doom()
 
 
 def session(
-    source: Source,
+    source: Given,
     /,
     *,
-    replica: Source | None = None,
+    replica: Given | None = None,
     isolation: Isolation | IsolationLevel | None = None,
     readonly: bool = False,
     autocommit: bool = False,
@@ -94,18 +129,20 @@ def session(
 
 def open_session(
     what: str,
-    source: Source,
-    replica: Source | None,
+    source: Given,
+    replica: Given | None,
     opened_at: str,
     mode: Mode,
     *,
     after: object = None,
     deadline: object = None,
 ) -> Session:
-    """A session on *source*, once checked (*what* names the caller in the error); *opened_at* says where."""
-    check_sources(what, source, replica)
+    """A session on *source* (and *replica*), each made the `Source` of its kind here, once (*what* names the
+    caller in the error for a kind no session takes); *opened_at* says where."""
+    chosen = source_for(what, source)
+    chosen_replica = None if replica is None else source_for(what, replica)
     seconds = seconds_given(f"{what}: deadline=", deadline, ArgumentError)
-    return Session(source, replica, opened_at, mode, replay_token(what, after), deadline=seconds)
+    return Session(chosen, chosen_replica, opened_at, mode, replay_token(what, after), deadline=seconds)
 
 
 def transaction() -> TransactionScope:

@@ -4,33 +4,27 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from psycopg import Connection, Cursor, ServerCursor, Transaction, pq
+from psycopg import Connection, Cursor, IsolationLevel, ServerCursor, Transaction, pq
 from psycopg.abc import Loader
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgdecor._acompat import pause
-from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
+from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError
 from pgdecor._rows.loaders import fetches_binary, parsing_loaders
 from pgdecor._rows.registry import ServerKey, server_key
 from pgdecor._sources import probe
-from pgdecor._sources.config import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
-from pgdecor._sources.kinds import Source, describe_source, own_pool
-from pgdecor._sources.pool import Pools
-from pgdecor._sources.replicas import AHEAD, LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
+from pgdecor._sources.replicas import AHEAD, LOOK, WAL_POSITION, waits
+from pgdecor._sources.source import Source
 from pgdecor._wire.wire import Wire
 from pgdecor._wire.wire import usable as wire_usable
 
-from . import leaks
 from .modes import DEFAULT_MODE, Mode
 
-__all__ = ["Lease", "Replica", "reap"]
+__all__ = ["Lease", "Replica"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
 _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
@@ -40,8 +34,6 @@ _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", Cursor[TupleRow], ServerCursor[TupleRow])
-
-_GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
 
 
 class Replica(NamedTuple):
@@ -53,7 +45,7 @@ class Replica(NamedTuple):
 
 
 #: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
-Restore = tuple[Any, Any] | None
+Restore = tuple[IsolationLevel | None, bool | None] | None
 
 
 class Lease:
@@ -79,15 +71,14 @@ class Lease:
         #: built-in type as psycopg does (see `_rows.loaders`): only a connection of the user's may differ.
         self.binary = True
         self._loaders: list[tuple[int, type[Loader]]] = []
-        if isinstance(source, Connection):
+        if source.lent:
             self.binary = fetches_binary(conn)
             self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
     def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> Lease:
-        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says,
-        once the orphans on a pool have been ended."""
-        return cls._begun(source, _connected(source, within), mode)
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says."""
+        return cls._begun(source, source.connect(within), mode)
 
     @classmethod
     def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source) -> Replica:
@@ -99,13 +90,13 @@ class Lease:
         there were none: not sealed with the source's key for this cluster, or, before any wait, beyond the
         position of *primary* (a token from a past the cluster no longer has: a failover that lost writes, a
         restored backup), which no replica would ever reach."""
-        timeout = getattr(source, "replica_timeout", REPLICA_TIMEOUT)
+        timeout = source.settings.replica_timeout
         pauses = waits(bound) if after is not None else []
-        tokens = tokens_from(source)
+        tokens = source.settings.tokens
         for look, delay in enumerate([0.0, *pauses]):
             if delay:
                 pause(delay)
-            conn = _connected(source, timeout)
+            conn = source.connect(timeout)
             try:
                 caught_up = rejected = True
                 if after is not None:
@@ -117,9 +108,9 @@ class Lease:
                 if rejected or caught_up:
                     return Replica(cls._begun(source, conn, mode), look > 0, rejected and after is not None)
             except BaseException:
-                _give_back(source, conn)
+                source.give_back(conn)
                 raise
-            _give_back(source, conn)
+            source.give_back(conn)
         return Replica(None, bool(pauses), False)
 
     def commit_token(self) -> str | None:
@@ -133,7 +124,7 @@ class Lease:
             row = (conn.execute(WAL_POSITION)).fetchone()
         except psycopg.Error:  # lost after the COMMIT: no token, and the pool replaces the connection
             return None
-        return None if row is None else tokens_from(self.source).seal(str(row[0]), int(row[1]))
+        return None if row is None else self.source.settings.tokens.seal(str(row[0]), int(row[1]))
 
     @classmethod
     def _begun(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
@@ -146,7 +137,7 @@ class Lease:
                 # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
                 # connection (and the pool replace it)
                 tx.__enter__()
-            if not isinstance(source, (str, DatabaseBase)):
+            if not source.configured:
                 probe.probe_once(conn)
         except BaseException as err:
             _undone(source, conn, restore, tx, err)  # to its end, though the borrower is cancelled
@@ -181,7 +172,7 @@ class Lease:
 
     def results(self) -> tuple[object, ...]:
         """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
-        found: list[Any] = [*self._cursors.values(), self._wire]
+        found: list[Cursor[TupleRow] | Wire | None] = [*self._cursors.values(), self._wire]
         return tuple(c.pgresult for c in found if c is not None)
 
     def end(
@@ -210,7 +201,7 @@ class Lease:
             wire.close()
         self._cursors = {}
         _restored(self.conn, self._restore)
-        _give_back(self.source, self.conn)
+        self.source.give_back(self.conn)
 
 
 def _lost(err: psycopg.Error, conn: Connection[Any]) -> bool:
@@ -227,7 +218,7 @@ def _set_mode(conn: Connection[Any], source: Source, mode: Mode) -> Restore:
     if mode.autocommit:
         if not conn.autocommit:
             msg = (
-                f"session({describe_source(source)}, autocommit=True): the connection is not in autocommit mode, "
+                f"session({source.describe()}, autocommit=True): the connection is not in autocommit mode, "
                 f"so its calls would run in one transaction; open it with autocommit=True"
             )
             raise ArgumentError(msg)
@@ -236,7 +227,7 @@ def _set_mode(conn: Connection[Any], source: Source, mode: Mode) -> Restore:
         return None
     if conn.info.transaction_status != _IDLE:
         msg = (
-            f"session({describe_source(source)}, {mode.describe()}): the connection is in a transaction already, "
+            f"session({source.describe()}, {mode.describe()}): the connection is in a transaction already, "
             f"which began without them; open the session on a connection that is not"
         )
         raise ArgumentError(msg)
@@ -255,29 +246,16 @@ def _restored(conn: Connection[Any], restore: Restore) -> None:
             conn.set_read_only(restore[1])
 
 
-def _connected(source: Source, timeout: float | None = None) -> Connection[Any]:
-    """*source* itself (a connection), or a connection from it (within *timeout* seconds, if given), its failure
-    noted with where it tried."""
-    if isinstance(source, Connection):
-        return source
-    try:
-        return _connect(source, timeout)
-    except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-        if not (isinstance(err, PoolTimeout) and isinstance(source, Pools)):  # its pool said why already
-            add_note(err, _unreachable(source))
-        raise
-
-
 def _beyond(primary: Source, position: str) -> bool:
     """Whether *position* is beyond the write-ahead log of *primary* (asked on a connection of its own: the
     session's transaction has not begun there)."""
-    if isinstance(primary, Connection):  # the user's connection, in a transaction of theirs: not asked
+    if primary.lent:  # the user's connection, in a transaction of theirs: not asked
         return False
-    conn = _connected(primary)
+    conn = primary.connect(None)
     try:
         row = (conn.execute(AHEAD, [position])).fetchone()
     finally:
-        _give_back(primary, conn)
+        primary.give_back(conn)
     return bool(row and row[0])
 
 
@@ -291,30 +269,6 @@ def _looked(conn: Connection[Any], position: str) -> tuple[bool, int]:
     return bool(row[0]), int(row[1])
 
 
-def _connect(source: Source, timeout: float | None = None) -> Connection[Any]:
-    """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
-    if isinstance(source, str):
-        if timeout is not None:
-            source = make_conninfo(source, connect_timeout=max(2, math.ceil(timeout)))  # libpq's least is 2
-        conn = Connection.connect(source, autocommit=True, **network_defaults(source, {}))
-        probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
-        return conn
-    assert isinstance(source, (ConnectionPool, Pools))  # the kinds were checked on entering
-    reap(source)
-    if isinstance(source, Pools):
-        return source._getconn(timeout)
-    return own_pool(source).getconn(timeout)  # type: ignore[no-any-return]
-
-
-def _unreachable(source: Source) -> str:
-    conninfo = source if isinstance(source, str) else getattr(source, "conninfo", "")
-    server = where(conninfo) if isinstance(conninfo, str) and conninfo else "its server"
-    return (
-        f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
-        f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
-    )
-
-
 def _undone(
     source: Source, conn: Connection[Any], restore: Restore, tx: Transaction | None, err: BaseException
 ) -> None:
@@ -323,25 +277,4 @@ def _undone(
         with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
             tx.__exit__(type(err), err, err.__traceback__)
     _restored(conn, restore)
-    _give_back(source, conn)
-
-
-def _give_back(source: Source, conn: Connection[Any]) -> None:
-    if isinstance(source, str):
-        conn.close()
-    elif isinstance(source, Pools):
-        source.pool.putconn(conn)
-    elif isinstance(source, ConnectionPool):
-        source.putconn(conn)
-
-
-def reap(source: Source) -> int:
-    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
-    orphans = leaks.orphans(source)
-    for s in orphans:
-        leaks.warn_leak(s, _GONE)
-        for lease in s.reaped():
-            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
-                lease.end(rollback=True)
-            lease.give_back()
-    return len(orphans)
+    source.give_back(conn)

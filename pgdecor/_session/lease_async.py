@@ -1,7 +1,6 @@
-"""A lease: one connection a session borrowed from its source. Borrowing it (once orphaned sessions on the same
-pool have been ended) begins the session's transaction; the session's calls use its cursors and its wire; ending
-it commits or rolls back; giving it back returns the connection to its pool, or closes it. `reap` is the leak
-guard's end of the leases whose sessions nobody can end any more (see `_session.leaks`).
+"""A lease: one connection a session borrowed from its source (any kind: see `_sources.source.Source`).
+Borrowing it begins the session's transaction; the session's calls use its cursors and its wire; ending it
+commits or rolls back; giving it back returns the connection to its source.
 
 This is the async source; `_session.lease` is generated from it by tools/async_to_sync.py.
 """
@@ -9,34 +8,28 @@ This is the async source; `_session.lease` is generated from it by tools/async_t
 from __future__ import annotations
 
 import contextlib
-import math
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, AsyncServerCursor, AsyncTransaction, pq
+from psycopg import AsyncConnection, AsyncCursor, AsyncServerCursor, AsyncTransaction, IsolationLevel, pq
 from psycopg.abc import Loader
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pgdecor._acompat import apause
-from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError, add_note
+from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError
 from pgdecor._rows.loaders import fetches_binary, parsing_loaders
 from pgdecor._rows.registry import ServerKey, server_key
 from pgdecor._sources import probe_async as probe
-from pgdecor._sources.config import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseBase, network_defaults, where
-from pgdecor._sources.kinds import Source, describe_source, own_pool
-from pgdecor._sources.pool_async import AsyncPools
-from pgdecor._sources.replicas import AHEAD, LOOK, REPLICA_TIMEOUT, WAL_POSITION, tokens_from, waits
+from pgdecor._sources.replicas import AHEAD, LOOK, WAL_POSITION, waits
+from pgdecor._sources.source import Source
 from pgdecor._wire.shield import finish
 from pgdecor._wire.wire import usable as wire_usable
 from pgdecor._wire.wire_async import AsyncWire
 
-from . import leaks
 from .modes import DEFAULT_MODE, Mode
 
-__all__ = ["AsyncLease", "Replica", "reap"]
+__all__ = ["AsyncLease", "Replica"]
 
 _ROLLBACK = RolledBackError("the session rolls back")
 _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
@@ -46,11 +39,6 @@ _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", AsyncCursor[TupleRow], AsyncServerCursor[TupleRow])
-
-if True:  # ASYNC
-    _GONE = "its task ended, or it stayed idle in transaction past the leak timeout"
-else:
-    _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
 
 
 class Replica(NamedTuple):
@@ -62,7 +50,7 @@ class Replica(NamedTuple):
 
 
 #: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
-Restore = tuple[Any, Any] | None
+Restore = tuple[IsolationLevel | None, bool | None] | None
 
 
 class AsyncLease:
@@ -90,15 +78,14 @@ class AsyncLease:
         #: built-in type as psycopg does (see `_rows.loaders`): only a connection of the user's may differ.
         self.binary = True
         self._loaders: list[tuple[int, type[Loader]]] = []
-        if isinstance(source, AsyncConnection):
+        if source.lent:
             self.binary = fetches_binary(conn)
             self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
     async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> AsyncLease:
-        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says,
-        once the orphans on a pool have been ended."""
-        return await cls._begun(source, await _connected(source, within), mode)
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says."""
+        return await cls._begun(source, await source.aconnect(within), mode)
 
     @classmethod
     async def borrow_replica(
@@ -112,13 +99,13 @@ class AsyncLease:
         there were none: not sealed with the source's key for this cluster, or, before any wait, beyond the
         position of *primary* (a token from a past the cluster no longer has: a failover that lost writes, a
         restored backup), which no replica would ever reach."""
-        timeout = getattr(source, "replica_timeout", REPLICA_TIMEOUT)
+        timeout = source.settings.replica_timeout
         pauses = waits(bound) if after is not None else []
-        tokens = tokens_from(source)
+        tokens = source.settings.tokens
         for look, delay in enumerate([0.0, *pauses]):
             if delay:
                 await apause(delay)
-            conn = await _connected(source, timeout)
+            conn = await source.aconnect(timeout)
             try:
                 caught_up = rejected = True
                 if after is not None:
@@ -130,9 +117,9 @@ class AsyncLease:
                 if rejected or caught_up:
                     return Replica(await cls._begun(source, conn, mode), look > 0, rejected and after is not None)
             except BaseException:
-                await _give_back(source, conn)
+                await source.agive_back(conn)
                 raise
-            await _give_back(source, conn)
+            await source.agive_back(conn)
         return Replica(None, bool(pauses), False)
 
     async def commit_token(self) -> str | None:
@@ -146,7 +133,7 @@ class AsyncLease:
             row = await (await conn.execute(WAL_POSITION)).fetchone()
         except psycopg.Error:  # lost after the COMMIT: no token, and the pool replaces the connection
             return None
-        return None if row is None else tokens_from(self.source).seal(str(row[0]), int(row[1]))
+        return None if row is None else self.source.settings.tokens.seal(str(row[0]), int(row[1]))
 
     @classmethod
     async def _begun(cls, source: Source, conn: AsyncConnection[Any], mode: Mode) -> AsyncLease:
@@ -159,7 +146,7 @@ class AsyncLease:
                 # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
                 # connection (and the pool replace it)
                 await finish(tx.__aenter__(), statement_on=conn)
-            if not isinstance(source, (str, DatabaseBase)):
+            if not source.configured:
                 await probe.probe_once(conn)
         except BaseException as err:
             await finish(_undone(source, conn, restore, tx, err))  # to its end, though the borrower is cancelled
@@ -194,7 +181,7 @@ class AsyncLease:
 
     def results(self) -> tuple[object, ...]:
         """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
-        found: list[Any] = [*self._cursors.values(), self._wire]
+        found: list[AsyncCursor[TupleRow] | AsyncWire | None] = [*self._cursors.values(), self._wire]
         return tuple(c.pgresult for c in found if c is not None)
 
     async def end(
@@ -223,7 +210,7 @@ class AsyncLease:
             wire.close()
         self._cursors = {}
         await _restored(self.conn, self._restore)
-        await _give_back(self.source, self.conn)
+        await self.source.agive_back(self.conn)
 
 
 def _lost(err: psycopg.Error, conn: AsyncConnection[Any]) -> bool:
@@ -240,7 +227,7 @@ async def _set_mode(conn: AsyncConnection[Any], source: Source, mode: Mode) -> R
     if mode.autocommit:
         if not conn.autocommit:
             msg = (
-                f"session({describe_source(source)}, autocommit=True): the connection is not in autocommit mode, "
+                f"session({source.describe()}, autocommit=True): the connection is not in autocommit mode, "
                 f"so its calls would run in one transaction; open it with autocommit=True"
             )
             raise ArgumentError(msg)
@@ -249,7 +236,7 @@ async def _set_mode(conn: AsyncConnection[Any], source: Source, mode: Mode) -> R
         return None
     if conn.info.transaction_status != _IDLE:
         msg = (
-            f"session({describe_source(source)}, {mode.describe()}): the connection is in a transaction already, "
+            f"session({source.describe()}, {mode.describe()}): the connection is in a transaction already, "
             f"which began without them; open the session on a connection that is not"
         )
         raise ArgumentError(msg)
@@ -268,29 +255,16 @@ async def _restored(conn: AsyncConnection[Any], restore: Restore) -> None:
             await conn.set_read_only(restore[1])
 
 
-async def _connected(source: Source, timeout: float | None = None) -> AsyncConnection[Any]:
-    """*source* itself (a connection), or a connection from it (within *timeout* seconds, if given), its failure
-    noted with where it tried."""
-    if isinstance(source, AsyncConnection):
-        return source
-    try:
-        return await _connect(source, timeout)
-    except psycopg.OperationalError as err:  # no server there, or it refuses: say where, and what to check
-        if not (isinstance(err, PoolTimeout) and isinstance(source, AsyncPools)):  # its pool said why already
-            add_note(err, _unreachable(source))
-        raise
-
-
 async def _beyond(primary: Source, position: str) -> bool:
     """Whether *position* is beyond the write-ahead log of *primary* (asked on a connection of its own: the
     session's transaction has not begun there)."""
-    if isinstance(primary, AsyncConnection):  # the user's connection, in a transaction of theirs: not asked
+    if primary.lent:  # the user's connection, in a transaction of theirs: not asked
         return False
-    conn = await _connected(primary)
+    conn = await primary.aconnect(None)
     try:
         row = await (await conn.execute(AHEAD, [position])).fetchone()
     finally:
-        await _give_back(primary, conn)
+        await primary.agive_back(conn)
     return bool(row and row[0])
 
 
@@ -304,30 +278,6 @@ async def _looked(conn: AsyncConnection[Any], position: str) -> tuple[bool, int]
     return bool(row[0]), int(row[1])
 
 
-async def _connect(source: Source, timeout: float | None = None) -> AsyncConnection[Any]:
-    """A new connection (a conninfo), or one from a pool, once the orphans on it have been ended."""
-    if isinstance(source, str):
-        if timeout is not None:
-            source = make_conninfo(source, connect_timeout=max(2, math.ceil(timeout)))  # libpq's least is 2
-        conn = await AsyncConnection.connect(source, autocommit=True, **network_defaults(source, {}))
-        await probe.configure(conn, IDLE_IN_TRANSACTION_TIMEOUT)
-        return conn
-    assert isinstance(source, (AsyncConnectionPool, AsyncPools))  # the kinds were checked on entering
-    await reap(source)
-    if isinstance(source, AsyncPools):
-        return await source._agetconn(timeout)
-    return await own_pool(source).getconn(timeout)  # type: ignore[no-any-return]
-
-
-def _unreachable(source: Source) -> str:
-    conninfo = source if isinstance(source, str) else getattr(source, "conninfo", "")
-    server = where(conninfo) if isinstance(conninfo, str) and conninfo else "its server"
-    return (
-        f"pgdecor: a session on {describe_source(source)} could not get a connection to {server}; check that the "
-        f"server runs there and accepts this connection (host, port, user, password, dbname in the conninfo)"
-    )
-
-
 async def _undone(
     source: Source, conn: AsyncConnection[Any], restore: Restore, tx: AsyncTransaction | None, err: BaseException
 ) -> None:
@@ -336,25 +286,4 @@ async def _undone(
         with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
             await tx.__aexit__(type(err), err, err.__traceback__)
     await _restored(conn, restore)
-    await _give_back(source, conn)
-
-
-async def _give_back(source: Source, conn: AsyncConnection[Any]) -> None:
-    if isinstance(source, str):
-        await conn.close()
-    elif isinstance(source, AsyncPools):
-        await source.apool.putconn(conn)
-    elif isinstance(source, AsyncConnectionPool):
-        await source.putconn(conn)
-
-
-async def reap(source: Source) -> int:
-    """Roll back and give back the connections of orphaned sessions on *source*; return how many."""
-    orphans = leaks.orphans(source)
-    for s in orphans:
-        leaks.warn_leak(s, _GONE)
-        for lease in s.reaped():
-            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
-                await lease.end(rollback=True)
-            await lease.give_back()
-    return len(orphans)
+    await source.agive_back(conn)

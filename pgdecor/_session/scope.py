@@ -3,30 +3,50 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from types import TracebackType
-from typing import Any, cast
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any
 
 import psycopg
 from psycopg import Connection, Transaction
 from typing_extensions import Self
 
 from pgdecor._errors import CommitUnknownError, RolledBackError, add_note
-from pgdecor._sources.config import counters_for, health_for
+from pgdecor._sources.source import Source
 
+from .current import current, current_session, is_sync_state, of_kind, owner, session_to_join
 from .lease import Lease
-from .state import SessionState, current_session
+from .state import AnyState, SyncState, outcome
 
-__all__ = ["Savepoint", "Scope", "borrow", "lease_for"]
+__all__ = ["Savepoint", "Scope", "borrow", "lease_for", "reap"]
 
 logger = logging.getLogger("pgdecor")
 
+_GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
 
-def borrow(sess: SessionState, *, replica: bool, within: float | None = None) -> Lease:
+
+def reap(source: Source) -> int:
+    """Roll back and give back the connections of this kind's orphaned sessions on *source* (see
+    `_sources.guard`); return how many."""
+    guard = source.guard
+    orphans = guard.orphans(is_sync_state)
+    for s in orphans:
+        guard.warn(s, _GONE)
+        for lease in s.reaped():
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                lease.end(rollback=True)
+            lease.give_back()
+    return len(orphans)
+
+
+def borrow(sess: SyncState, *, replica: bool, within: float | None = None) -> Lease:
     """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use; a
     connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout."""
     sess = sess._joined or sess
-    found: Lease | None = sess.replica_lease if replica else sess.lease
+    found = sess.replica_lease if replica else sess.lease
     if found is not None:
         return found
     sess._check_usable()
@@ -35,12 +55,13 @@ def borrow(sess: SessionState, *, replica: bool, within: float | None = None) ->
     with sess._borrow_lock:
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
+            reap(source)
             found = Lease.borrow(source, sess.mode, within)
             sess._borrowed(found, replica=replica)
     return found
 
 
-def lease_for(sess: SessionState, *, readonly: bool, within: float | None = None) -> Lease:
+def lease_for(sess: SyncState, *, readonly: bool, within: float | None = None) -> Lease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
     given; not at SERIALIZABLE, which a standby refuses."""
@@ -51,27 +72,28 @@ def lease_for(sess: SessionState, *, readonly: bool, within: float | None = None
     return borrow(sess, replica=False, within=within)
 
 
-def _areplica_for(sess: SessionState) -> Lease | None:
+def _areplica_for(sess: SyncState) -> Lease | None:
     """*sess*'s replica lease, borrowed at its first readonly call; None where the session reads from the primary
     instead: the replica had not replayed past the session's token in time, or cannot be reached (counted; the
     replica is then left alone for a while: see `_sources.replicas.Health`)."""
     sess = sess._joined or sess
-    found: Lease | None = sess.replica_lease
+    found = sess.replica_lease
     if found is not None or sess._replica_behind:
         return found
     sess._check_usable()
     replica = sess._replica
     assert replica is not None
-    counters, health = counters_for(sess.source), health_for(replica)
+    counters, health = sess.source.counters, replica.health
     with sess._borrow_lock:
         if sess._replica_decided():  # borrowed, or given up, by another task of the session meanwhile
-            return cast(Lease | None, sess.replica_lease)  # noqa: TC006 - renamed in the sync twin
+            return sess.replica_lease
         if health.skip():
             sess._replica_behind = True
             counters.add("replica_unreachable")
             return None
         bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
+            reap(replica)
             got = Lease.borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
         except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
             health.failed(err)
@@ -92,76 +114,95 @@ def _areplica_for(sess: SessionState) -> Lease | None:
     return got.lease
 
 
-class Scope(SessionState):
-    """`Session`'s scope, for this kind of session: entering, borrowing, ending."""
+def _entered(sess: SyncState, entered: FrameType) -> None:
+    """*sess* was entered by the frame *entered*: it joins the session whose block runs around it, if one on its
+    source does, else it is its own, and the current one."""
+    outer = session_to_join(sess.source, entered, is_async=False)
+    if outer is not None:
+        sess._join(outer)
+        return
+    lock, borrowing = threading.RLock(), threading.RLock()
+    sess._own(entered, lock, borrowing, owner(is_async=False))
+    sess._token = current.set(sess)
+
+
+def _finish(
+    sess: SyncState, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> None:
+    """End the transactions and give the connections back (once: the block's exit after `end` does nothing
+    more); `_leave` then resets the context."""
+    if not sess._finishing():
+        return
+    committed = unknown = False
+    try:
+        for stream in sess._close_streams():
+            stream._end()
+        rollback, problem = outcome(sess, exc)
+        for lease in (sess.replica_lease, sess.lease):
+            if lease is not None:
+                try:
+                    lease.end(rollback, exc_type, exc, tb)
+                except CommitUnknownError as err:
+                    unknown = True
+                    add_note(err, f"pgdecor: {sess!r} may have committed, or not: check before doing it again")
+                    raise
+        if not rollback and sess.lease is not None and sess._replica is not None:
+            sess.commit_token = sess.lease.commit_token()
+        if problem is not None:
+            raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
+        committed = not rollback
+    finally:
+        try:
+            for lease in sess._detach():
+                lease.give_back()
+        finally:
+            sess._released(committed=committed, unknown=unknown)
+
+
+class Scope:
+    """What `Session` does in this kind of session: entering, ending, its connections."""
 
     __slots__ = ()
+    _state: AnyState  # Session's slot, shared by both kinds
 
     def __enter__(self) -> Self:
-        self._enter(is_async=False)
+        state = self._state
+        state._begin(is_async=False)
+        _entered(of_kind(state, is_async=False), sys._getframe(1))  # the frame running the `with`
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._joined is not None:
-            self._left_outer()
+        state = of_kind(self._state, is_async=False)
+        if state._joined is not None:
+            state._left_outer()
             return
         try:
             # Shielded: a transaction ended half-way (the task cancelled again while it rolls back, as anyio's
             # cancel scopes do) would leave a connection the pool can only throw away.
-            self._finish(exc_type, exc, tb)
+            _finish(state, exc_type, exc, tb)
         finally:
-            self._leave()
+            token = state._leave()
+            if token is not None:
+                current.reset(token)
 
     def end(self) -> None:
         """End the session now, as its block ending without an error would: commit (unless it was doomed, or its
         transaction is not sound) and give the connections back. The block's exit then only leaves the context."""
-        self._finish(None, None, None)
-
-    def _finish(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """End the transactions and give the connections back (once); `_leave` then resets the context."""
-        if self._finished:
-            return
-        self._finished = self._ended = True
-        committed = unknown = False
-        try:
-            for stream in self._close_streams():
-                stream._end()
-            rollback, problem = self._outcome(exc)
-            for lease in (self.replica_lease, self.lease):
-                if lease is not None:
-                    try:
-                        lease.end(rollback, exc_type, exc, tb)
-                    except CommitUnknownError as err:
-                        unknown = True
-                        add_note(err, f"pgdecor: {self!r} may have committed, or not: check before doing it again")
-                        raise
-            if not rollback and self.lease is not None and self._replica is not None:
-                self.commit_token = self.lease.commit_token()
-            if problem is not None:
-                raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
-            committed = not rollback
-        finally:
-            try:
-                for lease in self._detach():
-                    lease.give_back()
-            finally:
-                self._released(committed=committed, unknown=unknown)
+        _finish(of_kind(self._state, is_async=False), None, None, None)
 
     def connection(self) -> Connection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
-        return (borrow(self, replica=False)).conn
+        return (borrow(of_kind(self._state, is_async=False), replica=False)).conn
 
     def replica_connection(self) -> Connection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
-        return (borrow(self, replica=True)).conn
+        return (borrow(of_kind(self._state, is_async=False), replica=True)).conn
 
 
 class Savepoint:
-    """`TransactionScope`'s savepoint, for this kind of session."""
+    """What `TransactionScope` does in this kind of session: a savepoint."""
 
     __slots__ = ()
     _tx: Any  # TransactionScope's slot, shared by both kinds

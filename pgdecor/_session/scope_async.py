@@ -1,37 +1,62 @@
 """An async session's scope: ``async with`` (entering, and at exit committing or rolling back and giving the
-connections back), borrowing its leases at first use, and savepoints (`transaction`). The decisions are
-`SessionState`'s; this module does their I/O.
+connections back), borrowing its leases at first use (once the leak guard's orphans on the source are ended), and
+savepoints (`transaction`). The decisions are `SessionState`'s; this module does their I/O. `AsyncScope` and
+`AsyncSavepoint` are what `pgdecor.Session` and `pgdecor.TransactionScope` do in this kind of session.
 
 This is the async source; `_session.scope` is generated from it by tools/async_to_sync.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from types import TracebackType
-from typing import Any, cast
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, AsyncTransaction
 from typing_extensions import Self
 
 from pgdecor._errors import CommitUnknownError, RolledBackError, add_note
-from pgdecor._sources.config import counters_for, health_for
+from pgdecor._sources.source import Source
 from pgdecor._wire.shield import finish
 
+from .current import current, current_session, is_async_state, of_kind, owner, session_to_join
 from .lease_async import AsyncLease
-from .state import SessionState, current_session
+from .state import AnyState, AsyncState, outcome
 
-__all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for"]
+__all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for", "areap"]
 
 logger = logging.getLogger("pgdecor")
 
+if True:  # ASYNC
+    _GONE = "its task ended, or it stayed idle in transaction past the leak timeout"
+else:
+    _GONE = "its thread ended, or it stayed idle in transaction past the leak timeout"
 
-async def aborrow(sess: SessionState, *, replica: bool, within: float | None = None) -> AsyncLease:
+
+async def areap(source: Source) -> int:
+    """Roll back and give back the connections of this kind's orphaned sessions on *source* (see
+    `_sources.guard`); return how many."""
+    guard = source.guard
+    orphans = guard.orphans(is_async_state)
+    for s in orphans:
+        guard.warn(s, _GONE)
+        for lease in s.reaped():
+            with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                await lease.end(rollback=True)
+            await lease.give_back()
+    return len(orphans)
+
+
+async def aborrow(sess: AsyncState, *, replica: bool, within: float | None = None) -> AsyncLease:
     """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use; a
     connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout."""
     sess = sess._joined or sess
-    found: AsyncLease | None = sess.replica_lease if replica else sess.lease
+    found = sess.replica_lease if replica else sess.lease
     if found is not None:
         return found
     sess._check_usable()
@@ -40,12 +65,13 @@ async def aborrow(sess: SessionState, *, replica: bool, within: float | None = N
     async with sess._borrow_lock:
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
+            await areap(source)
             found = await AsyncLease.borrow(source, sess.mode, within)
             sess._borrowed(found, replica=replica)
     return found
 
 
-async def alease_for(sess: SessionState, *, readonly: bool, within: float | None = None) -> AsyncLease:
+async def alease_for(sess: AsyncState, *, readonly: bool, within: float | None = None) -> AsyncLease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
     given; not at SERIALIZABLE, which a standby refuses."""
@@ -56,30 +82,31 @@ async def alease_for(sess: SessionState, *, readonly: bool, within: float | None
     return await aborrow(sess, replica=False, within=within)
 
 
-async def _areplica_for(sess: SessionState) -> AsyncLease | None:
+async def _areplica_for(sess: AsyncState) -> AsyncLease | None:
     """*sess*'s replica lease, borrowed at its first readonly call; None where the session reads from the primary
     instead: the replica had not replayed past the session's token in time, or cannot be reached (counted; the
     replica is then left alone for a while: see `_sources.replicas.Health`)."""
     sess = sess._joined or sess
-    found: AsyncLease | None = sess.replica_lease
+    found = sess.replica_lease
     if found is not None or sess._replica_behind:
         return found
     sess._check_usable()
     replica = sess._replica
     assert replica is not None
-    counters, health = counters_for(sess.source), health_for(replica)
+    counters, health = sess.source.counters, replica.health
     async with sess._borrow_lock:
         if sess._replica_decided():  # borrowed, or given up, by another task of the session meanwhile
-            return cast(AsyncLease | None, sess.replica_lease)  # noqa: TC006 - renamed in the sync twin
+            return sess.replica_lease
         if health.skip():
             sess._replica_behind = True
             counters.add("replica_unreachable")
             return None
         if True:  # ASYNC
-            bound = sess.replica_wait
+            bound = sess.source.settings.replica_wait
         else:
             bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
+            await areap(replica)
             got = await AsyncLease.borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
         except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
             health.failed(err)
@@ -100,76 +127,98 @@ async def _areplica_for(sess: SessionState) -> AsyncLease | None:
     return got.lease
 
 
-class AsyncScope(SessionState):
-    """`Session`'s scope, for this kind of session: entering, borrowing, ending."""
+def _aentered(sess: AsyncState, entered: FrameType) -> None:
+    """*sess* was entered by the frame *entered*: it joins the session whose block runs around it, if one on its
+    source does, else it is its own, and the current one."""
+    outer = session_to_join(sess.source, entered, is_async=True)
+    if outer is not None:
+        sess._join(outer)
+        return
+    if True:  # ASYNC
+        lock, borrowing = asyncio.Lock(), asyncio.Lock()
+    else:
+        lock, borrowing = threading.RLock(), threading.RLock()
+    sess._own(entered, lock, borrowing, owner(is_async=True))
+    sess._token = current.set(sess)
+
+
+async def _afinish(
+    sess: AsyncState, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> None:
+    """End the transactions and give the connections back (once: the block's exit after `aend` does nothing
+    more); `_leave` then resets the context."""
+    if not sess._finishing():
+        return
+    committed = unknown = False
+    try:
+        for stream in sess._close_streams():
+            await stream._aend()
+        rollback, problem = outcome(sess, exc)
+        for lease in (sess.replica_lease, sess.lease):
+            if lease is not None:
+                try:
+                    await lease.end(rollback, exc_type, exc, tb)
+                except CommitUnknownError as err:
+                    unknown = True
+                    add_note(err, f"pgdecor: {sess!r} may have committed, or not: check before doing it again")
+                    raise
+        if not rollback and sess.lease is not None and sess._replica is not None:
+            sess.commit_token = await sess.lease.commit_token()
+        if problem is not None:
+            raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
+        committed = not rollback
+    finally:
+        try:
+            for lease in sess._detach():
+                await lease.give_back()
+        finally:
+            sess._released(committed=committed, unknown=unknown)
+
+
+class AsyncScope:
+    """What `Session` does in this kind of session: entering, ending, its connections."""
 
     __slots__ = ()
+    _state: AnyState  # Session's slot, shared by both kinds
 
     async def __aenter__(self) -> Self:
-        self._enter(is_async=True)
+        state = self._state
+        state._begin(is_async=True)
+        _aentered(of_kind(state, is_async=True), sys._getframe(1))  # the frame running the `with`
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._joined is not None:
-            self._left_outer()
+        state = of_kind(self._state, is_async=True)
+        if state._joined is not None:
+            state._left_outer()
             return
         try:
             # Shielded: a transaction ended half-way (the task cancelled again while it rolls back, as anyio's
             # cancel scopes do) would leave a connection the pool can only throw away.
-            await finish(self._afinish(exc_type, exc, tb))
+            await finish(_afinish(state, exc_type, exc, tb))
         finally:
-            self._leave()
+            token = state._leave()
+            if token is not None:
+                current.reset(token)
 
     async def aend(self) -> None:
         """End the session now, as its block ending without an error would: commit (unless it was doomed, or its
         transaction is not sound) and give the connections back. The block's exit then only leaves the context."""
-        await finish(self._afinish(None, None, None))
-
-    async def _afinish(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """End the transactions and give the connections back (once); `_leave` then resets the context."""
-        if self._finished:
-            return
-        self._finished = self._ended = True
-        committed = unknown = False
-        try:
-            for stream in self._close_streams():
-                await stream._aend()
-            rollback, problem = self._outcome(exc)
-            for lease in (self.replica_lease, self.lease):
-                if lease is not None:
-                    try:
-                        await lease.end(rollback, exc_type, exc, tb)
-                    except CommitUnknownError as err:
-                        unknown = True
-                        add_note(err, f"pgdecor: {self!r} may have committed, or not: check before doing it again")
-                        raise
-            if not rollback and self.lease is not None and self._replica is not None:
-                self.commit_token = await self.lease.commit_token()
-            if problem is not None:
-                raise RolledBackError(problem)  # unnamed: a local would tie it to this frame in a cycle
-            committed = not rollback
-        finally:
-            try:
-                for lease in self._detach():
-                    await lease.give_back()
-            finally:
-                self._released(committed=committed, unknown=unknown)
+        await finish(_afinish(of_kind(self._state, is_async=True), None, None, None))
 
     async def aconnection(self) -> AsyncConnection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
-        return (await aborrow(self, replica=False)).conn
+        return (await aborrow(of_kind(self._state, is_async=True), replica=False)).conn
 
     async def areplica_connection(self) -> AsyncConnection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
-        return (await aborrow(self, replica=True)).conn
+        return (await aborrow(of_kind(self._state, is_async=True), replica=True)).conn
 
 
 class AsyncSavepoint:
-    """`TransactionScope`'s savepoint, for this kind of session."""
+    """What `TransactionScope` does in this kind of session: a savepoint."""
 
     __slots__ = ()
     _tx: Any  # TransactionScope's slot, shared by both kinds

@@ -1,1 +1,2 @@
-"""Where sessions get their connections: the kinds of source, a Database's configuration and pools, replicas."""
+"""Where sessions get their connections: the `Source` protocol and its kinds (chosen once), a Database's
+configuration and pools, the leak guard, replicas."""

@@ -1,42 +1,39 @@
-"""What a `Database` is below its sessions: its configuration, its counters, and what both halves of its pools
-(`_sources.pool_async.AsyncPools` and the generated `_sources.pool.Pools`) share. `pgdecor.Database` itself, which adds
-sessions, is in `_service.database`.
+"""What a `Database` is given, checked (`DatabaseConfig`), and the settings of the connections pgdecor opens (a
+`Database`'s, a conninfo string's). The database as a source of connections is `_sources.database`;
+`pgdecor.Database` itself, which adds sessions, is in `_service.database`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import os
-import threading
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
-from typing_extensions import Self
 
-from pgdecor._counters import Counters, counters
 from pgdecor._errors import ArgumentError, UnreachableError
 from pgdecor._limits.options import seconds_option
 from pgdecor._limits.slow import slow_threshold
 from pgdecor._secrets import described, explained, masked, misread, scrubbed
 
-from .replicas import REPLICA_TIMEOUT, REPLICA_WAIT, Health, Tokens
+from .replicas import REPLICA_TIMEOUT, REPLICA_WAIT, Tokens
+from .source import Settings, Source
 
 __all__ = [
     "BORROW_DEADLINE",
     "CHECK_GRACE",
     "IDLE_IN_TRANSACTION_TIMEOUT",
     "NETWORK",
-    "DatabaseBase",
+    "DatabaseConfig",
+    "Observed",
+    "PoolSettings",
     "check_conninfo",
-    "counters_for",
-    "health_for",
     "network_defaults",
+    "unreachable",
     "where",
 ]
 
@@ -60,7 +57,7 @@ NETWORK: dict[str, int] = {
 }
 
 #: When the borrow being made in this context must have its connection (a `time.monotonic` time): the check of
-#: the connection the pool hands out waits for its answer until then (see `_sources.pool_async.AsyncPools`).
+#: the connection the pool hands out waits for its answer until then (see `_sources.pool_async.AsyncPool`).
 BORROW_DEADLINE: ContextVar[float | None] = ContextVar("pgdecor_borrow_deadline", default=None)
 
 #: Seconds a connection's check at borrow is given at the least: one handed out at its borrow's last moment is not
@@ -110,24 +107,14 @@ def where(conninfo: str) -> str:
     return scrubbed(shown, conninfo)
 
 
-def counters_for(source: object) -> Counters:
-    return source.counters if isinstance(source, DatabaseBase) else counters
-
-
-#: The health of replicas that are not a `Database` (which keeps its own), by conninfo or by pool.
-_health: dict[object, Health] = {}
-
-
-def health_for(replica: object) -> Health:
-    """Whether the replica *replica* can be reached (see `_sources.replicas.Health`)."""
-    if isinstance(replica, DatabaseBase):
-        return replica.health
-    key = replica if isinstance(replica, str) else id(replica)
-    found = _health.get(key)
-    if found is None:
-        name = where(replica) if isinstance(replica, str) else repr(replica)
-        found = _health.setdefault(key, Health(name))
-    return found
+def unreachable(source: str, conninfo: str | None) -> str:
+    """The note on the error of a session on *source* (described) that could not get a connection to the server
+    *conninfo* names."""
+    server = where(conninfo) if conninfo else "its server"
+    return (
+        f"pgdecor: a session on {source} could not get a connection to {server}; check that the server runs there "
+        f"and accepts this connection (host, port, user, password, dbname in the conninfo)"
+    )
 
 
 def _secret(secret: object) -> str | bytes | None:
@@ -165,14 +152,17 @@ def _flag(name: str, value: object, *, none: bool = False) -> Any:
     raise ArgumentError(msg)
 
 
-class DatabaseBase:
-    """The configuration and state of a `Database` (see there) that its pools use."""
+class DatabaseConfig:
+    """What a `Database` was given (see there), checked; and what its pools (`PoolSettings`) and sessions
+    (`Settings`) take of it."""
+
+    #: Where the database's sessions borrow (set by `pgdecor.Database`, which owns it).
+    _source: Source
 
     def __init__(
         self,
         conninfo: str,
         *,
-        replica: str | None = None,
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 30.0,
@@ -211,61 +201,84 @@ class DatabaseBase:
         #: Seconds above which a call of its sessions is logged (WARNING) and counted as slow (see `_limits.slow`).
         self.slow_call = slow_threshold("Database(slow_call=...)", slow_call, ArgumentError)
         self.kwargs = kwargs
-        self.counters = Counters(_parent=counters)
-        self.replica: Self | None = (
-            None
-            if replica is None
-            else cast("type[Self]", type(self))(
-                replica,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout,
-                idle_in_transaction_timeout=idle_in_transaction_timeout,
-                leak_timeout=leak_timeout,
-                prepare=prepare,
-                check=check,
-                **kwargs,
-            )
+
+    def _pools(self) -> PoolSettings:
+        """What the database's pools take of its options."""
+        return PoolSettings(
+            self.conninfo,
+            dict(self.kwargs),
+            self.min_size,
+            self.max_size,
+            self.timeout,
+            self.idle_in_transaction_timeout,
+            self.prepare,
+            self.check,
         )
-        if self.replica is not None:
-            self.replica.tokens, self.replica.replica_timeout = self.tokens, replica_timeout
-        self.is_async = False
-        #: Whether the last connection configured was behind a pooler (None: none configured yet).
-        self.pooler: bool | None = None
-        #: When (`time.monotonic`) a connection last went unanswered by its check at borrow: what a borrow that
-        #: timed out since says happened.
-        self._unanswered_at = float("-inf")
-        self._pool: ConnectionPool[Any] | None = None
-        self._apool: AsyncConnectionPool[Any] | None = None
-        #: The process that opened the pool: a forked child opens its own (see `_sources.fork`).
-        self._pid = 0
-        self._reopen_lock = threading.Lock()
-        self._areopen_lock: tuple[int, asyncio.Lock] | None = None
-        #: Whether this database, as a replica, can be reached.
-        self.health = Health(where(conninfo))
 
-    def __repr__(self) -> str:
+    def _settings(self) -> Settings:
+        """What the database's sessions take of its options."""
+        return Settings(self.replica_wait, self.replica_timeout, self.slow_call, self.tokens)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """What a database's pools take of its options (see `DatabaseConfig`)."""
+
+    conninfo: str
+    kwargs: dict[str, Any]
+    min_size: int
+    max_size: int
+    timeout: float
+    idle_in_transaction_timeout: float | None
+    prepare: bool | None
+    check: bool
+
+    @property
+    def shown(self) -> str:
+        """The database's server, for its repr: ``host:port/dbname``, never a secret."""
         info = conninfo_to_dict(self.conninfo)
-        where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
-        where = scrubbed(where, self.conninfo)  # as in `where`
-        state = "open" if self._pool or self._apool else "closed"
-        return f"<pgdecor Database {where} ({'async, ' if self.is_async else ''}{state})>"
+        shown = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+        return scrubbed(shown, self.conninfo)  # as in `where`
 
-    def _closed_message(self, how: str) -> str:
-        return f"{self!r} is not open for this kind of session; open it with `{how} Database(...)` first"
+    @property
+    def name(self) -> str:
+        """The database, for the messages of its pools."""
+        return f"<pgdecor Database {self.shown}>"
 
-    def _pool_kwargs(self) -> dict[str, Any]:
+    def pool_kwargs(self) -> dict[str, Any]:
         return {
             "min_size": self.min_size,
             "max_size": self.max_size,
             "timeout": self.timeout,
-            "kwargs": {"autocommit": True, **network_defaults(self.conninfo, self.kwargs), **self.kwargs},
+            "kwargs": self.connect_kwargs(),
             "open": False,
         }
 
-    def _timed_out(self, started: float) -> str:
-        """What a borrow begun at *started* (`time.monotonic`) that got no connection within `timeout` says."""
-        if self._unanswered_at >= started:
+    def connect_kwargs(self) -> dict[str, Any]:
+        """The options of the connections the database opens."""
+        return {"autocommit": True, **network_defaults(self.conninfo, self.kwargs), **self.kwargs}
+
+    def first_conninfo(self) -> str:
+        """The conninfo of the connection made once when a pool opens, to find at once a server that cannot be
+        reached: libpq's ``connect_timeout`` bounded by `timeout` (2 s at the least, libpq's least), unless the
+        conninfo or the keyword arguments give one."""
+        if "connect_timeout" in conninfo_to_dict(self.conninfo) or "connect_timeout" in self.kwargs:
+            return self.conninfo
+        return make_conninfo(self.conninfo, connect_timeout=max(2, math.ceil(self.timeout)))
+
+    def unreachable(self, err: psycopg.OperationalError) -> UnreachableError:
+        """The error opening a pool raises when its first connection fails with *err*."""
+        reason = scrubbed(" ".join(str(err).split()), self.conninfo)
+        msg = (
+            f"pgdecor: {self.name} could not connect to {masked(self.conninfo)!r:.120} when opened: {reason}; check "
+            f"that the server runs there and accepts this connection (host, port, user, password, dbname)"
+        )
+        return UnreachableError(msg)
+
+    def timed_out(self, started: float, unanswered_at: float) -> str:
+        """What a borrow begun at *started* (`time.monotonic`) that got no connection within `timeout` says, a
+        connection's check having last gone unanswered at *unanswered_at*."""
+        if unanswered_at >= started:
             why = (
                 "the server did not answer the check of a connection in that time (it is stopped or overloaded, or "
                 "the network to it is down); that connection was closed, and the pool opens others as the server "
@@ -278,40 +291,15 @@ class DatabaseBase:
                 f"timeout, and check that the server runs there and accepts this connection (host, port, user, "
                 f"password, dbname in the conninfo)"
             )
-        return f"pgdecor: {self!r} gave no connection within timeout={self.timeout:g} s: {why}"
+        return f"pgdecor: {self.name} gave no connection within timeout={self.timeout:g} s: {why}"
 
-    def _first_conninfo(self) -> str:
-        """The conninfo of the connection made once when the database opens, to find at once a server that cannot
-        be reached: libpq's ``connect_timeout`` bounded by `timeout` (2 s at the least, libpq's least), unless the
-        conninfo or the keyword arguments give one."""
-        if "connect_timeout" in conninfo_to_dict(self.conninfo) or "connect_timeout" in self.kwargs:
-            return self.conninfo
-        return make_conninfo(self.conninfo, connect_timeout=max(2, math.ceil(self.timeout)))
 
-    def _unreachable(self, err: psycopg.OperationalError) -> UnreachableError:
-        """The error opening the database raises when its first connection fails with *err*."""
-        reason = scrubbed(" ".join(str(err).split()), self.conninfo)
-        msg = (
-            f"pgdecor: {self!r} could not connect to {masked(self.conninfo)!r:.120} when opened: {reason}; check "
-            f"that the server runs there and accepts this connection (host, port, user, password, dbname)"
-        )
-        return UnreachableError(msg)
+@dataclass
+class Observed:
+    """What a database's pools (of both kinds) have seen of its server, for what it says."""
 
-    def _serve_sync_sessions(self) -> None:
-        """A database opened with ``async with`` serves sync sessions too (a framework's sync handlers, run in
-        threads): their pool is opened at the first, and closed with the database."""
-        if self._pool is None and self._apool is not None:
-            with self._reopen_lock:
-                if self._pool is None:
-                    self._pool = cast("Any", self)._open_pool()  # `Pools`, the other half of `Database`
-
-    def _reopening(self) -> threading.Lock:
-        """What a thread holds while it opens the pool anew in a forked child."""
-        return self._reopen_lock
-
-    def _areopening(self) -> asyncio.Lock:
-        """What a task holds while it opens the pool anew in a forked child (a lock of this process's own)."""
-        pid = os.getpid()
-        if self._areopen_lock is None or self._areopen_lock[0] != pid:
-            self._areopen_lock = (pid, asyncio.Lock())
-        return self._areopen_lock[1]
+    #: Whether the last connection configured was behind a pooler (None: none configured yet).
+    pooler: bool | None = None
+    #: When (`time.monotonic`) a connection last went unanswered by its check at borrow: what a borrow that timed
+    #: out since says happened.
+    unanswered_at: float = float("-inf")

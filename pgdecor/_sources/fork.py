@@ -18,21 +18,38 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from psycopg import BaseConnection
 
+from pgdecor._errors import NoSessionError
 from pgdecor._wire import internals
 
-__all__ = ["blind", "inherit", "inherited", "keep", "on_fork", "seen", "track"]
+__all__ = ["Holder", "blind", "inherit", "inherited", "keep", "on_fork", "own", "track"]
+
+P = TypeVar("P")
 
 logger = logging.getLogger("pgdecor")
 
-#: Databases and pools in use in this process: what a forked child must not share.
-_databases: weakref.WeakSet[Any] = weakref.WeakSet()
+
+class Holder(Protocol):
+    """What holds a pool pgdecor opened (a `Database`'s pool of one kind, `_sources.pool_async.AsyncPool`)."""
+
+    @property
+    def opened(self) -> object:
+        """The pool, while it is open."""
+        ...
+
+    def renew(self) -> None:
+        """Make new what another thread may have held at the fork (a lock)."""
+        ...
+
+
+#: The holders of the pools pgdecor opened, and the pools of the user's sessions borrowed from, in this process:
+#: what a forked child must not share.
+_holders: weakref.WeakSet[Holder] = weakref.WeakSet()
 _pools: weakref.WeakSet[Any] = weakref.WeakSet()
 #: Pools inherited from a parent process, which this process must leave alone.
 _inherited: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -41,14 +58,22 @@ _kept: list[Any] = []
 _callbacks: list[Callable[[], None]] = []
 
 
-def track(database: Any) -> None:
-    """Note an open `Database`."""
-    _databases.add(database)
+def track(holder: Holder) -> None:
+    """Note the holder of a pool pgdecor opened."""
+    _holders.add(holder)
 
 
-def seen(pool: Any) -> None:
-    """Note a pool a session borrowed from."""
+def own(pool: P) -> P:
+    """A pool of the user's a session borrows from, checked to be this process's own, and noted."""
+    if inherited(pool):
+        msg = (
+            f"{pool!r} was opened before this process was forked, and its connections belong to the parent "
+            f"process; open the pool in the child (after the fork: a post-fork hook, or lazily), or use a "
+            f"pgdecor Database, which does so by itself"
+        )
+        raise NoSessionError(msg)
     _pools.add(pool)
+    return pool
 
 
 def inherit(pool: Any) -> None:
@@ -87,11 +112,11 @@ def blind(conn: Any) -> None:
 
 def _after_fork_in_child() -> None:
     pools = {id(p): p for p in _pools}
-    for database in list(_databases):
-        database._reopen_lock = threading.Lock()  # another thread may have held it at the fork
-        for pool in (database._pool, database._apool):
-            if pool is not None:
-                pools[id(pool)] = pool
+    for holder in list(_holders):
+        holder.renew()
+        pool = holder.opened
+        if pool is not None:
+            pools[id(pool)] = pool
     known = True
     for pool in pools.values():
         inherit(pool)

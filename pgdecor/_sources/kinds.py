@@ -1,27 +1,41 @@
-"""Where sessions get their connections: the kinds of source, told apart and checked (borrowing from them is
-`_session.lease_async`).
+"""The kinds of source a session takes, and `source_for`, the one place that tells them apart: whatever is given
+where a source enters (`session`, `Database.session`, the middleware, units of work, listeners) is made once
+into one of the `Source` classes, and nothing below asks its kind again.
 
-A source is a `Database`, a psycopg_pool pool, a conninfo string (a connection opened for the session and closed
-after it) or a psycopg connection the user manages (used inside a transaction or savepoint of its own).
+- a `Database`: its own source (`_sources.database.DatabaseSource`), pools of both kinds;
+- a conninfo string (`ConninfoSource`): a connection opened for the session and closed after it;
+- a psycopg_pool pool of the user's (`_sources.users`): borrowed from, and given back;
+- a psycopg connection of the user's (`_sources.users`): used as it is, inside a transaction or savepoint of its
+  own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeAlias, Union
 
 from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from pgdecor._errors import ArgumentError, NoSessionError
+from pgdecor._counters import Counters, counters
+from pgdecor._errors import ArgumentError
 from pgdecor._secrets import described
 
-from . import fork as forked
-from .config import DatabaseBase, check_conninfo
+from . import conninfo as conninfo_sync
+from . import conninfo_async
+from .config import DatabaseConfig, check_conninfo, where
+from .guard import LeakGuard
+from .replicas import Health, health_of
+from .source import DEFAULT_SETTINGS, Settings, Source
+from .users import ConnectionSource, PoolSource
+from .users_async import AsyncConnectionSource, AsyncPoolSource
 
-__all__ = ["Source", "check_sources", "describe_source", "is_async_source", "own_pool", "same_source"]
+__all__ = ["ConninfoSource", "Given", "source_for"]
 
-Source: TypeAlias = Union[
-    DatabaseBase,
+#: What may be given as a session's source (see `pgdecor.session`): `DatabaseConfig` is what `pgdecor.Database`
+#: is below the service.
+Given: TypeAlias = Union[
+    DatabaseConfig,
     str,
     "Connection[Any]",
     "AsyncConnection[Any]",
@@ -29,53 +43,103 @@ Source: TypeAlias = Union[
     "AsyncConnectionPool[Any]",
 ]
 
-_SYNC_SOURCES = (str, Connection, ConnectionPool)
-_ASYNC_SOURCES = (str, AsyncConnection, AsyncConnectionPool)
+
+class ConninfoSource:
+    """A conninfo string: each session opens a connection of its own, of its kind, and closes it at its end."""
+
+    __slots__ = ("_conninfo", "guard")
+
+    def __init__(self, what: str, conninfo: str) -> None:
+        check_conninfo(what, conninfo)
+        self._conninfo = conninfo
+        self.guard = LeakGuard(counters)
+
+    @property
+    def key(self) -> object:
+        return self._conninfo  # sessions on equal strings are on one source
+
+    @property
+    def counters(self) -> Counters:
+        return counters
+
+    @property
+    def replica(self) -> None:
+        return None
+
+    @property
+    def health(self) -> Health:
+        return health_of(self._conninfo, where(self._conninfo))
+
+    @property
+    def settings(self) -> Settings:
+        return DEFAULT_SETTINGS
+
+    @property
+    def configured(self) -> bool:
+        return True
+
+    @property
+    def lent(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return conninfo_async.DESCRIBED
+
+    def serves(self, *, is_async: bool) -> bool:  # noqa: ARG002 - both kinds
+        return True
+
+    def own_connection(self, what: str) -> tuple[str, dict[str, Any]]:  # noqa: ARG002 - always
+        return self._conninfo, {}
+
+    async def aconnect(self, timeout: float | None) -> AsyncConnection[Any]:
+        return await conninfo_async.aconnected(self._conninfo, timeout)
+
+    async def agive_back(self, conn: AsyncConnection[Any]) -> None:
+        await conn.close()
+
+    def connect(self, timeout: float | None) -> Connection[Any]:
+        return conninfo_sync.connected(self._conninfo, timeout)
+
+    def give_back(self, conn: Connection[Any]) -> None:
+        conn.close()
 
 
-def check_sources(what: str, source: object, replica: object = None) -> None:
-    """Raise `ArgumentError` unless *source* (and *replica*, if given) can be a session's source."""
-    for given in (source, replica):
-        if (given is source or given is not None) and not isinstance(
-            given, (*_SYNC_SOURCES, *_ASYNC_SOURCES, DatabaseBase)
-        ):
-            msg = (
-                f"{what} takes a Database, a conninfo string, a psycopg Connection/AsyncConnection or a "
-                f"psycopg_pool pool, not {described(given)}"
-            )
-            raise ArgumentError(msg)
-        if isinstance(given, str):
-            check_conninfo(what, given)
+def _database(what: str, db: DatabaseConfig) -> Source:  # noqa: ARG001 - checked when it was made
+    return db._source
 
 
-def same_source(a: Source, b: Source) -> bool:
-    return a is b or (isinstance(a, str) and a == b)
+#: Each kind of source, and what makes it a `Source`, in the order they are told apart (a `Database` first: the
+#: most common). The `isinstance` in `source_for` is what gives each maker the type it takes.
+_KINDS: tuple[tuple[type[Any], Callable[[str, Any], Source]], ...] = (
+    (DatabaseConfig, _database),
+    (str, ConninfoSource),
+    (AsyncConnectionPool, lambda _, pool: AsyncPoolSource(pool)),
+    (ConnectionPool, lambda _, pool: PoolSource(pool)),
+    (AsyncConnection, lambda _, conn: AsyncConnectionSource(conn)),
+    (Connection, lambda _, conn: ConnectionSource(conn)),
+)
+
+#: The kinds accepted, as messages name them.
+_ACCEPTED = (
+    "a Database, a conninfo string, a psycopg Connection or AsyncConnection, or a psycopg_pool ConnectionPool or "
+    "AsyncConnectionPool"
+)
+
+#: What takes the objects of the libraries whose connections sessions join, by the package they come from.
+_JOINED_BY = {
+    "sqlalchemy": "pgdecor.sqlalchemy.session(...) (asession(...) for async) opens one on SQLAlchemy's connection",
+    "django": "pgdecor.django.session() opens one on Django's connection",
+}
 
 
-def is_async_source(source: Source, entered_async: bool) -> bool:
-    if isinstance(source, DatabaseBase):  # opened with `async with`, it serves both kinds
-        return entered_async if source.is_async else False
-    if isinstance(source, str):
-        return entered_async  # a conninfo string serves both kinds
-    return isinstance(source, _ASYNC_SOURCES)
-
-
-def describe_source(source: Source) -> str:
-    if isinstance(source, str):
-        return "a conninfo string"
-    if isinstance(source, DatabaseBase):
-        return repr(source)
-    return type(source).__qualname__
-
-
-def own_pool(pool: Any) -> Any:
-    """A pool of the user's, checked to be this process's own."""
-    if forked.inherited(pool):
-        msg = (
-            f"{pool!r} was opened before this process was forked, and its connections belong to the parent "
-            f"process; open the pool in the child (after the fork: a post-fork hook, or lazily), or use a "
-            f"pgdecor Database, which does so by itself"
-        )
-        raise NoSessionError(msg)
-    forked.seen(pool)
-    return pool
+def source_for(what: str, given: object) -> Source:
+    """The source a session takes *given* for (see the module docstring); `ArgumentError` naming *what* (the
+    function given it) and the kinds it takes for anything else."""
+    for kind, make in _KINDS:
+        if isinstance(given, kind):
+            return make(what, given)
+    msg = f"{what} takes {_ACCEPTED}; not {described(given)}"
+    joined_by = _JOINED_BY.get(type(given).__module__.partition(".")[0])
+    if joined_by is not None:
+        msg += f"; {joined_by}"
+    raise ArgumentError(msg)

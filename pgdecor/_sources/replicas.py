@@ -34,10 +34,10 @@ __all__ = [
     "WAL_POSITION",
     "Health",
     "Tokens",
+    "health_of",
     "is_token",
     "process_tokens",
     "replay_token",
-    "tokens_from",
 ]
 
 logger = logging.getLogger("pgdecor")
@@ -119,15 +119,9 @@ class Tokens:
         return hmac.new(self._mac, message, hashlib.sha256).digest()[:_TAG]
 
 
-#: The key of sessions on sources that bring none of their own (see `tokens_from`): made at import, so that the
-#: processes a service forks share it.
+#: The key of sessions on sources that bring none of their own (see `_sources.source.Settings`): made at import, so
+#: that the processes a service forks share it.
 process_tokens = Tokens()
-
-
-def tokens_from(source: object) -> Tokens:
-    """The key of sessions on *source*: a `Database`'s (its ``secret``), else this process's."""
-    found = getattr(source, "tokens", None)
-    return found if isinstance(found, Tokens) else process_tokens
 
 
 def replay_token(what: str, token: object) -> str | None:
@@ -205,6 +199,18 @@ class Health:
             ended, self._down_until = self._down_until, None
         if ended is not None:
             logger.warning("pgdecor: the replica %s can be reached again; readonly calls run there", self.name)
+
+
+#: The health of replicas that are not a `Database` (which keeps its own), by conninfo or by the id of a pool.
+_health: dict[object, Health] = {}
+
+
+def health_of(key: object, name: str) -> Health:
+    """Whether the replica known by *key* (named *name* in the log) can be reached."""
+    found = _health.get(key)
+    if found is None:
+        found = _health.setdefault(key, Health(name))
+    return found
 
 
 def _raw(token: str) -> bytes:

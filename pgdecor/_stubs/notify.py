@@ -18,7 +18,7 @@ from pgdecor._channels.listener_async import AsyncListener
 from pgdecor._channels.payload import Payload
 from pgdecor._errors import SignatureError
 from pgdecor._plan.plan import Plan
-from pgdecor._sources.config import DatabaseBase
+from pgdecor._sources.kinds import Given
 
 from .caller import make_caller
 from .decorators import query
@@ -247,7 +247,7 @@ def _build_listen(fn: Callable[..., Any], options: _Listen) -> Callable[..., Any
         found = subscription(strict=True)
         assert found is not None
         sub, is_async = found
-        source: DatabaseBase | str = args[0]
+        source: Given = args[0]
         return AsyncListener(sub, source) if is_async else Listener(sub, source)
 
     def plan() -> None:  # `pgdecor check`: making it checks the payload's type; nothing is in the database

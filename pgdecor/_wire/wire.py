@@ -88,9 +88,14 @@ class Maker(Protocol):
     """What a prepared statement's results become for a stub (`_outcome.Made`): *make* turns one into the call's
     value, for results in binary or not; all of them have the columns of *layout*."""
 
-    binary: bool
-    layout: object
-    make: Callable[[Any, pq.abc.PGresult], Any]
+    @property
+    def binary(self) -> bool: ...
+
+    @property
+    def layout(self) -> object: ...
+
+    @property
+    def make(self) -> Callable[[Any, pq.abc.PGresult], Any]: ...
 
 
 #: (prepare manager, statement name) → its `Maker`, for one stub.
