@@ -24,9 +24,6 @@ from typing import Any, NamedTuple, TypedDict, Union
 import psycopg
 import pydantic
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -44,7 +41,7 @@ from pgdecor import (
     notify,
     session,
 )
-from pgdecor._run import trace as _trace
+from tests.fix_telemetry import Telemetry
 from tests.utils.pgbouncer import pgbouncer
 
 
@@ -637,20 +634,15 @@ def test_check_reports_payload_types_that_cannot_travel(
     assert all("field Later.raw is bytes, which a notification cannot carry" in p.stub_says for p in problems)
 
 
-def test_notifying_and_listening_are_traced(pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notifying_and_listening_are_traced(pg_server_dsn: str, telemetry: Telemetry) -> None:
     """Sending is a CLIENT span named after the stub's call of pg_notify; each subscription a ``LISTEN`` span."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(_trace.settings, "on", True)
-    monkeypatch.setattr(_trace.settings, "tracer_provider", provider)
     name = channel()
     send = sender(name, int)
     with listener(name, int)(pg_server_dsn) as events:
         with session(pg_server_dsn):
             send(1)
         assert [next(events), next(events)] == [Missed(name, "started"), 1]
-    spans = {s.name: s for s in exporter.get_finished_spans()}
+    spans = {s.name: s for s in telemetry.spans()}
     listened = spans[f"LISTEN {name}"]
     assert listened.kind is SpanKind.CLIENT
     assert listened.attributes is not None

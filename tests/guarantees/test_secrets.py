@@ -22,21 +22,16 @@ import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import pgdecor
 from pgdecor import ArgumentError, Database, query, session
 from pgdecor.__main__ import main
-from pgdecor._run import trace as _trace
 from pgdecor._secrets import masked
 from pgdecor._sources.config import check_conninfo, where
 from pgdecor.testing import TemporaryServer, assert_stubs_match, schema_dsn
+from tests.fix_telemetry import Telemetry
 
 #: The keeper role's password, and one that is wrong; a leak of any piece of either is a leak.
 PASSWORD = "Qx7Zk-sekr3t-Wv9Jp"
@@ -137,38 +132,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return tmp_path
-
-
-@dataclass
-class Telemetry:
-    spans: InMemorySpanExporter
-    metrics: InMemoryMetricReader
-
-    def texts(self) -> list[str]:
-        found = [
-            f"{s.name} {dict(s.attributes or {})} {s.status.description} {[dict(e.attributes or {}) for e in s.events]}"
-            for s in self.spans.get_finished_spans()
-        ]
-        data = self.metrics.get_metrics_data()
-        if data is not None:
-            points = [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-                      for p in m.data.data_points]  # fmt: skip
-            found += [str(dict(p.attributes or {})) for p in points]
-        return found
-
-
-@pytest.fixture
-def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
-    """pgdecor's spans and histogram, recorded in memory for the test."""
-    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    tracer_provider, meter_provider = TracerProvider(), MeterProvider(metric_readers=[reader])
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    monkeypatch.setattr(_trace.settings, "on", True)
-    monkeypatch.setattr(_trace.settings, "tracer_provider", tracer_provider)
-    monkeypatch.setattr(_trace.settings, "meter_provider", meter_provider)
-    yield Telemetry(spans, reader)
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
 
 
 def command(project: Path, *argv: str, env: dict[str, str] | None = None) -> str:
@@ -312,7 +275,7 @@ def test_no_failure_shows_a_password(
         emitted.add(f"log record {record.name}", f"{record.getMessage()} {record.exc_text or ''} {record.args!r}")
     if kind != "unreadable":
         emitted.add("the log", caplog.text)
-        assert telemetry.spans.get_finished_spans(), "no span recorded"
+        assert telemetry.spans(), "no span recorded"
     for text in telemetry.texts():
         emitted.add("telemetry", text)
     assert emitted.leaks() == []

@@ -1,4 +1,5 @@
-"""The whole function surface: procedures, OUT parameters, unnamed and overloaded functions, defaults, VARIADIC."""
+# Generated from tests/plan/test_catalog_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.plan.test_catalog_async`, generated from it: see there."""
 
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -6,15 +7,7 @@ from typing import Annotated
 import psycopg
 import pytest
 
-from pgdecor import (
-    DEFAULT,
-    AmbiguousFunctionError,
-    Arg,
-    NotFoundError,
-    UndefinedFunctionError,
-    procedure,
-    session,
-)
+from pgdecor import DEFAULT, AmbiguousFunctionError, Arg, NotFoundError, UndefinedFunctionError, procedure, session
 from tests.fix_db import Exec
 
 
@@ -216,10 +209,7 @@ def test_sqlstates_map_to_declared_exceptions(pg_dsn: str, pg_exec: Exec) -> Non
         find_thing(11)
     assert str(info.value) == "no thing 11"
     assert isinstance(info.value.__cause__, psycopg.errors.NoDataFound)
-    assert (
-        "pgdecor: SQLSTATE P0002 from tests.plan.test_catalog.test_sqlstates_map_to"
-        in getattr(info.value, "__notes__", [""])[0]
-    )
+    assert f"pgdecor: SQLSTATE P0002 from {__name__}.test_sqlstates_map_to" in getattr(info.value, "__notes__", [""])[0]
     with pytest.raises(NegativeError, match="negative"), session(pg_dsn):
         find_thing(-1)
 

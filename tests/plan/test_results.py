@@ -1,4 +1,5 @@
-"""The return annotation decides how many rows a call expects and what each row becomes."""
+# Generated from tests/plan/test_results_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.plan.test_results_async`, generated from it: see there."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ def test_missing_column_raises_mapping_error(users: str) -> None:
 
     with session(users), pytest.raises(MappingError) as info:
         partial()
-    assert "tests.plan.test_results.test_missing_column_raises_mapping_error.<locals>.partial" in str(info.value)
+    assert f"{__name__}.test_missing_column_raises_mapping_error.<locals>.partial" in str(info.value)
     assert "no column 'email' for field tests.usercode.userdb.User.email" in str(info.value)
     assert "columns were: id, name" in str(info.value)
 

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from pgdecor import Database, RolledBackError, SignatureError, procedure, query, session
-from pgdecor._run import trace as _trace
 from tests.fix_db import Exec
+from tests.fix_telemetry import Telemetry
 
 SCHEMA = """
 CREATE TABLE accounts (id int PRIMARY KEY, balance numeric NOT NULL);
@@ -123,19 +123,10 @@ def test_a_mapped_error_says_what_the_server_said(bank: str) -> None:
     )
 
 
-def test_a_mapped_error_keeps_its_sqlstate_in_the_span(bank: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(_trace.settings, "on", True)
-    monkeypatch.setattr(_trace.settings, "tracer_provider", provider)
+def test_a_mapped_error_keeps_its_sqlstate_in_the_span(bank: str, telemetry: Telemetry) -> None:
     with session(bank), pytest.raises(InsufficientFundsError):
         withdraw(1, Decimal("9.00"))
-    (span,) = [s for s in exporter.get_finished_spans() if "withdraw" in s.name]
+    (span,) = [s for s in telemetry.spans() if "withdraw" in s.name]
     assert span.attributes is not None
     assert (span.attributes["db.response.status_code"], span.attributes["error.type"]) == ("PG001", "PG001")
 

@@ -11,58 +11,14 @@ from typing import Any
 import psycopg
 import pytest
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pgdecor import session
 from pgdecor._run import trace as _trace
+from tests.fix_telemetry import Telemetry
 from tests.usercode.userdb import User, add_user, aeach_user, aget_user, count_users, each_user, get_user
 
 CALLS = 20
-
-
-class Telemetry:
-    """An SDK tracer and meter provider recording in memory, given to pgdecor for one test."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def spans(self, *, ours: bool = True) -> list[ReadableSpan]:
-        """The finished spans: pgdecor's (or the others)."""
-        found = self.exporter.get_finished_spans()
-        return [
-            s
-            for s in found
-            if (s.instrumentation_scope is not None and s.instrumentation_scope.name == "pgdecor") == ours
-        ]
-
-    def durations(self) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        metrics = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
-        (duration,) = [m for m in metrics if m.name == "db.client.operation.duration"]
-        assert duration.unit == "s"
-        return list(duration.data.data_points)
-
-
-@pytest.fixture
-def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
-    found = Telemetry()
-    monkeypatch.setattr(_trace.settings, "on", True)
-    monkeypatch.setattr(_trace.settings, "parameters", False)
-    monkeypatch.setattr(_trace.settings, "tracer_provider", found.tracer_provider)
-    monkeypatch.setattr(_trace.settings, "meter_provider", found.meter_provider)
-    yield found
-    found.tracer_provider.shutdown()
-    found.meter_provider.shutdown()
 
 
 def where(users: str) -> tuple[str, str, int]:
