@@ -1,5 +1,5 @@
 """Every Python block of README.md and docs/ runs as pasted, against a real server holding the schema its page
-shows, and prints what its comments say (see tests/examples.py)."""
+shows, and prints what its comments say (see tests/utils/examples.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from examples import Block, matches, python_blocks, run, schema_of
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.utils.examples import Block, matches, python_blocks, run, schema_of
 
 BLOCKS = python_blocks()
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from examples import ROOT, blocks
 
 from pgdecor.__main__ import main
 from pgdecor.testing import TemporaryServer, embedded_dsn, schema_dsn
+from tests.utils.examples import ROOT, blocks
 
 
 @pytest.mark.slow

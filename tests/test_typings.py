@@ -44,7 +44,7 @@ def test_mypy_accepts_the_cases_and_rejects_each_marked_line() -> None:
     """mypy --strict with the plugin infers what typings/ asserts and rejects each marked line with its code (an
     unneeded `# type: ignore` fails, warn_unused_ignores)."""
     # The tests' stub modules (userdb, models, legacy) are imported by the cases, as users import theirs.
-    result = _run("mypy", "typings", "tests/userdb.py", "tests/models.py", "tests/legacy.py")
+    result = _run("mypy", "typings", "tests/usercode/userdb.py", "tests/usercode/models.py", "tests/usercode/legacy.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -10,6 +10,12 @@ text (so comments and layout survive), then formatted with ruff:
 - ``is_async=True``, as a keyword argument, becomes ``is_async=False``;
 - ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature.
 
+The sync tests of behaviour both kinds have are generated the same way from async test modules (`TESTS`), as
+psycopg generates its own: there `TEST_RENAMES` too (an async stub of tests/usercode/userdb.py → its sync twin),
+also inside strings, where the messages a test expects name its stubs; ``[x async for x in xs]`` loses
+``async``; ``(await x).y`` loses its parentheses with its ``await``; and ``with`` statements nested alone
+(``async with session(...):`` around ``with pytest.raises(...):``) become one ``with``, as a sync test writes it.
+
 With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
 """
 
@@ -39,6 +45,12 @@ MODULES = {
     "pgdecor/_channels/connection_async.py": "pgdecor/_channels/connection.py",
     "pgdecor/_channels/waiter_async.py": "pgdecor/_channels/waiter.py",
     "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
+}
+
+#: Async test module → the sync test module generated from it.
+TESTS = {
+    "tests/plan/test_catalog_async.py": "tests/plan/test_catalog.py",
+    "tests/plan/test_results_async.py": "tests/plan/test_results.py",
 }
 
 RENAMES = {
@@ -116,6 +128,26 @@ RENAMES = {
     "is_async_state": "is_sync_state",
 }
 
+#: Renamed in test modules only, wherever a name is used, defined, imported or written in a string.
+TEST_RENAMES = {
+    **RENAMES,
+    "AsyncIterable": "Iterable",
+    "aadd_user": "add_user",
+    "aall_users": "all_users",
+    "acount_users": "count_users",
+    "aeach_user": "each_user",
+    "aget_user": "get_user",
+    "aload_user": "load_user",
+    "anext": "next",
+    "aset_email": "set_email",
+    "auser_ids": "user_ids",
+    "auser_name": "user_name",
+    "auser_row": "user_row",
+    "ausers_by_domain": "users_by_domain",
+}
+_WORD = re.compile(r"\b\w+\b")
+_ASYNC_FOR = re.compile(r"\basync\s+(?=for\b)")
+
 _DROP, _DEDENT = "\x00drop", "\x00dedent"
 _QUOTED = re.compile(r"`(\w+)`")
 
@@ -132,8 +164,11 @@ def _end(node: ast.AST) -> tuple[int, int]:
 class _Rewrite(ast.NodeVisitor):
     """Collects the edits that turn an async module's source into its sync twin."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], *, test: bool = False) -> None:
         self.lines = lines
+        #: A test module: `TEST_RENAMES`, in its strings too.
+        self.test = test
+        self.renames = TEST_RENAMES if test else RENAMES
         #: (line, column) start, (line, column) end, replacement; lines 1-based, columns in characters.
         self.edits: list[tuple[tuple[int, int], tuple[int, int], str]] = []
         #: Lines to drop, and lines to dedent by one level (the kept ``else:`` bodies).
@@ -150,7 +185,7 @@ class _Rewrite(ast.NodeVisitor):
         self.edits.append(((line, col), (line, end), ""))
 
     def _rename_at(self, line: int, col: int, name: str) -> None:
-        new = RENAMES.get(name)
+        new = self.renames.get(name)
         if new is not None and new != name:
             self.edits.append(((line, col), (line, col + len(name)), new))
 
@@ -159,7 +194,55 @@ class _Rewrite(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_AsyncWith(self, node: ast.AsyncWith) -> None:
-        self._keyword(node, "async")
+        if not self._merged(node):
+            self._keyword(node, "async")
+            self.generic_visit(node)
+
+    def visit_With(self, node: ast.With) -> None:
+        if not self._merged(node):
+            self.generic_visit(node)
+
+    def _merged(self, node: ast.With | ast.AsyncWith) -> bool:
+        """In a test, ``with`` statements nested alone in each other (``async with session(...):`` around ``with
+        pytest.raises(...):``, or the other way round) become one ``with`` of all their items, as a sync test
+        writes them: the items' names renamed here (the edit spans them), the innermost body dedented, and ruff
+        formats the header."""
+        chain: list[ast.With | ast.AsyncWith] = [node]
+        while len(chain[-1].body) == 1 and isinstance(chain[-1].body[0], (ast.With, ast.AsyncWith)):
+            chain.append(chain[-1].body[0])
+        if not self.test or len(chain) == 1:
+            return False
+        source = "".join(self.lines)
+        segments = [
+            f"{ast.get_source_segment(source, i.context_expr)}"
+            + (f" as {ast.get_source_segment(source, i.optional_vars)}" if i.optional_vars else "")
+            for w in chain
+            for i in w.items
+        ]
+        items = ", ".join(_WORD.sub(lambda m: self.renames.get(m[0], m[0]), text) for text in segments)
+        innermost = chain[-1]
+        header_end = innermost.body[0].lineno - 1
+        self.edits.append(((node.lineno, node.col_offset), (header_end, len(self.lines[header_end - 1].rstrip("\n"))),
+                           f"with ({items}):"))  # fmt: skip
+        for _ in chain[1:]:
+            self.dedented.extend(range(header_end + 1, _end(innermost)[0] + 1))
+        for child in innermost.body:
+            self.visit(child)
+        return True
+
+    def _unparenthesized(self, value: ast.expr) -> None:
+        """``(await x)`` in front of ``.y`` or ``[i]`` in a test: the parentheses go with the ``await``."""
+        if not self.test or not isinstance(value, ast.Await):
+            return
+        end = _end(value)
+        before = self.lines[value.lineno - 1][: value.col_offset].rstrip()
+        after = self.lines[end[0] - 1][end[1] :]
+        if before.endswith("(") and after.startswith(")"):
+            self.edits.append(((value.lineno, len(before) - 1), (value.lineno, len(before)), ""))
+            self.edits.append((end, (end[0], end[1] + 1), ""))
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self._unparenthesized(node.value)
         self.generic_visit(node)
 
     def visit_AsyncFor(self, node: ast.AsyncFor) -> None:
@@ -188,6 +271,7 @@ class _Rewrite(ast.NodeVisitor):
         self._rename_at(node.lineno, node.col_offset, node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        self._unparenthesized(node.value)
         self.generic_visit(node)
         line, col = _end(node)
         self._rename_at(line, col - len(node.attr), node.attr)
@@ -197,8 +281,8 @@ class _Rewrite(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        module = ".".join(RENAMES.get(part, part) for part in (node.module or "").split("."))
-        renamed = [(RENAMES.get(a.name, a.name), a.asname) for a in node.names]
+        module = ".".join(self.renames.get(part, part) for part in (node.module or "").split("."))
+        renamed = [(self.renames.get(a.name, a.name), a.asname) for a in node.names]
         names = ", ".join(name + (f" as {alias}" if alias and alias != name else "") for name, alias in renamed)
         text = f"from {'.' * node.level}{module} import {names}"
         self.edits.append(((node.lineno, node.col_offset), _end(node), text))
@@ -213,9 +297,49 @@ class _Rewrite(ast.NodeVisitor):
             return
         segment = ast.get_source_segment("".join(self.lines), node)
         if segment is not None:
-            renamed = _QUOTED.sub(lambda m: f"`{RENAMES.get(m[1], m[1])}`", segment)
+            if self.test:
+                renamed = _WORD.sub(lambda m: self.renames.get(m[0], m[0]), segment)
+            else:
+                renamed = _QUOTED.sub(lambda m: f"`{RENAMES.get(m[1], m[1])}`", segment)
             if renamed != segment:
                 self.edits.append((start, end, renamed))
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        """An f-string of a test module: its words renamed, its replacement fields' names included."""
+        if not self.test:
+            self.generic_visit(node)
+            return
+        segment = ast.get_source_segment("".join(self.lines), node)
+        assert segment is not None
+        renamed = _WORD.sub(lambda m: self.renames.get(m[0], m[0]), segment)
+        if renamed != segment:
+            self.edits.append(((node.lineno, node.col_offset), _end(node), renamed))
+
+    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> None:
+        """``[x async for x in xs]`` → ``[x for x in xs]`` (the generators of a comprehension have no position)."""
+        if any(g.is_async for g in node.generators):
+            line, end = node.lineno, _end(node)
+            for number in range(line, end[0] + 1):
+                text = self.lines[number - 1]
+                start = node.col_offset if number == line else 0
+                stop = end[1] if number == end[0] else len(text)
+                for m in _ASYNC_FOR.finditer(text, start, stop):
+                    edit = ((number, m.start()), (number, m.end()), "")
+                    if edit not in self.edits:
+                        self.edits.append(edit)
+        self.generic_visit(node)
+
+    def visit_ListComp(self, node: ast.ListComp) -> None:
+        self._comprehension(node)
+
+    def visit_SetComp(self, node: ast.SetComp) -> None:
+        self._comprehension(node)
+
+    def visit_DictComp(self, node: ast.DictComp) -> None:
+        self._comprehension(node)
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> None:
+        self._comprehension(node)
 
     def visit_keyword(self, node: ast.keyword) -> None:
         if node.arg == "is_async" and isinstance(node.value, ast.Constant) and node.value.value is True:
@@ -255,7 +379,7 @@ class _Rewrite(ast.NodeVisitor):
 def convert(source: str, name: str) -> str:
     """The sync module for the async module *source* (read from *name*), formatted."""
     lines = source.splitlines(keepends=True)
-    rewrite = _Rewrite(lines)
+    rewrite = _Rewrite(lines, test=name in TESTS)
     tree = ast.parse(source)
     docstring = tree.body[0]
     if isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant):  # says what generated it
@@ -283,15 +407,19 @@ def convert(source: str, name: str) -> str:
     for line in text.splitlines(keepends=True):
         if line.startswith(_DROP):
             continue
-        if line.startswith(_DEDENT):
-            line = line.removeprefix(_DEDENT).removeprefix("    ")  # noqa: PLW2901 - the kept else-body, one level out
-        out.append(line)
+        levels = 0
+        while line.startswith(_DEDENT):  # the kept else-body, or the body of merged `with`s, levels out
+            line = line.removeprefix(_DEDENT)  # noqa: PLW2901
+            levels += 1
+        out.append(line.removeprefix("    " * levels) if levels else line)
     result = _HEADER.format(source=name) + "".join(out)
     return _ruff(result, name)
 
 
 def _ruff(text: str, name: str) -> str:
-    target = MODULES[name]
+    target = {**MODULES, **TESTS}[name]
+    # `[x async for x in xs]` becomes `list(xs)` in a sync test.
+    fixes = ["F401,I001,C416", "--unsafe-fixes"] if name in TESTS else ["F401,I001"]
     for command in (
         [
             sys.executable,
@@ -299,7 +427,7 @@ def _ruff(text: str, name: str) -> str:
             "ruff",
             "check",
             "--select",
-            "F401,I001",
+            *fixes,
             "--fix",
             "--quiet",
             "--stdin-filename",
@@ -320,7 +448,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a sync module is stale")
     check = parser.parse_args().check
     stale = []
-    for source, target in MODULES.items():
+    for source, target in {**MODULES, **TESTS}.items():
         made = convert((ROOT / source).read_text(), source)
         path = ROOT / target
         if path.exists() and path.read_text() == made:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from models import Member, Order
 from typing_extensions import assert_type
 
 from pgdecor import DEFAULT, Counters, Database, NotFoundError, Problem, check, procedure, session
+from tests.usercode.models import Member, Order
 
 
 @procedure

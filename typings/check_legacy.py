@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from legacy import Item, bundle, item_by_id, item_count, items_like, set_item
 from typing_extensions import assert_type
 
 from pgdecor import session
+from tests.usercode.legacy import Item, bundle, item_by_id, item_count, items_like, set_item
 
 
 def use() -> None:

@@ -4,7 +4,9 @@ from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 from typing_extensions import assert_type
-from userdb import (
+
+from pgdecor import AsyncStream, Stream, query, session, transaction
+from tests.usercode.userdb import (
     User,
     aeach_user,
     aget_user,
@@ -17,8 +19,6 @@ from userdb import (
     user_row,
     users_by_domain,
 )
-
-from pgdecor import AsyncStream, Stream, query, session, transaction
 
 
 @query("SELECT * FROM app.users")

@@ -1,0 +1,1 @@
+"""Notification channels (`pgdecor._channels`): notify stubs and listeners."""

@@ -1,0 +1,1 @@
+"""The ``pgdecor`` command (`pgdecor._cli`): check, generate, schema files, generated corpora."""

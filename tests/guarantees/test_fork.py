@@ -1,0 +1,169 @@
+"""Fork safety: no connection is ever used by two processes, and a child never ends its parent's connections."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from psycopg_pool import ConnectionPool
+
+from pgdecor import Database, NoSessionError, query, session
+from tests.usercode.userdb import count_users
+from tests.utils import servers
+
+pytestmark = pytest.mark.slow
+
+
+@query("SELECT pg_backend_pid()")
+def backend_pid() -> int: ...
+
+
+def in_child(check: Callable[[], int]) -> int:
+    """Run *check* in a forked child; return its exit status (its result, or 99 if it raised)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 99
+        try:
+            code = check()
+        except BaseException:  # noqa: BLE001 - the child says what went wrong, and exits
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_database_opened_before_fork_reopens_in_the_child(users: str) -> None:
+    """A child's sessions get connections of their own; the parent's, and its open session, are untouched."""
+    with Database(users, min_size=2, max_size=2) as db:
+        with db.session():
+            parent_backend = backend_pid()
+
+            def child() -> int:
+                try:
+                    backend_pid()  # the session open at the fork is the parent's
+                except NoSessionError:
+                    pass
+                else:
+                    return 1
+                with db.session():
+                    mine = backend_pid()
+                    users_seen = count_users()
+                db.pool.close()  # the child's own pool
+                return 0 if mine != parent_backend and users_seen == 3 else 2
+
+            assert in_child(child) == 0
+            assert backend_pid() == parent_backend  # still the same, working connection
+        seen = set()
+        for _ in range(4):  # the pool's other connection, idle at the fork, works too
+            with db.session():
+                seen.add(backend_pid())
+    assert len(seen) == 2
+    assert db.counters.as_dict() == {
+        "borrowed": 5,
+        "released": 5,
+        "committed": 5,
+        "rolled_back": 0,
+        "commit_unknown": 0,
+        "leaked": 0,
+    }
+
+
+def test_a_lazy_object_that_fails_to_evaluate_does_not_stop_the_child_from_ending_the_parents_sessions(
+    users: str,
+) -> None:
+    """A process holding lazy proxies whose evaluation raises (Django's settings and storages, in an app that
+    forks its workers after loading Django): the child still ends the sessions open at the fork."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.utils.functional import SimpleLazyObject
+
+    def misconfigured() -> object:
+        raise ImproperlyConfigured("as Django's staticfiles storage without STATIC_URL")
+
+    lazy = SimpleLazyObject(misconfigured)
+
+    def child() -> int:
+        try:
+            backend_pid()
+        except NoSessionError:
+            return 0
+        return 1
+
+    with Database(users, min_size=1, max_size=1) as db, db.session():
+        backend_pid()
+        assert in_child(child) == 0
+    assert lazy is not None
+
+
+def test_users_pool_opened_before_fork_is_refused_in_the_child_and_closing_it_there_is_harmless(users: str) -> None:
+    """A pool of the user's cannot be reopened by pgdecor: a session on it in the child says what to do, and even
+    closing it in the child leaves the parent's connections working."""
+    with ConnectionPool(users, min_size=2, max_size=2, open=True) as pool:
+        with session(pool):
+            assert count_users() == 3
+
+        def child() -> int:
+            try:
+                with session(pool):
+                    count_users()
+            except NoSessionError as err:
+                if "opened before this process was forked" not in str(err):
+                    return 1
+            else:
+                return 2
+            pool.close()  # closing the inherited connections must not reach the server
+            return 0
+
+        assert in_child(child) == 0
+        for _ in range(3):
+            with session(pool):
+                assert count_users() == 3
+
+
+def test_gunicorn_preload_never_shares_a_connection_between_workers(pg_server_dsn: str) -> None:
+    """The README's Flask app under ``gunicorn --preload`` (the Database opened before the workers fork): every
+    request is served, and each backend serves one worker process only."""
+    with (
+        servers.serve("gunicorn", pg_server_dsn, preload=True, workers=2, pool=2) as port,
+        ThreadPoolExecutor(8) as clients,
+    ):
+        answers = list(clients.map(lambda _: servers.request(port, "GET", "/whoami"), range(160)))
+    assert [status for status, _ in answers] == [200] * 160
+    owners: dict[int, set[int]] = {}
+    for _, body in answers:
+        owners.setdefault(body["backend"], set()).add(body["pid"])
+    assert len({body["pid"] for _, body in answers}) == 2  # both workers served
+    assert all(len(pids) == 1 for pids in owners.values()), owners
+
+
+@query("SELECT pg_backend_pid()")
+async def abackend_pid() -> int: ...
+
+
+def test_async_database_opened_before_fork_reopens_in_the_child(users: str) -> None:
+    """An async Database opened (on a loop that is not running at the fork) serves a child's sessions from a pool
+    of the child's own, and the parent's pool still works afterwards."""
+    loop = asyncio.new_event_loop()
+    db = Database(users, min_size=1, max_size=1)
+    loop.run_until_complete(db.__aenter__())
+    try:
+
+        async def one() -> int:
+            async with db.session():
+                return await abackend_pid()
+
+        parent_backend = loop.run_until_complete(one())
+
+        def child() -> int:
+            mine = asyncio.new_event_loop().run_until_complete(one())
+            return 0 if mine != parent_backend else 1
+
+        assert in_child(child) == 0
+        assert loop.run_until_complete(one()) == parent_backend
+    finally:
+        loop.run_until_complete(db.__aexit__(None, None, None))
+        loop.close()

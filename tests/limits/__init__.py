@@ -1,0 +1,1 @@
+"""Time limits (`pgdecor._limits`): deadlines and slow calls."""

@@ -1,0 +1,581 @@
+"""Deadlines: a stub's ``timeout=`` and a session's ``deadline=`` stop its calls (the server's statement timeout,
+set for that statement alone; or, when the server does not answer, the client cancelling and then ending the
+connection) with `DeadlineError`, and a Database checks its options and fails at once on a server it cannot reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bench.proxy import upstream_address
+from pgdecor import (
+    ArgumentError,
+    Database,
+    DeadlineError,
+    SignatureError,
+    UnreachableError,
+    procedure,
+    query,
+    session,
+)
+from pgdecor.testing import TemporaryServer
+from tests.utils.servers import free_port
+
+Exec = Callable[..., list[tuple[Any, ...]]]
+
+#: Seconds a call whose server does not answer may take past its limit: the watchdog's cancel, then its end of
+#: the connection (2 x `_limits.deadlines.GRACE`), and some slack for a loaded machine.
+CLIENT_BOUND = 2.0 + 1.5
+SECRET = "deadline-s3cret"
+
+SCHEMA = """
+CREATE TABLE notes (id int PRIMARY KEY);
+CREATE FUNCTION nap(seconds float8) RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM pg_catalog.pg_sleep(seconds) $$;
+CREATE PROCEDURE note_then_nap(id int, seconds float8) LANGUAGE plpgsql
+AS $$ BEGIN INSERT INTO notes VALUES (id); COMMIT; PERFORM pg_catalog.pg_sleep(seconds); END $$;
+"""
+
+
+@procedure(timeout=0.3)
+def nap(seconds: float) -> int: ...
+
+
+@procedure("nap", timeout=0.3)
+async def anap(seconds: float) -> int: ...
+
+
+@procedure("nap")
+def nap_freely(seconds: float) -> int: ...
+
+
+@procedure("nap")
+async def anap_freely(seconds: float) -> int: ...
+
+
+@procedure("nap", timeout=60)
+def nap_long(seconds: float) -> int: ...
+
+
+@procedure("nap", timeout=60)
+async def anap_long(seconds: float) -> int: ...
+
+
+@procedure(autocommit=True, timeout=0.3)
+def note_then_nap(id: int, seconds: float) -> None: ...
+
+
+@query("INSERT INTO notes VALUES (%(id)s)")
+def note(id: int) -> None: ...
+
+
+@query("INSERT INTO notes VALUES (%(id)s)")
+async def anote(id: int) -> None: ...
+
+
+@query("SELECT pg_catalog.current_setting('statement_timeout')")
+def statement_timeout() -> str: ...
+
+
+@query("SELECT pg_catalog.current_setting('statement_timeout')")
+async def astatement_timeout() -> str: ...
+
+
+@query("SELECT pg_catalog.pg_backend_pid()")
+def backend() -> int: ...
+
+
+@query("SELECT pg_catalog.pg_backend_pid()")
+async def abackend() -> int: ...
+
+
+@pytest.fixture
+def dsn(pg_dsn: str, pg_exec: Exec) -> str:
+    pg_exec(SCHEMA)
+    return pg_dsn
+
+
+def _ms(setting: str) -> float:
+    """A ``statement_timeout`` as the server shows it (``4700ms``, ``5s``, ``0``), in milliseconds."""
+    for unit, factor in (("ms", 1), ("s", 1000), ("min", 60_000)):
+        if setting.endswith(unit) and setting[: -len(unit)].isdigit():
+            return int(setting[: -len(unit)]) * factor
+    return float(setting)
+
+
+def test_a_stub_timeout_stops_the_call_and_the_session_rolls_back(dsn: str, pg_exec: Exec) -> None:
+    """A call past its stub's timeout raises `DeadlineError` naming the stub and the limit; the session's earlier
+    write is rolled back, and the connection serves the next session."""
+    with Database(dsn, max_size=1) as db:
+        with pytest.raises(DeadlineError) as caught, db.session():
+            note(1)
+            pid = backend()
+            nap(5)
+        with db.session():
+            assert backend() == pid  # given back, sound, and used again
+            assert nap(0) == 1
+    err = caught.value
+    assert "tests.limits.test_deadlines.nap:" in str(err)
+    assert "function nap" in str(err)
+    assert "timeout of 0.3 s" in str(err)
+    assert "statement_timeout" in str(err)
+    assert (err.seconds, err.limit) == (0.3, "timeout")
+    assert isinstance(err.__cause__, psycopg.errors.QueryCanceled)
+    assert pg_exec("SELECT * FROM notes") == []
+
+
+def test_an_async_stub_timeout_stops_the_call_and_the_session_rolls_back(dsn: str, pg_exec: Exec) -> None:
+    """The same, for an async stub in an async session."""
+
+    async def scenario() -> DeadlineError:
+        async with Database(dsn, max_size=1) as db:
+            with pytest.raises(DeadlineError) as caught:
+                async with db.session():
+                    await anote(1)
+                    pid = await abackend()
+                    await anap(5)
+            async with db.session():
+                assert await abackend() == pid
+                assert await anap(0) == 1
+        return caught.value
+
+    err = asyncio.run(scenario())
+    assert "tests.limits.test_deadlines.anap:" in str(err)
+    assert "timeout of 0.3 s" in str(err)
+    assert pg_exec("SELECT * FROM notes") == []
+
+
+def test_statements_after_a_timed_call_are_not_limited(dsn: str) -> None:
+    """The statement timeout a call is given lasts for its statement only: later statements of the transaction
+    have the transaction's own setting again, in a transaction and in autocommit."""
+    with session(dsn):
+        assert nap(0) == 1
+        assert statement_timeout() == "0"
+        assert nap_freely(0.4) == 1  # longer than nap's timeout
+    with session(make_conninfo(dsn, options=f"{conninfo_to_dict(dsn)['options']} -c statement_timeout=7s")):
+        assert nap(0) == 1
+        assert statement_timeout() == "7s"
+    with session(dsn, autocommit=True):
+        assert nap(0) == 1
+        assert statement_timeout() == "0"
+
+
+def test_an_autocommit_procedure_is_stopped_at_its_timeout(dsn: str, pg_exec: Exec) -> None:
+    """A procedure that commits itself is held to its timeout past its COMMIT; what it committed stays, and the
+    session's next statement is not limited."""
+    with pytest.raises(DeadlineError), session(dsn, autocommit=True):
+        note_then_nap(1, 5)
+    with session(dsn, autocommit=True):
+        assert statement_timeout() == "0"
+    assert pg_exec("SELECT * FROM notes") == [(1,)]
+
+
+def test_a_session_deadline_is_shared_by_its_statements(dsn: str, admin: psycopg.Connection[Any]) -> None:
+    """Each call of a session with a deadline gets what is left of it; once it has passed, a call raises at once
+    without sending anything."""
+    activity = "SELECT query FROM pg_catalog.pg_stat_activity WHERE pid = %s"
+    with pytest.raises(DeadlineError) as caught, session(dsn, deadline=1.5) as s:
+        assert nap_freely(0.3) == 1
+        left = _ms(statement_timeout())  # the statement timeout this very call was given
+        assert 0 < left <= 1500 - 300
+        pid = backend()
+        deadline = s._state.deadline
+        assert deadline is not None
+        admin.execute("SELECT pg_catalog.pg_sleep(%s)", [deadline[0] - time.monotonic()])
+        last = admin.execute(activity, [pid]).fetchall()
+        try:
+            nap_freely(0)
+        finally:
+            after = admin.execute(activity, [pid]).fetchall()
+    assert after == last
+    assert "session's deadline of 1.5 s" in str(caught.value)
+    assert "nothing was sent" in str(caught.value)
+    assert caught.value.limit == "deadline"
+
+
+def test_a_session_deadline_stops_a_call_that_runs_past_it(dsn: str) -> None:
+    """A call with a longer timeout of its own is stopped at its async session's deadline."""
+
+    async def scenario() -> DeadlineError:
+        with pytest.raises(DeadlineError) as caught:
+            async with session(dsn, deadline=0.5):
+                await anap_long(5)
+        return caught.value
+
+    err = asyncio.run(scenario())
+    assert "anap_long" in str(err)
+    assert "deadline of 0.5 s" in str(err)
+
+
+def test_a_deadline_passed_before_the_first_call_borrows_nothing(dsn: str, admin: psycopg.Connection[Any]) -> None:
+    """A session whose deadline passed before its first call raises there without borrowing a connection."""
+    with Database(dsn) as db:
+        with pytest.raises(DeadlineError), db.session(deadline=0.1):
+            admin.execute("SELECT pg_catalog.pg_sleep(0.15)")
+            nap_freely(0)
+        assert db.counters.borrowed == 0
+
+
+#: The backends of an application (the test's schema) sleeping in ``pg_sleep``.
+SLEEPING = (
+    "SELECT pid FROM pg_catalog.pg_stat_activity WHERE wait_event OPERATOR(pg_catalog.=) 'PgSleep' "
+    "AND application_name OPERATOR(pg_catalog.=) %s"
+)
+
+
+def test_a_users_own_cancel_is_not_a_deadline(dsn: str, admin: psycopg.Connection[Any]) -> None:
+    """A statement cancelled with ``pg_cancel_backend`` before its limit raises the server's QueryCanceled, not
+    `DeadlineError`."""
+    found: list[int] = []
+    name = conninfo_to_dict(dsn)["application_name"]
+
+    def cancel() -> None:
+        give_up = time.monotonic() + 20
+        while not found and time.monotonic() < give_up:
+            found.extend(pid for (pid,) in admin.execute(SLEEPING, [name]).fetchall())
+        if found:
+            admin.execute("SELECT pg_catalog.pg_cancel_backend(%s)", [found[0]])
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled) as caught, session(dsn):
+            nap_long(30)
+    finally:
+        canceller.join()
+    assert found
+    assert not isinstance(caught.value, DeadlineError)
+
+
+def test_a_users_own_cancel_is_not_a_deadline_in_async(dsn: str, pg_server_dsn: str) -> None:
+    """The same, for an async call."""
+
+    name = conninfo_to_dict(dsn)["application_name"]
+
+    async def scenario() -> BaseException:
+        async with await psycopg.AsyncConnection.connect(pg_server_dsn, autocommit=True) as side:
+
+            async def cancel() -> None:
+                while True:
+                    row = await (await side.execute(SLEEPING, [name])).fetchone()
+                    if row:
+                        await side.execute("SELECT pg_catalog.pg_cancel_backend(%s)", [row[0]])
+                        return
+
+            canceller = asyncio.ensure_future(cancel())
+            with pytest.raises(psycopg.errors.QueryCanceled) as caught:
+                async with session(dsn):
+                    await anap_long(30)
+            await asyncio.wait_for(canceller, 10)
+        return caught.value
+
+    assert not isinstance(asyncio.run(scenario()), DeadlineError)
+
+
+# -- a server that does not answer ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own() -> Iterator[TemporaryServer]:
+    """A server of this module's own, whose backends the tests stop; its conninfo carries a password."""
+    with TemporaryServer() as started:
+        with psycopg.connect(started.dsn, autocommit=True) as conn:
+            conn.execute(SCHEMA)
+        yield started
+
+
+def _stopped(pid: int) -> Callable[[], None]:
+    os.kill(pid, signal.SIGSTOP)
+    return lambda: os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_a_call_whose_server_stops_answering_raises_within_its_bound(
+    own: TemporaryServer, figures: Callable[[str], None]
+) -> None:
+    """With its backend stopped (SIGSTOP), a call raises `DeadlineError` within its timeout and the client's grace,
+    and its connection is closed, never given back to the pool."""
+    with Database(make_conninfo(own.dsn, password=SECRET), max_size=1) as db:
+        with pytest.raises(DeadlineError) as caught, db.session():
+            pid = backend()
+            cont = _stopped(pid)
+            try:
+                started = time.monotonic()
+                try:
+                    nap(0)
+                finally:
+                    took = time.monotonic() - started
+            finally:
+                cont()
+        with db.session():
+            assert backend() != pid
+    figures(f"sync: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
+    assert took < 0.3 + CLIENT_BOUND
+    assert "connection was closed" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_an_async_call_whose_server_stops_answering_raises_within_its_bound(
+    own: TemporaryServer, figures: Callable[[str], None]
+) -> None:
+    """The same, for an async call."""
+
+    async def scenario() -> tuple[float, DeadlineError]:
+        async with Database(own.dsn, max_size=1) as db:
+            with pytest.raises(DeadlineError) as caught:
+                async with db.session():
+                    pid = await abackend()
+                    cont = _stopped(pid)
+                    try:
+                        started = time.monotonic()
+                        try:
+                            await anap(0)
+                        finally:
+                            took = time.monotonic() - started
+                    finally:
+                        cont()
+            async with db.session():
+                assert await abackend() != pid
+        return took, caught.value
+
+    took, err = asyncio.run(scenario())
+    figures(f"async: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
+    assert took < 0.3 + CLIENT_BOUND
+    assert "connection was closed" in str(err)
+
+
+# -- checks --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), "1", True])
+def test_a_stub_timeout_must_be_a_positive_number_of_seconds(timeout: Any) -> None:
+    """A stub's timeout that is not a number of seconds greater than 0 is refused when it is decorated."""
+    with pytest.raises(SignatureError, match=r"<locals>\.one: @query\(timeout=\.\.\.\) takes a number"):
+
+        @query("SELECT 1", timeout=timeout)
+        def one() -> int: ...
+
+
+def test_a_session_deadline_must_be_a_positive_number_of_seconds(dsn: str) -> None:
+    """A session's deadline that is not a number of seconds greater than 0 is refused when the session is made."""
+    with pytest.raises(ArgumentError, match=r"session\(\): deadline= takes a number of seconds"):
+        session(dsn, deadline=0)
+    with pytest.raises(ArgumentError, match=r"Database.session\(\): deadline= takes"):
+        Database(dsn).session(deadline="5")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeout", 0),
+        ("timeout", "30"),
+        ("min_size", -1),
+        ("min_size", 1.5),
+        ("max_size", 0),
+        ("check", "yes"),
+        ("prepare", 1),
+        ("idle_in_transaction_timeout", -5),
+        ("leak_timeout", float("nan")),
+        ("replica_wait", -1),
+        ("replica_timeout", 0),
+        ("slow_call", -1),
+    ],
+)
+def test_database_options_are_checked_when_it_is_made(option: str, value: Any) -> None:
+    """A Database option of the wrong type or value raises `ArgumentError` naming it, before anything connects."""
+    with pytest.raises(ArgumentError, match=rf"Database\({option}=\.\.\.\) takes"):
+        Database("postgresql://localhost/app", **{option: value})
+
+
+def test_database_sizes_must_fit_together() -> None:
+    """A max_size below min_size is refused, with both named."""
+    with pytest.raises(ArgumentError, match=r"max_size=2\) is smaller than min_size=5"):
+        Database("postgresql://localhost/app", min_size=5, max_size=2)
+
+
+def test_opening_a_database_whose_server_refuses_fails_at_once(figures: Callable[[str], None]) -> None:
+    """Opening a Database on a port where nothing listens raises `UnreachableError` at once (not after its 30 s
+    timeout), with the server's reason and the conninfo masked."""
+    conninfo = f"postgresql://ann:{SECRET}@127.0.0.1:{free_port()}/app"
+    started = time.monotonic()
+    with pytest.raises(UnreachableError) as caught, Database(conninfo):
+        pass
+    took = time.monotonic() - started
+    figures(f"a Database opened on a port where nothing listens raised UnreachableError after {took:.2f} s")
+    assert took < 5
+    text = str(caught.value)
+    assert "refused" in text
+    assert "127.0.0.1" in text
+    assert SECRET not in text
+
+
+def test_opening_an_async_database_whose_server_refuses_fails_at_once() -> None:
+    """The same, with ``async with``."""
+    conninfo = f"postgresql://ann:{SECRET}@127.0.0.1:{free_port()}/app"
+
+    async def scenario() -> UnreachableError:
+        with pytest.raises(UnreachableError) as caught:
+            async with Database(conninfo):
+                pass
+        return caught.value
+
+    started = time.monotonic()
+    err = asyncio.run(scenario())
+    assert time.monotonic() - started < 5
+    assert "refused" in str(err)
+    assert SECRET not in str(err)
+
+
+def test_opening_a_database_with_a_wrong_password_fails_at_once(own: TemporaryServer) -> None:
+    """A server that refuses the login is said at once too, with its reason."""
+    conninfo = make_conninfo(own.dsn, user="nobody_here", password=SECRET)
+    with pytest.raises(UnreachableError, match="nobody_here") as caught, Database(conninfo):
+        pass
+    assert SECRET not in str(caught.value)
+
+
+class _StallingProxy:
+    """A TCP proxy to *dsn*'s server whose answers to the connections it carries can be held back (`hold`); a
+    connection made while they are held (the client's cancel request) passes freely, and lets them go."""
+
+    def __init__(self, dsn: str) -> None:
+        self.upstream = upstream_address(dsn)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.dsn = make_conninfo(dsn, host="127.0.0.1", port=self.listener.getsockname()[1])
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.cancel_seen = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self.flowing.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(self.upstream[0])
+            server.connect(self.upstream[1])
+            self.sockets += (client, server)
+            held = self.flowing.is_set()
+            if not held:  # made while answers are held: the cancel request, which lets them go once it is through
+                self.cancel_seen.set()
+            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, held), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, holds: bool | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if holds:
+                    self.flowing.wait()
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+        if holds is None and self.cancel_seen.is_set():
+            self.flowing.set()  # the cancel request was sent and its connection closed
+
+    def close(self) -> None:
+        self.flowing.set()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+@query("SELECT 1", timeout=0.2)
+def one_in_time() -> int: ...
+
+
+@pytest.mark.slow
+def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_closed(own: TemporaryServer) -> None:
+    """A call whose answer reaches the client only after the watchdog sent its cancel request raises
+    `DeadlineError`, and its connection is closed, never given back: the cancel could stop another statement. With
+    a libpq older than 17, whose only cancel request blocks (holding the interpreter lock in psycopg's C build, so
+    that this process's proxy could not pass it on), none is sent: the connection is ended instead."""
+    proxy = _StallingProxy(own.dsn)
+    cancels = psycopg.capabilities.has_cancel_safe()
+    try:
+        with Database(proxy.dsn, max_size=1) as db:
+            with pytest.raises(DeadlineError) as caught, db.session() as sess:
+                pid = backend()
+                conn = sess.connection()
+                proxy.hold()
+                one_in_time()
+            assert proxy.cancel_seen.is_set() is cancels
+            assert conn.closed
+            if cancels:
+                assert "after it had been asked to cancel" in str(caught.value)
+            else:
+                assert "the connection was closed" in str(caught.value)
+            with db.session():
+                assert backend() != pid
+    finally:
+        proxy.close()
+
+
+def test_a_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
+    """A session whose pool has no free connection raises `DeadlineError` when its deadline passes (not after the
+    pool's own timeout), having sent nothing; sync, the connection held by another thread's session."""
+    with Database(dsn, max_size=1, timeout=10) as db:
+        held, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with db.session():
+                backend()
+                held.set()
+                done.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(30)
+            with (
+                pytest.raises(DeadlineError, match="no connection of its pool was free in time"),
+                db.session(deadline=0.5),
+            ):
+                backend()
+        finally:
+            done.set()
+            holder.join()
+
+
+def test_an_async_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
+    """The same, async: the connection held by another task's session."""
+
+    async def scenario() -> None:
+        async with Database(dsn, max_size=1, timeout=10) as db:
+            held, done = asyncio.Event(), asyncio.Event()
+
+            async def hold() -> None:
+                async with db.session():
+                    await abackend()
+                    held.set()
+                    await done.wait()
+
+            holder = asyncio.ensure_future(hold())
+            await held.wait()
+            try:
+                with pytest.raises(DeadlineError, match="no connection of its pool was free in time"):
+                    async with db.session(deadline=0.5):
+                        await abackend()
+            finally:
+                done.set()
+                await holder
+
+    asyncio.run(scenario())

@@ -1,0 +1,110 @@
+"""OpenTelemetry for async stubs: one CLIENT span per call or batch, with the semantic conventions' attributes, and
+traces that stay whole next to psycopg's own instrumentation. The tests of tests/run/test_trace.py that had no
+async twin, written as tools/async_to_sync.py reads an async source (their sync twins are those of
+test_trace.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+from opentelemetry.trace import StatusCode
+
+from pgdecor import session
+from pgdecor._run import trace as _trace
+from tests.fix_telemetry import Telemetry
+from tests.run.test_trace import CALLS
+from tests.usercode.userdb import User, aadd_user, acount_users, aget_user
+
+
+async def test_a_query_is_summarised_by_its_command_and_table(users: str, telemetry: Telemetry) -> None:
+    """A @query stub's span is named by its command and table; it names no stored procedure."""
+    async with session(users):
+        await acount_users()
+        await aadd_user(40, "dee")
+    counted, added = telemetry.spans()
+    assert (counted.name, added.name) == ("SELECT users", "INSERT users")
+    assert (counted.attributes or {})["db.query.text"] == "SELECT count(*) FROM users"
+    assert "db.stored_procedure.name" not in (added.attributes or {})
+    assert (added.attributes or {})["db.operation.name"] == "INSERT"
+
+
+async def test_a_failed_call_carries_its_sqlstate(users: str, telemetry: Telemetry) -> None:
+    """A call the server refuses ends its span in error, with the SQLSTATE, in the span and in the histogram."""
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        async with session(users):
+            await aadd_user(1, "again")
+    (span,) = telemetry.spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})["db.response.status_code"] == "23505"
+    assert (span.attributes or {})["error.type"] == "23505"
+    (point,) = telemetry.durations()
+    assert point.attributes["error.type"] == "23505"
+
+
+async def test_a_batch_is_one_span_with_its_size(users: str, telemetry: Telemetry) -> None:
+    """`many()` is one span, which says how many calls it made."""
+    async with session(users):
+        assert await aget_user.many([(1,), (2,), (99,)]) == [
+            User(1, "ann", "ann@example.org"),
+            User(2, "bob", None),
+            None,
+        ]
+    (span,) = telemetry.spans()
+    assert (span.attributes or {})["db.operation.batch.size"] == 3
+    assert span.name == "SELECT get_user"
+
+
+async def test_parameter_values_are_recorded_only_when_asked(
+    users: str, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's argument values are in its span only once parameters are asked for."""
+    async with session(users):
+        await aget_user(1)
+        monkeypatch.setattr(_trace.settings, "parameters", True)
+        await aget_user(2)
+    quiet, told = telemetry.spans()
+    assert not any(k.startswith("db.query.parameter.") for k in quiet.attributes or {})
+    assert (told.attributes or {})["db.query.parameter.id"] == 2
+
+
+@pytest.fixture
+def psycopg_instrumented(telemetry: Telemetry) -> Iterator[None]:
+    """psycopg's own OpenTelemetry instrumentation, on the same provider, for connections opened meanwhile."""
+    instrumentor = PsycopgInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, skip_dep_check=True)
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
+
+
+async def test_with_psycopgs_instrumentation_pgdecors_span_is_the_parent(
+    users: str, telemetry: Telemetry, psycopg_instrumented: None
+) -> None:
+    """Both instrumentations on: every call is one pgdecor span, and the statement psycopg's instrumentation sees
+    for it is its child (the lean path steps aside for such connections), so the trace is whole."""
+    async with session(users):
+        for _ in range(CALLS):
+            assert await aget_user(1) == User(1, "ann", "ann@example.org")
+    ours = telemetry.spans()
+    theirs = [s for s in telemetry.spans(ours=False) if "get_user" in s.name or "get_user" in str(s.attributes)]
+    assert len(ours) == CALLS
+    assert len(theirs) == CALLS
+    parents = {s.context.span_id for s in ours if s.context is not None}
+    assert all(s.parent is not None and s.parent.span_id in parents for s in theirs)
+
+
+async def test_psycopgs_instrumentation_alone_sees_every_call(
+    users: str, telemetry: Telemetry, psycopg_instrumented: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pgdecor's spans off, psycopg's on: 20 calls are 20 spans (no call slips past on the lean path)."""
+    monkeypatch.setattr(_trace.settings, "on", False)
+    async with session(users):
+        for _ in range(CALLS):
+            await aget_user(1)
+    assert telemetry.spans() == []
+    theirs = [s for s in telemetry.spans(ours=False) if "get_user" in str(s.attributes)]
+    assert len(theirs) == CALLS

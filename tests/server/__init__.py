@@ -1,0 +1,1 @@
+"""Throwaway servers (`pgdecor._server`): their signals."""

@@ -1,0 +1,189 @@
+"""An async `Database` (``async with``): its pool and counters, readonly routing, the leak guard, logging and
+faults, as for a sync one. The tests of tests/service/test_database.py that had no async twin, written as
+tools/async_to_sync.py reads an async source (their sync twins are those of test_database.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from pgdecor import Database, NoSessionError, counters, query, session
+from pgdecor.testing import TemporaryServer
+from tests.service.test_database import app_backends
+from tests.usercode.userdb import User, aadd_user, aget_user
+
+
+@query("SELECT current_setting('application_name')", readonly=True)
+async def which_server() -> str: ...
+
+
+@query("SELECT current_setting('idle_in_transaction_session_timeout')")
+async def idle_timeout() -> str: ...
+
+
+@query("SELECT pg_backend_pid()")
+async def backend_pid() -> int: ...
+
+
+@query("SELECT set_config('statement_timeout', '50ms', true)")
+async def short_statement_timeout() -> str: ...
+
+
+@query("SELECT pg_sleep(1)")
+async def sleep_a_second() -> None: ...
+
+
+async def test_database_owns_a_pool_and_counts_what_sessions_did(users: str) -> None:
+    """A Database's sessions borrow from its pool (its connections configured: an idle-in-transaction timeout),
+    and its counters say what each did; a session that made no call borrowed nothing."""
+    async with Database(users, max_size=2) as db:
+        async with db.session():
+            assert await aget_user(1) == User(1, "ann", "ann@example.org")
+            assert await idle_timeout() == "1min"
+        with pytest.raises(ZeroDivisionError):
+            async with session(db):
+                await aadd_user(7, "x")
+                _ = 1 / 0
+        async with db.session():
+            assert await aget_user(7) is None
+        async with db.session():
+            pass  # no call: nothing borrowed
+        assert db.counters.as_dict() == {
+            "borrowed": 3,
+            "released": 3,
+            "committed": 2,
+            "rolled_back": 1,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
+    assert counters.borrowed >= 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`async with` a session of a Database never opened raises ArgumentError: must be entered with `with`",
+)
+async def test_closed_database_is_a_clear_error(users: str) -> None:
+    """A session of a Database that was never opened says how to open it."""
+    db = Database(users)
+    with pytest.raises(NoSessionError, match=r"is not open .* open it with `(async )?with Database\(...\)` first"):
+        async with db.session():
+            await aget_user(1)
+
+
+async def test_readonly_stubs_run_on_the_replica_until_the_session_writes(users: str) -> None:
+    """Readonly stubs read from the replica until the session writes; from then on, where it wrote."""
+    primary = make_conninfo(users, application_name="primary")
+    replica = make_conninfo(users, application_name="replica")
+    async with session(primary, replica=replica):
+        assert await which_server() == "replica"
+        await aadd_user(8, "eve")  # a write: from now on the session reads where it wrote
+        assert await which_server() == "primary"
+    async with Database(primary, replica=replica, max_size=1) as db, db.session():
+        assert await which_server() == "replica"
+        assert await aget_user(1) is not None  # not readonly: the primary
+        assert await which_server() == "primary"
+
+
+async def test_session_idle_in_transaction_past_the_leak_timeout_is_reaped(users: str) -> None:
+    """A session kept open past the leak timeout is ended by the leak guard (with a warning), its connection
+    back in the pool; its calls then say it has ended, and its block leaves the context as it was."""
+    async with Database(users, max_size=1, leak_timeout=0.0) as db:
+        held = session(db)  # a session kept alive by something that never ends it
+        await held.__aenter__()
+        await aget_user(1)
+        assert await db.areap() == 0  # first sight of its activity
+        with pytest.warns(ResourceWarning, match="idle in transaction past the leak timeout"):
+            assert await db.areap() == 1
+        with pytest.raises(NoSessionError, match="has ended"):
+            await aget_user(1)
+        await held.__aexit__(None, None, None)
+        assert db.apool.get_stats()["pool_available"] == 1
+        with pytest.raises(NoSessionError, match="outside any session"):  # its block left the context as it was
+            await aget_user(1)
+
+
+async def test_a_session_the_leak_guard_ended_is_never_joined(users: str) -> None:
+    """A session ended by the leak guard stays current in its context, but later sessions there, and units of work,
+    are their own and commit."""
+    async with Database(users, max_size=2, leak_timeout=0.0) as db:
+        held = session(db)
+        await held.__aenter__()
+        await aadd_user(53, "held")
+        assert await db.areap() == 0  # first sight of its activity
+        with pytest.warns(ResourceWarning, match="idle in transaction past the leak timeout"):
+            assert await db.areap() == 1
+        async with db.session():
+            await aadd_user(54, "after")
+        await db.arun(aadd_user, 55, "unit")
+        await held.__aexit__(None, None, None)
+        async with db.session():
+            assert (await aget_user(53), await aget_user(54), await aget_user(55)) == (
+                None,
+                User(54, "after", None),
+                User(55, "unit", None),
+            )
+
+
+async def test_calls_and_sessions_are_logged_at_debug(users: str, caplog: pytest.LogCaptureFixture) -> None:
+    """At DEBUG, each call is logged with its stub, its SQL object and its duration, and each session's borrow and
+    end."""
+    with caplog.at_level(logging.DEBUG, logger="pgdecor"):
+        async with session(users):
+            await aget_user(1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        m.startswith("tests.usercode.userdb.aget_user: function get_user in ") and m.endswith(" ms") for m in messages
+    )
+    assert any("borrowed a connection" in m for m in messages)
+    assert any("ended (committed) and gave its connection back" in m for m in messages)
+
+
+async def test_terminated_backend_is_a_clear_error_and_the_next_session_works(
+    users: str, admin: psycopg.Connection[Any]
+) -> None:
+    """A call on a terminated backend raises psycopg's error with a note naming the stub; the pool replaces the
+    connection for the next session."""
+    async with Database(users, max_size=1) as db:
+        with pytest.raises(psycopg.OperationalError) as info:
+            async with db.session():
+                pid = await backend_pid()
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+                await aget_user(1)
+        assert any("raised by tests.usercode.userdb.aget_user" in n for n in getattr(info.value, "__notes__", []))
+        async with db.session():
+            assert await backend_pid() != pid
+            assert await aget_user(1) is not None
+        assert db.counters.borrowed == db.counters.released == 2
+
+
+async def test_statement_timeout_rolls_the_session_back(users: str, admin: psycopg.Connection[Any]) -> None:
+    """A statement the server cancels at its statement timeout rolls the session back, and leaves no backend idle in
+    transaction."""
+    name = "timeout_app"
+    async with Database(make_conninfo(users, application_name=name), max_size=1) as db:
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            async with db.session():
+                await aadd_user(11, "slow")
+                await short_statement_timeout()
+                await sleep_a_second()
+        async with db.session():
+            assert await aget_user(11) is None
+    assert "idle in transaction" not in app_backends(admin, name)
+
+
+@pytest.mark.slow
+async def test_pool_recovers_from_a_server_restart() -> None:
+    """After the server restarts, the pool's check replaces the connections the restart closed."""
+    with TemporaryServer() as server:
+        async with Database(server.dsn, min_size=2, max_size=2) as db:
+            async with db.session():
+                first = await backend_pid()
+            server.restart()
+            async with db.session():
+                assert await backend_pid() != first
+            assert db.counters.rolled_back == 0

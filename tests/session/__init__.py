@@ -1,0 +1,1 @@
+"""Sessions (`pgdecor._session`): borrowing, committing, rolling back, giving back."""

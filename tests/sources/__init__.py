@@ -1,0 +1,1 @@
+"""Where sessions get their connections (`pgdecor._sources`): pools, replicas, bounded waits."""

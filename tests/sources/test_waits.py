@@ -1,0 +1,192 @@
+"""Bounded waits: a borrow gives up within the Database's timeout when the server stops answering without closing
+anything, and the connections pgdecor opens carry TCP keepalives and a user timeout, so that a dropped network
+is found within a minute rather than when TCP gives up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import PoolTimeout
+
+from pgdecor import Database, query, session
+from pgdecor.testing import TemporaryServer
+from tests.utils.pgbouncer import pgbouncer
+from tests.utils.servers import free_port
+
+#: Seconds within which a session's first call on a frozen server must raise, with ``Database(timeout=1)``.
+BOUND = 5.0
+#: Seconds after which a frozen server is continued whatever happens: code that waits for it fails, not hangs.
+THAW_AFTER = 20.0
+SECRET = "frozen-s3cret"
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="finds a server's processes in /proc")
+
+
+@query("SELECT 1")
+def one() -> int: ...
+
+
+@query("SELECT 1")
+async def aone() -> int: ...
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is *parent*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:  # the field after the command's name
+                found.append(int(entry.name))
+    return found
+
+
+@contextmanager
+def frozen(server: TemporaryServer) -> Iterator[None]:
+    """Every process of *server* stopped (SIGSTOP): a server that stops answering and closes nothing. They are
+    continued at the end, or after `THAW_AFTER` seconds at the latest."""
+    assert server.dir is not None
+    postmaster = int((server.dir / "data" / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGSTOP)  # first: it starts no process from now on
+    pids = [postmaster, *_children(postmaster)]
+    for pid in pids[1:]:
+        os.kill(pid, signal.SIGSTOP)
+
+    def thaw() -> None:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    timer = threading.Timer(THAW_AFTER, thaw)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        thaw()
+
+
+@pytest.fixture
+def server() -> Iterator[TemporaryServer]:
+    """A server of the test's own, which it may freeze; its conninfo carries a password, which no message shows."""
+    with TemporaryServer() as started:
+        yield started
+
+
+def _check_error(err: BaseException) -> None:
+    text = "\n".join([str(err), *getattr(err, "__notes__", [])])
+    assert "pgdecor Database" in text
+    assert "timeout=1" in text
+    assert "did not answer" in text
+    assert SECRET not in text
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_a_borrow_gives_up_within_its_timeout_when_the_server_stops_answering(
+    server: TemporaryServer, figures: Callable[[str], None]
+) -> None:
+    """With a warm pooled connection and the server frozen, a session's first call raises `PoolTimeout` within a
+    bound of ``timeout``, saying what happened, instead of waiting for the server."""
+    with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+        with db.session():
+            assert one() == 1
+        with frozen(server):
+            started = time.monotonic()
+            with pytest.raises(PoolTimeout) as caught, db.session():
+                one()
+            took = time.monotonic() - started
+        with db.session():  # the server answers again: so does the pool
+            assert one() == 1
+    figures(f"sync: the first call on a frozen server raised after {took:.2f} s with timeout=1")
+    assert took < BOUND
+    _check_error(caught.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_an_async_borrow_gives_up_within_its_timeout_when_the_server_stops_answering(
+    server: TemporaryServer, figures: Callable[[str], None]
+) -> None:
+    """The same, for an async Database."""
+
+    async def scenario() -> tuple[float, BaseException]:
+        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+            async with db.session():
+                assert await aone() == 1
+            with frozen(server):
+                started = time.monotonic()
+                with pytest.raises(PoolTimeout) as caught:
+                    async with db.session():
+                        await aone()
+                took = time.monotonic() - started
+            async with db.session():
+                assert await aone() == 1
+        return took, caught.value
+
+    took, err = asyncio.run(scenario())
+    figures(f"async: the first call on a frozen server raised after {took:.2f} s with timeout=1")
+    assert took < BOUND
+    _check_error(err)
+
+
+#: What pgdecor sets on the sockets of its connections unless told otherwise, as getsockopt reads them.
+DEFAULTS = {"keepalive": 1, "idle": 30, "interval": 10, "count": 3, "user_timeout": 60000}
+
+
+def _socket_options(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> dict[str, int]:
+    """The keepalive options and the user timeout of *conn*'s TCP socket, as the kernel has them."""
+    with socket.fromfd(conn.pgconn.socket, socket.AF_INET, socket.SOCK_STREAM) as sock:
+        tcp = socket.IPPROTO_TCP
+        return {
+            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "idle": sock.getsockopt(tcp, socket.TCP_KEEPIDLE),
+            "interval": sock.getsockopt(tcp, socket.TCP_KEEPINTVL),
+            "count": sock.getsockopt(tcp, socket.TCP_KEEPCNT),
+            "user_timeout": sock.getsockopt(tcp, socket.TCP_USER_TIMEOUT),
+        }
+
+
+@pytest.fixture
+def tcp(pg_server_dsn: str) -> Iterator[str]:
+    """A DSN over TCP on 127.0.0.1 (PgBouncer's: the test server listens on a unix socket only)."""
+    with pgbouncer(pg_server_dsn, port=free_port(), listen_addr="127.0.0.1") as dsn:
+        yield dsn
+
+
+def test_connections_carry_tcp_keepalives_and_a_user_timeout_unless_told_otherwise(tcp: str) -> None:
+    """A Database's connections and a conninfo session's carry the keepalive defaults; a value in the conninfo or
+    in the keyword arguments wins over them."""
+    with Database(tcp, max_size=1) as db, db.session() as s:
+        assert _socket_options(s.connection()) == DEFAULTS
+    with session(tcp) as s:
+        assert _socket_options(s.connection()) == DEFAULTS
+    told = make_conninfo(tcp, keepalives_idle=7)
+    with Database(told, max_size=1, tcp_user_timeout=1234) as db, db.session() as s:
+        assert _socket_options(s.connection()) == {**DEFAULTS, "idle": 7, "user_timeout": 1234}
+    with session(make_conninfo(tcp, keepalives_count=5)) as s:
+        assert _socket_options(s.connection()) == {**DEFAULTS, "count": 5}
+
+    async def scenario() -> list[dict[str, int]]:
+        async with Database(tcp, max_size=1, keepalives_interval=4) as adb, adb.session() as a:
+            first = _socket_options(await a.aconnection())
+        async with session(tcp) as a:
+            return [first, _socket_options(await a.aconnection())]
+
+    assert asyncio.run(scenario()) == [{**DEFAULTS, "interval": 4}, DEFAULTS]

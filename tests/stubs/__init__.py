@@ -1,0 +1,1 @@
+"""The stub decorators (`pgdecor._stubs`): async stubs, stubs as methods."""

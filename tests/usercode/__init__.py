@@ -1,0 +1,1 @@
+"""Code as users write it, imported by the tests and by typings/: stubs, row types, services."""

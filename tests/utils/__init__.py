@@ -1,0 +1,1 @@
+"""What the tests drive things with: HTTP servers, PgBouncer, pg_auto_failover, docs' examples."""
