@@ -515,7 +515,7 @@ def test_a_session_used_before_it_is_entered_says_so(users: str) -> None:
 def _documented_names(section: str) -> set[str]:
     """The names the first column of the table under *section* of the Sessions guide gives, calls' parentheses
     left out."""
-    guide = (Path(__file__).parent.parent / "docs" / "guide" / "sessions.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guide" / "sessions.md").read_text()
     text = guide.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
     return {name.removesuffix("()") for row in rows for name in re.findall(r"`([^`]+)`", row)}
