@@ -90,7 +90,9 @@ class DatabaseSource:
         return f"<pgdecor Database {self._pool_settings.shown} ({'async, ' if self.is_async else ''}{state})>"
 
     def serves(self, *, is_async: bool) -> bool:
-        return self.is_async or not is_async  # opened with `async with`, it serves both kinds
+        # Opened with `async with`, it serves both kinds; never opened, the borrow says how to open it.
+        never_opened = self._pool.opened is None and self._apool.opened is None
+        return self.is_async or not is_async or never_opened
 
     def own_connection(self, what: str) -> tuple[str, dict[str, Any]]:  # noqa: ARG002 - every database can
         return self._pool_settings.conninfo, dict(self._pool_settings.kwargs)

@@ -63,10 +63,6 @@ async def test_database_owns_a_pool_and_counts_what_sessions_did(users: str) -> 
     assert counters.borrowed >= 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`async with` a session of a Database never opened raises ArgumentError: must be entered with `with`",
-)
 async def test_closed_database_is_a_clear_error(users: str) -> None:
     """A session of a Database that was never opened says how to open it."""
     db = Database(users)
