@@ -27,8 +27,8 @@ from .config import DatabaseConfig, check_conninfo, where
 from .guard import LeakGuard
 from .replicas import Health, health_of
 from .source import DEFAULT_SETTINGS, Settings, Source
-from .users import ConnectionSource, PoolSource
-from .users_async import AsyncConnectionSource, AsyncPoolSource
+from .user_objects import ConnectionSource, PoolSource
+from .user_objects_async import AsyncConnectionSource, AsyncPoolSource
 
 __all__ = ["ConninfoSource", "Given", "source_for"]
 

@@ -1,5 +1,5 @@
 """`Lending`: what the sources of the user's own objects share, a psycopg_pool pool or a psycopg connection, each
-serving sessions of its own kind only (`_sources.users_async` and its generated twin `_sources.users`).
+serving sessions of its own kind only (`user_objects_async` and its generated twin `user_objects`).
 """
 
 from __future__ import annotations

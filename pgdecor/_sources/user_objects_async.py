@@ -1,5 +1,5 @@
 """The user's own psycopg_pool pool, or psycopg connection, as the source of sessions of this kind (see
-`_sources.lending`). This is the async source; `_sources.users` is generated from it by tools/async_to_sync.py.
+`_sources.lending`). This is the async source; `user_objects` is generated from it by tools/async_to_sync.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-# Generated from pgdecor/_sources/users_async.py by tools/async_to_sync.py: do not edit, edit the source.
-"""The sync twin of `pgdecor._sources.users_async`, generated from it: see there."""
+# Generated from pgdecor/_sources/user_objects_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `pgdecor._sources.user_objects_async`, generated from it: see there."""
 
 from __future__ import annotations
 
