@@ -1,30 +1,70 @@
-"""`AsyncStream`: the rows of an async stub annotated ``-> AsyncIterator[T]`` (see `_rows.streams`).
+"""`AsyncStream`: the rows of an async stub annotated ``-> AsyncIterator[T]`` (see `_rows.streams`), and the calls
+that open them (`AsyncStreamCalls`): the path of a call (`_run.call_async`) up to the layout, its statement run by a
+server-side cursor of its own, whose rows the stream then reads a batch at a time.
 
 This is the async source; `_run.stream` (`Stream`) is generated from it by tools/async_to_sync.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 from psycopg import AsyncServerCursor
 from typing_extensions import Self
 
+from pgdecor._errors import Error
+from pgdecor._limits.deadlines import Limit
 from pgdecor._rows.convert import too_deep
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
+from pgdecor._session.lease_async import AsyncLease
+from pgdecor._session.scope_async import alease_for
+from pgdecor._session.state import SessionState
 from pgdecor._wire.shield import finish
 
-__all__ = ["AsyncBatchStream", "AsyncStream"]
+from . import lookup_async as lookup
+from . import outcome, trace
+from .call_async import AsyncCalls
+from .routes import Route
+
+__all__ = ["AsyncBatchStream", "AsyncStream", "AsyncStreamCalls"]
 
 T = TypeVar("T")
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_cursor_names = itertools.count(1)
+
+if True:  # ASYNC
+    _WITH = "async with "
+else:
+    _WITH = "with "
+
+#: The server a span says a call reached (see `trace.Call.end`).
+Server = tuple[str | None, str | None, str | None]
 
 
 class AsyncBatchStream(StreamBase[T], AsyncIterator[T]):
     """What a stream of rows fetched in batches does as it is iterated; `_fetch` gets the next batch, under the
     session's lock."""
 
-    __slots__ = ()
+    __slots__ = ("_span",)
+
+    def __init__(self, stub: str, make: Callable[[list[Any]], list[T]], lock: Any, open_streams: list[Any]) -> None:
+        super().__init__(stub, make, lock, open_streams)
+        #: The span of the call that opened it, and the server that call reached: the span ends with the stream.
+        self._span: tuple[trace.Call, Server | None] | None = None
+
+    def traced(self, span: trace.Call, server: Server | None) -> None:
+        """End *span*, of the call that opened the stream on *server*, when the stream ends."""
+        self._span = (span, server)
+
+    def _drop(self, *, by_session: bool) -> None:
+        super()._drop(by_session=by_session)
+        span, self._span = self._span, None
+        if span is not None:
+            span[0].end(span[1], None)
 
     def __aiter__(self) -> Self:
         return self
@@ -89,6 +129,44 @@ class AsyncStream(AsyncBatchStream[T]):
         """Close it as its session ends: using it afterwards raises `NoSessionError`."""
         self._drop(by_session=True)
         await self._cursor.close()
+
+
+class AsyncStreamCalls(AsyncCalls):
+    """Runs the calls of one plan whose stub returns a stream: each opens one."""
+
+    __slots__ = ()
+
+    async def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None) -> AsyncStream[Any]:  # noqa: ARG002 - bounded by its watchdog
+        """The path of a call up to its result's layout (see `_run.call_async`), through a server-side cursor."""
+        plan, routes = self.plan, self.routes
+        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
+        route = routes.find(lease.key, args)
+        try:
+            if route is None:
+                route = await lookup.route(lease, routes, args)
+            params = args if route.params is None else route.params(args)
+            return await self._opened(sess, lease, route, params)
+        except psycopg.Error as err:
+            raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
+
+    async def _opened(
+        self, sess: SessionState, lease: AsyncLease, route: Route, params: Sequence[Any]
+    ) -> AsyncStream[Any]:
+        if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
+            msg = (
+                f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
+                f"autocommit session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
+            )
+            raise Error(msg)
+        binary = route.binary and lease.binary
+        cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
+        try:
+            await finish(cur.execute(route.sql, params, binary=binary), statement_on=lease.conn)
+            layout = await lookup.layout(lease, route, cur, binary)
+        except BaseException:
+            await cur.close()
+            raise
+        return AsyncStream(self.plan.stub, cur, layout.many, sess.lock, sess.open_streams)
 
 
 if True:  # ASYNC

@@ -13,8 +13,10 @@ from pgdecor._annotations import qualified_name
 from pgdecor._errors import SignatureError
 from pgdecor._plan.copy import CopyPlan, Direction, read_copy_stub
 from pgdecor._plan.signature import make_caller, set_target, signature_of
-from pgdecor._run.copy import Copier, CopyStream
-from pgdecor._run.copy_async import AsyncCopier, AsyncCopyStream
+from pgdecor._run.copy import Copier
+from pgdecor._run.copy_async import AsyncCopier
+from pgdecor._run.copy_out import CopyStream
+from pgdecor._run.copy_out_async import AsyncCopyStream
 
 __all__ = ["CopyStub", "copy_in", "copy_out"]
 
