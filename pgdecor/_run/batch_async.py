@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from pgdecor._limits import deadlines
 from pgdecor._limits.deadlines import limit_for
@@ -109,7 +110,7 @@ class AsyncBatches:
         fetchone: Callable[[], Any] = wire.fetchone
         assert kind is not None  # the stub returns values
 
-        def each(index: int, res: Any) -> Any:
+        def each(index: int, res: pq.abc.PGresult) -> Any:
             wire.use(index, res)
             prepared = (wire.manager, wire.name)
             layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]

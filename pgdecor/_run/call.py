@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import Connection, Cursor
+from psycopg import Connection, Cursor, pq
 from psycopg_pool import PoolTimeout
 
 from pgdecor._errors import NoSessionError
@@ -171,11 +171,11 @@ class Calls:
         have to be described) are read once the whole result is in."""
         key, binary, layouts = lease.key, route.binary, route.layouts
         out: list[Any] = []
-        later: list[Any] = []
+        later: list[pq.abc.PGresult] = []
         many: Callable[[list[Any]], list[Any]] | None = None  # the chunks' layout, once known
         fetchmany, use_chunk = wire.fetchmany, wire.use_chunk
 
-        def each(res: Any) -> None:
+        def each(res: pq.abc.PGresult) -> None:
             nonlocal many
             use_chunk(res, first=many is None)
             if many is None and not later:

@@ -1,23 +1,7 @@
-"""A stub's call in an async session (`AsyncCalls`): one path for every call of a stub, its first on a server and its
-first on a connection as much as the ones after them, which find what those learnt.
-
-The path of one call:
-
-1. check the arguments (`Plan.check`), find the session, take its lock;
-2. take the session's lease (borrowed at its first call), and the stub's `Route` on the lease's server: one lookup
-   (made at the stub's first call there, its function resolved from the catalog: `_run.lookup_async`);
-3. send the route's statement, in the route's result format: through the lease's `Wire` once it has run on the
-   server (psycopg's prepared statement, executed directly; a large result read in chunks as it comes), else, and
-   where psycopg has not prepared it on this connection yet, through the lease's cursor (which has psycopg prepare
-   it for the next call);
-4. tell how the result is fetched (`Route.kind`: one row, every row, none, or the count of a command), raising for a
-   row count the stub does not allow;
-5. find the result's layout: by its prepared statement (one lookup), else by its columns, else built, its types
-   described from the catalog first; the route learns it (and asks for binary from then on, where it can);
-6. make the call's value of the rows, with the layout.
-
-A call given a time limit (a stub's ``timeout=``, a session's deadline) goes the same path through a cursor, watched;
-a stub that declares errors (``errors=``) runs it in a savepoint of its own.
+"""A stub's calls in an async session (`AsyncCalls`): steps 2 to 7 of the path drawn in `_run.runner_async`, one for
+every call of a stub, its first on a server and its first on a connection as much as the ones after them, which
+find what those learnt in the stub's `Route`. A call given a time limit (a stub's ``timeout=``, a session's
+deadline) goes it through a cursor, watched; a stub that declares errors (``errors=``), in a savepoint of its own.
 
 This is the async source; `_run.call` is generated from it by tools/async_to_sync.py.
 """
@@ -30,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, pq
 from psycopg_pool import PoolTimeout
 
 from pgdecor._errors import NoSessionError
@@ -199,11 +183,11 @@ class AsyncCalls:
         have to be described) are read once the whole result is in."""
         key, binary, layouts = lease.key, route.binary, route.layouts
         out: list[Any] = []
-        later: list[Any] = []
+        later: list[pq.abc.PGresult] = []
         many: Callable[[list[Any]], list[Any]] | None = None  # the chunks' layout, once known
         fetchmany, use_chunk = wire.fetchmany, wire.use_chunk
 
-        def each(res: Any) -> None:
+        def each(res: pq.abc.PGresult) -> None:
             nonlocal many
             use_chunk(res, first=many is None)
             if many is None and not later:

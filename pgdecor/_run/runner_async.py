@@ -1,8 +1,27 @@
-"""Running a plan in async sessions (`AsyncRunner`, what a stub's generated caller calls): its calls
-(`_run.call_async`, whose docstring draws the path of one), its batches (`.many()`, `_run.batch_async`) and its
-streams (`_run.stream_async`), sharing what they learn of each server (`_run.routes`). A call is in a span of its
-own where calls are traced (`_run.trace`; a stream's ends with it), timed where a slow-call threshold exists
-(`_limits.slow`), and logged at DEBUG.
+"""Running a plan in async sessions (`AsyncRunner`, what a stub's generated caller calls): its calls, its batches
+(``.many()``) and its streams, sharing what they learn of each server (`_run.routes`).
+
+The path of one call is the same for a stub's first call on a server, its first on a connection and every later one
+(what the calls before it learnt is looked up, never a way of its own):
+
+1. `AsyncRunner.call`: in a span where calls are traced (`_run.trace`), timed where a slow-call threshold exists
+   (`_limits.slow`), logged at DEBUG;
+2. `AsyncCalls.run` (`_run.call_async`): the arguments checked, the session found, its lock taken (with a time
+   limit: the call watched, through a cursor; with declared errors: in a savepoint);
+3. the session's lease (borrowed at its first call), and the stub's `Route` on its server in one lookup (made at the
+   stub's first call there, its function resolved from the catalog: `_run.lookup_async`);
+4. the statement sent in the route's result format: through the lease's `Wire` once it has run on the server
+   (psycopg's prepared statement executed directly; a large result read in chunks as it comes); else, and where
+   psycopg has not prepared it on the connection yet (the wire sends nothing), through the lease's cursor, which
+   has psycopg prepare it for the next call;
+5. how the result is fetched (`Route.kind`: one row, every row, none, or a command's count), raising for a row
+   count the stub does not allow;
+6. the result's layout: by its prepared statement (one lookup), else by its columns, else built (its types described
+   from the catalog first), learnt by the route, which asks for binary from then on where it can;
+7. the call's value, made of the rows by the layout.
+
+A batch (`_run.batch_async`) goes the same way a run of calls at a time, pipelined by the wire; a stream
+(`_run.stream_async`) up to the layout, through a server-side cursor.
 
 This is the async source; `_run.runner` (`Runner`, for sync stubs) is generated from it by tools/async_to_sync.py.
 """
