@@ -65,7 +65,7 @@ class Calls:
                 return self._limited(sess, args, limit)
             if plan.errors:
                 return self._in_savepoint(sess, args, None)
-            return self._path(sess, args, None)
+            return self._path(sess, args)
         except RecursionError:
             raise too_deep(plan.stub) from None
         finally:
@@ -119,12 +119,11 @@ class Calls:
         conn.execute(_RELEASE)
         return result
 
-    def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None) -> Any:
-        """The path of every call (see the module docstring); with *limit*, through a cursor, in its time."""
-        plan, routes = self.plan, self.routes
-        lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
-        key = lease.key
-        route = routes.get(key) if routes.fixed else routes.find(key, args)
+    def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
+        """The path of every call (see `_run.runner_async`); with *limit*, through a cursor, in its time."""
+        routes = self.routes
+        lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
+        route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
         try:
             if route is None:
                 route = lookup.route(lease, routes, args)
@@ -162,7 +161,7 @@ class Calls:
                 return layout.one(row)
             return rows(src, layout, how)
         except psycopg.Error as err:
-            raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
+            raise outcome.db_error(self.plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
 
     def _chunked(self, lease: Lease, wire: Wire, route: Route, params: Sequence[Any]) -> Any:
         """A call whose result is read in chunks as they come, each made into values while the server sends the

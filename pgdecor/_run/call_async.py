@@ -74,7 +74,7 @@ class AsyncCalls:
                 return await self._limited(sess, args, limit)
             if plan.errors:
                 return await self._in_savepoint(sess, args, None)
-            return await self._path(sess, args, None)
+            return await self._path(sess, args)
         except RecursionError:
             raise too_deep(plan.stub) from None
         finally:
@@ -128,12 +128,11 @@ class AsyncCalls:
         await finish(conn.execute(_RELEASE), statement_on=conn)
         return result
 
-    async def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None) -> Any:
-        """The path of every call (see the module docstring); with *limit*, through a cursor, in its time."""
-        plan, routes = self.plan, self.routes
-        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
-        key = lease.key
-        route = routes.get(key) if routes.fixed else routes.find(key, args)
+    async def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
+        """The path of every call (see `_run.runner_async`); with *limit*, through a cursor, in its time."""
+        routes = self.routes
+        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=self.plan.readonly)
+        route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
         try:
             if route is None:
                 route = await lookup.route(lease, routes, args)
@@ -174,7 +173,7 @@ class AsyncCalls:
                 return layout.one(row)
             return rows(src, layout, how)
         except psycopg.Error as err:
-            raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
+            raise outcome.db_error(self.plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
 
     async def _chunked(self, lease: AsyncLease, wire: AsyncWire, route: Route, params: Sequence[Any]) -> Any:
         """A call whose result is read in chunks as they come, each made into values while the server sends the

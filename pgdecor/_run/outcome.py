@@ -75,7 +75,15 @@ def kind_for(plan: Plan, statement: Statement) -> Callable[[pq.abc.PGresult | No
             return NONE
         _row_count(plan, n)
 
-    return kind
+    if fixed is not None:
+        return kind
+
+    def single(res: pq.abc.PGresult | None) -> int:
+        if res is not None and res.ntuples == 1:  # the usual single row (a command's result has none)
+            return ONE
+        return kind(res)
+
+    return single
 
 
 def _in_pipeline(plan: Plan) -> NoReturn:

@@ -127,7 +127,7 @@ class StreamCalls(Calls):
 
     __slots__ = ()
 
-    def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None) -> Stream[Any]:  # noqa: ARG002 - bounded by its watchdog
+    def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Stream[Any]:  # noqa: ARG002 - bounded by its watchdog
         """The path of a call up to its result's layout (see `_run.call_async`), through a server-side cursor."""
         plan, routes = self.plan, self.routes
         lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)

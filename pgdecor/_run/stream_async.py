@@ -136,7 +136,7 @@ class AsyncStreamCalls(AsyncCalls):
 
     __slots__ = ()
 
-    async def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None) -> AsyncStream[Any]:  # noqa: ARG002 - bounded by its watchdog
+    async def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> AsyncStream[Any]:  # noqa: ARG002 - bounded by its watchdog
         """The path of a call up to its result's layout (see `_run.call_async`), through a server-side cursor."""
         plan, routes = self.plan, self.routes
         lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
