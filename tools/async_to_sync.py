@@ -71,7 +71,6 @@ RENAMES = {
     # pgdecor
     "AsyncBatches": "Batches",
     "AsyncCalls": "Calls",
-    "AsyncStreamCalls": "StreamCalls",
     "AsyncCopier": "Copier",
     "AsyncCopyReader": "CopyReader",
     "AsyncCopyStream": "CopyStream",

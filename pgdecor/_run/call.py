@@ -16,6 +16,7 @@ from pgdecor._errors import NoSessionError
 from pgdecor._limits import deadlines
 from pgdecor._limits.deadlines import Limit, limit_for, watchdog
 from pgdecor._plan.plan import Plan
+from pgdecor._plan.results import Shape
 from pgdecor._rows.convert import too_deep
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
@@ -25,6 +26,7 @@ from pgdecor._wire.wire import NOT_SENT, Wire
 from . import lookup, outcome
 from .outcome import ALL, ONE, rows
 from .routes import Prepared, Route, Routes
+from .stream import opened
 
 __all__ = ["Calls", "cursor_rows", "outside_transaction"]
 
@@ -45,33 +47,95 @@ _UNDO = "ROLLBACK TO SAVEPOINT pgdecor_call; RELEASE SAVEPOINT pgdecor_call"
 class Calls:
     """Runs one plan's calls (see the module docstring)."""
 
-    __slots__ = ("plan", "routes")
+    __slots__ = ("_guarded_always", "_streams", "plan", "routes")
 
     def __init__(self, plan: Plan, routes: Routes) -> None:
         self.plan, self.routes = plan, routes
+        #: Whether every call goes through `_guarded`: it ends transactions itself, or declares errors.
+        self._guarded_always = plan.autocommit or bool(plan.errors)
+        #: Whether a call opens a stream (`_run.stream_async.opened`) rather than reads its result.
+        self._streams = plan.result.shape is Shape.STREAM
 
-    def run(self, args: tuple[Any, ...]) -> Any:
-        """A call with the arguments *args*, as the generated caller packs them."""
+    def run(self, args: tuple[Any, ...], held: SessionState | None = None, limit: Limit | None = None) -> Any:
+        """A call with the arguments *args* (as the generated caller packs them): the path of every call (see
+        `_run.runner_async`), in the session of the context, whose lock it takes. Inside `_guarded`, in the
+        session *held*, whose lock is held already, and, given *limit*, through a cursor, in its time."""
         plan = self.plan
-        if plan.check is not None:
-            plan.check(args)
-        sess = current_session(plan.stub, "()", is_async=False)
-        lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
-        lock.acquire()
+        if held is None:
+            if plan.check is not None:
+                plan.check(args)
+            sess = current_session(plan.stub, "()", is_async=False)
+            lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
+            lock.acquire()
+        else:
+            sess, lock = held, None
         try:
-            if plan.autocommit:
-                outside_transaction(plan, sess, "()")
-            if deadlines.armed.on and (limit := limit_for(plan.stub, plan.sql_object, plan.timeout, sess)):
-                return self._limited(sess, args, limit)
-            if plan.errors:
-                return self._in_savepoint(sess, args, None)
-            return self._path(sess, args)
+            if lock is not None and (
+                (deadlines.armed.on and (limit := limit_for(plan.stub, plan.sql_object, plan.timeout, sess)))
+                or self._guarded_always
+            ):
+                return self._guarded(args, sess, limit)
+            routes = self.routes
+            lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
+            route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
+            try:
+                if route is None:
+                    route = lookup.route(lease, routes, args)
+                params = args if route.params is None else route.params(args)
+                if self._streams:
+                    return opened(plan.stub, sess, lease, route, params)
+                binary = route.binary
+                wire = lease.wire() if route.wired and limit is None else None
+                src: Wire | Cursor[Any] | None = None
+                prepared = _UNNAMED
+                if wire is not None:
+                    if route.large:
+                        value = self._chunked(lease, wire, route, params)
+                        if value is not _LATER:
+                            return value
+                    elif wire.execute(route.sql, params, binary) is not NOT_SENT:
+                        src, prepared = wire, (wire.manager, wire.name)
+                if src is None:
+                    binary = binary and lease.binary
+                    src = cur = lease.cursor(binary)
+                    if limit is not None:
+                        _execute_limited(lease.conn, cur, route.sql, params, limit)
+                    else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for next time
+                        prepare = None if wire is None else True
+                        cur.execute(route.sql, params, prepare=prepare)
+                    route.wired = True
+                kind = route.kind
+                if kind is None:
+                    return None
+                res = src.pgresult
+                how = kind(res)
+                layout = route.layouts.get(prepared) or lookup.layout(lease, route, src, binary, prepared)
+                if how is ALL and res is not None:
+                    route.read_whole(res.ntuples)
+                if how is ONE:  # the usual single row, without a call more
+                    row: Any = src.fetchone()
+                    return layout.one(row)
+                return rows(src, layout, how)
+            except psycopg.Error as err:
+                raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
         except RecursionError:
             raise too_deep(plan.stub) from None
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
-    def _limited(self, sess: SessionState, args: tuple[Any, ...], limit: Limit) -> Any:
+    def _guarded(self, args: tuple[Any, ...], sess: SessionState, limit: Limit | None) -> Any:
+        """A call of a stub that ends transactions itself, or declares errors, or that is given *limit*: its path
+        (`run`) inside what that takes, in the session *sess*, whose lock is held."""
+        if self.plan.autocommit:
+            outside_transaction(self.plan, sess, "()")
+        if limit is not None:
+            return self._limited(args, sess, limit)
+        if self.plan.errors:
+            return self._in_savepoint(args, sess, None)
+        return self.run(args, sess)
+
+    def _limited(self, args: tuple[Any, ...], sess: SessionState, limit: Limit) -> Any:
         """A call given *limit*: its statement through a cursor, in a pipeline that sets its statement timeout
         (see `_limits.deadlines`), and watched, should its server not answer. None of it is sent once the limit has
         passed."""
@@ -85,7 +149,7 @@ class Calls:
                 raise limit.error("no connection of its pool was free in time, so nothing was sent") from err
         watch = watchdog.watch(lease.conn, limit.left())
         try:
-            result = (self._in_savepoint if self.plan.errors else self._path)(sess, args, limit)
+            result = (self._in_savepoint if self.plan.errors else self.run)(args, sess, limit)
         except BaseException as err:
             if watchdog.done(watch):
                 _retire(lease.conn)
@@ -99,17 +163,17 @@ class Calls:
             raise limit.late()
         return result
 
-    def _in_savepoint(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None) -> Any:
+    def _in_savepoint(self, args: tuple[Any, ...], sess: SessionState, limit: Limit | None) -> Any:
         """A call of a stub that declares errors (``errors=``), in a savepoint of its own: one of those errors
         undoes the call alone, so that code which catches it can go on and commit the rest of the session. Any
         other error leaves the transaction failed, as it would without the savepoint."""
         lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
         if lease.tx is None:  # autocommit: the call is a transaction of its own already
-            return self._path(sess, args, limit)
+            return self.run(args, sess, limit)
         conn = lease.conn
         conn.execute(_SAVEPOINT)
         try:
-            result = self._path(sess, args, limit)
+            result = self.run(args, sess, limit)
         except BaseException as err:
             cause = err.__cause__
             declared = isinstance(cause, psycopg.Error) and (cause.sqlstate or "") in self.plan.errors
@@ -118,50 +182,6 @@ class Calls:
             raise
         conn.execute(_RELEASE)
         return result
-
-    def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Any:
-        """The path of every call (see `_run.runner_async`); with *limit*, through a cursor, in its time."""
-        routes = self.routes
-        lease: Lease = sess.lease or lease_for(sess, readonly=self.plan.readonly)
-        route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
-        try:
-            if route is None:
-                route = lookup.route(lease, routes, args)
-            params = args if route.params is None else route.params(args)
-            binary = route.binary
-            wire = lease.wire() if route.wired and limit is None else None
-            src: Wire | Cursor[Any] | None = None
-            prepared = _UNNAMED
-            if wire is not None:
-                if route.large:
-                    value = self._chunked(lease, wire, route, params)
-                    if value is not _LATER:
-                        return value
-                elif wire.execute(route.sql, params, binary) is not NOT_SENT:
-                    src, prepared = wire, (wire.manager, wire.name)
-            if src is None:
-                binary = binary and lease.binary
-                src = cur = lease.cursor(binary)
-                if limit is not None:
-                    _execute_limited(lease.conn, cur, route.sql, params, limit)
-                else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for the next call
-                    prepare = None if wire is None else True
-                    cur.execute(route.sql, params, prepare=prepare)
-                route.wired = True
-            kind = route.kind
-            if kind is None:
-                return None
-            res = src.pgresult
-            how = kind(res)
-            layout = route.layouts.get(prepared) or lookup.layout(lease, route, src, binary, prepared)
-            if how is ALL and res is not None:
-                route.read_whole(res.ntuples)
-            if how is ONE:  # the usual single row, without a call more
-                row: Any = src.fetchone()
-                return layout.one(row)
-            return rows(src, layout, how)
-        except psycopg.Error as err:
-            raise outcome.db_error(self.plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
 
     def _chunked(self, lease: Lease, wire: Wire, route: Route, params: Sequence[Any]) -> Any:
         """A call whose result is read in chunks as they come, each made into values while the server sends the

@@ -10,7 +10,6 @@ from typing import Any
 
 from pgdecor._limits import slow
 from pgdecor._plan.plan import Plan
-from pgdecor._plan.results import Shape
 from pgdecor._rows.registry import ServerKey
 from pgdecor._session.state import current
 from pgdecor._sources.config import counters_for
@@ -19,7 +18,7 @@ from . import outcome, trace
 from .batch import Batches
 from .call import Calls
 from .routes import Routes
-from .stream import BatchStream, Server, StreamCalls
+from .stream import BatchStream, Server
 
 __all__ = ["Runner"]
 
@@ -35,8 +34,7 @@ class Runner:
         self.plan = plan
         self.routes = Routes(plan)
         self._names = tuple(p.name for p in plan.params)
-        calls = StreamCalls if plan.result.shape is Shape.STREAM else Calls
-        self._call: Callable[[tuple[Any, ...]], Any] = calls(plan, self.routes).run
+        self._call: Callable[[tuple[Any, ...]], Any] = Calls(plan, self.routes).run
         self._batch: Callable[[list[tuple[Any, ...]]], Any] = Batches(plan, self.routes).run
 
     def call(self, args: tuple[Any, ...]) -> Any:

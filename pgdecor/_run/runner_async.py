@@ -6,8 +6,8 @@ The path of one call is the same for a stub's first call on a server, its first 
 
 1. `AsyncRunner.call`: in a span where calls are traced (`_run.trace`), timed where a slow-call threshold exists
    (`_limits.slow`), logged at DEBUG;
-2. `AsyncCalls.run` (`_run.call_async`): the arguments checked, the session found, its lock taken (with a time
-   limit: the call watched, through a cursor; with declared errors: in a savepoint);
+2. `AsyncCalls.run` (`_run.call_async`): the arguments checked, the session found, its lock taken (a call given a
+   time limit, or of a stub that declares errors, goes on inside a watchdog, or a savepoint: `AsyncCalls._guarded`);
 3. the session's lease (borrowed at its first call), and the stub's `Route` on its server in one lookup (made at the
    stub's first call there, its function resolved from the catalog: `_run.lookup_async`);
 4. the statement sent in the route's result format: through the lease's `Wire` once it has run on the server
@@ -35,7 +35,6 @@ from typing import Any
 
 from pgdecor._limits import slow
 from pgdecor._plan.plan import Plan
-from pgdecor._plan.results import Shape
 from pgdecor._rows.registry import ServerKey
 from pgdecor._session.state import current
 from pgdecor._sources.config import counters_for
@@ -44,7 +43,7 @@ from . import outcome, trace
 from .batch_async import AsyncBatches
 from .call_async import AsyncCalls
 from .routes import Routes
-from .stream_async import AsyncBatchStream, AsyncStreamCalls, LazyAsyncStream, Server
+from .stream_async import AsyncBatchStream, LazyAsyncStream, Server
 
 __all__ = ["AsyncRunner"]
 
@@ -60,8 +59,7 @@ class AsyncRunner:
         self.plan = plan
         self.routes = Routes(plan)
         self._names = tuple(p.name for p in plan.params)
-        calls = AsyncStreamCalls if plan.result.shape is Shape.STREAM else AsyncCalls
-        self._call: Callable[[tuple[Any, ...]], Any] = calls(plan, self.routes).run
+        self._call: Callable[[tuple[Any, ...]], Any] = AsyncCalls(plan, self.routes).run
         self._batch: Callable[[list[tuple[Any, ...]]], Any] = AsyncBatches(plan, self.routes).run
 
     def call(self, args: tuple[Any, ...]) -> Any:

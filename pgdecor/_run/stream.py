@@ -12,18 +12,15 @@ from psycopg import ServerCursor
 from typing_extensions import Self
 
 from pgdecor._errors import Error
-from pgdecor._limits.deadlines import Limit
 from pgdecor._rows.convert import too_deep
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 from pgdecor._session.lease import Lease
-from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SessionState
 
-from . import lookup, outcome, trace
-from .call import Calls
+from . import lookup, trace
 from .routes import Route
 
-__all__ = ["BatchStream", "Stream", "StreamCalls"]
+__all__ = ["BatchStream", "Stream", "opened"]
 
 T = TypeVar("T")
 
@@ -122,37 +119,21 @@ class Stream(BatchStream[T]):
         self._cursor.close()
 
 
-class StreamCalls(Calls):
-    """Runs the calls of one plan whose stub returns a stream: each opens one."""
-
-    __slots__ = ()
-
-    def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> Stream[Any]:  # noqa: ARG002 - bounded by its watchdog
-        """The path of a call up to its result's layout (see `_run.call_async`), through a server-side cursor."""
-        plan, routes = self.plan, self.routes
-        lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
-        route = routes.find(lease.key, args)
-        try:
-            if route is None:
-                route = lookup.route(lease, routes, args)
-            params = args if route.params is None else route.params(args)
-            return self._opened(sess, lease, route, params)
-        except psycopg.Error as err:
-            raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
-
-    def _opened(self, sess: SessionState, lease: Lease, route: Route, params: Sequence[Any]) -> Stream[Any]:
-        if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
-            msg = (
-                f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
-                f"autocommit session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
-            )
-            raise Error(msg)
-        binary = route.binary and lease.binary
-        cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
-        try:
-            cur.execute(route.sql, params, binary=binary)
-            layout = lookup.layout(lease, route, cur, binary)
-        except BaseException:
-            cur.close()
-            raise
-        return Stream(self.plan.stub, cur, layout.many, sess.lock, sess.open_streams)
+def opened(stub: str, sess: SessionState, lease: Lease, route: Route, params: Sequence[Any]) -> Stream[Any]:
+    """A stream of the rows of *route*'s statement run with *params* by a server-side cursor of its own (see
+    `_run.call_async`): its layout is that of their first batch."""
+    if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
+        msg = (
+            f"{stub}: a stream reads through a server-side cursor, which needs a transaction, and an autocommit "
+            f"session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
+        )
+        raise Error(msg)
+    binary = route.binary and lease.binary
+    cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
+    try:
+        cur.execute(route.sql, params, binary=binary)
+        layout = lookup.layout(lease, route, cur, binary)
+    except BaseException:
+        cur.close()
+        raise
+    return Stream(stub, cur, layout.many, sess.lock, sess.open_streams)

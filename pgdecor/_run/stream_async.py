@@ -1,5 +1,5 @@
-"""`AsyncStream`: the rows of an async stub annotated ``-> AsyncIterator[T]`` (see `_rows.streams`), and the calls
-that open them (`AsyncStreamCalls`): the path of a call (`_run.call_async`) up to the layout, its statement run by a
+"""`AsyncStream`: the rows of an async stub annotated ``-> AsyncIterator[T]`` (see `_rows.streams`), and how a call
+of such a stub opens one (`opened`): the path of a call (`_run.call_async`) up to the layout, its statement run by a
 server-side cursor of its own, whose rows the stream then reads a batch at a time.
 
 This is the async source; `_run.stream` (`Stream`) is generated from it by tools/async_to_sync.py.
@@ -16,20 +16,17 @@ from psycopg import AsyncServerCursor
 from typing_extensions import Self
 
 from pgdecor._errors import Error
-from pgdecor._limits.deadlines import Limit
 from pgdecor._rows.convert import too_deep
 from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 from pgdecor._session.lease_async import AsyncLease
-from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import SessionState
 from pgdecor._wire.shield import finish
 
 from . import lookup_async as lookup
-from . import outcome, trace
-from .call_async import AsyncCalls
+from . import trace
 from .routes import Route
 
-__all__ = ["AsyncBatchStream", "AsyncStream", "AsyncStreamCalls"]
+__all__ = ["AsyncBatchStream", "AsyncStream", "opened"]
 
 T = TypeVar("T")
 
@@ -131,42 +128,26 @@ class AsyncStream(AsyncBatchStream[T]):
         await self._cursor.close()
 
 
-class AsyncStreamCalls(AsyncCalls):
-    """Runs the calls of one plan whose stub returns a stream: each opens one."""
-
-    __slots__ = ()
-
-    async def _path(self, sess: SessionState, args: tuple[Any, ...], limit: Limit | None = None) -> AsyncStream[Any]:  # noqa: ARG002 - bounded by its watchdog
-        """The path of a call up to its result's layout (see `_run.call_async`), through a server-side cursor."""
-        plan, routes = self.plan, self.routes
-        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
-        route = routes.find(lease.key, args)
-        try:
-            if route is None:
-                route = await lookup.route(lease, routes, args)
-            params = args if route.params is None else route.params(args)
-            return await self._opened(sess, lease, route, params)
-        except psycopg.Error as err:
-            raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
-
-    async def _opened(
-        self, sess: SessionState, lease: AsyncLease, route: Route, params: Sequence[Any]
-    ) -> AsyncStream[Any]:
-        if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
-            msg = (
-                f"{self.plan.stub}: a stream reads through a server-side cursor, which needs a transaction, and an "
-                f"autocommit session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
-            )
-            raise Error(msg)
-        binary = route.binary and lease.binary
-        cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
-        try:
-            await finish(cur.execute(route.sql, params, binary=binary), statement_on=lease.conn)
-            layout = await lookup.layout(lease, route, cur, binary)
-        except BaseException:
-            await cur.close()
-            raise
-        return AsyncStream(self.plan.stub, cur, layout.many, sess.lock, sess.open_streams)
+async def opened(
+    stub: str, sess: SessionState, lease: AsyncLease, route: Route, params: Sequence[Any]
+) -> AsyncStream[Any]:
+    """A stream of the rows of *route*'s statement run with *params* by a server-side cursor of its own (see
+    `_run.call_async`): its layout is that of their first batch."""
+    if lease.tx is None and lease.conn.info.transaction_status == _IDLE:
+        msg = (
+            f"{stub}: a stream reads through a server-side cursor, which needs a transaction, and an autocommit "
+            f"session begins none; read it inside `{_WITH}transaction():`, or annotate `-> list[...]`"
+        )
+        raise Error(msg)
+    binary = route.binary and lease.binary
+    cur = lease.server_cursor(f"pgdecor_{next(_cursor_names)}")
+    try:
+        await finish(cur.execute(route.sql, params, binary=binary), statement_on=lease.conn)
+        layout = await lookup.layout(lease, route, cur, binary)
+    except BaseException:
+        await cur.close()
+        raise
+    return AsyncStream(stub, cur, layout.many, sess.lock, sess.open_streams)
 
 
 if True:  # ASYNC
