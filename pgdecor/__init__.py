@@ -26,8 +26,8 @@ from ._errors import (
     UnreachableError,
 )
 from ._plan.params import DEFAULT, Arg
-from ._run.copy import CopyStream
-from ._run.copy_async import AsyncCopyStream
+from ._run.copy_out import CopyStream
+from ._run.copy_out_async import AsyncCopyStream
 from ._run.stream import Stream
 from ._run.stream_async import AsyncStream
 from ._service.database import Database

@@ -21,7 +21,7 @@ BATCH_SIZE = 1000
 
 
 class StreamBase(Generic[T]):
-    __slots__ = ("_done", "_ended_by_session", "_lock", "_make", "_next", "_on_end", "_open", "_stub")
+    __slots__ = ("_done", "_ended_by_session", "_lock", "_make", "_next", "_open", "_stub")
 
     def __init__(self, stub: str, make: Callable[[list[Any]], list[T]], lock: Any, open_streams: list[Any]) -> None:
         self._stub = stub
@@ -35,13 +35,7 @@ class StreamBase(Generic[T]):
         self._next: Callable[[], T] = iter(()).__next__
         self._done = False
         self._ended_by_session = False
-        #: Called once when the stream ends (its span, when traced).
-        self._on_end: Callable[[], None] | None = None
         open_streams.append(self)
-
-    def on_end(self, callback: Callable[[], None]) -> None:
-        """Have *callback* called once when the stream ends: exhausted, closed, or ended with its session."""
-        self._on_end = callback
 
     def _check_open(self) -> None:
         if self._ended_by_session:
@@ -59,9 +53,6 @@ class StreamBase(Generic[T]):
     def _drop(self, *, by_session: bool) -> None:
         self._done = True
         self._next = iter(()).__next__
-        callback, self._on_end = self._on_end, None
-        if callback is not None:
-            callback()
         if by_session:
             self._ended_by_session = True
         elif self in self._open:

@@ -1,5 +1,6 @@
-"""What a call's result means for its stub: how to fetch it (one row, every row, nothing), the errors for a row
-count or a result the stub does not allow, and what a database error becomes. No I/O: both runners call these.
+"""What a call's result means for its stub: how to fetch it (one row, every row, nothing: chosen once per statement,
+`kind_for`), the errors for a row count or a result the stub does not allow, and what a database error becomes. No
+I/O: both runners call these.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import psycopg
 from psycopg import pq
@@ -25,11 +26,23 @@ from pgdecor._wire import wire
 if TYPE_CHECKING:
     from pgdecor._plan.plan import Plan
 
-__all__ = ["ALL", "COUNT", "NONE", "ONE", "Made", "affected", "db_error", "fetch_kind", "format_changed", "log", "rows"]
+__all__ = [
+    "ALL",
+    "COUNT",
+    "NONE",
+    "ONE",
+    "Source",
+    "affected",
+    "db_error",
+    "format_changed",
+    "kind_for",
+    "log",
+    "rows",
+]
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 
-#: How to fetch a result (`fetch_kind`): nothing (an optional row that is not there), one row, every row, or the
+#: How to fetch a result (see `kind_for`): nothing (an optional row that is not there), one row, every row, or the
 #: number of rows a command affected (a stub annotated `-> int` on a command).
 NONE, ONE, ALL, COUNT = 0, 1, 2, 3
 
@@ -37,64 +50,63 @@ NONE, ONE, ALL, COUNT = 0, 1, 2, 3
 logger = logging.getLogger("pgdecor")
 
 
-def fetch_kind(plan: Plan, statement: Statement, res: pq.abc.PGresult | None) -> int:
-    """How to fetch *res* for *plan*: `ONE`, `ALL` or `NONE`; raises for a row count the stub does not allow."""
-    if res is None:  # psycopg keeps results for later in pipeline mode
-        msg = (
-            f"{plan.stub}: called inside `conn.pipeline()`, where {plan.sql_object}'s rows would come only "
-            f"at the pipeline's end; call it outside the pipeline block, or use {plan.stub}.many(...) to batch"
-        )
-        raise Error(msg)
-    if res.status != _TUPLES_OK:
-        if plan.result.counts:
-            return COUNT
-        _no_result_set(plan)
-    if statement.value:
-        return ONE
+def kind_for(plan: Plan, statement: Statement) -> Callable[[pq.abc.PGresult | None], int] | None:
+    """How the results of *statement* are fetched for *plan*, chosen once per statement: a function of a result
+    that says how (`ONE`, `ALL`, `NONE`, `COUNT`) and raises for a row count the stub does not allow; None for a
+    stub that returns nothing (its results are not read)."""
     shape = plan.result.shape
-    if shape is Shape.MANY:
-        return ALL
-    n = res.ntuples
-    if n == 1:
-        return ONE
-    if n == 0:
-        if shape is Shape.OPTIONAL:
+    if shape is Shape.NONE:
+        return None
+    counts, optional = plan.result.counts, shape is Shape.OPTIONAL
+    fixed = ONE if statement.value else ALL if shape is Shape.MANY else None
+
+    def kind(res: pq.abc.PGresult | None) -> int:
+        if res is None:  # psycopg keeps results for later in pipeline mode
+            _in_pipeline(plan)
+        if res.status != _TUPLES_OK:
+            if counts:
+                return COUNT
+            _no_result_set(plan)
+        if fixed is not None:
+            return fixed
+        n = res.ntuples
+        if n == 1:
+            return ONE
+        if n == 0 and optional:
             return NONE
+        _row_count(plan, n)
+
+    if fixed is not None:
+        return kind
+
+    def single(res: pq.abc.PGresult | None) -> int:
+        if res is not None and res.ntuples == 1:  # the usual single row (a command's result has none)
+            return ONE
+        return kind(res)
+
+    return single
+
+
+def _in_pipeline(plan: Plan) -> NoReturn:
+    msg = (
+        f"{plan.stub}: called inside `conn.pipeline()`, where {plan.sql_object}'s rows would come only "
+        f"at the pipeline's end; call it outside the pipeline block, or use {plan.stub}.many(...) to batch"
+    )
+    raise Error(msg)
+
+
+def _row_count(plan: Plan, n: int) -> NoReturn:
+    if n == 0:
         msg = (
             f"{plan.stub}: {plan.sql_object} returned no row but the stub returns exactly one; "
             f"annotate it `-> ... | None` to accept no row"
         )
         raise NotFoundError(msg)
     msg = (
-        f"{plan.stub}: {plan.sql_object} returned {n} rows but the stub returns {shape.value}; "
+        f"{plan.stub}: {plan.sql_object} returned {n} rows but the stub returns {plan.result.shape.value}; "
         f"annotate it `-> list[...]` to get them all, or make the SQL return one row"
     )
     raise TooManyRowsError(msg)
-
-
-class Made:
-    """What the results of one of a plan's prepared statements become: its *layout*, and `make`, which turns one
-    (read by a wire) into the call's value as `fetch_kind` and `rows` would, the usual single row first. Kept per
-    prepared statement (`Facts.layout`), so that the calls after the first find it in one lookup."""
-
-    __slots__ = ("binary", "layout", "make")
-
-    def __init__(self, plan: Plan, statement: Statement, layout: Layout, read_whole: Callable[[int], None]) -> None:
-        self.layout, self.binary = layout, layout.binary
-        one = layout.one
-
-        def single(wire: Any, res: pq.abc.PGresult) -> Any:
-            if res.ntuples == 1:  # rows of a query (a command's result has none)
-                return one(wire.fetchone())
-            return rows(wire, layout, fetch_kind(plan, statement, res))
-
-        def every(wire: Any, res: pq.abc.PGresult) -> Any:
-            kind = fetch_kind(plan, statement, res)
-            read_whole(res.ntuples)
-            return rows(wire, layout, kind)
-
-        many = plan.result.shape is Shape.MANY and not statement.value
-        self.make: Callable[[Any, pq.abc.PGresult], Any] = every if many else single
 
 
 def affected(res: pq.abc.PGresult) -> int:
@@ -179,14 +191,27 @@ def log(plan: Plan, start: float) -> None:
 CHUNK = wire.CHUNK
 
 
-def rows(cur: Any, layout: Layout, kind: int) -> Any:
+class Source(Protocol):
+    """What a result is read from, a row at a time or in chunks: a sync client-side cursor, or a wire."""
+
+    @property
+    def pgresult(self) -> pq.abc.PGresult | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchmany(self, size: int) -> list[Any]: ...
+
+
+def rows(cur: Source, layout: Layout, kind: int) -> Any:
     """What a call returns from the rows of a sync client-side cursor (or a wire), fetched as *kind* says."""
     if kind is ONE:
         return layout.one(cur.fetchone())
     if kind is NONE:
         return None
     if kind is COUNT:
-        return affected(cur.pgresult)
+        res = cur.pgresult
+        assert res is not None  # `kind_for` saw it
+        return affected(res)
     out: list[Any] = []
     fetch, make = cur.fetchmany, layout.many
     chunk = fetch(CHUNK)

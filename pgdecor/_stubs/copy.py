@@ -11,8 +11,10 @@ from typing_extensions import ParamSpec
 from pgdecor._annotations import qualified_name
 from pgdecor._errors import SignatureError
 from pgdecor._plan.copy import CopyPlan, Direction, read_copy_stub
-from pgdecor._run.copy import Copier, CopyStream
-from pgdecor._run.copy_async import AsyncCopier, AsyncCopyStream
+from pgdecor._run.copy import Copier
+from pgdecor._run.copy_async import AsyncCopier
+from pgdecor._run.copy_out import CopyStream
+from pgdecor._run.copy_out_async import AsyncCopyStream
 
 from .caller import make_caller, set_target
 from .signature import hints_of, signature_of

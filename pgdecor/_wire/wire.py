@@ -305,8 +305,8 @@ class Wire:
         self._pgq = _Query()
         self._key: tuple[bytes, tuple[int, ...]] = (b"", ())
         self._prep: Any = None
-        #: The layout of the result whose loaders the transformer holds, if known (see `_made`).
-        self._loaded: object = None
+        #: The prepared statement, and the format, of the result whose loaders the transformer holds (see `_made`).
+        self._loaded: tuple[bytes, bool] | None = None
         #: Whether the connection's wire has passed its self-test (`self_test`), and whether that test's statement
         #: is the one being made.
         self._tested = conn in _tested
@@ -520,8 +520,8 @@ class Wire:
         """What `execute` returns for the statement's *results*, once psycopg's prepare manager has seen it as after
         a cursor's execution (its LRU order, and whether the command invalidates its statements); or psycopg's
         error for it. The result (`pgresult`) is read next (`fetchone`, `fetchmany`), by the loaders of the
-        result read before if both have the same layout (the same columns, in the same format): the server
-        refuses to change a prepared statement's columns, so a statement's layout is that of its first result."""
+        result read before if both came from the same prepared statement in the same format: the server refuses to
+        change a prepared statement's columns."""
         name, manager = self.name, self.manager
         try:
             if name is not None and internals.LRU_IS_A_MOVE:
@@ -542,9 +542,9 @@ class Wire:
         found = None if made is None or name is None else made.get((manager, name))
         if found is not None and found.binary is not binary:
             found = None
-        layout = None if found is None else found.layout
-        self._tx.set_pgresult(res, set_loaders=layout is None or layout is not self._loaded)
-        self._loaded = layout
+        loaded = None if name is None else (name, binary)
+        self._tx.set_pgresult(res, set_loaders=loaded is None or loaded != self._loaded)
+        self._loaded = loaded
         return UNMADE if found is None else found.make(self, res)
 
     def _chunked_result(self, sql: str, read: Chunks, binary: bool) -> pq.abc.PGresult:

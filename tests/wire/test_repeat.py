@@ -5,8 +5,11 @@ when psycopg drops its prepared statements."""
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, TypeVar
 
 import psycopg
@@ -429,3 +432,72 @@ def test_the_wire_is_used_where_it_is_available(users: str) -> None:
     switched_off = os.environ.get("PGDECOR_WIRE", "").lower() in ("0", "off", "no", "false")
     assert wire is not switched_off
     assert prepared_at_second_call == (1 if wire else 0)
+
+
+@contextmanager
+def statement_sites(sql: str) -> Iterator[list[tuple[str, ...]]]:
+    """Where *sql* is handed to a cursor or a wire to run, as a profiler sees it: the functions of pgdecor's run
+    layer on the stack, innermost first, once per execution."""
+    sites: list[tuple[str, ...]] = []
+    seen: set[FrameType] = set()  # a coroutine's frame is entered again each time it resumes
+
+    def profile(frame: FrameType, event: str, _arg: object) -> None:
+        if event != "call" or frame.f_code.co_name != "execute" or frame in seen:
+            return
+        if frame.f_locals.get("query", frame.f_locals.get("sql")) != sql:
+            return
+        seen.add(frame)
+        callers: list[str] = []
+        caller = frame.f_back
+        while caller is not None:
+            if caller.f_globals.get("__name__", "").startswith("pgdecor._run."):
+                callers.append(caller.f_code.co_name)
+            caller = caller.f_back
+        sites.append(tuple(callers))
+
+    sys.setprofile(profile)
+    try:
+        yield sites
+    finally:
+        sys.setprofile(None)
+        seen.clear()
+
+
+def test_every_call_runs_its_statement_from_the_same_path(users: str) -> None:
+    """A stub's first call on a server, its first on a connection and every later one send its statement from the
+    same place, by the same functions: one path, with what earlier calls learnt looked up, not one per call (an
+    async stub's path is the same code: the sync one is generated from it)."""
+    sql = numbers_sync.sql
+    assert sql is not None
+    with statement_sites(sql) as sites:
+        for _ in range(2):  # the second session on a connection of its own
+            with psycopg.connect(users) as conn, session(conn):
+                for _ in range(CALLS):
+                    assert numbers_sync(3) == [Row(1, None), Row(2, "even"), Row(3, None)]
+    assert len(sites) >= 2 * CALLS
+    assert len(set(sites)) == 1, sites
+
+
+def test_the_run_layer_makes_a_calls_value_once_the_wire_has_returned(users: str) -> None:
+    """The wire returns the result it read, and the call's value is made of it by the run layer: no function of the
+    run layer runs inside the wire's execution of a call (the layers below never call back up)."""
+    inside: list[str] = []
+    depth = [0]
+
+    def profile(frame: FrameType, event: str, _arg: object) -> None:
+        module = frame.f_globals.get("__name__", "")
+        if module == "pgdecor._wire.wire" and frame.f_code.co_name == "execute":
+            depth[0] += 1 if event == "call" else -1 if event == "return" else 0
+        elif event == "call" and depth[0] and module.startswith("pgdecor._run."):
+            inside.append(f"{module}.{frame.f_code.co_name}")
+
+    with psycopg.connect(users) as conn, session(conn):
+        for _ in range(CALLS):
+            get_user(1)
+        sys.setprofile(profile)
+        try:
+            for _ in range(CALLS):
+                assert get_user(1) == User(1, "ann", "ann@example.org")
+        finally:
+            sys.setprofile(None)
+    assert inside == []

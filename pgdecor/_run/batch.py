@@ -1,0 +1,125 @@
+# Generated from pgdecor/_run/batch_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `pgdecor._run.batch_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from pgdecor._limits import deadlines
+from pgdecor._limits.deadlines import limit_for
+from pgdecor._plan.plan import Plan
+from pgdecor._plan.results import Shape
+from pgdecor._rows.json_load import too_deep
+from pgdecor._session.current import current_session
+from pgdecor._session.lease import Lease
+from pgdecor._session.scope import lease_for
+from pgdecor._session.state import SyncState
+from pgdecor._wire.wire import Batch, Each, Wire
+
+from . import lookup, outcome
+from .call import cursor_rows, outside_transaction
+from .outcome import ONE, rows
+from .routes import Route, Routes
+
+__all__ = ["Batches"]
+
+#: What `AsyncBatches._reader` gives for a result it cannot read yet.
+_LATER = object()
+
+
+class Batches:
+    """Runs one plan's batches (see the module docstring)."""
+
+    __slots__ = ("plan", "routes")
+
+    def __init__(self, plan: Plan, routes: Routes) -> None:
+        self.plan, self.routes = plan, routes
+
+    def run(self, argsets: list[tuple[Any, ...]]) -> Any:
+        """Run the call once per argument tuple of *argsets*: the list of their values (None for a stub that
+        returns nothing)."""
+        plan = self.plan
+        plan.check_many(argsets)
+        sess = current_session(plan.stub, ".many()", is_async=False)
+        with sess.lock:
+            if plan.autocommit:
+                outside_transaction(plan, sess, ".many()")
+            if deadlines.armed.on and (limit := limit_for(plan.stub, plan.sql_object, plan.timeout, sess)):
+                limit.left()  # a batch is not sent once its limit has passed (and is not bounded otherwise)
+            try:
+                return self._batch(sess, argsets)
+            except RecursionError:
+                raise too_deep(plan.stub) from None
+
+    def _batch(self, sess: SyncState, argsets: list[tuple[Any, ...]]) -> Any:
+        plan, routes = self.plan, self.routes
+        lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
+        key = lease.key
+        out: list[Any] = []
+        route: Route | None = None
+        try:
+            if argsets and plan.call.cached(key, argsets[0]) is None:
+                lookup.resolve(lease, plan)
+            for statement, params in plan.batches(key, argsets):
+                route = routes.of(key, statement)
+                binary = route.binary and lease.binary
+                wire = lease.wire() if route.wired and len(params) > 1 else None
+                if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
+                    each = None if route.kind is None else self._reader(lease, wire, route, binary)
+                    read = wire.execute_many(route.sql, params, binary, each)
+                    if read is not None:
+                        out += [] if each is None else self._wire_rows(lease, wire, route, binary, read)
+                        continue
+                cur = lease.cursor(binary)
+                route.wired = True
+                kind = route.kind
+                if kind is None:
+                    cur.executemany(route.sql, params)
+                    continue
+                cur.executemany(route.sql, params, returning=True)
+                # Each result by its own layout: values of different types make prepared statements of their own.
+                while True:
+                    how = kind(cur.pgresult)
+                    layout = lookup.layout(lease, route, cur, binary)
+                    out.append(cursor_rows(cur, layout, how))
+                    if not cur.nextset():
+                        break
+        except psycopg.Error as err:
+            raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
+        return None if plan.result.shape is Shape.NONE else out
+
+    def _reader(self, lease: Lease, wire: Wire, route: Route, binary: bool) -> Each:
+        """What reads a batch's results into values as the wire receives them, overlapping with the server's work on
+        the next ones: each by the layout of its own prepared statement, or `_LATER` while that is not known."""
+        key, layouts, kind = lease.key, route.layouts, route.kind
+        fetchone: Callable[[], Any] = wire.fetchone
+        assert kind is not None  # the stub returns values
+
+        def each(index: int, res: pq.abc.PGresult) -> Any:
+            wire.use(index, res)
+            prepared = (wire.manager, wire.name)
+            layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
+            if layout is None:
+                return _LATER
+            how = kind(res)
+            return layout.one(fetchone()) if how is ONE else rows(wire, layout, how)
+
+        return each
+
+    def _wire_rows(self, lease: Lease, wire: Wire, route: Route, binary: bool, read: Batch) -> list[Any]:
+        """What a batch the wire ran returns: the values read as they came (*read*: the results, and those values),
+        and those whose layout had to be made (its first result: types to describe, perhaps) read now."""
+        results, made = read
+        kind = route.kind
+        assert kind is not None  # the stub returns values
+        for index, value in enumerate(made):
+            if value is _LATER:
+                res = results[index]
+                wire.use(index, res)
+                layout = lookup.layout(lease, route, wire, binary, (wire.manager, wire.name))
+                made[index] = rows(wire, layout, kind(res))
+        return made
