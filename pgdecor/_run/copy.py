@@ -20,12 +20,18 @@ from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 from pgdecor._session.current import current, current_session
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
+from pgdecor._session.state import SyncState
 from pgdecor._sources import probe
 from pgdecor._wire.guard import copy_formats
 
 from .copy_out import CopyReader, CopyStream, busy, check_free
 
 __all__ = ["Copier"]
+
+
+def _reads_in(given: object, sess: SyncState) -> bool:
+    """Whether reading *given* needs the connection of *sess*: a stream of that session's."""
+    return isinstance(given, StreamBase) and given._lock is sess.lock
 
 
 class Copier:
@@ -44,7 +50,7 @@ class Copier:
         given = args[0]
         source = _iterate(plan, given)
         sess = current_session(plan.stub, "()", is_async=False)
-        if isinstance(given, StreamBase) and given._lock is sess.lock:
+        if _reads_in(given, sess):
             msg = (
                 f"{plan.stub}(): its rows are a stream of the same session, whose connection the COPY needs for "
                 f"itself; read them in another session, or into a list first"

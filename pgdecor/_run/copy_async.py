@@ -29,6 +29,7 @@ from pgdecor._rows.streams import BATCH_SIZE, StreamBase
 from pgdecor._session.current import current, current_session
 from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for
+from pgdecor._session.state import AsyncState
 from pgdecor._sources import probe_async as probe
 from pgdecor._wire.guard import copy_formats
 from pgdecor._wire.shield import finish
@@ -37,6 +38,16 @@ from .copy_out_async import AsyncCopyReader, AsyncCopyStream, busy, check_free
 from .stream_async import LazyAsyncStream
 
 __all__ = ["AsyncCopier"]
+
+
+def _reads_in(given: object, sess: AsyncState) -> bool:
+    """Whether reading *given* needs the connection of *sess*: a stream of that session's."""
+    if True:  # ASYNC
+        if isinstance(given, LazyAsyncStream):
+            if given.started is None:  # it starts at its first read, in the session current then: *sess*
+                return True
+            given = given.started
+    return isinstance(given, StreamBase) and given._lock is sess.lock
 
 
 class AsyncCopier:
@@ -55,7 +66,7 @@ class AsyncCopier:
         given = args[0]
         source = _iterate(plan, given)
         sess = current_session(plan.stub, "()", is_async=True)
-        if isinstance(given, StreamBase) and given._lock is sess.lock:
+        if _reads_in(given, sess):
             msg = (
                 f"{plan.stub}(): its rows are a stream of the same session, whose connection the COPY needs for "
                 f"itself; read them in another session, or into a list first"

@@ -165,21 +165,30 @@ if True:  # ASYNC
         """What a plain ``def`` stub annotated ``-> AsyncIterator[T]`` returns: its query or COPY starts at the
         first ``anext``."""
 
-        __slots__ = ("_start", "_stream")
+        __slots__ = ("_closed", "_start", "_stream")
 
         def __init__(self, start: Callable[[], Awaitable[_AsyncRows]]) -> None:
             self._start = start
             self._stream: _AsyncRows | None = None
+            self._closed = False
+
+        @property
+        def started(self) -> _AsyncRows | None:
+            """The stream its first read started, or None before it."""
+            return self._stream
 
         def __aiter__(self) -> Self:
             return self
 
         async def __anext__(self) -> Any:
             if self._stream is None:
+                if self._closed:  # closed before its first read: it never starts
+                    raise StopAsyncIteration
                 self._stream = await self._start()
             return await self._stream.__anext__()
 
         async def aclose(self) -> None:
+            self._closed = True
             if self._stream is not None:
                 await self._stream.aclose()
 

@@ -138,10 +138,6 @@ async def test_stream_closed_early_releases_its_cursor(users: str) -> None:
 
 if True:  # ASYNC
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="LazyAsyncStream.aclose() before the first read leaves the stream to start its query at the next",
-    )
     async def test_an_async_stream_closed_before_its_first_read_yields_nothing(users: str) -> None:
         """An async stream closed before its first read yields nothing afterwards, as a sync one does."""
 

@@ -138,11 +138,6 @@ async def test_a_stub_called_for_the_rows_raises_instead_of_waiting_for_ever(dsn
             await load_people(await export_people_started())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rows of a `def` stub's AsyncIterator, whose COPY starts at its first read, are not told apart: the "
-    "COPY in starts, and its first read raises NoSessionError",
-)
 async def test_rows_that_are_a_stream_of_the_session_not_yet_started_are_refused_before_anything_is_sent(
     dsn: str,
 ) -> None:
