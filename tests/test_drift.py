@@ -20,7 +20,7 @@ from userdb import User, add_user, aget_user, count_users, get_user
 from pgdecor import session
 from pgdecor._wire import guard as _wire_guard
 from pgdecor._wire import internals as _internals
-from pgdecor._wire import wire as _wire
+from pgdecor._wire import wire_base as _wire_base
 
 ANN, BOB = User(1, "ann", "ann@example.org"), User(2, "bob", None)
 
@@ -33,7 +33,7 @@ def changed(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         pytest.skip("this psycopg lacks what the wire uses")
     monkeypatch.setattr(_wire_guard.switch, "on", True)
     monkeypatch.setattr(_wire_guard.switch, "reason", None)
-    monkeypatch.setattr(_wire, "_converted", {})
+    monkeypatch.setattr(_wire_base, "_converted", {})
     with pytest.MonkeyPatch.context() as changes:
         yield changes
     _wire_guard.look_up()
@@ -71,8 +71,6 @@ def _calls_are_right(users: str) -> None:
     ("module", "name"),
     [
         ("_queries", "_query2pg"),
-        ("generators", "execute"),
-        ("waiting", "wait_async"),
         ("waiting", "Wait"),
         ("_preparing", "Prepare"),
         ("_preparing", "PrepareManager"),
@@ -125,20 +123,12 @@ def _text(query: bytes, encoding: str) -> Any:
     return (converted.decode(), *rest)
 
 
-def _tuple_of_results(pgconn: Any) -> Any:
-    return tuple((yield from _real_execute(pgconn)))
+def _with_its_time(conn: Any) -> Any:
+    """A wait that gives what the generator it ran returned, and the time it took."""
+    return lambda gen: (conn.wait(gen), 0.001)
 
 
-def _extra_argument(pgconn: Any, fetch: bool) -> Any:
-    return _real_execute(pgconn)
-
-
-def _raising_generator(pgconn: Any) -> Any:
-    _raises()
-    yield 0
-
-
-_real_execute, _real_query2pg = _internals.execute, _internals.query2pg
+_real_query2pg = _internals.query2pg
 
 
 #: What pgdecor finds of a changed psycopg: (what, replacement, the name the WARNING gives).
@@ -147,11 +137,9 @@ CHANGES: list[tuple[str, Any, str]] = [
     ("query2pg", _three_args, "_query2pg: TypeError"),
     ("query2pg", _text, "_query2pg: TypeError"),
     ("query2pg", _raises, "_query2pg: RuntimeError"),
-    ("execute", _extra_argument, "execute): TypeError"),
-    ("execute", _tuple_of_results, "generators.execute: TypeError"),
-    ("execute", _raising_generator, "execute): RuntimeError"),
-    ("wait", _two_arguments, "wait(psycopg.generators.execute): TypeError"),
-    ("wait", _no_wait, "wait(psycopg.generators.execute): RuntimeError"),
+    ("wait", _two_arguments, "psycopg.Connection.wait: TypeError"),
+    ("wait", _no_wait, "psycopg.Connection.wait: RuntimeError"),
+    ("wait", _with_its_time, "psycopg.Connection.wait: TypeError"),
     ("wait", operator.attrgetter("wait_for"), "psycopg.Connection: AttributeError"),
     ("lock", operator.attrgetter("_lock"), "psycopg.Connection: AttributeError"),
     ("prepare_manager", operator.attrgetter("_prepare_manager"), "psycopg.Connection: AttributeError"),
@@ -277,18 +265,19 @@ def test_a_batch_whose_wait_fails_half_way_is_read_to_its_end(
 def test_a_result_a_changed_psycopg_lost_closes_the_connection_and_nothing_is_sent_twice(
     users: str, changed: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """psycopg's generator reading a statement's result, then answering in another shape, once the wire proved
-    itself: the result is gone, so the call raises as on a broken connection (psycopg's OperationalError), the
-    connection is closed, and the session's writes are rolled back by the server: never sent again."""
+    """psycopg's wait running the wire's reading of a statement's result to its end, then answering in another
+    shape, once the wire proved itself: the result is gone, so the call raises as on a broken connection
+    (psycopg's OperationalError), the connection is closed, and the session's writes are rolled back by the
+    server: never sent again."""
     with psycopg.connect(users) as conn:
         with pytest.raises(psycopg.OperationalError, match="whether the statement ran is unknown"), session(conn):
             for n in range(40, 43):
                 add_user(n, f"user{n}")
             assert conn in _wire_guard._tested
-            changed.setattr(_internals, "execute", _tuple_of_results)
+            changed.setattr(_internals, "wait", _with_its_time)
             add_user(43, "user43")
         assert conn.closed
     with psycopg.connect(users) as other, session(other):
         assert count_users() == 3
     (warning, *_) = _warnings(caplog)
-    assert "generators.execute: TypeError" in warning
+    assert "psycopg.Connection.wait: TypeError" in warning

@@ -23,6 +23,13 @@ def test_every_sync_module_is_what_its_async_source_makes() -> None:
     assert (done.returncode, done.stdout) == (0, "")
 
 
+def test_every_async_module_of_the_package_generates_its_sync_twin() -> None:
+    """No sync module is kept by hand beside an async one: every ``*_async.py`` of pgdecor is a source that
+    `tools/async_to_sync.py` writes a sync module from."""
+    sources = {path.relative_to(ROOT).as_posix() for path in (ROOT / "pgdecor").rglob("*_async.py")}
+    assert sources - set(async_to_sync.MODULES) == set()
+
+
 SOURCE = '''"""An async module."""
 
 from __future__ import annotations

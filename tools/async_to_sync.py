@@ -1,7 +1,8 @@
 """Write pgdecor's sync modules from their async sources: ``python tools/async_to_sync.py [--check]``.
 
 The async module is the one written by hand; its sync twin is derived by a small AST-guided rewrite of the source
-text (so comments and layout survive), then formatted with ruff:
+text (so comments and layout survive), then formatted with ruff (imports left unused dropped, imports and
+``__all__`` sorted again):
 
 - ``await x`` becomes ``x``; ``async def``, ``async with`` and ``async for`` lose ``async``;
 - ``finish(x, ...)`` (`pgdecor._wire.shield`: waiting through cancellations) becomes ``x``;
@@ -35,6 +36,7 @@ MODULES = {
     "pgdecor/_service/retry_async.py": "pgdecor/_service/retry.py",
     "pgdecor/_channels/listener_async.py": "pgdecor/_channels/listener.py",
     "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
+    "pgdecor/_wire/wire_async.py": "pgdecor/_wire/wire.py",
 }
 
 RENAMES = {
@@ -281,7 +283,7 @@ def _ruff(text: str, name: str) -> str:
             "ruff",
             "check",
             "--select",
-            "F401,I001",
+            "F401,I001,RUF022",
             "--fix",
             "--quiet",
             "--stdin-filename",
