@@ -6,6 +6,7 @@ again. The server stays real; only what pgdecor finds of psycopg is changed."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import operator
 import sys
@@ -211,6 +212,40 @@ def test_the_prepare_managers_methods_answering_otherwise_never_make_a_call_wron
         _calls_are_right(users)
     (warning,) = _warnings(caplog)
     assert "psycopg._preparing.PrepareManager: " in warning
+
+
+def _ready_as_none_or_a_flag(conn: Any) -> Any:
+    """A wait that tells the generators it runs what became ready in another form: None for nothing, and a flag of
+    its own (here `enum.IntFlag`'s, whose values are no longer psycopg's) for something."""
+    other = enum.IntFlag("Other", ["X", "Y", "Z"])
+
+    def wait(gen: Any) -> Any:
+        def told() -> Any:
+            asked = next(gen)
+            for _ in range(1000):  # a reader that never reads what came would ask for ever
+                ready = yield asked
+                try:
+                    asked = gen.send(other.Z if ready else None)
+                except StopIteration as done:
+                    return done.value
+            msg = "the generator never read what came"
+            raise AssertionError(msg)
+
+        return conn.wait(told())
+
+    return wait
+
+
+def test_a_wait_that_says_what_is_ready_in_another_form_still_reads_every_result(
+    users: str, changed: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wire's generators read the socket whenever psycopg's wait says anything is ready, whatever the form, and
+    look again when it says nothing: single calls and batches right, wires still on, no WARNING."""
+    changed.setattr(_internals, "wait", _ready_as_none_or_a_flag)
+    with caplog.at_level(logging.WARNING, logger="pgdecor"):
+        _calls_are_right(users)
+    assert _warnings(caplog) == []
+    assert _wire_guard.switch.on is True
 
 
 def test_a_private_that_starts_failing_after_the_wire_proved_itself_never_sends_a_statement_twice(

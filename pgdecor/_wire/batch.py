@@ -33,13 +33,12 @@ def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> li
     private of psycopg answered otherwise (wires off then). Each statement is told to psycopg's prepare manager, so
     that its LRU order is what a cursor's executions would leave; *wire*'s `names` are the statements'."""
     tx, manager, pgq = wire._tx, wire.manager, wire._pgq
-    assert manager is not None
     try:
         try:
             if internals.prepare_threshold(manager) is None or internals.to_flush(manager):
                 return None
         except Exception as err:
-            raise Drift("psycopg._preparing.PrepareManager", err) from err
+            raise Drift(internals.MANAGER, err) from err
         query, formats = converted(sql, tx.encoding)
         pgq.query = query
         names: dict[tuple[int, ...], bytes] = {}
@@ -58,7 +57,7 @@ def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> li
                         raise TypeError(f"a name is {type(name).__name__}")  # noqa: TRY301
                     manager.maybe_add_to_cache(pgq, prep, name)  # the LRU order, as a cursor's execution keeps it
                 except Exception as err:
-                    raise Drift("psycopg._preparing.PrepareManager", err) from err
+                    raise Drift(internals.MANAGER, err) from err
                 names[types] = name
             sends.append((name, dumped, tx.formats))
     except Drift as err:

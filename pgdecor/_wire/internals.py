@@ -28,11 +28,17 @@ if TYPE_CHECKING:
     from psycopg_pool.base import BasePool
 
 __all__ = [
+    "MANAGER",
+    "NAMES",
     "NO_POOL_ATTRIBUTE",
+    "PREPARED_INDEX",
+    "QUERY2PG",
     "CopyFormats",
     "Drift",
     "Key",
+    "Keyed",
     "Manager",
+    "Wait",
     "idle_connections",
     "lock",
     "look_up",
@@ -110,6 +116,13 @@ class _LockOf(Protocol):
     def __call__(self, conn: Connection[Any], /) -> threading.Lock: ...
     @overload
     def __call__(self, conn: AsyncConnection[Any], /) -> asyncio.Lock: ...
+
+
+#: The privates as a `Drift` names them, spelled here alone.
+QUERY2PG = "psycopg._queries._query2pg"
+MANAGER = "psycopg._preparing.PrepareManager"
+NAMES = f"{MANAGER}._names"
+PREPARED_INDEX = f"{MANAGER}._prepared_idx"
 
 
 # -- the attributes of psycopg's and psycopg_pool's objects ------------------------------------------------------
@@ -199,7 +212,7 @@ def look_up() -> str | None:
 def _look_up_wire() -> str | None:
     global query2pg, WAIT_R, WAIT_W, WAIT_RW, READY_R, READY_W  # noqa: PLW0603 - see `look_up`
     global YES, NO, SHOULD, PrepareManager  # noqa: PLW0603 - see `look_up`
-    what = "psycopg._queries._query2pg"
+    what = QUERY2PG
     try:
         from psycopg import _preparing, _queries, waiting  # noqa: PLC0415 - looked up again in tests
 
@@ -209,17 +222,17 @@ def _look_up_wire() -> str | None:
         READY_R, READY_W = int(waiting.Ready.R), int(waiting.Ready.W)
         what = "psycopg._preparing.Prepare"
         YES, NO, SHOULD = _preparing.Prepare.YES, _preparing.Prepare.NO, _preparing.Prepare.SHOULD
-        what = "psycopg._preparing.PrepareManager"
+        what = MANAGER
         # Its methods take psycopg's own query class, which has all that `Keyed` says they read.
         PrepareManager = cast("type[Manager]", _preparing.PrepareManager)
     except (ImportError, AttributeError):
         return what
     checks = (
-        ("psycopg._queries._query2pg", callable(query2pg)),
+        (QUERY2PG, callable(query2pg)),
         ("psycopg.Connection.wait", callable(getattr(psycopg.Connection, "wait", None))),
-        ("psycopg._preparing.PrepareManager._names", isinstance(getattr(_new_manager(), "_names", None), dict)),
+        (NAMES, isinstance(getattr(_new_manager(), "_names", None), dict)),
         *(
-            (f"psycopg._preparing.PrepareManager.{name}", callable(getattr(PrepareManager, name, None)))
+            (f"{MANAGER}.{name}", callable(getattr(PrepareManager, name, None)))
             for name in ("get", "key", "maybe_add_to_cache", "validate")
         ),
     )

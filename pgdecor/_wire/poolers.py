@@ -59,7 +59,7 @@ def apply(conn: BaseConnection[Any], pooler: bool, prepare: bool | None) -> None
         try:
             manager = internals.prepare_manager(conn)
             if not isinstance(internals.prepared_index(manager), int):
-                raise TypeError("psycopg._preparing.PrepareManager._prepared_idx is no number")  # noqa: TRY301
+                raise TypeError(f"{internals.PREPARED_INDEX} is no number")  # noqa: TRY301
             internals.set_prepared_index(manager, secrets.randbits(62))
         except Exception:  # noqa: BLE001 - this psycopg names its statements another way: do without them
             logger.warning("pgdecor: prepared statements turned off behind the pooler: cannot make their names unique")

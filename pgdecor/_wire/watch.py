@@ -16,13 +16,15 @@ from psycopg import AsyncConnection, pq
 
 from . import internals
 from .generators import Reading, results
-from .shield import CANCEL_TIMEOUT
+from .shield import CANCEL_TIMEOUT, finish
 
 __all__ = ["SocketWatch"]
 
 logger = logging.getLogger("pgdecor")
 
 T = TypeVar("T")
+
+_ACTIVE = pq.TransactionStatus.ACTIVE
 
 
 class SocketWatch:
@@ -41,8 +43,10 @@ class SocketWatch:
         #: What `_wake` resolves when a whole result is in; done (or None) while no call waits.
         self._fut: asyncio.Future[None] | None = None
 
-    async def drive(self, gen: Reading[T]) -> T:
-        """Run *gen* on the socket till it returns; a connection that broke while it waited is thrown into it."""
+    async def drive(self, gen: Reading[T], stop_on: AsyncConnection[Any] | None = None) -> T:
+        """Run *gen* on the socket till it returns; a connection that broke while it waited is thrown into it. The
+        statement it reads is stopped on the server if the task is cancelled (or interrupted) meanwhile, when
+        *stop_on* is its connection (as psycopg does; through the cancellations anyio repeats at every await)."""
         try:
             wait = next(gen)
             while True:
@@ -58,10 +62,14 @@ class SocketWatch:
                     wait = gen.send(ready)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        except BaseException:
+            if stop_on is not None and self._pgconn.transaction_status == _ACTIVE:
+                await finish(self._stop(stop_on))
+            raise
 
-    async def stop(self, conn: AsyncConnection[Any]) -> None:
+    async def _stop(self, conn: AsyncConnection[Any]) -> None:
         """After the awaiting task was cancelled mid-statement: have the server stop it and read what remains, so
-        that the connection can roll back and be reused, as psycopg does; close it if the server won't."""
+        that the connection can roll back and be reused; close it if the server won't."""
         try:
             await conn.cancel_safe(timeout=CANCEL_TIMEOUT)
             await asyncio.wait_for(self.drive(results(self._pgconn)), CANCEL_TIMEOUT)

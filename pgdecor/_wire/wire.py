@@ -32,7 +32,6 @@ __all__ = [
     "usable",
 ]
 
-_ACTIVE = pq.TransactionStatus.ACTIVE
 _CONNECTION_OK = pq.ConnStatus.OK
 T = TypeVar("T")
 
@@ -110,12 +109,12 @@ class Wire(BaseWire):
             lock.release()
         return batch.results(self, sql, read)
 
+    # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
+    # one thing the two wires do each their own way.
     def _wait(self, gen: Reading[T], kind: type) -> T:
-        """What *gen*, one of the wire's generators, reads of the statement just sent (under the connection's lock),
-        the one thing the two wires do each their own way: the async wire runs *gen* on the event loop, and has
-        the statement stopped on the server if the task is cancelled (or interrupted) meanwhile; the sync wire runs
-        it on the connection's wait (which stops it on Ctrl-C), and, should that wait raise or return anything but
-        a *kind* (a changed psycopg), on the fallback's."""
+        """*gen* run on the connection's wait (psycopg's C poll loop, which stops the statement on the server
+        on Ctrl-C), and, should that wait raise or return anything but a *kind* (a changed psycopg), on the
+        fallback's."""
         try:
             read = internals.wait(self.conn)(gen)
             if type(read) is not kind:

@@ -34,7 +34,7 @@ calls if it was (`_wire.fallback`). Never a wrong result; at worst, a slower one
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -65,7 +65,6 @@ __all__ = [
     "usable",
 ]
 
-_ACTIVE = pq.TransactionStatus.ACTIVE
 _CONNECTION_OK = pq.ConnStatus.OK
 T = TypeVar("T")
 
@@ -147,20 +146,21 @@ class AsyncWire(BaseWire):
             lock.release()
         return batch.results(self, sql, read)
 
-    async def _wait(self, gen: Reading[T], kind: type) -> T:
-        """What *gen*, one of the wire's generators, reads of the statement just sent (under the connection's lock),
-        the one thing the two wires do each their own way: the async wire runs *gen* on the event loop, and has
-        the statement stopped on the server if the task is cancelled (or interrupted) meanwhile; the sync wire runs
-        it on the connection's wait (which stops it on Ctrl-C), and, should that wait raise or return anything but
-        a *kind* (a changed psycopg), on the fallback's."""
-        if True:  # ASYNC
-            try:
-                return await self._watch.drive(gen)
-            except BaseException:
-                if self.pgconn.transaction_status == _ACTIVE:
-                    await finish(self._watch.stop(self.conn))  # through the cancellations anyio repeats
-                raise
-        else:
+    # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
+    # one thing the two wires do each their own way.
+    if True:  # ASYNC
+
+        def _wait(self, gen: Reading[T], kind: type) -> Awaitable[T]:  # noqa: ARG002 - checked by the sync wire
+            """*gen* run on the event loop, and the statement stopped on the server if the task is cancelled (or
+            interrupted) meanwhile (`SocketWatch.drive`)."""
+            return self._watch.drive(gen, self.conn)
+
+    else:
+
+        def _wait(self, gen: Reading[T], kind: type) -> T:
+            """*gen* run on the connection's wait (psycopg's C poll loop, which stops the statement on the server
+            on Ctrl-C), and, should that wait raise or return anything but a *kind* (a changed psycopg), on the
+            fallback's."""
             try:
                 read = internals.wait(self.conn)(gen)
                 if type(read) is not kind:

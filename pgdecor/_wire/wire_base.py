@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
 from psycopg import AsyncConnection, Connection, pq
@@ -55,6 +55,10 @@ class Maker(Protocol):
 #: (prepare manager, statement name) → its `Maker`, for one stub.
 Makers = Mapping[tuple[object, bytes], Maker]
 
+#: The prepare manager of a wire whose connection has none where psycopg keeps it: never asked, as its self-test
+#: fails first (wires are off).
+_NO_MANAGER = cast("internals.Manager", object())
+
 #: (SQL, encoding) → the SQL with $n placeholders, and the format each placeholder asks for.
 _converted: dict[tuple[str, str], tuple[bytes, list[PyFormat]]] = {}
 
@@ -71,7 +75,7 @@ def converted(sql: str, encoding: str) -> tuple[bytes, list[PyFormat]]:
         except psycopg.Error:
             raise
         except Exception as err:
-            raise Drift("psycopg._queries._query2pg", err) from err
+            raise Drift(internals.QUERY2PG, err) from err
         found = _converted[sql, encoding] = (query, list(formats))
     return found
 
@@ -115,7 +119,7 @@ class BaseWire:
         self.adapters: AdaptersMap = conn.adapters
         #: psycopg's prepare manager of the connection, and the name of the prepared statement that made the last
         #: result (None: sent unnamed). A name is never given to another statement on the same connection.
-        self.manager: internals.Manager | None = None
+        self.manager: internals.Manager = _NO_MANAGER
         self.name: bytes | None = None
         #: The last result, as a cursor's ``pgresult``.
         self.pgresult: pq.abc.PGresult | None = None
@@ -151,7 +155,6 @@ class BaseWire:
         private of psycopg answered otherwise (wires off then). The statement is looked up as psycopg's prepare
         manager keys it, which the self-test checks."""
         tx, manager = self._tx, self.manager
-        assert manager is not None
         try:
             query, formats = _converted.get((sql, tx.encoding)) or converted(sql, tx.encoding)
             dumped = tx.dump_sequence(params, formats)
@@ -161,10 +164,10 @@ class BaseWire:
                 # Statements to deallocate first (`to_flush`): a cursor does that.
                 name = None if unnamed or internals.to_flush(manager) else internals.prepared_names(manager).get(key)
             except Exception as err:
-                raise Drift("psycopg._preparing.PrepareManager", err) from err
+                raise Drift(internals.MANAGER, err) from err
             if not unnamed and name is not None and type(name) is not bytes:
                 name_drift = TypeError(f"a name is {type(name).__name__}")
-                raise Drift("psycopg._preparing.PrepareManager._names", name_drift)  # noqa: TRY301
+                raise Drift(internals.NAMES, name_drift)  # noqa: TRY301
         except Drift as err:
             drifted(err)
             return False
@@ -188,7 +191,6 @@ class BaseWire:
         result read before if both have the same layout (the same columns, in the same format): the server
         refuses to change a prepared statement's columns, so a statement's layout is that of its first result."""
         name, manager = self.name, self.manager
-        assert manager is not None
         try:
             if name is not None and internals.LRU_IS_A_MOVE:
                 try:  # what psycopg's manager does for it (see `lru_is_a_move`)
@@ -198,7 +200,7 @@ class BaseWire:
             elif name is None or next(reversed(internals.prepared_names(manager)), None) != self._key:
                 self._seen(results)  # else the most recent already
         except Exception as err:  # noqa: BLE001 - the statement ran: its result stands, psycopg keeps its manager
-            drifted(Drift("psycopg._preparing.PrepareManager", err))
+            drifted(Drift(internals.MANAGER, err))
         res = results[0] if results else None
         if res is None or res.status not in _OK:
             self._checked(sql, res)  # raises
@@ -216,7 +218,6 @@ class BaseWire:
     def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
         """Tell psycopg's prepare manager of an execution of the statement, as a cursor's execution does."""
         pgq, manager = self._pgq, self.manager
-        assert manager is not None
         pgq.query, pgq.types = self._key
         key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
         if key is not None:
