@@ -214,10 +214,17 @@ def test_the_prepare_managers_methods_answering_otherwise_never_make_a_call_wron
     assert "psycopg._preparing.PrepareManager: " in warning
 
 
+class _Ready(enum.IntFlag):
+    """What a changed psycopg's wait might say is ready: flags whose values are no longer psycopg's."""
+
+    X = 1
+    Y = 2
+    Z = 4
+
+
 def _ready_as_none_or_a_flag(conn: Any) -> Any:
     """A wait that tells the generators it runs what became ready in another form: None for nothing, and a flag of
-    its own (here `enum.IntFlag`'s, whose values are no longer psycopg's) for something."""
-    other = enum.IntFlag("Other", ["X", "Y", "Z"])
+    its own for something."""
 
     def wait(gen: Any) -> Any:
         def told() -> Any:
@@ -225,7 +232,7 @@ def _ready_as_none_or_a_flag(conn: Any) -> Any:
             for _ in range(1000):  # a reader that never reads what came would ask for ever
                 ready = yield asked
                 try:
-                    asked = gen.send(other.Z if ready else None)
+                    asked = gen.send(_Ready.Z if ready else None)
                 except StopIteration as done:
                     return done.value
             msg = "the generator never read what came"
