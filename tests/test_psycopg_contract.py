@@ -138,7 +138,7 @@ def test_a_command_that_changes_the_catalog_is_validated_away(users: str) -> Non
         assert _internals.prepared_names(manager)
         pgconn = conn.pgconn
         pgconn.send_query_params(b"DROP TABLE contract_ddl", None)
-        results = _internals.wait(conn)(_generators.results(pgconn))
+        results = _internals.wait(conn)(_generators.results(pgconn, _generators.PSYCOPG))
         key = _Key(b"DROP TABLE contract_ddl", ())
         answer = manager.maybe_add_to_cache(key, _internals.NO, b"")
         assert answer == (key.query, key.types)
@@ -155,7 +155,7 @@ def test_the_connections_wait_drives_our_generators_by_psycopgs_wait_and_ready_v
     assert _internals.READY_R & _internals.READY_W == 0
     with psycopg.connect(users, autocommit=True) as conn:
         conn.pgconn.send_query_params(b"SELECT $1::int + 1 UNION ALL SELECT 2", [b"41"], [23], [0], 0)
-        results = _internals.wait(conn)(_generators.results(conn.pgconn))
+        results = _internals.wait(conn)(_generators.results(conn.pgconn, _generators.PSYCOPG))
         assert type(results) is list
         assert all(isinstance(r, pq.PGresult) for r in results)
         assert [[r.get_value(i, 0) for i in range(r.ntuples)] for r in results] == [[b"42", b"2"]]
@@ -234,7 +234,7 @@ def test_the_connections_wait_drives_a_pipeline_read_as_groups_then_the_sync(use
             for value in (b"\x00\x01", b"\x00\x29"):  # int2, as psycopg sent 1
                 pgconn.send_query_prepared(name, [value], [1], 0)
             pgconn.pipeline_sync()
-            read = _internals.wait(conn)(_generators.groups(pgconn, 3, None))
+            read = _internals.wait(conn)(_generators.groups(pgconn, 3, None, _generators.PSYCOPG))
         finally:
             pgconn.exit_pipeline_mode()
         assert type(read) is _generators.Groups

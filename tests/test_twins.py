@@ -53,6 +53,14 @@ class AsyncLease:
         else:
             kind = "sync"
         self.check(kind, is_async=True)
+        try:
+            await self.conn.execute()
+        except BaseException:
+            if True:  # ASYNC
+                await self.stop()
+            raise
+        finally:
+            self.done()
 '''
 
 EXPECTED = '''"""The sync twin of `pgdecor._session.lease_async`, generated from it: see there."""
@@ -71,6 +79,10 @@ class Lease:
             pass
         kind = "sync"
         self.check(kind, is_async=False)
+        try:
+            self.conn.execute()
+        finally:
+            self.done()
 '''
 
 

@@ -9,7 +9,8 @@ text (so comments and layout survive), then formatted with ruff (imports left un
 - names in `RENAMES` are renamed wherever they are used, defined or imported (``AsyncConnection`` → ``Connection``,
   ``__aexit__`` → ``__exit__``, ``_session.lease_async`` → ``_session.lease``, ...);
 - ``is_async=True``, as a keyword argument, becomes ``is_async=False``;
-- ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature.
+- ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature; an
+  ``except`` clause holding only such a block and a bare ``raise`` goes (a ``try`` keeps its ``finally``).
 
 With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
 """
@@ -22,6 +23,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,12 +218,33 @@ class _Rewrite(ast.NodeVisitor):
             return
         self.generic_visit(node)
 
-    def visit_If(self, node: ast.If) -> None:
-        marked = (
-            isinstance(node.test, ast.Constant)
+    def _marked(self, node: ast.stmt) -> TypeGuard[ast.If]:
+        """Whether *node* is an ``if True:  # ASYNC`` block."""
+        return (
+            isinstance(node, ast.If)
+            and isinstance(node.test, ast.Constant)
             and node.test.value is True
             and self.lines[node.lineno - 1].rstrip().endswith("# ASYNC")
         )
+
+    def visit_Try(self, node: ast.Try) -> None:
+        """An ``except`` clause that only does something async and raises again goes, in a ``try`` left with a
+        ``finally`` or another clause: in the sync twin it would only raise again."""
+        for handler in node.handlers:
+            body = handler.body
+            only_async = (
+                len(body) == 2
+                and self._marked(body[0])
+                and not body[0].orelse
+                and isinstance(body[1], ast.Raise)
+                and body[1].exc is None
+            )
+            if only_async and (node.finalbody or len(node.handlers) > 1):
+                self.dropped.update(range(handler.lineno, _end(handler)[0] + 1))
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        marked = self._marked(node)
         if not marked:
             self.generic_visit(node)
             return

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import pq
 
 from . import internals
-from .generators import Reading, results
+from .generators import PSYCOPG, Reading, results
 from .guard import drifted
 from .internals import Drift
 
@@ -36,7 +36,7 @@ def read_after(pgconn: pq.abc.PGconn, err: Exception, what: str, gen: Reading[T]
         return drive(pgconn, gen)
     if probing:
         if pgconn.transaction_status == _ACTIVE:
-            drive(pgconn, results(pgconn))
+            drive(pgconn, results(pgconn, PSYCOPG))
         raise drift
     pgconn.finish()
     msg = (
@@ -55,6 +55,7 @@ def drive(pgconn: pq.abc.PGconn, gen: Reading[T]) -> T:
             # Told "nothing ready", one left half-way asks again what it waits for.
             wait = next(gen) if inspect.getgeneratorstate(gen) == inspect.GEN_CREATED else gen.send(0)
             while True:
+                assert isinstance(wait, int)  # psycopg's values, as the sync wire's generators yield them
                 events = (selectors.EVENT_READ if wait & internals.WAIT_R else 0) | (
                     selectors.EVENT_WRITE if wait & internals.WAIT_W else 0
                 )

@@ -1,31 +1,35 @@
 """The wire's protocol, written once and without I/O: generators that flush what was sent through libpq and read
 what the server gives back, as psycopg's own (``psycopg.generators``).
 
-Each yields what it waits for (`internals.WAIT_R`, `WAIT_RW`: psycopg's values) and is sent what became ready:
-`internals.READY_R` or `READY_W` (anything but 0: it reads the socket then, so that no value psycopg's wait may
-send is misread), or 0: nothing new, look again (the async wire's reader has read what came already). The sync
-wire runs them on the connection's wait (psycopg's C poll loop), the async one on the event loop (`_wire.watch`),
-and the sync one, should psycopg's wait have changed, on the standard library's selectors (`_wire.fallback`). A
-connection that breaks while one waits on the event loop is an error thrown into it, where it waits.
+Each waits as its `Waits` say (``yield from waits.reading()``), and gets back whether to read the socket now. For
+the sync wire (`PSYCOPG`), a wait yields what it waits for as psycopg's generators do (`internals.WAIT_R`,
+`WAIT_RW`), and gets what became ready: the connection's wait (psycopg's C poll loop) runs the generator, or, should
+that wait have changed, the standard library's selectors (`_wire.fallback`). Anything but 0 sent back reads the
+socket, so that no value psycopg's wait may send is misread. For the async wire (`_wire.watch.SocketWatch`), a wait
+is a future of the event loop's, which its watch resolves once a whole result is in, read already: the generators
+are generator-based coroutines, which the wire awaits, so that the event loop's task runs them itself. A connection
+that breaks while one waits there is an error raised into it, where it waits.
 """
 
 from __future__ import annotations
 
 import gc
+import types
 from collections.abc import Callable, Generator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import psycopg
 from psycopg import pq
 
 from . import internals
 
-__all__ = ["Chunks", "Each", "Groups", "Reading", "chunks", "groups", "notified", "results"]
+__all__ = ["PSYCOPG", "Chunks", "Each", "Groups", "Reading", "Waits", "chunks", "groups", "notified", "results"]
 
 T = TypeVar("T")
 
-#: A generator of waits that returns a *T* once it has read what it reads.
-Reading = Generator[int, int, T]
+#: A generator of waits that returns a *T* once it has read what it reads; what it is sent back is its runner's
+#: (psycopg's ready values, or None from the event loop's task).
+Reading = Generator[object, Any, T]
 
 #: What makes a value of a batch's result as it comes, given the execution's index.
 Each = Callable[[int, pq.abc.PGresult], Any]
@@ -37,6 +41,30 @@ _TUPLES_CHUNK = getattr(pq.ExecStatus, "TUPLES_CHUNK", -1)
 #: The results after which libpq gives no None to end a statement's: a COPY's (it gives the same one again and
 #: again), and a pipeline's Sync (alone in its group).
 _LAST = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH, _PIPELINE_SYNC)
+
+
+class Waits(Protocol):
+    """How the generators here wait on the connection's socket: until it is readable (`reading`), or readable or
+    writable (`flushing`); what a wait gives back is whether to read the socket now."""
+
+    def reading(self) -> Reading[object]: ...
+
+    def flushing(self) -> Reading[object]: ...
+
+
+class _Psycopg:
+    """Waits as psycopg's wait runs them: its values for what to wait for, and what it says became ready."""
+
+    __slots__ = ()
+
+    def reading(self) -> Reading[object]:
+        return (yield internals.WAIT_R)
+
+    def flushing(self) -> Reading[object]:
+        return (yield internals.WAIT_RW)
+
+
+PSYCOPG: Waits = _Psycopg()
 
 
 class Groups(NamedTuple):
@@ -56,28 +84,28 @@ class Chunks(NamedTuple):
     failed: BaseException | None
 
 
-def _flushing(pgconn: pq.abc.PGconn) -> Reading[None]:
+def _flushing(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
     """The rest of a flush that did not send everything at once (parameters larger than the socket's buffer),
     reading what the server sends meanwhile."""
     while True:
-        if (yield internals.WAIT_RW):
+        if (yield from waits.flushing()):
             pgconn.consume_input()
         if not pgconn.flush():
             return
 
 
-def results(pgconn: pq.abc.PGconn) -> Reading[list[pq.abc.PGresult]]:
+def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult]]:
     """Flush a statement sent, and read every result it gives, by psycopg's rules (``generators.execute``): up to the
     statement's end, a COPY or a pipeline's Sync; a connection that breaks once the server has sent an error ends
     the read, so that the server's error is what the call raises. Notifications that came with them go to the
     connection's handler."""
     if pgconn.flush():
-        yield from _flushing(pgconn)
+        yield from _flushing(pgconn, waits)
     out: list[pq.abc.PGresult] = []
     while True:
         try:
             while pgconn.is_busy():
-                if (yield internals.WAIT_R):
+                if (yield from waits.reading()):
                     pgconn.consume_input()
         except psycopg.DatabaseError:
             if any(res.status == _FATAL_ERROR for res in out):
@@ -94,18 +122,18 @@ def results(pgconn: pq.abc.PGconn) -> Reading[list[pq.abc.PGresult]]:
     return out
 
 
-def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None) -> Reading[Groups]:
+def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits) -> Reading[Groups]:
     """Flush a pipeline, then read its *count* groups of results (the last one the Sync's), handing each successful
     execution's result to *each* as soon as it is in, while the server works on the next ones."""
     if pgconn.flush():
-        yield from _flushing(pgconn)
+        yield from _flushing(pgconn, waits)
     read: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
     made: list[Any] = []
     failed: BaseException | None = None
     while len(read) < count:
         while pgconn.is_busy():
-            if (yield internals.WAIT_R):
+            if (yield from waits.reading()):
                 pgconn.consume_input()
         res = pgconn.get_result()
         if res is None:
@@ -123,7 +151,7 @@ def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None) -> Reading[Grou
     return Groups(read, made, failed)
 
 
-def chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> Reading[Chunks]:
+def chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None], waits: Waits) -> Reading[Chunks]:
     """Flush a statement sent in chunked rows mode, then read its result, handing each chunk of rows to *each* as
     soon as it is in, while the server sends the next. What *each* raises is kept until the result has been read to
     its end.
@@ -132,7 +160,7 @@ def chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> Re
     `_outcome.collector_paused`, and for the same reason); it is resumed whenever the read waits for the server,
     so that a slow result never keeps it paused for others."""
     if pgconn.flush():
-        yield from _flushing(pgconn)
+        yield from _flushing(pgconn, waits)
     last: pq.abc.PGresult | None = None
     failed: BaseException | None = None
     paused = False
@@ -142,7 +170,7 @@ def chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None]) -> Re
                 if paused:
                     paused = False
                     gc.enable()
-                if (yield internals.WAIT_R):
+                if (yield from waits.reading()):
                     pgconn.consume_input()
             res = pgconn.get_result()
             if res is None:
@@ -172,3 +200,8 @@ def notified(pgconn: pq.abc.PGconn, n: pq.PGnotify | None) -> None:
         if pgconn.notify_handler:
             pgconn.notify_handler(n)
         n = pgconn.notifies()
+
+
+# Awaitable too (generator-based coroutines, changed in place): the async wire awaits them.
+for _reading in (results, groups, chunks):
+    types.coroutine(_reading)

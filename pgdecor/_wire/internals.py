@@ -101,7 +101,7 @@ class Manager(Protocol):
 class Wait(Protocol):
     """A connection's wait (``Connection.wait``): runs a generator of waits on its socket, returns what it returns."""
 
-    def __call__(self, gen: Generator[int, int, T], /) -> T: ...
+    def __call__(self, gen: Generator[object, Any, T], /) -> T: ...
 
 
 class _WaitOf(Protocol):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +33,9 @@ __all__ = [
     "usable",
 ]
 
+logger = logging.getLogger("pgdecor")
+
+_ACTIVE = pq.TransactionStatus.ACTIVE
 _CONNECTION_OK = pq.ConnStatus.OK
 T = TypeVar("T")
 
@@ -57,7 +61,7 @@ class Wire(BaseWire):
         try:
             if not self._send(sql, params, binary):
                 return NOT_SENT
-            read = self._wait(results(self.pgconn), list)
+            read = self._wait(results(self.pgconn, self._waits), list)
         finally:
             lock.release()
         return self._made(sql, read, binary, made)
@@ -76,7 +80,7 @@ class Wire(BaseWire):
         try:
             if not self._send(sql, params, binary, chunked=True):
                 return None
-            read = self._wait(chunks(self.pgconn, each), Chunks)
+            read = self._wait(chunks(self.pgconn, each, self._waits), Chunks)
         finally:
             lock.release()
         return self._chunked_result(sql, read, binary)
@@ -101,7 +105,7 @@ class Wire(BaseWire):
             pgconn.enter_pipeline_mode()
             try:
                 batch.send(pgconn, sends, binary)
-                read = self._wait(groups(pgconn, len(paramsets) + 1, each), Groups)
+                read = self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits), Groups)
             finally:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
                     pgconn.exit_pipeline_mode()

@@ -34,6 +34,8 @@ calls if it was (`_wire.fallback`). Never a wrong result; at worst, a slower one
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -47,7 +49,7 @@ from .fallback import read_after
 from .generators import Chunks, Each, Groups, Reading, chunks, groups, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
-from .shield import finish
+from .shield import CANCEL_TIMEOUT, finish
 from .watch import SocketWatch
 from .wire_base import CHUNK, CHUNKED_ROWS, NOT_SENT, UNMADE, BaseWire, Maker, Makers
 
@@ -65,6 +67,9 @@ __all__ = [
     "usable",
 ]
 
+logger = logging.getLogger("pgdecor")
+
+_ACTIVE = pq.TransactionStatus.ACTIVE
 _CONNECTION_OK = pq.ConnStatus.OK
 T = TypeVar("T")
 
@@ -80,7 +85,7 @@ class AsyncWire(BaseWire):
         super().__init__(conn)
         self.conn = conn
         if True:  # ASYNC
-            self._watch = SocketWatch(conn.pgconn)
+            self._watch = self._waits = SocketWatch(conn.pgconn)
 
     async def execute(self, sql: str, params: Sequence[Any], binary: bool, made: Makers | None = None) -> Any:
         """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it. Its result (`pgresult`)
@@ -94,7 +99,12 @@ class AsyncWire(BaseWire):
         try:
             if not self._send(sql, params, binary):
                 return NOT_SENT
-            read = await self._wait(results(self.pgconn), list)
+            read = await self._wait(results(self.pgconn, self._waits), list)
+        except BaseException:
+            if True:  # ASYNC
+                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
+            raise
         finally:
             lock.release()
         return self._made(sql, read, binary, made)
@@ -113,7 +123,12 @@ class AsyncWire(BaseWire):
         try:
             if not self._send(sql, params, binary, chunked=True):
                 return None
-            read = await self._wait(chunks(self.pgconn, each), Chunks)
+            read = await self._wait(chunks(self.pgconn, each, self._waits), Chunks)
+        except BaseException:
+            if True:  # ASYNC
+                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
+            raise
         finally:
             lock.release()
         return self._chunked_result(sql, read, binary)
@@ -138,10 +153,15 @@ class AsyncWire(BaseWire):
             pgconn.enter_pipeline_mode()
             try:
                 batch.send(pgconn, sends, binary)
-                read = await self._wait(groups(pgconn, len(paramsets) + 1, each), Groups)
+                read = await self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits), Groups)
             finally:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
                     pgconn.exit_pipeline_mode()
+        except BaseException:
+            if True:  # ASYNC
+                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
+            raise
         finally:
             lock.release()
         return batch.results(self, sql, read)
@@ -151,9 +171,24 @@ class AsyncWire(BaseWire):
     if True:  # ASYNC
 
         def _wait(self, gen: Reading[T], kind: type) -> Awaitable[T]:  # noqa: ARG002 - checked by the sync wire
-            """*gen* run on the event loop, and the statement stopped on the server if the task is cancelled (or
-            interrupted) meanwhile (`SocketWatch.drive`)."""
-            return self._watch.drive(gen, self.conn)
+            """*gen* as the event loop's task runs it: a generator-based coroutine, whose waits are futures of the
+            wire's watch of its socket (`SocketWatch`)."""
+            return gen  # type: ignore[return-value]
+
+        async def _stop(self) -> None:
+            """After the call's task was cancelled (or interrupted) mid-statement: have the server stop it and read
+            what remains, so that the connection can roll back and be reused, as psycopg does; close it if the
+            server won't."""
+            try:
+                await self.conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+                await asyncio.wait_for(self._rest(), CANCEL_TIMEOUT)
+            except BaseException as ex:  # noqa: BLE001 - whatever stopped the stop, the connection state is unknown
+                stopped = type(ex).__name__
+                logger.warning("statement not stopped after cancellation (%s): closing the connection", stopped)
+                self.pgconn.finish()
+
+        async def _rest(self) -> list[pq.abc.PGresult]:
+            return await self._wait(results(self.pgconn, self._waits), list)
 
     else:
 

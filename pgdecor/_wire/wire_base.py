@@ -21,7 +21,7 @@ from psycopg.adapt import AdaptersMap, PyFormat, Transformer
 from psycopg.errors import error_from_result
 
 from . import internals
-from .generators import Chunks
+from .generators import PSYCOPG, Chunks, Waits
 from .guard import _tested, _turn_off, drifted, switch
 from .internals import Drift
 
@@ -106,6 +106,7 @@ class BaseWire:
         "_probing",
         "_tested",
         "_tx",
+        "_waits",
         "adapters",
         "manager",
         "name",
@@ -140,6 +141,8 @@ class BaseWire:
         #: statement is the one being made.
         self._tested = conn in _tested
         self._probing = False
+        #: How the wire's generators wait: as psycopg's wait runs them, unless the async wire has its own.
+        self._waits: Waits = PSYCOPG
         try:
             self.manager = internals.prepare_manager(conn)
             internals.lock(conn).acquire  # noqa: B018 - what `execute` holds
