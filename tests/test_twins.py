@@ -23,6 +23,13 @@ def test_every_sync_module_is_what_its_async_source_makes() -> None:
     assert (done.returncode, done.stdout) == (0, "")
 
 
+def test_every_async_module_of_the_package_generates_its_sync_twin() -> None:
+    """No sync module is kept by hand beside an async one: every ``*_async.py`` of pgdecor is a source that
+    `tools/async_to_sync.py` writes a sync module from."""
+    sources = {path.relative_to(ROOT).as_posix() for path in (ROOT / "pgdecor").rglob("*_async.py")}
+    assert sources - set(async_to_sync.MODULES) == set()
+
+
 SOURCE = '''"""An async module."""
 
 from __future__ import annotations
@@ -46,6 +53,14 @@ class AsyncLease:
         else:
             kind = "sync"
         self.check(kind, is_async=True)
+        try:
+            await self.conn.execute()
+        except BaseException:
+            if True:  # ASYNC
+                await self.stop()
+            raise
+        finally:
+            self.done()
 '''
 
 EXPECTED = '''"""The sync twin of `pgdecor._session.lease_async`, generated from it: see there."""
@@ -64,6 +79,10 @@ class Lease:
             pass
         kind = "sync"
         self.check(kind, is_async=False)
+        try:
+            self.conn.execute()
+        finally:
+            self.done()
 '''
 
 

@@ -1,14 +1,16 @@
 """Write pgdecor's sync modules from their async sources: ``python tools/async_to_sync.py [--check]``.
 
 The async module is the one written by hand; its sync twin is derived by a small AST-guided rewrite of the source
-text (so comments and layout survive), then formatted with ruff:
+text (so comments and layout survive), then formatted with ruff (imports left unused dropped, imports and
+``__all__`` sorted again):
 
 - ``await x`` becomes ``x``; ``async def``, ``async with`` and ``async for`` lose ``async``;
 - ``finish(x, ...)`` (`pgdecor._wire.shield`: waiting through cancellations) becomes ``x``;
 - names in `RENAMES` are renamed wherever they are used, defined or imported (``AsyncConnection`` → ``Connection``,
   ``__aexit__`` → ``__exit__``, ``_session.lease_async`` → ``_session.lease``, ...);
 - ``is_async=True``, as a keyword argument, becomes ``is_async=False``;
-- ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature.
+- ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature; an
+  ``except`` clause holding only such a block and a bare ``raise`` goes (a ``try`` keeps its ``finally``).
 
 The sync tests of behaviour both kinds have are generated the same way from async test modules (`TESTS`), as
 psycopg generates its own: there `TEST_RENAMES` too (an async stub of tests/usercode/userdb.py → its sync twin),
@@ -27,6 +29,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +52,7 @@ MODULES = {
     "pgdecor/_channels/waiter_async.py": "pgdecor/_channels/waiter.py",
     "pgdecor/_run/copy_out_async.py": "pgdecor/_run/copy_out.py",
     "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
+    "pgdecor/_wire/wire_async.py": "pgdecor/_wire/wire.py",
 }
 
 #: Async test module → the sync test module generated from it.
@@ -366,12 +370,33 @@ class _Rewrite(ast.NodeVisitor):
             return
         self.generic_visit(node)
 
-    def visit_If(self, node: ast.If) -> None:
-        marked = (
-            isinstance(node.test, ast.Constant)
+    def _marked(self, node: ast.stmt) -> TypeGuard[ast.If]:
+        """Whether *node* is an ``if True:  # ASYNC`` block."""
+        return (
+            isinstance(node, ast.If)
+            and isinstance(node.test, ast.Constant)
             and node.test.value is True
             and self.lines[node.lineno - 1].rstrip().endswith("# ASYNC")
         )
+
+    def visit_Try(self, node: ast.Try) -> None:
+        """An ``except`` clause that only does something async and raises again goes, in a ``try`` left with a
+        ``finally`` or another clause: in the sync twin it would only raise again."""
+        for handler in node.handlers:
+            body = handler.body
+            only_async = (
+                len(body) == 2
+                and self._marked(body[0])
+                and not body[0].orelse
+                and isinstance(body[1], ast.Raise)
+                and body[1].exc is None
+            )
+            if only_async and (node.finalbody or len(node.handlers) > 1):
+                self.dropped.update(range(handler.lineno, _end(handler)[0] + 1))
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        marked = self._marked(node)
         if not marked:
             self.generic_visit(node)
             return
@@ -429,7 +454,7 @@ def convert(source: str, name: str) -> str:
 def _ruff(text: str, name: str) -> str:
     target = {**MODULES, **TESTS}[name]
     # `[x async for x in xs]` becomes `list(xs)` in a sync test.
-    fixes = ["F401,I001,C416", "--unsafe-fixes"] if name in TESTS else ["F401,I001"]
+    fixes = ["F401,I001,RUF022,C416", "--unsafe-fixes"] if name in TESTS else ["F401,I001,RUF022"]
     for command in (
         [
             sys.executable,

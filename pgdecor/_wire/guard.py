@@ -10,10 +10,11 @@ import logging
 import os
 import sys
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, Connection, pq
+from psycopg import AsyncConnection, BaseConnection, Connection, pq
 
 from pgdecor._counters import counters
 
@@ -39,7 +40,7 @@ class _Switch:
 switch = _Switch()
 
 #: The connections whose wire has passed its self-test.
-_tested: weakref.WeakSet[Any] = weakref.WeakSet()
+_tested: weakref.WeakSet[BaseConnection[Any]] = weakref.WeakSet()
 
 # Operators and types named with their schema, whatever the search_path (a look-alike there never runs instead).
 _PREPARED_BY_NAME = "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name OPERATOR(pg_catalog.=) %s"
@@ -58,12 +59,12 @@ def usable(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
 _PLAIN_CURSORS = (psycopg.Cursor, psycopg.AsyncCursor)
 
 
-def _probe_result(res: pq.abc.PGresult, rows: list[Any]) -> tuple[Any, ...]:
+def _probe_result(res: pq.abc.PGresult | None, rows: Sequence[object]) -> tuple[object, ...]:
     """What the self-test compares: the probe's column types and its rows."""
-    return tuple(res.ftype(i) for i in range(res.nfields)), rows
+    return () if res is None else tuple(res.ftype(i) for i in range(res.nfields)), rows
 
 
-def _self_test_problem(expected: tuple[Any, ...], got: tuple[Any, ...] | None) -> str | None:
+def _self_test_problem(expected: tuple[object, ...], got: tuple[object, ...] | None) -> str | None:
     if got is None:
         return "psycopg prepared the probe statement, but the wire does not find it as psycopg names it"
     if got != expected:

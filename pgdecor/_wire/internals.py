@@ -14,15 +14,31 @@ import operator
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast, overload
 
 import psycopg
-from psycopg import BaseConnection, pq
+from psycopg import AsyncConnection, BaseConnection, Connection, pq
+from psycopg.abc import Buffer, Transformer
+
+if TYPE_CHECKING:
+    import asyncio
+    import threading
+
+    from psycopg._preparing import Prepare as Prepare  # noqa: PLC0414 - for the wire's annotations alone
+    from psycopg_pool.base import BasePool
 
 __all__ = [
+    "MANAGER",
+    "NAMES",
     "NO_POOL_ATTRIBUTE",
+    "PREPARED_INDEX",
+    "QUERY2PG",
     "CopyFormats",
     "Drift",
+    "Key",
+    "Keyed",
+    "Manager",
+    "Wait",
     "idle_connections",
     "lock",
     "look_up",
@@ -35,6 +51,8 @@ __all__ = [
     "to_flush",
     "wait",
 ]
+
+T = TypeVar("T")
 
 
 class Drift(Exception):  # noqa: N818 - what happened to psycopg, not an error of the user's
@@ -49,37 +67,89 @@ class CopyFormats(NamedTuple):
     """psycopg's COPY row formats (in C where psycopg is built with it): a row of values into COPY data, binary or
     text, appended to a buffer; and a row of COPY data into values."""
 
-    format_binary: Callable[[Sequence[Any], Any, bytearray], None]
-    format_text: Callable[[Sequence[Any], Any, bytearray], None]
-    parse_binary: Callable[[Any, Any], tuple[Any, ...]]
-    parse_text: Callable[[Any, Any], tuple[Any, ...]]
+    format_binary: Callable[[Sequence[Any], Transformer, bytearray], None]
+    format_text: Callable[[Sequence[Any], Transformer, bytearray], None]
+    parse_binary: Callable[[Buffer, Transformer], tuple[Any, ...]]
+    parse_text: Callable[[Buffer, Transformer], tuple[Any, ...]]
+
+
+#: What psycopg's prepare manager keys a statement by: its query (with $n placeholders) and its parameters' types.
+Key = tuple[bytes, tuple[int, ...]]
+
+
+class Keyed(Protocol):
+    """What psycopg's prepare manager reads of a statement (a ``PostgresQuery``'s ``query`` and ``types``)."""
+
+    query: bytes
+    types: tuple[int, ...]
+
+
+class Manager(Protocol):
+    """What the wire calls of psycopg's prepare manager (``psycopg._preparing.PrepareManager``); what it reads of its
+    state goes through `prepare_threshold`, `prepared_names` and `to_flush`."""
+
+    @staticmethod
+    def key(query: Keyed) -> Key: ...
+
+    def get(self, query: Keyed, prepare: bool | None = None) -> tuple[Prepare, bytes]: ...
+
+    def maybe_add_to_cache(self, query: Keyed, prep: Prepare, name: bytes) -> Key | None: ...
+
+    def validate(self, key: Key, prep: Prepare, name: bytes, results: Sequence[pq.abc.PGresult]) -> None: ...
+
+
+class Wait(Protocol):
+    """A connection's wait (``Connection.wait``): runs a generator of waits on its socket, returns what it returns."""
+
+    def __call__(self, gen: Generator[object, Any, T], /) -> T: ...
+
+
+class _WaitOf(Protocol):
+    @overload
+    def __call__(self, conn: Connection[Any], /) -> Wait: ...
+    @overload
+    def __call__(self, conn: AsyncConnection[Any], /) -> Callable[..., Awaitable[Any]]: ...
+
+
+class _LockOf(Protocol):
+    @overload
+    def __call__(self, conn: Connection[Any], /) -> threading.Lock: ...
+    @overload
+    def __call__(self, conn: AsyncConnection[Any], /) -> asyncio.Lock: ...
+
+
+#: The privates as a `Drift` names them, spelled here alone.
+QUERY2PG = "psycopg._queries._query2pg"
+MANAGER = "psycopg._preparing.PrepareManager"
+NAMES = f"{MANAGER}._names"
+PREPARED_INDEX = f"{MANAGER}._prepared_idx"
 
 
 # -- the attributes of psycopg's and psycopg_pool's objects ------------------------------------------------------
 
 #: A connection's prepare manager (``conn._prepared``), its threshold, its ``(query, types) → name`` map in LRU
 #: order, what it has still to deallocate, and the number its next statement's name gets.
-prepare_manager: Callable[[Any], Any] = operator.attrgetter("_prepared")
-prepare_threshold: Callable[[Any], int | None] = operator.attrgetter("prepare_threshold")
-prepared_names: Callable[[Any], OrderedDict[tuple[bytes, tuple[int, ...]], bytes]] = operator.attrgetter("_names")
-to_flush: Callable[[Any], deque[bytes | None]] = operator.attrgetter("_to_flush")
-prepared_index: Callable[[Any], Any] = operator.attrgetter("_prepared_idx")
+prepare_manager: Callable[[BaseConnection[Any]], Manager] = operator.attrgetter("_prepared")
+prepare_threshold: Callable[[Manager], int | None] = operator.attrgetter("prepare_threshold")
+prepared_names: Callable[[Manager], OrderedDict[Key, bytes]] = operator.attrgetter("_names")
+to_flush: Callable[[Manager], deque[bytes | None]] = operator.attrgetter("_to_flush")
+prepared_index: Callable[[Manager], object] = operator.attrgetter("_prepared_idx")
 
 
-def set_prepared_index(manager: Any, index: int) -> None:
-    manager._prepared_idx = index
+def set_prepared_index(manager: Manager, index: int) -> None:
+    manager._prepared_idx = index  # type: ignore[attr-defined] # psycopg's own counter, read by `prepared_index`
 
 
 #: The connection's lock, which psycopg holds while a statement is on the wire, and its wait (``conn.wait(gen)``),
 #: which drives one of psycopg's generators on its socket.
-lock: Callable[[Any], Any] = operator.attrgetter("lock")
-wait: Callable[[Any], Callable[[Generator[Any, Any, Any]], Any]] = operator.attrgetter("wait")
+lock: _LockOf = operator.attrgetter("lock")
+wait: _WaitOf = operator.attrgetter("wait")
 
 #: What `pool_of` gives for a connection psycopg_pool has never held.
 NO_POOL_ATTRIBUTE = object()
 
 
-def idle_connections(pool: Any) -> list[BaseConnection[Any]] | None:
+def idle_connections(pool: BasePool) -> list[BaseConnection[Any]] | None:
     """The idle connections a psycopg_pool pool holds (its ``_pool`` deque, each with the `pool_of` attribute);
     None where it holds them another way."""
     idle = getattr(pool, "_pool", None)
@@ -90,7 +160,7 @@ def idle_connections(pool: Any) -> list[BaseConnection[Any]] | None:
     return list(idle)
 
 
-def pool_of(conn: Any) -> Any:
+def pool_of(conn: BaseConnection[Any]) -> object:
     """The pool that lent a connection (``conn._pool``: psycopg_pool sets it when it lends the connection, and to
     None when it takes it back); `NO_POOL_ATTRIBUTE` for one no pool has held."""
     return getattr(conn, "_pool", NO_POOL_ATTRIBUTE)
@@ -98,19 +168,17 @@ def pool_of(conn: Any) -> Any:
 
 # -- functions, generators, classes and constants, by `look_up` --------------------------------------------------
 
-#: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached): ``(query, formats, order, parts)``.
+#: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached): ``(query, formats, order, parts)``, checked
+#: by its caller.
 query2pg: Callable[[bytes, str], tuple[Any, ...]]
-#: psycopg's generator that flushes a query and reads every result (in C), and the async wait that drives one on a
-#: socket.
-execute: Callable[[pq.abc.PGconn], Generator[Any, Any, list[pq.abc.PGresult]]]
-wait_async: Callable[[Any, int], Awaitable[Any]]
 #: What psycopg's generators yield (what to wait for), and are sent back (what is ready).
 WAIT_R = WAIT_W = WAIT_RW = READY_R = READY_W = 0
-#: psycopg's prepare manager's answers (``Prepare``), and its class.
-YES: Any = None
-NO: Any = None
-SHOULD: Any = None
-PrepareManager: Any = None
+#: psycopg's prepare manager's answers, and its class (none until `look_up` finds them).
+_NONE: Any = None
+YES: Prepare = _NONE
+NO: Prepare = _NONE
+SHOULD: Prepare = _NONE
+PrepareManager: type[Manager] = _NONE
 #: psycopg's COPY row functions, None where this psycopg lacks them.
 copy_formats: CopyFormats | None = None
 #: Whether psycopg's prepare manager, told of one more execution of a statement it has prepared, only moves it to
@@ -142,34 +210,29 @@ def look_up() -> str | None:
 
 
 def _look_up_wire() -> str | None:
-    global query2pg, execute, wait_async, WAIT_R, WAIT_W, WAIT_RW, READY_R, READY_W  # noqa: PLW0603 - see `look_up`
+    global query2pg, WAIT_R, WAIT_W, WAIT_RW, READY_R, READY_W  # noqa: PLW0603 - see `look_up`
     global YES, NO, SHOULD, PrepareManager  # noqa: PLW0603 - see `look_up`
-    what = "psycopg._queries._query2pg"
+    what = QUERY2PG
     try:
-        from psycopg import _preparing, _queries, generators, waiting  # noqa: PLC0415 - looked up again in tests
+        from psycopg import _preparing, _queries, waiting  # noqa: PLC0415 - looked up again in tests
 
         query2pg = _queries._query2pg
-        what = "psycopg.generators.execute"
-        execute = generators.execute
-        what = "psycopg.waiting.wait_async"
-        wait_async = waiting.wait_async
         what = "psycopg.waiting.Wait and Ready"
         WAIT_R, WAIT_W, WAIT_RW = int(waiting.Wait.R), int(waiting.Wait.W), int(waiting.Wait.RW)
         READY_R, READY_W = int(waiting.Ready.R), int(waiting.Ready.W)
         what = "psycopg._preparing.Prepare"
         YES, NO, SHOULD = _preparing.Prepare.YES, _preparing.Prepare.NO, _preparing.Prepare.SHOULD
-        what = "psycopg._preparing.PrepareManager"
-        PrepareManager = _preparing.PrepareManager
+        what = MANAGER
+        # Its methods take psycopg's own query class, which has all that `Keyed` says they read.
+        PrepareManager = cast("type[Manager]", _preparing.PrepareManager)
     except (ImportError, AttributeError):
         return what
     checks = (
-        ("psycopg._queries._query2pg", callable(query2pg)),
-        ("psycopg.generators.execute", callable(execute)),
-        ("psycopg.waiting.wait_async", callable(wait_async)),
+        (QUERY2PG, callable(query2pg)),
         ("psycopg.Connection.wait", callable(getattr(psycopg.Connection, "wait", None))),
-        ("psycopg._preparing.PrepareManager._names", isinstance(getattr(_new_manager(), "_names", None), dict)),
+        (NAMES, isinstance(getattr(_new_manager(), "_names", None), dict)),
         *(
-            (f"psycopg._preparing.PrepareManager.{name}", callable(getattr(PrepareManager, name, None)))
+            (f"{MANAGER}.{name}", callable(getattr(PrepareManager, name, None)))
             for name in ("get", "key", "maybe_add_to_cache", "validate")
         ),
     )
@@ -189,7 +252,8 @@ def lru_is_a_move() -> bool:
     instead of asking it (`Wire._made`). Found out by what a manager of its own does, never assumed: where it does
     anything else, wires ask psycopg's manager every time."""
     try:
-        told, moved = PrepareManager(), PrepareManager()
+        told: Any = PrepareManager()
+        moved: Any = PrepareManager()
         first: Any = SimpleNamespace(query=b"SELECT 1", types=())  # what the manager keys a statement by
         second: Any = SimpleNamespace(query=b"SELECT 2", types=(23,))
         for manager in (told, moved):

@@ -21,6 +21,8 @@ import secrets
 import weakref
 from typing import Any
 
+from psycopg import BaseConnection
+
 from . import internals
 
 __all__ = ["PROBE", "PROBE_WITH_TIMEOUT", "apply", "behind_pooler", "behind_pooler_seen", "ms", "probed"]
@@ -38,15 +40,15 @@ PROBE_WITH_TIMEOUT = (
 )
 
 #: Connections pgdecor has probed, for sources whose connections it does not open itself.
-_probed: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_probed: weakref.WeakKeyDictionary[BaseConnection[Any], bool] = weakref.WeakKeyDictionary()
 
 
-def behind_pooler(conn: Any, backend_pid: int) -> bool:
+def behind_pooler(conn: BaseConnection[Any], backend_pid: int) -> bool:
     """Whether *conn* reaches its server through a pooler, given the pid the server reports for it."""
     return bool(int(backend_pid) != conn.info.backend_pid)
 
 
-def apply(conn: Any, pooler: bool, prepare: bool | None) -> None:
+def apply(conn: BaseConnection[Any], pooler: bool, prepare: bool | None) -> None:
     """Set *conn*'s prepared statements for what was found: off behind a pooler (unless *prepare* is True) or when
     *prepare* is False; behind a pooler with *prepare* True, under names no other client uses."""
     _probed[conn] = pooler
@@ -57,19 +59,19 @@ def apply(conn: Any, pooler: bool, prepare: bool | None) -> None:
         try:
             manager = internals.prepare_manager(conn)
             if not isinstance(internals.prepared_index(manager), int):
-                raise TypeError("psycopg._preparing.PrepareManager._prepared_idx is no number")  # noqa: TRY301
+                raise TypeError(f"{internals.PREPARED_INDEX} is no number")  # noqa: TRY301
             internals.set_prepared_index(manager, secrets.randbits(62))
         except Exception:  # noqa: BLE001 - this psycopg names its statements another way: do without them
             logger.warning("pgdecor: prepared statements turned off behind the pooler: cannot make their names unique")
             conn.prepare_threshold = None
 
 
-def behind_pooler_seen(conn: Any) -> bool:
+def behind_pooler_seen(conn: BaseConnection[Any]) -> bool:
     """Whether pgdecor has found *conn* behind a pooler."""
     return _probed.get(conn) is True
 
 
-def probed(conn: Any) -> bool:
+def probed(conn: BaseConnection[Any]) -> bool:
     """Whether pgdecor has probed *conn* already (a connection of a source it does not open itself)."""
     return conn in _probed
 

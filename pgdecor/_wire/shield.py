@@ -14,7 +14,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from psycopg import pq
+from psycopg import AsyncConnection, pq
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ CANCEL_TIMEOUT = 5.0
 _ACTIVE = pq.TransactionStatus.ACTIVE
 
 
-async def finish(coro: Coroutine[Any, Any, T], *, statement_on: Any = None) -> T:
+async def finish(coro: Coroutine[Any, Any, T], *, statement_on: AsyncConnection[Any] | None = None) -> T:
     """Run *coro* to its end in a task of its own, even if the caller is cancelled (repeatedly) meanwhile; then
     return its result, or raise its error; a cancellation that arrived meanwhile is raised after it ends.
 
@@ -77,7 +77,7 @@ async def finish(coro: Coroutine[Any, Any, T], *, statement_on: Any = None) -> T
         del task, stop  # the task keeps its error, whose traceback holds this frame: no cycle through it
 
 
-async def _cancel(conn: Any) -> None:
+async def _cancel(conn: AsyncConnection[Any]) -> None:
     try:
         await conn.cancel_safe(timeout=CANCEL_TIMEOUT)
     except Exception:

@@ -1,199 +1,219 @@
-"""`AsyncWire`: the lean call path of `_wire.wire` on an async connection, waiting through the event loop on a socket
-of its own: what differs from the sync `Wire` by nature, written by hand.
+"""The per-call path once a statement is known: the prepared statement executed through libpq directly.
+
+psycopg's cursors serve every kind of query; per call `execute` converts the query, consults the prepare manager,
+dumps the parameters and keeps the results for fetching, and `AsyncCursor.execute` also registers the socket with
+the event loop and unregisters it again (two system calls) under an interrupt-check timer. For a statement pgdecor
+has already run through a cursor (so its result layout is known and checked), a wire does only what such a call
+needs: dump the parameters with the connection's adapters, execute the statement psycopg prepared for them, and
+read its result, with psycopg's own C wait (`Wire`), or watching a duplicate of the socket registered with the
+event loop once per session (`AsyncWire`, `_wire.watch`). Measured: ~15% more calls/s than a cursor, ~20% less
+client CPU.
+
+Everything else stays psycopg's: the prepared statements (a wire only executes those the connection's prepare
+manager holds, so they are kept, evicted and discarded by psycopg's rules; when one is missing the call goes
+through a cursor asking psycopg to prepare it), the adapters with their dumpers and loaders (`Transformer`), the
+error classes, the notice and notification handlers, the connection lock, transactions, and stopping the statement
+on the server when the call is interrupted or its task cancelled. A connection in pipeline mode, one whose cursors
+a tool wraps (tracing, query logging), and streams keep using cursors. With prepared statements off
+(``prepare_threshold = None``, as behind PgBouncer) statements are sent unnamed. A batch (``.many()``) of a prepared
+statement is pipelined: every execution sent, then one Sync, its results read as they come (`_wire.batch`). A stub
+whose last result was large (`CHUNK` rows or more) has its next one read in chunks as the server sends them
+(libpq's chunked rows mode, libpq 17 and later), each made into values while the rest arrives: measured, 100,000
+rows into dataclasses ~1.2x as fast as psycopg's `fetchall` of tuples, which waits for the whole result.
+
+What a wire does is written once: sending and making results in `_wire.wire_base`, reading as generators of what to
+wait for (`_wire.generators`), as psycopg's own. `AsyncWire` is written here, and `Wire` (`_wire.wire`) generated
+from it by tools/async_to_sync.py; how they wait is all that differs (`_wait`). The parts of psycopg used that are
+not its documented API (the placeholder conversion, the prepare manager, the connection's wait) are looked up in
+`_wire.internals` alone, pinned by tests/test_psycopg_contract.py, and checked by what they do before a connection's
+first call (`self_test`): on any difference every call goes through cursors, with one WARNING. Should one of them
+raise, or answer in another shape, in any call (`Drift`), the same: wires are off for the process, with one WARNING
+naming it, and the call is made through a cursor if nothing was sent yet, or its result read with libpq's public
+calls if it was (`_wire.fallback`). Never a wrong result; at worst, a slower one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.rows import tuple_row
 
-from . import internals, poolers
-from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, drifted, switch
+from . import batch, internals, poolers
+from .batch import Batch
+from .fallback import read_after
+from .generators import Chunks, Each, Groups, Reading, chunks, groups, results
+from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
-from .shield import CANCEL_TIMEOUT as _CANCEL_TIMEOUT
-from .shield import finish
-from .wire import NOT_SENT, Batch, Each, Makers, Wire, _chunks, _groups, _notified
+from .shield import CANCEL_TIMEOUT, finish
+from .watch import SocketWatch
+from .wire_base import CHUNK, CHUNKED_ROWS, NOT_SENT, UNMADE, BaseWire, Maker, Makers
 
-__all__ = ["AsyncWire"]
+__all__ = [
+    "CHUNK",
+    "CHUNKED_ROWS",
+    "NOT_SENT",
+    "UNMADE",
+    "AsyncWire",
+    "Batch",
+    "Each",
+    "Maker",
+    "Makers",
+    "switch",
+    "usable",
+]
 
 logger = logging.getLogger("pgdecor")
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
+_CONNECTION_OK = pq.ConnStatus.OK
 T = TypeVar("T")
 
 
-class AsyncWire(Wire):
-    """The lean path on an async connection, waiting through the event loop."""
+class AsyncWire(BaseWire):
+    """One session's lean path on one connection: what `BaseWire` does, and its waits (`_wait`)."""
 
-    __slots__ = ("_armed", "_fd", "_fut", "_loop")
+    __slots__: tuple[str, ...] = ("conn",)
+    if True:  # ASYNC
+        __slots__ = ("_watch", "conn")
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         super().__init__(conn)
-        self._loop = asyncio.get_running_loop()
-        #: A duplicate of the connection's socket, which only this wire registers with the event loop: psycopg's
-        #: own waits register and unregister the socket itself, so they never disturb this registration, and
-        #: ``_armed`` knows whether it is in place. `close` closes it when the session gives the connection back.
-        self._fd = os.dup(self.pgconn.socket)
-        self._armed = False
-        #: What `_wake` resolves when the socket is readable; None between reads.
-        self._fut: asyncio.Future[None] | None = None
+        self.conn = conn
+        if True:  # ASYNC
+            self._watch = self._waits = SocketWatch(conn.pgconn)
 
     async def execute(self, sql: str, params: Sequence[Any], binary: bool, made: Makers | None = None) -> Any:
-        """As `Wire.execute`, awaited. Its wait is written out here rather than in a coroutine of its own: one
-        coroutine less to make and to resume on every call."""
-        if not self._tested and not await self.aself_test():
+        """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it. Its result (`pgresult`)
+        becomes the call's value right away if *made* knows its prepared statement (`Maker.make`); else `UNMADE`
+        is returned. `NOT_SENT`, with nothing sent, when psycopg has not prepared the statement for these
+        parameter types (yet, or any more): run it through a cursor with ``prepare=True`` then."""
+        if not self._tested and not await self.self_test():
             return NOT_SENT
-        pgconn = self.pgconn
-        loop = self._loop
         lock = internals.lock(self.conn)
         await lock.acquire()
         try:
-            try:
-                if not self._send(sql, params, binary):
-                    return NOT_SENT
-            except Drift as err:
-                drifted(err)
+            if not self._send(sql, params, binary):
                 return NOT_SENT
-            while pgconn.flush():  # parameters larger than the socket buffer
-                await self._writable()
-            first: pq.abc.PGresult | None = None
-            while True:
-                while pgconn.is_busy():
-                    self._fut = fut = loop.create_future()
-                    if not self._armed:
-                        loop.add_reader(self._fd, self._wake)
-                        self._armed = True
-                    try:
-                        await fut  # `_wake` read what came
-                    finally:
-                        self._fut = None
-                res = pgconn.get_result()
-                if res is None:
-                    break
-                if first is None:
-                    first = res
+            read = await self._wait(results(self.pgconn, self._waits), list)
         except BaseException:
-            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())  # through the cancellations anyio repeats at every await
+            if True:  # ASYNC
+                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
             raise
         finally:
             lock.release()
-        if n := pgconn.notifies():
-            _notified(pgconn, n)
-        return self._made(sql, [] if first is None else [first], binary, made)
+        return self._made(sql, read, binary, made)
 
-    async def execute_chunked(  # type: ignore[override]
+    async def execute_chunked(
         self, sql: str, params: Sequence[Any], binary: bool, each: Callable[[pq.abc.PGresult], None]
     ) -> pq.abc.PGresult | None:
-        """As `Wire.execute_chunked`, awaited."""
-        if not self._tested and not await self.aself_test():
+        """As `execute`, with the rows read in chunks of `CHUNK` as they come: each chunk is handed to *each*
+        (`use_chunk` reads it), overlapping the making of values with the server's sending of the rest. Returns the
+        result that ends the rows (none of them in it: it has the columns only), or raises psycopg's error, else
+        what *each* raised. None, with nothing sent, as `execute` returns `NOT_SENT`. Only where `CHUNKED_ROWS`."""
+        if not self._tested and not await self.self_test():
             return None
-        async with self._statement():
-            try:
-                if not self._send(sql, params, binary, chunked=True):
-                    return None
-            except Drift as err:
-                drifted(err)
+        lock = internals.lock(self.conn)
+        await lock.acquire()
+        try:
+            if not self._send(sql, params, binary, chunked=True):
                 return None
-            read = await self._drive(_chunks(self.pgconn, each))
+            read = await self._wait(chunks(self.pgconn, each, self._waits), Chunks)
+        except BaseException:
+            if True:  # ASYNC
+                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
+            raise
+        finally:
+            lock.release()
         return self._chunked_result(sql, read, binary)
 
-    async def execute_many(  # type: ignore[override]
+    async def execute_many(
         self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, each: Each | None = None
     ) -> Batch | None:
-        """As `Wire.execute_many`, awaited."""
-        if not self._tested and not await self.aself_test():
+        """Run *sql* once per parameter set, pipelined: every execution of psycopg's prepared statement sent at once,
+        then one Sync, in one round trip. Return the results in order, and what *each* (given an execution's index
+        and result, as it comes) made of them; raise psycopg's error for the first execution that failed (the ones
+        after it were skipped by the server), or what *each* raised. None, with nothing sent, if psycopg has not
+        prepared the statement for every set's parameter types: run them through a cursor's ``executemany`` then."""
+        if not self._tested and not await self.self_test():
             return None
         pgconn = self.pgconn
-        async with self._statement():
-            try:
-                batch = self._batch(sql, paramsets, binary)
-            except Drift as err:
-                drifted(err)
-                return None
-            if batch is None:
+        lock = internals.lock(self.conn)
+        await lock.acquire()
+        try:
+            sends = batch.prepared(self, sql, paramsets)
+            if sends is None:
                 return None
             pgconn.enter_pipeline_mode()
             try:
-                batch()
-                read = await self._drive(_groups(pgconn, len(paramsets) + 1, each))
+                batch.send(pgconn, sends, binary)
+                read = await self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits), Groups)
             finally:
-                pgconn.exit_pipeline_mode()
-        return self._results(sql, read)
-
-    @contextlib.asynccontextmanager
-    async def _statement(self) -> AsyncIterator[None]:
-        """Hold the connection's lock while a statement runs; stop it on the server if the task is cancelled (or
-        interrupted) meanwhile. `execute`, the per-call path, does the same written out."""
-        lock = internals.lock(self.conn)
-        await lock.acquire()
-        try:
-            yield
+                if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
+                    pgconn.exit_pipeline_mode()
         except BaseException:
-            if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())  # through the cancellations anyio repeats at every await
+            if True:  # ASYNC
+                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
             raise
         finally:
             lock.release()
+        return batch.results(self, sql, read)
 
-    async def _drive(self, gen: Generator[int, int, T]) -> T:
-        """Run a generator of waits (as psycopg's) on the event loop, watching the wire's socket."""
-        try:
-            wait = next(gen)
-            while True:
-                if wait == internals.WAIT_RW:  # writing, and reading what the server sends meanwhile
-                    wait = gen.send(await self._either())
-                elif wait & internals.WAIT_W:
-                    await self._writable()
-                    wait = gen.send(internals.READY_W)
-                else:
-                    await self._readable()
-                    wait = gen.send(internals.READY_R)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
+    # one thing the two wires do each their own way.
+    if True:  # ASYNC
 
-    async def _either(self) -> int:
-        """Wait until the socket is readable or writable; say which."""
-        loop = self._loop
-        self._fut = readable = loop.create_future()
-        if not self._armed:
-            loop.add_reader(self._fd, self._wake)
-            self._armed = True
-        writable: asyncio.Future[None] = loop.create_future()
+        def _wait(self, gen: Reading[T], kind: type) -> Awaitable[T]:  # noqa: ARG002 - checked by the sync wire
+            """*gen* as the event loop's task runs it: a generator-based coroutine, whose waits are futures of the
+            wire's watch of its socket (`SocketWatch`)."""
+            return gen  # type: ignore[return-value]
 
-        def wake_writer() -> None:
-            if not writable.done():
-                writable.set_result(None)
+        async def _stop(self) -> None:
+            """After the call's task was cancelled (or interrupted) mid-statement: have the server stop it and read
+            what remains, so that the connection can roll back and be reused, as psycopg does; close it if the
+            server won't."""
+            try:
+                await self.conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+                await asyncio.wait_for(self._rest(), CANCEL_TIMEOUT)
+            except BaseException as ex:  # noqa: BLE001 - whatever stopped the stop, the connection state is unknown
+                stopped = type(ex).__name__
+                logger.warning("statement not stopped after cancellation (%s): closing the connection", stopped)
+                self.pgconn.finish()
 
-        loop.add_writer(self._fd, wake_writer)
-        try:
-            await asyncio.wait([readable, writable], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            loop.remove_writer(self._fd)
-            self._fut = None
-        return (internals.READY_R if readable.done() else 0) | (internals.READY_W if writable.done() else 0)
+        async def _rest(self) -> list[pq.abc.PGresult]:
+            return await self._wait(results(self.pgconn, self._waits), list)
 
-    async def _readable(self) -> None:
-        self._fut = fut = self._loop.create_future()
-        if not self._armed:
-            self._loop.add_reader(self._fd, self._wake)
-            self._armed = True
-        try:
-            await fut
-        finally:
-            self._fut = None
+    else:
 
-    async def aself_test(self) -> bool:
-        """As `Wire.self_test`, awaited, and run to its end though the call is cancelled meanwhile (then cancelled
-        after it): a savepoint left half-way would break the session's own transaction."""
+        def _wait(self, gen: Reading[T], kind: type) -> T:
+            """*gen* run on the connection's wait (psycopg's C poll loop, which stops the statement on the server
+            on Ctrl-C), and, should that wait raise or return anything but a *kind* (a changed psycopg), on the
+            fallback's."""
+            try:
+                read = internals.wait(self.conn)(gen)
+                if type(read) is not kind:
+                    raise Drift("psycopg.Connection.wait", TypeError(f"it gave {type(read).__name__}"))  # noqa: TRY301
+            except psycopg.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - psycopg's wait, changed: our generator, driven by us
+                return read_after(self.pgconn, err, "psycopg.Connection.wait", gen, probing=self._probing)
+            return read
+
+    async def self_test(self) -> bool:
+        """Before the first call through a connection's wire: check that it does what psycopg would, by running a
+        statement psycopg has prepared through the wire and comparing the result with the cursor's, inside a
+        savepoint (a failure leaves the session's transaction as it was). On any difference, wires are turned
+        off for the process: calls then go through cursors. A database error (a pooler that loses prepared
+        statements) only keeps this wire unused. Return whether this wire may be used. The async wire's runs to its
+        end though the call is cancelled meanwhile (then cancelled after it): a savepoint left half-way would break
+        the session's own transaction."""
         return await finish(self._self_test())
 
     async def _self_test(self) -> bool:
@@ -205,81 +225,24 @@ class AsyncWire(Wire):
                 cur = conn.cursor(binary=True, row_factory=tuple_row)
                 await cur.execute(_PROBE, _PROBE_ARGS, prepare=True)
                 expected = _probe_result(cur.pgresult, await cur.fetchall())
-                self._tested = True
+                self._tested = self._probing = True  # the probe itself goes through `execute`
                 res = None if await self.execute(_PROBE, _PROBE_ARGS, True) is NOT_SENT else self.pgresult
+                self._probing = False
                 problem = _self_test_problem(expected, None if res is None else _probe_result(res, self.fetchmany(2)))
                 if problem is None and self.name is not None and not poolers.behind_pooler_seen(conn):
                     found = await conn.execute(_PREPARED_BY_NAME, [self.name.decode()])
                     problem = None if await found.fetchone() else f"the server has no prepared statement {self.name!r}"
         except psycopg.Error as err:
             return self._failed_on_server(err)
+        except Drift as err:  # the probe's result lost by a changed psycopg (`read_after`): rolled back with it
+            return self._drifted_in_test(err)
         except BaseException:  # interrupted: not tested after all
             self._tested = self._probing = False
             raise
-        return self._passed(problem)
+        return self._passed(conn, problem)
 
     def close(self) -> None:
-        """Stop watching the socket and close the duplicate: before the connection is given back."""
-        fd, self._fd = self._fd, -1
-        if fd < 0:
-            return
-        loop = self._loop
-        if loop.is_closed():  # its selector is gone with it
-            os.close(fd)
-            return
-
-        def release() -> None:
-            if self._armed:
-                self._armed = False
-                loop.remove_reader(fd)
-            os.close(fd)
-
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop or not loop.is_running():
-            release()
-        else:  # the leak guard, ending the session from another thread
-            loop.call_soon_threadsafe(release)
-
-    def _wake(self) -> None:
-        fut = self._fut
-        if fut is None:
-            # Readable with nobody waiting (psycopg reading a result of its own, or a notification between
-            # calls): stop watching until the next call, or the loop would call this again and again.
-            self._armed = False
-            self._loop.remove_reader(self._fd)
-        elif not fut.done():
-            # Read what came, and wake the waiting call only once a whole result is in: a result often arrives in
-            # two reads, and waking the task costs more than reading.
-            pgconn = self.pgconn
-            try:
-                pgconn.consume_input()
-            except psycopg.Error as err:  # the connection broke: the waiting call raises psycopg's error
-                fut.set_exception(err)
-                return
-            if not pgconn.is_busy():
-                fut.set_result(None)
-
-    async def _writable(self) -> None:
-        fut = self._loop.create_future()
-        self._loop.add_writer(self._fd, fut.set_result, None)
-        try:
-            await fut
-        finally:
-            self._loop.remove_writer(self._fd)
-        self.pgconn.consume_input()
-
-    async def _stop(self) -> None:
-        """After the awaiting task was cancelled mid-statement: have the server stop it and read what remains,
-        so that the connection can roll back and be reused, as psycopg does; close it if the server won't."""
-        try:
-            await self.conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
-            read = internals.wait_async(internals.execute(self.pgconn), self.pgconn.socket)
-            await asyncio.wait_for(read, _CANCEL_TIMEOUT)
-        except BaseException as ex:  # noqa: BLE001 - whatever stopped the stop, the connection state is unknown
-            if isinstance(ex, Exception) and not isinstance(ex, (psycopg.Error, OSError, asyncio.TimeoutError)):
-                drifted(Drift("psycopg.waiting.wait_async(psycopg.generators.execute)", ex))
-            logger.warning("statement not stopped after cancellation (%s): closing the connection", type(ex).__name__)
-            self.pgconn.finish()
+        """Let go of what the wire holds of the connection, before the session gives it back: the async wire's
+        watch of its socket; nothing for the sync wire."""
+        if True:  # ASYNC
+            self._watch.close()

@@ -15,8 +15,8 @@ from psycopg import pq
 from psycopg.adapt import Dumper, PyFormat, Transformer
 from psycopg_pool import ConnectionPool
 
+from pgdecor._wire import generators as _generators
 from pgdecor._wire import internals as _internals
-from pgdecor._wire import wire as _wire
 
 
 def test_every_private_is_found_in_this_psycopg() -> None:
@@ -73,7 +73,7 @@ def test_statements_to_deallocate_wait_in_to_flush_until_a_cursor_runs(users: st
     ``_to_flush``, a deque, which the wire takes as work for a cursor; the next statement psycopg runs
     deallocates it. A statement evicted by a cursor's execution is deallocated by it."""
     with psycopg.connect(users) as conn:
-        manager = _internals.prepare_manager(conn)
+        manager: Any = _internals.prepare_manager(conn)  # its `clear` too, which psycopg calls
         assert isinstance(_internals.to_flush(manager), deque)
         conn.prepared_max = 1
         cur = conn.cursor()
@@ -138,7 +138,7 @@ def test_a_command_that_changes_the_catalog_is_validated_away(users: str) -> Non
         assert _internals.prepared_names(manager)
         pgconn = conn.pgconn
         pgconn.send_query_params(b"DROP TABLE contract_ddl", None)
-        results = _internals.wait(conn)(_internals.execute(pgconn))
+        results = _internals.wait(conn)(_generators.results(pgconn, _generators.PSYCOPG))
         key = _Key(b"DROP TABLE contract_ddl", ())
         answer = manager.maybe_add_to_cache(key, _internals.NO, b"")
         assert answer == (key.query, key.types)
@@ -147,39 +147,19 @@ def test_a_command_that_changes_the_catalog_is_validated_away(users: str) -> Non
         assert list(_internals.to_flush(manager)) == [None]
 
 
-def test_the_execute_generator_runs_on_the_connections_wait(users: str) -> None:
-    """``wait(conn)(execute(pgconn))`` reads every result of a query sent through libpq, as a list of results."""
-    with psycopg.connect(users, autocommit=True) as conn:
-        conn.pgconn.send_query_params(b"SELECT $1::int + 1", [b"41"], [23], [0], 0)
-        results = _internals.wait(conn)(_internals.execute(conn.pgconn))
-        assert type(results) is list
-        assert all(isinstance(r, pq.PGresult) for r in results)
-        assert [r.get_value(0, 0) for r in results] == [b"42"]
-        assert conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
-
-
 def test_the_connections_wait_drives_our_generators_by_psycopgs_wait_and_ready_values(users: str) -> None:
-    """What a generator yields (`WAIT_R`, `WAIT_RW`) is what the connection's wait waits for, and what it sends back
-    (`READY_R`, `READY_W`) is what became ready: the wire's own generators run on it."""
+    """What a generator yields (`WAIT_R`, `WAIT_RW`) is what the connection's wait waits for, what it sends back
+    (`READY_R`, `READY_W`) is what became ready, and what the generator returns is what the wait returns: the wire's
+    own generators run on it, reading every result of a statement sent through libpq."""
     assert _internals.WAIT_RW == _internals.WAIT_R | _internals.WAIT_W
     assert _internals.READY_R & _internals.READY_W == 0
     with psycopg.connect(users, autocommit=True) as conn:
-        conn.pgconn.send_query_params(b"SELECT 1 UNION ALL SELECT 2", None)
-        results = _internals.wait(conn)(_wire._read(conn.pgconn))
-        assert [r.ntuples for r in results] == [2]
-
-
-def test_the_async_wait_reads_what_remains_of_a_statement(users: str) -> None:
-    """``wait_async(execute(pgconn), socket)`` reads every result of a query sent (the async wire's way of reading
-    what remains of a cancelled statement)."""
-
-    async def scenario() -> list[bytes | None]:
-        async with await psycopg.AsyncConnection.connect(users, autocommit=True) as conn:
-            conn.pgconn.send_query_params(b"SELECT 'left'", None)
-            results = await _internals.wait_async(_internals.execute(conn.pgconn), conn.pgconn.socket)
-            return [r.get_value(0, 0) for r in results]
-
-    assert asyncio.run(scenario()) == [b"left"]
+        conn.pgconn.send_query_params(b"SELECT $1::int + 1 UNION ALL SELECT 2", [b"41"], [23], [0], 0)
+        results = _internals.wait(conn)(_generators.results(conn.pgconn, _generators.PSYCOPG))
+        assert type(results) is list
+        assert all(isinstance(r, pq.PGresult) for r in results)
+        assert [[r.get_value(i, 0) for i in range(r.ntuples)] for r in results] == [[b"42", b"2"]]
+        assert conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
 
 
 class _LockSeen(Dumper):
@@ -242,9 +222,9 @@ def test_a_pools_idle_connections_are_the_deque_it_lends_from(users: str) -> Non
         assert _internals.pool_of(alone) is _internals.NO_POOL_ATTRIBUTE
 
 
-def test_a_pipeline_of_prepared_executions_reads_as_groups_then_the_sync(users: str) -> None:
-    """In pipeline mode, each execution's results come as one group from ``execute`` on the connection's wait, and
-    the Sync as a group of its own."""
+def test_the_connections_wait_drives_a_pipeline_read_as_groups_then_the_sync(users: str) -> None:
+    """In pipeline mode, the connection's wait drives the wire's batch reader through its flush (`WAIT_RW`) and
+    its reads: each execution's results as one group, and the Sync as a group of its own."""
     with psycopg.connect(users) as conn:
         conn.cursor().execute("SELECT %b::int + 1", [1], prepare=True)
         (name,) = _internals.prepared_names(_internals.prepare_manager(conn)).values()
@@ -254,11 +234,12 @@ def test_a_pipeline_of_prepared_executions_reads_as_groups_then_the_sync(users: 
             for value in (b"\x00\x01", b"\x00\x29"):  # int2, as psycopg sent 1
                 pgconn.send_query_prepared(name, [value], [1], 0)
             pgconn.pipeline_sync()
-            groups = [_internals.wait(conn)(_internals.execute(pgconn)) for _ in range(3)]
+            read = _internals.wait(conn)(_generators.groups(pgconn, 3, None, _generators.PSYCOPG))
         finally:
             pgconn.exit_pipeline_mode()
-        assert [[r.get_value(0, 0) for r in g] for g in groups[:2]] == [[b"2"], [b"42"]]
-        assert [r.status for r in groups[2]] == [psycopg.pq.ExecStatus.PIPELINE_SYNC]
+        assert type(read) is _generators.Groups
+        assert [[r.get_value(0, 0) for r in g] for g in read.groups[:2]] == [[b"2"], [b"42"]]
+        assert [r.status for r in read.groups[2]] == [psycopg.pq.ExecStatus.PIPELINE_SYNC]
 
 
 def test_copy_rows_are_formatted_and_parsed_by_psycopgs_row_functions(users: str) -> None:

@@ -6,6 +6,7 @@ again. The server stays real; only what pgdecor finds of psycopg is changed."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import operator
 import sys
@@ -19,7 +20,7 @@ import pytest
 from pgdecor import session
 from pgdecor._wire import guard as _wire_guard
 from pgdecor._wire import internals as _internals
-from pgdecor._wire import wire as _wire
+from pgdecor._wire import wire_base as _wire_base
 from tests.usercode.userdb import User, add_user, aget_user, count_users, get_user
 
 ANN, BOB = User(1, "ann", "ann@example.org"), User(2, "bob", None)
@@ -33,7 +34,7 @@ def changed(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         pytest.skip("this psycopg lacks what the wire uses")
     monkeypatch.setattr(_wire_guard.switch, "on", True)
     monkeypatch.setattr(_wire_guard.switch, "reason", None)
-    monkeypatch.setattr(_wire, "_converted", {})
+    monkeypatch.setattr(_wire_base, "_converted", {})
     with pytest.MonkeyPatch.context() as changes:
         yield changes
     _wire_guard.look_up()
@@ -71,8 +72,6 @@ def _calls_are_right(users: str) -> None:
     ("module", "name"),
     [
         ("_queries", "_query2pg"),
-        ("generators", "execute"),
-        ("waiting", "wait_async"),
         ("waiting", "Wait"),
         ("_preparing", "Prepare"),
         ("_preparing", "PrepareManager"),
@@ -125,20 +124,12 @@ def _text(query: bytes, encoding: str) -> Any:
     return (converted.decode(), *rest)
 
 
-def _tuple_of_results(pgconn: Any) -> Any:
-    return tuple((yield from _real_execute(pgconn)))
+def _with_its_time(conn: Any) -> Any:
+    """A wait that gives what the generator it ran returned, and the time it took."""
+    return lambda gen: (conn.wait(gen), 0.001)
 
 
-def _extra_argument(pgconn: Any, fetch: bool) -> Any:
-    return _real_execute(pgconn)
-
-
-def _raising_generator(pgconn: Any) -> Any:
-    _raises()
-    yield 0
-
-
-_real_execute, _real_query2pg = _internals.execute, _internals.query2pg
+_real_query2pg = _internals.query2pg
 
 
 #: What pgdecor finds of a changed psycopg: (what, replacement, the name the WARNING gives).
@@ -147,11 +138,9 @@ CHANGES: list[tuple[str, Any, str]] = [
     ("query2pg", _three_args, "_query2pg: TypeError"),
     ("query2pg", _text, "_query2pg: TypeError"),
     ("query2pg", _raises, "_query2pg: RuntimeError"),
-    ("execute", _extra_argument, "execute): TypeError"),
-    ("execute", _tuple_of_results, "generators.execute: TypeError"),
-    ("execute", _raising_generator, "execute): RuntimeError"),
-    ("wait", _two_arguments, "wait(psycopg.generators.execute): TypeError"),
-    ("wait", _no_wait, "wait(psycopg.generators.execute): RuntimeError"),
+    ("wait", _two_arguments, "psycopg.Connection.wait: TypeError"),
+    ("wait", _no_wait, "psycopg.Connection.wait: RuntimeError"),
+    ("wait", _with_its_time, "psycopg.Connection.wait: TypeError"),
     ("wait", operator.attrgetter("wait_for"), "psycopg.Connection: AttributeError"),
     ("lock", operator.attrgetter("_lock"), "psycopg.Connection: AttributeError"),
     ("prepare_manager", operator.attrgetter("_prepare_manager"), "psycopg.Connection: AttributeError"),
@@ -225,6 +214,47 @@ def test_the_prepare_managers_methods_answering_otherwise_never_make_a_call_wron
     assert "psycopg._preparing.PrepareManager: " in warning
 
 
+class _Ready(enum.IntFlag):
+    """What a changed psycopg's wait might say is ready: flags whose values are no longer psycopg's."""
+
+    X = 1
+    Y = 2
+    Z = 4
+
+
+def _ready_as_none_or_a_flag(conn: Any) -> Any:
+    """A wait that tells the generators it runs what became ready in another form: None for nothing, and a flag of
+    its own for something."""
+
+    def wait(gen: Any) -> Any:
+        def told() -> Any:
+            asked = next(gen)
+            for _ in range(1000):  # a reader that never reads what came would ask for ever
+                ready = yield asked
+                try:
+                    asked = gen.send(_Ready.Z if ready else None)
+                except StopIteration as done:
+                    return done.value
+            msg = "the generator never read what came"
+            raise AssertionError(msg)
+
+        return conn.wait(told())
+
+    return wait
+
+
+def test_a_wait_that_says_what_is_ready_in_another_form_still_reads_every_result(
+    users: str, changed: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wire's generators read the socket whenever psycopg's wait says anything is ready, whatever the form, and
+    look again when it says nothing: single calls and batches right, wires still on, no WARNING."""
+    changed.setattr(_internals, "wait", _ready_as_none_or_a_flag)
+    with caplog.at_level(logging.WARNING, logger="pgdecor"):
+        _calls_are_right(users)
+    assert _warnings(caplog) == []
+    assert _wire_guard.switch.on is True
+
+
 def test_a_private_that_starts_failing_after_the_wire_proved_itself_never_sends_a_statement_twice(
     users: str, changed: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -277,18 +307,19 @@ def test_a_batch_whose_wait_fails_half_way_is_read_to_its_end(
 def test_a_result_a_changed_psycopg_lost_closes_the_connection_and_nothing_is_sent_twice(
     users: str, changed: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """psycopg's generator reading a statement's result, then answering in another shape, once the wire proved
-    itself: the result is gone, so the call raises as on a broken connection (psycopg's OperationalError), the
-    connection is closed, and the session's writes are rolled back by the server: never sent again."""
+    """psycopg's wait running the wire's reading of a statement's result to its end, then answering in another
+    shape, once the wire proved itself: the result is gone, so the call raises as on a broken connection
+    (psycopg's OperationalError), the connection is closed, and the session's writes are rolled back by the
+    server: never sent again."""
     with psycopg.connect(users) as conn:
         with pytest.raises(psycopg.OperationalError, match="whether the statement ran is unknown"), session(conn):
             for n in range(40, 43):
                 add_user(n, f"user{n}")
             assert conn in _wire_guard._tested
-            changed.setattr(_internals, "execute", _tuple_of_results)
+            changed.setattr(_internals, "wait", _with_its_time)
             add_user(43, "user43")
         assert conn.closed
     with psycopg.connect(users) as other, session(other):
         assert count_users() == 3
     (warning, *_) = _warnings(caplog)
-    assert "generators.execute: TypeError" in warning
+    assert "psycopg.Connection.wait: TypeError" in warning

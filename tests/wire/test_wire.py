@@ -19,6 +19,7 @@ from pgdecor._wire import guard as _wire_guard
 from pgdecor._wire import internals as _internals
 from pgdecor._wire import wire as _wire
 from pgdecor._wire import wire_async as _wire_async
+from pgdecor._wire import wire_base as _wire_base
 from tests.usercode.userdb import User, aadd_user, add_user, aget_user, count_users, get_user
 
 #: The hot statement of `get_user`, as the server shows it.
@@ -37,7 +38,7 @@ def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Any:
         pytest.skip("this psycopg lacks what the wire uses")
     monkeypatch.setattr(_wire.switch, "on", True)
     monkeypatch.setattr(_wire.switch, "reason", None)
-    monkeypatch.setattr(_wire, "_converted", {})
+    monkeypatch.setattr(_wire_base, "_converted", {})
     return _wire.switch
 
 

@@ -1,0 +1,88 @@
+"""A batch (``.many()``) of a prepared statement through a wire, without I/O: every execution sent at once in
+pipeline mode, then one Sync, its results read as they come (`generators.groups`) and checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from . import internals
+from .generators import Groups
+from .guard import drifted
+from .internals import Drift
+from .wire_base import BaseWire, converted
+
+__all__ = ["Batch", "Send", "prepared", "results", "send"]
+
+#: What a batch returns: the results, one per execution, and what was made of them.
+Batch = tuple[list[pq.abc.PGresult], list[Any]]
+
+#: One execution to send: its prepared statement's name, its parameters dumped, and their formats.
+Send = tuple[bytes, Sequence[psycopg.abc.Buffer | None], Sequence[pq.Format] | None]
+
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+
+
+def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> list[Send] | None:
+    """What sends a batch of *sql* through *wire*: every parameter set dumped and its prepared statement found
+    first, so that nothing is sent unless all of them can be; None if psycopg should prepare one first, or if a
+    private of psycopg answered otherwise (wires off then). Each statement is told to psycopg's prepare manager, so
+    that its LRU order is what a cursor's executions would leave; *wire*'s `names` are the statements'."""
+    tx, manager, pgq = wire._tx, wire.manager, wire._pgq
+    try:
+        try:
+            if internals.prepare_threshold(manager) is None or internals.to_flush(manager):
+                return None
+        except Exception as err:
+            raise Drift(internals.MANAGER, err) from err
+        query, formats = converted(sql, tx.encoding)
+        pgq.query = query
+        names: dict[tuple[int, ...], bytes] = {}
+        sends: list[Send] = []
+        for params in paramsets:
+            dumped = tx.dump_sequence(params, formats)
+            types = tx.types or ()
+            name = names.get(types)
+            if name is None:
+                pgq.types = types
+                try:
+                    prep, name = manager.get(pgq)
+                    if prep is not internals.YES:
+                        return None
+                    if type(name) is not bytes:
+                        raise TypeError(f"a name is {type(name).__name__}")  # noqa: TRY301
+                    manager.maybe_add_to_cache(pgq, prep, name)  # the LRU order, as a cursor's execution keeps it
+                except Exception as err:
+                    raise Drift(internals.MANAGER, err) from err
+                names[types] = name
+            sends.append((name, dumped, tx.formats))
+    except Drift as err:
+        drifted(err)
+        return None
+    wire.names = [name for name, _, _ in sends]
+    return sends
+
+
+def send(pgconn: pq.abc.PGconn, sends: list[Send], binary: bool) -> None:
+    """Send each execution of a batch, then its Sync (the connection in pipeline mode)."""
+    fmt = pq.Format.BINARY if binary else pq.Format.TEXT
+    send_one = pgconn.send_query_prepared
+    for name, dumped, formats in sends:
+        send_one(name, dumped, formats, fmt)
+    pgconn.pipeline_sync()
+
+
+def results(wire: BaseWire, sql: str, read: Groups) -> Batch:
+    """A batch's results, one per execution, and what was made of them; psycopg's error for the first that
+    failed, else what making them raised."""
+    *groups, sync = read.groups
+    if len(sync) != 1 or sync[0].status != _PIPELINE_SYNC:
+        raise psycopg.InterfaceError(f"unexpected results at the end of a batch of {sql!r}")
+    out = [wire._checked(sql, group[0] if group else None) for group in groups]
+    if read.failed is not None:
+        raise read.failed
+    return out, read.made
