@@ -122,11 +122,19 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
     return out
 
 
-def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits) -> Reading[Groups]:
+def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits, *, lead: bool) -> Reading[Groups]:
     """Flush a pipeline, then read its *count* groups of results (the last one the Sync's), handing each successful
-    execution's result to *each* as soon as it is in, while the server works on the next ones."""
+    execution's result to *each* as soon as it is in, while the server works on the next ones. With *lead*, the
+    pipeline begins with a Sync of its own, whose result is read first and dropped."""
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
+    if lead:
+        while pgconn.is_busy():
+            if (yield from waits.reading()):
+                pgconn.consume_input()
+        res = pgconn.get_result()
+        if res is None or res.status != _PIPELINE_SYNC:
+            raise psycopg.InterfaceError("unexpected result before a batch: not its leading Sync")
     read: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
     made: list[Any] = []

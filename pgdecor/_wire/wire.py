@@ -100,12 +100,18 @@ class Wire(BaseWire):
         lock.acquire()
         try:
             sends = batch.prepared(self, sql, paramsets)
-            if sends is None:
+            lead, self._partial = self._partial, False
+            if sends is None and not lead:
                 return None
             pgconn.enter_pipeline_mode()
             try:
+                if lead:  # the chunked rows mode of the statement before is reset as libpq moves past this Sync
+                    pgconn.pipeline_sync()
+                if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
+                    self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
+                    return None
                 batch.send(pgconn, sends, binary)
-                read = self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits), Groups)
+                read = self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead), Groups)
             finally:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
                     pgconn.exit_pipeline_mode()

@@ -148,12 +148,18 @@ class AsyncWire(BaseWire):
         await lock.acquire()
         try:
             sends = batch.prepared(self, sql, paramsets)
-            if sends is None:
+            lead, self._partial = self._partial, False
+            if sends is None and not lead:
                 return None
             pgconn.enter_pipeline_mode()
             try:
+                if lead:  # the chunked rows mode of the statement before is reset as libpq moves past this Sync
+                    pgconn.pipeline_sync()
+                if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
+                    await self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
+                    return None
                 batch.send(pgconn, sends, binary)
-                read = await self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits), Groups)
+                read = await self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead), Groups)
             finally:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
                     pgconn.exit_pipeline_mode()

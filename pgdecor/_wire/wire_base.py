@@ -105,6 +105,7 @@ class BaseWire:
         "_count",
         "_key",
         "_loaded",
+        "_partial",
         "_pgq",
         "_pos",
         "_prep",
@@ -146,6 +147,10 @@ class BaseWire:
         #: Whether the connection's wire has passed its self-test (`Wire.self_test`), and whether that test's
         #: statement is the one being made.
         self._tested = conn in _tested
+        #: Whether the last statement sent was in chunked rows mode, which libpq keeps for the first statement of a
+        #: pipeline entered next (it resets the mode as it sends a statement outside a pipeline, or moves from one
+        #: statement of a pipeline to the next): the batch then begins with a Sync (`generators.groups`).
+        self._partial = False
         self._probing = False
         #: How the wire's generators wait: as psycopg's wait runs them, unless the async wire has its own.
         self._waits: Waits = PSYCOPG
@@ -191,6 +196,7 @@ class BaseWire:
             self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         if chunked:
             self.pgconn.set_chunked_rows_mode(CHUNK)
+        self._partial = chunked
         return True
 
     def _made(self, sql: str, results: Sequence[pq.abc.PGresult], binary: bool, made: Makers | None) -> Any:

@@ -234,7 +234,7 @@ def test_the_connections_wait_drives_a_pipeline_read_as_groups_then_the_sync(use
             for value in (b"\x00\x01", b"\x00\x29"):  # int2, as psycopg sent 1
                 pgconn.send_query_prepared(name, [value], [1], 0)
             pgconn.pipeline_sync()
-            read = _internals.wait(conn)(_generators.groups(pgconn, 3, None, _generators.PSYCOPG))
+            read = _internals.wait(conn)(_generators.groups(pgconn, 3, None, _generators.PSYCOPG, lead=False))
         finally:
             pgconn.exit_pipeline_mode()
         assert type(read) is _generators.Groups

@@ -410,6 +410,61 @@ def test_async_large_results_are_read_in_chunks_too(users: str, chunked_reads: l
     assert chunked_reads == ([2, 1] if _wire.CHUNKED_ROWS else [])  # as in the sync test
 
 
+@query("SELECT %(n)s::int + 1 AS n")
+def echo_next(n: int) -> int: ...
+
+
+@query("SELECT %(n)s::int AS n")
+async def aecho(n: int) -> int: ...
+
+
+@query("SELECT %(n)s::int + 1 AS n")
+async def aecho_next(n: int) -> int: ...
+
+
+def test_a_batch_right_after_a_result_read_in_chunks_reads_its_own_results(
+    users: str, chunked_reads: list[int]
+) -> None:
+    """libpq keeps a statement's chunked rows mode for the first statement of a pipeline entered next: a batch run
+    right after a result read in chunks gets every value right, both through the wire's pipeline and (its statement
+    not prepared yet) through psycopg's."""
+    argsets = [(i,) for i in range(1200)]
+    with psycopg.connect(users) as conn, session(conn):
+        for _ in range(3):
+            assert echo.many(argsets) == list(range(1200))
+            assert made_users(2000) == _expected(2000)
+        assert echo.many(argsets) == list(range(1200))  # through the wire's pipeline
+        assert made_users(2000) == _expected(2000)
+        assert echo_next.many(argsets) == [i + 1 for i in range(1200)]  # new: through psycopg's pipeline
+    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+
+
+def test_an_async_batch_right_after_a_result_read_in_chunks_reads_its_own_results(
+    users: str, chunked_reads: list[int]
+) -> None:
+    """As in a sync session."""
+
+    @query(
+        "SELECT i AS id, 'user ' || i AS name, CASE WHEN i %% 3 = 0 THEN NULL ELSE i || '@example.org' END AS email"
+        " FROM generate_series(1, %(n)s) AS i"
+    )
+    async def amade_users(n: int) -> list[User]: ...
+
+    argsets = [(i,) for i in range(1200)]
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            for _ in range(3):
+                assert await aecho.many(argsets) == list(range(1200))
+                assert await amade_users(2000) == _expected(2000)
+            assert await aecho.many(argsets) == list(range(1200))
+            assert await amade_users(2000) == _expected(2000)
+            assert await aecho_next.many(argsets) == [i + 1 for i in range(1200)]
+
+    asyncio.run(scenario())
+    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+
+
 def test_a_server_error_in_the_middle_of_a_chunked_result_raises_and_rolls_back(
     users: str, chunked_reads: list[int]
 ) -> None:
