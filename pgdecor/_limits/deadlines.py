@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 from time import monotonic
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -137,7 +137,18 @@ class Limit:
         return None
 
 
-def limit_for(stub: str, sql_object: str, timeout: float | None, sess: Any) -> Limit | None:
+class Timed(Protocol):
+    """What a call's limit reads of its session: its deadline (`time.monotonic` end, seconds given), if any."""
+
+    @property
+    def deadline(self) -> tuple[float, float] | None: ...
+
+
+#: A connection the watchdog cancels, then shuts down, of either kind.
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+
+
+def limit_for(stub: str, sql_object: str, timeout: float | None, sess: Timed) -> Limit | None:
     """The limit of a call of *stub* in the session *sess*, if either has one."""
     deadline = sess.deadline
     if timeout is None and deadline is None:
@@ -154,7 +165,7 @@ class Watch:
 
     __slots__ = ("conn", "ended", "state")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: AnyConnection) -> None:
         self.conn = conn
         self.state = _WATCHING
         self.ended = False
@@ -170,7 +181,7 @@ class Watchdog:
         self._order = itertools.count()
         self._pid = 0
 
-    def watch(self, conn: Any, seconds: float) -> Watch:
+    def watch(self, conn: AnyConnection, seconds: float) -> Watch:
         """Watch a call on *conn* from now, given *seconds*; `done` once it has ended, however it ended."""
         watch = Watch(conn)
         with self._cond:
@@ -217,7 +228,7 @@ class Watchdog:
 watchdog = Watchdog()
 
 
-def _cancel(conn: Any) -> None:
+def _cancel(conn: AnyConnection) -> None:
     # libpq's cancel request in the non-blocking form (libpq 17 and later), bounded: the blocking one holds the
     # interpreter's lock in psycopg's C build for as long as the server does not answer, which would stop every
     # thread of the process, the watchdog's included. Without it, the connection is ended without asking.
@@ -232,7 +243,7 @@ def _cancel(conn: Any) -> None:
         logger.warning("pgdecor: could not ask the server to cancel a call past its deadline", exc_info=True)
 
 
-def _end(conn: Any) -> None:
+def _end(conn: AnyConnection) -> None:
     """Shut *conn*'s socket down: the call waiting on it fails at once, and the connection is broken (its pool throws
     it away). Closing the descriptor is left to psycopg, which owns it."""
     if conn.closed:
