@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -450,7 +451,10 @@ def test_opening_a_database_with_a_wrong_password_fails_at_once(own: TemporarySe
 
 class _StallingProxy:
     """A TCP proxy to *dsn*'s server whose answers to the connections it carries can be held back (`hold`); a
-    connection made while they are held (the client's cancel request) passes freely, and lets them go."""
+    connection made while they are held (the client's cancel request, or a pool's refill) passes freely, and a
+    cancel request, known by its packet, lets them go once its connection is closed."""
+
+    CANCEL_REQUEST = struct.pack("!ii", 16, 80877102)
 
     def __init__(self, dsn: str) -> None:
         self.upstream = upstream_address(dsn)
@@ -475,21 +479,29 @@ class _StallingProxy:
             server.connect(self.upstream[1])
             self.sockets += (client, server)
             held = self.flowing.is_set()
-            if not held:  # made while answers are held: the cancel request, which lets them go once it is through
-                self.cancel_seen.set()
-            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, held), daemon=True).start()
+            threading.Thread(target=self._forward, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answer, args=(server, client, held), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, target: socket.socket, holds: bool | None) -> None:
+    def _forward(self, client: socket.socket, server: socket.socket) -> None:
+        sent = b""
         with contextlib.suppress(OSError):
-            while data := source.recv(65536):
+            while data := client.recv(65536):
+                sent = (sent + data)[-64:]
+                server.sendall(data)
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_WR)
+        if self.CANCEL_REQUEST in sent and not self.flowing.is_set():
+            self.cancel_seen.set()
+            self.flowing.set()  # the cancel request was sent and its connection closed
+
+    def _answer(self, server: socket.socket, client: socket.socket, holds: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := server.recv(65536):
                 if holds:
                     self.flowing.wait()
-                target.sendall(data)
+                client.sendall(data)
         with contextlib.suppress(OSError):
-            target.shutdown(socket.SHUT_WR)
-        if holds is None and self.cancel_seen.is_set():
-            self.flowing.set()  # the cancel request was sent and its connection closed
+            client.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         self.flowing.set()
