@@ -21,6 +21,7 @@ from pgdecor._rows.copy_out import RowsOut
 from pgdecor._rows.streams import BATCH_SIZE
 from pgdecor._session.state import SyncState
 from pgdecor._wire.guard import copy_formats
+from pgdecor._wire.wire_base import begin_for
 
 from .stream import BatchStream
 
@@ -96,9 +97,12 @@ class CopyReader:
         if pgconn.pipeline_status != _OFF:
             msg = "a COPY cannot run inside `conn.pipeline()`; run it outside the pipeline block"
             raise Error(msg)
-        self._savepoint = pgconn.transaction_status == _INTRANS
+        # A session's transaction not begun yet begins in the same message.
+        begin = begin_for(conn)
+        self._savepoint = begin is not None or pgconn.transaction_status == _INTRANS
         with conn.lock:
-            self._send(_SAVEPOINT + statement if self._savepoint else statement)
+            sent = _SAVEPOINT + statement if self._savepoint else statement
+            self._send(sent if begin is None else begin + b"; " + sent)
             failed = None
             while (res := self._result()) is not None:
                 if res.status == _COPY_OUT:

@@ -32,6 +32,7 @@ from pgdecor._rows.streams import BATCH_SIZE
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.guard import copy_formats
 from pgdecor._wire.shield import finish
+from pgdecor._wire.wire_base import begin_for
 
 from .stream_async import AsyncBatchStream
 
@@ -110,9 +111,12 @@ class AsyncCopyReader:
         if pgconn.pipeline_status != _OFF:
             msg = "a COPY cannot run inside `conn.pipeline()`; run it outside the pipeline block"
             raise Error(msg)
-        self._savepoint = pgconn.transaction_status == _INTRANS
+        # A session's transaction not begun yet begins in the same message.
+        begin = begin_for(conn)
+        self._savepoint = begin is not None or pgconn.transaction_status == _INTRANS
         async with conn.lock:
-            await self._send(_SAVEPOINT + statement if self._savepoint else statement)
+            sent = _SAVEPOINT + statement if self._savepoint else statement
+            await self._send(sent if begin is None else begin + b"; " + sent)
             failed = None
             while (res := await self._result()) is not None:
                 if res.status == _COPY_OUT:

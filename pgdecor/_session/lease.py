@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
@@ -26,12 +27,15 @@ from .modes import DEFAULT_MODE, Mode
 
 __all__ = ["Lease", "Replica"]
 
+logger = logging.getLogger("pgdecor")
+
 _ROLLBACK = RolledBackError("the session rolls back")
 _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+_OK = pq.ConnStatus.OK
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", Cursor[TupleRow], ServerCursor[TupleRow])
 
@@ -51,13 +55,24 @@ Restore = tuple[IsolationLevel | None, bool | None] | None
 class Lease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
+    __slots__ = ("_cursors", "_implicit", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
 
-    def __init__(self, source: Source, conn: Connection[Any], tx: Transaction | None, restore: Restore = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        conn: Connection[Any],
+        tx: Transaction | None,
+        restore: Restore = None,
+        *,
+        implicit: bool = False,
+    ) -> None:
         self.source = source
         self.conn = conn
         #: The session's transaction; None in autocommit, where each call is a transaction of its own.
         self.tx = tx
+        #: Whether the transaction is the connection's own, begun with the first statement (the connection out of
+        #: autocommit meanwhile), rather than *tx* entered.
+        self._implicit = implicit
         #: The connection's own isolation level and read-only setting, to put back before it is given back, when
         #: the session's mode changed them for its BEGIN.
         self._restore = restore
@@ -130,19 +145,38 @@ class Lease:
     def _begun(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
         restore: Restore = None
         tx: Transaction | None = None
+        implicit = False
         try:
             restore = _set_mode(conn, source, mode)
             tx = None if mode.autocommit else Transaction(conn)
             if tx is not None:
-                # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
-                # connection (and the pool replace it)
-                tx.__enter__()
+                implicit = conn.autocommit and conn.info.transaction_status == _IDLE
+                if implicit:
+                    conn.set_autocommit(False)
+                else:
+                    _enter(tx)
             if not source.configured:
                 probe.probe_once(conn)
         except BaseException as err:
-            _undone(source, conn, restore, tx, err)  # to its end, though the borrower is cancelled
+            _undone(source, conn, restore, tx, err, implicit=implicit)  # though cancelled meanwhile
             raise
-        return cls(source, conn, tx, restore)
+        return cls(source, conn, tx, restore, implicit=implicit)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the session's transaction is yet to begin with its first statement (nothing sent so far)."""
+        return self._implicit and self.conn.info.transaction_status == _IDLE
+
+    def begun(self) -> Connection[Any]:
+        """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
+        user's own statements) is sent only then."""
+        conn = self.conn
+        if self.pending:
+            assert self.tx is not None
+            self._implicit = False
+            conn.set_autocommit(True)
+            _enter(self.tx)
+        return conn
 
     def cursor(self, binary: bool) -> Cursor[TupleRow]:
         """The lease's client-side cursor fetching binary (or text) results."""
@@ -187,12 +221,33 @@ class Lease:
             return
         if exc is None and rollback:
             exc_type, exc = RolledBackError, _ROLLBACK
+        conn = self.conn
         try:
-            self.tx.__exit__(exc_type, exc, tb)
+            if not self._implicit:
+                self.tx.__exit__(exc_type, exc, tb)
+            elif conn.pgconn.status != _OK:
+                pass  # as psycopg's transaction does: nothing to end on a connection lost
+            elif exc is None:
+                conn.commit()  # nothing sent if nothing began
+            else:
+                try:
+                    conn.rollback()
+                except psycopg.Error as err:  # as psycopg's transaction does: the block's error is what it raises
+                    logger.warning("error ignored in rollback of %r: %s", conn, err)
         except psycopg.Error as err:
-            if exc is None and _lost(err, self.conn):
+            if exc is None and _lost(err, conn):
                 raise CommitUnknownError(_UNKNOWN) from err
             raise
+        finally:
+            self._autocommit_again()
+
+    def _autocommit_again(self) -> None:
+        """Put the connection of an implicit transaction back in autocommit, once the transaction has ended (a
+        connection left in one is rolled back by its pool, or closed)."""
+        if self.pending:
+            self._implicit = False
+            with contextlib.suppress(psycopg.Error):  # closed meanwhile: its pool replaces it
+                self.conn.set_autocommit(True)
 
     def give_back(self) -> None:
         """Give the connection back to its source (once its transaction has ended)."""
@@ -200,6 +255,7 @@ class Lease:
         if wire is not None:
             wire.close()
         self._cursors = {}
+        self._autocommit_again()
         _restored(self.conn, self._restore)
         self.source.give_back(self.conn)
 
@@ -269,12 +325,29 @@ def _looked(conn: Connection[Any], position: str) -> tuple[bool, int]:
     return bool(row[0]), int(row[1])
 
 
+def _enter(tx: Transaction) -> None:
+    # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the connection
+    # (and the pool replace it)
+    tx.__enter__()
+
+
 def _undone(
-    source: Source, conn: Connection[Any], restore: Restore, tx: Transaction | None, err: BaseException
+    source: Source,
+    conn: Connection[Any],
+    restore: Restore,
+    tx: Transaction | None,
+    err: BaseException,
+    *,
+    implicit: bool,
 ) -> None:
     """Give back *conn*, which a lease being made had borrowed and *err* stopped, as it was."""
-    if tx is not None and conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
-        with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
-            tx.__exit__(type(err), err, err.__traceback__)
+    with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
+        if conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
+            if implicit:
+                conn.rollback()
+            elif tx is not None:
+                tx.__exit__(type(err), err, err.__traceback__)
+        if implicit and conn.info.transaction_status == _IDLE:
+            conn.set_autocommit(True)
     _restored(conn, restore)
     source.give_back(conn)

@@ -1,6 +1,13 @@
 """A lease: one connection a session borrowed from its source (any kind: see `_sources.source.Source`).
-Borrowing it begins the session's transaction; the session's calls use its cursors and its wire; ending it
+Borrowing it makes ready the session's transaction; the session's calls use its cursors and its wire; ending it
 commits or rolls back; giving it back returns the connection to its source.
+
+A connection borrowed in autocommit and idle (a `Database`'s, a pool's made by pgdecor) is taken out of autocommit
+for the session instead of sent a BEGIN: the transaction begins with the session's first statement, in the same
+round trip (psycopg sends BEGIN before a cursor's statement, and the wire in the pipeline of its own: see
+`_wire.wire_async`); COMMIT or ROLLBACK end it, and a session that sent nothing sends neither. Where the server must
+be in the transaction before anything else is sent (a savepoint of `transaction()`, the connection handed to the
+user), `begun` sends the BEGIN first.
 
 This is the async source; `_session.lease` is generated from it by tools/async_to_sync.py.
 """
@@ -8,6 +15,7 @@ This is the async source; `_session.lease` is generated from it by tools/async_t
 from __future__ import annotations
 
 import contextlib
+import logging
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
@@ -31,12 +39,15 @@ from .modes import DEFAULT_MODE, Mode
 
 __all__ = ["AsyncLease", "Replica"]
 
+logger = logging.getLogger("pgdecor")
+
 _ROLLBACK = RolledBackError("the session rolls back")
 _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+_OK = pq.ConnStatus.OK
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", AsyncCursor[TupleRow], AsyncServerCursor[TupleRow])
 
@@ -56,15 +67,24 @@ Restore = tuple[IsolationLevel | None, bool | None] | None
 class AsyncLease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
+    __slots__ = ("_cursors", "_implicit", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
 
     def __init__(
-        self, source: Source, conn: AsyncConnection[Any], tx: AsyncTransaction | None, restore: Restore = None
+        self,
+        source: Source,
+        conn: AsyncConnection[Any],
+        tx: AsyncTransaction | None,
+        restore: Restore = None,
+        *,
+        implicit: bool = False,
     ) -> None:
         self.source = source
         self.conn = conn
         #: The session's transaction; None in autocommit, where each call is a transaction of its own.
         self.tx = tx
+        #: Whether the transaction is the connection's own, begun with the first statement (the connection out of
+        #: autocommit meanwhile), rather than *tx* entered.
+        self._implicit = implicit
         #: The connection's own isolation level and read-only setting, to put back before it is given back, when
         #: the session's mode changed them for its BEGIN.
         self._restore = restore
@@ -139,19 +159,38 @@ class AsyncLease:
     async def _begun(cls, source: Source, conn: AsyncConnection[Any], mode: Mode) -> AsyncLease:
         restore: Restore = None
         tx: AsyncTransaction | None = None
+        implicit = False
         try:
             restore = await _set_mode(conn, source, mode)
             tx = None if mode.autocommit else AsyncTransaction(conn)
             if tx is not None:
-                # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the
-                # connection (and the pool replace it)
-                await finish(tx.__aenter__(), statement_on=conn)
+                implicit = conn.autocommit and conn.info.transaction_status == _IDLE
+                if implicit:
+                    await conn.set_autocommit(False)
+                else:
+                    await _enter(tx)
             if not source.configured:
                 await probe.probe_once(conn)
         except BaseException as err:
-            await finish(_undone(source, conn, restore, tx, err))  # to its end, though the borrower is cancelled
+            await finish(_undone(source, conn, restore, tx, err, implicit=implicit))  # though cancelled meanwhile
             raise
-        return cls(source, conn, tx, restore)
+        return cls(source, conn, tx, restore, implicit=implicit)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the session's transaction is yet to begin with its first statement (nothing sent so far)."""
+        return self._implicit and self.conn.info.transaction_status == _IDLE
+
+    async def begun(self) -> AsyncConnection[Any]:
+        """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
+        user's own statements) is sent only then."""
+        conn = self.conn
+        if self.pending:
+            assert self.tx is not None
+            self._implicit = False
+            await conn.set_autocommit(True)
+            await _enter(self.tx)
+        return conn
 
     def cursor(self, binary: bool) -> AsyncCursor[TupleRow]:
         """The lease's client-side cursor fetching binary (or text) results."""
@@ -196,12 +235,33 @@ class AsyncLease:
             return
         if exc is None and rollback:
             exc_type, exc = RolledBackError, _ROLLBACK
+        conn = self.conn
         try:
-            await self.tx.__aexit__(exc_type, exc, tb)
+            if not self._implicit:
+                await self.tx.__aexit__(exc_type, exc, tb)
+            elif conn.pgconn.status != _OK:
+                pass  # as psycopg's transaction does: nothing to end on a connection lost
+            elif exc is None:
+                await conn.commit()  # nothing sent if nothing began
+            else:
+                try:
+                    await conn.rollback()
+                except psycopg.Error as err:  # as psycopg's transaction does: the block's error is what it raises
+                    logger.warning("error ignored in rollback of %r: %s", conn, err)
         except psycopg.Error as err:
-            if exc is None and _lost(err, self.conn):
+            if exc is None and _lost(err, conn):
                 raise CommitUnknownError(_UNKNOWN) from err
             raise
+        finally:
+            await self._autocommit_again()
+
+    async def _autocommit_again(self) -> None:
+        """Put the connection of an implicit transaction back in autocommit, once the transaction has ended (a
+        connection left in one is rolled back by its pool, or closed)."""
+        if self.pending:
+            self._implicit = False
+            with contextlib.suppress(psycopg.Error):  # closed meanwhile: its pool replaces it
+                await self.conn.set_autocommit(True)
 
     async def give_back(self) -> None:
         """Give the connection back to its source (once its transaction has ended)."""
@@ -209,6 +269,7 @@ class AsyncLease:
         if wire is not None:
             wire.close()
         self._cursors = {}
+        await self._autocommit_again()
         await _restored(self.conn, self._restore)
         await self.source.agive_back(self.conn)
 
@@ -278,12 +339,29 @@ async def _looked(conn: AsyncConnection[Any], position: str) -> tuple[bool, int]
     return bool(row[0]), int(row[1])
 
 
+async def _enter(tx: AsyncTransaction) -> None:
+    # BEGIN to its end even if the borrower is cancelled meanwhile: cut short, psycopg would close the connection
+    # (and the pool replace it)
+    await finish(tx.__aenter__(), statement_on=tx.connection)
+
+
 async def _undone(
-    source: Source, conn: AsyncConnection[Any], restore: Restore, tx: AsyncTransaction | None, err: BaseException
+    source: Source,
+    conn: AsyncConnection[Any],
+    restore: Restore,
+    tx: AsyncTransaction | None,
+    err: BaseException,
+    *,
+    implicit: bool,
 ) -> None:
     """Give back *conn*, which a lease being made had borrowed and *err* stopped, as it was."""
-    if tx is not None and conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
-        with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
-            await tx.__aexit__(type(err), err, err.__traceback__)
+    with contextlib.suppress(psycopg.Error):  # broken meanwhile: its pool replaces it
+        if conn.info.transaction_status in _BEGUN:  # begun before the borrower was cancelled
+            if implicit:
+                await conn.rollback()
+            elif tx is not None:
+                await tx.__aexit__(type(err), err, err.__traceback__)
+        if implicit and conn.info.transaction_status == _IDLE:
+            await conn.set_autocommit(True)
     await _restored(conn, restore)
     await source.agive_back(conn)

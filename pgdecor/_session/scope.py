@@ -194,11 +194,11 @@ class Scope:
 
     def connection(self) -> Connection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
-        return (borrow(of_kind(self._state, is_async=False), replica=False)).conn
+        return (borrow(of_kind(self._state, is_async=False), replica=False)).begun()
 
     def replica_connection(self) -> Connection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
-        return (borrow(of_kind(self._state, is_async=False), replica=True)).conn
+        return (borrow(of_kind(self._state, is_async=False), replica=True)).begun()
 
 
 class Savepoint:
@@ -209,7 +209,7 @@ class Savepoint:
 
     def __enter__(self) -> Self:
         lease = borrow(current_session("transaction()", is_async=False), replica=False)
-        tx = Transaction(lease.conn)
+        tx = Transaction(lease.begun())
         tx.__enter__()
         self._tx = tx
         return self

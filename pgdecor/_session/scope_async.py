@@ -210,11 +210,11 @@ class AsyncScope:
 
     async def aconnection(self) -> AsyncConnection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
-        return (await aborrow(of_kind(self._state, is_async=True), replica=False)).conn
+        return await (await aborrow(of_kind(self._state, is_async=True), replica=False)).begun()
 
     async def areplica_connection(self) -> AsyncConnection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
-        return (await aborrow(of_kind(self._state, is_async=True), replica=True)).conn
+        return await (await aborrow(of_kind(self._state, is_async=True), replica=True)).begun()
 
 
 class AsyncSavepoint:
@@ -225,7 +225,7 @@ class AsyncSavepoint:
 
     async def __aenter__(self) -> Self:
         lease = await aborrow(current_session("transaction()", is_async=True), replica=False)
-        tx = AsyncTransaction(lease.conn)
+        tx = AsyncTransaction(await lease.begun())
         await tx.__aenter__()
         self._tx = tx
         return self

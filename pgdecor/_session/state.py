@@ -57,6 +57,11 @@ class Leased(Protocol):
         """The session's transaction on the connection; None in autocommit."""
         ...
 
+    @property
+    def pending(self) -> bool:
+        """Whether the transaction is yet to begin with the first statement."""
+        ...
+
     def results(self) -> tuple[object, ...]: ...
 
 
@@ -204,7 +209,7 @@ class SessionState(Generic[L, K, S]):
 
     def activity(self) -> tuple[object, ...] | None:
         lease = self.lease
-        if lease is None or lease.conn.info.transaction_status != _INTRANS:
+        if lease is None or (lease.conn.info.transaction_status != _INTRANS and not lease.pending):
             return None
         return (*lease.results(), *(stream._last_result() for stream in self.open_streams))
 
@@ -356,7 +361,7 @@ def outcome(sess: SessionState[L, K, S], exc: BaseException | None) -> tuple[boo
         status = lease.conn.info.transaction_status
         if lease.tx is None:  # autocommit: each call ended its own transaction; a lost connection lost none
             continue
-        if status != _INTRANS:
+        if status != _INTRANS and not lease.pending:  # pending: nothing sent, nothing to commit
             return True, _rolled_back(sess, lost=status != _INERROR)
     return False, None
 

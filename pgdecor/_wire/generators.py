@@ -36,6 +36,7 @@ Each = Callable[[int, pq.abc.PGresult], Any]
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _TUPLES_CHUNK = getattr(pq.ExecStatus, "TUPLES_CHUNK", -1)
 #: The results after which libpq gives no None to end a statement's: a COPY's (it gives the same one again and
@@ -122,10 +123,13 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
     return out
 
 
-def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits, *, lead: bool) -> Reading[Groups]:
+def groups(
+    pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits, *, lead: bool, begin: bool = False
+) -> Reading[Groups]:
     """Flush a pipeline, then read its *count* groups of results (the last one the Sync's), handing each successful
     execution's result to *each* as soon as it is in, while the server works on the next ones. With *lead*, the
-    pipeline begins with a Sync of its own, whose result is read first and dropped."""
+    pipeline begins with a Sync of its own, whose result is read first and dropped; with *begin*, then with a BEGIN,
+    whose result is read and dropped too (kept as what failed, should it have)."""
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
     if lead:
@@ -139,6 +143,15 @@ def groups(pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits, *
     group: list[pq.abc.PGresult] = []
     made: list[Any] = []
     failed: BaseException | None = None
+    while begin:
+        while pgconn.is_busy():
+            if (yield from waits.reading()):
+                pgconn.consume_input()
+        res = pgconn.get_result()
+        if res is None:
+            begin = False
+        elif res.status != _COMMAND_OK and failed is None:
+            failed = psycopg.OperationalError(f"BEGIN failed: {res.error_message.decode(errors='replace').strip()}")
     while len(read) < count:
         while pgconn.is_busy():
             if (yield from waits.reading()):

@@ -51,7 +51,7 @@ from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_
 from .internals import Drift
 from .shield import CANCEL_TIMEOUT, finish
 from .watch import SocketWatch
-from .wire_base import CHUNK, CHUNKED_ROWS, NOT_SENT, UNMADE, BaseWire, Maker, Makers
+from .wire_base import CHUNK, CHUNKED_ROWS, FOLDS, NOT_SENT, UNMADE, BaseWire, Maker, Makers, begin_for, begun
 
 __all__ = [
     "CHUNK",
@@ -97,9 +97,10 @@ class AsyncWire(BaseWire):
         lock = internals.lock(self.conn)
         await lock.acquire()
         try:
-            if not self._send(sql, params, binary):
+            begin = begin_for(self.conn)
+            if (begin is not None and not FOLDS) or not self._send(sql, params, binary, begin=begin):
                 return NOT_SENT
-            read = await self._wait(results(self.pgconn, self._waits), list)
+            read = await (self._wait(results(self.pgconn, self._waits), list) if begin is None else self._read_begun())
         except BaseException:
             if True:  # ASYNC
                 if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
@@ -121,7 +122,8 @@ class AsyncWire(BaseWire):
         lock = internals.lock(self.conn)
         await lock.acquire()
         try:
-            if not self._send(sql, params, binary, chunked=True):
+            # A transaction to begin first: through a cursor, which sends the BEGIN
+            if begin_for(self.conn) is not None or not self._send(sql, params, binary, chunked=True):
                 return None
             read = await self._wait(chunks(self.pgconn, each, self._waits), Chunks)
         except BaseException:
@@ -147,7 +149,8 @@ class AsyncWire(BaseWire):
         lock = internals.lock(self.conn)
         await lock.acquire()
         try:
-            sends = batch.prepared(self, sql, paramsets)
+            begin = begin_for(self.conn)
+            sends = None if begin is not None and not FOLDS else batch.prepared(self, sql, paramsets)
             lead, self._partial = self._partial, False
             if sends is None and not lead:
                 return None
@@ -158,8 +161,11 @@ class AsyncWire(BaseWire):
                 if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
                     await self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
                     return None
+                if begin is not None:
+                    pgconn.send_query_params(begin, None)
                 batch.send(pgconn, sends, binary)
-                read = await self._wait(groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead), Groups)
+                reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
+                read = await self._wait(reading, Groups)
             finally:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
                     pgconn.exit_pipeline_mode()
@@ -171,6 +177,17 @@ class AsyncWire(BaseWire):
         finally:
             lock.release()
         return batch.results(self, sql, read)
+
+    async def _read_begun(self) -> list[pq.abc.PGresult]:
+        """Read what a pipeline of BEGIN, a statement and a Sync gives (`_send` with *begin*), and leave pipeline
+        mode: the statement's results, or BEGIN's if it failed."""
+        pgconn = self.pgconn
+        try:
+            read = await self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
+        finally:
+            if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
+                pgconn.exit_pipeline_mode()
+        return begun(read.groups)
 
     # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
     # one thing the two wires do each their own way.

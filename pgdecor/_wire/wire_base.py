@@ -7,6 +7,9 @@ psycopg's LRU order and invalidation rules hold as they are, in whichever psycop
 its own shows that all psycopg does for a prepared statement run again is to move it to the recent end of that order
 (`internals.lru_is_a_move`), the wire does just that. A statement's result becomes the stub's value in one step once
 its layout is known (`Maker`, kept per prepared statement by the stub's facts).
+
+A connection out of autocommit and idle begins a transaction with its next statement: a cursor sends BEGIN first,
+waiting for its answer; a wire sends it with the statement, in one pipeline (`begin_for`), one round trip for both.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .generators import PSYCOPG, Chunks, Waits
 from .guard import _tested, _turn_off, drifted, switch
 from .internals import Drift
 
-__all__ = ["CHUNK", "CHUNKED_ROWS", "NOT_SENT", "UNMADE", "BaseWire", "Maker", "Makers"]
+__all__ = ["CHUNK", "CHUNKED_ROWS", "FOLDS", "NOT_SENT", "UNMADE", "BaseWire", "Maker", "Makers", "begin_for", "begun"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -41,6 +44,33 @@ CHUNKED_ROWS = pq.version() >= 170000 and getattr(pq.ExecStatus, "TUPLES_CHUNK",
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
+_IDLE = pq.TransactionStatus.IDLE
+#: Whether a BEGIN can go with a statement of the extended protocol (libpq's pipeline mode: libpq 14 and later).
+FOLDS = psycopg.capabilities.has_pipeline()
+
+
+def begin_for(conn: Connection[Any] | AsyncConnection[Any]) -> bytes | None:
+    """The BEGIN a statement sent now on *conn* must follow, as psycopg composes it from the connection's settings
+    (its isolation level, read-only and deferrable); None where the statement begins nothing (autocommit, or a
+    transaction under way). Whatever sends a statement with libpq's own calls on a session's connection asks."""
+    if conn.pgconn.transaction_status != _IDLE or conn.autocommit:
+        return None
+    parts = ["BEGIN"]
+    if conn.isolation_level is not None:
+        parts.append(f"ISOLATION LEVEL {conn.isolation_level.name.replace('_', ' ')}")
+    if conn.read_only is not None:
+        parts.append("READ ONLY" if conn.read_only else "READ WRITE")
+    if conn.deferrable is not None:
+        parts.append("DEFERRABLE" if conn.deferrable else "NOT DEFERRABLE")
+    return " ".join(parts).encode()
+
+
+def begun(groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:
+    """The statement's results in what a pipeline of BEGIN, the statement and a Sync gave; BEGIN's own if it failed
+    (the statement was skipped)."""
+    first = groups[0]
+    return first if not first or first[0].status != _COMMAND_OK else groups[1]
 
 
 class Maker(Protocol):
@@ -162,12 +192,15 @@ class BaseWire:
             drifted(Drift("psycopg.Connection", err))
             self._tested = False
 
-    def _send(self, sql: str, params: Sequence[Any], binary: bool, *, chunked: bool = False) -> bool:
+    def _send(
+        self, sql: str, params: Sequence[Any], binary: bool, *, chunked: bool = False, begin: bytes | None = None
+    ) -> bool:
         """Send *sql* with *params* (under the connection's lock, so that the statement's name is still good when
         it arrives): the statement psycopg prepared for their types, or the query unnamed if psycopg prepares
         nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do), or if a
         private of psycopg answered otherwise (wires off then). The statement is looked up as psycopg's prepare
-        manager keys it, which the self-test checks."""
+        manager keys it, which the self-test checks. With *begin*, the statement goes in a pipeline after that
+        BEGIN, then a Sync (the caller reads the three, and leaves pipeline mode)."""
         tx, manager = self._tx, self.manager
         try:
             query, formats = _converted.get((sql, tx.encoding)) or converted(sql, tx.encoding)
@@ -185,6 +218,11 @@ class BaseWire:
         except Drift as err:
             drifted(err)
             return False
+        if begin is not None:
+            if name is None and not unnamed:
+                return False
+            self.pgconn.enter_pipeline_mode()
+            self.pgconn.send_query_params(begin, None)
         if unnamed:
             self.name, self._prep = None, internals.NO
             self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
@@ -196,6 +234,8 @@ class BaseWire:
             self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         if chunked:
             self.pgconn.set_chunked_rows_mode(CHUNK)
+        elif begin is not None:
+            self.pgconn.pipeline_sync()
         self._partial = chunked
         return True
 

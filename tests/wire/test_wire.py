@@ -110,9 +110,9 @@ def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone
     the wire off for the process; the call goes through a cursor."""
     original_send = _wire.Wire._send
 
-    def lost_name(self: Any, sql: str, params: Any, binary: bool) -> bool:
+    def lost_name(self: Any, sql: str, params: Any, binary: bool, **how: Any) -> bool:
         if "pgdecor_wire_probe" not in sql:
-            return original_send(self, sql, params, binary)
+            return original_send(self, sql, params, binary, **how)
         self.name = b"_pg3_lost"
         self._prep = _internals.YES
         self.pgconn.send_query_prepared(b"_pg3_lost", [None, None], [0, 0], 1)

@@ -1,0 +1,95 @@
+"""A session's transaction begins with its first statement, in the same round trip, as the session's mode asks;
+a session that sends nothing sends neither BEGIN nor COMMIT. Round trips are counted at a proxy (`bench.proxy`)
+between the pool and the server.
+
+These are the async sessions' tests; tests/session/test_lease.py, the sync sessions' same tests, is generated from
+them by tools/async_to_sync.py."""
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from bench.proxy import Proxy
+from pgdecor import ArgumentError, Database, query
+
+
+@query("SELECT %(n)s::int")
+async def echo(n: int) -> int: ...
+
+
+class Settings(NamedTuple):
+    isolation: str
+    read_only: str
+
+
+@query(
+    "SELECT pg_catalog.current_setting('transaction_isolation') AS isolation, "
+    "pg_catalog.current_setting('transaction_read_only') AS read_only"
+)
+async def settings() -> Settings: ...
+
+
+@pytest.fixture
+def proxy(pg_dsn: str) -> Iterator[Proxy]:
+    with Proxy(pg_dsn, delay=0) as proxy:
+        yield proxy
+
+
+def through(pg_dsn: str, proxy: Proxy) -> str:
+    return make_conninfo(pg_dsn, host="127.0.0.1", port=proxy.port)
+
+
+def round_trips(proxy: Proxy) -> int:
+    trips: int = proxy.counts()["round_trips"]
+    return trips
+
+
+@pytest.mark.parametrize("calls", [1, 3])
+async def test_a_session_of_sequential_calls_costs_one_round_trip_each_and_its_commit(
+    pg_dsn: str, proxy: Proxy, calls: int
+) -> None:
+    """On a warm pooled connection (its pool's check off), a session of k calls costs k + 1 round trips: its BEGIN
+    goes with the first call's statement; a batch (``.many()``) likewise."""
+    async with Database(through(pg_dsn, proxy), max_size=1, check=False) as db:
+        async with db.session():  # the statements prepared, the connection's wire tested
+            assert [await echo(n) for n in range(3)] == [0, 1, 2]
+            assert await echo.many([(1,), (2,)]) == [1, 2]
+        before = round_trips(proxy)
+        async with db.session():
+            assert [await echo(n) for n in range(calls)] == list(range(calls))
+        assert round_trips(proxy) - before == calls + 1
+        before = round_trips(proxy)
+        async with db.session():
+            assert await echo.many([(n,) for n in range(calls + 1)]) == list(range(calls + 1))
+        assert round_trips(proxy) - before == 2
+
+
+async def test_a_session_that_sends_nothing_costs_no_round_trip(pg_dsn: str, proxy: Proxy) -> None:
+    """A session that borrowed its connection but sent no statement (an empty batch) neither begins nor commits a
+    transaction; one whose call is refused before sending does not either."""
+    async with Database(through(pg_dsn, proxy), max_size=1, check=False) as db:
+        async with db.session():
+            assert await echo(1) == 1
+        before = round_trips(proxy)
+        async with db.session():
+            assert await echo.many([]) == []
+        with pytest.raises(ArgumentError):
+            async with db.session():
+                await echo("one")  # type: ignore[arg-type]
+        assert round_trips(proxy) == before
+        assert db.counters.committed == 2
+
+
+async def test_the_transaction_begun_with_the_first_statement_is_the_one_the_session_asks_for(pg_dsn: str) -> None:
+    """Begun in the first call's round trip, the transaction has the session's isolation level and read-only
+    setting (the first statement sees them), and a session of the default mode gets the server's defaults."""
+    async with Database(pg_dsn, max_size=1) as db:
+        async with db.session():
+            assert await settings() == ("read committed", "off")
+            assert await settings() == ("read committed", "off")  # through the wire from now on
+        async with db.session(isolation="serializable", readonly=True):
+            assert await settings() == ("serializable", "on")
+        async with db.session():
+            assert await settings() == ("read committed", "off")
