@@ -15,9 +15,9 @@ from pgdecor._counters import Counters
 from pgdecor._session import scope, scope_async
 from pgdecor._session.api import Session, open_session
 from pgdecor._session.modes import Isolation, mode
-from pgdecor._sources.config import IDLE_IN_TRANSACTION_TIMEOUT, DatabaseConfig
+from pgdecor._sources.config import DatabaseConfig
 from pgdecor._sources.database import DatabaseSource
-from pgdecor._sources.replicas import REPLICA_TIMEOUT, REPLICA_WAIT, Health
+from pgdecor._sources.replicas import Health
 
 from .retry import run_unit
 from .retry_async import arun_unit
@@ -70,60 +70,6 @@ class Database(DatabaseConfig):
     """
 
     _source: DatabaseSource
-
-    def __init__(
-        self,
-        conninfo: str,
-        *,
-        replica: str | None = None,
-        min_size: int = 1,
-        max_size: int = 10,
-        timeout: float = 30.0,
-        idle_in_transaction_timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT,
-        leak_timeout: float | None = -1.0,
-        prepare: bool | None = None,
-        check: bool = True,
-        replica_wait: float = REPLICA_WAIT,
-        replica_timeout: float = REPLICA_TIMEOUT,
-        secret: str | bytes | None = None,
-        slow_call: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=timeout,
-            idle_in_transaction_timeout=idle_in_transaction_timeout,
-            leak_timeout=leak_timeout,
-            prepare=prepare,
-            check=check,
-            replica_wait=replica_wait,
-            replica_timeout=replica_timeout,
-            secret=secret,
-            slow_call=slow_call,
-            **kwargs,
-        )
-        #: The replica: a database of its own, with the same pool options, opened and closed with this one.
-        self.replica = (
-            None
-            if replica is None
-            else Database(
-                replica,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout,
-                idle_in_transaction_timeout=idle_in_transaction_timeout,
-                leak_timeout=leak_timeout,
-                prepare=prepare,
-                check=check,
-                **kwargs,
-            )
-        )
-        if self.replica is not None:  # its sessions' tokens are this database's
-            self.replica.tokens, self.replica.replica_timeout = self.tokens, replica_timeout
-            self.replica._source = self.replica._made()
-        self._source = self._made()
 
     def _made(self) -> DatabaseSource:
         """The database's source (see `_sources.database`), made of its options."""

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -14,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from typing_extensions import Self
 
 from pgdecor._errors import ArgumentError, UnreachableError
 from pgdecor._limits.options import seconds_option
@@ -117,6 +119,14 @@ def unreachable(source: str, conninfo: str | None) -> str:
     )
 
 
+def _conninfo(conninfo: object) -> str:
+    if not isinstance(conninfo, str):
+        msg = f"Database() takes a connection string, not {described(conninfo)}"
+        raise ArgumentError(msg)
+    check_conninfo("Database()", conninfo)
+    return conninfo
+
+
 def _secret(secret: object) -> str | bytes | None:
     if secret is None or (isinstance(secret, (str, bytes)) and len(secret) >= 16):
         return secret
@@ -154,15 +164,13 @@ def _flag(name: str, value: object, *, none: bool = False) -> Any:
 
 class DatabaseConfig:
     """What a `Database` was given (see there), checked; and what its pools (`PoolSettings`) and sessions
-    (`Settings`) take of it."""
+    (`Settings`) take of it. Its signature is `pgdecor.Database`'s: the one list of the options."""
 
-    #: Where the database's sessions borrow (set by `pgdecor.Database`, which owns it).
-    _source: Source
-
-    def __init__(
-        self,
+    def __init__(  # `self: Self`: the replica is typed as a database of the class made (a `Database`'s is one)
+        self: Self,
         conninfo: str,
         *,
+        replica: str | None = None,
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 30.0,
@@ -176,11 +184,7 @@ class DatabaseConfig:
         slow_call: float | None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(conninfo, str):
-            msg = f"Database() takes a connection string, not {described(conninfo)}"
-            raise ArgumentError(msg)
-        check_conninfo("Database()", conninfo)
-        self.conninfo = conninfo
+        self.conninfo = _conninfo(conninfo)
         self.min_size, self.max_size = _sizes(min_size, max_size)
         #: Seconds a borrow waits for a connection, its check included; also what opening waits for the first.
         self.timeout: float = _seconds("timeout", timeout)
@@ -201,6 +205,24 @@ class DatabaseConfig:
         #: Seconds above which a call of its sessions is logged (WARNING) and counted as slow (see `_limits.slow`).
         self.slow_call = slow_threshold("Database(slow_call=...)", slow_call, ArgumentError)
         self.kwargs = kwargs
+        #: The replica: a database of its own, made of this one's options, opened and closed with it.
+        self.replica: Self | None = None if replica is None else self._replica(replica)
+        #: Where the database's sessions borrow.
+        self._source = self._made()
+
+    def _made(self) -> Source:
+        """The database's source, made of its options (by `pgdecor.Database`, which adds the service)."""
+        raise NotImplementedError
+
+    def _replica(self, conninfo: str) -> Self:
+        """The database of the replica at *conninfo*, made of this one's options: its pools', and the commit tokens'
+        key and `replica_timeout` that sessions use there. `replica_wait` and `slow_call` keep their defaults:
+        sessions that read there wait and are timed as their primary says."""
+        replica = copy.copy(self)
+        replica.conninfo, replica.kwargs, replica.replica = _conninfo(conninfo), dict(self.kwargs), None
+        replica.replica_wait, replica.slow_call = REPLICA_WAIT, None
+        replica._source = replica._made()
+        return replica
 
     def _pools(self) -> PoolSettings:
         """What the database's pools take of its options."""

@@ -20,14 +20,14 @@ from .guard import LeakGuard
 from .pool import Pool
 from .pool_async import AsyncPool
 from .replicas import Health
-from .source import Settings
+from .source import BaseSource, Settings
 
 __all__ = ["DatabaseSource"]
 
 P = TypeVar("P", ConnectionPool[Any], AsyncConnectionPool[Any])
 
 
-class DatabaseSource:
+class DatabaseSource(BaseSource):
     """A `Database`'s pools and what its sessions share (a `Source`; see the module docstring)."""
 
     __slots__ = (
@@ -35,19 +35,19 @@ class DatabaseSource:
         "_observed",
         "_pool",
         "_pool_settings",
-        "_settings",
+        "_replica",
         "counters",
         "guard",
         "health",
         "is_async",
-        "replica",
+        "settings",
     )
 
     def __init__(
         self, pools: PoolSettings, settings: Settings, leak_timeout: float | None, replica: DatabaseSource | None
     ) -> None:
         self._pool_settings = pools
-        self._settings = settings
+        self.settings = settings
         self._observed = Observed()
         self._pool = Pool(pools, self._observed)
         self._apool = AsyncPool(pools, self._observed)
@@ -55,7 +55,7 @@ class DatabaseSource:
         self.guard = LeakGuard(self.counters, leak_timeout)
         #: Whether this database, as a replica, can be reached.
         self.health = Health(where(pools.conninfo))
-        self.replica = replica
+        self._replica = replica
         #: Whether it was opened with ``async with``: it then serves sessions of both kinds.
         self.is_async = False
 
@@ -65,20 +65,8 @@ class DatabaseSource:
     # -- as a source ------------------------------------------------------------------------------------------
 
     @property
-    def key(self) -> object:
-        return self
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @property
-    def configured(self) -> bool:
-        return True
-
-    @property
-    def lent(self) -> bool:
-        return False
+    def replica(self) -> DatabaseSource | None:
+        return self._replica
 
     @property
     def pooler(self) -> bool | None:

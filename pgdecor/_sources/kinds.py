@@ -17,7 +17,7 @@ from typing import Any, TypeAlias, Union
 from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from pgdecor._counters import Counters, counters
+from pgdecor._counters import counters
 from pgdecor._errors import ArgumentError
 from pgdecor._secrets import described
 
@@ -26,7 +26,7 @@ from . import conninfo_async
 from .config import DatabaseConfig, check_conninfo, where
 from .guard import LeakGuard
 from .replicas import Health, health_of
-from .source import DEFAULT_SETTINGS, Settings, Source
+from .source import BaseSource, Source
 from .user_objects import ConnectionSource, PoolSource
 from .user_objects_async import AsyncConnectionSource, AsyncPoolSource
 
@@ -44,7 +44,7 @@ Given: TypeAlias = Union[
 ]
 
 
-class ConninfoSource:
+class ConninfoSource(BaseSource):
     """A conninfo string: each session opens a connection of its own, of its kind, and closes it at its end."""
 
     __slots__ = ("_conninfo", "guard")
@@ -59,34 +59,11 @@ class ConninfoSource:
         return self._conninfo  # sessions on equal strings are on one source
 
     @property
-    def counters(self) -> Counters:
-        return counters
-
-    @property
-    def replica(self) -> None:
-        return None
-
-    @property
     def health(self) -> Health:
         return health_of(self._conninfo, where(self._conninfo))
 
-    @property
-    def settings(self) -> Settings:
-        return DEFAULT_SETTINGS
-
-    @property
-    def configured(self) -> bool:
-        return True
-
-    @property
-    def lent(self) -> bool:
-        return False
-
     def describe(self) -> str:
         return conninfo_async.DESCRIBED
-
-    def serves(self, *, is_async: bool) -> bool:  # noqa: ARG002 - both kinds
-        return True
 
     def own_connection(self, what: str) -> tuple[str, dict[str, Any]]:  # noqa: ARG002 - always
         return self._conninfo, {}

@@ -8,19 +8,18 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from psycopg import AsyncConnection, Connection
 
-from pgdecor._counters import Counters, counters
 from pgdecor._errors import ArgumentError
 
 from .guard import LeakGuard
 from .replicas import Health, health_of
-from .source import DEFAULT_SETTINGS, Settings
+from .source import BaseSource
 
 __all__ = ["Lending"]
 
 T = TypeVar("T")
 
 
-class Lending(Generic[T]):
+class Lending(BaseSource, Generic[T]):
     """A source made of an object of the user's (see the module docstring): *given* itself, and the leak guard of
     the sessions on it."""
 
@@ -28,6 +27,7 @@ class Lending(Generic[T]):
 
     #: The kind of session the object serves: async (else sync).
     is_async: ClassVar[bool]
+    configured = False  # the user's: probed once, at its first use
 
     def __init__(self, given: T, guard: LeakGuard) -> None:
         self._given = given
@@ -38,28 +38,8 @@ class Lending(Generic[T]):
         return self._given
 
     @property
-    def counters(self) -> Counters:
-        return counters
-
-    @property
-    def replica(self) -> None:
-        return None
-
-    @property
     def health(self) -> Health:
         return health_of(id(self._given), repr(self._given))
-
-    @property
-    def settings(self) -> Settings:
-        return DEFAULT_SETTINGS
-
-    @property
-    def configured(self) -> bool:
-        return False  # the user's: probed once, at its first use
-
-    @property
-    def lent(self) -> bool:
-        return False
 
     def describe(self) -> str:
         return type(self._given).__qualname__

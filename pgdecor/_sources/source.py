@@ -1,12 +1,15 @@
 """`Source`: what a session knows of where its connections come from, whatever the kind of source (a conninfo
 string, a pool, a `Database`, a connection of the user's). The kind is told once, when a session is made
-(`_sources.kinds.source_for`); below that, nothing asks it again.
+(`_sources.kinds.source_for`); below that, nothing asks it again. Each kind derives from `BaseSource`, which
+answers as most kinds do, and states only what differs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pgdecor._counters import counters as process_counters
 
 from .replicas import REPLICA_TIMEOUT, REPLICA_WAIT, Tokens, process_tokens
 
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
     from .guard import LeakGuard
     from .replicas import Health
 
-__all__ = ["DEFAULT_SETTINGS", "Settings", "Source"]
+__all__ = ["DEFAULT_SETTINGS", "BaseSource", "Settings", "Source"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +113,27 @@ class Source(Protocol):
     def give_back(self, conn: Connection[Any]) -> None:
         """`agive_back`, for a sync session."""
         ...
+
+
+class BaseSource:
+    """A `Source`'s answers where its kind has nothing of its own to say: the process's counters and settings, no
+    replica, connections pgdecor configured and that are not the user's, sessions of both kinds, and itself as its
+    key."""
+
+    __slots__ = ()
+
+    counters: Counters = process_counters
+    settings: Settings = DEFAULT_SETTINGS
+    configured = True
+    lent = False
+
+    @property
+    def key(self) -> object:
+        return self
+
+    @property
+    def replica(self) -> Source | None:
+        return None
+
+    def serves(self, *, is_async: bool) -> bool:  # noqa: ARG002 - both kinds
+        return True

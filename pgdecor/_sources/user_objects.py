@@ -53,12 +53,10 @@ class ConnectionSource(Lending[Connection[Any]]):
 
     is_async = False
 
+    lent = True
+
     def __init__(self, conn: Connection[Any]) -> None:
         super().__init__(conn, LeakGuard(counters))
-
-    @property
-    def lent(self) -> bool:
-        return True
 
     def connect(self, timeout: float | None) -> Connection[Any]:  # noqa: ARG002 - there already
         return self._given

@@ -60,12 +60,10 @@ class AsyncConnectionSource(Lending[AsyncConnection[Any]]):
     else:
         is_async = False
 
+    lent = True
+
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         super().__init__(conn, LeakGuard(counters))
-
-    @property
-    def lent(self) -> bool:
-        return True
 
     async def aconnect(self, timeout: float | None) -> AsyncConnection[Any]:  # noqa: ARG002 - there already
         return self._given
