@@ -60,6 +60,8 @@ MODULES = {
 TESTS = {
     "tests/plan/test_catalog_async.py": "tests/plan/test_catalog.py",
     "tests/plan/test_results_async.py": "tests/plan/test_results.py",
+    "tests/limits/test_deadlines_async.py": "tests/limits/test_deadlines.py",
+    "tests/limits/test_slow_async.py": "tests/limits/test_slow.py",
 }
 
 RENAMES = {
