@@ -62,6 +62,7 @@ TESTS = {
     "tests/plan/test_results_async.py": "tests/plan/test_results.py",
     "tests/limits/test_deadlines_async.py": "tests/limits/test_deadlines.py",
     "tests/limits/test_slow_async.py": "tests/limits/test_slow.py",
+    "tests/guarantees/test_outcomes_async.py": "tests/guarantees/test_outcomes.py",
 }
 
 RENAMES = {
