@@ -63,6 +63,7 @@ TESTS = {
     "tests/limits/test_deadlines_async.py": "tests/limits/test_deadlines.py",
     "tests/limits/test_slow_async.py": "tests/limits/test_slow.py",
     "tests/guarantees/test_outcomes_async.py": "tests/guarantees/test_outcomes.py",
+    "tests/run/test_many_async.py": "tests/run/test_many.py",
 }
 
 RENAMES = {
