@@ -64,6 +64,7 @@ TESTS = {
     "tests/limits/test_slow_async.py": "tests/limits/test_slow.py",
     "tests/guarantees/test_outcomes_async.py": "tests/guarantees/test_outcomes.py",
     "tests/run/test_many_async.py": "tests/run/test_many.py",
+    "tests/wire/test_wire_async.py": "tests/wire/test_wire.py",
 }
 
 RENAMES = {
