@@ -139,3 +139,63 @@ def test_the_transform_of_a_test_module_renames_stubs_in_strings_and_merges_nest
     header, _, body = made.partition("\n")
     assert header.startswith("# Generated from tests/plan/test_results_async.py by tools/async_to_sync.py")
     assert body == TEST_EXPECTED
+
+
+NESTED_SOURCE = '''"""Async tests."""
+
+import psycopg
+import pytest
+
+from pgdecor import session, transaction
+from tests.usercode.userdb import aadd_user
+
+
+async def test_b(users: str) -> None:
+    """A `with` chain in the body of another."""
+    with pytest.raises(KeyError):
+        async with session(users):
+            await aadd_user(1, "ann")
+            with pytest.raises(ValueError):
+                async with transaction():
+                    raise ValueError
+            raise KeyError
+
+
+async def test_c(users: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A connection awaited in a `with` chain."""
+    with caplog.at_level(10):
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            await aadd_user(2, "bob")
+'''
+
+NESTED_EXPECTED = '''"""The sync twin of `tests.plan.test_results_async`, generated from it: see there."""
+
+import psycopg
+import pytest
+
+from pgdecor import session, transaction
+from tests.usercode.userdb import add_user
+
+
+def test_b(users: str) -> None:
+    """A `with` chain in the body of another."""
+    with pytest.raises(KeyError), session(users):
+        add_user(1, "ann")
+        with pytest.raises(ValueError), transaction():
+            raise ValueError
+        raise KeyError
+
+
+def test_c(users: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A connection awaited in a `with` chain."""
+    with caplog.at_level(10), psycopg.Connection.connect(users) as conn, session(conn):
+        add_user(2, "bob")
+'''
+
+
+def test_with_chains_are_merged_at_any_depth_their_awaits_dropped() -> None:
+    """``with`` statements nested alone inside the body of others nested alone: each chain becomes one ``with``,
+    the inner one's lines dedented with the outer body's; an item awaited (``async with await
+    AsyncConnection.connect(...)``) loses its ``await`` there."""
+    made = async_to_sync.convert(NESTED_SOURCE, "tests/plan/test_results_async.py")
+    assert made.partition("\n")[2] == NESTED_EXPECTED

@@ -16,7 +16,8 @@ The sync tests of behaviour both kinds have are generated the same way from asyn
 psycopg generates its own: there `TEST_RENAMES` too (an async stub of tests/usercode/userdb.py → its sync twin),
 also inside strings, where the messages a test expects name its stubs; ``[x async for x in xs]`` loses
 ``async``; ``(await x).y`` loses its parentheses with its ``await``; and ``with`` statements nested alone
-(``async with session(...):`` around ``with pytest.raises(...):``) become one ``with``, as a sync test writes it.
+(``async with session(...):`` around ``with pytest.raises(...):``, at any depth) become one ``with``, as a sync
+test writes it, their items' ``await`` dropped (``async with await AsyncConnection.connect(...) as conn``).
 
 With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
 """
@@ -59,6 +60,11 @@ MODULES = {
 TESTS = {
     "tests/plan/test_catalog_async.py": "tests/plan/test_catalog.py",
     "tests/plan/test_results_async.py": "tests/plan/test_results.py",
+    "tests/limits/test_deadlines_async.py": "tests/limits/test_deadlines.py",
+    "tests/limits/test_slow_async.py": "tests/limits/test_slow.py",
+    "tests/guarantees/test_outcomes_async.py": "tests/guarantees/test_outcomes.py",
+    "tests/run/test_many_async.py": "tests/run/test_many.py",
+    "tests/wire/test_wire_async.py": "tests/wire/test_wire.py",
     "tests/session/test_lease_async.py": "tests/session/test_lease.py",
 }
 
@@ -162,6 +168,7 @@ TEST_RENAMES = {
 }
 _WORD = re.compile(r"\b\w+\b")
 _ASYNC_FOR = re.compile(r"\basync\s+(?=for\b)")
+_AWAIT = re.compile(r"\bawait\s+")
 
 _DROP, _DEDENT = "\x00drop", "\x00dedent"
 _QUOTED = re.compile(r"`(\w+)`")
@@ -234,7 +241,7 @@ class _Rewrite(ast.NodeVisitor):
             for w in chain
             for i in w.items
         ]
-        items = ", ".join(_WORD.sub(lambda m: self.renames.get(m[0], m[0]), text) for text in segments)
+        items = ", ".join(_WORD.sub(lambda m: self.renames.get(m[0], m[0]), _AWAIT.sub("", text)) for text in segments)
         innermost = chain[-1]
         header_end = innermost.body[0].lineno - 1
         self.edits.append(((node.lineno, node.col_offset), (header_end, len(self.lines[header_end - 1].rstrip("\n"))),
@@ -437,6 +444,9 @@ def convert(source: str, name: str) -> str:
     marks = [((n, 0), (n, 0), _DROP) for n in rewrite.dropped]
     marks += [((n, 0), (n, 0), _DEDENT) for n in rewrite.dedented if n not in rewrite.dropped]
     edits = [e for e in rewrite.edits if e[0][0] not in rewrite.dropped]
+    # A line an edit joins to the one before (the header of merged `with`s, inside the body of others) has no start.
+    joined = [(pos(start), pos(end)) for start, end, _ in edits if end[0] > start[0]]
+    marks = [m for m in marks if not any(a < pos(m[0]) < b for a, b in joined)]
     for start, end, new in sorted(edits + marks, key=lambda e: (pos(e[0]), pos(e[1])), reverse=True):
         text = text[: pos(start)] + new + text[pos(end) :]
     out = []

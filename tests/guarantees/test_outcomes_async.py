@@ -1,10 +1,12 @@
-"""An async session commits only what succeeded: a failed savepoint ends it with a rollback and `RolledBackError`,
-a caught error inside a savepoint undoes that part alone, and the counters say "committed" only when COMMIT did.
-The tests of tests/guarantees/test_outcomes.py that had no async twin, written as tools/async_to_sync.py reads an
-async source (their sync twins are those of test_outcomes.py)."""
+"""A session commits only what succeeded: a caught database error of any kind, a lost connection, a failed
+savepoint all end it with a rollback and `RolledBackError`; the counters say "committed" only when COMMIT did.
+
+These are the async stubs' tests; tests/guarantees/test_outcomes.py, the sync stubs' same tests, is generated from
+them by tools/async_to_sync.py. Tasks sharing an async session are in tests/guarantees/test_tasks.py."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +14,37 @@ import psycopg
 import pytest
 
 from pgdecor import Database, RolledBackError, query, session, transaction
-from tests.guarantees.test_outcomes import kill
-from tests.usercode.userdb import aadd_user, aget_user
+from tests.usercode.userdb import aadd_user, acount_users, aget_user
+
+
+@query("SELECT pg_terminate_backend(pg_backend_pid())")
+async def terminate_myself() -> bool: ...
+
+
+def kill(admin: psycopg.Connection[Any], pid: int) -> None:
+    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+async def test_caught_lost_connection_rolls_back_loudly_and_is_not_counted_committed(users: str) -> None:
+    """The handler catches the error of a terminated backend and goes on: nothing was committed, and the session
+    says so instead of pretending."""
+    async with Database(users, max_size=1) as db:
+        with pytest.raises(RolledBackError, match="connection was lost"):
+            async with db.session():
+                await aadd_user(40, "lost")
+                with contextlib.suppress(psycopg.OperationalError):
+                    await terminate_myself()
+        assert db.counters.as_dict() == {
+            "borrowed": 1,
+            "released": 1,
+            "committed": 0,
+            "rolled_back": 1,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
+        async with db.session():
+            assert await aget_user(40) is None
+            assert await acount_users() == 3  # the pool replaced the dead connection
 
 
 async def test_failed_savepoint_on_a_lost_connection_rolls_back_loudly(

@@ -1,16 +1,10 @@
-"""Deadlines: a stub's ``timeout=`` and a session's ``deadline=`` stop its calls (the server's statement timeout,
-set for that statement alone; or, when the server does not answer, the client cancelling and then ending the
-connection) with `DeadlineError`, and a Database checks its options and fails at once on a server it cannot reach.
-"""
+# Generated from tests/limits/test_deadlines_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.limits.test_deadlines_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import signal
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,26 +14,19 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bench.proxy import upstream_address
-from pgdecor import (
-    ArgumentError,
-    Database,
-    DeadlineError,
-    SignatureError,
-    UnreachableError,
-    procedure,
-    query,
-    session,
-)
+from pgdecor import ArgumentError, Database, DeadlineError, SignatureError, UnreachableError, procedure, query, session
 from pgdecor.testing import TemporaryServer
+from tests.fix_db import Exec
 from tests.utils.servers import free_port
-
-Exec = Callable[..., list[tuple[Any, ...]]]
+from tests.utils.stalling_proxy import StallingProxy
 
 #: Seconds a call whose server does not answer may take past its limit: the watchdog's cancel, then its end of
 #: the connection (2 x `_limits.deadlines.GRACE`), and some slack for a loaded machine.
 CLIENT_BOUND = 2.0 + 1.5
 SECRET = "deadline-s3cret"
+
+#: The kind of the calls, in the figures measured.
+KIND = "sync"
 
 SCHEMA = """
 CREATE TABLE notes (id int PRIMARY KEY);
@@ -53,24 +40,12 @@ AS $$ BEGIN INSERT INTO notes VALUES (id); COMMIT; PERFORM pg_catalog.pg_sleep(s
 def nap(seconds: float) -> int: ...
 
 
-@procedure("nap", timeout=0.3)
-async def anap(seconds: float) -> int: ...
-
-
 @procedure("nap")
 def nap_freely(seconds: float) -> int: ...
 
 
-@procedure("nap")
-async def anap_freely(seconds: float) -> int: ...
-
-
 @procedure("nap", timeout=60)
 def nap_long(seconds: float) -> int: ...
-
-
-@procedure("nap", timeout=60)
-async def anap_long(seconds: float) -> int: ...
 
 
 @procedure(autocommit=True, timeout=0.3)
@@ -81,24 +56,12 @@ def note_then_nap(id: int, seconds: float) -> None: ...
 def note(id: int) -> None: ...
 
 
-@query("INSERT INTO notes VALUES (%(id)s)")
-async def anote(id: int) -> None: ...
-
-
 @query("SELECT pg_catalog.current_setting('statement_timeout')")
 def statement_timeout() -> str: ...
 
 
-@query("SELECT pg_catalog.current_setting('statement_timeout')")
-async def astatement_timeout() -> str: ...
-
-
 @query("SELECT pg_catalog.pg_backend_pid()")
 def backend() -> int: ...
-
-
-@query("SELECT pg_catalog.pg_backend_pid()")
-async def abackend() -> int: ...
 
 
 @pytest.fixture
@@ -127,33 +90,12 @@ def test_a_stub_timeout_stops_the_call_and_the_session_rolls_back(dsn: str, pg_e
             assert backend() == pid  # given back, sound, and used again
             assert nap(0) == 1
     err = caught.value
-    assert "tests.limits.test_deadlines.nap:" in str(err)
+    assert f"{__name__}.nap:" in str(err)
     assert "function nap" in str(err)
     assert "timeout of 0.3 s" in str(err)
     assert "statement_timeout" in str(err)
     assert (err.seconds, err.limit) == (0.3, "timeout")
     assert isinstance(err.__cause__, psycopg.errors.QueryCanceled)
-    assert pg_exec("SELECT * FROM notes") == []
-
-
-def test_an_async_stub_timeout_stops_the_call_and_the_session_rolls_back(dsn: str, pg_exec: Exec) -> None:
-    """The same, for an async stub in an async session."""
-
-    async def scenario() -> DeadlineError:
-        async with Database(dsn, max_size=1) as db:
-            with pytest.raises(DeadlineError) as caught:
-                async with db.session():
-                    await anote(1)
-                    pid = await abackend()
-                    await anap(5)
-            async with db.session():
-                assert await abackend() == pid
-                assert await anap(0) == 1
-        return caught.value
-
-    err = asyncio.run(scenario())
-    assert "tests.limits.test_deadlines.anap:" in str(err)
-    assert "timeout of 0.3 s" in str(err)
     assert pg_exec("SELECT * FROM notes") == []
 
 
@@ -206,17 +148,11 @@ def test_a_session_deadline_is_shared_by_its_statements(dsn: str, admin: psycopg
 
 
 def test_a_session_deadline_stops_a_call_that_runs_past_it(dsn: str) -> None:
-    """A call with a longer timeout of its own is stopped at its async session's deadline."""
-
-    async def scenario() -> DeadlineError:
-        with pytest.raises(DeadlineError) as caught:
-            async with session(dsn, deadline=0.5):
-                await anap_long(5)
-        return caught.value
-
-    err = asyncio.run(scenario())
-    assert "anap_long" in str(err)
-    assert "deadline of 0.5 s" in str(err)
+    """A call with a longer timeout of its own is stopped at its session's deadline."""
+    with pytest.raises(DeadlineError) as caught, session(dsn, deadline=0.5):
+        nap_long(5)
+    assert f"{__name__}.nap_long" in str(caught.value)
+    assert "deadline of 0.5 s" in str(caught.value)
 
 
 def test_a_deadline_passed_before_the_first_call_borrows_nothing(dsn: str, admin: psycopg.Connection[Any]) -> None:
@@ -259,31 +195,6 @@ def test_a_users_own_cancel_is_not_a_deadline(dsn: str, admin: psycopg.Connectio
     assert not isinstance(caught.value, DeadlineError)
 
 
-def test_a_users_own_cancel_is_not_a_deadline_in_async(dsn: str, pg_server_dsn: str) -> None:
-    """The same, for an async call."""
-
-    name = conninfo_to_dict(dsn)["application_name"]
-
-    async def scenario() -> BaseException:
-        async with await psycopg.AsyncConnection.connect(pg_server_dsn, autocommit=True) as side:
-
-            async def cancel() -> None:
-                while True:
-                    row = await (await side.execute(SLEEPING, [name])).fetchone()
-                    if row:
-                        await side.execute("SELECT pg_catalog.pg_cancel_backend(%s)", [row[0]])
-                        return
-
-            canceller = asyncio.ensure_future(cancel())
-            with pytest.raises(psycopg.errors.QueryCanceled) as caught:
-                async with session(dsn):
-                    await anap_long(30)
-            await asyncio.wait_for(canceller, 10)
-        return caught.value
-
-    assert not isinstance(asyncio.run(scenario()), DeadlineError)
-
-
 # -- a server that does not answer ---------------------------------------------------------------------------------
 
 
@@ -322,41 +233,10 @@ def test_a_call_whose_server_stops_answering_raises_within_its_bound(
                 cont()
         with db.session():
             assert backend() != pid
-    figures(f"sync: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
+    figures(f"{KIND}: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
     assert took < 0.3 + CLIENT_BOUND
     assert "connection was closed" in str(caught.value)
     assert SECRET not in str(caught.value)
-
-
-@pytest.mark.slow
-@pytest.mark.timing
-def test_an_async_call_whose_server_stops_answering_raises_within_its_bound(
-    own: TemporaryServer, figures: Callable[[str], None]
-) -> None:
-    """The same, for an async call."""
-
-    async def scenario() -> tuple[float, DeadlineError]:
-        async with Database(own.dsn, max_size=1) as db:
-            with pytest.raises(DeadlineError) as caught:
-                async with db.session():
-                    pid = await abackend()
-                    cont = _stopped(pid)
-                    try:
-                        started = time.monotonic()
-                        try:
-                            await anap(0)
-                        finally:
-                            took = time.monotonic() - started
-                    finally:
-                        cont()
-            async with db.session():
-                assert await abackend() != pid
-        return took, caught.value
-
-    took, err = asyncio.run(scenario())
-    figures(f"async: a call with timeout=0.3 on a stopped backend raised DeadlineError after {took:.2f} s")
-    assert took < 0.3 + CLIENT_BOUND
-    assert "connection was closed" in str(err)
 
 
 # -- checks --------------------------------------------------------------------------------------------------------
@@ -372,11 +252,12 @@ def test_a_stub_timeout_must_be_a_positive_number_of_seconds(timeout: Any) -> No
 
 
 def test_a_session_deadline_must_be_a_positive_number_of_seconds(dsn: str) -> None:
-    """A session's deadline that is not a number of seconds greater than 0 is refused when the session is made."""
+    """A session's deadline that is not a number of seconds greater than 0 is refused when the session is
+    made."""
     with pytest.raises(ArgumentError, match=r"session\(\): deadline= takes a number of seconds"):
         session(dsn, deadline=0)
     with pytest.raises(ArgumentError, match=r"Database.session\(\): deadline= takes"):
-        Database(dsn).session(deadline="5")  # type: ignore[arg-type]
+        Database(dsn).session(deadline="5")  # type: ignore[arg-type, unused-ignore]
 
 
 @pytest.mark.parametrize(
@@ -397,7 +278,8 @@ def test_a_session_deadline_must_be_a_positive_number_of_seconds(dsn: str) -> No
     ],
 )
 def test_database_options_are_checked_when_it_is_made(option: str, value: Any) -> None:
-    """A Database option of the wrong type or value raises `ArgumentError` naming it, before anything connects."""
+    """A Database option of the wrong type or value raises `ArgumentError` naming it, before anything
+    connects."""
     with pytest.raises(ArgumentError, match=rf"Database\({option}=\.\.\.\) takes"):
         Database("postgresql://localhost/app", **{option: value})
 
@@ -416,29 +298,12 @@ def test_opening_a_database_whose_server_refuses_fails_at_once(figures: Callable
     with pytest.raises(UnreachableError) as caught, Database(conninfo):
         pass
     took = time.monotonic() - started
-    figures(f"a Database opened on a port where nothing listens raised UnreachableError after {took:.2f} s")
+    figures(f"{KIND}: a Database opened on a port where nothing listens raised UnreachableError after {took:.2f} s")
     assert took < 5
     text = str(caught.value)
     assert "refused" in text
     assert "127.0.0.1" in text
     assert SECRET not in text
-
-
-def test_opening_an_async_database_whose_server_refuses_fails_at_once() -> None:
-    """The same, with ``async with``."""
-    conninfo = f"postgresql://ann:{SECRET}@127.0.0.1:{free_port()}/app"
-
-    async def scenario() -> UnreachableError:
-        with pytest.raises(UnreachableError) as caught:
-            async with Database(conninfo):
-                pass
-        return caught.value
-
-    started = time.monotonic()
-    err = asyncio.run(scenario())
-    assert time.monotonic() - started < 5
-    assert "refused" in str(err)
-    assert SECRET not in str(err)
 
 
 def test_opening_a_database_with_a_wrong_password_fails_at_once(own: TemporaryServer) -> None:
@@ -449,78 +314,19 @@ def test_opening_a_database_with_a_wrong_password_fails_at_once(own: TemporarySe
     assert SECRET not in str(caught.value)
 
 
-class _StallingProxy:
-    """A TCP proxy to *dsn*'s server whose answers to the connections it carries can be held back (`hold`); a
-    connection made while they are held (the client's cancel request, or a pool's refill) passes freely, and a
-    cancel request, known by its packet, lets them go once its connection is closed."""
-
-    CANCEL_REQUEST = struct.pack("!ii", 16, 80877102)
-
-    def __init__(self, dsn: str) -> None:
-        self.upstream = upstream_address(dsn)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.dsn = make_conninfo(dsn, host="127.0.0.1", port=self.listener.getsockname()[1])
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.cancel_seen = threading.Event()
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def hold(self) -> None:
-        self.flowing.clear()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.socket(self.upstream[0])
-            server.connect(self.upstream[1])
-            self.sockets += (client, server)
-            held = self.flowing.is_set()
-            threading.Thread(target=self._forward, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._answer, args=(server, client, held), daemon=True).start()
-
-    def _forward(self, client: socket.socket, server: socket.socket) -> None:
-        sent = b""
-        with contextlib.suppress(OSError):
-            while data := client.recv(65536):
-                sent = (sent + data)[-64:]
-                server.sendall(data)
-        with contextlib.suppress(OSError):
-            server.shutdown(socket.SHUT_WR)
-        if self.CANCEL_REQUEST in sent and not self.flowing.is_set():
-            self.cancel_seen.set()
-            self.flowing.set()  # the cancel request was sent and its connection closed
-
-    def _answer(self, server: socket.socket, client: socket.socket, holds: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := server.recv(65536):
-                if holds:
-                    self.flowing.wait()
-                client.sendall(data)
-        with contextlib.suppress(OSError):
-            client.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.flowing.set()
-        self.listener.close()
-        for sock in self.sockets:
-            sock.close()
-
-
 @query("SELECT 1", timeout=0.2)
 def one_in_time() -> int: ...
 
 
 @pytest.mark.slow
-def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_closed(own: TemporaryServer) -> None:
+def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_closed(
+    own: TemporaryServer,
+) -> None:
     """A call whose answer reaches the client only after the watchdog sent its cancel request raises
     `DeadlineError`, and its connection is closed, never given back: the cancel could stop another statement. With
     a libpq older than 17, whose only cancel request blocks (holding the interpreter lock in psycopg's C build, so
     that this process's proxy could not pass it on), none is sent: the connection is ended instead."""
-    proxy = _StallingProxy(own.dsn)
+    proxy = StallingProxy(own.dsn)
     cancels = psycopg.capabilities.has_cancel_safe()
     try:
         with Database(proxy.dsn, max_size=1) as db:
@@ -543,7 +349,8 @@ def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_
 
 def test_a_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
     """A session whose pool has no free connection raises `DeadlineError` when its deadline passes (not after the
-    pool's own timeout), having sent nothing; sync, the connection held by another thread's session."""
+    pool's own timeout), having sent nothing: the connection held by another task's session (sync, another
+    thread's)."""
     with Database(dsn, max_size=1, timeout=10) as db:
         held, done = threading.Event(), threading.Event()
 
@@ -551,7 +358,7 @@ def test_a_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
             with db.session():
                 backend()
                 held.set()
-                done.wait(30)
+                done.wait()
 
         holder = threading.Thread(target=hold)
         holder.start()
@@ -565,29 +372,3 @@ def test_a_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
         finally:
             done.set()
             holder.join()
-
-
-def test_an_async_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
-    """The same, async: the connection held by another task's session."""
-
-    async def scenario() -> None:
-        async with Database(dsn, max_size=1, timeout=10) as db:
-            held, done = asyncio.Event(), asyncio.Event()
-
-            async def hold() -> None:
-                async with db.session():
-                    await abackend()
-                    held.set()
-                    await done.wait()
-
-            holder = asyncio.ensure_future(hold())
-            await held.wait()
-            try:
-                with pytest.raises(DeadlineError, match="no connection of its pool was free in time"):
-                    async with db.session(deadline=0.5):
-                        await abackend()
-            finally:
-                done.set()
-                await holder
-
-    asyncio.run(scenario())

@@ -1,9 +1,8 @@
-"""Slow calls: above a threshold (``Database(slow_call=...)``, or a stub's ``slow=``), a call is logged at WARNING
-with its stub, its duration, its SQL and its row count, never its arguments, and counted."""
+# Generated from tests/limits/test_slow_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.limits.test_slow_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -13,10 +12,6 @@ from pgdecor import ArgumentError, Database, SignatureError, query, session
 
 @query("SELECT pg_sleep(0.05)::text || %(label)s")
 def napping(label: str) -> str: ...
-
-
-@query("SELECT pg_sleep(0.05)::text || %(label)s")
-async def anapping(label: str) -> str: ...
 
 
 @query("SELECT %(label)s")
@@ -47,7 +42,7 @@ def test_calls_over_the_databases_threshold_are_logged_and_counted(
         assert quick("x") == "x"
         assert allowed() == ""
     (logged,) = _slow_logs(caplog)
-    assert logged.startswith("pgdecor: slow call: tests.limits.test_slow.napping took ")
+    assert logged.startswith(f"pgdecor: slow call: {__name__}.napping took ")
     assert "(over 20.0 ms), 1 row: SELECT pg_sleep(0.05)::text || %b" in logged
     assert "secret-label" not in logged
     assert db.counters.slow_calls == 1
@@ -55,29 +50,18 @@ def test_calls_over_the_databases_threshold_are_logged_and_counted(
 
 @pytest.mark.timing
 def test_a_stubs_threshold_applies_on_any_source(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A stub's `slow=` holds in a session on a conninfo string, where no Database sets a threshold."""
     caplog.set_level(logging.WARNING, logger="pgdecor")
     with session(pg_dsn):
         assert slow_rows() == [1, 2, 3]
     (logged,) = _slow_logs(caplog)
-    assert "tests.limits.test_slow.slow_rows" in logged
+    assert f"{__name__}.slow_rows" in logged
     assert ", 3 rows: SELECT g FROM generate_series" in logged
 
 
-@pytest.mark.timing
-def test_async_calls_are_timed_the_same_way(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="pgdecor")
-
-    async def scenario() -> int:
-        async with Database(pg_dsn, slow_call=0.02) as db, db.session():
-            await anapping("x")
-        return db.counters.slow_calls
-
-    assert asyncio.run(scenario()) == 1
-    assert len(_slow_logs(caplog)) == 1
-
-
 def test_a_threshold_that_is_not_a_number_of_seconds_is_refused(pg_dsn: str) -> None:
+    """A Database's `slow_call=` or a stub's `slow=` that is not a number of seconds is refused when made."""
     with pytest.raises(ArgumentError, match=r"Database\(slow_call=\.\.\.\) takes a number of seconds"):
         Database(pg_dsn, slow_call=-1)
     with pytest.raises(SignatureError, match=r"@query\(slow=\.\.\.\) takes a number of seconds"):
-        query("SELECT 1", slow="1s")  # type: ignore[arg-type]
+        query("SELECT 1", slow="1s")  # type: ignore[arg-type, unused-ignore]

@@ -1,18 +1,16 @@
-"""`stub.many(argsets)`: one call per argument set, pipelined, results in order."""
+# Generated from tests/run/test_many_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.run.test_many_async`, generated from it: see there."""
 
-import asyncio
 from dataclasses import dataclass
 
 import psycopg
 import pytest
 
-from pgdecor import DEFAULT, ArgumentError, NotFoundError, procedure, query, session
+from pgdecor import DEFAULT, ArgumentError, NoSessionError, NotFoundError, procedure, query, session
 from tests.fix_db import Exec
 from tests.usercode.userdb import (
     User,
     add_user,
-    aeach_user,
-    aget_user,
     count_users,
     each_user,
     get_user,
@@ -25,6 +23,10 @@ from tests.usercode.userdb import (
 
 def test_results_come_back_in_order_one_per_argument_set(users: str) -> None:
     """Positional tuples and keyword dicts bind as a call would; each result has the stub's shape."""
+
+    @query("SELECT %(a)s::int + %(b)s::int")
+    def add(a: int, b: int) -> int: ...
+
     with session(users):
         assert get_user.many([(2,), {"id": 1}, (99,)]) == [
             User(2, "bob", None),
@@ -38,6 +40,7 @@ def test_results_come_back_in_order_one_per_argument_set(users: str) -> None:
             [],
         ]
         assert get_user.many([]) == []
+        assert add.many([(1, 2), {"a": 3, "b": 4}]) == [3, 7]
 
 
 def test_many_on_a_stub_returning_none_writes_every_set(users: str) -> None:
@@ -47,7 +50,7 @@ def test_many_on_a_stub_returning_none_writes_every_set(users: str) -> None:
         set_email.many([(10, "dan@example.org"), (2, "bob@example.org")])
     with session(users):
         assert count_users() == 5
-        assert [u.email for u in (load_user(10), load_user(11), load_user(2))] == [
+        assert [load_user(i).email for i in (10, 11, 2)] == [
             "dan@example.org",
             "eve@example.org",
             "bob@example.org",
@@ -127,30 +130,15 @@ def test_rows_of_described_types_map_in_a_first_batch(pg_dsn: str, pg_exec: Exec
 
 
 def test_streams_have_no_batch_form(users: str) -> None:
-    """Batching a stream-returning stub is an error that says what to annotate instead."""
-    with session(users), pytest.raises(ArgumentError, match=r"each_user\.many\(\): .* annotate it `-> list\[\.\.\.\]`"):
+    """Batching a stream-returning stub is an error that says what to annotate instead, in a session or outside."""
+    no_batch = r"each_user\.many\(\): .* has no batch form; annotate it `-> list\[\.\.\.\]`"
+    with pytest.raises(ArgumentError, match=no_batch):
+        each_user.many([()])
+    with session(users), pytest.raises(ArgumentError, match=no_batch):
         each_user.many([()])
 
 
 def test_many_without_session(users: str) -> None:
     """Outside a session, many() raises NoSessionError like a call."""
-    from pgdecor import NoSessionError
-
     with pytest.raises(NoSessionError, match=r"get_user\.many\(\)"):
         get_user.many([(1,)])
-
-
-def test_async_many(users: str) -> None:
-    """An async stub's many() is awaited and returns the list; streams refuse."""
-
-    @query("SELECT %(a)s::int + %(b)s::int")
-    async def add(a: int, b: int) -> int: ...
-
-    async def main() -> None:
-        async with session(users):
-            assert await aget_user.many([(1,), (99,)]) == [User(1, "ann", "ann@example.org"), None]
-            assert await add.many([(1, 2), {"a": 3, "b": 4}]) == [3, 7]
-        with pytest.raises(ArgumentError, match="has no batch form"):
-            aeach_user.many([()])
-
-    asyncio.run(main())

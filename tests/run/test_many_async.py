@@ -1,18 +1,20 @@
-"""`await stub.many(argsets)` on async stubs: one call per argument set, pipelined, results in order. The tests of
-tests/run/test_many.py that had no async twin, written as tools/async_to_sync.py reads an async source (their sync
-twins are those of test_many.py)."""
+"""`stub.many(argsets)`: one call per argument set, pipelined, results in order.
+
+These are the async stubs' tests; tests/run/test_many.py, the sync stubs' same tests, is generated from them by
+tools/async_to_sync.py."""
 
 from dataclasses import dataclass
 
 import psycopg
 import pytest
 
-from pgdecor import DEFAULT, ArgumentError, NoSessionError, NotFoundError, procedure, session
+from pgdecor import DEFAULT, ArgumentError, NoSessionError, NotFoundError, procedure, query, session
 from tests.fix_db import Exec
 from tests.usercode.userdb import (
     User,
     aadd_user,
     acount_users,
+    aeach_user,
     aget_user,
     aload_user,
     aset_email,
@@ -23,6 +25,10 @@ from tests.usercode.userdb import (
 
 async def test_results_come_back_in_order_one_per_argument_set(users: str) -> None:
     """Positional tuples and keyword dicts bind as a call would; each result has the stub's shape."""
+
+    @query("SELECT %(a)s::int + %(b)s::int")
+    async def add(a: int, b: int) -> int: ...
+
     async with session(users):
         assert await aget_user.many([(2,), {"id": 1}, (99,)]) == [
             User(2, "bob", None),
@@ -36,6 +42,7 @@ async def test_results_come_back_in_order_one_per_argument_set(users: str) -> No
             [],
         ]
         assert await aget_user.many([]) == []
+        assert await add.many([(1, 2), {"a": 3, "b": 4}]) == [3, 7]
 
 
 async def test_many_on_a_stub_returning_none_writes_every_set(users: str) -> None:
@@ -127,6 +134,16 @@ async def test_rows_of_described_types_map_in_a_first_batch(pg_dsn: str, pg_exec
 
     async with session(pg_dsn):
         assert await price.many([(1,), (2,), (3,)]) == [Price(i, Money(i * 100, "EUR")) for i in (1, 2, 3)]
+
+
+async def test_streams_have_no_batch_form(users: str) -> None:
+    """Batching a stream-returning stub is an error that says what to annotate instead, in a session or outside."""
+    no_batch = r"aeach_user\.many\(\): .* has no batch form; annotate it `-> list\[\.\.\.\]`"
+    with pytest.raises(ArgumentError, match=no_batch):
+        aeach_user.many([()])
+    async with session(users):
+        with pytest.raises(ArgumentError, match=no_batch):
+            aeach_user.many([()])
 
 
 async def test_many_without_session(users: str) -> None:

@@ -1,13 +1,9 @@
-"""The lean call path proves itself: before its first call on a connection it checks that it does what psycopg
-would, turns itself off for the process (one WARNING, counted) when it would not, and keeps psycopg's own rules for
-prepared statements: their LRU order and their invalidation."""
+# Generated from tests/wire/test_wire_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.wire.test_wire_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -17,10 +13,8 @@ from psycopg import _queries
 from pgdecor import MappingError, NotFoundError, counters, query, session
 from pgdecor._wire import guard as _wire_guard
 from pgdecor._wire import internals as _internals
-from pgdecor._wire import wire as _wire
-from pgdecor._wire import wire_async as _wire_async
-from pgdecor._wire import wire_base as _wire_base
-from tests.usercode.userdb import User, aadd_user, add_user, aget_user, count_users, get_user
+from pgdecor._wire import wire
+from tests.usercode.userdb import User, add_user, count_users, get_user, load_user
 
 #: The hot statement of `get_user`, as the server shows it.
 HOT = "%get_user%"
@@ -28,18 +22,6 @@ HOT = "%get_user%"
 
 @query("SELECT %(n)s::int AS n")
 def echo(n: int) -> int: ...
-
-
-@pytest.fixture
-def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The wire switched on (also where ``PGDECOR_WIRE=off`` switched it off: these tests are of the wire itself),
-    with a fresh conversion cache: whatever a test turns off is restored."""
-    if _internals.missing is not None:  # pragma: no cover - a psycopg without what the wire uses
-        pytest.skip("this psycopg lacks what the wire uses")
-    monkeypatch.setattr(_wire.switch, "on", True)
-    monkeypatch.setattr(_wire.switch, "reason", None)
-    monkeypatch.setattr(_wire_base, "_converted", {})
-    return _wire.switch
 
 
 def test_a_wire_that_cannot_find_psycopgs_statements_turns_itself_off_loudly(
@@ -56,7 +38,7 @@ def test_a_wire_that_cannot_find_psycopgs_statements_turns_itself_off_loudly(
 
     monkeypatch.setattr(_internals, "query2pg", shifted)
     before = counters.wire_disabled
-    with caplog.at_level(logging.WARNING, logger="pgdecor"), psycopg.connect(users) as conn, session(conn):
+    with caplog.at_level(logging.WARNING, logger="pgdecor"), psycopg.Connection.connect(users) as conn, session(conn):
         results = [get_user(1) for _ in range(5)]
     assert results == [User(1, "ann", "ann@example.org")] * 5
     assert fresh_switch.on is False
@@ -75,7 +57,7 @@ def test_a_change_of_psycopgs_prepared_statement_key_is_caught_not_silent(
 
     monkeypatch.setattr(_preparing.PrepareManager, "key", staticmethod(lambda q: (q.query, q.types, "v2")))
     before = counters.wire_disabled
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         assert [get_user(2) for _ in range(3)] == [User(2, "bob", None)] * 3
     assert fresh_switch.on is False
     assert counters.wire_disabled == before + 1
@@ -95,8 +77,9 @@ def test_a_wire_whose_results_would_differ_turns_itself_off_and_the_call_is_righ
         return (other if b"pgdecor_wire_probe" in converted else converted, *rest)
 
     monkeypatch.setattr(_internals, "query2pg", remapped)
-    with psycopg.connect(users) as conn, session(conn):
-        conn.execute("SELECT %s::int8 + 1 AS pgdecor_wire_probe, %s::text AS t", _wire_guard._PROBE_ARGS, prepare=True)
+    with psycopg.Connection.connect(users) as conn, session(conn):
+        probe = "SELECT %s::int8 + 1 AS pgdecor_wire_probe, %s::text AS t"
+        conn.execute(probe, _wire_guard._PROBE_ARGS, prepare=True)
         assert [echo(n) for n in range(4)] == [0, 1, 2, 3]
     assert fresh_switch.on is False
     assert "differs from the cursor's" in (fresh_switch.reason or "")
@@ -108,7 +91,7 @@ def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone
     """The self-test runs in a savepoint: its statement failing on the server (simulated by a name the server does
     not have, as a pooler losing prepared statements would give) neither aborts the session's transaction nor turns
     the wire off for the process; the call goes through a cursor."""
-    original_send = _wire.Wire._send
+    original_send = wire.Wire._send
 
     def lost_name(self: Any, sql: str, params: Any, binary: bool, **how: Any) -> bool:
         if "pgdecor_wire_probe" not in sql:
@@ -118,8 +101,8 @@ def test_a_database_error_in_the_self_test_leaves_the_session_and_the_wire_alone
         self.pgconn.send_query_prepared(b"_pg3_lost", [None, None], [0, 0], 1)
         return True
 
-    monkeypatch.setattr(_wire.Wire, "_send", lost_name)
-    with psycopg.connect(users) as conn, session(conn):
+    monkeypatch.setattr(wire.Wire, "_send", lost_name)
+    with psycopg.Connection.connect(users) as conn, session(conn):
         assert [echo(n) for n in range(3)] == [0, 1, 2]
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
     assert fresh_switch.on is True
@@ -134,7 +117,7 @@ def test_a_hot_statement_stays_prepared_while_others_come_and_go(
     the statement itself (where psycopg's manager was found to do just that) or tells psycopg's manager."""
     monkeypatch.setattr(_internals, "LRU_IS_A_MOVE", moved)
     names: set[str] = set()
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         conn.prepared_max = 3
         get_user(1)
         for i in range(20):
@@ -142,7 +125,7 @@ def test_a_hot_statement_stays_prepared_while_others_come_and_go(
             for j in range(2):
                 conn.execute(f"SELECT {i * 2 + j} AS cold", prepare=True)
             found = conn.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE %s", [HOT])
-            names.update(name for (name,) in found)
+            names.update(name for (name,) in found.fetchall())
     assert fresh_switch.on is True
     assert len(names) == 1
 
@@ -160,50 +143,11 @@ def test_a_command_that_invalidates_prepared_statements_is_seen_by_psycopgs_own_
     @query("SELECT count(*) FROM t")
     def count_t() -> int: ...
 
-    with psycopg.connect(pg_dsn) as conn, session(conn):
+    with psycopg.Connection.connect(pg_dsn) as conn, session(conn):
         for _ in range(8):
             set_default()
             assert count_t() == 0
     assert fresh_switch.on is True
-
-
-def test_async_wire_tests_itself_too(users: str, fresh_switch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The async wire runs the same self-test, awaited, and turns itself off the same way."""
-    real = _queries._query2pg
-    monkeypatch.setattr(_internals, "query2pg", lambda q, e: (real(q, e)[0] + b" ", *real(q, e)[1:]))
-
-    async def scenario() -> list[User | None]:
-        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
-            return [await aget_user(1) for _ in range(4)]
-
-    assert asyncio.run(scenario()) == [User(1, "ann", "ann@example.org")] * 4
-    assert fresh_switch.on is False
-
-
-@pytest.fixture
-def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int]:
-    """The size of each batch the wire pipelined itself (0 for one whose execution failed), for the tests of that
-    path."""
-    ran: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_many, _wire_async.AsyncWire.execute_many
-
-    def counted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
-        try:
-            read = sync(self, sql, paramsets, binary, each)
-        except psycopg.Error:
-            ran.append(0)
-            raise
-        ran.extend([] if read is None else [len(read[0])])
-        return read
-
-    async def acounted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
-        read = await asynchronous(self, sql, paramsets, binary, each)
-        ran.extend([] if read is None else [len(read[0])])
-        return read
-
-    monkeypatch.setattr(_wire.Wire, "execute_many", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute_many", acounted)
-    return ran
 
 
 def test_a_repeated_batch_is_pipelined_by_the_wire_with_the_same_results(users: str, wire_batches: list[int]) -> None:
@@ -212,7 +156,7 @@ def test_a_repeated_batch_is_pipelined_by_the_wire_with_the_same_results(users: 
     psycopg sends differently (small and large integers, each its own prepared statement)."""
     argsets = [(1,), (2,), (99,), (40_000,), (3,)]
     expected = [User(1, "ann", "ann@example.org"), User(2, "bob", None), None, None, User(3, "cid", "cid@example.com")]
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         results = [get_user.many(argsets) for _ in range(4)]
     assert results == [expected] * 4
     assert wire_batches == [5, 5, 5]
@@ -221,7 +165,7 @@ def test_a_repeated_batch_is_pipelined_by_the_wire_with_the_same_results(users: 
 def test_a_failing_execution_in_a_wire_batch_raises_and_rolls_back(users: str, wire_batches: list[int]) -> None:
     """The server's error for the first execution that fails, with the note naming the stub; the executions after
     it are skipped, the session rolls back, and the connection serves the next session."""
-    with psycopg.connect(users) as conn:
+    with psycopg.Connection.connect(users) as conn:
         with session(conn):
             add_user.many([(20, "a"), (21, "b")])
             add_user.many([(22, "c"), (23, "d")])  # prepared now: through the wire
@@ -234,16 +178,6 @@ def test_a_failing_execution_in_a_wire_batch_raises_and_rolls_back(users: str, w
     assert wire_batches == [2, 0]
 
 
-def test_async_batches_are_pipelined_too(users: str, wire_batches: list[int]) -> None:
-    async def scenario() -> list[list[User | None]]:
-        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
-            return [await aget_user.many([(3,), (99,), (1,)]) for _ in range(3)]
-
-    expected = [User(3, "cid", "cid@example.com"), None, User(1, "ann", "ann@example.org")]
-    assert asyncio.run(scenario()) == [expected] * 3
-    assert wire_batches == [3, 3]
-
-
 @query("SELECT %(x)s AS v")
 def same(x: int) -> int: ...
 
@@ -254,7 +188,7 @@ def test_a_batch_whose_values_make_several_prepared_statements_reads_each_by_its
     """Values psycopg sends as different types (int2, int4, int8) make one prepared statement each, whose column
     types differ too: every result is read with its own loaders and layout, never the first one's."""
     argsets = [(1,), (100_000,), (2,), (10_000_000_000,), (-3,)]
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         results = [same.many(argsets) for _ in range(3)]
     assert results == [[1, 100_000, 2, 10_000_000_000, -3]] * 3
     assert wire_batches == [5, 5]
@@ -263,7 +197,7 @@ def test_a_batch_whose_values_make_several_prepared_statements_reads_each_by_its
 def test_single_calls_with_values_of_several_types_are_each_read_right(users: str, fresh_switch: Any) -> None:
     """The same for calls one at a time: each prepared statement's results by its own layout."""
     values = [1, 100_000, 10_000_000_000, -3] * 4
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         assert [same(v) for v in values] == values
 
 
@@ -272,9 +206,7 @@ def test_a_row_the_stub_does_not_allow_in_a_wire_batch_raises_after_the_batch_is
 ) -> None:
     """Values are made from results as they arrive; a result the stub does not allow (no row for `-> User`) raises
     its pgdecor error once the whole pipeline has been read, so the connection goes on serving the session."""
-    from tests.usercode.userdb import load_user
-
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         assert [u.id for u in load_user.many([(1,), (2,)])] == [1, 2]
         with pytest.raises(
             NotFoundError, match=r"tests\.usercode\.userdb\.load_user: function get_user returned no row"
@@ -282,36 +214,6 @@ def test_a_row_the_stub_does_not_allow_in_a_wire_batch_raises_after_the_batch_is
             load_user.many([(1,), (99,), (2,)])
         assert [u.id for u in load_user.many([(3,), (1,)])] == [3, 1]
     assert wire_batches == [2]
-
-
-def test_a_call_cancelled_during_the_self_test_leaves_the_session_sound(
-    users: str, admin: psycopg.Connection[Any], fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The self-test (slowed here) runs to its end though its call is cancelled (a savepoint left half-way would
-    break the session's transaction): the call is cancelled after it, and the session goes on and commits."""
-    slow = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t FROM pg_sleep(0.3)"
-    monkeypatch.setattr(_wire_async, "_PROBE", slow)
-
-    async def scenario() -> tuple[bool, int]:
-        async with await psycopg.AsyncConnection.connect(users) as conn:
-            async with session(conn):
-                await aget_user(1)  # through a cursor: the next call is the wire's first
-                task = asyncio.create_task(aget_user(1))
-                probe = "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.3)'"
-                while not admin.execute(probe).fetchone():  # noqa: ASYNC110 - the server is what is waited for
-                    await asyncio.sleep(0)
-                task.cancel()
-                cancelled = False
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    cancelled = True
-                assert conn in _wire_guard._tested  # the self-test ran to its end, and passed
-                await aadd_user(50, "after")
-            async with session(conn):
-                return cancelled, len(await aget_user.many([(50,), (1,)]))
-
-    assert asyncio.run(scenario()) == (True, 2)
 
 
 @query(
@@ -339,87 +241,22 @@ def _expected(n: int) -> list[User]:
     return [User(i, f"user {i}", None if i % 3 == 0 else f"{i}@example.org") for i in range(1, n + 1)]
 
 
-@pytest.fixture
-def collector_on() -> Iterator[None]:
-    """The cyclic garbage collector running (the suite runs with it off), and running still after the test."""
-    gc.enable()
-    try:
-        yield
-        assert gc.isenabled()
-    finally:
-        gc.disable()
-
-
-@pytest.fixture
-def chunked_reads(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any, collector_on: None) -> list[int]:
-    """The chunks of each result the wire read as it came (where libpq reads chunks), for the tests of that path;
-    with the collector on, which reading in chunks pauses and resumes. A read the wire did not send (psycopg had
-    not prepared the statement) has no chunks, and is left out."""
-    read: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_chunked, _wire_async.AsyncWire.execute_chunked
-
-    def counting(each: Any) -> Any:
-        chunks = [0]
-
-        def counted(res: Any) -> None:
-            if not chunks[0]:
-                read.append(0)
-            chunks[0] += 1
-            read[-1] += 1
-            each(res)
-
-        return counted
-
-    def counted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
-        return sync(self, sql, params, binary, counting(each))
-
-    async def acounted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
-        return await asynchronous(self, sql, params, binary, counting(each))
-
-    monkeypatch.setattr(_wire.Wire, "execute_chunked", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute_chunked", acounted)
-    return read
-
-
 def test_a_large_result_is_read_in_chunks_as_it_comes_with_the_same_rows(users: str, chunked_reads: list[int]) -> None:
     """Once a stub's result had `CHUNK` rows or more, its next one is read in chunks as the server sends them
     (where libpq can), made into values while the rest comes: the same values as read whole, across sessions; a
     small result after a large one, and an empty one, are read right too, and the collector is running after."""
     sizes = [2500, 2500, 2500, 3, 0, 1000, 2001]
-    with psycopg.connect(users) as conn:
+    with psycopg.Connection.connect(users) as conn:
         for n in sizes:
             with session(conn):
                 assert made_users(n) == _expected(n)
     # The first call goes through a cursor, which has psycopg prepare the statement at the second; then chunks of
     # 1000 rows (the first small result is read in chunks too: the one before was large).
-    assert chunked_reads == ([3, 1, 3] if _wire.CHUNKED_ROWS else [])
-
-
-def test_async_large_results_are_read_in_chunks_too(users: str, chunked_reads: list[int]) -> None:
-    @query(
-        "SELECT i AS id, 'user ' || i AS name, CASE WHEN i %% 3 = 0 THEN NULL ELSE i || '@example.org' END AS email"
-        " FROM generate_series(1, %(n)s) AS i"
-    )
-    async def amade_users(n: int) -> list[User]: ...
-
-    async def scenario() -> list[list[User]]:
-        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
-            return [await amade_users(n) for n in (1500, 1500, 1500, 10)]
-
-    assert asyncio.run(scenario()) == [_expected(1500)] * 3 + [_expected(10)]
-    assert chunked_reads == ([2, 1] if _wire.CHUNKED_ROWS else [])  # as in the sync test
+    assert chunked_reads == ([3, 1, 3] if wire.CHUNKED_ROWS else [])
 
 
 @query("SELECT %(n)s::int + 1 AS n")
 def echo_next(n: int) -> int: ...
-
-
-@query("SELECT %(n)s::int AS n")
-async def aecho(n: int) -> int: ...
-
-
-@query("SELECT %(n)s::int + 1 AS n")
-async def aecho_next(n: int) -> int: ...
 
 
 def test_a_batch_right_after_a_result_read_in_chunks_reads_its_own_results(
@@ -429,40 +266,14 @@ def test_a_batch_right_after_a_result_read_in_chunks_reads_its_own_results(
     right after a result read in chunks gets every value right, both through the wire's pipeline and (its statement
     not prepared yet) through psycopg's."""
     argsets = [(i,) for i in range(1200)]
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         for _ in range(3):
             assert echo.many(argsets) == list(range(1200))
             assert made_users(2000) == _expected(2000)
         assert echo.many(argsets) == list(range(1200))  # through the wire's pipeline
         assert made_users(2000) == _expected(2000)
         assert echo_next.many(argsets) == [i + 1 for i in range(1200)]  # new: through psycopg's pipeline
-    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
-
-
-def test_an_async_batch_right_after_a_result_read_in_chunks_reads_its_own_results(
-    users: str, chunked_reads: list[int]
-) -> None:
-    """As in a sync session."""
-
-    @query(
-        "SELECT i AS id, 'user ' || i AS name, CASE WHEN i %% 3 = 0 THEN NULL ELSE i || '@example.org' END AS email"
-        " FROM generate_series(1, %(n)s) AS i"
-    )
-    async def amade_users(n: int) -> list[User]: ...
-
-    argsets = [(i,) for i in range(1200)]
-
-    async def scenario() -> None:
-        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
-            for _ in range(3):
-                assert await aecho.many(argsets) == list(range(1200))
-                assert await amade_users(2000) == _expected(2000)
-            assert await aecho.many(argsets) == list(range(1200))
-            assert await amade_users(2000) == _expected(2000)
-            assert await aecho_next.many(argsets) == [i + 1 for i in range(1200)]
-
-    asyncio.run(scenario())
-    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+    assert chunked_reads == ([2, 2] if wire.CHUNKED_ROWS else [])
 
 
 def test_a_server_error_in_the_middle_of_a_chunked_result_raises_and_rolls_back(
@@ -471,18 +282,18 @@ def test_a_server_error_in_the_middle_of_a_chunked_result_raises_and_rolls_back(
     """Rows already made are dropped: the server's error raises (with the note naming the stub), the session's
     writes are rolled back, and the connection serves the next session (where psycopg, by its own rule, prepares
     the statement again: an error result makes it forget it)."""
-    with psycopg.connect(users) as conn:
+    with psycopg.Connection.connect(users) as conn:
         for _ in range(3):
             with session(conn):
                 assert len(failing_users(2500, 0)) == 2500
         with pytest.raises(psycopg.errors.DivisionByZero) as info, session(conn):
             add_user(60, "written")
             failing_users(5000, 4500)
-        assert any("tests.wire.test_wire.failing_users" in note for note in getattr(info.value, "__notes__", []))
+        assert any(f"{__name__}.failing_users" in note for note in getattr(info.value, "__notes__", []))
         with session(conn):
             assert get_user(60) is None
             assert [len(failing_users(1200, 0)) for _ in range(3)] == [1200] * 3
-    assert chunked_reads == ([3, 4, 2, 2] if _wire.CHUNKED_ROWS else [])
+    assert chunked_reads == ([3, 4, 2, 2] if wire.CHUNKED_ROWS else [])
 
 
 def test_a_row_the_stub_does_not_allow_in_a_chunk_raises_after_the_result_is_read(
@@ -490,79 +301,18 @@ def test_a_row_the_stub_does_not_allow_in_a_chunk_raises_after_the_result_is_rea
 ) -> None:
     """A NULL for a field that takes none, in a chunk after the first: its MappingError once the whole result is
     in, so that the connection goes on serving the session."""
-    with psycopg.connect(users) as conn, session(conn):
+    with psycopg.Connection.connect(users) as conn, session(conn):
         for _ in range(3):
             assert len(named_users(2000, 0)) == 2000
         with pytest.raises(MappingError, match=r"column 'name' is NULL"):
             named_users(3000, 2500)
         assert len(named_users(1000, 0)) == 1000
         add_user(61, "after")
-    assert chunked_reads == ([2, 3, 1] if _wire.CHUNKED_ROWS else [])
-
-
-def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_the_connection_sound(
-    users: str, admin: psycopg.Connection[Any], chunked_reads: list[int]
-) -> None:
-    """The server stalls after sending 2,499 rows; the call's task is cancelled while it waits for the rest: the
-    statement is stopped on the server, the session rolls back, the collector runs again, and the connection
-    serves the next session."""
-
-    @query(
-        "SELECT i AS id, 'user ' || i || CASE WHEN i = 2500 THEN pg_sleep(30)::text ELSE '' END AS name,"
-        " NULL AS email FROM generate_series(1, %(n)s) AS i"
-    )
-    async def stalling(n: int) -> list[User]: ...
-
-    async def scenario() -> tuple[bool, list[int]]:
-        async with await psycopg.AsyncConnection.connect(users) as conn:
-            async with session(conn):
-                for _ in range(3):
-                    assert len(await stalling(2000)) == 2000
-            cancelled = False
-            try:
-                async with session(conn):
-                    await aadd_user(70, "cancelled")
-                    task = asyncio.create_task(stalling(3000))
-                    stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
-                    while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
-                        await asyncio.sleep(0)
-                    while _wire.CHUNKED_ROWS and chunked_reads[1:] != [2]:  # noqa: ASYNC110 - as the rows come
-                        await asyncio.sleep(0)
-                    task.cancel()
-                    await task
-            except asyncio.CancelledError:
-                cancelled = True
-            async with session(conn):
-                assert await aget_user(70) is None
-                return cancelled, [u.id for u in await stalling(3)]
-
-    assert asyncio.run(scenario()) == (True, [1, 2, 3])
-    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+    assert chunked_reads == ([2, 3, 1] if wire.CHUNKED_ROWS else [])
 
 
 @query("SELECT pg_notify('pgdecor_wire', %(payload)s)")
 def notify(payload: str) -> None: ...
-
-
-@pytest.fixture
-def wire_calls(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[str]:
-    """The SQL of each call a wire sent (sync or async), for the tests that need to know the wire was taken."""
-    sent: list[str] = []
-    sync, asynchronous = _wire.Wire.execute, _wire_async.AsyncWire.execute
-
-    def counted(self: Any, sql: str, *args: Any) -> Any:
-        made = sync(self, sql, *args)
-        sent.extend([] if made is _wire.NOT_SENT else [sql])
-        return made
-
-    async def acounted(self: Any, sql: str, *args: Any) -> Any:
-        made = await asynchronous(self, sql, *args)
-        sent.extend([] if made is _wire.NOT_SENT else [sql])
-        return made
-
-    monkeypatch.setattr(_wire.Wire, "execute", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute", acounted)
-    return sent
 
 
 def test_notifications_that_come_with_a_wire_call_reach_the_connections_handlers(
@@ -571,7 +321,7 @@ def test_notifications_that_come_with_a_wire_call_reach_the_connections_handlers
     """A notification arriving with a call's result (here each call's own, delivered as its statement commits) is
     handed to psycopg's handlers as a cursor's read would hand it, not left behind in libpq."""
     got: list[str] = []
-    with psycopg.connect(users, autocommit=True) as conn:
+    with psycopg.Connection.connect(users, autocommit=True) as conn:
         conn.execute("LISTEN pgdecor_wire")
         conn.add_notify_handler(lambda n: got.append(n.payload))
         with session(conn, autocommit=True):
@@ -581,29 +331,12 @@ def test_notifications_that_come_with_a_wire_call_reach_the_connections_handlers
     assert len(wire_calls) >= 2
 
 
-def test_async_notifications_reach_the_handlers_too(users: str, wire_calls: list[str]) -> None:
-    @query("SELECT pg_notify('pgdecor_wire', %(payload)s)")
-    async def anotify(payload: str) -> None: ...
-
-    async def scenario() -> list[str]:
-        got: list[str] = []
-        async with await psycopg.AsyncConnection.connect(users, autocommit=True) as conn:
-            await conn.execute("LISTEN pgdecor_wire")
-            conn.add_notify_handler(lambda n: got.append(n.payload))
-            async with session(conn, autocommit=True):
-                for i in range(4):
-                    await anotify(f"n{i}")
-        return got
-
-    assert asyncio.run(scenario()) == ["n0", "n1", "n2", "n3"]
-    assert len(wire_calls) >= 2
-
-
 def test_the_wire_moves_statements_itself_only_where_psycopgs_manager_does_just_that(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The shortcut is found out, not assumed: a psycopg whose manager does anything more for a statement run again
-    (asks for a validation, keeps counts, leaves the order alone) has wires tell its manager every time instead."""
+    """The shortcut is found out, not assumed: a psycopg whose manager does anything more for a statement run
+    again (asks for a validation, keeps counts, leaves the order alone) has wires tell its manager every time
+    instead."""
     from psycopg import _preparing
 
     assert _internals.lru_is_a_move() is True  # this psycopg: moved to the recent end, nothing else

@@ -1,0 +1,79 @@
+"""An async call's task cancelled while the wire runs it: the self-test before a connection's first call runs to its
+end, a statement stopped half-way through a result read in chunks is stopped on the server too, and the session
+and its connection stay sound. Task cancellation is asyncio's own: these tests have no sync twin."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgdecor import query, session
+from pgdecor._wire import guard as _wire_guard
+from pgdecor._wire import wire_async
+from tests.usercode.userdb import User, aadd_user, aget_user
+
+
+async def test_a_call_cancelled_during_the_self_test_leaves_the_session_sound(
+    users: str, admin: psycopg.Connection[Any], fresh_switch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The self-test (slowed here) runs to its end though its call is cancelled (a savepoint left half-way would
+    break the session's transaction): the call is cancelled after it, and the session goes on and commits."""
+    slow = "SELECT %s::int8 AS pgdecor_wire_probe, %s::text AS t FROM pg_sleep(0.3)"
+    monkeypatch.setattr(wire_async, "_PROBE", slow)
+    async with await psycopg.AsyncConnection.connect(users) as conn:
+        async with session(conn):
+            await aget_user(1)  # through a cursor: the next call is the wire's first
+            task = asyncio.create_task(aget_user(1))
+            probe = "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.3)'"
+            while not admin.execute(probe).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+                await asyncio.sleep(0)
+            task.cancel()
+            cancelled = False
+            try:
+                await task
+            except asyncio.CancelledError:
+                cancelled = True
+            assert conn in _wire_guard._tested  # the self-test ran to its end, and passed
+            await aadd_user(50, "after")
+        async with session(conn):
+            assert (cancelled, len(await aget_user.many([(50,), (1,)]))) == (True, 2)
+
+
+async def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_the_connection_sound(
+    users: str, admin: psycopg.Connection[Any], chunked_reads: list[int]
+) -> None:
+    """The server stalls after sending 2,499 rows; the call's task is cancelled while it waits for the rest: the
+    statement is stopped on the server, the session rolls back, the collector runs again, and the connection
+    serves the next session."""
+
+    @query(
+        "SELECT i AS id, 'user ' || i || CASE WHEN i = 2500 THEN pg_sleep(30)::text ELSE '' END AS name,"
+        " NULL AS email FROM generate_series(1, %(n)s) AS i"
+    )
+    async def stalling(n: int) -> list[User]: ...
+
+    async with await psycopg.AsyncConnection.connect(users) as conn:
+        async with session(conn):
+            for _ in range(3):
+                assert len(await stalling(2000)) == 2000
+        cancelled = False
+        try:
+            async with session(conn):
+                await aadd_user(70, "cancelled")
+                task = asyncio.create_task(stalling(3000))
+                stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+                    await asyncio.sleep(0)
+                while wire_async.CHUNKED_ROWS and chunked_reads[1:] != [2]:  # noqa: ASYNC110 - as the rows come
+                    await asyncio.sleep(0)
+                task.cancel()
+                await task
+        except asyncio.CancelledError:
+            cancelled = True
+        async with session(conn):
+            assert await aget_user(70) is None
+            assert (cancelled, [u.id for u in await stalling(3)]) == (True, [1, 2, 3])
+    assert chunked_reads == ([2, 2] if wire_async.CHUNKED_ROWS else [])
