@@ -96,13 +96,15 @@ def test_the_transform_drops_async_unwraps_finish_renames_and_keeps_sync_branche
 
 TEST_SOURCE = '''"""Async tests."""
 
+from collections.abc import AsyncIterable, Iterable
+
 import pytest
 
 from pgdecor import AsyncStream, session
 from tests.usercode.userdb import aget_user, aload_user
 
 
-async def test_a(users: str, stream: AsyncStream[int]) -> None:
+async def test_a(users: str, stream: AsyncStream[int], rows: Iterable[int] | AsyncIterable[int]) -> None:
     """`aget_user` is named in strings too."""
     async with session(users):
         with pytest.raises(LookupError, match=r"userdb\\.aload_user: no row"):
@@ -115,13 +117,15 @@ async def test_a(users: str, stream: AsyncStream[int]) -> None:
 
 TEST_EXPECTED = '''"""The sync twin of `tests.plan.test_results_async`, generated from it: see there."""
 
+from collections.abc import Iterable
+
 import pytest
 
 from pgdecor import Stream, session
 from tests.usercode.userdb import get_user, load_user
 
 
-def test_a(users: str, stream: Stream[int]) -> None:
+def test_a(users: str, stream: Stream[int], rows: Iterable[int]) -> None:
     """`get_user` is named in strings too."""
     with session(users):
         with pytest.raises(LookupError, match=r"userdb\\.load_user: no row"):
@@ -134,7 +138,8 @@ def test_a(users: str, stream: Stream[int]) -> None:
 
 def test_the_transform_of_a_test_module_renames_stubs_in_strings_and_merges_nested_withs() -> None:
     """An async test module's sync twin: its stubs renamed in code and in the messages it expects, `(await x).y`
-    and `[i async for i in xs]` as a sync test writes them, and a `with` nested alone in another merged with it."""
+    and `[i async for i in xs]` as a sync test writes them, a union of an iterable of either kind one iterable, and
+    a `with` nested alone in another merged with it."""
     made = async_to_sync.convert(TEST_SOURCE, "tests/plan/test_results_async.py")
     header, _, body = made.partition("\n")
     assert header.startswith("# Generated from tests/plan/test_results_async.py by tools/async_to_sync.py")

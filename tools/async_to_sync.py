@@ -12,12 +12,14 @@ text (so comments and layout survive), then formatted with ruff (imports left un
 - ``if True:  # ASYNC`` blocks keep only their ``else:`` body (or nothing), for what differs by nature; an
   ``except`` clause holding only such a block and a bare ``raise`` goes (a ``try`` keeps its ``finally``).
 
-The sync tests of behaviour both kinds have are generated the same way from async test modules (`TESTS`), as
-psycopg generates its own: there `TEST_RENAMES` too (an async stub of tests/usercode/userdb.py → its sync twin),
-also inside strings, where the messages a test expects name its stubs; ``[x async for x in xs]`` loses
-``async``; ``(await x).y`` loses its parentheses with its ``await``; and ``with`` statements nested alone
-(``async with session(...):`` around ``with pytest.raises(...):``, at any depth) become one ``with``, as a sync
-test writes it, their items' ``await`` dropped (``async with await AsyncConnection.connect(...) as conn``).
+The sync tests of behaviour both kinds have are generated the same way from async test modules (`TESTS`, with a
+module of stubs they share in tests/usercode/), as psycopg generates its own: there `TEST_RENAMES` too (an async
+stub of tests/usercode/ → its sync twin, ``copy_stubs_async`` → ``copy_stubs``), also inside strings, where the
+messages a test expects name its stubs; ``[x async for x in xs]`` loses ``async``; ``(await x).y`` loses its
+parentheses with its ``await``; a union left with a member twice (``Iterable[T] | AsyncIterable[T]``) keeps it
+once; and ``with`` statements nested alone (``async with session(...):`` around ``with pytest.raises(...):``, at
+any depth) become one ``with``, as a sync test writes it, their items' ``await`` dropped (``async with await
+AsyncConnection.connect(...) as conn``).
 
 With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
 """
@@ -56,16 +58,24 @@ MODULES = {
     "pgdecor/_wire/wire_async.py": "pgdecor/_wire/wire.py",
 }
 
-#: Async test module → the sync test module generated from it.
+#: Async test module (or module of stubs the tests share) → the sync module generated from it.
 TESTS = {
-    "tests/plan/test_catalog_async.py": "tests/plan/test_catalog.py",
-    "tests/plan/test_results_async.py": "tests/plan/test_results.py",
+    "tests/channels/test_notifications_async.py": "tests/channels/test_notifications.py",
+    "tests/guarantees/test_outcomes_async.py": "tests/guarantees/test_outcomes.py",
     "tests/limits/test_deadlines_async.py": "tests/limits/test_deadlines.py",
     "tests/limits/test_slow_async.py": "tests/limits/test_slow.py",
-    "tests/guarantees/test_outcomes_async.py": "tests/guarantees/test_outcomes.py",
+    "tests/plan/test_catalog_async.py": "tests/plan/test_catalog.py",
+    "tests/plan/test_results_async.py": "tests/plan/test_results.py",
+    "tests/plan/test_signature_async.py": "tests/plan/test_signature.py",
+    "tests/rows/test_loads_async.py": "tests/rows/test_loads.py",
+    "tests/rows/test_records_async.py": "tests/rows/test_records.py",
+    "tests/run/test_affected_async.py": "tests/run/test_affected.py",
+    "tests/run/test_copy_async.py": "tests/run/test_copy.py",
     "tests/run/test_many_async.py": "tests/run/test_many.py",
-    "tests/wire/test_wire_async.py": "tests/wire/test_wire.py",
+    "tests/run/test_trace_async.py": "tests/run/test_trace.py",
     "tests/session/test_lease_async.py": "tests/session/test_lease.py",
+    "tests/usercode/copy_stubs_async.py": "tests/usercode/copy_stubs.py",
+    "tests/wire/test_wire_async.py": "tests/wire/test_wire.py",
 }
 
 RENAMES = {
@@ -153,18 +163,31 @@ RENAMES = {
 TEST_RENAMES = {
     **RENAMES,
     "AsyncIterable": "Iterable",
+    "aaccount": "account",
     "aadd_user": "add_user",
+    "aadult": "adult",
+    "aall_people": "all_people",
     "aall_users": "all_users",
     "acount_users": "count_users",
     "aeach_user": "each_user",
+    "aget_later": "get_later",
+    "aget_person": "get_person",
     "aget_user": "get_user",
+    "aload_person": "load_person",
     "aload_user": "load_user",
+    "alocal": "local",
+    "amove": "move",
     "anext": "next",
     "aset_email": "set_email",
+    "aset_profile": "set_profile",
+    "astrict_age": "strict_age",
     "auser_ids": "user_ids",
     "auser_name": "user_name",
     "auser_row": "user_row",
     "ausers_by_domain": "users_by_domain",
+    "avetted": "vetted",
+    "awrong_age": "wrong_age",
+    "copy_stubs_async": "copy_stubs",
 }
 _WORD = re.compile(r"\b\w+\b")
 _ASYNC_FOR = re.compile(r"\basync\s+(?=for\b)")
@@ -464,8 +487,8 @@ def convert(source: str, name: str) -> str:
 
 def _ruff(text: str, name: str) -> str:
     target = {**MODULES, **TESTS}[name]
-    # `[x async for x in xs]` becomes `list(xs)` in a sync test.
-    fixes = ["F401,I001,RUF022,C416", "--unsafe-fixes"] if name in TESTS else ["F401,I001,RUF022"]
+    # `[x async for x in xs]` becomes `list(xs)` in a sync test, and `Iterable[T] | Iterable[T]` one `Iterable[T]`.
+    fixes = ["F401,I001,RUF022,C416,PYI016", "--unsafe-fixes"] if name in TESTS else ["F401,I001,RUF022"]
     for command in (
         [
             sys.executable,

@@ -1,10 +1,8 @@
-"""Notifications: `@notify` stubs send typed payloads in the session's transaction, `@listen` stubs return
-listeners that decode them, refuse what would not arrive as itself, skip what does not decode, survive a silent
-server, and never listen through a pooler (sync and async)."""
+# Generated from tests/channels/test_notifications_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.channels.test_notifications_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import enum
@@ -15,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,13 +28,11 @@ from psycopg_pool import ConnectionPool
 
 from pgdecor import (
     ArgumentError,
-    AsyncListener,
     Database,
     Listener,
     Missed,
     PayloadError,
     SignatureError,
-    check,
     listen,
     notify,
     session,
@@ -94,27 +90,21 @@ def channel() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
-def sender(name: str, payload: Any, *, is_async: bool = False) -> Callable[..., Any]:
+def sender(name: str, payload: Any) -> Callable[..., Any]:
     """A `@notify` stub on *name* whose payload is annotated *payload*."""
-    if is_async:
 
-        async def send(event: Any) -> None: ...
-
-    else:
-
-        def send(event: Any) -> None: ...  # type: ignore[misc]
+    def send(event: Any) -> None: ...
 
     send.__annotations__ = {"event": payload, "return": None}
     return notify(name)(send)
 
 
-def listener(name: str, payload: Any, *, is_async: bool = False, **options: Any) -> Callable[[str], Any]:
+def listener(name: str, payload: Any, **options: Any) -> Callable[[str], Any]:
     """A `@listen` stub on *name* yielding *payload* (and `Missed`)."""
 
     def heard(source: str) -> Any: ...
 
-    kind = AsyncIterator if is_async else Iterator
-    heard.__annotations__ = {"source": str, "return": kind[Union[payload, Missed]]}  # noqa: UP007 - a runtime union
+    heard.__annotations__ = {"source": str, "return": Iterator[Union[payload, Missed]]}  # noqa: UP007 - a runtime union
     return listen(name, **options)(heard)
 
 
@@ -148,8 +138,7 @@ def test_a_notification_is_delivered_at_commit_and_never_after_a_rollback(pg_ser
     orders = listener(name, OrderPlaced)
     with orders(pg_server_dsn) as events:
         assert isinstance(events, Listener)
-        it = iter(events)
-        assert next(it) == Missed(name, "started")
+        assert next(events) == Missed(name, "started")
         with contextlib.suppress(LookupError), session(pg_server_dsn):
             order_placed(OrderPlaced(1, Decimal(1), dt.date(2024, 1, 1), Status.NEW))
             raise LookupError
@@ -157,31 +146,9 @@ def test_a_notification_is_delivered_at_commit_and_never_after_a_rollback(pg_ser
             order_placed(ORDER)
             # sent later but committed first, so delivered first: in the order transactions commit
             raw_notify(pg_server_dsn, name, '{"id": 8, "total": 1, "placed": "2024-01-02", "status": "new"}')
-        assert next(it) == OrderPlaced(8, Decimal(1), dt.date(2024, 1, 2), Status.NEW)
-        assert next(it) == ORDER
+        assert next(events) == OrderPlaced(8, Decimal(1), dt.date(2024, 1, 2), Status.NEW)
+        assert next(events) == ORDER
         assert (events.received, events.undecodable, events.reconnects) == (2, 0, 0)
-
-
-def test_async_notifications_are_delivered_at_commit_and_never_after_a_rollback(pg_server_dsn: str) -> None:
-    """An ``async def`` @notify stub sends in an async session; an AsyncIterator @listen stub receives."""
-    name = channel()
-    order_placed = sender(name, OrderPlaced, is_async=True)
-    orders = listener(name, OrderPlaced, is_async=True)
-
-    async def main() -> list[Any]:
-        async with orders(pg_server_dsn) as events:
-            assert isinstance(events, AsyncListener)
-            got = [await anext(events)]
-            with contextlib.suppress(LookupError):
-                async with session(pg_server_dsn):
-                    await order_placed(OrderPlaced(1, Decimal(1), dt.date(2024, 1, 1), Status.NEW))
-                    raise LookupError
-            async with session(pg_server_dsn):
-                await order_placed(ORDER)
-            got.append(await anext(events))
-            return got
-
-    assert asyncio.run(main()) == [Missed(name, "started"), ORDER]
 
 
 CASES = [
@@ -265,22 +232,6 @@ def test_a_payload_that_would_not_arrive_as_itself_is_refused_before_sending(
     assert message in str(raised.value)
 
 
-def test_async_refusal_happens_before_sending(pg_server_dsn: str) -> None:
-    """An async @notify stub refuses a payload too long when awaited, before anything is sent."""
-    name = channel()
-    send, mark = sender(name, str, is_async=True), sender(name, str, is_async=True)
-
-    async def main() -> list[Any]:
-        async with listener(name, str, is_async=True)(pg_server_dsn) as events:
-            async with session(pg_server_dsn):
-                with pytest.raises(ArgumentError, match="PostgreSQL takes at most"):
-                    await send("x" * 8000)
-                await mark("after")
-            return [await anext(events), await anext(events)]
-
-    assert asyncio.run(main()) == [Missed(name, "started"), "after"]
-
-
 def test_channel_names_are_taken_as_written(pg_server_dsn: str) -> None:
     """A channel name of 63 bytes, with capitals, spaces and quotes, is the one both sides use (quoted)."""
     name = 'Ünï "Cöde" ' + "x" * (63 - len('Ünï "Cöde" '.encode()))
@@ -325,7 +276,8 @@ def test_stubs_that_cannot_work_are_refused_when_decorated(make: Callable[[], An
 
 
 def test_listener_stubs_must_say_what_they_yield() -> None:
-    """A listener's annotation must include `Missed`; a @notify stub returns None."""
+    """A listener's annotation must include `Missed`, and a listener stub is a plain `def`; a @notify stub returns
+    None."""
 
     def heard(db: str) -> Iterator[int]:
         raise NotImplementedError
@@ -333,11 +285,11 @@ def test_listener_stubs_must_say_what_they_yield() -> None:
     with pytest.raises(SignatureError, match=r"annotate `-> Iterator\[int \| Missed\]` and handle it"):
         listen("c")(heard)
 
-    async def aheard(db: str) -> AsyncIterator[int | Missed]:
-        raise NotImplementedError
+    def generated(db: str) -> Iterator[int | Missed]:
+        yield Missed(db, "")
 
     with pytest.raises(SignatureError, match="plain `def`"):
-        listen("c")(aheard)  # type: ignore[arg-type]
+        listen("c")(generated)
 
     def told(n: int) -> int:
         raise NotImplementedError
@@ -373,21 +325,17 @@ def test_undecodable_payloads_are_skipped_with_a_warning_and_counted(
 def test_undecodable_payloads_raise_with_their_text_when_asked(pg_server_dsn: str) -> None:
     """With ``undecodable="raise"``, a `PayloadError` carries the channel and the raw text, and the stream goes on."""
     name = channel()
-
-    async def main() -> None:
-        async with listener(name, OrderPlaced, is_async=True, undecodable="raise")(pg_server_dsn) as events:
-            assert await anext(events) == Missed(name, "started")
-            bad = ["[1, 2", NaN_JSON, '{"id": 1}', BAD_DECIMAL, BAD_DATE]
-            raw_notify(pg_server_dsn, name, *bad)
-            for text in bad:
-                with pytest.raises(PayloadError) as raised:
-                    await anext(events)
-                assert (raised.value.channel, raised.value.payload) == (name, text)
-            raw_notify(pg_server_dsn, name, '{"id": 2, "total": "2.50", "placed": "2024-02-29", "status": "new"}')
-            assert await anext(events) == OrderPlaced(2, Decimal("2.50"), dt.date(2024, 2, 29), Status.NEW)
-            assert (events.received, events.undecodable) == (1, 5)
-
-    asyncio.run(main())
+    with listener(name, OrderPlaced, undecodable="raise")(pg_server_dsn) as events:
+        assert next(events) == Missed(name, "started")
+        bad = ["[1, 2", NaN_JSON, '{"id": 1}', BAD_DECIMAL, BAD_DATE]
+        raw_notify(pg_server_dsn, name, *bad)
+        for text in bad:
+            with pytest.raises(PayloadError) as raised:
+                next(events)
+            assert (raised.value.channel, raised.value.payload) == (name, text)
+        raw_notify(pg_server_dsn, name, '{"id": 2, "total": "2.50", "placed": "2024-02-29", "status": "new"}')
+        assert next(events) == OrderPlaced(2, Decimal("2.50"), dt.date(2024, 2, 29), Status.NEW)
+        assert (events.received, events.undecodable) == (1, 5)
 
 
 NaN_JSON = '{"id": NaN}'
@@ -398,22 +346,11 @@ BAD_DATE = '{"id": 1, "total": "1.50", "placed": "2024-02-30", "status": "new"}'
 # -- the connection ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-def test_a_listener_behind_pgbouncer_is_refused(pg_server_dsn: str, is_async: bool) -> None:
+def test_a_listener_behind_pgbouncer_is_refused(pg_server_dsn: str) -> None:
     """Through PgBouncer in transaction mode, a listener refuses to listen, saying to use the server's address."""
     name = channel()
-    with pgbouncer(pg_server_dsn) as bounced:
-        if is_async:
-
-            async def main() -> None:
-                async with listener(name, int, is_async=True)(bounced):
-                    pass
-
-            with pytest.raises(ArgumentError) as raised:
-                asyncio.run(main())
-        else:
-            with pytest.raises(ArgumentError) as raised, listener(name, int)(bounced):
-                pass
+    with pgbouncer(pg_server_dsn) as bounced, pytest.raises(ArgumentError) as raised, listener(name, int)(bounced):
+        pass
     assert "reaches the server through a connection pooler" in str(raised.value)
     assert "Give the listener the server's own address" in str(raised.value)
 
@@ -463,7 +400,10 @@ def test_connecting_to_a_server_that_never_answers_gives_up() -> None:
             except psycopg.OperationalError as err:
                 failed.append(err)
 
-        thread = threading.Thread(target=attempt, daemon=True)
+        def run() -> None:  # in a thread of its own, which the test gives up waiting for if it hangs
+            attempt()
+
+        thread = threading.Thread(target=run, daemon=True)
         thread.start()
         thread.join(30)
     assert not thread.is_alive()
@@ -471,12 +411,11 @@ def test_connecting_to_a_server_that_never_answers_gives_up() -> None:
 
 
 @pytest.mark.timing
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-def test_a_server_that_stops_answering_is_found_and_left(pg_server_dsn: str, is_async: bool) -> None:
+def test_a_server_that_stops_answering_is_found_and_left(pg_server_dsn: str) -> None:
     """A backend that stops answering (SIGSTOP) fails the liveness check: the listener says Missed and listens anew."""
     name = channel()
     send = sender(name, int)
-    stub = listener(name, int, is_async=is_async, check_every=0.2, check_timeout=0.5)
+    stub = listener(name, int, check_every=0.2, check_timeout=0.5)
     stopped: list[int] = []
 
     def stop(pid: int) -> None:
@@ -484,26 +423,13 @@ def test_a_server_that_stops_answering_is_found_and_left(pg_server_dsn: str, is_
         stopped.append(pid)
 
     try:
-        if is_async:
-
-            async def main() -> tuple[Any, Any, int]:
-                async with stub(pg_server_dsn) as events:
-                    assert await anext(events) == Missed(name, "started")
-                    stop(events.backend_pid)
-                    missed = await anext(events)
-                    with session(pg_server_dsn):
-                        send(5)
-                    return missed, await anext(events), events.reconnects
-
-            missed, value, reconnects = asyncio.run(main())
-        else:
-            with stub(pg_server_dsn) as events:
-                assert next(events) == Missed(name, "started")
-                stop(events.backend_pid)
-                missed = next(events)
-                with session(pg_server_dsn):
-                    send(5)
-                value, reconnects = next(events), events.reconnects
+        with stub(pg_server_dsn) as events:
+            assert next(events) == Missed(name, "started")
+            stop(events.backend_pid)
+            missed = next(events)
+            with session(pg_server_dsn):
+                send(5)
+            value, reconnects = next(events), events.reconnects
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
@@ -511,127 +437,7 @@ def test_a_server_that_stops_answering_is_found_and_left(pg_server_dsn: str, is_
     assert (value, reconnects) == (5, 1)
 
 
-def test_closing_from_another_thread_ends_a_waiting_iteration(
-    pg_server_dsn: str, admin: psycopg.Connection[Any]
-) -> None:
-    """`close` called from another thread wakes the iteration waiting for a notification; the backend goes."""
-    events = listener(channel(), int)(pg_server_dsn)
-    got: list[Any] = []
-
-    def consume() -> None:
-        for item in events:
-            got.append(item)  # noqa: PERF402 - each item as it comes, watched by the test's thread
-
-    consumer = threading.Thread(target=consume)
-    consumer.start()
-    wait_until(lambda: events.backend_pid is not None and len(got) == 1, "the listener listens")
-    pid = events.backend_pid
-    assert pid is not None
-    events.close()
-    consumer.join(10)
-    assert not consumer.is_alive()
-    assert events.backend_pid is None
-    wait_until(lambda: not backend_exists(admin, pid), "its backend has ended")
-    assert list(events) == []
-
-
-def test_a_cancelled_listener_closes_its_connection(pg_server_dsn: str, admin: psycopg.Connection[Any]) -> None:
-    """An async listener's task cancelled while it waits leaves its block, closing its connection."""
-    events = listener(channel(), int, is_async=True)(pg_server_dsn)
-    got: list[Any] = []
-
-    async def consume() -> None:
-        async with events:
-            async for item in events:
-                got.append(item)  # noqa: PERF401 - each item as it comes, watched by main()
-
-    async def main() -> int:
-        task = asyncio.create_task(consume())
-        while events.backend_pid is None or not got:  # noqa: ASYNC110 - state another task sets, not an event
-            await asyncio.sleep(0.01)
-        pid: int = events.backend_pid
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        assert task.cancelled()
-        return pid
-
-    pid = asyncio.run(main())
-    assert events.backend_pid is None
-    wait_until(lambda: not backend_exists(admin, pid), "its backend has ended")
-
-
-def test_tasks_sharing_a_listener_each_take_other_notifications(pg_server_dsn: str) -> None:
-    """Several tasks iterating one listener take turns: every notification goes to exactly one of them."""
-    name = channel()
-    send = sender(name, int)
-
-    async def main() -> list[list[Any]]:
-        async with listener(name, int, is_async=True)(pg_server_dsn) as events:
-            assert await anext(events) == Missed(name, "started")
-            with session(pg_server_dsn):
-                for i in range(100):
-                    send(i)
-
-            async def take(n: int) -> list[Any]:
-                return [await anext(events) for _ in range(n)]
-
-            return list(await asyncio.gather(take(50), take(30), take(20)))
-
-    taken = asyncio.run(main())
-    assert sorted(x for part in taken for x in part) == list(range(100))
-    assert all(part == sorted(part) for part in taken)
-
-
 # -- check and tracing --------------------------------------------------------------------------------------------
-
-CHECKED = """
-from __future__ import annotations
-
-from collections.abc import Iterator
-from dataclasses import dataclass
-
-from pgdecor import Missed, listen, notify
-
-
-@notify("orders")
-def sent(event: Later) -> None: ...
-
-
-@listen("orders")
-def heard(db: str) -> Iterator[Later | Missed]: ...
-
-
-@notify("orders")
-def fine(event: Good) -> None: ...
-
-
-@listen("orders")
-def heard_fine(db: str) -> Iterator[Good | Missed]: ...
-
-
-@dataclass
-class Later:
-    raw: bytes
-
-
-@dataclass
-class Good:
-    id: int
-"""
-
-
-def test_check_reports_payload_types_that_cannot_travel(
-    pg_server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`check` builds notify and listen stubs whose payload types were defined later, and reports those that cannot
-    travel as JSON; the others pass."""
-    name = f"notify_stubs_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{name}.py").write_text(CHECKED)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    problems = check([name], pg_server_dsn)
-    assert sorted(p.stub.rsplit(".", 1)[1] for p in problems) == ["heard", "sent"]
-    assert all("field Later.raw is bytes, which a notification cannot carry" in p.stub_says for p in problems)
 
 
 def test_notifying_and_listening_are_traced(pg_server_dsn: str, telemetry: Telemetry) -> None:

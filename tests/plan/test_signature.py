@@ -1,4 +1,5 @@
-"""Stubs are checked when decorated; arguments are bound as Python binds them and checked before sending."""
+# Generated from tests/plan/test_signature_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.plan.test_signature_async`, generated from it: see there."""
 
 import datetime as dt
 from typing import Annotated, Any
@@ -52,19 +53,6 @@ def test_unsupported_return_annotations_fail_at_decoration() -> None:
 
         @procedure
         def weird() -> dict[int, str]: ...
-
-    with pytest.raises(SignatureError, match=r"use AsyncIterator\[T\] in an async stub"):
-
-        @procedure
-        async def stream() -> Any: ...
-
-        @procedure
-        async def stream2() -> list[int]: ...
-
-        from collections.abc import Iterator
-
-        @procedure
-        async def stream3() -> Iterator[int]: ...
 
 
 def test_unsupported_parameter_type_fails_at_decoration() -> None:
@@ -150,15 +138,16 @@ def test_keyword_only_and_positional_only_parameters(users: str) -> None:
     ids=["missing", "too-many", "twice", "unknown-keyword"],
 )
 def test_wrong_argument_counts_raise_pythons_own_type_error(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Missing, extra and unknown arguments fail with the message Python gives for the stub itself."""
+    """Missing, extra and unknown arguments fail with the message Python gives for the stub itself, at the call
+    (an async stub's before anything is awaited)."""
     with pytest.raises(TypeError) as expected:
         get_user.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
     with pytest.raises(TypeError) as got:
-        get_user(*args, **kwargs)
+        _ = get_user(*args, **kwargs)
     assert str(got.value) == str(expected.value)
 
 
-def test_argument_of_wrong_type_is_refused_before_sending(users: str, admin: psycopg.Connection[Any]) -> None:
+def test_argument_of_wrong_type_is_refused_before_sending(users: str) -> None:
     """ "1" for an int raises ArgumentError (a TypeError) naming the parameter; nothing reaches the server."""
     with session(users) as s:
         with pytest.raises(
@@ -230,7 +219,7 @@ def test_missing_function_raises_a_clear_error(users: str) -> None:
     with pytest.raises(UndefinedFunctionError) as info, session(users):
         get_usr(1)
     message = str(info.value)
-    assert "tests.plan.test_signature.test_missing_function_raises_a_clear_error.<locals>.get_usr" in message
+    assert f"{__name__}.test_missing_function_raises_a_clear_error.<locals>.get_usr" in message
     assert "no function or procedure get_usr" in message
     assert "(the stub passes: id int)" in message
     assert "@procedure('schema.name')" in message
@@ -325,7 +314,6 @@ def test_tracebacks_name_the_stub_and_show_the_generated_source() -> None:
     import traceback
 
     from pgdecor import NoSessionError
-    from tests.usercode.userdb import get_user
 
     with pytest.raises(NoSessionError) as info:
         get_user(1)

@@ -1,16 +1,108 @@
-"""Async stubs' arguments are bound as Python binds them and checked before sending: the tests of
-tests/plan/test_signature.py that call stubs, with async stubs (written as tools/async_to_sync.py reads an async
-source: their sync twins are those of test_signature.py)."""
+"""Stubs are checked when decorated; arguments are bound as Python binds them and checked before sending.
+
+These are the async stubs' tests; tests/plan/test_signature.py, the sync stubs' same tests, is generated from them
+by tools/async_to_sync.py."""
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 import pytest
 
-from pgdecor import ArgumentError, NoSessionError, UndefinedFunctionError, procedure, query, session
+from pgdecor import Arg, ArgumentError, SignatureError, UndefinedFunctionError, procedure, query, session
 from tests.fix_db import Exec
 from tests.usercode.userdb import User, aadd_user, aget_user, aset_email, ausers_by_domain
+
+
+def test_missing_parameter_annotation_fails_at_decoration() -> None:
+    """A parameter without annotation is refused when the module is imported, not at the first call."""
+    with pytest.raises(SignatureError, match=r"\.find: parameter 'id' has no annotation; annotate it"):
+
+        @procedure
+        async def find(id) -> int:  # type: ignore[no-untyped-def] # noqa: ANN001
+            raise NotImplementedError
+
+
+def test_missing_return_annotation_fails_at_decoration() -> None:
+    """A stub must say what it returns."""
+    with pytest.raises(SignatureError, match="no return annotation"):
+
+        @procedure
+        async def find(id: int): ...  # type: ignore[no-untyped-def] # noqa: ANN202
+
+
+def test_var_args_fail_at_decoration() -> None:
+    """**kwargs never maps onto SQL arguments, nor does *args outside @procedure (where it means VARIADIC)."""
+    with pytest.raises(SignatureError, match=r"parameter \*\*ids cannot be mapped"):
+
+        @procedure
+        async def find(**ids: int) -> int: ...
+
+    with pytest.raises(SignatureError, match=r"parameter \*ids cannot be mapped .*only @procedure maps \*args"):
+
+        @query("SELECT 1")
+        async def find_all(*ids: int) -> int: ...
+
+
+def test_unsupported_return_annotations_fail_at_decoration() -> None:
+    """Return types pgdecor cannot produce are refused with the fix."""
+    with pytest.raises(SignatureError, match=r"cannot be None; drop `\| None`"):
+
+        @procedure
+        async def many() -> list[User] | None: ...
+
+    with pytest.raises(SignatureError, match="use dict\\[str, Any\\] or a dataclass"):
+
+        @procedure
+        async def weird() -> dict[int, str]: ...
+
+
+if True:  # ASYNC
+
+    def test_a_sync_iterator_returned_by_an_async_stub_fails_at_decoration() -> None:
+        """An async stub streams its rows as an `AsyncIterator`: an `Iterator` is refused with the fix."""
+        from collections.abc import Iterator
+
+        with pytest.raises(SignatureError, match=r"use AsyncIterator\[T\] in an async stub"):
+
+            @procedure
+            async def stream() -> Iterator[int]: ...
+
+
+def test_unsupported_parameter_type_fails_at_decoration() -> None:
+    """A parameter type psycopg cannot send is refused at decoration."""
+
+    class Opaque:
+        pass
+
+    with pytest.raises(SignatureError, match=r"parameter 'thing' is annotated .*Opaque, which pgdecor cannot send"):
+
+        @procedure
+        async def keep(thing: Opaque) -> None: ...
+
+
+def test_query_placeholder_without_parameter_fails_at_decoration() -> None:
+    """Every %(name)s must be a parameter."""
+    with pytest.raises(SignatureError, match=r"uses %\(idd\)s but the stub has no parameter 'idd'"):
+
+        @query("SELECT * FROM users WHERE id = %(idd)s")
+        async def find(id: int) -> User: ...
+
+
+def test_query_parameter_never_used_fails_at_decoration() -> None:
+    """Every parameter must appear in the SQL."""
+    with pytest.raises(SignatureError, match=r"parameter 'limit' is not used .* add %\(limit\)s"):
+
+        @query("SELECT * FROM users WHERE id = %(id)s")
+        async def find(id: int, limit: int) -> User: ...
+
+
+def test_query_positional_placeholder_fails_at_decoration() -> None:
+    """Positional %s placeholders are refused: parameters are matched by name."""
+    with pytest.raises(SignatureError, match="not of the form %\\(name\\)s"):
+
+        @query("SELECT * FROM users WHERE id = %s")
+        async def find(id: int) -> User: ...
 
 
 async def test_query_literal_percent_is_written_double(users: str) -> None:
@@ -59,15 +151,13 @@ async def test_keyword_only_and_positional_only_parameters(users: str) -> None:
     [((), {}), ((1, 2), {}), ((1,), {"id": 1}), ((), {"idd": 1})],
     ids=["missing", "too-many", "twice", "unknown-keyword"],
 )
-async def test_wrong_argument_counts_raise_pythons_own_type_error(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
+def test_wrong_argument_counts_raise_pythons_own_type_error(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Missing, extra and unknown arguments fail with the message Python gives for the stub itself, at the call
-    (before anything is awaited)."""
+    (an async stub's before anything is awaited)."""
     with pytest.raises(TypeError) as expected:
         aget_user.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
     with pytest.raises(TypeError) as got:
-        aget_user(*args, **kwargs)  # type: ignore[unused-coroutine]
+        _ = aget_user(*args, **kwargs)
     assert str(got.value) == str(expected.value)
 
 
@@ -178,6 +268,47 @@ async def test_schema_qualified_names_are_quoted(pg_dsn: str, pg_exec: Exec) -> 
     pg_exec('DROP SCHEMA "Odd Schema" CASCADE')
 
 
+def test_bad_procedure_names_fail_at_decoration() -> None:
+    """A name with more than schema and function, or a quote left open, is refused."""
+    for name in ("a.b.c", 'a."b', '"a"b', "a."):
+        with pytest.raises(SignatureError, match="not a function name"):
+
+            @procedure(name)
+            async def f() -> None: ...
+
+
+def test_arguments_named_twice_or_in_a_query_fail_at_decoration() -> None:
+    """Two parameters passing one argument, an `Arg` in a `@query` stub (whose placeholders name parameters) and an
+    `Arg` that names nothing are refused, naming the stub, the parameters and the fix."""
+    with pytest.raises(SignatureError, match=r"parameters 'from_' and 'frm' both pass the argument 'from'; give"):
+
+        @procedure("f")
+        async def twice(from_: Annotated[int, Arg("from")], frm: Annotated[int, Arg("from")]) -> None: ...
+
+    with pytest.raises(SignatureError, match=r"parameters 'x' and 'y' both pass the argument 'x'"):
+
+        @procedure("f")
+        async def shadowed(x: int, y: Annotated[int, Arg("x")]) -> None: ...
+
+    with pytest.raises(SignatureError, match=r"'from_' is annotated Arg\('from'\), .* write %\(from_\)s and drop"):
+
+        @query("SELECT %(from_)s")
+        async def in_query(from_: Annotated[int, Arg("from")]) -> int: ...
+
+    with pytest.raises(SignatureError, match=r"Arg\(''\): name the argument the parameter passes"):
+        Arg("")
+
+
+async def test_forward_references_resolve_at_first_call(users: str) -> None:
+    """A stub annotated with a class defined later (a string annotation) works once the class exists."""
+    from tests.usercode import forward_stubs
+
+    assert forward_stubs.aget_later.sql is None
+    async with session(users):
+        assert await forward_stubs.aget_later(1) == forward_stubs.Later(1, "ann")
+    assert forward_stubs.aget_later.sql == "SELECT id, name FROM users WHERE id = %b"
+
+
 async def test_stub_exposes_its_sql_and_metadata(users: str) -> None:
     """A decorated stub keeps its name and shows the SQL it sends (for @procedure, once resolved)."""
 
@@ -196,6 +327,8 @@ async def test_stub_exposes_its_sql_and_metadata(users: str) -> None:
 async def test_tracebacks_name_the_stub_and_show_the_generated_source() -> None:
     """A generated caller's frame says which stub it is, and its source line is there to read."""
     import traceback
+
+    from pgdecor import NoSessionError
 
     with pytest.raises(NoSessionError) as info:
         await aget_user(1)

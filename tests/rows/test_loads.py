@@ -1,11 +1,10 @@
-"""The annotation is the contract: a column whose values are not of the annotated type raises `MappingError`
-naming the stub, the column, its type and the fix, the first time its layout is seen (sync and async), and
-never converts a value by losing part of it. Return annotations pgdecor cannot honour fail at import."""
+# Generated from tests/rows/test_loads_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.rows.test_loads_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,6 +49,10 @@ def int_as_str() -> str: ...
 def text_into_int_field() -> Row: ...
 
 
+@query("SELECT 1.5::numeric AS a")
+def numeric_into_int_field() -> Row: ...
+
+
 @query("SELECT g FROM generate_series(1, 3) g")
 def ints_as_strs() -> list[str]: ...
 
@@ -83,6 +86,7 @@ WRONG: list[tuple[Callable[[], Any], str]] = [
         r"column '\?column\?' is int4, read as int, not str; annotate it `int`, or cast it in the SQL to text",
     ),
     (text_into_int_field, r"column 'a' is text, read as str, not int"),
+    (numeric_into_int_field, r"column 'a' is numeric, read as Decimal, not int"),
     (ints_as_strs, r"column 'g' is int4, read as int, not str"),
     (timestamp_as_date, r"column 'day' is timestamp, read as datetime, not date"),
     (int_array_as_strs, r"column 'array' \(an element\) is int4, read as int, not str"),
@@ -97,27 +101,8 @@ def test_a_column_of_another_type_than_annotated_raises(pg_dsn: str, stub: Calla
     refused, not kept), and nothing returned."""
     with session(pg_dsn):
         for _ in range(2):
-            with pytest.raises(MappingError, match=rf"test_loads\.{stub.__name__}: {message}"):
+            with pytest.raises(MappingError, match=rf"{re.escape(__name__)}\.{stub.__name__}: {message}"):
                 stub()
-
-
-@query("SELECT 'abc'::text")
-async def atext_as_int() -> int: ...
-
-
-@query("SELECT 1.5::numeric AS a")
-async def anumeric_as_int_field() -> Row: ...
-
-
-def test_async_stubs_are_held_to_their_annotation_the_same_way(pg_dsn: str) -> None:
-    async def scenario() -> None:
-        async with session(pg_dsn):
-            with pytest.raises(MappingError, match=r"column 'text' is text, read as str, not int"):
-                await atext_as_int()
-            with pytest.raises(MappingError, match=r"column 'a' is numeric, read as Decimal, not int"):
-                await anumeric_as_int_field()
-
-    asyncio.run(scenario())
 
 
 def test_a_function_whose_out_parameter_changed_type_is_refused(pg_dsn: str, pg_exec: Exec) -> None:
@@ -187,5 +172,5 @@ def test_return_annotations_pgdecor_cannot_honour_fail_at_import(annotation: Any
     def stub() -> None: ...
 
     stub.__annotations__["return"] = annotation
-    with pytest.raises(SignatureError, match=rf"test_loads\..*stub: return annotation {message} .*use"):
+    with pytest.raises(SignatureError, match=rf"{re.escape(__name__)}\..*stub: return annotation {message} .*use"):
         query("SELECT 1")(stub)

@@ -1,20 +1,36 @@
-"""The annotation is the contract for async stubs too: a column whose values are not of the annotated type raises
-`MappingError` naming the stub, the column, its type and the fix, at every call; what fits is returned as it is.
-The tests of tests/rows/test_loads.py that had no async twin, written as tools/async_to_sync.py reads an async
-source (their sync twins are those of test_loads.py)."""
+"""The annotation is the contract: a column whose values are not of the annotated type raises `MappingError`
+naming the stub, the column, its type and the fix, the first time its layout is seen, and never converts a value
+by losing part of it. Return annotations pgdecor cannot honour fail at import.
+
+These are the async stubs' tests; tests/rows/test_loads.py, the sync stubs' same tests, is generated from them by
+tools/async_to_sync.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import pytest
 
-from pgdecor import MappingError, procedure, query, session
+from pgdecor import MappingError, SignatureError, procedure, query, session
 from tests.fix_db import Exec
-from tests.rows.test_loads import WRONG, Dated, Row, Total
+
+
+@dataclass
+class Row:
+    a: int
+
+
+class Total(NamedTuple):
+    total: Decimal
+
+
+class Dated(TypedDict):
+    day: dt.date
 
 
 @query("SELECT 'abc'::text")
@@ -37,6 +53,10 @@ async def int_as_str() -> str: ...
 async def text_into_int_field() -> Row: ...
 
 
+@query("SELECT 1.5::numeric AS a")
+async def numeric_into_int_field() -> Row: ...
+
+
 @query("SELECT g FROM generate_series(1, 3) g")
 async def ints_as_strs() -> list[str]: ...
 
@@ -57,27 +77,37 @@ async def bool_as_int() -> int: ...
 async def int_as_record() -> tuple[Any, ...]: ...
 
 
-#: Each stub, and what its error must say (test_loads.py's cases, in the same order).
-AWRONG: list[tuple[Callable[[], Awaitable[Any]], str]] = [
-    (stub, message)
-    for stub, (_, message) in zip(
-        [text_as_int, numeric_as_int, float_as_int, int_as_str, text_into_int_field, ints_as_strs,
-         timestamp_as_date, int_array_as_strs, bool_as_int, int_as_record],
-        WRONG,
-        strict=True,
-    )
-]  # fmt: skip
+#: Each stub, and what its error must say: the column, its type and what it is read as.
+WRONG: list[tuple[Callable[[], Any], str]] = [
+    (text_as_int, r"column 'text' is text, read as str, not int; annotate it `str`, or cast it in the SQL to bigint"),
+    (
+        numeric_as_int,
+        r"column 'numeric' is numeric, read as Decimal, not int; annotate it `Decimal`, or cast .* rounds",
+    ),
+    (float_as_int, r"column 'float8' is float8, read as float, not int"),
+    (
+        int_as_str,
+        r"column '\?column\?' is int4, read as int, not str; annotate it `int`, or cast it in the SQL to text",
+    ),
+    (text_into_int_field, r"column 'a' is text, read as str, not int"),
+    (numeric_into_int_field, r"column 'a' is numeric, read as Decimal, not int"),
+    (ints_as_strs, r"column 'g' is int4, read as int, not str"),
+    (timestamp_as_date, r"column 'day' is timestamp, read as datetime, not date"),
+    (int_array_as_strs, r"column 'array' \(an element\) is int4, read as int, not str"),
+    (bool_as_int, r"column '\?column\?' is bool, read as bool, not int"),
+    (int_as_record, r"column '\?column\?' is int4, read as int, not tuple\[Any, \.\.\.\]"),
+]
 
 
-@pytest.mark.parametrize(("stub", "message"), AWRONG, ids=[s.__name__ for s, _ in AWRONG])
+@pytest.mark.parametrize(("stub", "message"), WRONG, ids=[s.__name__ for s, _ in WRONG])
 async def test_a_column_of_another_type_than_annotated_raises(
-    pg_dsn: str, stub: Callable[[], Awaitable[Any]], message: str
+    pg_dsn: str, stub: Callable[[], Any], message: str
 ) -> None:
     """Every wrong-type case: `MappingError` naming the stub and the column, at every call (the layout is
     refused, not kept), and nothing returned."""
     async with session(pg_dsn):
         for _ in range(2):
-            with pytest.raises(MappingError, match=rf"test_loads_async\.{stub.__name__}: {message}"):
+            with pytest.raises(MappingError, match=rf"{re.escape(__name__)}\.{stub.__name__}: {message}"):
                 await stub()
 
 
@@ -128,3 +158,23 @@ async def test_columns_of_the_annotated_type_are_returned_as_they_are(pg_dsn: st
         assert await a_date() == dt.date(2024, 5, 6)
         assert await nested() == [["a"], ["b"]]
         assert await xml_as_str() == "<a/>"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        (set[int], r"set\[int\]"),
+        (tuple[int, str], r"tuple\[int, str\]"),
+        (object, r"object"),
+        (frozenset, r"frozenset"),
+    ],
+)
+def test_return_annotations_pgdecor_cannot_honour_fail_at_import(annotation: Any, message: str) -> None:
+    """`-> set[int]`, `-> tuple[int, str]`, `-> object`: a `SignatureError` when decorating, naming the stub and
+    what to write instead."""
+
+    async def stub() -> None: ...
+
+    stub.__annotations__["return"] = annotation
+    with pytest.raises(SignatureError, match=rf"{re.escape(__name__)}\..*stub: return annotation {message} .*use"):
+        query("SELECT 1")(stub)

@@ -1,17 +1,12 @@
-"""pydantic models, attrs classes and msgspec Structs as row types and field types, as dataclasses are.
+# Generated from tests/rows/test_records_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.rows.test_records_async`, generated from it: see there."""
 
-Each of tests/usercode/rows_pydantic.py, rows_attrs.py and rows_msgspec.py declares the same row types and stubs with its
-library; every test here runs over the three.
-"""
-
-import asyncio
 import importlib
 from types import ModuleType
-from typing import Any
 
 import pytest
 
-from pgdecor import MappingError, check, session
+from pgdecor import MappingError, session
 from tests.fix_db import Exec
 
 SCHEMA = """
@@ -58,33 +53,12 @@ def test_rows_become_models_with_nested_composites_arrays_and_json(rows: ModuleT
         assert rows.all_people() == [rows.ANN, rows.BOB]
 
 
-def test_async_rows_become_models(rows: ModuleType, people: str) -> None:
-    """Async stubs make the same models."""
-
-    async def scenario() -> tuple[Any, Any, Any]:
-        async with session(people):
-            return await rows.aget_person(1), await rows.aget_person(99), await rows.aall_people()
-
-    assert asyncio.run(scenario()) == (rows.ANN, None, [rows.ANN, rows.BOB])
-
-
 def test_models_are_sent_as_composite_and_json_arguments(rows: ModuleType, people: str) -> None:
     """A model argument fills a composite parameter by field name, and a json one as an object of its fields."""
     with session(people):
         assert rows.move(1, rows.NEW_ADDRESS).address == rows.NEW_ADDRESS
         rows.set_profile(2, rows.NEW_PROFILE)
         assert rows.get_person(2).profile == rows.NEW_PROFILE
-
-
-def test_check_compares_each_field_type_and_nullability(rows: ModuleType, people: str) -> None:
-    """`pgdecor check` finds a field of the wrong type (top-level or in a composite) and a non-Optional field over
-    a nullable column, and nothing in the stubs that fit."""
-    problems = {p.stub.rsplit(".", 1)[1]: str(p) for p in check([rows], people)}
-    assert sorted(problems) == ["astrict_age", "awrong_age", "strict_age", "wrong_age", "wrong_home"]
-    assert "column 'age' is int4, read as int, not str; the stub says tests.usercode.rows_" in problems["wrong_age"]
-    assert "column 'age' may be NULL (people.age is not NOT NULL)" in problems["strict_age"]
-    assert "annotate it `int | None`" in problems["strict_age"]
-    assert "column 'city' is text, read as str, not int" in problems["wrong_home"]
 
 
 def test_a_column_of_another_type_than_the_field_is_refused(rows: ModuleType, people: str) -> None:
@@ -94,23 +68,11 @@ def test_a_column_of_another_type_than_the_field_is_refused(rows: ModuleType, pe
 
 
 def test_null_into_a_field_not_optional_is_refused(rows: ModuleType, people: str) -> None:
-    """NULL for a field not annotated Optional raises MappingError naming the column and field."""
+    """NULL for a field not annotated Optional raises MappingError naming the column and field; a value fits."""
     with pytest.raises(MappingError, match=r"column 'age' is NULL but field .*StrictAge\.age is int"), session(people):
         rows.strict_age(2)
-
-
-def test_async_stubs_refuse_wrong_types_and_nulls(rows: ModuleType, people: str) -> None:
-    """Async stubs hold models to their field types and nullability the same way."""
-
-    async def scenario() -> None:
-        async with session(people):
-            with pytest.raises(MappingError, match=r"column 'age' is int4, read as int, not str"):
-                await rows.awrong_age(1)
-            with pytest.raises(MappingError, match=r"column 'age' is NULL"):
-                await rows.astrict_age(2)
-            assert (await rows.astrict_age(1)).age == 36
-
-    asyncio.run(scenario())
+    with session(people):
+        assert rows.strict_age(1).age == 36
 
 
 def test_a_validation_error_names_the_stub_and_the_columns(rows: ModuleType, people: str) -> None:
@@ -125,18 +87,6 @@ def test_a_validation_error_names_the_stub_and_the_columns(rows: ModuleType, peo
     assert notes(caught.value) == expected
     with session(people):
         assert rows.adult(2).age is None
-
-
-def test_an_async_validation_error_names_the_stub(rows: ModuleType, people: str) -> None:
-    """An async stub's validation error gets the same note."""
-
-    async def scenario() -> None:
-        async with session(people):
-            await rows.aadult(1)
-
-    with pytest.raises(ValueError, match="40") as caught:
-        asyncio.run(scenario())
-    assert notes(caught.value).startswith(f"{rows.__name__}.aadult: {rows.__name__}.Adult refused ")
 
 
 def test_validation_errors_of_nested_models_name_the_column(rows: ModuleType, people: str) -> None:

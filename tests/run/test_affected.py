@@ -1,10 +1,7 @@
-"""A command stub annotated ``-> int`` returns the number of rows the command affected (as aiosql's ``!``, or a
-driver's ``rowcount``), on every path a call takes: the first call, the calls after it, a batch, sync and async;
-`check` agrees, and a command that gives no count says so."""
+# Generated from tests/run/test_affected_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.run.test_affected_async`, generated from it: see there."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
@@ -14,10 +11,6 @@ from tests.fix_db import Exec
 
 @query("UPDATE counters SET n = n + 1 WHERE n >= %(least)s")
 def bump(least: int) -> int: ...
-
-
-@query("UPDATE counters SET n = n + 1 WHERE n >= %(least)s")
-async def abump(least: int) -> int: ...
 
 
 @query("DELETE FROM counters WHERE n > %(most)s")
@@ -46,21 +39,15 @@ def test_a_command_annotated_int_returns_the_rows_it_affected(counters: str) -> 
     """The count of each call, the first (looked up) and the later ones (the lean path), a batch's each."""
     with session(counters):
         assert [bump(2), bump(2), bump(100)] == [2, 2, 0]
+        assert bump.many([(1,), (5,)]) == [3, 2]
         assert fill(4) == 4
         assert bump.many([(1,), (5,), (1000,)]) == [7, 3, 0]
         trim(0)
         assert bump(0) == 0
 
 
-def test_async_commands_count_the_same_way(counters: str) -> None:
-    async def scenario() -> list[int]:
-        async with session(counters):
-            return [await abump(2), await abump(2), await abump(100), *await abump.many([(1,), (5,)])]
-
-    assert asyncio.run(scenario()) == [2, 2, 0, 3, 2]
-
-
 def test_a_command_that_gives_no_count_says_so(counters: str) -> None:
+    """A command whose result has no row count (CREATE TABLE) annotated ``-> int`` raises MappingError saying so."""
     with session(counters), pytest.raises(MappingError, match=r"CREATE TABLE.* gives no number of rows"):
         scratch()
 

@@ -1,10 +1,8 @@
-"""COPY stubs (`copy_in`, `copy_out`) on a real server: every type of the Types page both ways, sync and async, in
-binary and in text; rows of every model library; a bad row named and nothing of its COPY stored; COPYs in the
-session's transaction, cancelled, closed early, or misused in ways that would otherwise wait for ever."""
+# Generated from tests/run/test_copy_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.run.test_copy_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -12,7 +10,7 @@ import gc
 import ipaddress
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -24,7 +22,6 @@ import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import pq
 from psycopg.types.range import Range
 from typing_extensions import TypedDict
 
@@ -44,7 +41,7 @@ from pgdecor import (
 )
 from pgdecor._wire import guard as _wire_guard
 from tests.fix_db import Exec
-from tests.usercode import copy_stubs
+from tests.usercode.copy_stubs import Person, export_nicknames, export_people, load_nobody, load_people
 from tests.usercode.typecases import Level, Mood, Point, Shape
 
 SCHEMA = """
@@ -184,10 +181,6 @@ def dsn(pg_dsn: str, pg_exec: Exec) -> str:
     return pg_dsn
 
 
-def run(scenario: Callable[[], Any]) -> Any:
-    return asyncio.run(scenario())
-
-
 @copy_in("plain")
 def load_plain(rows: Iterable[Plain]) -> int: ...
 
@@ -204,22 +197,6 @@ def load_rich(rows: Iterable[Rich]) -> int: ...
 def export_rich() -> Iterator[Rich]: ...
 
 
-@copy_in("plain")
-async def aload_plain(rows: Iterable[Plain] | AsyncIterable[Plain]) -> int: ...
-
-
-@copy_out("plain")
-def aexport_plain() -> AsyncIterator[Plain]: ...
-
-
-@copy_in("rich")
-async def aload_rich(rows: Iterable[Rich] | AsyncIterable[Rich]) -> int: ...
-
-
-@copy_out("rich")
-async def aexport_rich() -> AsyncIterator[Rich]: ...
-
-
 @query("SELECT * FROM plain ORDER BY id")
 def plain_rows() -> list[Plain]: ...
 
@@ -230,12 +207,24 @@ def rich_rows() -> list[Rich]: ...
 
 def test_every_type_round_trips_through_binary_and_text_copies(dsn: str) -> None:
     """Every type of the Types page goes in and comes back out equal, in a binary COPY where psycopg has a binary
-    form for each column's type and in a text one otherwise; what went in is what a query reads."""
+    form for each column's type and in a text one otherwise; what went in is what a query reads. The rows come
+    from a generator (an async one, into an async stub) or an iterator, and stream back out of either kind of
+    stub."""
+    read: list[int] = []
+
+    def plain() -> Iterator[Plain]:
+        for row in PLAIN:
+            read.append(row.id)
+            yield row
+
     with session(dsn):
-        assert load_plain(PLAIN) == len(PLAIN)
+        assert load_plain(plain()) == len(PLAIN)
+        assert read == [1, 2, 3]
         assert load_rich(iter(RICH)) == len(RICH)
-        assert sorted(export_plain(), key=lambda r: r.id) == PLAIN
-        assert sorted(export_rich(), key=lambda r: r.id) == RICH
+        exported_plain = list(export_plain())
+        exported_rich = list(export_rich())
+        assert sorted(exported_plain, key=lambda r: r.id) == PLAIN
+        assert sorted(exported_rich, key=lambda r: r.id) == RICH
         assert plain_rows() == PLAIN
         assert rich_rows() == RICH
     assert load_plain.sql == (
@@ -251,39 +240,18 @@ def test_every_type_round_trips_through_binary_and_text_copies(dsn: str) -> None
     assert export_rich.sql.endswith("TO STDOUT (FORMAT TEXT)")
 
 
-def test_every_type_round_trips_through_async_copies(dsn: str) -> None:
-    """Async COPY stubs take rows from an async iterable (or a plain one) and stream them back alike."""
-
-    async def rows(items: list[Any]) -> AsyncIterator[Any]:
-        for item in items:
-            yield item
-
-    async def scenario() -> tuple[list[Plain], list[Rich]]:
-        async with session(dsn):
-            assert await aload_plain(rows(PLAIN)) == len(PLAIN)
-            assert await aload_rich(RICH) == len(RICH)
-            plain = [r async for r in aexport_plain()]
-            rich = [r async for r in await aexport_rich()]
-        return sorted(plain, key=lambda r: r.id), sorted(rich, key=lambda r: r.id)
-
-    assert run(scenario) == (PLAIN, RICH)
-    with session(dsn):
-        assert plain_rows() == PLAIN
-        assert rich_rows() == RICH
-
-
 def test_large_copies_stream_in_batches_both_ways(dsn: str) -> None:
     """Rows go in from a generator and come out of a stream a batch at a time, all of them, in order, whatever
     their number against the batch size."""
 
-    def people(n: int) -> Iterator[copy_stubs.Person]:
+    def people(n: int) -> Iterator[Person]:
         for i in range(n):
-            yield copy_stubs.Person(i, f"person {i}", None if i % 7 == 0 else i % 90)
+            yield Person(i, f"person {i}", None if i % 7 == 0 else i % 90)
 
     for n in (0, 1, 999, 1000, 1001, 2500):
         with session(dsn):
-            assert copy_stubs.load_people(people(n)) == n
-            assert list(copy_stubs.export_people()) == list(people(n))
+            assert load_people(people(n)) == n
+            assert list(export_people()) == list(people(n))
             _truncate()
 
 
@@ -347,19 +315,24 @@ def test_any_text_bytes_and_json_round_trip_through_binary_and_text_copies(
         monkeypatch.setattr(_wire_guard.switch, "on", False)
     values = st.tuples(st.none() | TEXT, st.none() | st.binary(max_size=20), st.none() | st.dictionaries(TEXT, JSON))
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.lists(values, max_size=4), st.lists(st.sampled_from(Mood), max_size=3))
-    def round_trip(rows: list[tuple[Any, Any, Any]], moods: list[Mood]) -> None:
+    def round_trip(conn: psycopg.Connection[Any], rows: list[tuple[Any, Any, Any]], moods: list[Mood]) -> None:
         plain = [Text(i, *row) for i, row in enumerate(rows)]
         moody = [MoodyText(i, *row, moods) for i, row in enumerate(rows)]
-        assert load_texts(plain) == len(rows)
-        assert load_moody(moody) == len(rows)
-        assert list(export_texts()) == plain
-        assert list(export_moody()) == moody
-        _truncate_texts()
+        with session(conn):
+            assert load_texts(plain) == len(rows)
+            assert load_moody(moody) == len(rows)
+            assert list(export_texts()) == plain
+            assert list(export_moody()) == moody
+            _truncate_texts()
 
-    with session(dsn):
-        round_trip()
+    with psycopg.Connection.connect(dsn) as conn:
+
+        @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(st.lists(values, max_size=4), st.lists(st.sampled_from(Mood), max_size=3))
+        def examples(rows: list[tuple[Any, Any, Any]], moods: list[Mood]) -> None:
+            round_trip(conn, rows, moods)
+
+        examples()
     assert load_texts.sql is not None
     assert load_texts.sql.endswith("(FORMAT BINARY)")
     assert load_moody.sql is not None
@@ -424,7 +397,8 @@ def _make(cls: Any, i: int, name: str, age: int | None) -> Any:
 )
 def test_rows_of_every_model_library_round_trip(dsn: str, cls: type) -> None:
     """Dataclasses, NamedTuples, TypedDicts, pydantic models (aliases aside), attrs classes (a private attribute
-    filled from its column) and msgspec Structs are copied in and back out, field by column name."""
+    filled from its column) and msgspec Structs are copied in and back out, field by column name, from a stream
+    that starts at its first read or at the call."""
 
     def load(rows):  # type: ignore[no-untyped-def] # noqa: ANN001, ANN202 - annotated below, per class
         raise NotImplementedError
@@ -432,34 +406,29 @@ def test_rows_of_every_model_library_round_trip(dsn: str, cls: type) -> None:
     def export():  # type: ignore[no-untyped-def] # noqa: ANN202 - annotated below, per class
         raise NotImplementedError
 
-    async def aexport():  # type: ignore[no-untyped-def] # noqa: ANN202 - annotated below, per class
+    def export_started():  # type: ignore[no-untyped-def] # noqa: ANN202 - annotated below, per class
         raise NotImplementedError
 
     load.__annotations__ = {"rows": Iterable[cls], "return": int}  # type: ignore[valid-type]
     export.__annotations__ = {"return": Iterator[cls]}  # type: ignore[valid-type]
-    aexport.__annotations__ = {"return": AsyncIterator[cls]}  # type: ignore[valid-type]
-    copy: Any = copy_in("people")(load), copy_out("people")(export), copy_out("people")(aexport)
-    load_rows, export_rows, aexport_rows = copy
+    export_started.__annotations__ = {"return": Iterator[cls]}  # type: ignore[valid-type]
+    copy: Any = copy_in("people")(load), copy_out("people")(export), copy_out("people")(export_started)
+    load_rows, export_rows, export_started_rows = copy
 
     rows = [_make(cls, i, f"name {i}", i if i % 2 else None) for i in range(1, 6)]
     with session(dsn):
         assert load_rows(rows) == 5
         assert list(export_rows()) == rows
-
-    async def scenario() -> list[Any]:
-        async with session(dsn):
-            return [r async for r in await aexport_rows()]
-
-    assert run(scenario) == rows
+        assert list(export_started_rows()) == rows
 
 
 # -- bad rows ------------------------------------------------------------------------------------------------------
 
 
-def _people(n: int, bad: int, **fields: Any) -> Iterator[copy_stubs.Person]:
+def _people(n: int, bad: int, **fields: Any) -> Iterator[Person]:
     """*n* people, the one at index *bad* with *fields* changed."""
     for i in range(n):
-        person = copy_stubs.Person(i, f"person {i}", 30)
+        person = Person(i, f"person {i}", 30)
         if i == bad:
             for name, value in fields.items():
                 setattr(person, name, value)
@@ -468,14 +437,6 @@ def _people(n: int, bad: int, **fields: Any) -> Iterator[copy_stubs.Person]:
 
 @query("SELECT count(*) FROM people")
 def count_people() -> int: ...
-
-
-@query("SELECT count(*) FROM people")
-async def acount_people() -> int: ...
-
-
-@copy_in("people")
-async def aload_people(rows: Iterable[copy_stubs.Person] | AsyncIterable[copy_stubs.Person]) -> int: ...
 
 
 BAD_ROWS = [
@@ -514,7 +475,7 @@ def test_a_bad_row_is_named_and_nothing_of_the_copy_is_stored(
     batches sent) and the column; a row the server refuses raises its error, noted with the row and the column
     it names; either way the session rolls back, and not one row of the COPY is stored."""
     with pytest.raises(error, match=message) as caught, session(dsn):
-        copy_stubs.load_people(_people(2000, 1500, **fields))
+        load_people(_people(2000, 1500, **fields))
     if error is not ArgumentError:
         column = next(iter(fields))
         expected = "tests.usercode.copy_stubs.load_people: the server refused rows[1500]" + (
@@ -529,34 +490,30 @@ def test_a_bad_row_is_named_and_nothing_of_the_copy_is_stored(
 
 
 @pytest.mark.parametrize(("fields", "error", "message"), BAD_ROWS, ids=BAD_ROW_IDS)
-def test_an_async_bad_row_is_named_and_nothing_of_the_copy_is_stored(
+def test_a_bad_row_leaves_the_sessions_connection_to_serve_the_next(
     dsn: str, fields: dict[str, Any], error: type[Exception], message: str
 ) -> None:
-    """The same from an async stub, on the same session's connection afterwards."""
-
-    async def scenario() -> int:
-        async with await psycopg.AsyncConnection.connect(dsn) as conn:
-            with pytest.raises(error, match=message.replace("load_people", "aload_people")):
-                async with session(conn):
-                    await aload_people(_people(2000, 1500, **fields))
-            async with session(conn):
-                return await acount_people()
-
-    assert run(scenario) == 0
+    """The same on a connection of the user's: after the bad row, the connection serves the next session, which
+    finds nothing of the COPY stored."""
+    with psycopg.Connection.connect(dsn) as conn:
+        with pytest.raises(error, match=message), session(conn):
+            load_people(_people(2000, 1500, **fields))
+        with session(conn):
+            assert count_people() == 0
 
 
 def test_a_row_that_is_not_of_the_row_type_is_named(dsn: str) -> None:
     """An object that lacks the row type's fields raises ArgumentError naming its index."""
-    rows: list[Any] = [copy_stubs.Person(1, "ann", 3), None]
+    rows: list[Any] = [Person(1, "ann", 3), None]
     refused = r"rows\[1\] is NoneType None, which has no field of one of the columns"
     with pytest.raises(ArgumentError, match=refused), session(dsn):
-        copy_stubs.load_people(rows)
+        load_people(rows)
 
 
 def test_rows_that_are_not_iterable_are_refused_before_anything_is_sent(dsn: str) -> None:
     """A COPY's rows must be iterable: anything else raises ArgumentError naming the parameter."""
     with session(dsn), pytest.raises(ArgumentError, match=r"argument 'rows' must be an iterable of Person, got int"):
-        copy_stubs.load_people(5)  # type: ignore[arg-type]
+        load_people(5)  # type: ignore[arg-type]
 
 
 # -- in the session's transaction ----------------------------------------------------------------------------------
@@ -565,77 +522,14 @@ def test_rows_that_are_not_iterable_are_refused_before_anything_is_sent(dsn: str
 def test_a_copy_commits_with_its_session_and_rolls_back_with_its_later_error(dsn: str) -> None:
     """A COPY's rows are stored when its session commits: an error later in the session rolls them back with it."""
     with pytest.raises(ZeroDivisionError), session(dsn):
-        assert copy_stubs.load_people(_people(10, -1)) == 10
+        assert load_people(_people(10, -1)) == 10
         assert count_people() == 10  # seen inside the session
         _ = 1 / 0
     with session(dsn):
         assert count_people() == 0
-        copy_stubs.load_people(_people(10, -1))
+        load_people(_people(10, -1))
     with session(dsn):
         assert count_people() == 10
-
-
-def test_an_async_copy_rolls_back_with_its_sessions_later_error(dsn: str) -> None:
-    """The same in an async session: the COPY's rows go with its rollback."""
-
-    async def scenario() -> int:
-        with pytest.raises(ZeroDivisionError):
-            async with session(dsn):
-                assert await aload_people(_people(10, -1)) == 10
-                _ = 1 / 0
-        async with session(dsn):
-            return await acount_people()
-
-    assert run(scenario) == 0
-
-
-async def _until(admin: psycopg.Connection[Any], sql: str, pid: int) -> None:
-    """Until *sql* finds backend *pid* in pg_stat_activity (bounded: fails rather than hangs)."""
-    for _ in range(4000):
-        if admin.execute(sql, (pid,)).fetchone():
-            return
-        await asyncio.sleep(0.005)
-    pytest.fail("the backend never got there")
-
-
-def test_a_cancelled_copy_in_rolls_back_and_leaves_the_connection_usable(
-    dsn: str, admin: psycopg.Connection[Any]
-) -> None:
-    """The task of a COPY whose rows stop coming mid-way (1,500 sent) is cancelled: nothing is stored, the
-    session ends rolled back, and its connection serves the next session."""
-
-    async def scenario() -> int:
-        stalled = asyncio.Event()
-        never = asyncio.Event()
-
-        async def rows() -> AsyncIterator[copy_stubs.Person]:
-            for person in _people(3000, -1):
-                if person.id == 1500:
-                    stalled.set()
-                    await never.wait()
-                yield person
-
-        async with await psycopg.AsyncConnection.connect(dsn) as conn:
-            pid = conn.info.backend_pid
-
-            async def work() -> None:
-                async with session(conn):
-                    await aload_people(rows())
-
-            task = asyncio.create_task(work())
-            await stalled.wait()
-            await _until(admin, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE 'COPY%%'", pid)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert conn.info.transaction_status == pq.TransactionStatus.IDLE
-            async with session(conn):
-                assert await acount_people() == 0
-                assert await aload_people(_people(5, -1)) == 5
-            async with session(conn):
-                return await acount_people()
-
-    assert run(scenario) == 5
 
 
 #: People the server takes a minute to send past the 1,499th.
@@ -645,81 +539,29 @@ SLOW_VIEW = (
 )
 
 
-def test_a_cancelled_copy_out_stops_on_the_server_and_leaves_the_connection_usable(
-    dsn: str, pg_exec: Exec, admin: psycopg.Connection[Any]
-) -> None:
-    """The task reading a COPY out is cancelled while the server is stuck mid-way: the server stops the COPY, the
-    session rolls back what it wrote, and its connection serves the next session."""
-    pg_exec(SLOW_VIEW)
-
-    @copy_out("slow")
-    def aexport_slow() -> AsyncIterator[copy_stubs.Person]: ...
-
-    async def scenario() -> tuple[int, list[int]]:
-        async with await psycopg.AsyncConnection.connect(dsn) as conn:
-            pid = conn.info.backend_pid
-            seen: list[int] = []
-
-            async def work() -> None:
-                async with session(conn):
-                    await aload_people(_people(3, -1))
-                    seen.extend([person.id async for person in aexport_slow()])
-
-            task = asyncio.create_task(work())
-            await _until(admin, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'", pid)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            state = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-            assert state == ("idle",)
-            async with session(conn):
-                return await acount_people(), [p.id async for p in aexport_slow_head()]
-
-    @copy_out("people")
-    def aexport_slow_head() -> AsyncIterator[copy_stubs.Person]: ...
-
-    assert run(scenario) == (0, [])
+@copy_out("people")
+def stream_people() -> CopyStream[Person]: ...
 
 
 def test_failing_copies_leave_nothing_for_the_cyclic_collector(dsn: str, figures: Callable[[str], None]) -> None:
     """COPYs that fail every way (a value refused, a row the server refuses, a stream left open in a session that
-    fails, one closed early), sync and async, leave no pgdecor or psycopg object that only the cyclic collector
-    would free."""
-    rows_refused = [copy_stubs.Person(1, "ann", 3), copy_stubs.Person(2**31, "bob", 4)]
-    rows_failing = [copy_stubs.Person(1, "ann", 3), copy_stubs.Person(1, "bob", 4)]
+    fails, one closed early) leave no pgdecor or psycopg object that only the cyclic collector would free."""
+    rows_refused = [Person(1, "ann", 3), Person(2**31, "bob", 4)]
+    rows_failing = [Person(1, "ann", 3), Person(1, "bob", 4)]
     with session(dsn):
-        copy_stubs.load_people(_people(2500, -1))
-
-    def sync() -> None:
-        for rows in (rows_refused, rows_failing):
-            with contextlib.suppress(Error, psycopg.Error), session(dsn):
-                copy_stubs.load_people(rows)
-        with contextlib.suppress(ZeroDivisionError), session(dsn):
-            next(copy_stubs.export_people())
-            _ = 1 / 0
-        with session(dsn), copy_stubs.export_people() as stream:  # type: ignore[attr-defined]
-            next(stream)
-
-    async def asynchronous() -> None:
-        for rows in (rows_refused, rows_failing):
-            with contextlib.suppress(Error, psycopg.Error):
-                async with session(dsn):
-                    await aload_people(rows)
-        with contextlib.suppress(ZeroDivisionError):
-            async with session(dsn):
-                await aexport_people().__anext__()
-                _ = 1 / 0
-
+        load_people(_people(2500, -1))
     gc.collect()
-    sync()
-    run(asynchronous)
+    for rows in (rows_refused, rows_failing):
+        with contextlib.suppress(Error, psycopg.Error), session(dsn):
+            load_people(rows)
+    with contextlib.suppress(ZeroDivisionError), session(dsn):
+        next(export_people())
+        _ = 1 / 0
+    with session(dsn), stream_people() as stream:
+        next(stream)
     left = cyclic_garbage()
-    figures(f"{left} cyclic pgdecor/psycopg objects after 7 failing or closed COPYs")
+    figures(f"{left} cyclic pgdecor/psycopg objects after 4 failing or closed COPYs ({__name__})")
     assert left == 0
-
-
-@copy_out("people")
-def aexport_people() -> AsyncIterator[copy_stubs.Person]: ...
 
 
 # -- streams: closed early, and what cannot share their connection --------------------------------------------------
@@ -732,21 +574,21 @@ def test_a_stream_closed_early_leaves_the_session_to_go_on_and_commit(dsn: str, 
     pg_exec(SLOW_VIEW)
 
     @copy_out("slow")
-    def export_slow() -> CopyStream[copy_stubs.Person]: ...
+    def export_slow() -> CopyStream[Person]: ...
 
     with session(dsn):
-        copy_stubs.load_people(_people(2500, -1))
+        load_people(_people(2500, -1))
     with session(dsn):
-        stream = copy_stubs.export_people()
+        stream = stream_people()
         assert [next(stream).id for _ in range(3)] == [0, 1, 2]
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
         assert count_people() == 2500
         started = time.monotonic()
         with export_slow() as slow:
             assert next(slow).id == 1
         assert time.monotonic() - started < 30  # not the minute the server would take to send the rest
-        copy_stubs.load_people(_people(1, 0, id=5000))
-        left = copy_stubs.export_people()
+        load_people(_people(1, 0, id=5000))
+        left = export_people()
         next(left)
     with session(dsn):
         assert count_people() == 2501
@@ -760,18 +602,22 @@ def test_a_call_while_a_stream_is_open_fails_rather_than_waits(dsn: str) -> None
     """Until a COPY out is read to its end, its connection is busy: another call of the session fails at once, a
     second COPY says why, and the session still ends (rolled back) with its connection usable."""
     with session(dsn):
-        copy_stubs.load_people(_people(2500, -1))
+        load_people(_people(2500, -1))
     with pytest.raises(psycopg.OperationalError, match="another command is already in progress"), session(dsn):
-        for person in copy_stubs.export_people():
+        for person in export_people():
             if person.id == 1200:
                 count_people()
     busy = r"load_people\(\): the session's connection is busy with the stream of tests.usercode.copy_stubs.export_people, still open"
     with pytest.raises(Error, match=busy), session(dsn):
-        stream = copy_stubs.export_people()
+        stream = export_people()
         next(stream)
-        copy_stubs.load_people([])
+        load_people([])
     with session(dsn):
         assert count_people() == 2500
+
+
+@copy_out("people")
+def export_people_started() -> Iterator[Person]: ...
 
 
 def test_a_stub_called_for_the_rows_raises_instead_of_waiting_for_ever(dsn: str) -> None:
@@ -779,15 +625,24 @@ def test_a_stub_called_for_the_rows_raises_instead_of_waiting_for_ever(dsn: str)
     NoSessionError, noted with why, instead of waiting for the connection; rows that are the session's own stream
     are refused before anything is sent."""
 
-    def rows() -> Iterator[copy_stubs.Person]:
-        yield copy_stubs.Person(count_people(), "ann", None)
+    def rows() -> Iterator[Person]:
+        yield Person(count_people(), "ann", None)
 
     with pytest.raises(NoSessionError, match="outside any session") as caught, session(dsn):
-        copy_stubs.load_people(rows())
+        load_people(rows())
     notes = "\n".join(getattr(caught.value, "__notes__", ()))
     assert "its rows are read while the COPY holds the session's connection" in notes
     with pytest.raises(ArgumentError, match="its rows are a stream of the same session"), session(dsn):
-        copy_stubs.load_people(copy_stubs.export_people())
+        load_people(export_people_started())
+
+
+def test_rows_that_are_a_stream_of_the_session_not_yet_started_are_refused_before_anything_is_sent(
+    dsn: str,
+) -> None:
+    """A stream of the same session given as a COPY's rows is refused before anything is sent, also when it has
+    not started yet (a `def` stub's `Iterator` starts at its first read)."""
+    with pytest.raises(ArgumentError, match="its rows are a stream of the same session"), session(dsn):
+        load_people(export_people())
 
 
 # -- the stubs themselves, and check ----------------------------------------------------------------------------------
@@ -797,7 +652,7 @@ def test_check_reports_a_wrong_column_type_and_a_missing_column(dsn: str) -> Non
     """`pgdecor check` compares a COPY stub's row type with its table: a field of another type than its column, a
     field with no column, a nullable column for a field that is not Optional, a NOT NULL column with no default the
     rows leave out, and a table that does not exist; the stubs that agree are not reported."""
-    problems = {p.stub.rsplit(".", 1)[1]: str(p) for p in check([copy_stubs], dsn)}
+    problems = {p.stub.rsplit(".", 1)[1]: str(p) for p in check(["tests.usercode.copy_stubs"], dsn)}
     assert sorted(problems) == ["export_nicknames", "export_strict_ages", "load_ids", "load_nobody", "load_wrong_age"]
     assert (
         "column 'age' is integer; the stub says field tests.usercode.copy_stubs.WrongAge.age: str"
@@ -813,9 +668,9 @@ def test_check_reports_a_wrong_column_type_and_a_missing_column(dsn: str) -> Non
 def test_a_table_that_does_not_fit_the_row_type_is_a_mapping_error(dsn: str) -> None:
     """At the first COPY, a field with no column, or no table at all, raises MappingError naming them."""
     with pytest.raises(MappingError, match=r"table people has no column 'nickname' for field"), session(dsn):
-        list(copy_stubs.export_nicknames())
+        list(export_nicknames())
     with pytest.raises(MappingError, match=r"there is no table nobody"), session(dsn):
-        copy_stubs.load_nobody([])
+        load_nobody([])
 
 
 def test_stubs_that_cannot_copy_are_refused_when_decorated() -> None:
@@ -823,17 +678,12 @@ def test_stubs_that_cannot_copy_are_refused_when_decorated() -> None:
     with pytest.raises(SignatureError, match="a @copy_in stub takes one parameter"):
 
         @copy_in("people")
-        def two(rows: Iterable[copy_stubs.Person], more: int) -> int: ...
-
-    with pytest.raises(SignatureError, match="which a sync stub cannot read; declare the stub `async def`"):
-
-        @copy_in("people")
-        def sync(rows: AsyncIterable[copy_stubs.Person]) -> int: ...
+        def two(rows: Iterable[Person], more: int) -> int: ...
 
     with pytest.raises(SignatureError, match=r"annotate it `-> Iterator\[T\]`"):
 
         @copy_out("people")
-        def listed() -> list[copy_stubs.Person]: ...
+        def listed() -> list[Person]: ...
 
     with pytest.raises(SignatureError, match="the rows of a COPY stub are of a row type"):
 

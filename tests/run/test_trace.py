@@ -1,10 +1,8 @@
-"""OpenTelemetry: one CLIENT span per stub call (a call, a batch, a stream until it ends), with the database
-semantic conventions' attributes, the duration histogram, and traces that stay whole next to psycopg's own
-instrumentation."""
+# Generated from tests/run/test_trace_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.run.test_trace_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from pgdecor import session
 from pgdecor._run import trace as _trace
 from tests.fix_telemetry import Telemetry
-from tests.usercode.userdb import User, add_user, aeach_user, aget_user, count_users, each_user, get_user
+from tests.usercode.userdb import User, add_user, count_users, each_user, get_user
 
 CALLS = 20
 
@@ -58,6 +56,7 @@ def test_every_call_is_one_client_span_with_the_conventions_attributes(users: st
 
 
 def test_a_query_is_summarised_by_its_command_and_table(users: str, telemetry: Telemetry) -> None:
+    """A @query stub's span is named by its command and table; it names no stored procedure."""
     with session(users):
         count_users()
         add_user(40, "dee")
@@ -69,6 +68,7 @@ def test_a_query_is_summarised_by_its_command_and_table(users: str, telemetry: T
 
 
 def test_a_failed_call_carries_its_sqlstate(users: str, telemetry: Telemetry) -> None:
+    """A call the server refuses ends its span in error, with the SQLSTATE, in the span and in the histogram."""
     with pytest.raises(psycopg.errors.UniqueViolation), session(users):
         add_user(1, "again")
     (span,) = telemetry.spans()
@@ -80,16 +80,21 @@ def test_a_failed_call_carries_its_sqlstate(users: str, telemetry: Telemetry) ->
 
 
 def test_a_batch_is_one_span_with_its_size(users: str, telemetry: Telemetry) -> None:
+    """`many()` is one span, which says how many calls it made."""
     with session(users):
-        assert get_user.many([(1,), (2,), (99,)]) == [User(1, "ann", "ann@example.org"), User(2, "bob", None), None]
+        assert get_user.many([(1,), (2,), (99,)]) == [
+            User(1, "ann", "ann@example.org"),
+            User(2, "bob", None),
+            None,
+        ]
     (span,) = telemetry.spans()
     assert (span.attributes or {})["db.operation.batch.size"] == 3
     assert span.name == "SELECT get_user"
 
 
 def test_a_streams_span_ends_when_the_stream_does(users: str, telemetry: Telemetry) -> None:
-    """Sync and async streams: the span is still open while rows are read, and ends when the stream is exhausted,
-    closed, or ended with its session."""
+    """The span is still open while rows are read, and ends when the stream is exhausted, closed, or ended with
+    its session."""
     with session(users):
         rows = each_user()
         assert next(rows).id == 1
@@ -98,22 +103,19 @@ def test_a_streams_span_ends_when_the_stream_does(users: str, telemetry: Telemet
         assert len(telemetry.spans()) == 1
         next(each_user())  # left open: its session ends it
     assert len(telemetry.spans()) == 2
-
-    async def scenario() -> None:
-        async with session(users):
-            stream: Any = aeach_user()  # its object has aclose(), which AsyncIterator does not declare
-            assert (await stream.__anext__()).id == 1
-            assert len(telemetry.spans()) == 2
-            await stream.aclose()
-            assert len(telemetry.spans()) == 3
-
-    asyncio.run(scenario())
+    with session(users):
+        stream: Any = each_user()  # a stream can be closed, which its annotation does not declare
+        assert next(stream).id == 1
+        assert len(telemetry.spans()) == 2
+        stream.close()
+        assert len(telemetry.spans()) == 3
     assert telemetry.spans()[-1].name == "SELECT users"
 
 
 def test_parameter_values_are_recorded_only_when_asked(
     users: str, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A call's argument values are in its span only once parameters are asked for."""
     with session(users):
         get_user(1)
         monkeypatch.setattr(_trace.settings, "parameters", True)
@@ -121,19 +123,6 @@ def test_parameter_values_are_recorded_only_when_asked(
     quiet, told = telemetry.spans()
     assert not any(k.startswith("db.query.parameter.") for k in quiet.attributes or {})
     assert (told.attributes or {})["db.query.parameter.id"] == 2
-
-
-def test_async_calls_are_spans_too(users: str, telemetry: Telemetry) -> None:
-    async def scenario() -> None:
-        async with session(users):
-            for _ in range(CALLS):
-                assert await aget_user(2) == User(2, "bob", None)
-
-    asyncio.run(scenario())
-    spans = telemetry.spans()
-    assert len(spans) == CALLS
-    assert {s.name for s in spans} == {"SELECT get_user"}
-    assert {(s.attributes or {})["code.function.name"] for s in spans} == {"tests.usercode.userdb.aget_user"}
 
 
 @pytest.fixture

@@ -1,22 +1,62 @@
-"""OpenTelemetry for async stubs: one CLIENT span per call or batch, with the semantic conventions' attributes, and
-traces that stay whole next to psycopg's own instrumentation. The tests of tests/run/test_trace.py that had no
-async twin, written as tools/async_to_sync.py reads an async source (their sync twins are those of
-test_trace.py)."""
+"""OpenTelemetry: one CLIENT span per stub call (a call, a batch, a stream until it ends), with the database
+semantic conventions' attributes, the duration histogram, and traces that stay whole next to psycopg's own
+instrumentation.
+
+These are the async stubs' tests; tests/run/test_trace.py, the sync stubs' same tests, is generated from them by
+tools/async_to_sync.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from pgdecor import session
 from pgdecor._run import trace as _trace
 from tests.fix_telemetry import Telemetry
-from tests.run.test_trace import CALLS
-from tests.usercode.userdb import User, aadd_user, acount_users, aget_user
+from tests.usercode.userdb import User, aadd_user, acount_users, aeach_user, aget_user
+
+CALLS = 20
+
+
+def where(users: str) -> tuple[str, str, int]:
+    with psycopg.connect(users) as conn:
+        return conn.info.dbname, conn.info.host, conn.info.port
+
+
+async def test_every_call_is_one_client_span_with_the_conventions_attributes(users: str, telemetry: Telemetry) -> None:
+    """N calls of a @procedure stub give N CLIENT spans named by the query summary, with the attributes the
+    database semantic conventions define and the stub's name, and N durations in the histogram."""
+    dbname, host, port = where(users)
+    async with session(users):
+        for _ in range(CALLS):
+            assert await aget_user(1) == User(1, "ann", "ann@example.org")
+    spans = telemetry.spans()
+    assert len(spans) == CALLS
+    for span in spans:
+        assert span.kind is SpanKind.CLIENT
+        assert span.name == "SELECT get_user"
+        attributes = dict(span.attributes or {})
+        text = attributes.pop("db.query.text")
+        assert isinstance(text, str)
+        assert text.startswith('SELECT * FROM "get_user"("id" => $1::integer)')
+        assert attributes == {
+            "db.system.name": "postgresql",
+            "db.operation.name": "SELECT",
+            "db.query.summary": "SELECT get_user",
+            "db.stored_procedure.name": "get_user",
+            "code.function.name": "tests.usercode.userdb.aget_user",
+            "db.namespace": dbname,
+            "server.address": host,
+            "server.port": port,
+        }
+    (point,) = telemetry.durations()
+    assert point.count == CALLS
+    assert point.attributes["db.operation.name"] == "SELECT"
 
 
 async def test_a_query_is_summarised_by_its_command_and_table(users: str, telemetry: Telemetry) -> None:
@@ -55,6 +95,26 @@ async def test_a_batch_is_one_span_with_its_size(users: str, telemetry: Telemetr
     (span,) = telemetry.spans()
     assert (span.attributes or {})["db.operation.batch.size"] == 3
     assert span.name == "SELECT get_user"
+
+
+async def test_a_streams_span_ends_when_the_stream_does(users: str, telemetry: Telemetry) -> None:
+    """The span is still open while rows are read, and ends when the stream is exhausted, closed, or ended with
+    its session."""
+    async with session(users):
+        rows = aeach_user()
+        assert (await anext(rows)).id == 1
+        assert telemetry.spans() == []
+        assert [u.id async for u in rows] == [2, 3]
+        assert len(telemetry.spans()) == 1
+        await anext(aeach_user())  # left open: its session ends it
+    assert len(telemetry.spans()) == 2
+    async with session(users):
+        stream: Any = aeach_user()  # a stream can be closed, which its annotation does not declare
+        assert (await anext(stream)).id == 1
+        assert len(telemetry.spans()) == 2
+        await stream.aclose()
+        assert len(telemetry.spans()) == 3
+    assert telemetry.spans()[-1].name == "SELECT users"
 
 
 async def test_parameter_values_are_recorded_only_when_asked(

@@ -1,5 +1,5 @@
-"""COPY stubs as a user writes them, for `pgdecor check` (tests/run/test_copy.py): some agree with the table ``people``
-(``id int PRIMARY KEY, name text NOT NULL, age int``), the others each disagree one way."""
+# Generated from tests/usercode/copy_stubs_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.usercode.copy_stubs_async`, generated from it: see there."""
 
 from __future__ import annotations
 

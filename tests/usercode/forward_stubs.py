@@ -11,6 +11,10 @@ from pgdecor import query
 def get_later(id: int) -> Later: ...
 
 
+@query("SELECT id, name FROM users WHERE id = %(id)s")
+async def aget_later(id: int) -> Later: ...
+
+
 @dataclass
 class Later:
     id: int

@@ -78,12 +78,24 @@ async def aget_person(id: int) -> Person | None: ...
 async def aall_people() -> list[Person]: ...
 
 
+@procedure("get_person")
+async def aload_person(id: int) -> Person: ...
+
+
 @procedure
 def move(id: int, address: Address) -> Person: ...
 
 
+@procedure("move")
+async def amove(id: int, address: Address) -> Person: ...
+
+
 @query("UPDATE people SET profile = %(profile)s WHERE id = %(id)s")
 def set_profile(id: int, profile: Profile) -> None: ...
+
+
+@query("UPDATE people SET profile = %(profile)s WHERE id = %(id)s")
+async def aset_profile(id: int, profile: Profile) -> None: ...
 
 
 @attrs.frozen
@@ -172,6 +184,10 @@ class Local:
 def local(id: int) -> Local | None: ...
 
 
+@query("SELECT id, address FROM people WHERE id = %(id)s")
+async def alocal(id: int) -> Local | None: ...
+
+
 @attrs.frozen
 class VettedProfile:
     since: dt.date
@@ -186,3 +202,7 @@ class Vetted:
 
 @query("SELECT id, profile FROM people WHERE id = %(id)s")
 def vetted(id: int) -> Vetted | None: ...
+
+
+@query("SELECT id, profile FROM people WHERE id = %(id)s")
+async def avetted(id: int) -> Vetted | None: ...

@@ -70,12 +70,24 @@ async def aget_person(id: int) -> Person | None: ...
 async def aall_people() -> list[Person]: ...
 
 
+@procedure("get_person")
+async def aload_person(id: int) -> Person: ...
+
+
 @procedure
 def move(id: int, address: Address) -> Person: ...
 
 
+@procedure("move")
+async def amove(id: int, address: Address) -> Person: ...
+
+
 @query("UPDATE people SET profile = %(profile)s WHERE id = %(id)s")
 def set_profile(id: int, profile: Profile) -> None: ...
+
+
+@query("UPDATE people SET profile = %(profile)s WHERE id = %(id)s")
+async def aset_profile(id: int, profile: Profile) -> None: ...
 
 
 class WrongAge(msgspec.Struct):
@@ -155,6 +167,10 @@ class Local(msgspec.Struct):
 def local(id: int) -> Local | None: ...
 
 
+@query("SELECT id, address FROM people WHERE id = %(id)s")
+async def alocal(id: int) -> Local | None: ...
+
+
 class VettedProfile(msgspec.Struct):
     since: dt.date
     score: Decimal
@@ -172,3 +188,7 @@ class Vetted(msgspec.Struct):
 
 @query("SELECT id, profile FROM people WHERE id = %(id)s")
 def vetted(id: int) -> Vetted | None: ...
+
+
+@query("SELECT id, profile FROM people WHERE id = %(id)s")
+async def avetted(id: int) -> Vetted | None: ...

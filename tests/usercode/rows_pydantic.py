@@ -72,12 +72,24 @@ async def aget_person(id: int) -> Person | None: ...
 async def aall_people() -> list[Person]: ...
 
 
+@procedure("get_person")
+async def aload_person(id: int) -> Person: ...
+
+
 @procedure
 def move(id: int, address: Address) -> Person: ...
 
 
+@procedure("move")
+async def amove(id: int, address: Address) -> Person: ...
+
+
 @query("UPDATE people SET profile = %(profile)s WHERE id = %(id)s")
 def set_profile(id: int, profile: Profile) -> None: ...
+
+
+@query("UPDATE people SET profile = %(profile)s WHERE id = %(id)s")
+async def aset_profile(id: int, profile: Profile) -> None: ...
 
 
 class WrongAge(BaseModel):
@@ -155,6 +167,10 @@ class Local(BaseModel):
 def local(id: int) -> Local | None: ...
 
 
+@query("SELECT id, address FROM people WHERE id = %(id)s")
+async def alocal(id: int) -> Local | None: ...
+
+
 class VettedProfile(BaseModel):
     since: dt.date
     score: Decimal = Field(gt=10)
@@ -169,6 +185,10 @@ class Vetted(BaseModel):
 def vetted(id: int) -> Vetted | None: ...
 
 
+@query("SELECT id, profile FROM people WHERE id = %(id)s")
+async def avetted(id: int) -> Vetted | None: ...
+
+
 class Account(BaseModel):
     id: int
     secret: SecretStr  # types pydantic makes itself: from the column's value, whatever it is
@@ -180,3 +200,10 @@ class Account(BaseModel):
     "FROM people WHERE id = %(id)s"
 )
 def account(id: int) -> Account | None: ...
+
+
+@query(
+    "SELECT id, CASE WHEN age IS NOT NULL THEN name END AS secret, 'https://example.org/' || name AS site "
+    "FROM people WHERE id = %(id)s"
+)
+async def aaccount(id: int) -> Account | None: ...
