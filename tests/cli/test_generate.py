@@ -447,6 +447,7 @@ LAYOUTS = st.tuples(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layouts=st.lists(LAYOUTS, min_size=8, max_size=8))
 def test_generated_source_is_laid_out_as_ruff_formats_it(

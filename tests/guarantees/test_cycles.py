@@ -72,6 +72,7 @@ def test_abandoned_streams_leave_no_cycles(
     assert result["unreachable"] == 0 or not ALL_KINDS
 
 
+@pytest.mark.slow
 def test_generator_finished_in_another_context_leaves_no_cycle(pg_dsn: str) -> None:
     """A generator reading a stream in a session of its own, read on from another context than the one it began in,
     leaves nothing for the cyclic collector: its session cannot reset the context it began in, and does not keep
@@ -91,6 +92,7 @@ def test_generator_finished_in_another_context_leaves_no_cycle(pg_dsn: str) -> N
     assert _collected() == 0
 
 
+@pytest.mark.slow
 def test_async_generator_finished_in_another_task_leaves_no_cycle(pg_dsn: str) -> None:
     """The async twin: a generator that began in one task (and its context), read on in another."""
 

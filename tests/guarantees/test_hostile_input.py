@@ -82,6 +82,7 @@ def stored() -> int: ...
 def notes() -> int: ...
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=EXACT)
 def test_json_values_round_trip_exactly(docs: str, value: Any) -> None:
@@ -90,6 +91,7 @@ def test_json_values_round_trip_exactly(docs: str, value: Any) -> None:
         assert keep_doc(value) == value
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=HOSTILE, nest=st.integers(0, 3))
 def test_values_json_cannot_hold_are_refused_before_sending(docs: str, value: Any, nest: int) -> None:
@@ -154,6 +156,7 @@ def exactly(value: Any) -> Any:
     return type(value), repr(value)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entry=ENTRIES)
 def test_values_json_has_no_type_for_come_back_as_themselves_or_are_refused(docs: str, entry: Entry) -> None:
@@ -185,6 +188,7 @@ class Measure:
 def keep_measure(m: Measure) -> Measure: ...
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     measure=st.builds(
@@ -222,6 +226,7 @@ def test_json_nesting_is_bounded_both_ways(docs: str) -> None:
         assert nested(3) == [[[]]]  # the session goes on
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
 def test_text_round_trips(docs: str, text: str) -> None:

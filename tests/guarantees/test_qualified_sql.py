@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
+import pytest
 from pglast import ast as pg
 from pglast import parse_sql
 from pglast.parser import ParseError
@@ -183,6 +184,7 @@ def test_the_guard_finds_what_the_search_path_resolves() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_the_sql_pgdecor_runs_for_itself_names_everything_with_its_schema() -> None:
     """Every statement pgdecor runs for itself (catalog reads, type descriptions, probes, commit tokens, the wire's
     self-test, check and generate) names each operator, function and type with its schema."""
