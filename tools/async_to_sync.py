@@ -55,6 +55,7 @@ MODULES = {
     "pgdecor/_channels/waiter_async.py": "pgdecor/_channels/waiter.py",
     "pgdecor/_run/copy_out_async.py": "pgdecor/_run/copy_out.py",
     "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
+    "pgdecor/_wire/liveness_async.py": "pgdecor/_wire/liveness.py",
     "pgdecor/_wire/wire_async.py": "pgdecor/_wire/wire.py",
 }
 
@@ -140,6 +141,7 @@ RENAMES = {
     "copy_out_async": "copy_out",
     "lease_async": "lease",
     "listener_async": "listener",
+    "liveness_async": "liveness",
     "lookup_async": "lookup",
     "pool_async": "pool",
     "probe_async": "probe",

@@ -57,12 +57,14 @@ class Batches:
 
     def _batch(self, sess: SyncState, argsets: list[tuple[Any, ...]]) -> Any:
         plan, routes = self.plan, self.routes
-        lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
+        # The connection's check left to the batch (see `_run.call_async`): paid by the wire, or made first.
+        lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly, owing=True)
         key = lease.key
         out: list[Any] = []
         route: Route | None = None
         try:
             if argsets and plan.call.cached(key, argsets[0]) is None:
+                lease.settle()
                 lookup.resolve(lease, plan)
             for statement, params in plan.batches(key, argsets):
                 route = routes.of(key, statement)
@@ -74,6 +76,7 @@ class Batches:
                     if read is not None:
                         out += [] if each is None else self._wire_rows(lease, wire, route, binary, read)
                         continue
+                lease.settle()
                 cur = lease.cursor(binary)
                 route.wired = True
                 kind = route.kind

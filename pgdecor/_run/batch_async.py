@@ -69,12 +69,14 @@ class AsyncBatches:
 
     async def _batch(self, sess: AsyncState, argsets: list[tuple[Any, ...]]) -> Any:
         plan, routes = self.plan, self.routes
-        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly)
+        # The connection's check left to the batch (see `_run.call_async`): paid by the wire, or made first.
+        lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly, owing=True)
         key = lease.key
         out: list[Any] = []
         route: Route | None = None
         try:
             if argsets and plan.call.cached(key, argsets[0]) is None:
+                await lease.settle()
                 await lookup.resolve(lease, plan)
             for statement, params in plan.batches(key, argsets):
                 route = routes.of(key, statement)
@@ -86,6 +88,7 @@ class AsyncBatches:
                     if read is not None:
                         out += [] if each is None else await self._wire_rows(lease, wire, route, binary, read)
                         continue
+                await lease.settle()
                 cur = lease.cursor(binary)
                 route.wired = True
                 kind = route.kind

@@ -77,13 +77,17 @@ class Calls:
             ):
                 return self._guarded(args, sess, limit)
             routes = self.routes
-            lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly)
+            # A borrow of the call's own leaves the connection's check to its statement (`_wire.owed`): paid by the
+            # wire's BEGIN, or made (`settle`) before anything else is sent.
+            lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly, owing=True)
             route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
             try:
                 if route is None:
+                    lease.settle()
                     route = lookup.route(lease, routes, args)
                 params = args if route.params is None else route.params(args)
                 if self._streams:
+                    lease.settle()
                     return opened(plan.stub, sess, lease, route, params)
                 binary = route.binary
                 wire = lease.wire() if route.wired and limit is None else None
@@ -97,6 +101,7 @@ class Calls:
                     elif wire.execute(route.sql, params, binary) is not NOT_SENT:
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:
+                    lease.settle()
                     binary = binary and lease.binary
                     src = cur = lease.cursor(binary)
                     if limit is not None:
@@ -256,7 +261,8 @@ def _execute_limited(conn: Connection[Any], cur: Cursor[Any], sql: str, params: 
     `_limits.deadlines`); without pipelines (libpq before 14), in autocommit, the watchdog alone bounds it."""
     ms = str(max(1, math.ceil(limit.left() * 1000)))
     own = conn.cursor()
-    in_transaction = conn.info.transaction_status != _IDLE
+    # Out of autocommit, an idle connection begins a transaction with this statement.
+    in_transaction = conn.info.transaction_status != _IDLE or not conn.autocommit
     if not psycopg.Pipeline.is_supported():
         if in_transaction:
             own.execute(deadlines.KEEP_AND_SET_TIMEOUT, [ms])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from time import monotonic
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
@@ -18,8 +19,10 @@ from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError
 from pgdecor._rows.loaders import fetches_binary, parsing_loaders
 from pgdecor._rows.registry import ServerKey, server_key
 from pgdecor._sources import probe
+from pgdecor._sources.config import OWING
 from pgdecor._sources.replicas import AHEAD, LOOK, WAL_POSITION, waits
 from pgdecor._sources.source import Source
+from pgdecor._wire import liveness, owed
 from pgdecor._wire.wire import Wire
 from pgdecor._wire.wire import usable as wire_usable
 
@@ -91,9 +94,18 @@ class Lease:
             self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
-    def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> Lease:
-        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says."""
-        return cls._begun(source, source.connect(within), mode)
+    def borrow(
+        cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None, *, owing: bool = False
+    ) -> Lease:
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says.
+        *owing*: the borrower is a call, which can pay the connection's check with its first statement (`settle`
+        the check before anything else)."""
+        token = OWING.set(owing)
+        try:
+            conn = source.connect(within)
+        finally:
+            OWING.reset(token)
+        return cls._begun(source, conn, mode)
 
     @classmethod
     def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source) -> Replica:
@@ -167,9 +179,18 @@ class Lease:
         """Whether the session's transaction is yet to begin with its first statement (nothing sent so far)."""
         return self._implicit and self.conn.info.transaction_status == _IDLE
 
+    def settle(self) -> None:
+        """Make the check of the connection its borrow left to the call's first statement (see `_wire.owed`), if the
+        wire has not paid it, before anything else is sent: a `PoolTimeout`, as the borrow would have raised, if
+        the server does not answer by the borrow's deadline."""
+        debt = owed.owed.pop(self.conn.pgconn, None)
+        if debt is not None:
+            liveness.pay(self.conn.pgconn, debt)
+
     def begun(self) -> Connection[Any]:
         """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
         user's own statements) is sent only then."""
+        self.settle()
         conn = self.conn
         if self.pending:
             assert self.tx is not None
@@ -255,6 +276,9 @@ class Lease:
         if wire is not None:
             wire.close()
         self._cursors = {}
+        pgconn = self.conn.pgconn
+        owed.owed.pop(pgconn, None)
+        owed.returned[pgconn] = monotonic()
         self._autocommit_again()
         _restored(self.conn, self._restore)
         self.source.give_back(self.conn)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from time import monotonic
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
@@ -29,8 +30,11 @@ from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError
 from pgdecor._rows.loaders import fetches_binary, parsing_loaders
 from pgdecor._rows.registry import ServerKey, server_key
 from pgdecor._sources import probe_async as probe
+from pgdecor._sources.config import OWING
 from pgdecor._sources.replicas import AHEAD, LOOK, WAL_POSITION, waits
 from pgdecor._sources.source import Source
+from pgdecor._wire import liveness_async as liveness
+from pgdecor._wire import owed
 from pgdecor._wire.shield import finish
 from pgdecor._wire.wire import usable as wire_usable
 from pgdecor._wire.wire_async import AsyncWire
@@ -103,9 +107,18 @@ class AsyncLease:
             self._loaders = parsing_loaders(conn.adapters)
 
     @classmethod
-    async def borrow(cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None) -> AsyncLease:
-        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says."""
-        return await cls._begun(source, await source.aconnect(within), mode)
+    async def borrow(
+        cls, source: Source, mode: Mode = DEFAULT_MODE, within: float | None = None, *, owing: bool = False
+    ) -> AsyncLease:
+        """A connection from *source* (within *within* seconds, if given), its transaction begun as *mode* says.
+        *owing*: the borrower is a call, which can pay the connection's check with its first statement (`settle`
+        the check before anything else)."""
+        token = OWING.set(owing)
+        try:
+            conn = await source.aconnect(within)
+        finally:
+            OWING.reset(token)
+        return await cls._begun(source, conn, mode)
 
     @classmethod
     async def borrow_replica(
@@ -181,9 +194,18 @@ class AsyncLease:
         """Whether the session's transaction is yet to begin with its first statement (nothing sent so far)."""
         return self._implicit and self.conn.info.transaction_status == _IDLE
 
+    async def settle(self) -> None:
+        """Make the check of the connection its borrow left to the call's first statement (see `_wire.owed`), if the
+        wire has not paid it, before anything else is sent: a `PoolTimeout`, as the borrow would have raised, if
+        the server does not answer by the borrow's deadline."""
+        debt = owed.owed.pop(self.conn.pgconn, None)
+        if debt is not None:
+            await finish(liveness.pay(self.conn.pgconn, debt))
+
     async def begun(self) -> AsyncConnection[Any]:
         """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
         user's own statements) is sent only then."""
+        await self.settle()
         conn = self.conn
         if self.pending:
             assert self.tx is not None
@@ -269,6 +291,9 @@ class AsyncLease:
         if wire is not None:
             wire.close()
         self._cursors = {}
+        pgconn = self.conn.pgconn
+        owed.owed.pop(pgconn, None)
+        owed.returned[pgconn] = monotonic()
         await self._autocommit_again()
         await _restored(self.conn, self._restore)
         await self.source.agive_back(self.conn)

@@ -42,9 +42,10 @@ def reap(source: Source) -> int:
     return len(orphans)
 
 
-def borrow(sess: SyncState, *, replica: bool, within: float | None = None) -> Lease:
+def borrow(sess: SyncState, *, replica: bool, within: float | None = None, owing: bool = False) -> Lease:
     """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use; a
-    connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout."""
+    connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout;
+    *owing*: by a call, which pays the connection's check (`AsyncLease.borrow`)."""
     sess = sess._joined or sess
     found = sess.replica_lease if replica else sess.lease
     if found is not None:
@@ -56,20 +57,20 @@ def borrow(sess: SyncState, *, replica: bool, within: float | None = None) -> Le
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
             reap(source)
-            found = Lease.borrow(source, sess.mode, within)
+            found = Lease.borrow(source, sess.mode, within, owing=owing)
             sess._borrowed(found, replica=replica)
     return found
 
 
-def lease_for(sess: SyncState, *, readonly: bool, within: float | None = None) -> Lease:
+def lease_for(sess: SyncState, *, readonly: bool, within: float | None = None, owing: bool = False) -> Lease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
-    given; not at SERIALIZABLE, which a standby refuses."""
+    given; not at SERIALIZABLE, which a standby refuses. *owing*: see `borrow`."""
     if readonly and sess._replica is not None and sess.lease is None and not sess.mode.on_primary_only:
         replica = _areplica_for(sess)
         if replica is not None:
             return replica
-    return borrow(sess, replica=False, within=within)
+    return borrow(sess, replica=False, within=within, owing=owing)
 
 
 def _areplica_for(sess: SyncState) -> Lease | None:

@@ -52,9 +52,10 @@ async def areap(source: Source) -> int:
     return len(orphans)
 
 
-async def aborrow(sess: AsyncState, *, replica: bool, within: float | None = None) -> AsyncLease:
+async def aborrow(sess: AsyncState, *, replica: bool, within: float | None = None, owing: bool = False) -> AsyncLease:
     """*sess*'s lease on its source (or its replica), borrowed, and its transaction begun, at first use; a
-    connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout."""
+    connection from the source's pool within *within* seconds, if given (a call's limit), and its own timeout;
+    *owing*: by a call, which pays the connection's check (`AsyncLease.borrow`)."""
     sess = sess._joined or sess
     found = sess.replica_lease if replica else sess.lease
     if found is not None:
@@ -66,20 +67,22 @@ async def aborrow(sess: AsyncState, *, replica: bool, within: float | None = Non
         found = sess.replica_lease if replica else sess.lease
         if found is None:  # not borrowed by another task (or thread) of the session meanwhile
             await areap(source)
-            found = await AsyncLease.borrow(source, sess.mode, within)
+            found = await AsyncLease.borrow(source, sess.mode, within, owing=owing)
             sess._borrowed(found, replica=replica)
     return found
 
 
-async def alease_for(sess: AsyncState, *, readonly: bool, within: float | None = None) -> AsyncLease:
+async def alease_for(
+    sess: AsyncState, *, readonly: bool, within: float | None = None, owing: bool = False
+) -> AsyncLease:
     """The lease a call uses: a readonly call's goes to the replica, if the session has one and has not used the
     primary (whose writes it must see), and the replica has replayed the writes of the session whose token it was
-    given; not at SERIALIZABLE, which a standby refuses."""
+    given; not at SERIALIZABLE, which a standby refuses. *owing*: see `aborrow`."""
     if readonly and sess._replica is not None and sess.lease is None and not sess.mode.on_primary_only:
         replica = await _areplica_for(sess)
         if replica is not None:
             return replica
-    return await aborrow(sess, replica=False, within=within)
+    return await aborrow(sess, replica=False, within=within, owing=owing)
 
 
 async def _areplica_for(sess: AsyncState) -> AsyncLease | None:

@@ -62,6 +62,10 @@ NETWORK: dict[str, int] = {
 #: the connection the pool hands out waits for its answer until then (see `_sources.pool_async.AsyncPool`).
 BORROW_DEADLINE: ContextVar[float | None] = ContextVar("pgdecor_borrow_deadline", default=None)
 
+#: Whether the borrow being made in this context is a call's, which can pay the check of a connection given back
+#: moments ago with its first statement (see `_wire.owed`).
+OWING: ContextVar[bool] = ContextVar("pgdecor_owing", default=False)
+
 #: Seconds a connection's check at borrow is given at the least: one handed out at its borrow's last moment is not
 #: thrown away healthy for want of time to answer.
 CHECK_GRACE = 0.1

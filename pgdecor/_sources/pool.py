@@ -13,10 +13,11 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pgdecor._errors import add_note
+from pgdecor._wire import owed
 
 from . import fork as forked
 from . import probe
-from .config import BORROW_DEADLINE, CHECK_GRACE, Observed, PoolSettings
+from .config import BORROW_DEADLINE, CHECK_GRACE, OWING, Observed, PoolSettings
 
 __all__ = ["Pool"]
 
@@ -96,11 +97,16 @@ class Pool:
         now, for a borrow from the pool itself), `CHECK_GRACE` at the least; closed, and the pool tries another,
         if not."""
         now = monotonic()
-        deadline = BORROW_DEADLINE.get() or now + self._settings.timeout
+        deadline = max(BORROW_DEADLINE.get() or now + self._settings.timeout, now + CHECK_GRACE)
+        pgconn = conn.pgconn
+        back = owed.returned.get(pgconn)
+        if OWING.get() and back is not None and now - back < owed.RECENT and owed.quiet(pgconn):
+            owed.owed[pgconn] = owed.Owed(deadline, self._settings)  # paid by the call's first statement
+            return
         try:
             # To its end even if the borrower is cancelled meanwhile (a request whose client hung up): cut short, it
             # would leave the connection busy, for the pool to throw away and replace.
-            probe.check(conn, max(deadline, now + CHECK_GRACE))
+            probe.check(conn, deadline)
         except psycopg.errors.ConnectionTimeout:
             self._observed.unanswered_at = monotonic()
             raise

@@ -16,11 +16,12 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pgdecor._errors import add_note
+from pgdecor._wire import owed
 from pgdecor._wire.shield import finish
 
 from . import fork as forked
 from . import probe_async as probe
-from .config import BORROW_DEADLINE, CHECK_GRACE, Observed, PoolSettings
+from .config import BORROW_DEADLINE, CHECK_GRACE, OWING, Observed, PoolSettings
 
 __all__ = ["AsyncPool"]
 
@@ -124,11 +125,16 @@ class AsyncPool:
         now, for a borrow from the pool itself), `CHECK_GRACE` at the least; closed, and the pool tries another,
         if not."""
         now = monotonic()
-        deadline = BORROW_DEADLINE.get() or now + self._settings.timeout
+        deadline = max(BORROW_DEADLINE.get() or now + self._settings.timeout, now + CHECK_GRACE)
+        pgconn = conn.pgconn
+        back = owed.returned.get(pgconn)
+        if OWING.get() and back is not None and now - back < owed.RECENT and owed.quiet(pgconn):
+            owed.owed[pgconn] = owed.Owed(deadline, self._settings)  # paid by the call's first statement
+            return
         try:
             # To its end even if the borrower is cancelled meanwhile (a request whose client hung up): cut short, it
             # would leave the connection busy, for the pool to throw away and replace.
-            await finish(probe.check(conn, max(deadline, now + CHECK_GRACE)))
+            await finish(probe.check(conn, deadline))
         except psycopg.errors.ConnectionTimeout:
             self._observed.unanswered_at = monotonic()
             raise

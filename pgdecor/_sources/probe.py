@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import selectors
-from time import monotonic
 from typing import Any
 
-import psycopg
-from psycopg import Connection, pq
+from psycopg import Connection
 from psycopg.rows import tuple_row
 
 from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._rows.registry import DESCRIBE_QUERY, ServerKey, TypeRegistry
-from pgdecor._wire import poolers
+from pgdecor._wire import liveness, poolers
 
 __all__ = ["check", "configure", "describe", "probe_once", "resolve"]
-
-_FATAL = pq.ExecStatus.FATAL_ERROR
 
 
 def _fetch(conn: Connection[Any], query: Any, params: Any = None) -> list[tuple[Any, ...]]:
@@ -51,40 +46,11 @@ def check(conn: Connection[Any], deadline: float) -> None:
     answer, or fails. A server that stops answering without closing anything (stopped, or the network to it gone
     quiet) would otherwise keep its caller waiting for as long as it stays so: psycopg's own waits have no
     deadline. Run on libpq itself: the connection is the pool's, used by no one else meanwhile."""
-    pgconn = conn.pgconn
     try:
-        pgconn.send_query(b"")
-        while pgconn.flush():
-            _ready(pgconn.socket, deadline, write=True)
-        pgconn.consume_input()
-        while pgconn.is_busy():
-            _ready(pgconn.socket, deadline, write=False)
-            pgconn.consume_input()
-        _answered(pgconn)
+        liveness.check(conn.pgconn, deadline)
     except BaseException:
         conn.close()
         raise
-
-
-def _answered(pgconn: pq.abc.PGconn) -> None:
-    """Read the answer to the check; raise if it is an error."""
-    failed = None
-    while (res := pgconn.get_result()) is not None:
-        if res.status == _FATAL:
-            failed = res.error_message
-    if failed is not None:
-        raise psycopg.OperationalError(failed.decode(errors="replace").strip())
-
-
-def _ready(fd: int, deadline: float, *, write: bool) -> None:
-    """Wait until the socket *fd* is readable (or writable); raise `ConnectionTimeout` at *deadline*."""
-    timeout = max(deadline - monotonic(), 0.0)
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
-        ready = bool(selector.select(timeout))
-    if not ready:
-        msg = "the server did not answer the connection's check in time"
-        raise psycopg.errors.ConnectionTimeout(msg)
 
 
 def describe(conn: Connection[Any], registry: TypeRegistry, oids: list[int]) -> None:

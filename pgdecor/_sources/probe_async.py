@@ -8,22 +8,17 @@ This is the async source; `_sources.probe` is generated from it by tools/async_t
 
 from __future__ import annotations
 
-import asyncio
-import selectors
-from time import monotonic
 from typing import Any
 
-import psycopg
-from psycopg import AsyncConnection, pq
+from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
 from pgdecor._plan.procedure import ProcedureCall
 from pgdecor._rows.registry import DESCRIBE_QUERY, ServerKey, TypeRegistry
+from pgdecor._wire import liveness_async as liveness
 from pgdecor._wire import poolers
 
 __all__ = ["check", "configure", "describe", "probe_once", "resolve"]
-
-_FATAL = pq.ExecStatus.FATAL_ERROR
 
 
 async def _fetch(conn: AsyncConnection[Any], query: Any, params: Any = None) -> list[tuple[Any, ...]]:
@@ -57,56 +52,11 @@ async def check(conn: AsyncConnection[Any], deadline: float) -> None:
     answer, or fails. A server that stops answering without closing anything (stopped, or the network to it gone
     quiet) would otherwise keep its caller waiting for as long as it stays so: psycopg's own waits have no
     deadline. Run on libpq itself: the connection is the pool's, used by no one else meanwhile."""
-    pgconn = conn.pgconn
     try:
-        pgconn.send_query(b"")
-        while pgconn.flush():
-            await _ready(pgconn.socket, deadline, write=True)
-        pgconn.consume_input()
-        while pgconn.is_busy():
-            await _ready(pgconn.socket, deadline, write=False)
-            pgconn.consume_input()
-        _answered(pgconn)
+        await liveness.check(conn.pgconn, deadline)
     except BaseException:
         await conn.close()
         raise
-
-
-def _answered(pgconn: pq.abc.PGconn) -> None:
-    """Read the answer to the check; raise if it is an error."""
-    failed = None
-    while (res := pgconn.get_result()) is not None:
-        if res.status == _FATAL:
-            failed = res.error_message
-    if failed is not None:
-        raise psycopg.OperationalError(failed.decode(errors="replace").strip())
-
-
-async def _ready(fd: int, deadline: float, *, write: bool) -> None:
-    """Wait until the socket *fd* is readable (or writable); raise `ConnectionTimeout` at *deadline*."""
-    timeout = max(deadline - monotonic(), 0.0)
-    if True:  # ASYNC
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-
-        def wake(ready: bool) -> None:
-            if not fut.done():
-                fut.set_result(ready)
-
-        (loop.add_writer if write else loop.add_reader)(fd, wake, True)
-        timer = loop.call_later(timeout, wake, False)
-        try:
-            ready = await fut
-        finally:
-            timer.cancel()
-            (loop.remove_writer if write else loop.remove_reader)(fd)
-    else:
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
-            ready = bool(selector.select(timeout))
-    if not ready:
-        msg = "the server did not answer the connection's check in time"
-        raise psycopg.errors.ConnectionTimeout(msg)
 
 
 async def describe(conn: AsyncConnection[Any], registry: TypeRegistry, oids: list[int]) -> None:

@@ -11,12 +11,13 @@ import psycopg
 from psycopg import Connection, pq
 from psycopg.rows import tuple_row
 
-from . import batch, internals, poolers
+from . import batch, internals, owed, poolers
 from .batch import Batch
 from .fallback import read_after
 from .generators import Chunks, Each, Groups, Reading, chunks, groups, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
+from .liveness import answered, pay
 from .wire_base import CHUNK, CHUNKED_ROWS, FOLDS, NOT_SENT, UNMADE, BaseWire, Maker, Makers, begin_for, begun
 
 __all__ = [
@@ -113,9 +114,14 @@ class Wire(BaseWire):
                 if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
                     self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
                     return None
+                debt = None
                 if begin is not None:
                     pgconn.send_query_params(begin, None)
+                    if (debt := owed.owed.pop(pgconn, None)) is not None:
+                        pgconn.send_flush_request()
                 batch.send(pgconn, sends, binary)
+                if debt is not None:  # the check the connection is owed, paid by BEGIN's answer
+                    answered(pgconn, debt)
                 reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
                 read = self._wait(reading, Groups)
             finally:
@@ -127,9 +133,12 @@ class Wire(BaseWire):
 
     def _read_begun(self) -> list[pq.abc.PGresult]:
         """Read what a pipeline of BEGIN, a statement and a Sync gives (`_send` with *begin*), and leave pipeline
-        mode: the statement's results, or BEGIN's if it failed."""
+        mode: the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is
+        `owed`, if it is: by its deadline, else the connection is closed and `ConnectionTimeout` raised."""
         pgconn = self.pgconn
         try:
+            if (debt := owed.owed.pop(pgconn, None)) is not None:
+                answered(pgconn, debt)
             read = self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
         finally:
             if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
@@ -166,6 +175,8 @@ class Wire(BaseWire):
         if not switch.on:
             return False
         conn = self.conn
+        if (debt := owed.owed.pop(self.pgconn, None)) is not None:  # the test's statements are sent first
+            pay(self.pgconn, debt)
         try:
             with conn.transaction():
                 cur = conn.cursor(binary=True, row_factory=tuple_row)

@@ -43,12 +43,13 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.rows import tuple_row
 
-from . import batch, internals, poolers
+from . import batch, internals, owed, poolers
 from .batch import Batch
 from .fallback import read_after
 from .generators import Chunks, Each, Groups, Reading, chunks, groups, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
+from .liveness_async import answered, pay
 from .shield import CANCEL_TIMEOUT, finish
 from .watch import SocketWatch
 from .wire_base import CHUNK, CHUNKED_ROWS, FOLDS, NOT_SENT, UNMADE, BaseWire, Maker, Makers, begin_for, begun
@@ -161,9 +162,14 @@ class AsyncWire(BaseWire):
                 if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
                     await self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
                     return None
+                debt = None
                 if begin is not None:
                     pgconn.send_query_params(begin, None)
+                    if (debt := owed.owed.pop(pgconn, None)) is not None:
+                        pgconn.send_flush_request()
                 batch.send(pgconn, sends, binary)
+                if debt is not None:  # the check the connection is owed, paid by BEGIN's answer
+                    await answered(pgconn, debt)
                 reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
                 read = await self._wait(reading, Groups)
             finally:
@@ -180,9 +186,12 @@ class AsyncWire(BaseWire):
 
     async def _read_begun(self) -> list[pq.abc.PGresult]:
         """Read what a pipeline of BEGIN, a statement and a Sync gives (`_send` with *begin*), and leave pipeline
-        mode: the statement's results, or BEGIN's if it failed."""
+        mode: the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is
+        `owed`, if it is: by its deadline, else the connection is closed and `ConnectionTimeout` raised."""
         pgconn = self.pgconn
         try:
+            if (debt := owed.owed.pop(pgconn, None)) is not None:
+                await answered(pgconn, debt)
             read = await self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
         finally:
             if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
@@ -243,6 +252,8 @@ class AsyncWire(BaseWire):
         if not switch.on:
             return False
         conn = self.conn
+        if (debt := owed.owed.pop(self.pgconn, None)) is not None:  # the test's statements are sent first
+            await pay(self.pgconn, debt)
         try:
             async with conn.transaction():
                 cur = conn.cursor(binary=True, row_factory=tuple_row)

@@ -23,7 +23,7 @@ from psycopg import AsyncConnection, Connection, pq
 from psycopg.adapt import AdaptersMap, PyFormat, Transformer
 from psycopg.errors import error_from_result
 
-from . import internals
+from . import internals, owed
 from .generators import PSYCOPG, Chunks, Waits
 from .guard import _tested, _turn_off, drifted, switch
 from .internals import Drift
@@ -200,7 +200,8 @@ class BaseWire:
         nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do), or if a
         private of psycopg answered otherwise (wires off then). The statement is looked up as psycopg's prepare
         manager keys it, which the self-test checks. With *begin*, the statement goes in a pipeline after that
-        BEGIN, then a Sync (the caller reads the three, and leaves pipeline mode)."""
+        BEGIN (and a Flush, if the connection is `owed` its check: BEGIN's answer pays it), then a Sync (the
+        caller reads the three, and leaves pipeline mode)."""
         tx, manager = self._tx, self.manager
         try:
             query, formats = _converted.get((sql, tx.encoding)) or converted(sql, tx.encoding)
@@ -223,6 +224,8 @@ class BaseWire:
                 return False
             self.pgconn.enter_pipeline_mode()
             self.pgconn.send_query_params(begin, None)
+            if self.pgconn in owed.owed:
+                self.pgconn.send_flush_request()
         if unnamed:
             self.name, self._prep = None, internals.NO
             self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)

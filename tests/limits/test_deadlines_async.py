@@ -132,6 +132,19 @@ async def test_statements_after_a_timed_call_are_not_limited(dsn: str) -> None:
         assert await statement_timeout() == "0"
 
 
+@query("SELECT pg_catalog.pg_sleep(%(seconds)s)", timeout=0.3)
+async def doze(seconds: float) -> None: ...
+
+
+async def test_a_timed_call_that_begins_the_transaction_limits_its_statement_only(dsn: str) -> None:
+    """A timed call that is its session's first statement (the BEGIN sent with it, no catalog read before) limits
+    that statement alone: the next ones have the transaction's own setting."""
+    for _ in range(2):
+        async with session(dsn):
+            await doze(0)
+            assert await statement_timeout() == "0"
+
+
 async def test_an_autocommit_procedure_is_stopped_at_its_timeout(dsn: str, pg_exec: Exec) -> None:
     """A procedure that commits itself is held to its timeout past its COMMIT; what it committed stays, and the
     session's next statement is not limited."""

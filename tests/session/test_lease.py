@@ -2,8 +2,9 @@
 """The sync twin of `tests.session.test_lease_async`, generated from it: see there."""
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
@@ -18,6 +19,10 @@ def echo(n: int) -> int: ...
 class Settings(NamedTuple):
     isolation: str
     read_only: str
+
+
+@query("SELECT pg_catalog.pg_backend_pid()")
+def backend() -> int: ...
 
 
 @query(
@@ -46,9 +51,9 @@ def round_trips(proxy: Proxy) -> int:
 def test_a_session_of_sequential_calls_costs_one_round_trip_each_and_its_commit(
     pg_dsn: str, proxy: Proxy, calls: int
 ) -> None:
-    """On a warm pooled connection (its pool's check off), a session of k calls costs k + 1 round trips: its BEGIN
-    goes with the first call's statement; a batch (``.many()``) likewise."""
-    with Database(through(pg_dsn, proxy), max_size=1, check=False) as db:
+    """On a warm pooled connection, a session of k calls costs k + 1 round trips: its BEGIN goes with the first
+    call's statement, whose answer is the connection's check at borrow; a batch (``.many()``) likewise."""
+    with Database(through(pg_dsn, proxy), max_size=1) as db:
         with db.session():  # the statements prepared, the connection's wire tested
             assert [echo(n) for n in range(3)] == [0, 1, 2]
             assert echo.many([(1,), (2,)]) == [1, 2]
@@ -65,7 +70,7 @@ def test_a_session_of_sequential_calls_costs_one_round_trip_each_and_its_commit(
 def test_a_session_that_sends_nothing_costs_no_round_trip(pg_dsn: str, proxy: Proxy) -> None:
     """A session that borrowed its connection but sent no statement (an empty batch) neither begins nor commits a
     transaction; one whose call is refused before sending does not either."""
-    with Database(through(pg_dsn, proxy), max_size=1, check=False) as db:
+    with Database(through(pg_dsn, proxy), max_size=1) as db:
         with db.session():
             assert echo(1) == 1
         before = round_trips(proxy)
@@ -88,3 +93,20 @@ def test_the_transaction_begun_with_the_first_statement_is_the_one_the_session_a
             assert settings() == ("serializable", "on")
         with db.session():
             assert settings() == ("read committed", "off")
+
+
+def test_a_connection_the_server_ended_while_it_sat_in_the_pool_is_replaced_at_its_borrow(
+    pg_dsn: str, admin: psycopg.Connection[Any]
+) -> None:
+    """A connection given back moments ago is handed out unchecked only if its socket has nothing to read: one whose
+    backend the server ended meanwhile (it says so on the socket) is checked, and replaced by the pool; the session
+    runs."""
+    with Database(pg_dsn, max_size=1) as db:
+        with db.session():
+            pid = backend()
+        admin.execute("SELECT pg_catalog.pg_terminate_backend(%s)", [pid])
+        while admin.execute("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            pass
+        with db.session():
+            assert backend() != pid
+        assert db.counters.rolled_back == 0

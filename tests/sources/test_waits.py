@@ -146,6 +146,39 @@ def test_an_async_borrow_gives_up_within_its_timeout_when_the_server_stops_answe
     _check_error(err)
 
 
+@pytest.mark.slow
+@pytest.mark.timing
+@pytest.mark.parametrize("path", ["catalog", "batch"])
+def test_a_first_call_that_does_not_go_through_the_wire_gives_up_within_the_timeout_too(
+    server: TemporaryServer, figures: Callable[[str], None], path: str
+) -> None:
+    """A connection given back moments ago is handed out without its check, which its call's first statement pays;
+    a call whose first statement is not the wire's (a stub new on the server, whose function is looked up in the
+    catalog; a batch of one, through a cursor) has the check made first: on a frozen server, `PoolTimeout` within a
+    bound of ``timeout``, as the borrow would have raised."""
+
+    @query("SELECT 2")
+    def two() -> int: ...
+
+    with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+        with db.session():
+            assert one() == 1
+            assert one.many([()]) == [1]
+        with frozen(server):
+            started = time.monotonic()
+            with pytest.raises(PoolTimeout) as caught, db.session():
+                if path == "catalog":
+                    two()
+                else:
+                    one.many([()])
+            took = time.monotonic() - started
+        with db.session():
+            assert two() == 2
+    figures(f"sync: a first call ({path}) on a frozen server raised after {took:.2f} s with timeout=1")
+    assert took < BOUND
+    _check_error(caught.value)
+
+
 #: What pgdecor sets on the sockets of its connections unless told otherwise, as getsockopt reads them.
 DEFAULTS = {"keepalive": 1, "idle": 30, "interval": 10, "count": 3, "user_timeout": 60000}
 

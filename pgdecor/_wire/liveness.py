@@ -1,0 +1,70 @@
+# Generated from pgdecor/_wire/liveness_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `pgdecor._wire.liveness_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+import selectors
+from time import monotonic
+
+import psycopg
+from psycopg import pq
+
+from .owed import Owed, unanswered
+
+__all__ = ["answered", "check", "pay", "ready"]
+
+_FATAL = pq.ExecStatus.FATAL_ERROR
+
+
+def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
+    """Send what *pgconn* has to send and wait until its next result is in, by the deadline of the check it pays
+    (*debt*); else close the connection and raise what the borrow would have (`PoolTimeout`)."""
+    try:
+        _in(pgconn, debt.deadline)
+    except psycopg.errors.ConnectionTimeout as err:
+        pgconn.finish()
+        raise unanswered(debt) from err
+
+
+def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:
+    """Make the check a connection is owed (*debt*) as the pool would have (an empty query, answered by its
+    deadline): else close the connection and raise what the borrow would have (`PoolTimeout`)."""
+    try:
+        check(pgconn, debt.deadline)
+    except psycopg.errors.ConnectionTimeout as err:
+        pgconn.finish()
+        raise unanswered(debt) from err
+
+
+def check(pgconn: pq.abc.PGconn, deadline: float) -> None:
+    """Raise unless *pgconn* answers an empty query by *deadline* (a `time.monotonic` time): `ConnectionTimeout`,
+    or the server's error."""
+    pgconn.send_query(b"")
+    _in(pgconn, deadline)
+    failed = None
+    while (res := pgconn.get_result()) is not None:
+        if res.status == _FATAL:
+            failed = res.error_message
+    if failed is not None:
+        raise psycopg.OperationalError(failed.decode(errors="replace").strip())
+
+
+def _in(pgconn: pq.abc.PGconn, deadline: float) -> None:
+    """Send what *pgconn* has to send, and wait until its next result is in, by *deadline*."""
+    while pgconn.flush():
+        ready(pgconn.socket, deadline, write=True)
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        ready(pgconn.socket, deadline, write=False)
+        pgconn.consume_input()
+
+
+def ready(fd: int, deadline: float, *, write: bool) -> None:
+    """Wait until the socket *fd* is readable (or writable); raise `ConnectionTimeout` at *deadline*."""
+    timeout = max(deadline - monotonic(), 0.0)
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+        ready = bool(selector.select(timeout))
+    if not ready:
+        msg = "the server did not answer the connection's check in time"
+        raise psycopg.errors.ConnectionTimeout(msg)

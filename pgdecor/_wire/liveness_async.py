@@ -1,0 +1,91 @@
+"""Waiting for the server's answer by a deadline: a borrowed connection's check (`_sources.probe_async.check`), or
+the check a connection handed out without it still owes (`_wire.owed`), paid by the answer to the BEGIN sent with
+its first statement.
+
+This is the async source; `_wire.liveness` is generated from it by tools/async_to_sync.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from time import monotonic
+
+import psycopg
+from psycopg import pq
+
+from .owed import Owed, unanswered
+
+__all__ = ["answered", "check", "pay", "ready"]
+
+_FATAL = pq.ExecStatus.FATAL_ERROR
+
+
+async def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
+    """Send what *pgconn* has to send and wait until its next result is in, by the deadline of the check it pays
+    (*debt*); else close the connection and raise what the borrow would have (`PoolTimeout`)."""
+    try:
+        await _in(pgconn, debt.deadline)
+    except psycopg.errors.ConnectionTimeout as err:
+        pgconn.finish()
+        raise unanswered(debt) from err
+
+
+async def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:
+    """Make the check a connection is owed (*debt*) as the pool would have (an empty query, answered by its
+    deadline): else close the connection and raise what the borrow would have (`PoolTimeout`)."""
+    try:
+        await check(pgconn, debt.deadline)
+    except psycopg.errors.ConnectionTimeout as err:
+        pgconn.finish()
+        raise unanswered(debt) from err
+
+
+async def check(pgconn: pq.abc.PGconn, deadline: float) -> None:
+    """Raise unless *pgconn* answers an empty query by *deadline* (a `time.monotonic` time): `ConnectionTimeout`,
+    or the server's error."""
+    pgconn.send_query(b"")
+    await _in(pgconn, deadline)
+    failed = None
+    while (res := pgconn.get_result()) is not None:
+        if res.status == _FATAL:
+            failed = res.error_message
+    if failed is not None:
+        raise psycopg.OperationalError(failed.decode(errors="replace").strip())
+
+
+async def _in(pgconn: pq.abc.PGconn, deadline: float) -> None:
+    """Send what *pgconn* has to send, and wait until its next result is in, by *deadline*."""
+    while pgconn.flush():
+        await ready(pgconn.socket, deadline, write=True)
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        await ready(pgconn.socket, deadline, write=False)
+        pgconn.consume_input()
+
+
+async def ready(fd: int, deadline: float, *, write: bool) -> None:
+    """Wait until the socket *fd* is readable (or writable); raise `ConnectionTimeout` at *deadline*."""
+    timeout = max(deadline - monotonic(), 0.0)
+    if True:  # ASYNC
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+
+        def wake(ready: bool) -> None:
+            if not fut.done():
+                fut.set_result(ready)
+
+        (loop.add_writer if write else loop.add_reader)(fd, wake, True)
+        timer = loop.call_later(timeout, wake, False)
+        try:
+            ready = await fut
+        finally:
+            timer.cancel()
+            (loop.remove_writer if write else loop.remove_reader)(fd)
+    else:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+            ready = bool(selector.select(timeout))
+    if not ready:
+        msg = "the server did not answer the connection's check in time"
+        raise psycopg.errors.ConnectionTimeout(msg)
