@@ -97,6 +97,7 @@ def test_the_transform_drops_async_unwraps_finish_renames_and_keeps_sync_branche
 TEST_SOURCE = '''"""Async tests."""
 
 import pytest
+from psycopg import AsyncConnection
 
 from pgdecor import AsyncStream, session
 from tests.usercode.userdb import aget_user, aload_user
@@ -111,11 +112,15 @@ async def test_a(users: str, stream: AsyncStream[int]) -> None:
     with pytest.raises(KeyError):
         async with session(users):
             raise KeyError
+    async with await AsyncConnection.connect(users) as conn:
+        with pytest.raises(KeyError):
+            raise KeyError(conn)
 '''
 
 TEST_EXPECTED = '''"""The sync twin of `tests.plan.test_results_async`, generated from it: see there."""
 
 import pytest
+from psycopg import Connection
 
 from pgdecor import Stream, session
 from tests.usercode.userdb import get_user, load_user
@@ -129,12 +134,15 @@ def test_a(users: str, stream: Stream[int]) -> None:
         assert get_user(1).id == list(stream)[0]
     with pytest.raises(KeyError), session(users):
         raise KeyError
+    with Connection.connect(users) as conn, pytest.raises(KeyError):
+        raise KeyError(conn)
 '''
 
 
 def test_the_transform_of_a_test_module_renames_stubs_in_strings_and_merges_nested_withs() -> None:
     """An async test module's sync twin: its stubs renamed in code and in the messages it expects, `(await x).y`
-    and `[i async for i in xs]` as a sync test writes them, and a `with` nested alone in another merged with it."""
+    and `[i async for i in xs]` as a sync test writes them, and a `with` nested alone in another merged with it
+    (an item's own `await` dropped)."""
     made = async_to_sync.convert(TEST_SOURCE, "tests/plan/test_results_async.py")
     header, _, body = made.partition("\n")
     assert header.startswith("# Generated from tests/plan/test_results_async.py by tools/async_to_sync.py")

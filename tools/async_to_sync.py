@@ -13,10 +13,12 @@ text (so comments and layout survive), then formatted with ruff (imports left un
   ``except`` clause holding only such a block and a bare ``raise`` goes (a ``try`` keeps its ``finally``).
 
 The sync tests of behaviour both kinds have are generated the same way from async test modules (`TESTS`), as
-psycopg generates its own: there `TEST_RENAMES` too (an async stub of tests/usercode/userdb.py → its sync twin),
-also inside strings, where the messages a test expects name its stubs; ``[x async for x in xs]`` loses
-``async``; ``(await x).y`` loses its parentheses with its ``await``; and ``with`` statements nested alone
-(``async with session(...):`` around ``with pytest.raises(...):``) become one ``with``, as a sync test writes it.
+psycopg generates its own: there `TEST_RENAMES` too (an async stub of tests/usercode/ → its sync twin,
+``Database.arun`` → ``run``, ``asynccontextmanager`` → ``contextmanager``, psycopg's ``AsyncClientCursor`` →
+``ClientCursor``), also inside strings, where the messages a test expects name its stubs; ``[x async for x in xs]``
+loses ``async``; ``(await x).y`` loses its parentheses with its ``await``; and ``with`` statements nested alone
+(``async with session(...):`` around ``with pytest.raises(...):``) become one ``with``, as a sync test writes it
+(an item's ``await``, as in ``async with await AsyncConnection.connect(...)``, dropped with it).
 
 With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
 """
@@ -145,7 +147,10 @@ RENAMES = {
 #: Renamed in test modules only, wherever a name is used, defined, imported or written in a string.
 TEST_RENAMES = {
     **RENAMES,
+    "AsyncClientCursor": "ClientCursor",
     "AsyncIterable": "Iterable",
+    "asynccontextmanager": "contextmanager",
+    "arun": "run",
     "aadd_user": "add_user",
     "aall_users": "all_users",
     "acount_users": "count_users",
@@ -154,6 +159,7 @@ TEST_RENAMES = {
     "aload_user": "load_user",
     "anext": "next",
     "aset_email": "set_email",
+    "asoak_user": "soak_user",
     "auser_ids": "user_ids",
     "auser_name": "user_name",
     "auser_row": "user_row",
@@ -173,6 +179,11 @@ def _end(node: ast.AST) -> tuple[int, int]:
     assert line is not None
     assert col is not None
     return line, col
+
+
+def _awaited(node: ast.expr) -> ast.expr:
+    """What *node* awaits, if it is an ``await``; else *node*."""
+    return node.value if isinstance(node, ast.Await) else node
 
 
 class _Rewrite(ast.NodeVisitor):
@@ -227,8 +238,9 @@ class _Rewrite(ast.NodeVisitor):
         if not self.test or len(chain) == 1:
             return False
         source = "".join(self.lines)
+        # An item's own ``await`` (``async with await connect(...) as conn``) goes with it.
         segments = [
-            f"{ast.get_source_segment(source, i.context_expr)}"
+            f"{ast.get_source_segment(source, _awaited(i.context_expr))}"
             + (f" as {ast.get_source_segment(source, i.optional_vars)}" if i.optional_vars else "")
             for w in chain
             for i in w.items
