@@ -61,6 +61,7 @@ MODULES = {
 TESTS = {
     "tests/plan/test_catalog_async.py": "tests/plan/test_catalog.py",
     "tests/plan/test_results_async.py": "tests/plan/test_results.py",
+    "tests/session/test_session_async.py": "tests/session/test_session.py",
 }
 
 RENAMES = {
