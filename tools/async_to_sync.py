@@ -63,6 +63,7 @@ TESTS = {
     "tests/plan/test_results_async.py": "tests/plan/test_results.py",
     "tests/session/test_session_async.py": "tests/session/test_session.py",
     "tests/service/test_database_async.py": "tests/service/test_database.py",
+    "tests/service/test_units_async.py": "tests/service/test_units.py",
 }
 
 RENAMES = {
