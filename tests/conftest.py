@@ -8,7 +8,14 @@ import gc
 import pytest
 
 # pgdecor.testing's fixtures come through its entry point (tests/test_testing.py runs a suite that relies on it).
-pytest_plugins = ["pytester", "tests.fix_db", "tests.fix_figures", "tests.fix_telemetry", "tests.fix_async"]
+pytest_plugins = [
+    "pytester",
+    "tests.fix_db",
+    "tests.fix_figures",
+    "tests.fix_telemetry",
+    "tests.fix_async",
+    "tests.fix_replicas",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

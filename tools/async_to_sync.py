@@ -64,6 +64,7 @@ TESTS = {
     "tests/session/test_session_async.py": "tests/session/test_session.py",
     "tests/service/test_database_async.py": "tests/service/test_database.py",
     "tests/service/test_units_async.py": "tests/service/test_units.py",
+    "tests/sources/test_replicas_async.py": "tests/sources/test_replicas.py",
 }
 
 RENAMES = {
