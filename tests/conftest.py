@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fix_figures",
     "tests.fix_telemetry",
     "tests.fix_async",
+    "tests.fix_replicas",
     "tests.fix_wire",
 ]
 

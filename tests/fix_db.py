@@ -1,5 +1,5 @@
-"""Fixtures of the database the tests look at: a users schema with functions over it, and an admin connection
-beside the sessions (the server itself, and a fresh schema per test, are pgdecor.testing's fixtures)."""
+"""Fixtures of the database the tests look at: a users schema with functions over it, the soak tables, and an admin
+connection beside the sessions (the server itself, and a fresh schema per test, are pgdecor.testing's fixtures)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
+
+from tests.usercode import soak
 
 #: What `pg_exec` is: it runs SQL in the test's schema and returns the rows of its last statement.
 Exec = Callable[..., list[tuple[Any, ...]]]
@@ -39,3 +41,12 @@ def admin(pg_server_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection outside any session, to look at the server from the side."""
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def soak_dsn(pg_server_dsn: str) -> str:
+    """The soak tables (tests/usercode/soak.py), emptied, in the public schema (reachable through PgBouncer, which
+    drops `options`)."""
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(soak.SCHEMA)
+    return pg_server_dsn

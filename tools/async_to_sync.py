@@ -14,12 +14,13 @@ text (so comments and layout survive), then formatted with ruff (imports left un
 
 The sync tests of behaviour both kinds have are generated the same way from async test modules (`TESTS`, with a
 module of stubs they share in tests/usercode/), as psycopg generates its own: there `TEST_RENAMES` too (an async
-stub of tests/usercode/ → its sync twin, ``copy_stubs_async`` → ``copy_stubs``), also inside strings, where the
-messages a test expects name its stubs; ``[x async for x in xs]`` loses ``async``; ``(await x).y`` loses its
-parentheses with its ``await``; a union left with a member twice (``Iterable[T] | AsyncIterable[T]``) keeps it
-once; and ``with`` statements nested alone (``async with session(...):`` around ``with pytest.raises(...):``, at
-any depth) become one ``with``, as a sync test writes it, their items' ``await`` dropped (``async with await
-AsyncConnection.connect(...) as conn``).
+stub of tests/usercode/ → its sync twin, ``copy_stubs_async`` → ``copy_stubs``, ``Database.arun`` → ``run``,
+``asynccontextmanager`` → ``contextmanager``, psycopg's ``AsyncClientCursor`` → ``ClientCursor``), also inside
+strings, where the messages a test expects name its stubs; ``[x async for x in xs]`` loses ``async``; ``(await
+x).y`` loses its parentheses with its ``await``; a union left with a member twice (``Iterable[T] |
+AsyncIterable[T]``) keeps it once; and ``with`` statements nested alone (``async with session(...):`` around
+``with pytest.raises(...):``, at any depth) become one ``with``, as a sync test writes it, their items' ``await``
+dropped (``async with await AsyncConnection.connect(...) as conn``).
 
 With ``--check`` nothing is written: the exit status is 1 if a sync module is not what its source makes.
 """
@@ -74,7 +75,11 @@ TESTS = {
     "tests/run/test_copy_async.py": "tests/run/test_copy.py",
     "tests/run/test_many_async.py": "tests/run/test_many.py",
     "tests/run/test_trace_async.py": "tests/run/test_trace.py",
+    "tests/service/test_database_async.py": "tests/service/test_database.py",
+    "tests/service/test_units_async.py": "tests/service/test_units.py",
     "tests/session/test_lease_async.py": "tests/session/test_lease.py",
+    "tests/session/test_session_async.py": "tests/session/test_session.py",
+    "tests/sources/test_replicas_async.py": "tests/sources/test_replicas.py",
     "tests/usercode/copy_stubs_async.py": "tests/usercode/copy_stubs.py",
     "tests/wire/test_wire_async.py": "tests/wire/test_wire.py",
 }
@@ -164,8 +169,11 @@ RENAMES = {
 #: Renamed in test modules only, wherever a name is used, defined, imported or written in a string.
 TEST_RENAMES = {
     **RENAMES,
+    "AsyncClientCursor": "ClientCursor",
     "AsyncIterable": "Iterable",
     "aaccount": "account",
+    "asynccontextmanager": "contextmanager",
+    "arun": "run",
     "aadd_user": "add_user",
     "aadult": "adult",
     "aall_people": "all_people",
@@ -183,6 +191,7 @@ TEST_RENAMES = {
     "aset_email": "set_email",
     "aset_profile": "set_profile",
     "astrict_age": "strict_age",
+    "asoak_user": "soak_user",
     "auser_ids": "user_ids",
     "auser_name": "user_name",
     "auser_row": "user_row",

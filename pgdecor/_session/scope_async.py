@@ -204,7 +204,15 @@ class AsyncScope:
         finally:
             token = state._leave()
             if token is not None:
-                current.reset(token)
+                try:
+                    current.reset(token)
+                except ValueError:
+                    # A generator dropped inside its block is closed where it is finalized: an async one always in
+                    # a task of its own (its event loop's), so never in the context it entered the session in.
+                    # Ended, the session is never joined there; and nobody could catch this error: it would only
+                    # be logged.
+                    if exc_type is not GeneratorExit:
+                        raise
 
     async def aend(self) -> None:
         """End the session now, as its block ending without an error would: commit (unless it was doomed, or its

@@ -1,27 +1,16 @@
-"""Units of work: sessions begun with an isolation level or read-only, run again on serialization failures and
-deadlocks (and, when asked, lost connections) with their effect happening once, and autocommit sessions."""
+# Generated from tests/service/test_units_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.service.test_units_async`, generated from it: see there."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
-from pgdecor import (
-    ArgumentError,
-    Database,
-    Error,
-    Retry,
-    procedure,
-    query,
-    retried,
-    session,
-    transaction,
-)
+from pgdecor import ArgumentError, Database, Error, Retry, procedure, query, retried, session, transaction
 from tests.fix_db import Exec
 
 SCHEMA = """
@@ -81,18 +70,6 @@ def end_my_backend() -> bool: ...
 def always_conflicts() -> None: ...
 
 
-@procedure("always_conflicts")
-async def aalways_conflicts() -> None: ...
-
-
-@query("INSERT INTO items VALUES (%(id)s)")
-async def aadd_item(id: int) -> None: ...
-
-
-@query("SELECT current_setting('transaction_isolation') || ' ' || current_setting('transaction_read_only')")
-async def amode_seen() -> str: ...
-
-
 @pytest.fixture
 def units(pg_dsn: str, pg_exec: Exec) -> str:
     pg_exec(SCHEMA)
@@ -114,23 +91,15 @@ def test_a_session_begins_with_the_isolation_and_read_only_it_asks_for(units: st
             assert item_ids() == []
 
 
-def test_an_async_session_begins_the_same_way(units: str) -> None:
-    async def scenario() -> list[str]:
-        async with Database(units, max_size=1) as db:
-            async with session(db, isolation="serializable", readonly=True):
-                first = await amode_seen()
-            async with session(db):
-                return [first, await amode_seen()]
-
-    assert asyncio.run(scenario()) == ["serializable on", "read committed off"]
-
-
 def test_a_mode_that_cannot_apply_is_refused_with_the_fix(units: str) -> None:
+    """An isolation level that is not one, a mode for an autocommit session, an isolation level on a connection
+    already in a transaction, autocommit on one that is not in autocommit mode, and an isolation level for a
+    session that would join another are refused, naming the fix."""
     with pytest.raises(ArgumentError, match=r"isolation='snapshot' is not an isolation level; use one of"):
         session(units, isolation="snapshot")  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match=r"autocommit=True begins no transaction, so isolation= and readonly="):
         session(units, autocommit=True, readonly=True)
-    with psycopg.connect(units) as conn:
+    with psycopg.Connection.connect(units) as conn:
         conn.execute("SELECT 1")  # a transaction of the connection's own is open
         with (
             pytest.raises(ArgumentError, match=r"the connection is in a transaction already"),
@@ -138,7 +107,7 @@ def test_a_mode_that_cannot_apply_is_refused_with_the_fix(units: str) -> None:
         ):
             mode_seen()
     with (
-        psycopg.connect(units) as conn,
+        psycopg.Connection.connect(units) as conn,
         pytest.raises(ArgumentError, match=r"not in autocommit mode"),
         session(conn, autocommit=True),
     ):
@@ -181,31 +150,24 @@ def test_a_serialization_failure_runs_the_unit_again_and_its_effect_happens_once
 def test_a_deadlock_runs_the_unit_that_lost_again(units: str) -> None:
     """Two units bump two counters in opposite orders, meeting in the middle: the server ends one with a deadlock
     (40P01), which runs again once the other has committed. Each unit's effect happens once: both counters are 2."""
-    meet = threading.Barrier(2)
     runs: list[str] = []
-    failures: list[BaseException] = []
+    bumped_first: list[str] = []
+    met = threading.Event()
 
     def bump_both(first: int, second: int) -> None:
         runs.append(f"{first}{second}")
         bump(first)
         if runs.count(f"{first}{second}") == 1:
-            meet.wait(timeout=30)
+            bumped_first.append(f"{first}{second}")
+            if len(bumped_first) == 2:
+                met.set()
+            assert met.wait(timeout=30)
         bump(second)
 
     with Database(units, max_size=2) as db:
-
-        def unit(first: int, second: int) -> None:
-            try:
-                db.run(bump_both, first, second, retry=NOW)
-            except BaseException as err:  # noqa: BLE001 - reported by the test below
-                failures.append(err)
-
-        threads = [threading.Thread(target=unit, args=pair) for pair in ((1, 2), (2, 1))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert failures == []
+        with ThreadPoolExecutor(max_workers=2) as pool:  # each unit in a thread of its own
+            for unit in [pool.submit(db.run, bump_both, *pair, retry=NOW) for pair in ((1, 2), (2, 1))]:
+                unit.result()
         with db.session():
             assert tallies() == [2, 2]
         assert db.counters.retried == 1
@@ -213,6 +175,7 @@ def test_a_deadlock_runs_the_unit_that_lost_again(units: str) -> None:
 
 
 def test_an_error_that_is_not_a_conflict_is_not_run_again(units: str) -> None:
+    """A unique violation is the unit's own error: raised at once, its run noted, never run again."""
     runs: list[int] = []
 
     def add_twice() -> None:
@@ -229,6 +192,8 @@ def test_an_error_that_is_not_a_conflict_is_not_run_again(units: str) -> None:
 
 
 def test_the_retry_budget_is_kept_and_the_last_error_notes_every_run(units: str) -> None:
+    """A unit that conflicts every time runs as many times as its `Retry` allows, commits nothing, and its last
+    error notes every run."""
     runs: list[int] = []
 
     def conflicts() -> None:
@@ -245,9 +210,7 @@ def test_the_retry_budget_is_kept_and_the_last_error_notes_every_run(units: str)
     assert len(runs) == 3
     notes = [n for n in getattr(info.value, "__notes__", []) if n.startswith("pgdecor: run ")]
     assert [n.split(" of at most")[0] for n in notes] == ["pgdecor: run 1", "pgdecor: run 2", "pgdecor: run 3"]
-    assert all(
-        "tests.service.test_units.test_the_retry_budget_is_kept_and_the_last_error_notes_every_run" in n for n in notes
-    )
+    assert all(f"{__name__}.test_the_retry_budget_is_kept_and_the_last_error_notes_every_run" in n for n in notes)
 
 
 def test_a_connection_lost_before_the_commit_runs_again_only_when_asked(units: str) -> None:
@@ -274,34 +237,31 @@ def test_a_connection_lost_before_the_commit_runs_again_only_when_asked(units: s
             assert item_ids() == [5]
 
 
-def test_the_decorator_runs_sync_and_async_units_on_the_source_they_are_given(units: str) -> None:
+def test_the_decorator_runs_units_on_the_source_they_are_given(units: str) -> None:
+    """`retried` makes a function whose first argument is its source a unit of work: run there, in the isolation
+    level it names, and again on a serialization failure; the function keeps its name."""
     runs: list[str] = []
 
     @retried(retry=NOW, isolation="serializable")
     def add(db: Database, item: int) -> str:
-        runs.append("sync")
+        runs.append("serializable")
         add_item(item)
-        if runs.count("sync") == 1:
+        if runs.count("serializable") == 1:
             always_conflicts()
         return mode_seen()
 
     @retried(retry=NOW, isolation="repeatable read")
-    async def aadd(db: Database, item: int) -> str:
-        runs.append("async")
-        await aadd_item(item)
-        if runs.count("async") == 1:
-            await aalways_conflicts()
-        return await amode_seen()
+    def add_repeatably(db: Database, item: int) -> str:
+        runs.append("repeatable read")
+        add_item(item)
+        if runs.count("repeatable read") == 1:
+            always_conflicts()
+        return mode_seen()
 
     with Database(units) as db:
         assert add(db, 1) == "serializable off"
-
-    async def scenario() -> str:
-        async with Database(units) as adb:
-            return await aadd(adb, 2)
-
-    assert asyncio.run(scenario()) == "repeatable read off"
-    assert runs == ["sync", "sync", "async", "async"]
+        assert add_repeatably(db, 2) == "repeatable read off"
+    assert runs == ["serializable", "serializable", "repeatable read", "repeatable read"]
     with session(units):
         assert item_ids() == [1, 2]
     assert add.__name__ == "add"
@@ -315,7 +275,8 @@ def test_a_unit_inside_a_session_on_its_source_is_refused(units: str) -> None:
 
 def test_an_autocommit_session_makes_each_call_a_transaction_of_its_own(units: str) -> None:
     """Each call commits alone (a distributed database can then delegate it); a failing call raises and undoes only
-    itself, and the session ends without `RolledBackError`; `transaction()` still opens a transaction."""
+    itself, and the session ends without `RolledBackError`; `transaction()` still opens a transaction; the pooled
+    connection's next session begins a transaction again."""
     with Database(units, max_size=1) as db:
         with db.session(autocommit=True):
             first, second = txid(), txid()
@@ -334,6 +295,7 @@ def test_an_autocommit_session_makes_each_call_a_transaction_of_its_own(units: s
         with db.session():
             a, b = txid(), txid()
             assert item_ids() == [1, 2]
+            assert mode_seen() == "read committed off"
         assert a == b
         assert db.counters.as_dict() == {
             "borrowed": 2,
@@ -345,24 +307,13 @@ def test_an_autocommit_session_makes_each_call_a_transaction_of_its_own(units: s
         }
 
 
-def test_an_async_autocommit_session_too(units: str) -> None:
-    async def scenario() -> list[Any]:
-        async with Database(units) as db:
-            async with db.session(autocommit=True):
-                await aadd_item(7)
-                with pytest.raises(psycopg.errors.UniqueViolation):
-                    await aadd_item(7)
-            async with db.session():
-                return [await amode_seen()]
-
-    assert asyncio.run(scenario()) == ["read committed off"]
-    with session(units):
-        assert item_ids() == [7]
-
-
 def test_a_retry_policy_that_cannot_work_is_refused_with_the_fix(units: str) -> None:
     """Before anything connects or runs."""
     runs: list[int] = []
+
+    def unit(n: int) -> None:
+        runs.append(n)
+
     with pytest.raises(ArgumentError, match=r"Retry\(retries=-1\): give how many times to run again, 0 or more"):
         Retry(retries=-1)
     with pytest.raises(ArgumentError, match=r"Retry\(retries=True\)"):
@@ -371,8 +322,8 @@ def test_a_retry_policy_that_cannot_work_is_refused_with_the_fix(units: str) -> 
         Retry(backoff=-1)
     with Database(units) as db:
         with pytest.raises(ArgumentError, match=r"Database.run\(\): retry='3' is neither a Retry nor a number"):
-            db.run(runs.append, 1, retry="3")  # type: ignore[arg-type]
+            db.run(unit, 1, retry="3")  # type: ignore[arg-type]
         with pytest.raises(ArgumentError, match=r"Database.run\(\): isolation='snapshot' is not an isolation level"):
-            db.run(runs.append, 1, isolation="snapshot")  # type: ignore[arg-type]
+            db.run(unit, 1, isolation="snapshot")  # type: ignore[arg-type]
         assert db.counters.borrowed == 0
     assert runs == []

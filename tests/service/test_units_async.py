@@ -1,19 +1,33 @@
-"""Async units of work (`Database.arun`): run again on serialization failures and deadlocks (and, when asked, lost
-connections) with their effect happening once; async sessions begun with an isolation level, read-only, or in
-autocommit. The tests of tests/service/test_units.py that had no async twin, written as tools/async_to_sync.py
-reads an async source (their sync twins are those of test_units.py)."""
+"""Units of work: sessions begun with an isolation level or read-only, run again on serialization failures and
+deadlocks (and, when asked, lost connections) with their effect happening once, and autocommit sessions.
+
+These are the async units' tests (`Database.arun`, ``async with``); tests/service/test_units.py, the sync units'
+same tests, is generated from them by tools/async_to_sync.py."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
-from pgdecor import ArgumentError, Database, Error, Retry, procedure, query, session, transaction
+from pgdecor import ArgumentError, Database, Error, Retry, procedure, query, retried, session, transaction
 from tests.fix_db import Exec
-from tests.service.test_units import NOW, SCHEMA
+
+SCHEMA = """
+CREATE TABLE doctors (id int PRIMARY KEY, on_call bool NOT NULL);
+INSERT INTO doctors VALUES (1, true), (2, true);
+CREATE TABLE tally (id int PRIMARY KEY, n int NOT NULL);
+INSERT INTO tally VALUES (1, 0), (2, 0);
+CREATE TABLE items (id int PRIMARY KEY);
+CREATE FUNCTION always_conflicts() RETURNS void LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'could not serialize (simulated)' USING ERRCODE = '40001'; END $$;
+"""
+
+NOW = Retry(backoff=0)  # no wait between runs: the tests are about which runs happen
 
 
 @query("SELECT count(*) FROM doctors WHERE on_call")
@@ -83,8 +97,13 @@ async def test_a_session_begins_with_the_isolation_and_read_only_it_asks_for(uni
 
 
 async def test_a_mode_that_cannot_apply_is_refused_with_the_fix(units: str) -> None:
-    """An isolation level on a connection already in a transaction, autocommit on one that is not in autocommit
-    mode, and an isolation level for a session that would join another are refused, naming the fix."""
+    """An isolation level that is not one, a mode for an autocommit session, an isolation level on a connection
+    already in a transaction, autocommit on one that is not in autocommit mode, and an isolation level for a
+    session that would join another are refused, naming the fix."""
+    with pytest.raises(ArgumentError, match=r"isolation='snapshot' is not an isolation level; use one of"):
+        session(units, isolation="snapshot")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match=r"autocommit=True begins no transaction, so isolation= and readonly="):
+        session(units, autocommit=True, readonly=True)
     async with await psycopg.AsyncConnection.connect(units) as conn:
         await conn.execute("SELECT 1")  # a transaction of the connection's own is open
         with pytest.raises(ArgumentError, match=r"the connection is in a transaction already"):
@@ -132,7 +151,10 @@ async def test_a_deadlock_runs_the_unit_that_lost_again(units: str) -> None:
     (40P01), which runs again once the other has committed. Each unit's effect happens once: both counters are 2."""
     runs: list[str] = []
     bumped_first: list[str] = []
-    met = asyncio.Event()  # both units hold their first row
+    if True:  # ASYNC
+        met = asyncio.Event()  # both units hold their first row
+    else:
+        met = threading.Event()
 
     async def bump_both(first: int, second: int) -> None:
         runs.append(f"{first}{second}")
@@ -141,11 +163,19 @@ async def test_a_deadlock_runs_the_unit_that_lost_again(units: str) -> None:
             bumped_first.append(f"{first}{second}")
             if len(bumped_first) == 2:
                 met.set()
-            await asyncio.wait_for(met.wait(), 30)
+            if True:  # ASYNC
+                await asyncio.wait_for(met.wait(), 30)
+            else:
+                assert met.wait(timeout=30)
         await bump(second)
 
     async with Database(units, max_size=2) as db:
-        await asyncio.gather(db.arun(bump_both, 1, 2, retry=NOW), db.arun(bump_both, 2, 1, retry=NOW))
+        if True:  # ASYNC
+            await asyncio.gather(db.arun(bump_both, 1, 2, retry=NOW), db.arun(bump_both, 2, 1, retry=NOW))
+        else:
+            with ThreadPoolExecutor(max_workers=2) as pool:  # each unit in a thread of its own
+                for unit in [pool.submit(db.run, bump_both, *pair, retry=NOW) for pair in ((1, 2), (2, 1))]:
+                    unit.result()
         async with db.session():
             assert await tallies() == [2, 2]
         assert db.counters.retried == 1
@@ -215,6 +245,36 @@ async def test_a_connection_lost_before_the_commit_runs_again_only_when_asked(un
             assert await item_ids() == [5]
 
 
+async def test_the_decorator_runs_units_on_the_source_they_are_given(units: str) -> None:
+    """`retried` makes a function whose first argument is its source a unit of work: run there, in the isolation
+    level it names, and again on a serialization failure; the function keeps its name."""
+    runs: list[str] = []
+
+    @retried(retry=NOW, isolation="serializable")
+    async def add(db: Database, item: int) -> str:
+        runs.append("serializable")
+        await add_item(item)
+        if runs.count("serializable") == 1:
+            await always_conflicts()
+        return await mode_seen()
+
+    @retried(retry=NOW, isolation="repeatable read")
+    async def add_repeatably(db: Database, item: int) -> str:
+        runs.append("repeatable read")
+        await add_item(item)
+        if runs.count("repeatable read") == 1:
+            await always_conflicts()
+        return await mode_seen()
+
+    async with Database(units) as db:
+        assert await add(db, 1) == "serializable off"
+        assert await add_repeatably(db, 2) == "repeatable read off"
+    assert runs == ["serializable", "serializable", "repeatable read", "repeatable read"]
+    async with session(units):
+        assert await item_ids() == [1, 2]
+    assert add.__name__ == "add"
+
+
 async def test_a_unit_inside_a_session_on_its_source_is_refused(units: str) -> None:
     """It would join that session, and a run again could not start a transaction of its own."""
     async with Database(units) as db, db.session():
@@ -224,7 +284,8 @@ async def test_a_unit_inside_a_session_on_its_source_is_refused(units: str) -> N
 
 async def test_an_autocommit_session_makes_each_call_a_transaction_of_its_own(units: str) -> None:
     """Each call commits alone (a distributed database can then delegate it); a failing call raises and undoes only
-    itself, and the session ends without `RolledBackError`; `transaction()` still opens a transaction."""
+    itself, and the session ends without `RolledBackError`; `transaction()` still opens a transaction; the pooled
+    connection's next session begins a transaction again."""
     async with Database(units, max_size=1) as db:
         async with db.session(autocommit=True):
             first, second = await txid(), await txid()
@@ -244,6 +305,7 @@ async def test_an_autocommit_session_makes_each_call_a_transaction_of_its_own(un
         async with db.session():
             a, b = await txid(), await txid()
             assert await item_ids() == [1, 2]
+            assert await mode_seen() == "read committed off"
         assert a == b
         assert db.counters.as_dict() == {
             "borrowed": 2,
@@ -262,6 +324,12 @@ async def test_a_retry_policy_that_cannot_work_is_refused_with_the_fix(units: st
     async def unit(n: int) -> None:
         runs.append(n)
 
+    with pytest.raises(ArgumentError, match=r"Retry\(retries=-1\): give how many times to run again, 0 or more"):
+        Retry(retries=-1)
+    with pytest.raises(ArgumentError, match=r"Retry\(retries=True\)"):
+        Retry(retries=True)
+    with pytest.raises(ArgumentError, match=r"Retry\(backoff=-1, max_backoff=2.0\): give seconds, 0 or more"):
+        Retry(backoff=-1)
     async with Database(units) as db:
         with pytest.raises(ArgumentError, match=r"Database.arun\(\): retry='3' is neither a Retry nor a number"):
             await db.arun(unit, 1, retry="3")  # type: ignore[arg-type]

@@ -1,12 +1,11 @@
-"""Sessions borrow a connection lazily and always give it back, committed or rolled back."""
+# Generated from tests/session/test_session_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `tests.session.test_session_async`, generated from it: see there."""
 
-import asyncio
 import contextlib
 import ipaddress
 import re
 import sys
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,13 @@ from pgdecor import (
     Session,
     TransactionScope,
     query,
-    retried,
     session,
     transaction,
 )
-from pgdecor.wsgi import SessionMiddleware
-from tests.usercode.userdb import (
-    User,
-    aadd_user,
-    add_user,
-    aget_user,
-    count_users,
-    each_user,
-    get_user,
-    set_email,
-    users_by_domain,
-)
+from tests.usercode.userdb import User, add_user, count_users, each_user, get_user, set_email, users_by_domain
+
+# How a block of this kind opens, as messages name it.
+WITH = "with"
 
 
 def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, str]]:
@@ -53,12 +43,6 @@ def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, s
         [app],
     ).fetchall()
     return [(str(s), str(q)) for s, q in rows]
-
-
-@pytest.fixture
-def pool(users: str) -> Any:
-    with ConnectionPool(users, min_size=1, max_size=1, open=True) as p:
-        yield p
 
 
 def test_call_outside_a_session_raises_no_session_error() -> None:
@@ -102,38 +86,39 @@ def test_conninfo_session_closes_its_connection(users: str) -> None:
     assert conn.closed
 
 
-def test_pool_session_returns_the_connection_clean(pool: ConnectionPool[Any]) -> None:
+def test_pool_session_returns_the_connection_clean(users: str) -> None:
     """After an error, the pooled connection goes back idle: no aborted transaction reaches the next user."""
-    with pytest.raises(psycopg.errors.UniqueViolation), session(pool) as s:
-        add_user(1, "dup")
-    conn = pool.getconn()
-    try:
-        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
-    finally:
-        pool.putconn(conn)
-    with session(pool):
-        assert count_users() == 3
-    assert not s.borrowed
-    assert pool.get_stats()["pool_available"] == 1
+    with ConnectionPool(users, min_size=1, max_size=1, open=False) as pool:
+        with pytest.raises(psycopg.errors.UniqueViolation), session(pool) as s:
+            add_user(1, "dup")
+        conn = pool.getconn()
+        try:
+            assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+        finally:
+            pool.putconn(conn)
+        with session(pool):
+            assert count_users() == 3
+        assert not s.borrowed
+        assert pool.get_stats()["pool_available"] == 1
 
 
-def test_no_backend_is_left_idle_in_transaction(users: str, pool: ConnectionPool[Any], admin: Any) -> None:
+def test_no_backend_is_left_idle_in_transaction(users: str, admin: Any) -> None:
     """After sessions end, whatever their outcome, no backend is idle in transaction."""
-    app_dsn = users
-    with session(pool):
-        get_user(1)
-        assert [s for s, _ in open_backends(admin, app_dsn)] == ["idle in transaction"]
-    with pytest.raises(ZeroDivisionError), session(pool):
-        get_user(1)
-        _ = 1 / 0
-    with session(users):
-        get_user(1)
-    assert [s for s, _ in open_backends(admin, app_dsn) if s != "idle"] == []
+    with ConnectionPool(users, min_size=1, max_size=1, open=False) as pool:
+        with session(pool):
+            get_user(1)
+            assert [s for s, _ in open_backends(admin, users)] == ["idle in transaction"]
+        with pytest.raises(ZeroDivisionError), session(pool):
+            get_user(1)
+            _ = 1 / 0
+        with session(users):
+            get_user(1)
+        assert [s for s, _ in open_backends(admin, users) if s != "idle"] == []
 
 
 def test_user_connection_is_used_but_not_closed(users: str) -> None:
-    """A psycopg Connection given as source is committed but stays open and belongs to the caller."""
-    with psycopg.connect(users) as conn:
+    """A psycopg connection given as source is committed but stays open and belongs to the caller."""
+    with psycopg.Connection.connect(users) as conn:
         with session(conn):
             add_user(4, "dee")
         assert not conn.closed
@@ -143,12 +128,13 @@ def test_user_connection_is_used_but_not_closed(users: str) -> None:
 
 def test_user_connection_in_a_transaction_gets_a_savepoint(users: str) -> None:
     """Inside the caller's own transaction, a failing session undoes only its own work."""
-    with psycopg.connect(users) as conn:
+    with psycopg.Connection.connect(users) as conn:
         conn.execute("INSERT INTO users VALUES (5, 'eve', NULL)")
         with pytest.raises(KeyError), session(conn):
             add_user(4, "dee")
             raise KeyError
-        assert conn.execute("SELECT array_agg(id ORDER BY id) FROM users").fetchone() == ([1, 2, 3, 5],)
+        ids = conn.execute("SELECT array_agg(id ORDER BY id) FROM users").fetchone()
+        assert ids == ([1, 2, 3, 5],)
         conn.rollback()
 
 
@@ -168,9 +154,9 @@ def test_nested_session_on_the_same_source_joins_the_outer_one(users: str) -> No
         assert count_users() == 4
 
 
-def test_nested_session_on_another_source_is_independent(users: str, pool: ConnectionPool[Any]) -> None:
+def test_nested_session_on_another_source_is_independent(users: str) -> None:
     """An inner session on another source has its own transaction, committed at its own exit."""
-    with pytest.raises(KeyError), session(users):
+    with ConnectionPool(users, min_size=1, max_size=1, open=False) as pool, pytest.raises(KeyError), session(users):
         add_user(4, "dee")
         with session(pool):
             add_user(5, "eve")
@@ -226,66 +212,19 @@ def test_a_generator_suspended_in_its_session_is_not_joined_by_the_code_iteratin
         }
 
 
-def test_an_async_generator_suspended_in_its_session_is_not_joined_by_the_code_iterating_it(users: str) -> None:
-    """The same for an async generator, and a context manager made with `asynccontextmanager`."""
-
-    async def main() -> None:
-        async with Database(users, max_size=2) as db:
-
-            async def rows() -> AsyncIterator[int]:
-                async with db.session():
-                    await aadd_user(60, "generator")
-                    yield 1
-                    async with db.session():  # inside its block: joins it
-                        await aadd_user(61, "nested")
-                    yield 2
-
-            gen = rows()
-            assert await anext(gen) == 1
-            async with db.session():
-                await aadd_user(62, "caller")
-            async with session(users):  # another connection
-                assert (await aget_user(60), await aget_user(62)) == (None, User(62, "caller", None))
-            assert [i async for i in gen] == [2]
-            async with session(users):
-                assert await aget_user(61) == User(61, "nested", None)
-
-            @contextlib.asynccontextmanager
-            async def unit() -> AsyncIterator[None]:
-                async with db.session():
-                    yield
-
-            with pytest.raises(KeyError):
-                async with unit():
-                    async with db.session():
-                        await aadd_user(63, "in the unit")
-                    raise KeyError
-            async with session(users):
-                assert await aget_user(63) is None
-            assert db.counters.as_dict() == {
-                "borrowed": 3, "released": 3, "committed": 2, "rolled_back": 1, "commit_unknown": 0, "leaked": 0
-            }  # fmt: skip
-
-    asyncio.run(main())
-
-
 def test_a_session_that_ended_early_is_not_joined(users: str) -> None:
-    """Once a session has ended (`aend`, as the ASGI middleware does at the last body message), a session opened
+    """Once a session has ended (`end`, as the middleware does once a response's body is complete), a session opened
     in what remains of its block is its own, and commits at its end."""
-
-    async def main() -> None:
-        async with Database(users, max_size=1) as db:
-            async with db.session() as first:
-                await aadd_user(64, "first")
-                await first.aend()
-                async with db.session():
-                    await aadd_user(65, "after")
-                with pytest.raises(NoSessionError, match="has ended"):
-                    await aget_user(64)  # a call outside a session of its own
-            async with db.session():
-                assert (await aget_user(64), await aget_user(65)) == (User(64, "first", None), User(65, "after", None))
-
-    asyncio.run(main())
+    with Database(users, max_size=1) as db:
+        with db.session() as first:
+            add_user(64, "first")
+            first.end()
+            with db.session():
+                add_user(65, "after")
+            with pytest.raises(NoSessionError, match="has ended"):
+                get_user(64)  # a call outside a session of its own
+        with db.session():
+            assert (get_user(64), get_user(65)) == (User(64, "first", None), User(65, "after", None))
 
 
 def test_transaction_is_a_savepoint_rolled_back_alone(users: str) -> None:
@@ -311,7 +250,7 @@ def test_transaction_outside_a_session_raises(users: str) -> None:
 def test_caught_database_error_makes_the_exit_roll_back_loudly(users: str) -> None:
     """If code swallows a database error, the session does not pretend to commit."""
     with (
-        pytest.raises(RolledBackError, match=r"wrap the call that may fail in `with transaction\(\):`"),
+        pytest.raises(RolledBackError, match=rf"wrap the call that may fail in `{WITH} transaction\(\):`"),
         session(users),
     ):
         add_user(4, "dee")
@@ -321,60 +260,6 @@ def test_caught_database_error_makes_the_exit_roll_back_loudly(users: str) -> No
         assert get_user(4) is None
 
 
-def test_each_thread_sees_only_its_own_session(users: str) -> None:
-    """A session opened in one thread is invisible to another."""
-    seen: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            get_user(1)
-        except NoSessionError as err:
-            seen.append(err)
-
-    with session(users):
-        thread = threading.Thread(target=worker)
-        thread.start()
-        thread.join()
-        assert get_user(1) is not None
-    assert len(seen) == 1
-
-
-def test_each_task_sees_only_its_own_session(users: str, pg_exec: Any) -> None:
-    """Concurrent asyncio tasks each use their own session and connection."""
-
-    async def one(user_id: int) -> tuple[int, int]:
-        async with session(users) as s:
-            user = await aget_user(user_id)
-            assert user is not None
-            conn = await s.aconnection()
-            return user.id, conn.info.backend_pid
-
-    async def main() -> list[tuple[int, int]]:
-        return list(await asyncio.gather(one(1), one(2), one(3)))
-
-    results = asyncio.run(main())
-    assert [r[0] for r in results] == [1, 2, 3]
-    assert len({r[1] for r in results}) == 3
-
-
-def test_session_rejects_unknown_sources_and_the_wrong_kind() -> None:
-    """Bad sources and a sync `with` on an async source are refused up front."""
-    with pytest.raises(ArgumentError, match="not int"):
-        session(42)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not NoneType None"):
-        session(None)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentError, match=r"session\(\) takes a Database, .* not int"):
-        session("postgresql:///app", replica=7)  # type: ignore[arg-type]
-
-    async def enter_sync_pool_async() -> None:
-        with ConnectionPool("", open=False) as p:  # never opened: nothing connects
-            async with session(p):
-                pass
-
-    with pytest.raises(ArgumentError, match="must be entered with `with session"):
-        asyncio.run(enter_sync_pool_async())
-
-
 def test_a_session_cannot_be_entered_twice(users: str) -> None:
     """A Session is a one-shot scope."""
     s = session(users)
@@ -382,28 +267,6 @@ def test_a_session_cannot_be_entered_twice(users: str) -> None:
         pass
     with pytest.raises(NoSessionError, match="already entered"), s:
         pass
-
-
-def test_async_stub_in_a_sync_session_is_a_clear_error(users: str) -> None:
-    """Calling an async stub under `with session()` explains the mismatch."""
-
-    async def call() -> None:
-        with session(users):
-            await aget_user(1)
-
-    with pytest.raises(NoSessionError, match="is async but the current session is synchronous"):
-        asyncio.run(call())
-
-
-def test_sync_stub_in_an_async_session_is_a_clear_error(users: str) -> None:
-    """Calling a sync stub under `async with session()` explains the mismatch."""
-
-    async def call() -> None:
-        async with session(users):
-            get_user(1)
-
-    with pytest.raises(NoSessionError, match="is synchronous but the current session is async"):
-        asyncio.run(call())
 
 
 def test_session_repr_says_its_state(users: str) -> None:
@@ -419,20 +282,15 @@ def test_session_repr_says_its_state(users: str) -> None:
 
 def test_a_connection_with_its_own_row_factory_serves_every_call(users: str) -> None:
     """A connection made with ``row_factory=dict_row`` (for the user's own queries) serves stubs unchanged."""
-    with psycopg.connect(users, row_factory=dict_row) as conn:
+    with psycopg.Connection.connect(users, row_factory=dict_row) as conn:
         with session(conn):
             for _ in range(3):  # first calls, then prepared ones
                 assert get_user(2) == User(2, "bob", None)
                 assert users_by_domain("example.org") == [User(1, "ann", "ann@example.org")]
             assert [u.id for u in each_user()] == [1, 2, 3]
             assert get_user.many([(1,), (3,)]) == [get_user(1), get_user(3)]
+            assert [get_user(i) for i in (1, 1, 1, 99)][-2:] == [User(1, "ann", "ann@example.org"), None]
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
-
-    async def scenario() -> list[User | None]:
-        async with await psycopg.AsyncConnection.connect(users, row_factory=dict_row) as aconn, session(aconn):
-            return [await aget_user(i) for i in (1, 1, 1, 99)]
-
-    assert asyncio.run(scenario())[-2:] == [User(1, "ann", "ann@example.org"), None]
 
 
 @dataclass
@@ -446,15 +304,11 @@ class Profile:
 def profile(id: int) -> Profile: ...
 
 
-@query("SELECT %(id)s::int AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address")
-async def aprofile(id: int) -> Profile: ...
-
-
 @query("SELECT i AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address FROM generate_series(1, 3) i")
 def each_profile() -> Iterator[Profile]: ...
 
 
-def _as_django_connects(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+def _as_django_connects(conn: psycopg.Connection[Any]) -> None:
     """Load jsonb and inet as plain text on *conn*'s own cursors, as Django's connections do."""
     conn.adapters.register_loader("jsonb", TextLoader)
     conn.adapters.register_loader("inet", TextLoader)
@@ -465,7 +319,7 @@ def test_a_connection_with_client_side_cursors_and_text_loaders_serves_every_cal
     Django's do, serves stubs the values they are annotated with, call after call; its own cursors keep its
     loaders."""
     expected = Profile(1, {"a": 1}, ipaddress.IPv4Address("10.0.0.1"))
-    with psycopg.connect(users, cursor_factory=psycopg.ClientCursor) as conn:
+    with psycopg.Connection.connect(users, cursor_factory=psycopg.ClientCursor) as conn:
         _as_django_connects(conn)
         with session(conn), transaction():
             for _ in range(3):  # first calls, then the ones that would fetch binary
@@ -474,25 +328,6 @@ def test_a_connection_with_client_side_cursors_and_text_loaders_serves_every_cal
             assert profile.many([(1,), (1,)]) == [expected, expected]
             assert [p.doc for p in each_profile()] == [{"a": 1}] * 3
         assert conn.execute("SELECT '{}'::jsonb, '10.0.0.1'::inet").fetchone() == ("{}", "10.0.0.1")
-
-    async def scenario() -> list[Profile]:
-        async with await psycopg.AsyncConnection.connect(users, cursor_factory=psycopg.AsyncClientCursor) as aconn:
-            _as_django_connects(aconn)
-            async with session(aconn):
-                return [await aprofile(1) for _ in range(3)]
-
-    assert asyncio.run(scenario()) == [expected] * 3
-
-
-def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made() -> None:
-    """Not at the first call: at once, showing its keywords (its values masked: any may be a password) and what a
-    DSN looks like."""
-    with pytest.raises(ArgumentError, match=r"session\(\): 'host=\*\*\* dbname \*\*\*' is not .* after \"dbname\""):
-        session("host=localhost dbname app")
-    with pytest.raises(ArgumentError, match=r"Database\(\): '\*\*\*' is not a connection string .* write 'postgres"):
-        Database("nonsense")
-    with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType None"):
-        Database(None)  # type: ignore[arg-type]
 
 
 def test_a_server_that_is_not_there_is_named_with_what_to_check() -> None:
@@ -507,9 +342,38 @@ def test_a_server_that_is_not_there_is_named_with_what_to_check() -> None:
 def test_a_session_used_before_it_is_entered_says_so(users: str) -> None:
     """Borrowing outside the ``with`` block would leave a connection nobody ends: refused, and nothing borrowed."""
     s = session(users)
-    with pytest.raises(NoSessionError, match=r"is not entered; use it as `with session\(...\):`"):
+    with pytest.raises(NoSessionError, match=r"is not entered; use it as `with session\(...\):` \(or `async with`\)"):
         s.connection()
     assert not s.borrowed
+
+
+def test_each_misuse_of_a_session_raises_the_error_of_its_state(users: str) -> None:
+    """Through its life (made, entered, ended), each misuse of a session raises `NoSessionError` saying what state
+    it is in and what to do, and ending one that has ended already does nothing."""
+    s = session(users)
+    with pytest.raises(NoSessionError, match=r"\(not entered\)> is not entered; use it as `with session"):
+        s.end()
+    with pytest.raises(NoSessionError, match="is not entered"):
+        s.connection()
+    with s:
+        with pytest.raises(NoSessionError, match=r"\(active\)> was already entered; call session\(...\) again"), s:
+            pass
+        get_user(1)
+    with pytest.raises(NoSessionError, match=r"\(ended\)> has ended; its connection was given back"):
+        s.connection()
+    s.end()  # ended already: nothing more to do
+    assert not s.borrowed
+
+
+def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made() -> None:
+    """Not at the first call: at once, showing its keywords (its values masked: any may be a password) and what a
+    DSN looks like."""
+    with pytest.raises(ArgumentError, match=r"session\(\): 'host=\*\*\* dbname \*\*\*' is not .* after \"dbname\""):
+        session("host=localhost dbname app")
+    with pytest.raises(ArgumentError, match=r"Database\(\): '\*\*\*' is not a connection string .* write 'postgres"):
+        Database("nonsense")
+    with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType None"):
+        Database(None)  # type: ignore[arg-type, unused-ignore]
 
 
 def _documented_names(section: str) -> set[str]:
@@ -526,54 +390,3 @@ def test_session_and_transaction_scope_show_only_their_documented_names() -> Non
     shown = {name for name in dir(Session) if not name.startswith("_")}
     assert shown == _documented_names("The session object")
     assert {name for name in dir(TransactionScope) if not name.startswith("_")} == set()
-
-
-def test_each_misuse_of_a_session_raises_the_error_of_its_state(users: str) -> None:
-    """Through its life (made, entered, ended), each misuse of a session raises `NoSessionError` saying what state
-    it is in and what to do, and ending one that has ended already does nothing."""
-    s = session(users)
-    with pytest.raises(NoSessionError, match=r"\(not entered\)> is not entered; use it as `with session"):
-        s.end()
-    with pytest.raises(NoSessionError, match="is not entered"):
-        s.connection()
-    with s:
-        with pytest.raises(NoSessionError, match=r"\(active\)> was already entered; call session\(...\) again"), s:
-            pass
-        with pytest.raises(NoSessionError, match=r"was entered with `with session\(...\)`: call its sync methods"):
-            asyncio.run(s.aconnection())
-        get_user(1)
-    with pytest.raises(NoSessionError, match=r"\(ended\)> has ended; its connection was given back"):
-        s.connection()
-    s.end()  # ended already: nothing more to do
-    assert not s.borrowed
-
-
-def test_a_source_of_another_kind_is_refused_when_the_session_is_made() -> None:
-    """What no session can take (a number, a SQLAlchemy engine) is refused where it is given, before any block
-    runs, the error naming the kinds taken (and, for an ORM's object, what opens a session on its connection)."""
-    from sqlalchemy import create_engine
-
-    taken = (
-        r"takes a Database, a conninfo string, a psycopg Connection or AsyncConnection, or a psycopg_pool "
-        r"ConnectionPool or AsyncConnectionPool; not "
-    )
-    engine = create_engine("postgresql+psycopg://")  # connects to nothing until used
-    with pytest.raises(ArgumentError, match=rf"^session\(\) {taken}Engine; pgdecor\.sqlalchemy\.session\(\.\.\.\)"):
-        session(engine)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentError, match=rf"^session\(\) {taken}int 42$"):
-        session(42)  # type: ignore[arg-type]
-
-    def app(environ: Any, start_response: Any) -> list[bytes]:
-        return []
-
-    with pytest.raises(ArgumentError, match=rf"^SessionMiddleware\(\) {taken}int 42$"):
-        SessionMiddleware(app, 42)  # type: ignore[arg-type]
-    ran: list[int] = []
-
-    @retried()
-    def unit(db: Any) -> None:
-        ran.append(1)
-
-    with pytest.raises(ArgumentError, match=rf"\.unit\(\) {taken}int 42$"):
-        unit(42)
-    assert ran == []

@@ -1,19 +1,62 @@
-"""Async sessions borrow a connection lazily and always give it back, committed or rolled back: the tests of
-tests/session/test_session.py that had no async twin, with async stubs under ``async with session(...)`` (written
-as tools/async_to_sync.py reads an async source: their sync twins are those of test_session.py)."""
+"""Sessions borrow a connection lazily and always give it back, committed or rolled back.
+
+These are the async sessions' tests; tests/session/test_session.py, the sync sessions' same tests, is generated from
+them by tools/async_to_sync.py. What only threads or tasks do is in tests/session/test_threads.py and
+tests/session/test_tasks.py; what a session refuses for its kind, in tests/session/test_kinds.py."""
 
 import contextlib
+import ipaddress
+import re
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import pq
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
 from psycopg_pool import AsyncConnectionPool
 
-from pgdecor import NoSessionError, RolledBackError, Session, session, transaction
-from tests.session.test_session import open_backends
-from tests.usercode.userdb import User, aadd_user, acount_users, aget_user, aset_email
+from pgdecor import (
+    ArgumentError,
+    Database,
+    NoSessionError,
+    RolledBackError,
+    Session,
+    TransactionScope,
+    query,
+    session,
+    transaction,
+)
+from tests.usercode.userdb import (
+    User,
+    aadd_user,
+    acount_users,
+    aeach_user,
+    aget_user,
+    aset_email,
+    ausers_by_domain,
+)
+
+# How a block of this kind opens, as messages name it.
+if True:  # ASYNC
+    WITH = "async with"
+else:
+    WITH = "with"
+
+
+def open_backends(admin: psycopg.Connection[Any], dsn: str) -> list[tuple[str, str]]:
+    """(state, query) of the server backends of *dsn*'s application, other than *admin*."""
+    app = psycopg.conninfo.conninfo_to_dict(dsn).get("application_name", "")
+    rows = admin.execute(
+        "SELECT state, query FROM pg_stat_activity"
+        " WHERE application_name = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        [app],
+    ).fetchall()
+    return [(str(s), str(q)) for s, q in rows]
 
 
 async def test_call_outside_a_session_raises_no_session_error() -> None:
@@ -145,6 +188,67 @@ async def test_nested_session_on_another_source_is_independent(users: str) -> No
         assert await aget_user(5) == User(5, "eve", None)
 
 
+async def test_a_generator_suspended_in_its_session_is_not_joined_by_the_code_iterating_it(users: str) -> None:
+    """The code iterating a generator runs outside the generator's session block: a session it opens is its own
+    and commits at its end, while the generator's commits at the end of its block; a session opened inside that
+    block, or inside the `with` of a context manager whose generator opened it, joins it."""
+    async with Database(users, max_size=2) as db:
+
+        async def rows() -> AsyncIterator[int]:
+            async with db.session():
+                await aadd_user(60, "generator")
+                yield 1
+                async with db.session():  # inside its block: joins it
+                    await aadd_user(61, "nested")
+                yield 2
+
+        gen = rows()
+        assert await anext(gen) == 1
+        async with db.session():
+            await aadd_user(62, "caller")
+        async with session(users):  # another connection
+            assert (await aget_user(60), await aget_user(62)) == (None, User(62, "caller", None))
+        assert [i async for i in gen] == [2]
+        async with session(users):
+            assert (await aget_user(60), await aget_user(61)) == (User(60, "generator", None), User(61, "nested", None))
+
+        @contextlib.asynccontextmanager
+        async def unit() -> AsyncIterator[None]:
+            async with db.session():
+                yield
+
+        with pytest.raises(KeyError):
+            async with unit():
+                async with db.session():
+                    await aadd_user(63, "in the unit")
+                raise KeyError
+        async with session(users):
+            assert await aget_user(63) is None  # it joined the unit's session, and was rolled back with it
+        assert db.counters.as_dict() == {
+            "borrowed": 3,
+            "released": 3,
+            "committed": 2,
+            "rolled_back": 1,
+            "commit_unknown": 0,
+            "leaked": 0,
+        }
+
+
+async def test_a_session_that_ended_early_is_not_joined(users: str) -> None:
+    """Once a session has ended (`aend`, as the middleware does once a response's body is complete), a session opened
+    in what remains of its block is its own, and commits at its end."""
+    async with Database(users, max_size=1) as db:
+        async with db.session() as first:
+            await aadd_user(64, "first")
+            await first.aend()
+            async with db.session():
+                await aadd_user(65, "after")
+            with pytest.raises(NoSessionError, match="has ended"):
+                await aget_user(64)  # a call outside a session of its own
+        async with db.session():
+            assert (await aget_user(64), await aget_user(65)) == (User(64, "first", None), User(65, "after", None))
+
+
 async def test_transaction_is_a_savepoint_rolled_back_alone(users: str) -> None:
     """A failing `transaction()` block undoes only its own work."""
     async with session(users):
@@ -169,7 +273,7 @@ async def test_transaction_outside_a_session_raises(users: str) -> None:
 
 async def test_caught_database_error_makes_the_exit_roll_back_loudly(users: str) -> None:
     """If code swallows a database error, the session does not pretend to commit."""
-    with pytest.raises(RolledBackError, match=r"wrap the call that may fail in `async with transaction\(\):`"):
+    with pytest.raises(RolledBackError, match=rf"wrap the call that may fail in `{WITH} transaction\(\):`"):
         async with session(users):
             await aadd_user(4, "dee")
             with contextlib.suppress(psycopg.errors.UniqueViolation):
@@ -199,6 +303,56 @@ async def test_session_repr_says_its_state(users: str) -> None:
     assert isinstance(s, Session)
 
 
+async def test_a_connection_with_its_own_row_factory_serves_every_call(users: str) -> None:
+    """A connection made with ``row_factory=dict_row`` (for the user's own queries) serves stubs unchanged."""
+    async with await psycopg.AsyncConnection.connect(users, row_factory=dict_row) as conn:
+        async with session(conn):
+            for _ in range(3):  # first calls, then prepared ones
+                assert await aget_user(2) == User(2, "bob", None)
+                assert await ausers_by_domain("example.org") == [User(1, "ann", "ann@example.org")]
+            assert [u.id async for u in aeach_user()] == [1, 2, 3]
+            assert await aget_user.many([(1,), (3,)]) == [await aget_user(1), await aget_user(3)]
+            assert [await aget_user(i) for i in (1, 1, 1, 99)][-2:] == [User(1, "ann", "ann@example.org"), None]
+        assert await (await conn.execute("SELECT 1 AS one")).fetchone() == {"one": 1}
+
+
+@dataclass
+class Profile:
+    id: int
+    doc: dict[str, Any]
+    address: ipaddress.IPv4Address
+
+
+@query("SELECT %(id)s::int AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address")
+async def profile(id: int) -> Profile: ...
+
+
+@query("SELECT i AS id, '{\"a\": 1}'::jsonb AS doc, '10.0.0.1'::inet AS address FROM generate_series(1, 3) i")
+def each_profile() -> AsyncIterator[Profile]: ...
+
+
+def _as_django_connects(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Load jsonb and inet as plain text on *conn*'s own cursors, as Django's connections do."""
+    conn.adapters.register_loader("jsonb", TextLoader)
+    conn.adapters.register_loader("inet", TextLoader)
+
+
+async def test_a_connection_with_client_side_cursors_and_text_loaders_serves_every_call(users: str) -> None:
+    """A connection whose cursors bind on the client (which fetch text only) and load jsonb and inet as text, as
+    Django's do, serves stubs the values they are annotated with, call after call; its own cursors keep its
+    loaders."""
+    expected = Profile(1, {"a": 1}, ipaddress.IPv4Address("10.0.0.1"))
+    async with await psycopg.AsyncConnection.connect(users, cursor_factory=psycopg.AsyncClientCursor) as conn:
+        _as_django_connects(conn)
+        async with session(conn), transaction():
+            for _ in range(3):  # first calls, then the ones that would fetch binary
+                assert await profile(1) == expected
+                assert await aget_user(2) == User(2, "bob", None)
+            assert await profile.many([(1,), (1,)]) == [expected, expected]
+            assert [p.doc async for p in each_profile()] == [{"a": 1}] * 3
+        assert await (await conn.execute("SELECT '{}'::jsonb, '10.0.0.1'::inet")).fetchone() == ("{}", "10.0.0.1")
+
+
 async def test_a_server_that_is_not_there_is_named_with_what_to_check() -> None:
     """psycopg's error stays (its class and message), with a note naming the server tried and the session's source."""
     with pytest.raises(psycopg.OperationalError) as info:
@@ -215,3 +369,53 @@ async def test_a_session_used_before_it_is_entered_says_so(users: str) -> None:
     with pytest.raises(NoSessionError, match=r"is not entered; use it as `with session\(...\):` \(or `async with`\)"):
         await s.aconnection()
     assert not s.borrowed
+
+
+async def test_each_misuse_of_a_session_raises_the_error_of_its_state(users: str) -> None:
+    """Through its life (made, entered, ended), each misuse of a session raises `NoSessionError` saying what state
+    it is in and what to do, and ending one that has ended already does nothing."""
+    s = session(users)
+    with pytest.raises(NoSessionError, match=r"\(not entered\)> is not entered; use it as `with session"):
+        await s.aend()
+    with pytest.raises(NoSessionError, match="is not entered"):
+        await s.aconnection()
+    async with s:
+        with pytest.raises(NoSessionError, match=r"\(active\)> was already entered; call session\(...\) again"):
+            async with s:
+                pass
+        await aget_user(1)
+    with pytest.raises(NoSessionError, match=r"\(ended\)> has ended; its connection was given back"):
+        await s.aconnection()
+    await s.aend()  # ended already: nothing more to do
+    assert not s.borrowed
+
+
+if True:  # ASYNC
+    pass  # made or refused before any block is entered: one kind is enough
+else:
+
+    def test_a_dsn_libpq_cannot_read_is_refused_when_the_session_or_database_is_made() -> None:
+        """Not at the first call: at once, showing its keywords (its values masked: any may be a password) and what a
+        DSN looks like."""
+        with pytest.raises(ArgumentError, match=r"session\(\): 'host=\*\*\* dbname \*\*\*' is not .* after \"dbname\""):
+            session("host=localhost dbname app")
+        with pytest.raises(
+            ArgumentError, match=r"Database\(\): '\*\*\*' is not a connection string .* write 'postgres"
+        ):
+            Database("nonsense")
+        with pytest.raises(ArgumentError, match=r"Database\(\) takes a connection string, not NoneType None"):
+            Database(None)  # type: ignore[arg-type, unused-ignore]
+
+    def _documented_names(section: str) -> set[str]:
+        """The names the first column of the table under *section* of the Sessions guide gives, calls' parentheses
+        left out."""
+        guide = (Path(__file__).resolve().parents[2] / "docs" / "guide" / "sessions.md").read_text()
+        text = guide.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+        rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+        return {name.removesuffix("()") for row in rows for name in re.findall(r"`([^`]+)`", row)}
+
+    def test_session_and_transaction_scope_show_only_their_documented_names() -> None:
+        """`Session` shows the names the guide documents, and nothing of its internals; `TransactionScope` none."""
+        shown = {name for name in dir(Session) if not name.startswith("_")}
+        assert shown == _documented_names("The session object")
+        assert {name for name in dir(TransactionScope) if not name.startswith("_")} == set()

@@ -1,0 +1,209 @@
+"""Replicas that read a session's writes across requests, on a real streaming standby: a session given the
+commit token of one that wrote reads from the standby only once it has replayed that far, else from the
+primary; without a token it reads the standby as it is.
+
+These are the async sessions' tests; tests/sources/test_replicas.py, the sync sessions' same tests, is generated
+from them by tools/async_to_sync.py. How an async session waits for its replica (a sync one never waits) is in
+tests/sources/test_replica_waits.py; the middleware's commit cookie, in tests/frameworks/test_commit_cookies.py."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgdecor import ArgumentError, Database, query, session
+from pgdecor.testing import TemporaryServer
+from tests.fix_replicas import position, replayed
+
+# Each test runs against a streaming standby, started for the module.
+pytestmark = pytest.mark.slow
+
+
+@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
+async def add_note(id: int, body: str) -> None: ...
+
+
+@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
+async def note(id: int) -> str | None: ...
+
+
+@query("SELECT pg_is_in_recovery()", readonly=True)
+async def on_standby() -> bool: ...
+
+
+async def test_a_session_given_a_fresh_token_never_reads_stale_data(
+    servers: tuple[str, str], paused: psycopg.Connection[Any]
+) -> None:
+    """Replay paused: a session with the writer's token reads from the primary, seeing the write, once the standby
+    has not replayed it (an async session after waiting its ``replica_wait``; a sync one after looking once:
+    waiting would hold its thread); without the token, a session reads the standby as it is. Once replay resumes,
+    a session with the token reads the write from the standby."""
+    primary, standby = servers
+    async with Database(primary, replica=standby, replica_wait=0.1) as db:
+        async with db.session() as writer:
+            await add_note(1, "hello")
+        token = writer.commit_token
+        assert token is not None
+        async with db.session():
+            assert (await on_standby(), await note(1)) == (True, None)  # stale, as a replica may be: no token given
+        async with db.session(after=token):
+            assert (await on_standby(), await note(1)) == (False, "hello")
+        if True:  # ASYNC
+            waited = 1  # for its replica_wait, before reading from the primary
+        else:
+            waited = 0  # a sync session looks once
+        assert (db.counters.replica_waits, db.counters.replica_fallbacks) == (waited, 1)
+        paused.execute("SELECT pg_wal_replay_resume()")
+        replayed(standby, position(primary))
+        async with db.session(after=token):
+            assert (await on_standby(), await note(1)) == (True, "hello")
+        assert db.counters.replica_fallbacks == 1
+
+
+async def test_a_token_is_handed_out_only_where_there_is_a_replica_and_checked_when_given(
+    servers: tuple[str, str],
+) -> None:
+    """A session on a database without a replica has no token to give; a token that is not one (a tampered
+    cookie) is an `ArgumentError` before anything connects."""
+    primary, standby = servers
+    async with Database(primary) as db:
+        async with db.session() as s:
+            await add_note(3, "no replica")
+        assert s.commit_token is None
+        for bad in ("nonsense", "0/3000148", "FFFFFFFF/FFFFFFFF", "0/3000148; DROP TABLE notes", "A" * 44, 12):
+            with pytest.raises(ArgumentError, match=r"is not a token a session handed out"):
+                db.session(after=bad)  # type: ignore[arg-type]
+    async with session(primary, replica=standby) as reader:
+        assert await note(3) in (None, "no replica")  # from the standby, however far it is
+    assert reader.commit_token is None  # it wrote nothing on the primary: it never used it
+
+
+async def test_several_hosts_with_load_balancing_spread_sessions_where_libpq_can(servers: tuple[str, str]) -> None:
+    """``load_balance_hosts=random`` (libpq 16 and later) spreads the sessions' new connections over the hosts of
+    one connection string; where the libpq is older, the string is refused at once, naming the option, rather
+    than at the first call."""
+    hosts = [str(psycopg.conninfo.conninfo_to_dict(dsn)["host"]) for dsn in servers]
+    # Written out: psycopg's make_conninfo would itself refuse the option with an older libpq.
+    spread = f"host={','.join(hosts)} port=5432,5432 user=postgres dbname=postgres load_balance_hosts=random"
+    if psycopg.pq.version() < 160000:
+        with pytest.raises(ArgumentError, match=r"load_balance_hosts"):
+            Database(spread)
+        return
+    seen = set()
+    for _ in range(40):  # each session on a conninfo string opens a connection of its own
+        async with session(spread):
+            seen.add(await on_standby())
+    assert seen == {True, False}
+
+
+async def test_a_serializable_session_reads_from_the_primary(servers: tuple[str, str]) -> None:
+    """A standby refuses SERIALIZABLE transactions: such a session's readonly stubs run on the primary; at
+    REPEATABLE READ they run on the standby."""
+    primary, standby = servers
+    async with Database(primary, replica=standby) as db:
+        async with db.session(isolation="serializable"):
+            assert await on_standby() is False
+        async with db.session(isolation="repeatable read"):
+            assert await on_standby() is True
+
+
+async def test_a_token_says_nothing_of_the_write_volume(servers: tuple[str, str]) -> None:
+    """A token is sealed: 43 URL-safe characters in which the position does not show, different for two sessions
+    that committed at the same position."""
+    primary, standby = servers
+    async with Database(primary, replica=standby) as db:
+        tokens: set[str] = set()
+        for _ in range(2):
+            async with db.session() as s:
+                async with db.session():  # nothing written: the position stays
+                    pass
+                await on_standby()
+                await add_note(900 + len(tokens), "sealed")
+            assert s.commit_token is not None
+            tokens.add(s.commit_token)
+    assert len(tokens) == 2
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", t) and "/" not in t for t in tokens)
+
+
+async def test_a_forged_or_foreign_token_is_ignored_without_a_wait(
+    servers: tuple[str, str], paused: psycopg.Connection[Any]
+) -> None:
+    """Replay paused: tokens of the right shape that the service did not seal (made up, sealed with another
+    secret, or sealed for another cluster with the same secret) are ignored and counted: the session reads the
+    standby as if it had none, waiting for nothing."""
+    primary, standby = servers
+    secret = "a secret of the service, 32 chars"
+    with TemporaryServer() as other:
+        async with Database(other.dsn, replica=other.dsn, secret=secret) as elsewhere:
+            async with elsewhere.session() as s:
+                assert await on_standby() is False  # its "replica" is a primary: it has its own writes
+                with psycopg.connect(other.dsn, autocommit=True) as conn:
+                    conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)")
+                await add_note(1, "elsewhere")
+            foreign = s.commit_token
+    async with Database(primary, replica=standby, secret="another secret of 32 characters!") as stranger:
+        async with stranger.session() as s:
+            await add_note(30, "other key")
+        other_key = s.commit_token
+    # With a 30 s wait for the replica, had a session waited, the test would time out.
+    async with Database(primary, replica=standby, secret=secret, replica_wait=30) as db:
+        for token in ("A" * 43, foreign, other_key):
+            assert token is not None
+            async with db.session(after=token):
+                assert (await on_standby(), await note(30)) == (True, None)
+        assert (db.counters.tokens_rejected, db.counters.replica_waits, db.counters.replica_fallbacks) == (3, 0, 0)
+
+
+async def test_the_tokens_of_one_secret_are_honoured_by_every_database_given_it(
+    servers: tuple[str, str], paused: psycopg.Connection[Any]
+) -> None:
+    """Two processes of a service (two `Database` objects here) given the same secret accept each other's tokens;
+    without a secret each has a key of its own, and the other's token is ignored (counted)."""
+    primary, standby = servers
+    secret = b"0123456789abcdef0123456789abcdef"
+    async with (
+        Database(primary, replica=standby, secret=secret) as one,
+        Database(primary, replica=standby) as keyless,
+    ):
+        async with one.session() as s:
+            await add_note(40, "shared")
+        async with Database(primary, replica=standby, secret=secret) as two, two.session(after=s.commit_token):
+            assert (await on_standby(), await note(40)) == (False, "shared")
+        async with keyless.session(after=s.commit_token):
+            assert (await on_standby(), await note(40)) == (True, None)
+        assert keyless.counters.tokens_rejected == 1
+    with pytest.raises(ArgumentError, match=r"secret=.*16 characters or more"):
+        Database(primary, secret="short")
+
+
+async def test_an_unreachable_replica_sends_readonly_work_to_the_primary(caplog: pytest.LogCaptureFixture) -> None:
+    """A standby that stops: readonly calls run on the primary within ``replica_timeout``, counted, the outage
+    logged once; once the standby is back, they run there again (it is tried every ``health.retry`` seconds)."""
+    with TemporaryServer() as own_primary, own_primary.standby() as standby:
+        async with Database(own_primary.dsn, replica=standby.dsn, replica_timeout=0.5, timeout=30) as db:
+            assert db.replica is not None
+            db.replica.health.retry = 0.2
+            async with db.session():
+                assert await on_standby() is True
+            standby.crash()
+            caplog.set_level(logging.INFO, logger="pgdecor")
+            for _ in range(5):
+                async with db.session():
+                    assert await on_standby() is False
+            assert db.counters.replica_unreachable == 5
+            down = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+            assert len(down) == 1
+            assert standby.dsn not in down[0]
+            standby.restart()
+            deadline = time.monotonic() + 30
+            while True:
+                async with db.session():
+                    if await on_standby():
+                        break
+                assert time.monotonic() < deadline, "readonly calls never went back to the standby"
+            assert [r.getMessage() for r in caplog.records if "reached again" in r.getMessage()] != []
