@@ -38,6 +38,8 @@ logger = logging.getLogger("pgdecor")
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
 _CONNECTION_OK = pq.ConnStatus.OK
+_PIPELINE_OFF = pq.PipelineStatus.OFF
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 T = TypeVar("T")
 
 
@@ -64,6 +66,9 @@ class Wire(BaseWire):
             if (begin is not None and not FOLDS) or not self._send(sql, params, binary, begin=begin):
                 return NOT_SENT
             read = self._wait(results(self.pgconn, self._waits), list) if begin is None else self._read_begun()
+        except BaseException:
+            self._stopped()
+            raise
         finally:
             lock.release()
         return self._made(sql, read, binary, made)
@@ -84,6 +89,9 @@ class Wire(BaseWire):
             if begin_for(self.conn) is not None or not self._send(sql, params, binary, chunked=True):
                 return None
             read = self._wait(chunks(self.pgconn, each, self._waits), Chunks)
+        except BaseException:
+            self._stopped()
+            raise
         finally:
             lock.release()
         return self._chunked_result(sql, read, binary)
@@ -108,25 +116,26 @@ class Wire(BaseWire):
             if sends is None and not lead:
                 return None
             pgconn.enter_pipeline_mode()
-            try:
-                if lead:  # the chunked rows mode of the statement before is reset as libpq moves past this Sync
-                    pgconn.pipeline_sync()
-                if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
-                    self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
-                    return None
-                debt = None
-                if begin is not None:
-                    pgconn.send_query_params(begin, None)
-                    if (debt := owed.owed.pop(pgconn, None)) is not None:
-                        pgconn.send_flush_request()
-                batch.send(pgconn, sends, binary)
-                if debt is not None:  # the check the connection is owed, paid by BEGIN's answer
-                    answered(pgconn, debt)
-                reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
-                read = self._wait(reading, Groups)
-            finally:
-                if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
-                    pgconn.exit_pipeline_mode()
+            if lead:  # the chunked rows mode of the statement before is reset as libpq moves past this Sync
+                pgconn.pipeline_sync()
+            if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
+                self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
+                _left_pipeline(pgconn)
+                return None
+            debt = None
+            if begin is not None:
+                pgconn.send_query_params(begin, None)
+                if (debt := owed.owed.pop(pgconn, None)) is not None:
+                    pgconn.send_flush_request()
+            batch.send(pgconn, sends, binary)
+            if debt is not None:  # the check the connection is owed, paid by BEGIN's answer
+                answered(pgconn, debt)
+            reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
+            read = self._wait(reading, Groups)
+            _left_pipeline(pgconn)
+        except BaseException:
+            self._stopped()
+            raise
         finally:
             lock.release()
         return batch.results(self, sql, read)
@@ -136,14 +145,22 @@ class Wire(BaseWire):
         mode: the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is
         `owed`, if it is: by its deadline, else the connection is closed and `ConnectionTimeout` raised."""
         pgconn = self.pgconn
-        try:
-            if (debt := owed.owed.pop(pgconn, None)) is not None:
-                answered(pgconn, debt)
-            read = self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
-        finally:
-            if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
-                pgconn.exit_pipeline_mode()
+        if (debt := owed.owed.pop(pgconn, None)) is not None:
+            answered(pgconn, debt)
+        read = self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
+        _left_pipeline(pgconn)
         return begun(read.groups)
+
+    def _stopped(self) -> None:
+        """After a call raised or was cancelled while its statement was under way: stop it on the server (async:
+        psycopg's sync wait does that itself on Ctrl-C), and leave the pipeline it may have been read in; a
+        connection that cannot leave it is closed, for its pool to replace."""
+        pgconn = self.pgconn
+        if pgconn.status == _CONNECTION_OK and pgconn.pipeline_status != _PIPELINE_OFF:
+            try:
+                pgconn.exit_pipeline_mode()
+            except psycopg.OperationalError:  # results left unread
+                pgconn.finish()
 
     # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
     # one thing the two wires do each their own way.
@@ -201,3 +218,9 @@ class Wire(BaseWire):
     def close(self) -> None:
         """Let go of what the wire holds of the connection, before the session gives it back: the async wire's
         watch of its socket; nothing for the sync wire."""
+
+
+def _left_pipeline(pgconn: pq.abc.PGconn) -> None:
+    """Leave the pipeline a read has read to its end (not if the fallback closed the connection)."""
+    if pgconn.status == _CONNECTION_OK:
+        pgconn.exit_pipeline_mode()

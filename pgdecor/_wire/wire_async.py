@@ -72,6 +72,8 @@ logger = logging.getLogger("pgdecor")
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
 _CONNECTION_OK = pq.ConnStatus.OK
+_PIPELINE_OFF = pq.PipelineStatus.OFF
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 T = TypeVar("T")
 
 
@@ -103,9 +105,7 @@ class AsyncWire(BaseWire):
                 return NOT_SENT
             read = await (self._wait(results(self.pgconn, self._waits), list) if begin is None else self._read_begun())
         except BaseException:
-            if True:  # ASYNC
-                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                    await finish(self._stop())
+            await self._stopped()
             raise
         finally:
             lock.release()
@@ -128,9 +128,7 @@ class AsyncWire(BaseWire):
                 return None
             read = await self._wait(chunks(self.pgconn, each, self._waits), Chunks)
         except BaseException:
-            if True:  # ASYNC
-                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                    await finish(self._stop())
+            await self._stopped()
             raise
         finally:
             lock.release()
@@ -156,29 +154,25 @@ class AsyncWire(BaseWire):
             if sends is None and not lead:
                 return None
             pgconn.enter_pipeline_mode()
-            try:
-                if lead:  # the chunked rows mode of the statement before is reset as libpq moves past this Sync
-                    pgconn.pipeline_sync()
-                if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
-                    await self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
-                    return None
-                debt = None
-                if begin is not None:
-                    pgconn.send_query_params(begin, None)
-                    if (debt := owed.owed.pop(pgconn, None)) is not None:
-                        pgconn.send_flush_request()
-                batch.send(pgconn, sends, binary)
-                if debt is not None:  # the check the connection is owed, paid by BEGIN's answer
-                    await answered(pgconn, debt)
-                reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
-                read = await self._wait(reading, Groups)
-            finally:
-                if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
-                    pgconn.exit_pipeline_mode()
+            if lead:  # the chunked rows mode of the statement before is reset as libpq moves past this Sync
+                pgconn.pipeline_sync()
+            if sends is None:  # the cursor's pipeline that runs the batch then finds the mode reset
+                await self._wait(groups(pgconn, 0, None, self._waits, lead=True), Groups)
+                _left_pipeline(pgconn)
+                return None
+            debt = None
+            if begin is not None:
+                pgconn.send_query_params(begin, None)
+                if (debt := owed.owed.pop(pgconn, None)) is not None:
+                    pgconn.send_flush_request()
+            batch.send(pgconn, sends, binary)
+            if debt is not None:  # the check the connection is owed, paid by BEGIN's answer
+                await answered(pgconn, debt)
+            reading = groups(pgconn, len(paramsets) + 1, each, self._waits, lead=lead, begin=begin is not None)
+            read = await self._wait(reading, Groups)
+            _left_pipeline(pgconn)
         except BaseException:
-            if True:  # ASYNC
-                if self.pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                    await finish(self._stop())
+            await self._stopped()
             raise
         finally:
             lock.release()
@@ -189,14 +183,25 @@ class AsyncWire(BaseWire):
         mode: the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is
         `owed`, if it is: by its deadline, else the connection is closed and `ConnectionTimeout` raised."""
         pgconn = self.pgconn
-        try:
-            if (debt := owed.owed.pop(pgconn, None)) is not None:
-                await answered(pgconn, debt)
-            read = await self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
-        finally:
-            if pgconn.status == _CONNECTION_OK:  # not if the fallback closed it
-                pgconn.exit_pipeline_mode()
+        if (debt := owed.owed.pop(pgconn, None)) is not None:
+            await answered(pgconn, debt)
+        read = await self._wait(groups(pgconn, 3, None, self._waits, lead=False), Groups)
+        _left_pipeline(pgconn)
         return begun(read.groups)
+
+    async def _stopped(self) -> None:
+        """After a call raised or was cancelled while its statement was under way: stop it on the server (async:
+        psycopg's sync wait does that itself on Ctrl-C), and leave the pipeline it may have been read in; a
+        connection that cannot leave it is closed, for its pool to replace."""
+        pgconn = self.pgconn
+        if True:  # ASYNC
+            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                await finish(self._stop())
+        if pgconn.status == _CONNECTION_OK and pgconn.pipeline_status != _PIPELINE_OFF:
+            try:
+                pgconn.exit_pipeline_mode()
+            except psycopg.OperationalError:  # results left unread
+                pgconn.finish()
 
     # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
     # one thing the two wires do each their own way.
@@ -219,8 +224,13 @@ class AsyncWire(BaseWire):
                 logger.warning("statement not stopped after cancellation (%s): closing the connection", stopped)
                 self.pgconn.finish()
 
-        async def _rest(self) -> list[pq.abc.PGresult]:
-            return await self._wait(results(self.pgconn, self._waits), list)
+        async def _rest(self) -> None:
+            """What the stopped statement gives, read to its end; in a pipeline, to its Sync."""
+            pgconn = self.pgconn
+            while True:
+                read = await self._wait(results(pgconn, self._waits), list)
+                if pgconn.pipeline_status == _PIPELINE_OFF or (read and read[-1].status == _PIPELINE_SYNC):
+                    return
 
     else:
 
@@ -280,3 +290,9 @@ class AsyncWire(BaseWire):
         watch of its socket; nothing for the sync wire."""
         if True:  # ASYNC
             self._watch.close()
+
+
+def _left_pipeline(pgconn: pq.abc.PGconn) -> None:
+    """Leave the pipeline a read has read to its end (not if the fallback closed the connection)."""
+    if pgconn.status == _CONNECTION_OK:
+        pgconn.exit_pipeline_mode()

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgdecor import query, session
+from pgdecor import Database, query, session
 from pgdecor._wire import guard as _wire_guard
 from pgdecor._wire import wire_async
 from tests.usercode.userdb import User, aadd_user, aget_user
@@ -77,3 +77,36 @@ async def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_
             assert await aget_user(70) is None
             assert (cancelled, [u.id for u in await stalling(3)]) == (True, [1, 2, 3])
     assert chunked_reads == ([2, 2] if wire_async.CHUNKED_ROWS else [])
+
+
+@query("SELECT pg_catalog.pg_backend_pid() FROM pg_catalog.pg_sleep(%(seconds)s)")
+async def backend_after(seconds: float) -> int: ...
+
+
+@pytest.mark.parametrize("many", [False, True])
+async def test_a_call_cancelled_while_the_pipeline_that_begins_its_transaction_is_read_keeps_the_connection(
+    pg_dsn: str, admin: psycopg.Connection[Any], many: bool
+) -> None:
+    """A session's first call, sent in one pipeline with its BEGIN (or a batch with it), cancelled while the server
+    runs it: the task raises `CancelledError` (not an error of the pipeline left half-read), the statement is
+    stopped on the server, and the pool keeps its one connection, which serves the next session."""
+    async with Database(pg_dsn, max_size=1) as db:
+        async with db.session():  # the statements prepared, the connection's wire tested
+            for _ in range(2):
+                pid = await backend_after(0)
+                assert await backend_after.many([(0,), (0,)]) == [pid, pid]
+
+        async def first_call() -> None:
+            async with db.session():
+                await (backend_after.many([(0,), (30,)]) if many else backend_after(30))
+
+        task = asyncio.create_task(first_call())
+        running = "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %s AND state = 'active'"
+        while not admin.execute(running, [pid]).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.session():
+            assert await backend_after(0) == pid
+        assert (db.counters.rolled_back, db.counters.committed) == (1, 2)
