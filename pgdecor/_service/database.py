@@ -42,7 +42,9 @@ class Database(DatabaseConfig):
     replica has replayed that far, waiting up to *replica_wait* seconds, and from the primary after that.
     Connections are autocommit between sessions, carry ``idle_in_transaction_session_timeout`` (a backstop;
     None leaves the server's setting; not set behind a pooler, whose server connections other clients share), and
-    are checked when borrowed, so a connection the server closed is replaced rather than handed out.
+    are checked when borrowed, so a connection the server closed is replaced rather than handed out (one given back
+    moments ago, its socket quiet, by the answer to the BEGIN sent with its session's first call: see
+    `_wire.owed`).
 
     *timeout* (seconds, 30 by default) bounds the waits for a connection: a borrow waits that long at most, the
     check included (a connection whose server does not answer by then is closed, and `psycopg_pool.PoolTimeout`
