@@ -410,6 +410,7 @@ def test_connecting_to_a_server_that_never_answers_gives_up() -> None:
     assert "timeout expired" in str(failed[0])
 
 
+@pytest.mark.slow
 @pytest.mark.timing
 def test_a_server_that_stops_answering_is_found_and_left(pg_server_dsn: str) -> None:
     """A backend that stops answering (SIGSTOP) fails the liveness check: the listener says Missed and listens anew."""

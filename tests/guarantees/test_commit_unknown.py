@@ -82,6 +82,7 @@ def _stored(dsn: str, id: int) -> bool:
         return conn.execute("SELECT count(*) FROM orders WHERE id = %s", [id]).fetchone() == (1,)
 
 
+@pytest.mark.slow
 def test_a_commit_whose_answer_is_lost_raises_commit_unknown(server: TemporaryServer) -> None:
     """Sync and async sessions: the backend is terminated while it waits at COMMIT; the session raises
     `CommitUnknownError` (its cause the connection's error, its note naming the session), counted as

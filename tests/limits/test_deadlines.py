@@ -99,6 +99,7 @@ def test_a_stub_timeout_stops_the_call_and_the_session_rolls_back(dsn: str, pg_e
     assert pg_exec("SELECT * FROM notes") == []
 
 
+@pytest.mark.slow
 def test_statements_after_a_timed_call_are_not_limited(dsn: str) -> None:
     """The statement timeout a call is given lasts for its statement only: later statements of the transaction
     have the transaction's own setting again, in a transaction and in autocommit."""
@@ -137,6 +138,7 @@ def test_an_autocommit_procedure_is_stopped_at_its_timeout(dsn: str, pg_exec: Ex
     assert pg_exec("SELECT * FROM notes") == [(1,)]
 
 
+@pytest.mark.slow
 def test_a_session_deadline_is_shared_by_its_statements(dsn: str, admin: psycopg.Connection[Any]) -> None:
     """Each call of a session with a deadline gets what is left of it; once it has passed, a call raises at once
     without sending anything."""
@@ -160,6 +162,7 @@ def test_a_session_deadline_is_shared_by_its_statements(dsn: str, admin: psycopg
     assert caught.value.limit == "deadline"
 
 
+@pytest.mark.slow
 def test_a_session_deadline_stops_a_call_that_runs_past_it(dsn: str) -> None:
     """A call with a longer timeout of its own is stopped at its session's deadline."""
     with pytest.raises(DeadlineError) as caught, session(dsn, deadline=0.5):
@@ -319,6 +322,7 @@ def test_opening_a_database_whose_server_refuses_fails_at_once(figures: Callable
     assert SECRET not in text
 
 
+@pytest.mark.slow
 def test_opening_a_database_with_a_wrong_password_fails_at_once(own: TemporaryServer) -> None:
     """A server that refuses the login is said at once too, with its reason."""
     conninfo = make_conninfo(own.dsn, user="nobody_here", password=SECRET)
@@ -360,6 +364,7 @@ def test_a_call_answered_after_its_cancel_was_sent_raises_and_its_connection_is_
         proxy.close()
 
 
+@pytest.mark.slow
 def test_a_session_deadline_bounds_the_wait_for_a_connection(dsn: str) -> None:
     """A session whose pool has no free connection raises `DeadlineError` when its deadline passes (not after the
     pool's own timeout), having sent nothing: the connection held by another task's session (sync, another

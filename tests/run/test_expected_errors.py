@@ -131,6 +131,7 @@ def test_a_mapped_error_keeps_its_sqlstate_in_the_span(bank: str, telemetry: Tel
     assert (span.attributes["db.response.status_code"], span.attributes["error.type"]) == ("PG001", "PG001")
 
 
+@pytest.mark.slow
 def test_handlers_that_catch_a_declared_error_answer_409_and_commit_the_rest(bank: str) -> None:
     """Flask (WSGI) and FastAPI (ASGI) under the middleware: the handler catches the declared error and answers
     409; the response commits what else the request wrote (200 requests, not one 500)."""

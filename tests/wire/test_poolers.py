@@ -90,6 +90,7 @@ def _load(source: Any) -> tuple[int, int, int]:
     return counts[0], counts[1], counts[2]
 
 
+@pytest.mark.slow
 def test_database_behind_pgbouncer_on_the_same_port_never_returns_another_statements_result(
     bouncer: str, figures: Callable[[str], None]
 ) -> None:
@@ -100,6 +101,7 @@ def test_database_behind_pgbouncer_on_the_same_port_never_returns_another_statem
     assert (right, wrong, failed) == (CLIENTS * SESSIONS * CALLS, 0, 0)
 
 
+@pytest.mark.slow
 def test_conninfo_and_users_pool_behind_pgbouncer_are_detected_too(bouncer: str) -> None:
     """Sessions on a conninfo string, and on a pool of the user's, are probed the same way."""
     assert _load(bouncer) == (CLIENTS * SESSIONS * CALLS, 0, 0)
@@ -153,6 +155,7 @@ def _idle_in_transaction_for(admin: psycopg.Connection[Any], pid: int, at_least:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_nothing_pgdecor_sets_outlives_its_transaction_behind_a_pooler(
     shared_bouncer: str, pg_server_dsn: str, admin: psycopg.Connection[Any], figures: Callable[[str], None]
 ) -> None:
