@@ -185,24 +185,25 @@ def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int
     """The size of each batch the wire pipelined itself (0 for one whose execution failed), for the tests of that
     path."""
     ran: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_many, _wire_async.AsyncWire.execute_many
+    sync, asynchronous = _wire.BatchResults.__exit__, _wire_async.AsyncBatchResults.__aexit__
 
-    def counted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
-        try:
-            read = sync(self, sql, paramsets, binary, each)
-        except psycopg.Error:
-            ran.append(0)
-            raise
-        ran.extend([] if read is None else [len(read[0])])
-        return read
+    def count(read: Any, error: BaseException | None) -> None:
+        ran.append(0 if isinstance(error, psycopg.Error) else len(read.results))
 
-    async def acounted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
-        read = await asynchronous(self, sql, paramsets, binary, each)
-        ran.extend([] if read is None else [len(read[0])])
-        return read
+    def counted(self: Any, *exc: Any) -> None:
+        sent = self._lock is not None
+        sync(self, *exc)
+        if sent:
+            count(self, exc[1])
 
-    monkeypatch.setattr(_wire.Wire, "execute_many", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute_many", acounted)
+    async def acounted(self: Any, *exc: Any) -> None:
+        sent = self._lock is not None
+        await asynchronous(self, *exc)
+        if sent:
+            count(self, exc[1])
+
+    monkeypatch.setattr(_wire.BatchResults, "__exit__", counted)
+    monkeypatch.setattr(_wire_async.AsyncBatchResults, "__aexit__", acounted)
     return ran
 
 
@@ -281,7 +282,7 @@ def test_a_row_the_stub_does_not_allow_in_a_wire_batch_raises_after_the_batch_is
         ):
             load_user.many([(1,), (99,), (2,)])
         assert [u.id for u in load_user.many([(3,), (1,)])] == [3, 1]
-    assert wire_batches == [2]
+    assert wire_batches == [3, 2]  # the one that raised was read to its end through the wire
 
 
 def test_a_call_cancelled_during_the_self_test_leaves_the_session_sound(
@@ -356,28 +357,24 @@ def chunked_reads(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any, collector_
     with the collector on, which reading in chunks pauses and resumes. A read the wire did not send (psycopg had
     not prepared the statement) has no chunks, and is left out."""
     read: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_chunked, _wire_async.AsyncWire.execute_chunked
+    reads: list[Any] = []
+    sync, asynchronous = _wire.Chunks.__next__, _wire_async.AsyncChunks.__anext__
 
-    def counting(each: Any) -> Any:
-        chunks = [0]
+    def count(chunks: Any, ready: list[Any]) -> list[Any]:
+        if not reads or reads[-1] is not chunks:
+            reads.append(chunks)
+            read.append(0)
+        read[-1] += len(ready)
+        return ready
 
-        def counted(res: Any) -> None:
-            if not chunks[0]:
-                read.append(0)
-            chunks[0] += 1
-            read[-1] += 1
-            each(res)
+    def counted(self: Any) -> Any:
+        return count(self, sync(self))
 
-        return counted
+    async def acounted(self: Any) -> Any:
+        return count(self, await asynchronous(self))
 
-    def counted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
-        return sync(self, sql, params, binary, counting(each))
-
-    async def acounted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
-        return await asynchronous(self, sql, params, binary, counting(each))
-
-    monkeypatch.setattr(_wire.Wire, "execute_chunked", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute_chunked", acounted)
+    monkeypatch.setattr(_wire.Chunks, "__next__", counted)
+    monkeypatch.setattr(_wire_async.AsyncChunks, "__anext__", acounted)
     return read
 
 
@@ -462,6 +459,81 @@ def test_an_async_batch_right_after_a_result_read_in_chunks_reads_its_own_result
             assert await aecho_next.many(argsets) == [i + 1 for i in range(1200)]
 
     asyncio.run(scenario())
+    assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+
+
+#: Rows of a statement that psycopg runs in its own pipelines below: more than a chunk, were they read in chunks.
+_ROWS_SQL = "SELECT %s::int AS n FROM generate_series(1, 1500)"
+
+
+def _rows_of_each(cur: Any) -> list[tuple[int, int]]:
+    """How many rows each result of *cur* has, and the value in them."""
+    out = []
+    while True:
+        rows = cur.fetchall()
+        out.append((len(rows), rows[0][0]))
+        if not cur.nextset():
+            return out
+
+
+@pytest.mark.parametrize(
+    "after", ["a batch of one call", "a batch with wires off", "the user's executemany", "the user's pipeline"]
+)
+def test_psycopgs_pipelines_right_after_a_result_read_in_chunks_read_their_own_results(
+    users: str, chunked_reads: list[int], fresh_switch: Any, after: str
+) -> None:
+    """A result read in chunks leaves the connection as it found it, although libpq would keep its chunked rows
+    mode for the first statement of the pipeline entered next: psycopg's pipelines run next on the connection get
+    every result whole and right, whether a stub's batch goes through psycopg's ``executemany`` (a batch of one
+    call, or any batch once wires are off) or the user runs ``executemany`` or ``pipeline()`` on the session's
+    connection; with their statements prepared already, so that no Parse comes first to take the mode."""
+    with psycopg.connect(users) as conn, session(conn):
+        echo.many([(1,), (2,)])
+        conn.cursor().executemany(_ROWS_SQL, [(1,), (2,)], returning=True)
+        for _ in range(3):
+            assert made_users(2000) == _expected(2000)
+        if after == "a batch of one call":
+            assert echo.many([(7,)]) == [7]
+        elif after == "a batch with wires off":
+            fresh_switch.on = False
+            assert echo.many([(i,) for i in range(1200)]) == list(range(1200))
+        elif after == "the user's executemany":
+            cur = conn.cursor()
+            cur.executemany(_ROWS_SQL, [(3,), (4,)], returning=True)
+            assert _rows_of_each(cur) == [(1500, 3), (1500, 4)]
+        else:
+            with conn.pipeline():
+                cur = conn.execute(_ROWS_SQL, [5])
+                other = conn.execute("SELECT 6")
+            assert (_rows_of_each(cur), other.fetchall()) == ([(1500, 5)], [(6,)])
+    assert chunked_reads == ([2] if _wire.CHUNKED_ROWS else [])
+
+
+def test_async_pipelines_right_after_a_result_read_in_chunks_read_their_own_results(
+    users: str, chunked_reads: list[int]
+) -> None:
+    """As in a sync session: a stub's batch of one call, and the user's own pipeline."""
+
+    @query(
+        "SELECT i AS id, 'user ' || i AS name, CASE WHEN i %% 3 = 0 THEN NULL ELSE i || '@example.org' END AS email"
+        " FROM generate_series(1, %(n)s) AS i"
+    )
+    async def amade_users(n: int) -> list[User]: ...
+
+    async def scenario() -> tuple[list[int], list[tuple[int, int]], list[tuple[int, int]]]:
+        async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
+            await aecho.many([(1,), (2,)])
+            await conn.cursor().executemany(_ROWS_SQL, [(1,), (2,)], returning=True)
+            for _ in range(3):
+                assert await amade_users(2000) == _expected(2000)
+            one = await aecho.many([(7,)])
+            assert await amade_users(2000) == _expected(2000)
+            async with conn.pipeline():
+                cur = await conn.execute(_ROWS_SQL, [5])
+                other = await conn.execute("SELECT 6")
+            return one, [(len(rows), rows[0][0]) for rows in [await cur.fetchall()]], await other.fetchall()
+
+    assert asyncio.run(scenario()) == ([7], [(1500, 5)], [(6,)])
     assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
 
 
@@ -551,14 +623,14 @@ def wire_calls(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[str]:
     sync, asynchronous = _wire.Wire.execute, _wire_async.AsyncWire.execute
 
     def counted(self: Any, sql: str, *args: Any) -> Any:
-        made = sync(self, sql, *args)
-        sent.extend([] if made is _wire.NOT_SENT else [sql])
-        return made
+        read = sync(self, sql, *args)
+        sent.extend([sql] if read else [])
+        return read
 
     async def acounted(self: Any, sql: str, *args: Any) -> Any:
-        made = await asynchronous(self, sql, *args)
-        sent.extend([] if made is _wire.NOT_SENT else [sql])
-        return made
+        read = await asynchronous(self, sql, *args)
+        sent.extend([sql] if read else [])
+        return read
 
     monkeypatch.setattr(_wire.Wire, "execute", counted)
     monkeypatch.setattr(_wire_async.AsyncWire, "execute", acounted)
