@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -97,7 +97,8 @@ class Batches:
         What cannot be made into a value raises once the whole batch is read, so that the connection goes on
         serving the session."""
         key, layouts, kind = lease.key, route.layouts, route.kind
-        fetchone, use = wire.fetchone, wire.use
+        fetchone: Callable[[], Any] = wire.fetchone
+        use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
         with wire.execute_many(route.sql, params, binary) as read:

@@ -12,7 +12,7 @@ This is the async source; `_run.batch` is generated from it by tools/async_to_sy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -110,7 +110,8 @@ class AsyncBatches:
         What cannot be made into a value raises once the whole batch is read, so that the connection goes on
         serving the session."""
         key, layouts, kind = lease.key, route.layouts, route.kind
-        fetchone, use = wire.fetchone, wire.use
+        fetchone: Callable[[], Any] = wire.fetchone
+        use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
         async with wire.execute_many(route.sql, params, binary) as read:

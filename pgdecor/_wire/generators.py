@@ -9,6 +9,11 @@ socket, so that no value psycopg's wait may send is misread. For the async wire 
 is a future of the event loop's, which its watch resolves once a whole result is in, read already: the generators
 are generator-based coroutines, which the wire awaits, so that the event loop's task runs them itself. A connection
 that breaks while one waits there is an error raised into it, where it waits.
+
+A batch's results and a result read in chunks are read a run at a time (`executions`, `chunks`): each run of the
+generator waits for the next result, then reads every one libpq holds already, and returns them; what it has read
+so far is kept in a `BatchRead` or a `ChunksRead`. The wire gives each run to its caller, which makes values of it
+while the server sends the rest: nothing here calls back up.
 """
 
 from __future__ import annotations

@@ -138,14 +138,14 @@ class Wire(BaseWire):
 
 
 class _Read:
-    """What a chunked read and a batch through a wire share. ``async with`` sends the statement (or the batch) in a
-    pipeline of its own, under the connection's lock, and gives the read, or None, with nothing sent, where psycopg
-    has not prepared what it runs: run it through a cursor then. ``async for`` gives what came, a list at a time,
+    """What a chunked read and a batch through a wire share. Entered, it sends the statement (or the batch) in a
+    pipeline of its own, under the connection's lock, and gives itself, or None, with nothing sent, where psycopg
+    has not prepared what it runs: run it through a cursor then. Iterated, it gives what came, a list at a time,
     reading only what is in and what the next list waits for: the caller makes values of one list while the server
     sends the next. It ends with psycopg's error for a statement that failed, once everything is read; so that the
     connection goes on serving the session, a caller that cannot make a value keeps its error, reads on, and raises
-    it at the end. Leaving reads what is left (after the server is asked to stop the statement, when the read was
-    cut short by a cancellation or an interrupt), then the pipeline and the lock."""
+    it at the end. Left, it reads what is left (the statement stopped on the server first where the read was cut
+    short by a cancellation), then leaves the pipeline and releases the lock."""
 
     __slots__ = ("_binary", "_lock", "_sql", "wire")
 
@@ -154,9 +154,11 @@ class _Read:
         self._lock: Any = None
 
     def _sent(self) -> bool:
+        """Send what is read (in pipeline mode), unless psycopg has not prepared it: whether it was sent."""
         raise NotImplementedError
 
     def _done(self) -> bool:
+        """Whether everything sent has been read, up to the pipeline's Sync."""
         raise NotImplementedError
 
     def _ended(self) -> None:
@@ -204,9 +206,9 @@ class _Read:
 
 
 class Chunks(_Read):
-    """A statement's rows read through a wire in chunks of `CHUNK` as they come (`AsyncWire.execute_chunked`):
-    each list the chunks that came (`use_chunk` reads one); then `end`, the result that ends the rows (none of
-    them in it: it has the columns only). While the caller makes values of the chunks given, the cyclic garbage
+    """A statement's rows read through a wire in chunks of `CHUNK` as they come (`Wire.execute_chunked`): each list
+    the chunks that came (`BaseWire.use_chunk` reads one); then `end`, the result that ends the rows (none of them
+    in it: it has the columns only). While the caller makes values of the chunks given, the cyclic garbage
     collector is paused (see `generators.ChunksRead`)."""
 
     __slots__ = ("_params", "_read", "end")
@@ -239,8 +241,8 @@ class Chunks(_Read):
 
 
 class BatchResults(_Read):
-    """A batch's results read through a wire as they come (`AsyncWire.execute_many`): each list the executions
-    whose results came, as their index and their result, where they succeeded (`BaseWire.use` reads one); then
+    """A batch's results read through a wire as they come (`Wire.execute_many`): each list the executions whose
+    results came, as their index and their result, where they succeeded (`BaseWire.use` reads one); then
     `results`, one per execution. Nothing is sent unless psycopg has prepared the statement for every parameter
     set's types."""
 

@@ -520,7 +520,7 @@ def test_async_pipelines_right_after_a_result_read_in_chunks_read_their_own_resu
     )
     async def amade_users(n: int) -> list[User]: ...
 
-    async def scenario() -> tuple[list[int], list[tuple[int, int]], list[tuple[int, int]]]:
+    async def scenario() -> tuple[list[int], list[tuple[int, int]], list[tuple[Any, ...]]]:
         async with await psycopg.AsyncConnection.connect(users) as conn, session(conn):
             await aecho.many([(1,), (2,)])
             await conn.cursor().executemany(_ROWS_SQL, [(1,), (2,)], returning=True)
@@ -610,6 +610,41 @@ def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_the_co
 
     assert asyncio.run(scenario()) == (True, [1, 2, 3])
     assert chunked_reads == ([2, 2] if _wire.CHUNKED_ROWS else [])
+
+
+def test_an_async_batch_cancelled_while_the_server_works_leaves_the_connection_sound(
+    users: str, admin: psycopg.Connection[Any], wire_batches: list[int]
+) -> None:
+    """A batch pipelined by the wire whose third execution stalls; the call's task is cancelled while the batch is
+    read: the statement is stopped on the server, the pipeline read to its Sync and left, the session rolls back,
+    and the connection serves the next session, batches included."""
+
+    @query("SELECT %(n)s::int AS n FROM pg_sleep(CASE WHEN %(n)s::int = 3 THEN 30 ELSE 0 END)")
+    async def stalling(n: int) -> int: ...
+
+    async def scenario() -> tuple[bool, list[list[int]]]:
+        async with await psycopg.AsyncConnection.connect(users) as conn:
+            async with session(conn):
+                for _ in range(2):
+                    assert await stalling.many([(1,), (2,)]) == [1, 2]
+            cancelled = False
+            try:
+                async with session(conn):
+                    await aadd_user(71, "cancelled")
+                    task = asyncio.create_task(stalling.many([(1,), (2,), (3,), (4,)]))
+                    stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                    while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+                        await asyncio.sleep(0)
+                    task.cancel()
+                    await task
+            except asyncio.CancelledError:
+                cancelled = True
+            async with session(conn):
+                assert await aget_user(71) is None
+                return cancelled, [await stalling.many([(5,), (6,)]) for _ in range(2)]
+
+    assert asyncio.run(scenario()) == (True, [[5, 6]] * 2)
+    assert wire_batches == [2, 0, 2]  # psycopg prepares the statement again after the rollback, then the wire
 
 
 @query("SELECT pg_notify('pgdecor_wire', %(payload)s)")
