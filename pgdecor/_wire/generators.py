@@ -180,15 +180,13 @@ def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[
             groups.append([res])
         else:
             group.append(res)
-    if len(groups) >= count and (n := pgconn.notifies()):
-        notified(pgconn, n)
     return out
 
 
 def chunks(pgconn: pq.abc.PGconn, read: ChunksRead, waits: Waits) -> Reading[list[pq.abc.PGresult]]:
-    """The next chunks of rows of the statement *read*, sent in chunked rows mode in a pipeline of its own: flush
-    what is left to send, wait until a chunk is in, then read every one libpq holds already, without waiting again,
-    up to the statement's Sync (its last result kept in *read*)."""
+    """The next chunks of rows of a statement sent in chunked rows mode, in a pipeline of its own, whose read so far
+    is *read*: flush what is left to send, wait until a chunk is in, then read every one libpq holds already, without
+    waiting again, up to the pipeline's Sync (the statement's last result kept in *read*)."""
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
     out: list[pq.abc.PGresult] = []

@@ -182,8 +182,8 @@ def test_async_wire_tests_itself_too(users: str, fresh_switch: Any, monkeypatch:
 
 @pytest.fixture
 def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int]:
-    """The size of each batch the wire pipelined itself (0 for one whose execution failed), for the tests of that
-    path."""
+    """The size of each batch the wire pipelined itself, once read (0 for one whose execution failed, or whose read
+    was cut short), for the tests of that path."""
     ran: list[int] = []
     sync, asynchronous = _wire.BatchResults.__exit__, _wire_async.AsyncBatchResults.__aexit__
 
