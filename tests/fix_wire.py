@@ -30,31 +30,28 @@ def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture
 def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int]:
-    """The size of each batch the wire pipelined itself (0 for one whose execution failed), for the tests of that
-    path."""
+    """The size of each batch the wire pipelined itself, once read (0 for one whose execution failed, or whose read
+    was cut short), for the tests of that path."""
     ran: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_many, _wire_async.AsyncWire.execute_many
+    sync, asynchronous = _wire.BatchResults.__exit__, _wire_async.AsyncBatchResults.__aexit__
 
-    def counted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
-        try:
-            read = sync(self, sql, paramsets, binary, each)
-        except psycopg.Error:
-            ran.append(0)
-            raise
-        ran.extend([] if read is None else [len(read[0])])
-        return read
+    def count(read: Any, error: BaseException | None) -> None:
+        ran.append(0 if isinstance(error, psycopg.Error) else len(read.results))
 
-    async def acounted(self: Any, sql: str, paramsets: Any, binary: bool, each: Any = None) -> Any:
-        try:
-            read = await asynchronous(self, sql, paramsets, binary, each)
-        except psycopg.Error:
-            ran.append(0)
-            raise
-        ran.extend([] if read is None else [len(read[0])])
-        return read
+    def counted(self: Any, *exc: Any) -> None:
+        sent = self._lock is not None
+        sync(self, *exc)
+        if sent:
+            count(self, exc[1])
 
-    monkeypatch.setattr(_wire.Wire, "execute_many", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute_many", acounted)
+    async def acounted(self: Any, *exc: Any) -> None:
+        sent = self._lock is not None
+        await asynchronous(self, *exc)
+        if sent:
+            count(self, exc[1])
+
+    monkeypatch.setattr(_wire.BatchResults, "__exit__", counted)
+    monkeypatch.setattr(_wire_async.AsyncBatchResults, "__aexit__", acounted)
     return ran
 
 
@@ -75,28 +72,24 @@ def chunked_reads(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any, collector_
     with the collector on, which reading in chunks pauses and resumes. A read the wire did not send (psycopg had
     not prepared the statement) has no chunks, and is left out."""
     read: list[int] = []
-    sync, asynchronous = _wire.Wire.execute_chunked, _wire_async.AsyncWire.execute_chunked
+    reads: list[Any] = []
+    sync, asynchronous = _wire.Chunks.__next__, _wire_async.AsyncChunks.__anext__
 
-    def counting(each: Any) -> Any:
-        chunks = [0]
+    def count(chunks: Any, ready: list[Any]) -> list[Any]:
+        if not reads or reads[-1] is not chunks:
+            reads.append(chunks)
+            read.append(0)
+        read[-1] += len(ready)
+        return ready
 
-        def counted(res: Any) -> None:
-            if not chunks[0]:
-                read.append(0)
-            chunks[0] += 1
-            read[-1] += 1
-            each(res)
+    def counted(self: Any) -> Any:
+        return count(self, sync(self))
 
-        return counted
+    async def acounted(self: Any) -> Any:
+        return count(self, await asynchronous(self))
 
-    def counted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
-        return sync(self, sql, params, binary, counting(each))
-
-    async def acounted(self: Any, sql: str, params: Any, binary: bool, each: Any) -> Any:
-        return await asynchronous(self, sql, params, binary, counting(each))
-
-    monkeypatch.setattr(_wire.Wire, "execute_chunked", counted)
-    monkeypatch.setattr(_wire_async.AsyncWire, "execute_chunked", acounted)
+    monkeypatch.setattr(_wire.Chunks, "__next__", counted)
+    monkeypatch.setattr(_wire_async.AsyncChunks, "__anext__", acounted)
     return read
 
 
@@ -107,14 +100,14 @@ def wire_calls(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[str]:
     sync, asynchronous = _wire.Wire.execute, _wire_async.AsyncWire.execute
 
     def counted(self: Any, sql: str, *args: Any) -> Any:
-        made = sync(self, sql, *args)
-        sent.extend([] if made is _wire.NOT_SENT else [sql])
-        return made
+        read = sync(self, sql, *args)
+        sent.extend([sql] if read else [])
+        return read
 
     async def acounted(self: Any, sql: str, *args: Any) -> Any:
-        made = await asynchronous(self, sql, *args)
-        sent.extend([] if made is _wire.NOT_SENT else [sql])
-        return made
+        read = await asynchronous(self, sql, *args)
+        sent.extend([sql] if read else [])
+        return read
 
     monkeypatch.setattr(_wire.Wire, "execute", counted)
     monkeypatch.setattr(_wire_async.AsyncWire, "execute", acounted)

@@ -117,7 +117,9 @@ RENAMES = {
     "alease_for": "lease_for",
     "_aend": "_end",
     # pgdecor
+    "AsyncBatchResults": "BatchResults",
     "AsyncBatches": "Batches",
+    "AsyncChunks": "Chunks",
     "AsyncCalls": "Calls",
     "AsyncCopier": "Copier",
     "AsyncCopyReader": "CopyReader",
@@ -136,6 +138,7 @@ RENAMES = {
     "AsyncUnit": "Unit",
     "AsyncWaiter": "Waiter",
     "AsyncWire": "Wire",
+    "_AsyncRead": "_Read",
     "_apool": "_pool",
     "arun_unit": "run_unit",
     "connection_async": "connection",

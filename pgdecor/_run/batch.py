@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import pq
 
 from pgdecor._limits import deadlines
 from pgdecor._limits.deadlines import limit_for
@@ -18,7 +17,7 @@ from pgdecor._session.current import current_session
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
-from pgdecor._wire.wire import Batch, Each, Wire
+from pgdecor._wire.wire import Wire
 
 from . import lookup, outcome
 from .call import cursor_rows, outside_transaction
@@ -27,7 +26,7 @@ from .routes import Route, Routes
 
 __all__ = ["Batches"]
 
-#: What `AsyncBatches._reader` gives for a result it cannot read yet.
+#: What `AsyncBatches._wired` makes of a result it cannot read yet.
 _LATER = object()
 
 
@@ -71,10 +70,9 @@ class Batches:
                 binary = route.binary and lease.binary
                 wire = lease.wire() if route.wired and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
-                    each = None if route.kind is None else self._reader(lease, wire, route, binary)
-                    read = wire.execute_many(route.sql, params, binary, each)
-                    if read is not None:
-                        out += [] if each is None else self._wire_rows(lease, wire, route, binary, read)
+                    values = self._wired(lease, wire, route, binary, params)
+                    if values is not None:
+                        out += values
                         continue
                 lease.settle()
                 cur = lease.cursor(binary)
@@ -95,34 +93,44 @@ class Batches:
             raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
         return None if plan.result.shape is Shape.NONE else out
 
-    def _reader(self, lease: Lease, wire: Wire, route: Route, binary: bool) -> Each:
-        """What reads a batch's results into values as the wire receives them, overlapping with the server's work on
-        the next ones: each by the layout of its own prepared statement, or `_LATER` while that is not known."""
+    def _wired(self, lease: Lease, wire: Wire, route: Route, binary: bool, params: Sequence[Any]) -> list[Any] | None:
+        """The values of a run of calls that *wire* pipelined (None if it sent nothing): each read as its result
+        comes, overlapping with the server's work on the next ones, by the layout of its own prepared statement;
+        those whose layout is not known yet (its first result: types to describe, perhaps) once the batch is read.
+        What cannot be made into a value raises once the whole batch is read, so that the connection goes on
+        serving the session."""
         key, layouts, kind = lease.key, route.layouts, route.kind
         fetchone: Callable[[], Any] = wire.fetchone
-        assert kind is not None  # the stub returns values
-
-        def each(index: int, res: pq.abc.PGresult) -> Any:
-            wire.use(index, res)
-            prepared = (wire.manager, wire.name)
-            layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
-            if layout is None:
-                return _LATER
-            how = kind(res)
-            return layout.one(fetchone()) if how is ONE else rows(wire, layout, how)
-
-        return each
-
-    def _wire_rows(self, lease: Lease, wire: Wire, route: Route, binary: bool, read: Batch) -> list[Any]:
-        """What a batch the wire ran returns: the values read as they came (*read*: the results, and those values),
-        and those whose layout had to be made (its first result: types to describe, perhaps) read now."""
-        results, made = read
-        kind = route.kind
-        assert kind is not None  # the stub returns values
+        use = wire.use
+        made: list[Any] = []
+        failed: Exception | None = None
+        with wire.execute_many(route.sql, params, binary) as read:
+            if read is None:
+                return None
+            for ready in read:
+                if kind is None or failed is not None:
+                    continue
+                try:
+                    for index, res in ready:
+                        use(index, res)
+                        prepared = (wire.manager, wire.name)
+                        layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
+                        if layout is None:
+                            made.append(_LATER)
+                            continue
+                        how = kind(res)
+                        made.append(layout.one(fetchone()) if how is ONE else rows(wire, layout, how))
+                except Exception as err:  # noqa: BLE001 - raised once the batch is read
+                    failed = err
+        if failed is not None:
+            raise failed
+        if kind is None:
+            return []
+        results = read.results
         for index, value in enumerate(made):
             if value is _LATER:
                 res = results[index]
-                wire.use(index, res)
+                use(index, res)
                 layout = lookup.layout(lease, route, wire, binary, (wire.manager, wire.name))
                 made[index] = rows(wire, layout, kind(res))
         return made

@@ -30,7 +30,6 @@ from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.shield import finish
-from pgdecor._wire.wire import NOT_SENT
 from pgdecor._wire.wire_async import AsyncWire
 
 from . import lookup_async as lookup
@@ -108,7 +107,7 @@ class AsyncCalls:
                         value = await self._chunked(lease, wire, route, params)
                         if value is not _LATER:
                             return value
-                    elif await wire.execute(route.sql, params, binary) is not NOT_SENT:
+                    elif await wire.execute(route.sql, params, binary):
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:
                     await lease.settle()
@@ -208,28 +207,37 @@ class AsyncCalls:
         """A call whose result is read in chunks as they come, each made into values while the server sends the
         next (`Wire.execute_chunked`): for a statement whose last result was large. `_LATER` if the wire sent
         nothing. The chunks that come before their layout is known (a new prepared statement's, whose types may
-        have to be described) are read once the whole result is in."""
+        have to be described) are read once the whole result is in; what cannot be made into a value raises then
+        too, so that the connection goes on serving the session."""
         key, binary, layouts = lease.key, route.binary, route.layouts
         out: list[Any] = []
         later: list[pq.abc.PGresult] = []
         many: Callable[[list[Any]], list[Any]] | None = None  # the chunks' layout, once known
         fetchmany, use_chunk = wire.fetchmany, wire.use_chunk
-
-        def each(res: pq.abc.PGresult) -> None:
-            nonlocal many
-            use_chunk(res, first=many is None)
-            if many is None and not later:
-                prepared = (wire.manager, wire.name)
-                found = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
-                many = None if found is None else found.many
-            if many is None:
-                later.append(res)
-                return
-            out.extend(many(fetchmany(res.ntuples)))
-
-        end = await wire.execute_chunked(route.sql, params, binary, each)
-        if end is None:
-            return _LATER
+        failed: Exception | None = None
+        async with wire.execute_chunked(route.sql, params, binary) as read:
+            if read is None:
+                return _LATER
+            async for ready in read:
+                if failed is not None:
+                    continue
+                try:
+                    for res in ready:
+                        use_chunk(res, first=many is None)
+                        if many is None and not later:
+                            prepared = (wire.manager, wire.name)
+                            found = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
+                            many = None if found is None else found.many
+                        if many is None:
+                            later.append(res)
+                        else:
+                            out.extend(many(fetchmany(res.ntuples)))
+                except Exception as err:  # noqa: BLE001 - raised once the result is read
+                    failed = err
+        if failed is not None:
+            raise failed
+        end = read.end
+        assert end is not None  # read to its end
         kind = route.kind
         assert kind is not None  # a large result was one of rows
         how = kind(end)  # raises if it has no rows to give

@@ -1,5 +1,5 @@
 """A batch (``.many()``) of a prepared statement through a wire, without I/O: every execution sent at once in
-pipeline mode, then one Sync, its results read as they come (`generators.groups`) and checked here.
+pipeline mode, then one Sync, its results read as they come (`generators.executions`) and checked here.
 """
 
 from __future__ import annotations
@@ -11,20 +11,18 @@ import psycopg
 from psycopg import pq
 
 from . import internals
-from .generators import Groups
+from .generators import BatchRead
 from .guard import drifted
 from .internals import Drift
 from .wire_base import BaseWire, converted
 
-__all__ = ["Batch", "Send", "prepared", "results", "send"]
-
-#: What a batch returns: the results, one per execution, and what was made of them.
-Batch = tuple[list[pq.abc.PGresult], list[Any]]
+__all__ = ["Send", "prepared", "results", "send"]
 
 #: One execution to send: its prepared statement's name, its parameters dumped, and their formats.
 Send = tuple[bytes, Sequence[psycopg.abc.Buffer | None], Sequence[pq.Format] | None]
 
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 
 
 def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> list[Send] | None:
@@ -76,13 +74,11 @@ def send(pgconn: pq.abc.PGconn, sends: list[Send], binary: bool) -> None:
     pgconn.pipeline_sync()
 
 
-def results(wire: BaseWire, sql: str, read: Groups) -> Batch:
-    """A batch's results, one per execution, and what was made of them; psycopg's error for the first that
-    failed, else what making them raised."""
+def results(wire: BaseWire, sql: str, read: BatchRead) -> list[pq.abc.PGresult]:
+    """A batch's results, read to its end, one per execution; psycopg's error for the first that failed."""
     *groups, sync = read.groups
     if len(sync) != 1 or sync[0].status != _PIPELINE_SYNC:
         raise psycopg.InterfaceError(f"unexpected results at the end of a batch of {sql!r}")
-    out = [wire._checked(sql, group[0] if group else None) for group in groups]
-    if read.failed is not None:
-        raise read.failed
-    return out, read.made
+    if read.begun and read.begun[0].status == _FATAL_ERROR:  # the BEGIN sent with the batch failed: it was skipped
+        wire._checked("BEGIN", read.begun[0])
+    return [wire._checked(sql, group[0] if group else None) for group in groups]

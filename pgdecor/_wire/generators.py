@@ -9,21 +9,37 @@ socket, so that no value psycopg's wait may send is misread. For the async wire 
 is a future of the event loop's, which its watch resolves once a whole result is in, read already: the generators
 are generator-based coroutines, which the wire awaits, so that the event loop's task runs them itself. A connection
 that breaks while one waits there is an error raised into it, where it waits.
+
+A batch's results and a result read in chunks are read a run at a time (`executions`, `chunks`): each run of the
+generator waits for the next result, then reads every one libpq holds already, and returns them; what it has read
+so far is kept in a `BatchRead` or a `ChunksRead`. The wire gives each run to its caller, which makes values of it
+while the server sends the rest: nothing here calls back up.
 """
 
 from __future__ import annotations
 
 import gc
 import types
-from collections.abc import Callable, Generator
-from typing import Any, NamedTuple, Protocol, TypeVar
+from collections.abc import Generator
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import pq
 
 from . import internals
 
-__all__ = ["PSYCOPG", "Chunks", "Each", "Groups", "Reading", "Waits", "chunks", "groups", "notified", "results"]
+__all__ = [
+    "PSYCOPG",
+    "BatchRead",
+    "ChunksRead",
+    "Reading",
+    "Waits",
+    "chunks",
+    "executions",
+    "notified",
+    "rest",
+    "results",
+]
 
 T = TypeVar("T")
 
@@ -31,12 +47,8 @@ T = TypeVar("T")
 #: (psycopg's ready values, or None from the event loop's task).
 Reading = Generator[object, Any, T]
 
-#: What makes a value of a batch's result as it comes, given the execution's index.
-Each = Callable[[int, pq.abc.PGresult], Any]
-
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
-_COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _TUPLES_CHUNK = getattr(pq.ExecStatus, "TUPLES_CHUNK", -1)
 #: The results after which libpq gives no None to end a statement's: a COPY's (it gives the same one again and
@@ -68,21 +80,43 @@ class _Psycopg:
 PSYCOPG: Waits = _Psycopg()
 
 
-class Groups(NamedTuple):
-    """What reading a batch gives: each execution's results (then the Sync's), what *each* made of them, and what
-    *each* raised (kept until the pipeline has been read to its end)."""
+class BatchRead:
+    """What reading a batch's pipeline has read so far: each execution's results, then the Sync's, in `groups`
+    (*count* of them in all); and, where the pipeline begins with a BEGIN (`begin`), its results first, kept apart
+    in `begun`."""
 
-    groups: list[list[pq.abc.PGresult]]
-    made: list[Any]
-    failed: BaseException | None
+    __slots__ = ("begin", "begun", "count", "group", "groups")
+
+    def __init__(self, count: int, *, begin: bool = False) -> None:
+        self.count = count
+        self.groups: list[list[pq.abc.PGresult]] = []
+        #: The results of the execution being read.
+        self.group: list[pq.abc.PGresult] = []
+        self.begin = begin
+        self.begun: list[pq.abc.PGresult] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.groups) >= self.count
 
 
-class Chunks(NamedTuple):
-    """What reading a result in chunks gives: its last result (the empty end of the rows, or the error), and what
-    the chunks' reader raised."""
+class ChunksRead:
+    """What reading a result in chunks has read so far: its last result (the empty end of the rows, or the error),
+    and whether its Sync is in (`done`). While the chunks it gave are made into values, the cyclic garbage collector
+    is paused (as in `_outcome.collector_paused`, and for the same reason); it is resumed whenever the read waits
+    for the server, so that a slow result never keeps it paused for others, and at its end (`resume`)."""
 
-    last: pq.abc.PGresult | None
-    failed: BaseException | None
+    __slots__ = ("done", "last", "paused")
+
+    def __init__(self) -> None:
+        self.last: pq.abc.PGresult | None = None
+        self.done = False
+        self.paused = False
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            gc.enable()
 
 
 def _flushing(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
@@ -123,95 +157,93 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
     return out
 
 
-def groups(
-    pgconn: pq.abc.PGconn, count: int, each: Each | None, waits: Waits, *, lead: bool, begin: bool = False
-) -> Reading[Groups]:
-    """Flush a pipeline, then read its *count* groups of results (the last one the Sync's), handing each successful
-    execution's result to *each* as soon as it is in, while the server works on the next ones. With *lead*, the
-    pipeline begins with a Sync of its own, whose result is read first and dropped; with *begin*, then with a BEGIN,
-    whose result is read and dropped too (kept as what failed, should it have)."""
+def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[list[tuple[int, pq.abc.PGresult]]]:
+    """The next results of the batch *read*: flush what is left to send, wait until an execution's results are all
+    in, then read every one libpq holds already, without waiting again. Gives each of them that succeeded as its
+    index and its result, for them to be made into values while the server works on the next ones."""
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
-    if lead:
-        while pgconn.is_busy():
+    out: list[tuple[int, pq.abc.PGresult]] = []
+    groups, group = read.groups, read.group
+    count = read.count
+    while len(groups) < count:
+        if pgconn.is_busy():
+            if out:
+                break
             if (yield from waits.reading()):
                 pgconn.consume_input()
+            continue
         res = pgconn.get_result()
-        if res is None or res.status != _PIPELINE_SYNC:
-            raise psycopg.InterfaceError("unexpected result before a batch: not its leading Sync")
-    read: list[list[pq.abc.PGresult]] = []
-    group: list[pq.abc.PGresult] = []
-    made: list[Any] = []
-    failed: BaseException | None = None
-    while begin:
-        while pgconn.is_busy():
-            if (yield from waits.reading()):
-                pgconn.consume_input()
-        res = pgconn.get_result()
-        if res is None:
-            begin = False
-        elif res.status != _COMMAND_OK and failed is None:
-            failed = psycopg.OperationalError(f"BEGIN failed: {res.error_message.decode(errors='replace').strip()}")
-    while len(read) < count:
-        while pgconn.is_busy():
-            if (yield from waits.reading()):
-                pgconn.consume_input()
-        res = pgconn.get_result()
-        if res is None:
-            if each is not None and failed is None and group and group[0].status in _OK:
-                try:
-                    made.append(each(len(read), group[0]))
-                except Exception as err:  # noqa: BLE001 - raised once the pipeline is read (see `Wire.execute_many`)
-                    failed = err
-            read.append(group)
-            group = []
+        if res is None and read.begin:  # the end of BEGIN's results: the executions' come next
+            read.begin, read.begun = False, group
+            read.group = group = []
+        elif res is None:
+            if group and group[0].status in _OK:
+                out.append((len(groups), group[0]))
+            groups.append(group)
+            read.group = group = []
         elif res.status == _PIPELINE_SYNC:
-            read.append([res])
+            groups.append([res])
         else:
             group.append(res)
-    return Groups(read, made, failed)
+    return out
 
 
-def chunks(pgconn: pq.abc.PGconn, each: Callable[[pq.abc.PGresult], None], waits: Waits) -> Reading[Chunks]:
-    """Flush a statement sent in chunked rows mode, then read its result, handing each chunk of rows to *each* as
-    soon as it is in, while the server sends the next. What *each* raises is kept until the result has been read to
-    its end.
-
-    While chunks already received are made into values, the cyclic garbage collector is paused (as in
-    `_outcome.collector_paused`, and for the same reason); it is resumed whenever the read waits for the server,
-    so that a slow result never keeps it paused for others."""
+def chunks(pgconn: pq.abc.PGconn, read: ChunksRead, waits: Waits) -> Reading[list[pq.abc.PGresult]]:
+    """The next chunks of rows of a statement sent in chunked rows mode, in a pipeline of its own, whose read so far
+    is *read*: flush what is left to send, wait until a chunk is in, then read every one libpq holds already, without
+    waiting again, up to the pipeline's Sync (the statement's last result kept in *read*)."""
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
-    last: pq.abc.PGresult | None = None
-    failed: BaseException | None = None
-    paused = False
-    try:
-        while True:
-            while pgconn.is_busy():
-                if paused:
-                    paused = False
-                    gc.enable()
-                if (yield from waits.reading()):
-                    pgconn.consume_input()
-            res = pgconn.get_result()
-            if res is None:
-                if n := pgconn.notifies():
-                    notified(pgconn, n)
-                return Chunks(last, failed)
-            if res.status == _TUPLES_CHUNK:
-                if failed is None:
-                    if not paused and gc.isenabled():
-                        paused = True
-                        gc.disable()
-                    try:
-                        each(res)
-                    except Exception as err:  # noqa: BLE001 - raised once the result is read (`execute_chunked`)
-                        failed = err
-            elif last is None:
-                last = res
-    finally:
-        if paused:
-            gc.enable()
+    out: list[pq.abc.PGresult] = []
+    while not read.done:
+        if pgconn.is_busy():
+            if out:
+                break
+            read.resume()
+            if (yield from waits.reading()):
+                pgconn.consume_input()
+            continue
+        res = pgconn.get_result()
+        if res is None:  # the end of the statement's results: its Sync comes next
+            continue
+        status = res.status
+        if status == _TUPLES_CHUNK:
+            out.append(res)
+        elif status == _PIPELINE_SYNC:
+            read.done = True
+            if n := pgconn.notifies():
+                notified(pgconn, n)
+        elif read.last is None:
+            read.last = res
+    if out and not read.paused and gc.isenabled():
+        read.paused = True
+        gc.disable()
+    return out
+
+
+def rest(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
+    """Read what is left of the results of the statements sent, and drop it: in pipeline mode, up to its Sync (the
+    pipeline can be left then); else up to the statement's end (`results`)."""
+    if pgconn.pipeline_status == pq.PipelineStatus.OFF:
+        yield from results(pgconn, waits)
+        return
+    if pgconn.flush():
+        yield from _flushing(pgconn, waits)
+    ended = False
+    while True:
+        while pgconn.is_busy():
+            if (yield from waits.reading()):
+                pgconn.consume_input()
+        res = pgconn.get_result()
+        if res is None:
+            if ended:  # a second end in a row: nothing is left to read
+                return
+            ended = True
+        elif res.status == _PIPELINE_SYNC:
+            return
+        else:
+            ended = False
 
 
 def notified(pgconn: pq.abc.PGconn, n: pq.PGnotify | None) -> None:
@@ -224,5 +256,5 @@ def notified(pgconn: pq.abc.PGconn, n: pq.PGnotify | None) -> None:
 
 
 # Awaitable too (generator-based coroutines, changed in place): the async wire awaits them.
-for _reading in (results, groups, chunks):
+for _reading in (results, executions, chunks, rest):
     types.coroutine(_reading)

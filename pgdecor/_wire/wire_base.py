@@ -5,8 +5,8 @@ A wire asks psycopg's prepare manager what a cursor would (the statement's name 
 it of each execution (`PrepareManager.maybe_add_to_cache`, and `validate` for what a command invalidates), so that
 psycopg's LRU order and invalidation rules hold as they are, in whichever psycopg is installed; where a manager of
 its own shows that all psycopg does for a prepared statement run again is to move it to the recent end of that order
-(`internals.lru_is_a_move`), the wire does just that. A statement's result becomes the stub's value in one step once
-its layout is known (`Maker`, kept per prepared statement by the stub's facts).
+(`internals.lru_is_a_move`), the wire does just that. What a wire reads, it returns: the run layer makes the
+values.
 
 A connection out of autocommit and idle begins a transaction with its next statement: a cursor sends BEGIN first,
 waiting for its answer; a wire sends it with the statement, in one pipeline (`begin_for`), one round trip for both.
@@ -15,8 +15,8 @@ waiting for its answer; a wire sends it with the statement, in one pipeline (`be
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import psycopg
 from psycopg import AsyncConnection, Connection, pq
@@ -24,17 +24,13 @@ from psycopg.adapt import AdaptersMap, PyFormat, Transformer
 from psycopg.errors import error_from_result
 
 from . import internals, owed
-from .generators import PSYCOPG, Chunks, Waits
+from .generators import PSYCOPG, ChunksRead, Waits
 from .guard import _tested, _turn_off, drifted, switch
 from .internals import Drift
 
-__all__ = ["CHUNK", "CHUNKED_ROWS", "FOLDS", "NOT_SENT", "UNMADE", "BaseWire", "Maker", "Makers", "begin_for", "begun"]
+__all__ = ["CHUNK", "CHUNKED_ROWS", "FOLDS", "BaseWire", "begin_for", "begun"]
 
 logger = logging.getLogger("pgdecor")
-
-#: What `execute` returns when it sent nothing, and when it has no `Maker` for its result (`BaseWire.pgresult`).
-NOT_SENT = object()
-UNMADE = object()
 
 #: Rows turned into values at a time when reading a whole result (see `_outcome.rows`), and the size of the chunks
 #: a result is read in as it comes (`Wire.execute_chunked`).
@@ -72,23 +68,6 @@ def begun(groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:
     first = groups[0]
     return first if not first or first[0].status != _COMMAND_OK else groups[1]
 
-
-class Maker(Protocol):
-    """What a prepared statement's results become for a stub (`_outcome.Made`): *make* turns one, read through the
-    wire, into the call's value, for results in binary or not; all of them have the columns of *layout*."""
-
-    @property
-    def binary(self) -> bool: ...
-
-    @property
-    def layout(self) -> object: ...
-
-    @property
-    def make(self) -> Callable[[BaseWire, pq.abc.PGresult], Any]: ...
-
-
-#: (prepare manager, statement name) → its `Maker`, for one stub.
-Makers = Mapping[tuple[object, bytes], Maker]
 
 #: The prepare manager of a wire whose connection has none where psycopg keeps it: never asked, as its self-test
 #: fails first (wires are off).
@@ -135,7 +114,6 @@ class BaseWire:
         "_count",
         "_key",
         "_loaded",
-        "_partial",
         "_pgq",
         "_pos",
         "_prep",
@@ -171,16 +149,11 @@ class BaseWire:
         self._pgq = _Query()
         self._key: internals.Key = (b"", ())
         self._prep: internals.Prepare = internals.NO
-        #: The layout of the result whose loaders the transformer holds, if known (see `_made`).
         #: The prepared statement, and the format, of the result whose loaders the transformer holds (see `_made`).
         self._loaded: tuple[bytes, bool] | None = None
         #: Whether the connection's wire has passed its self-test (`Wire.self_test`), and whether that test's
         #: statement is the one being made.
         self._tested = conn in _tested
-        #: Whether the last statement sent was in chunked rows mode, which libpq keeps for the first statement of a
-        #: pipeline entered next (it resets the mode as it sends a statement outside a pipeline, or moves from one
-        #: statement of a pipeline to the next): the batch then begins with a Sync (`generators.groups`).
-        self._partial = False
         self._probing = False
         #: How the wire's generators wait: as psycopg's wait runs them, unless the async wire has its own.
         self._waits: Waits = PSYCOPG
@@ -199,9 +172,16 @@ class BaseWire:
         it arrives): the statement psycopg prepared for their types, or the query unnamed if psycopg prepares
         nothing. False, with nothing sent, if psycopg should prepare it first (or has maintenance to do), or if a
         private of psycopg answered otherwise (wires off then). The statement is looked up as psycopg's prepare
-        manager keys it, which the self-test checks. With *begin*, the statement goes in a pipeline after that
-        BEGIN (and a Flush, if the connection is `owed` its check: BEGIN's answer pays it), then a Sync (the
-        caller reads the three, and leaves pipeline mode)."""
+        manager keys it, which the self-test checks.
+
+        *chunked*: its rows to be read in chunks of `CHUNK` as they come, the statement alone in a pipeline with its
+        own Sync. libpq keeps a statement's chunked rows mode for the first statement of a pipeline entered next
+        (it resets the mode as it sends a statement outside a pipeline, or moves from one statement of a pipeline to
+        the next): past this Sync, the connection is left in the mode it was found in, for whatever runs next on
+        it (a batch, psycopg's ``executemany``, a user's ``pipeline()``).
+
+        *begin*: the statement goes in a pipeline after that BEGIN (and a Flush, if the connection is `owed` its
+        check: BEGIN's answer pays it), then a Sync; the caller reads the three, and leaves pipeline mode."""
         tx, manager = self._tx, self.manager
         try:
             query, formats = _converted.get((sql, tx.encoding)) or converted(sql, tx.encoding)
@@ -219,35 +199,36 @@ class BaseWire:
         except Drift as err:
             drifted(err)
             return False
-        if begin is not None:
-            if name is None and not unnamed:
-                return False
-            self.pgconn.enter_pipeline_mode()
-            self.pgconn.send_query_params(begin, None)
-            if self.pgconn in owed.owed:
-                self.pgconn.send_flush_request()
+        pgconn = self.pgconn
         if unnamed:
             self.name, self._prep = None, internals.NO
-            self.pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
         else:
             self.name = name
             if name is None:
                 return False
             self._prep = internals.YES
-            self.pgconn.send_query_prepared(name, dumped, tx.formats, binary)
+        if chunked or begin is not None:
+            pgconn.enter_pipeline_mode()
+        if begin is not None:
+            pgconn.send_query_params(begin, None)
+            if pgconn in owed.owed:
+                pgconn.send_flush_request()
+        if name is None:
+            pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
+        else:
+            pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         if chunked:
-            self.pgconn.set_chunked_rows_mode(CHUNK)
-        elif begin is not None:
-            self.pgconn.pipeline_sync()
-        self._partial = chunked
+            pgconn.set_chunked_rows_mode(CHUNK)
+        if chunked or begin is not None:
+            pgconn.pipeline_sync()
         return True
 
-    def _made(self, sql: str, results: Sequence[pq.abc.PGresult], binary: bool, made: Makers | None) -> Any:
-        """What `execute` returns for the statement's *results*, once psycopg's prepare manager has seen it as after
-        a cursor's execution (its LRU order, and whether the command invalidates its statements); or psycopg's
-        error for it. The result (`pgresult`) is read next (`fetchone`, `fetchmany`), by the loaders of the
-        result read before if both came from the same prepared statement in the same format: the server refuses to
-        change a prepared statement's columns."""
+    def _made(self, sql: str, results: Sequence[pq.abc.PGresult], binary: bool) -> None:
+        """Take the statement's *results*, once psycopg's prepare manager has seen it as after a cursor's execution
+        (its LRU order, and whether the command invalidates its statements); or raise psycopg's error for it. The
+        result (`pgresult`) is read next (`fetchone`, `fetchmany`), by the loaders of the result read before if
+        both came from the same prepared statement in the same format: the server refuses to change a prepared
+        statement's columns."""
         name, manager = self.name, self.manager
         try:
             if name is not None and internals.LRU_IS_A_MOVE:
@@ -265,13 +246,9 @@ class BaseWire:
         assert res is not None
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
-        found = None if made is None or name is None else made.get((manager, name))
-        if found is not None and found.binary is not binary:
-            found = None
         loaded = None if name is None else (name, binary)
         self._tx.set_pgresult(res, set_loaders=loaded is None or loaded != self._loaded)
         self._loaded = loaded
-        return UNMADE if found is None else found.make(self, res)
 
     def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
         """Tell psycopg's prepare manager of an execution of the statement, as a cursor's execution does."""
@@ -281,13 +258,11 @@ class BaseWire:
         if key is not None:
             manager.validate(key, self._prep, self.name or b"", results)
 
-    def _chunked_result(self, sql: str, read: Chunks, binary: bool) -> pq.abc.PGresult:
-        """A result read in chunks: its end (read as `_made` reads a result; it has no rows), psycopg's error for it,
-        or what the chunks' reader raised."""
-        last, failed = read
-        self._made(sql, [] if last is None else [last], binary, None)
-        if failed is not None:
-            raise failed
+    def _chunked_result(self, sql: str, read: ChunksRead, binary: bool) -> pq.abc.PGresult:
+        """A result read in chunks: its end (read as `_made` reads a result; it has no rows), or psycopg's error for
+        it."""
+        last = read.last
+        self._made(sql, [] if last is None else [last], binary)
         assert self.pgresult is not None
         return self.pgresult
 

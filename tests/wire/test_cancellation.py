@@ -110,3 +110,36 @@ async def test_a_call_cancelled_while_the_pipeline_that_begins_its_transaction_i
         async with db.session():
             assert await backend_after(0) == pid
         assert (db.counters.rolled_back, db.counters.committed) == (1, 2)
+
+
+async def test_an_async_batch_cancelled_while_the_server_works_leaves_the_connection_sound(
+    users: str, admin: psycopg.Connection[Any], wire_batches: list[int]
+) -> None:
+    """A batch pipelined by the wire whose third execution stalls; the call's task is cancelled while the batch is
+    read: the statement is stopped on the server, the pipeline read to its Sync and left, the session rolls back,
+    and the connection serves the next session, batches included."""
+
+    @query("SELECT %(n)s::int AS n FROM pg_sleep(CASE WHEN %(n)s::int = 3 THEN 30 ELSE 0 END)")
+    async def stalling(n: int) -> int: ...
+
+    async with await psycopg.AsyncConnection.connect(users) as conn:
+        async with session(conn):
+            for _ in range(2):
+                assert await stalling.many([(1,), (2,)]) == [1, 2]
+        cancelled = False
+        try:
+            async with session(conn):
+                await aadd_user(71, "cancelled")
+                task = asyncio.create_task(stalling.many([(1,), (2,), (3,), (4,)]))
+                stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+                    await asyncio.sleep(0)
+                task.cancel()
+                await task
+        except asyncio.CancelledError:
+            cancelled = True
+        async with session(conn):
+            assert await aget_user(71) is None
+            again = [await stalling.many([(5,), (6,)]) for _ in range(2)]
+    assert (cancelled, again) == (True, [[5, 6]] * 2)
+    assert wire_batches == [2, 0, 2]  # psycopg prepares the statement again after the rollback, then the wire

@@ -224,7 +224,8 @@ def test_a_pools_idle_connections_are_the_deque_it_lends_from(users: str) -> Non
 
 def test_the_connections_wait_drives_a_pipeline_read_as_groups_then_the_sync(users: str) -> None:
     """In pipeline mode, the connection's wait drives the wire's batch reader through its flush (`WAIT_RW`) and
-    its reads: each execution's results as one group, and the Sync as a group of its own."""
+    its reads, a run of results at a time: each execution's results as one group, and the Sync as a group of its
+    own."""
     with psycopg.connect(users) as conn:
         conn.cursor().execute("SELECT %b::int + 1", [1], prepare=True)
         (name,) = _internals.prepared_names(_internals.prepare_manager(conn)).values()
@@ -234,10 +235,15 @@ def test_the_connections_wait_drives_a_pipeline_read_as_groups_then_the_sync(use
             for value in (b"\x00\x01", b"\x00\x29"):  # int2, as psycopg sent 1
                 pgconn.send_query_prepared(name, [value], [1], 0)
             pgconn.pipeline_sync()
-            read = _internals.wait(conn)(_generators.groups(pgconn, 3, None, _generators.PSYCOPG, lead=False))
+            read = _generators.BatchRead(3)
+            ready = []
+            while not read.done:
+                got = _internals.wait(conn)(_generators.executions(pgconn, read, _generators.PSYCOPG))
+                assert type(got) is list
+                ready += got
         finally:
             pgconn.exit_pipeline_mode()
-        assert type(read) is _generators.Groups
+        assert [(i, r.get_value(0, 0)) for i, r in ready] == [(0, b"2"), (1, b"42")]
         assert [[r.get_value(0, 0) for r in g] for g in read.groups[:2]] == [[b"2"], [b"42"]]
         assert [r.status for r in read.groups[2]] == [psycopg.pq.ExecStatus.PIPELINE_SYNC]
 
