@@ -29,11 +29,9 @@ def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
 def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:
     """Make the check a connection is owed (*debt*) as the pool would have (an empty query, answered by its
     deadline): else close the connection and raise what the borrow would have (`PoolTimeout`)."""
-    try:
-        check(pgconn, debt.deadline)
-    except psycopg.errors.ConnectionTimeout as err:
-        pgconn.finish()
-        raise unanswered(debt) from err
+    pgconn.send_query(b"")
+    answered(pgconn, debt)
+    _read(pgconn)
 
 
 def check(pgconn: pq.abc.PGconn, deadline: float) -> None:
@@ -41,6 +39,11 @@ def check(pgconn: pq.abc.PGconn, deadline: float) -> None:
     or the server's error."""
     pgconn.send_query(b"")
     _in(pgconn, deadline)
+    _read(pgconn)
+
+
+def _read(pgconn: pq.abc.PGconn) -> None:
+    """Read the answer to a check; raise if it is an error."""
     failed = None
     while (res := pgconn.get_result()) is not None:
         if res.status == _FATAL:

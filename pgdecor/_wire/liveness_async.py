@@ -34,11 +34,9 @@ async def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
 async def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:
     """Make the check a connection is owed (*debt*) as the pool would have (an empty query, answered by its
     deadline): else close the connection and raise what the borrow would have (`PoolTimeout`)."""
-    try:
-        await check(pgconn, debt.deadline)
-    except psycopg.errors.ConnectionTimeout as err:
-        pgconn.finish()
-        raise unanswered(debt) from err
+    pgconn.send_query(b"")
+    await answered(pgconn, debt)
+    _read(pgconn)
 
 
 async def check(pgconn: pq.abc.PGconn, deadline: float) -> None:
@@ -46,6 +44,11 @@ async def check(pgconn: pq.abc.PGconn, deadline: float) -> None:
     or the server's error."""
     pgconn.send_query(b"")
     await _in(pgconn, deadline)
+    _read(pgconn)
+
+
+def _read(pgconn: pq.abc.PGconn) -> None:
+    """Read the answer to a check; raise if it is an error."""
     failed = None
     while (res := pgconn.get_result()) is not None:
         if res.status == _FATAL:

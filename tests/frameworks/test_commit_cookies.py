@@ -10,34 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgdecor import ArgumentError, Database, query
+from pgdecor import ArgumentError, Database
+from tests.usercode.replica_notes import aadd_note, add_note, anote, aon_standby, note, on_standby
 
 # Each test runs against a streaming standby, started for the module.
 pytestmark = pytest.mark.slow
-
-
-@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
-def add_note(id: int, body: str) -> None: ...
-
-
-@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
-def note(id: int) -> str | None: ...
-
-
-@query("SELECT pg_is_in_recovery()", readonly=True)
-def on_standby() -> bool: ...
-
-
-@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
-async def anote(id: int) -> str | None: ...
-
-
-@query("SELECT pg_is_in_recovery()", readonly=True)
-async def aon_standby() -> bool: ...
-
-
-@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
-async def aadd_note(id: int, body: str) -> None: ...
 
 
 def test_the_middleware_carry_the_token_in_a_cookie(servers: tuple[str, str], paused: psycopg.Connection[Any]) -> None:

@@ -10,22 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgdecor import Database, query
+from pgdecor import Database
+from tests.usercode.replica_notes import aadd_note, anote, aon_standby
 
 # Each test runs against a streaming standby, started for the module.
 pytestmark = pytest.mark.slow
-
-
-@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
-async def anote(id: int) -> str | None: ...
-
-
-@query("SELECT pg_is_in_recovery()", readonly=True)
-async def aon_standby() -> bool: ...
-
-
-@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
-async def aadd_note(id: int, body: str) -> None: ...
 
 
 def test_an_async_session_waits_for_its_replica_without_holding_a_connection(

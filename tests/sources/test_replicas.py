@@ -11,24 +11,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgdecor import ArgumentError, Database, query, session
+from pgdecor import ArgumentError, Database, session
 from pgdecor.testing import TemporaryServer
 from tests.fix_replicas import position, replayed
+from tests.usercode.replica_notes import add_note, note, on_standby
 
 # Each test runs against a streaming standby, started for the module.
 pytestmark = pytest.mark.slow
-
-
-@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
-def add_note(id: int, body: str) -> None: ...
-
-
-@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
-def note(id: int) -> str | None: ...
-
-
-@query("SELECT pg_is_in_recovery()", readonly=True)
-def on_standby() -> bool: ...
 
 
 def test_a_session_given_a_fresh_token_never_reads_stale_data(

@@ -16,24 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgdecor import ArgumentError, Database, query, session
+from pgdecor import ArgumentError, Database, session
 from pgdecor.testing import TemporaryServer
 from tests.fix_replicas import position, replayed
+from tests.usercode.replica_notes import aadd_note, anote, aon_standby
 
 # Each test runs against a streaming standby, started for the module.
 pytestmark = pytest.mark.slow
-
-
-@query("INSERT INTO notes VALUES (%(id)s, %(body)s)")
-async def add_note(id: int, body: str) -> None: ...
-
-
-@query("SELECT body FROM notes WHERE id = %(id)s", readonly=True)
-async def note(id: int) -> str | None: ...
-
-
-@query("SELECT pg_is_in_recovery()", readonly=True)
-async def on_standby() -> bool: ...
 
 
 async def test_a_session_given_a_fresh_token_never_reads_stale_data(
@@ -46,13 +35,13 @@ async def test_a_session_given_a_fresh_token_never_reads_stale_data(
     primary, standby = servers
     async with Database(primary, replica=standby, replica_wait=0.1) as db:
         async with db.session() as writer:
-            await add_note(1, "hello")
+            await aadd_note(1, "hello")
         token = writer.commit_token
         assert token is not None
         async with db.session():
-            assert (await on_standby(), await note(1)) == (True, None)  # stale, as a replica may be: no token given
+            assert (await aon_standby(), await anote(1)) == (True, None)  # stale, as a replica may be: no token given
         async with db.session(after=token):
-            assert (await on_standby(), await note(1)) == (False, "hello")
+            assert (await aon_standby(), await anote(1)) == (False, "hello")
         if True:  # ASYNC
             waited = 1  # for its replica_wait, before reading from the primary
         else:
@@ -61,7 +50,7 @@ async def test_a_session_given_a_fresh_token_never_reads_stale_data(
         paused.execute("SELECT pg_wal_replay_resume()")
         replayed(standby, position(primary))
         async with db.session(after=token):
-            assert (await on_standby(), await note(1)) == (True, "hello")
+            assert (await aon_standby(), await anote(1)) == (True, "hello")
         assert db.counters.replica_fallbacks == 1
 
 
@@ -73,13 +62,13 @@ async def test_a_token_is_handed_out_only_where_there_is_a_replica_and_checked_w
     primary, standby = servers
     async with Database(primary) as db:
         async with db.session() as s:
-            await add_note(3, "no replica")
+            await aadd_note(3, "no replica")
         assert s.commit_token is None
         for bad in ("nonsense", "0/3000148", "FFFFFFFF/FFFFFFFF", "0/3000148; DROP TABLE notes", "A" * 44, 12):
             with pytest.raises(ArgumentError, match=r"is not a token a session handed out"):
                 db.session(after=bad)  # type: ignore[arg-type]
     async with session(primary, replica=standby) as reader:
-        assert await note(3) in (None, "no replica")  # from the standby, however far it is
+        assert await anote(3) in (None, "no replica")  # from the standby, however far it is
     assert reader.commit_token is None  # it wrote nothing on the primary: it never used it
 
 
@@ -97,7 +86,7 @@ async def test_several_hosts_with_load_balancing_spread_sessions_where_libpq_can
     seen = set()
     for _ in range(40):  # each session on a conninfo string opens a connection of its own
         async with session(spread):
-            seen.add(await on_standby())
+            seen.add(await aon_standby())
     assert seen == {True, False}
 
 
@@ -107,9 +96,9 @@ async def test_a_serializable_session_reads_from_the_primary(servers: tuple[str,
     primary, standby = servers
     async with Database(primary, replica=standby) as db:
         async with db.session(isolation="serializable"):
-            assert await on_standby() is False
+            assert await aon_standby() is False
         async with db.session(isolation="repeatable read"):
-            assert await on_standby() is True
+            assert await aon_standby() is True
 
 
 async def test_a_token_says_nothing_of_the_write_volume(servers: tuple[str, str]) -> None:
@@ -122,8 +111,8 @@ async def test_a_token_says_nothing_of_the_write_volume(servers: tuple[str, str]
             async with db.session() as s:
                 async with db.session():  # nothing written: the position stays
                     pass
-                await on_standby()
-                await add_note(900 + len(tokens), "sealed")
+                await aon_standby()
+                await aadd_note(900 + len(tokens), "sealed")
             assert s.commit_token is not None
             tokens.add(s.commit_token)
     assert len(tokens) == 2
@@ -141,21 +130,21 @@ async def test_a_forged_or_foreign_token_is_ignored_without_a_wait(
     with TemporaryServer() as other:
         async with Database(other.dsn, replica=other.dsn, secret=secret) as elsewhere:
             async with elsewhere.session() as s:
-                assert await on_standby() is False  # its "replica" is a primary: it has its own writes
+                assert await aon_standby() is False  # its "replica" is a primary: it has its own writes
                 with psycopg.connect(other.dsn, autocommit=True) as conn:
                     conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)")
-                await add_note(1, "elsewhere")
+                await aadd_note(1, "elsewhere")
             foreign = s.commit_token
     async with Database(primary, replica=standby, secret="another secret of 32 characters!") as stranger:
         async with stranger.session() as s:
-            await add_note(30, "other key")
+            await aadd_note(30, "other key")
         other_key = s.commit_token
     # With a 30 s wait for the replica, had a session waited, the test would time out.
     async with Database(primary, replica=standby, secret=secret, replica_wait=30) as db:
         for token in ("A" * 43, foreign, other_key):
             assert token is not None
             async with db.session(after=token):
-                assert (await on_standby(), await note(30)) == (True, None)
+                assert (await aon_standby(), await anote(30)) == (True, None)
         assert (db.counters.tokens_rejected, db.counters.replica_waits, db.counters.replica_fallbacks) == (3, 0, 0)
 
 
@@ -171,11 +160,11 @@ async def test_the_tokens_of_one_secret_are_honoured_by_every_database_given_it(
         Database(primary, replica=standby) as keyless,
     ):
         async with one.session() as s:
-            await add_note(40, "shared")
+            await aadd_note(40, "shared")
         async with Database(primary, replica=standby, secret=secret) as two, two.session(after=s.commit_token):
-            assert (await on_standby(), await note(40)) == (False, "shared")
+            assert (await aon_standby(), await anote(40)) == (False, "shared")
         async with keyless.session(after=s.commit_token):
-            assert (await on_standby(), await note(40)) == (True, None)
+            assert (await aon_standby(), await anote(40)) == (True, None)
         assert keyless.counters.tokens_rejected == 1
     with pytest.raises(ArgumentError, match=r"secret=.*16 characters or more"):
         Database(primary, secret="short")
@@ -189,12 +178,12 @@ async def test_an_unreachable_replica_sends_readonly_work_to_the_primary(caplog:
             assert db.replica is not None
             db.replica.health.retry = 0.2
             async with db.session():
-                assert await on_standby() is True
+                assert await aon_standby() is True
             standby.crash()
             caplog.set_level(logging.INFO, logger="pgdecor")
             for _ in range(5):
                 async with db.session():
-                    assert await on_standby() is False
+                    assert await aon_standby() is False
             assert db.counters.replica_unreachable == 5
             down = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
             assert len(down) == 1
@@ -203,7 +192,7 @@ async def test_an_unreachable_replica_sends_readonly_work_to_the_primary(caplog:
             deadline = time.monotonic() + 30
             while True:
                 async with db.session():
-                    if await on_standby():
+                    if await aon_standby():
                         break
                 assert time.monotonic() < deadline, "readonly calls never went back to the standby"
             assert [r.getMessage() for r in caplog.records if "reached again" in r.getMessage()] != []
