@@ -263,12 +263,16 @@ class Lease:
             self._autocommit_again()
 
     def _autocommit_again(self) -> None:
-        """Put the connection of an implicit transaction back in autocommit, once the transaction has ended (a
-        connection left in one is rolled back by its pool, or closed)."""
-        if self.pending:
-            self._implicit = False
-            with contextlib.suppress(psycopg.Error):  # closed meanwhile: its pool replaces it
-                self.conn.set_autocommit(True)
+        """Put the connection of an implicit transaction back in autocommit, as its source lent it, once the
+        transaction has ended (rolled back here if it has not: a connection lost is its pool's to replace)."""
+        if not self._implicit:
+            return
+        self._implicit = False
+        conn = self.conn
+        with contextlib.suppress(psycopg.Error):  # closed meanwhile: its pool replaces it
+            if conn.info.transaction_status in _BEGUN:
+                conn.rollback()
+            conn.set_autocommit(True)
 
     def give_back(self) -> None:
         """Give the connection back to its source (once its transaction has ended)."""
