@@ -8,20 +8,19 @@ import logging
 from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import Connection, Cursor, IsolationLevel, ServerCursor, Transaction, pq
 from psycopg.abc import Loader
 from psycopg.rows import TupleRow, tuple_row
 
-from pgdecor._acompat import pause
 from pgdecor._errors import ArgumentError, CommitUnknownError, RolledBackError
 from pgdecor._rows.loaders import fetches_binary, parsing_loaders
 from pgdecor._rows.registry import ServerKey, server_key
 from pgdecor._sources import probe
 from pgdecor._sources.config import OWING
-from pgdecor._sources.replicas import AHEAD, LOOK, WAL_POSITION, waits
+from pgdecor._sources.replicas import WAL_POSITION
 from pgdecor._sources.source import Source
 from pgdecor._wire import liveness, owed
 from pgdecor._wire.wire import Wire
@@ -30,7 +29,7 @@ from pgdecor._wire.wire_base import FOLDS, begin_for
 
 from .modes import DEFAULT_MODE, Mode
 
-__all__ = ["Lease", "Replica"]
+__all__ = ["Lease"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -40,17 +39,10 @@ _UNKNOWN = "the connection was lost while the session's COMMIT was under way"
 #: What the server says when it ends a connection (as a failover or a restart does): class 08 aside.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 _IDLE = pq.TransactionStatus.IDLE
+_INTRANS = pq.TransactionStatus.INTRANS
 _OK = pq.ConnStatus.OK
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 C = TypeVar("C", Cursor[TupleRow], ServerCursor[TupleRow])
-
-
-class Replica(NamedTuple):
-    """What came of borrowing from a replica (see `AsyncLease.borrow_replica`)."""
-
-    lease: Lease | None
-    waited: bool
-    rejected: bool
 
 
 #: A connection's isolation level and read-only setting, as they were before a session's mode changed them.
@@ -60,7 +52,19 @@ Restore = tuple[IsolationLevel | None, bool | None] | None
 class Lease:
     """One borrowed connection and the transaction begun on it (see the module docstring)."""
 
-    __slots__ = ("_cursors", "_implicit", "_loaders", "_restore", "_wire", "binary", "conn", "key", "source", "tx")
+    __slots__ = (
+        "_cursors",
+        "_guard",
+        "_implicit",
+        "_loaders",
+        "_restore",
+        "_wire",
+        "binary",
+        "conn",
+        "key",
+        "source",
+        "tx",
+    )
 
     def __init__(
         self,
@@ -78,6 +82,9 @@ class Lease:
         #: Whether the transaction is the connection's own, begun with the first statement (the connection out of
         #: autocommit meanwhile), rather than *tx* entered.
         self._implicit = implicit
+        #: A savepoint of psycopg's around what the user does with the connection of an implicit transaction that
+        #: had begun when it was handed out: psycopg then refuses a COMMIT of theirs, as in its transaction blocks.
+        self._guard: Transaction | None = None
         #: The connection's own isolation level and read-only setting, to put back before it is given back, when
         #: the session's mode changed them for its BEGIN.
         self._restore = restore
@@ -107,40 +114,7 @@ class Lease:
             conn = source.connect(within)
         finally:
             OWING.reset(token)
-        return cls._begun(source, conn, mode)
-
-    @classmethod
-    def borrow_replica(cls, source: Source, mode: Mode, after: str | None, bound: float, primary: Source) -> Replica:
-        """`borrow` from the replica *source*, waiting at most `replica_timeout` for a connection; given the token
-        *after* (see `replicas`), once the replica has replayed that far and before its transaction begins (whose
-        snapshot must see that far). An async session looks again for up to *bound* seconds, giving the
-        connection back between looks. What came of it: the lease, or None (the connection given back) if the
-        replica is behind; whether it had to wait; whether the token was rejected, the replica then used as if
-        there were none: not sealed with the source's key for this cluster, or, before any wait, beyond the
-        position of *primary* (a token from a past the cluster no longer has: a failover that lost writes, a
-        restored backup), which no replica would ever reach."""
-        timeout = source.settings.replica_timeout
-        pauses = waits(bound) if after is not None else []
-        tokens = source.settings.tokens
-        for look, delay in enumerate([0.0, *pauses]):
-            if delay:
-                pause(delay)
-            conn = source.connect(timeout)
-            try:
-                caught_up = rejected = True
-                if after is not None:
-                    position = tokens.position(after)
-                    caught_up, cluster = _looked(conn, position)
-                    rejected = not tokens.opens(after, cluster)
-                    if not (caught_up or rejected or delay) and pauses:
-                        rejected = _beyond(primary, position)
-                if rejected or caught_up:
-                    return Replica(cls._begun(source, conn, mode), look > 0, rejected and after is not None)
-            except BaseException:
-                source.give_back(conn)
-                raise
-            source.give_back(conn)
-        return Replica(None, bool(pauses), False)
+        return cls.made(source, conn, mode)
 
     def commit_token(self) -> str | None:
         """Once the session has committed: its token for later sessions (see `_sources.replicas`), sealed with its
@@ -156,7 +130,9 @@ class Lease:
         return None if row is None else self.source.settings.tokens.seal(str(row[0]), int(row[1]))
 
     @classmethod
-    def _begun(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
+    def made(cls, source: Source, conn: Connection[Any], mode: Mode) -> Lease:
+        """A lease of *conn*, borrowed from *source*, its transaction made ready as *mode* says (given back, as it
+        was, if that fails)."""
         restore: Restore = None
         tx: Transaction | None = None
         implicit = False
@@ -207,9 +183,10 @@ class Lease:
             if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
                 conn.set_autocommit(False)
 
-    def begun(self) -> Connection[Any]:
+    def begun(self, *, lent: bool = False) -> Connection[Any]:
         """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
-        user's own statements) is sent only then."""
+        user's own statements) is sent only then. *lent*: to the user, whose COMMIT psycopg refuses inside the
+        session's transaction (an implicit one under way is guarded by a savepoint)."""
         self.settle()
         conn = self.conn
         if self.pending:
@@ -217,6 +194,9 @@ class Lease:
             self._implicit = False
             conn.set_autocommit(True)
             _enter(self.tx)
+        elif lent and self._implicit and self._guard is None and conn.info.transaction_status == _INTRANS:
+            self._guard = Transaction(conn)
+            _enter(self._guard)
         return conn
 
     def cursor(self, binary: bool) -> Cursor[TupleRow]:
@@ -268,19 +248,30 @@ class Lease:
                 self.tx.__exit__(exc_type, exc, tb)
             elif conn.pgconn.status != _OK:
                 pass  # as psycopg's transaction does: nothing to end on a connection lost
-            elif exc is None:
-                conn.commit()  # nothing sent if nothing began
             else:
-                try:
-                    conn.rollback()
-                except psycopg.Error as err:  # as psycopg's transaction does: the block's error is what it raises
-                    logger.warning("error ignored in rollback of %r: %s", conn, err)
+                self._end_implicit(exc_type, exc, tb)
         except psycopg.Error as err:
             if exc is None and _lost(err, conn):
                 raise CommitUnknownError(_UNKNOWN) from err
             raise
         finally:
             self._autocommit_again()
+
+    def _end_implicit(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Commit an implicit transaction, or roll it back on *exc*; its guard (see `begun`) released first."""
+        conn = self.conn
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.__exit__(exc_type, exc, tb)
+        if exc is None:
+            conn.commit()  # nothing sent if nothing began
+            return
+        try:
+            conn.rollback()
+        except psycopg.Error as err:  # as psycopg's transaction does: the block's error is what it raises
+            logger.warning("error ignored in rollback of %r: %s", conn, err)
 
     def _autocommit_again(self) -> None:
         """Put the connection of an implicit transaction back in autocommit, as its source lent it, once the
@@ -348,29 +339,6 @@ def _restored(conn: Connection[Any], restore: Restore) -> None:
         with contextlib.suppress(psycopg.Error):  # a broken connection: its pool replaces it
             conn.set_isolation_level(restore[0])
             conn.set_read_only(restore[1])
-
-
-def _beyond(primary: Source, position: str) -> bool:
-    """Whether *position* is beyond the write-ahead log of *primary* (asked on a connection of its own: the
-    session's transaction has not begun there)."""
-    if primary.lent:  # the user's connection, in a transaction of theirs: not asked
-        return False
-    conn = primary.connect(None)
-    try:
-        row = (conn.execute(AHEAD, [position])).fetchone()
-    finally:
-        primary.give_back(conn)
-    return bool(row and row[0])
-
-
-def _looked(conn: Connection[Any], position: str) -> tuple[bool, int]:
-    """Whether the replica *conn* has replayed past *position*, and its cluster's identifier. A connection not in
-    autocommit is not asked (asking would begin its transaction): it is taken as behind."""
-    if not conn.autocommit:
-        return False, 0
-    row = (conn.execute(LOOK, [position])).fetchone()
-    assert row is not None
-    return bool(row[0]), int(row[1])
 
 
 def _enter(tx: Transaction) -> None:

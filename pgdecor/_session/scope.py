@@ -19,6 +19,7 @@ from pgdecor._sources.source import Source
 
 from .current import current, current_session, is_sync_state, of_kind, owner, session_to_join
 from .lease import Lease
+from .replica import borrow_replica
 from .state import AnyState, SyncState, outcome
 
 __all__ = ["Savepoint", "Scope", "borrow", "lease_for", "reap"]
@@ -95,7 +96,7 @@ def _areplica_for(sess: SyncState) -> Lease | None:
         bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
             reap(replica)
-            got = Lease.borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
+            got = borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
         except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
             health.failed(err)
             sess._replica_behind = True
@@ -203,11 +204,11 @@ class Scope:
 
     def connection(self) -> Connection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
-        return (borrow(of_kind(self._state, is_async=False), replica=False)).begun()
+        return (borrow(of_kind(self._state, is_async=False), replica=False)).begun(lent=True)
 
     def replica_connection(self) -> Connection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
-        return (borrow(of_kind(self._state, is_async=False), replica=True)).begun()
+        return (borrow(of_kind(self._state, is_async=False), replica=True)).begun(lent=True)
 
 
 class Savepoint:

@@ -26,6 +26,7 @@ from pgdecor._wire.shield import finish
 
 from .current import current, current_session, is_async_state, of_kind, owner, session_to_join
 from .lease_async import AsyncLease
+from .replica_async import borrow_replica
 from .state import AnyState, AsyncState, outcome
 
 __all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for", "areap"]
@@ -110,7 +111,7 @@ async def _areplica_for(sess: AsyncState) -> AsyncLease | None:
             bound = 0.0  # a sync session looks once: waiting would hold its thread, a worker of the service
         try:
             await areap(replica)
-            got = await AsyncLease.borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
+            got = await borrow_replica(replica, sess.mode, sess.after, bound, sess.source)
         except psycopg.OperationalError as err:  # no connection in time, or lost: the primary serves
             health.failed(err)
             sess._replica_behind = True
@@ -221,11 +222,11 @@ class AsyncScope:
 
     async def aconnection(self) -> AsyncConnection[Any]:
         """The session's connection, borrowed (and a transaction begun) on first use."""
-        return await (await aborrow(of_kind(self._state, is_async=True), replica=False)).begun()
+        return await (await aborrow(of_kind(self._state, is_async=True), replica=False)).begun(lent=True)
 
     async def areplica_connection(self) -> AsyncConnection[Any]:
         """The connection to the replica, borrowed (and a transaction begun) on first use."""
-        return await (await aborrow(of_kind(self._state, is_async=True), replica=True)).begun()
+        return await (await aborrow(of_kind(self._state, is_async=True), replica=True)).begun(lent=True)
 
 
 class AsyncSavepoint:

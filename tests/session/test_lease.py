@@ -139,3 +139,24 @@ def test_a_connection_the_server_ended_while_it_sat_in_the_pool_is_replaced_at_i
         with db.session():
             assert backend() != pid
         assert db.counters.rolled_back == 0
+
+
+def test_the_connection_handed_out_inside_a_begun_transaction_refuses_a_commit_of_the_users(pg_dsn: str) -> None:
+    """The session's connection, handed to the user (``connection()``) after its calls began the transaction with
+    their first statement, refuses a COMMIT of the user's, as inside a transaction block of psycopg's: the
+    session's work commits at its end, all of it, or none."""
+
+    @query("SELECT %(n)s::int + 1")
+    def succ(n: int) -> int: ...
+
+    with Database(pg_dsn, max_size=1) as db:
+        with db.session():
+            assert [echo(n) for n in range(3)] == [0, 1, 2]
+        for first in (succ, echo):  # the first statement through a cursor (new on the connection), then the wire
+            with db.session() as sess:
+                assert first(1) >= 1
+                conn = sess.connection()
+                with pytest.raises(psycopg.ProgrammingError, match="commit"):
+                    conn.commit()
+                assert echo(2) == 2
+        assert db.counters.committed == 3
