@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,7 +24,6 @@ from pgdecor._sources.source import Source
 from pgdecor._wire import liveness, owed
 from pgdecor._wire.wire import Wire
 from pgdecor._wire.wire import usable as wire_usable
-from pgdecor._wire.wire_base import FOLDS, begin_for
 
 from .modes import DEFAULT_MODE, Mode
 
@@ -164,24 +162,6 @@ class Lease:
         debt = owed.owed.pop(self.conn.pgconn, None)
         if debt is not None:
             liveness.pay(self.conn.pgconn, debt)
-
-    def beginning(self, execute: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """``execute(*args, **kwargs)``, a method of one of the lease's cursors: where the session's transaction is
-        yet to begin, its BEGIN goes with it, in one pipeline of psycopg's (libpq 14 and later), sent in autocommit
-        (psycopg's own BEGIN would wait for its answer first); the transaction then ends as any (`end`)."""
-        conn = self.conn
-        begin = begin_for(conn) if self.pending and FOLDS else None
-        if begin is None:
-            execute(*args, **kwargs)
-            return
-        conn.set_autocommit(True)
-        try:
-            with conn.pipeline():
-                conn.execute(begin)
-                execute(*args, **kwargs)
-        finally:
-            if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
-                conn.set_autocommit(False)
 
     def begun(self, *, lent: bool = False) -> Connection[Any]:
         """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -38,7 +37,6 @@ from pgdecor._wire import owed
 from pgdecor._wire.shield import finish
 from pgdecor._wire.wire import usable as wire_usable
 from pgdecor._wire.wire_async import AsyncWire
-from pgdecor._wire.wire_base import FOLDS, begin_for
 
 from .modes import DEFAULT_MODE, Mode
 
@@ -177,24 +175,6 @@ class AsyncLease:
         debt = owed.owed.pop(self.conn.pgconn, None)
         if debt is not None:
             await finish(liveness.pay(self.conn.pgconn, debt))
-
-    async def beginning(self, execute: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """``execute(*args, **kwargs)``, a method of one of the lease's cursors: where the session's transaction is
-        yet to begin, its BEGIN goes with it, in one pipeline of psycopg's (libpq 14 and later), sent in autocommit
-        (psycopg's own BEGIN would wait for its answer first); the transaction then ends as any (`end`)."""
-        conn = self.conn
-        begin = begin_for(conn) if self.pending and FOLDS else None
-        if begin is None:
-            await execute(*args, **kwargs)
-            return
-        await conn.set_autocommit(True)
-        try:
-            async with conn.pipeline():
-                await conn.execute(begin)
-                await execute(*args, **kwargs)
-        finally:
-            if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
-                await conn.set_autocommit(False)
 
     async def begun(self, *, lent: bool = False) -> AsyncConnection[Any]:
         """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
