@@ -27,9 +27,7 @@ async def test_a_call_cancelled_during_the_self_test_leaves_the_session_sound(
         async with session(conn):
             await aget_user(1)  # through a cursor: the next call is the wire's first
             task = asyncio.create_task(aget_user(1))
-            probe = "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.3)'"
-            while not admin.execute(probe).fetchone():  # noqa: ASYNC110 - the server is what is waited for
-                await asyncio.sleep(0)
+            await _seen(admin, "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.3)'")
             task.cancel()
             cancelled = False
             try:
@@ -64,9 +62,7 @@ async def test_an_async_call_cancelled_in_the_middle_of_a_chunked_result_leaves_
             async with session(conn):
                 await aadd_user(70, "cancelled")
                 task = asyncio.create_task(stalling(3000))
-                stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
-                while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
-                    await asyncio.sleep(0)
+                await _seen(admin, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
                 while wire_async.CHUNKED_ROWS and chunked_reads[1:] != [2]:  # noqa: ASYNC110 - as the rows come
                     await asyncio.sleep(0)
                 task.cancel()
@@ -101,9 +97,7 @@ async def test_a_call_cancelled_while_the_pipeline_that_begins_its_transaction_i
                 await (backend_after.many([(0,), (30,)]) if many else backend_after(30))
 
         task = asyncio.create_task(first_call())
-        running = "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %s AND state = 'active'"
-        while not admin.execute(running, [pid]).fetchone():  # noqa: ASYNC110 - the server is what is waited for
-            await asyncio.sleep(0)
+        await _seen(admin, "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %s AND state = 'active'", pid)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -131,9 +125,7 @@ async def test_an_async_batch_cancelled_while_the_server_works_leaves_the_connec
             async with session(conn):
                 await aadd_user(71, "cancelled")
                 task = asyncio.create_task(stalling.many([(1,), (2,), (3,), (4,)]))
-                stalled = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
-                while not admin.execute(stalled).fetchone():  # noqa: ASYNC110 - the server is what is waited for
-                    await asyncio.sleep(0)
+                await _seen(admin, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
                 task.cancel()
                 await task
         except asyncio.CancelledError:
@@ -143,3 +135,9 @@ async def test_an_async_batch_cancelled_while_the_server_works_leaves_the_connec
             again = [await stalling.many([(5,), (6,)]) for _ in range(2)]
     assert (cancelled, again) == (True, [[5, 6]] * 2)
     assert wire_batches == [2, 0, 2]  # psycopg prepares the statement again after the rollback, then the wire
+
+
+async def _seen(admin: psycopg.Connection[Any], query: str, *params: Any) -> None:
+    """Wait, a turn of the event loop at a time, until *query* finds a row on the server."""
+    while not admin.execute(query, params or None).fetchone():  # noqa: ASYNC110 - the server is what is waited for
+        await asyncio.sleep(0)
