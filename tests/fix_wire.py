@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from pgdecor._wire import internals as _internals
+from pgdecor._wire import reads as _reads
+from pgdecor._wire import reads_async as _reads_async
 from pgdecor._wire import wire as _wire
 from pgdecor._wire import wire_async as _wire_async
 from pgdecor._wire import wire_base as _wire_base
@@ -33,7 +35,7 @@ def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int
     """The size of each batch the wire pipelined itself, once read (0 for one whose execution failed, or whose read
     was cut short), for the tests of that path."""
     ran: list[int] = []
-    sync, asynchronous = _wire.BatchResults.__exit__, _wire_async.AsyncBatchResults.__aexit__
+    sync, asynchronous = _reads.BatchResults.__exit__, _reads_async.AsyncBatchResults.__aexit__
 
     def count(read: Any, error: BaseException | None) -> None:
         ran.append(0 if isinstance(error, psycopg.Error) else len(read.results))
@@ -50,8 +52,8 @@ def wire_batches(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[int
         if sent:
             count(self, exc[1])
 
-    monkeypatch.setattr(_wire.BatchResults, "__exit__", counted)
-    monkeypatch.setattr(_wire_async.AsyncBatchResults, "__aexit__", acounted)
+    monkeypatch.setattr(_reads.BatchResults, "__exit__", counted)
+    monkeypatch.setattr(_reads_async.AsyncBatchResults, "__aexit__", acounted)
     return ran
 
 
@@ -73,7 +75,7 @@ def chunked_reads(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any, collector_
     not prepared the statement) has no chunks, and is left out."""
     read: list[int] = []
     reads: list[Any] = []
-    sync, asynchronous = _wire.Chunks.__next__, _wire_async.AsyncChunks.__anext__
+    sync, asynchronous = _reads.Chunks.__next__, _reads_async.AsyncChunks.__anext__
 
     def count(chunks: Any, ready: list[Any]) -> list[Any]:
         if not reads or reads[-1] is not chunks:
@@ -88,8 +90,8 @@ def chunked_reads(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any, collector_
     async def acounted(self: Any) -> Any:
         return count(self, await asynchronous(self))
 
-    monkeypatch.setattr(_wire.Chunks, "__next__", counted)
-    monkeypatch.setattr(_wire_async.AsyncChunks, "__anext__", acounted)
+    monkeypatch.setattr(_reads.Chunks, "__next__", counted)
+    monkeypatch.setattr(_reads_async.AsyncChunks, "__anext__", acounted)
     return read
 
 
@@ -99,13 +101,13 @@ def wire_calls(monkeypatch: pytest.MonkeyPatch, fresh_switch: Any) -> list[str]:
     sent: list[str] = []
     sync, asynchronous = _wire.Wire.execute, _wire_async.AsyncWire.execute
 
-    def counted(self: Any, sql: str, *args: Any) -> Any:
-        read = sync(self, sql, *args)
+    def counted(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        read = sync(self, sql, *args, **kwargs)
         sent.extend([sql] if read else [])
         return read
 
-    async def acounted(self: Any, sql: str, *args: Any) -> Any:
-        read = await asynchronous(self, sql, *args)
+    async def acounted(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        read = await asynchronous(self, sql, *args, **kwargs)
         sent.extend([sql] if read else [])
         return read
 

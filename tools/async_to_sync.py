@@ -59,6 +59,7 @@ MODULES = {
     "pgdecor/_run/copy_async.py": "pgdecor/_run/copy.py",
     "pgdecor/_wire/liveness_async.py": "pgdecor/_wire/liveness.py",
     "pgdecor/_wire/wire_async.py": "pgdecor/_wire/wire.py",
+    "pgdecor/_wire/reads_async.py": "pgdecor/_wire/reads.py",
 }
 
 #: Async test module (or module of stubs the tests share) → the sync module generated from it.
@@ -151,6 +152,7 @@ RENAMES = {
     "lease_async": "lease",
     "listener_async": "listener",
     "liveness_async": "liveness",
+    "reads_async": "reads",
     "lookup_async": "lookup",
     "pool_async": "pool",
     "replica_async": "replica",

@@ -17,6 +17,7 @@ from pgdecor._session.current import current_session
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
+from pgdecor._wire.reads import BatchResults
 from pgdecor._wire.wire import Wire
 
 from . import lookup, outcome
@@ -104,7 +105,7 @@ class Batches:
         use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
-        with wire.execute_many(route.sql, params, binary) as read:
+        with BatchResults(wire, route.sql, params, binary) as read:
             if read is None:
                 return None
             for ready in read:

@@ -4,8 +4,8 @@ tuple, pipelined, in one round trip for the whole batch.
 Its calls go the path of a single call (`_run.call_async`) a run of calls at a time, one per statement their
 arguments make: the stub's `Route` on the server, then, once the statement has run there, the lease's `Wire`,
 which pipelines the executions of psycopg's prepared statement and gives their results as they come, each made
-into a value here while the server works on the next ones (`Wire.execute_many`); else, and where psycopg has not
-prepared the statement for every call's parameter types, psycopg's ``executemany``.
+into a value here while the server works on the next ones (`_wire.reads_async.AsyncBatchResults`); else, and where
+psycopg has not prepared the statement for every call's parameter types, psycopg's ``executemany``.
 
 This is the async source; `_run.batch` is generated from it by tools/async_to_sync.py.
 """
@@ -26,6 +26,7 @@ from pgdecor._session.current import current_session
 from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import AsyncState
+from pgdecor._wire.reads_async import AsyncBatchResults
 from pgdecor._wire.shield import finish
 from pgdecor._wire.wire_async import AsyncWire
 
@@ -117,7 +118,7 @@ class AsyncBatches:
         use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
-        async with wire.execute_many(route.sql, params, binary) as read:
+        async with AsyncBatchResults(wire, route.sql, params, binary) as read:
             if read is None:
                 return None
             async for ready in read:

@@ -22,6 +22,7 @@ from pgdecor._session.current import current_session
 from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
+from pgdecor._wire.reads import Chunks
 from pgdecor._wire.wire import Wire
 
 from . import lookup, outcome
@@ -98,7 +99,7 @@ class Calls:
                         value = self._chunked(lease, wire, route, params)
                         if value is not _LATER:
                             return value
-                    elif wire.execute(route.sql, params, binary):
+                    elif wire.execute(route.sql, params, binary, joinable=lock is not None):
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:
                     lease.settle()
@@ -191,7 +192,7 @@ class Calls:
 
     def _chunked(self, lease: Lease, wire: Wire, route: Route, params: Sequence[Any]) -> Any:
         """A call whose result is read in chunks as they come, each made into values while the server sends the
-        next (`Wire.execute_chunked`): for a statement whose last result was large. `_LATER` if the wire sent
+        next (`_wire.reads_async.AsyncChunks`): for a statement whose last result was large. `_LATER` if the wire sent
         nothing. The chunks that come before their layout is known (a new prepared statement's, whose types may
         have to be described) are read once the whole result is in; what cannot be made into a value raises then
         too, so that the connection goes on serving the session."""
@@ -201,7 +202,7 @@ class Calls:
         many: Callable[[list[Any]], list[Any]] | None = None  # the chunks' layout, once known
         fetchmany, use_chunk = wire.fetchmany, wire.use_chunk
         failed: Exception | None = None
-        with wire.execute_chunked(route.sql, params, binary) as read:
+        with Chunks(wire, route.sql, params, binary) as read:
             if read is None:
                 return _LATER
             for ready in read:

@@ -13,7 +13,7 @@ from pgdecor._rows.layouts import Layout
 from pgdecor._rows.registry import registry_for
 from pgdecor._session.lease import Lease
 from pgdecor._sources import probe
-from pgdecor._wire.wire import Wire
+from pgdecor._wire.reader import Reader
 
 from .routes import Prepared, Route, Routes
 
@@ -40,7 +40,7 @@ def resolve(lease: Lease, plan: Plan) -> None:
 def layout(
     lease: Lease,
     route: Route,
-    src: Cursor[Any] | ServerCursor[Any] | Wire,
+    src: Cursor[Any] | ServerCursor[Any] | Reader,
     binary: bool,
     prepared: Prepared | None = None,
 ) -> Layout:

@@ -17,7 +17,7 @@ from pgdecor._rows.layouts import Layout
 from pgdecor._rows.registry import registry_for
 from pgdecor._session.lease_async import AsyncLease
 from pgdecor._sources import probe_async as probe
-from pgdecor._wire.wire_async import AsyncWire
+from pgdecor._wire.reader import Reader
 
 from .routes import Prepared, Route, Routes
 
@@ -44,7 +44,7 @@ async def resolve(lease: AsyncLease, plan: Plan) -> None:
 async def layout(
     lease: AsyncLease,
     route: Route,
-    src: AsyncCursor[Any] | AsyncServerCursor[Any] | AsyncWire,
+    src: AsyncCursor[Any] | AsyncServerCursor[Any] | Reader,
     binary: bool,
     prepared: Prepared | None = None,
 ) -> Layout:

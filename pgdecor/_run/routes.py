@@ -63,7 +63,7 @@ class Route:
         #: statement's columns, so only its first result is looked up by column names and types.
         self.layouts: dict[Prepared, Layout] = {}
         #: Whether the last whole result read had `CHUNK` rows or more: the next is read in chunks as it comes,
-        #: where libpq can (`Wire.execute_chunked`).
+        #: where libpq can (`_wire.reads_async.AsyncChunks`).
         self.large = False
 
     def layout(

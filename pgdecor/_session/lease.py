@@ -205,6 +205,11 @@ class Lease:
             wire = self._wire = Wire(self.conn)
         return wire
 
+    def wire_made(self) -> Wire | None:
+        """The lease's `Wire`, if made: a call reading through it lets those started meanwhile send their statements
+        after its own (`AsyncWire.join`), while it is not `usable` for anything else."""
+        return self._wire
+
     def results(self) -> tuple[object, ...]:
         """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
         found: list[Cursor[TupleRow] | Wire | None] = [*self._cursors.values(), self._wire]

@@ -218,6 +218,11 @@ class AsyncLease:
             wire = self._wire = AsyncWire(self.conn)
         return wire
 
+    def wire_made(self) -> AsyncWire | None:
+        """The lease's `Wire`, if made: a call reading through it lets those started meanwhile send their statements
+        after its own (`AsyncWire.join`), while it is not `usable` for anything else."""
+        return self._wire
+
     def results(self) -> tuple[object, ...]:
         """The last results of the lease's cursors and wire: the leak guard sees activity by their changing."""
         found: list[AsyncCursor[TupleRow] | AsyncWire | None] = [*self._cursors.values(), self._wire]

@@ -74,6 +74,17 @@ def lease_for(sess: SyncState, *, readonly: bool, within: float | None = None, o
     return borrow(sess, replica=False, within=within, owing=owing)
 
 
+def lease_in_use(sess: SyncState, *, readonly: bool) -> Lease | None:
+    """The lease a call of *sess* uses (see `lease_for`), if it is borrowed already; None where the call would
+    borrow one first, or learn whether the replica can serve it."""
+    if sess.lease is not None:
+        return sess.lease
+    owner = sess._joined or sess
+    if readonly and sess._replica is not None and not sess.mode.on_primary_only:
+        return owner.replica_lease
+    return owner.lease
+
+
 def _areplica_for(sess: SyncState) -> Lease | None:
     """*sess*'s replica lease, borrowed at its first readonly call; None where the session reads from the primary
     instead: the replica had not replayed past the session's token in time, or cannot be reached (counted; the

@@ -86,6 +86,17 @@ async def alease_for(
     return await aborrow(sess, replica=False, within=within, owing=owing)
 
 
+def lease_in_use(sess: AsyncState, *, readonly: bool) -> AsyncLease | None:
+    """The lease a call of *sess* uses (see `alease_for`), if it is borrowed already; None where the call would
+    borrow one first, or learn whether the replica can serve it."""
+    if sess.lease is not None:
+        return sess.lease
+    owner = sess._joined or sess
+    if readonly and sess._replica is not None and not sess.mode.on_primary_only:
+        return owner.replica_lease
+    return owner.lease
+
+
 async def _areplica_for(sess: AsyncState) -> AsyncLease | None:
     """*sess*'s replica lease, borrowed at its first readonly call; None where the session reads from the primary
     instead: the replica had not replayed past the session's token in time, or cannot be reached (counted; the

@@ -39,17 +39,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.rows import tuple_row
-from typing_extensions import Self
 
-from . import batch, internals, owed, poolers
+from . import flight, internals, owed, poolers
 from .fallback import read_after
-from .generators import BatchRead, ChunksRead, Reading, chunks, executions, rest, results
+from .generators import BatchRead, Reading, executions, notified, rest, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
 from .liveness_async import answered, pay
@@ -60,8 +58,6 @@ from .wire_base import CHUNK, CHUNKED_ROWS, FOLDS, BaseWire, begin_for, begun
 __all__ = [
     "CHUNK",
     "CHUNKED_ROWS",
-    "AsyncBatchResults",
-    "AsyncChunks",
     "AsyncWire",
     "switch",
     "usable",
@@ -80,19 +76,22 @@ class AsyncWire(BaseWire):
 
     __slots__: tuple[str, ...] = ("conn",)
     if True:  # ASYNC
-        __slots__ = ("_watch", "conn")
+        __slots__ = ("_joined", "_watch", "conn")
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         super().__init__(conn)
         self.conn = conn
         if True:  # ASYNC
             self._watch = self._waits = SocketWatch(conn.pgconn)
+            #: The calls whose statements went after the one whose result is awaited (`join`).
+            self._joined: list[flight.Joined] = []
 
-    async def execute(self, sql: str, params: Sequence[Any], binary: bool) -> bool:
+    async def execute(self, sql: str, params: Sequence[Any], binary: bool, *, joinable: bool = False) -> bool:
         """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it; True once its result is
         read (`pgresult`, rows read with `fetchone`, `fetchmany`). False, with nothing sent, when psycopg has not
         prepared the statement for these parameter types (yet, or any more): run it through a cursor with
-        ``prepare=True`` then."""
+        ``prepare=True`` then. *joinable*: other calls of the session may send their statements after it while its
+        result is awaited (`join`): a plain call's, not one in a savepoint of its own."""
         if not self._tested and not await self.self_test():
             return False
         lock = internals.lock(self.conn)
@@ -101,7 +100,10 @@ class AsyncWire(BaseWire):
             begin = begin_for(self.conn)
             if (begin is not None and not FOLDS) or not self._send(sql, params, binary, begin=begin):
                 return False
-            read = await (self._wait(results(self.pgconn, self._waits), list) if begin is None else self._read_begun())
+            self._open = joinable and FOLDS and not self._probing
+            read = await (
+                self._read_piped(begin is not None) if FOLDS else self._wait(results(self.pgconn, self._waits), list)
+            )
         except BaseException:
             await self._stopped()
             raise
@@ -110,43 +112,60 @@ class AsyncWire(BaseWire):
         self._made(sql, read, binary)
         return True
 
-    async def _read_begun(self) -> list[pq.abc.PGresult]:
-        """Read what a pipeline of BEGIN, a statement and a Sync gives (`_send` with *begin*), and leave pipeline
-        mode: the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is
-        `owed`, if it is: by its deadline, else the connection is closed and the borrow's `PoolTimeout` raised."""
+    async def _read_piped(self, with_begin: bool) -> list[pq.abc.PGresult]:
+        """Read what a pipeline of the statement (BEGIN first, *with_begin*) and a Sync gives (`_send`), then the
+        results of the statements other calls sent after it meanwhile (`join`), for them, and leave pipeline mode:
+        the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is `owed`, if
+        it is: by its deadline, else the connection is closed and the borrow's `PoolTimeout` raised."""
         pgconn = self.pgconn
-        if (debt := owed.owed.pop(pgconn, None)) is not None:
+        if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
             await answered(pgconn, debt)
-        read = BatchRead(3)
+        read = BatchRead(3 if with_begin else 2)
         while not read.done:
             await self._wait(executions(pgconn, read, self._waits), list)
+        self._open = False
+        if True:  # ASYNC
+            if self._joined:
+                await finish(flight.deliver(pgconn, self._joined, self._waits))
         pgconn.exit_pipeline_mode()
-        return begun(read.groups)
+        if n := pgconn.notifies():
+            notified(pgconn, n)
+        return begun(read.groups) if with_begin else read.groups[0]
+
+    if True:  # ASYNC
+
+        def join(self, sql: str, params: Sequence[Any], binary: bool) -> flight.Joined | None:
+            """Send *sql* with *params* at once, after the statement whose results a call of the session reads now
+            (`execute`), in its pipeline; that call reads the results for it (`_wire.flight`). None, with nothing
+            sent, where no call reads now, or where psycopg has not prepared the statement."""
+            return flight.join(self, self.conn, self._joined, sql, params, binary=binary) if self._open else None
 
     async def _stopped(self) -> None:
         """After a call raised or was cancelled while its statement was under way: stop it on the server (async:
         psycopg's sync wait does that itself on Ctrl-C) and read what is left, then leave the pipeline it may have
         been read in; a connection that cannot leave it is closed, for its pool to replace."""
-        pgconn = self.pgconn
+        self._open = False
         if True:  # ASYNC
-            if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                await finish(self._stop())
+            pgconn = self.pgconn
+            try:
+                if self._joined:  # others' statements follow: nothing is stopped, so that none of theirs is
+                    await finish(flight.drained(pgconn, self._joined, self._waits))
+                elif pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
+                    await finish(self._stop())
+            finally:  # also where the wait raises the cancellation that came meanwhile
+                self._leave()
+        else:
+            self._leave()
+
+    def _leave(self) -> None:
+        """Leave the pipeline the call's statement was sent in, if the connection is still in it; close a connection
+        that cannot leave it (results left unread), for its pool to replace."""
+        pgconn = self.pgconn
         if pgconn.status == _CONNECTION_OK and pgconn.pipeline_status != _PIPELINE_OFF:
             try:
                 pgconn.exit_pipeline_mode()
-            except psycopg.OperationalError:  # results left unread
+            except psycopg.OperationalError:
                 pgconn.finish()
-
-    def execute_chunked(self, sql: str, params: Sequence[Any], binary: bool) -> AsyncChunks:
-        """As `execute`, with the rows read in chunks of `CHUNK` as they come (`AsyncChunks`), for the caller to
-        make values of each while the server sends the rest. Only where `CHUNKED_ROWS`."""
-        return AsyncChunks(self, sql, params, binary)
-
-    def execute_many(self, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> AsyncBatchResults:
-        """Run *sql* once per parameter set, pipelined: every execution of psycopg's prepared statement sent at once,
-        then one Sync, in one round trip; its results read as they come (`AsyncBatchResults`), for the caller to
-        make values of each while the server works on the next ones."""
-        return AsyncBatchResults(self, sql, paramsets, binary)
 
     # How a wire waits for what its generators read of the statement just sent (under the connection's lock): the
     # one thing the two wires do each their own way.
@@ -231,166 +250,3 @@ class AsyncWire(BaseWire):
         watch of its socket; nothing for the sync wire."""
         if True:  # ASYNC
             self._watch.close()
-
-
-class _AsyncRead:
-    """What a chunked read and a batch through a wire share. Entered, it sends the statement (or the batch) in a
-    pipeline of its own, under the connection's lock, and gives itself, or None, with nothing sent, where psycopg
-    has not prepared what it runs: run it through a cursor then. Iterated, it gives what came, a list at a time,
-    reading only what is in and what the next list waits for: the caller makes values of one list while the server
-    sends the next. It ends with psycopg's error for a statement that failed, once everything is read; so that the
-    connection goes on serving the session, a caller that cannot make a value keeps its error, reads on, and raises
-    it at the end. Left, it reads what is left (the statement stopped on the server first where the read was cut
-    short by a cancellation), then leaves the pipeline and releases the lock."""
-
-    __slots__ = ("_binary", "_debt", "_lock", "_sql", "wire")
-
-    def __init__(self, wire: AsyncWire, sql: str, binary: bool) -> None:
-        self.wire, self._sql, self._binary = wire, sql, binary
-        self._lock: Any = None
-        #: The check the connection is owed, paid by the answer to the BEGIN sent first (see `_wire.owed`).
-        self._debt: owed.Owed | None = None
-
-    def _sent(self) -> bool:
-        """Send what is read (in pipeline mode), unless psycopg has not prepared it: whether it was sent."""
-        raise NotImplementedError
-
-    def _done(self) -> bool:
-        """Whether everything sent has been read, up to the pipeline's Sync."""
-        raise NotImplementedError
-
-    def _ended(self) -> None:
-        """Once the read is over, or left."""
-
-    async def __aenter__(self) -> Self | None:
-        wire = self.wire
-        if not wire._tested and not await wire.self_test():
-            return None
-        lock = internals.lock(wire.conn)
-        await lock.acquire()
-        try:
-            sent = self._sent()
-            if sent and self._debt is not None:
-                await answered(wire.pgconn, self._debt)
-        except BaseException:
-            try:
-                await wire._stopped()  # a send that failed, or a check unanswered: what is raised is its error
-            finally:
-                lock.release()
-            raise
-        if not sent:
-            lock.release()
-            return None
-        self._lock = lock
-        return self
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        lock, self._lock = self._lock, None
-        if lock is None:  # nothing was sent
-            return
-        pgconn = self.wire.pgconn
-        try:
-            if not self._done() and pgconn.status == _CONNECTION_OK:
-                if True:  # ASYNC
-                    if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                        await finish(self.wire._stop())
-                    else:
-                        await finish(self.wire._rest())
-                else:
-                    self.wire._rest()
-        finally:
-            try:
-                if pgconn.status == _CONNECTION_OK:  # not if the fallback, or the stop, closed it
-                    pgconn.exit_pipeline_mode()
-            finally:
-                lock.release()
-                self._ended()
-
-
-class AsyncChunks(_AsyncRead):
-    """A statement's rows read through a wire in chunks of `CHUNK` as they come (`Wire.execute_chunked`): each list
-    the chunks that came (`BaseWire.use_chunk` reads one); then `end`, the result that ends the rows (none of them
-    in it: it has the columns only). While the caller makes values of the chunks given, the cyclic garbage
-    collector is paused (see `generators.ChunksRead`)."""
-
-    __slots__ = ("_params", "_read", "end")
-
-    def __init__(self, wire: AsyncWire, sql: str, params: Sequence[Any], binary: bool) -> None:
-        super().__init__(wire, sql, binary)
-        self._params = params
-        self._read = ChunksRead()
-        self.end: pq.abc.PGresult | None = None
-
-    def _sent(self) -> bool:
-        # A transaction to begin first: through a cursor, which sends the BEGIN
-        if begin_for(self.wire.conn) is not None:
-            return False
-        return self.wire._send(self._sql, self._params, self._binary, chunked=True)
-
-    def _done(self) -> bool:
-        return self._read.done
-
-    def _ended(self) -> None:
-        self._read.resume()
-
-    async def __anext__(self) -> list[pq.abc.PGresult]:
-        read, wire = self._read, self.wire
-        if not read.done:
-            ready = await wire._wait(chunks(wire.pgconn, read, wire._waits), list)
-            if ready:
-                return ready
-        read.resume()
-        if self.end is None:
-            self.end = wire._chunked_result(self._sql, read, self._binary)
-        raise StopAsyncIteration
-
-
-class AsyncBatchResults(_AsyncRead):
-    """A batch's results read through a wire as they come (`Wire.execute_many`): each list the executions whose
-    results came, as their index and their result, where they succeeded (`BaseWire.use` reads one); then
-    `results`, one per execution. Nothing is sent unless psycopg has prepared the statement for every parameter
-    set's types."""
-
-    __slots__ = ("_paramsets", "_read", "results")
-
-    def __init__(self, wire: AsyncWire, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> None:
-        super().__init__(wire, sql, binary)
-        self._paramsets = paramsets
-        self._read = BatchRead(len(paramsets) + 1)
-        self.results: list[pq.abc.PGresult] = []
-
-    def _sent(self) -> bool:
-        wire = self.wire
-        pgconn = wire.pgconn
-        begin = begin_for(wire.conn)
-        sends = None if begin is not None and not FOLDS else batch.prepared(wire, self._sql, self._paramsets)
-        if sends is None:
-            return False
-        pgconn.enter_pipeline_mode()
-        if begin is not None:  # the transaction begins with the batch, in its pipeline
-            pgconn.send_query_params(begin, None)
-            self._read.begin = True
-            if (debt := owed.owed.pop(pgconn, None)) is not None:
-                pgconn.send_flush_request()
-                self._debt = debt
-        batch.send(pgconn, sends, self._binary)
-        return True
-
-    def _done(self) -> bool:
-        return self._read.done
-
-    async def __anext__(self) -> list[tuple[int, pq.abc.PGresult]]:
-        read, wire = self._read, self.wire
-        if read.done:
-            raise StopAsyncIteration
-        ready = await wire._wait(executions(wire.pgconn, read, wire._waits), list)
-        if read.done:
-            self.results = batch.results(wire, self._sql, read)
-            if not ready:
-                raise StopAsyncIteration
-        return ready

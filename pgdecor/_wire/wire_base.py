@@ -20,26 +20,24 @@ from typing import Any, cast
 
 import psycopg
 from psycopg import AsyncConnection, Connection, pq
-from psycopg.adapt import AdaptersMap, PyFormat, Transformer
-from psycopg.errors import error_from_result
+from psycopg.adapt import PyFormat, Transformer
 
 from . import internals, owed
 from .generators import PSYCOPG, ChunksRead, Waits
 from .guard import _tested, _turn_off, drifted, switch
 from .internals import Drift
+from .reader import Query, Reader
 
 __all__ = ["CHUNK", "CHUNKED_ROWS", "FOLDS", "BaseWire", "begin_for", "begun"]
 
 logger = logging.getLogger("pgdecor")
 
 #: Rows turned into values at a time when reading a whole result (see `_outcome.rows`), and the size of the chunks
-#: a result is read in as it comes (`Wire.execute_chunked`).
+#: a result is read in as it comes (`_wire.reads_async.AsyncChunks`).
 CHUNK = 1000
 #: Whether results can be read in chunks as they come (libpq's chunked rows mode: libpq 17 and later).
 CHUNKED_ROWS = pq.version() >= 170000 and getattr(pq.ExecStatus, "TUPLES_CHUNK", None) is not None
 
-_OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
-_FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _IDLE = pq.TransactionStatus.IDLE
 #: Whether a BEGIN can go with a statement of the extended protocol (libpq's pipeline mode: libpq 14 and later).
@@ -94,67 +92,25 @@ def converted(sql: str, encoding: str) -> tuple[bytes, list[PyFormat]]:
     return found
 
 
-class _Query:
-    """What psycopg's prepare manager keys a statement by (`internals.Keyed`): one per wire, refilled by each
-    call."""
+class BaseWire(Reader):
+    """One session's lean path on one connection, but for its waits: it sends a call's statement, and reads its
+    result (`Reader`)."""
 
-    __slots__ = ("query", "types")
-
-    def __init__(self) -> None:
-        self.query = b""
-        self.types: tuple[int, ...] = ()
-
-
-class BaseWire:
-    """One session's lean path on one connection, but for its waits. It quacks enough like a cursor (``pgresult``,
-    ``adapters``, ``fetchone``, ``fetchmany``) for the leak guard, for building a result layout and for reading the
-    rows."""
-
-    __slots__ = (
-        "_count",
-        "_key",
-        "_loaded",
-        "_pgq",
-        "_pos",
-        "_prep",
-        "_probing",
-        "_tested",
-        "_tx",
-        "_waits",
-        "adapters",
-        "manager",
-        "name",
-        "names",
-        "pgconn",
-        "pgresult",
-    )
+    __slots__ = ("_open", "_probing", "_tested", "_waits", "names", "pgconn")
 
     def __init__(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
+        super().__init__(Transformer(conn), conn.adapters, _NO_MANAGER, Query())
         self.pgconn = conn.pgconn
-        self.adapters: AdaptersMap = conn.adapters
-        #: psycopg's prepare manager of the connection, and the name of the prepared statement that made the last
-        #: result (None: sent unnamed). A name is never given to another statement on the same connection.
-        self.manager: internals.Manager = _NO_MANAGER
-        self.name: bytes | None = None
-        #: The last result, as a cursor's ``pgresult``.
-        self.pgresult: pq.abc.PGresult | None = None
         #: The prepared statement of each execution of the last batch (values of different types make different
         #: ones, whose columns may differ too).
         self.names: list[bytes] = []
-        #: Rows in the last result, and the next one to read.
-        self._count = self._pos = 0
-        self._tx = Transformer(conn)
-        #: The statement of the call being made, as psycopg's prepare manager keys it, and what the manager said
-        #: of it.
-        self._pgq = _Query()
-        self._key: internals.Key = (b"", ())
-        self._prep: internals.Prepare = internals.NO
-        #: The prepared statement, and the format, of the result whose loaders the transformer holds (see `_made`).
-        self._loaded: tuple[bytes, bool] | None = None
         #: Whether the connection's wire has passed its self-test (`Wire.self_test`), and whether that test's
         #: statement is the one being made.
         self._tested = conn in _tested
         self._probing = False
+        #: Whether the result of a call is awaited after which other calls may send their statements, in the same
+        #: pipeline (an async session's: `_wire.flight`).
+        self._open = False
         #: How the wire's generators wait: as psycopg's wait runs them, unless the async wire has its own.
         self._waits: Waits = PSYCOPG
         try:
@@ -166,7 +122,14 @@ class BaseWire:
             self._tested = False
 
     def _send(
-        self, sql: str, params: Sequence[Any], binary: bool, *, chunked: bool = False, begin: bytes | None = None
+        self,
+        sql: str,
+        params: Sequence[Any],
+        binary: bool,
+        *,
+        chunked: bool = False,
+        begin: bytes | None = None,
+        joining: bool = False,
     ) -> bool:
         """Send *sql* with *params* (under the connection's lock, so that the statement's name is still good when
         it arrives): the statement psycopg prepared for their types, or the query unnamed if psycopg prepares
@@ -180,8 +143,10 @@ class BaseWire:
         the next): past this Sync, the connection is left in the mode it was found in, for whatever runs next on
         it (a batch, psycopg's ``executemany``, a user's ``pipeline()``).
 
-        *begin*: the statement goes in a pipeline after that BEGIN (and a Flush, if the connection is `owed` its
-        check: BEGIN's answer pays it), then a Sync; the caller reads the three, and leaves pipeline mode."""
+        Where libpq has pipelines (`FOLDS`), the statement goes in one, then a Sync, for the caller to read both and
+        leave the pipeline: statements of other calls can go after it meanwhile (`_wire.flight`). *begin*: a BEGIN
+        goes first (and a Flush, if the connection is `owed` its check: BEGIN's answer pays it). *joining*: the
+        connection is in a pipeline already, whose statements' results are being read."""
         tx, manager = self._tx, self.manager
         try:
             query, formats = _converted.get((sql, tx.encoding)) or converted(sql, tx.encoding)
@@ -207,7 +172,7 @@ class BaseWire:
             if name is None:
                 return False
             self._prep = internals.YES
-        if chunked or begin is not None:
+        if FOLDS and not joining:
             pgconn.enter_pipeline_mode()
         if begin is not None:
             pgconn.send_query_params(begin, None)
@@ -219,44 +184,9 @@ class BaseWire:
             pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         if chunked:
             pgconn.set_chunked_rows_mode(CHUNK)
-        if chunked or begin is not None:
+        if FOLDS:
             pgconn.pipeline_sync()
         return True
-
-    def _made(self, sql: str, results: Sequence[pq.abc.PGresult], binary: bool) -> None:
-        """Take the statement's *results*, once psycopg's prepare manager has seen it as after a cursor's execution
-        (its LRU order, and whether the command invalidates its statements); or raise psycopg's error for it. The
-        result (`pgresult`) is read next (`fetchone`, `fetchmany`), by the loaders of the result read before if
-        both came from the same prepared statement in the same format: the server refuses to change a prepared
-        statement's columns."""
-        name, manager = self.name, self.manager
-        try:
-            if name is not None and internals.LRU_IS_A_MOVE:
-                try:  # what psycopg's manager does for it (see `lru_is_a_move`)
-                    internals.prepared_names(manager).move_to_end(self._key)
-                except KeyError:  # evicted meanwhile (by another thread's statement on the connection): ask psycopg
-                    self._seen(results)
-            elif name is None or next(reversed(internals.prepared_names(manager)), None) != self._key:
-                self._seen(results)  # else the most recent already
-        except Exception as err:  # noqa: BLE001 - the statement ran: its result stands, psycopg keeps its manager
-            drifted(Drift(internals.MANAGER, err))
-        res = results[0] if results else None
-        if res is None or res.status not in _OK:
-            self._checked(sql, res)  # raises
-        assert res is not None
-        self.pgresult = res
-        self._count, self._pos = res.ntuples, 0
-        loaded = None if name is None else (name, binary)
-        self._tx.set_pgresult(res, set_loaders=loaded is None or loaded != self._loaded)
-        self._loaded = loaded
-
-    def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
-        """Tell psycopg's prepare manager of an execution of the statement, as a cursor's execution does."""
-        pgq, manager = self._pgq, self.manager
-        pgq.query, pgq.types = self._key
-        key = manager.maybe_add_to_cache(pgq, self._prep, self.name or b"")
-        if key is not None:
-            manager.validate(key, self._prep, self.name or b"", results)
 
     def _chunked_result(self, sql: str, read: ChunksRead, binary: bool) -> pq.abc.PGresult:
         """A result read in chunks: its end (read as `_made` reads a result; it has no rows), or psycopg's error for
@@ -265,17 +195,6 @@ class BaseWire:
         self._made(sql, [] if last is None else [last], binary)
         assert self.pgresult is not None
         return self.pgresult
-
-    def _checked(self, sql: str, res: pq.abc.PGresult | None) -> pq.abc.PGresult:
-        """*res*, a statement's result; psycopg's error for it if it failed (or for none at all)."""
-        if res is None:
-            raise psycopg.InternalError("got no result from the query")
-        status = res.status
-        if status == _FATAL_ERROR:
-            raise error_from_result(res, encoding=self._tx.encoding)
-        if status not in _OK:
-            raise psycopg.InterfaceError(f"unexpected result status from {sql!r}: {pq.ExecStatus(status).name}")
-        return res
 
     def use_chunk(self, res: pq.abc.PGresult, *, first: bool) -> None:
         """Read *res*, a chunk of the rows of the statement being executed, next with `fetchmany`; its loaders are
@@ -295,22 +214,6 @@ class BaseWire:
         self._count, self._pos = res.ntuples, 0
         self._tx.set_pgresult(res, set_loaders=not same)
         self._loaded = None
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        """The last result's next row, as a cursor's ``fetchone``."""
-        pos = self._pos
-        if pos >= self._count:
-            return None
-        self._pos = pos + 1
-        return self._tx.load_row(pos, tuple)
-
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        """The last result's next *size* rows at most, as a cursor's ``fetchmany``."""
-        pos = self._pos
-        self._pos = stop = min(pos + size, self._count)
-        return self._tx.load_rows(pos, stop, tuple)
-
-    # -- what the self-test found (`Wire.self_test`) -----------------------------------------------------------
 
     def _failed_on_server(self, err: psycopg.Error) -> bool:
         """The self-test's statement failed on the server (a pooler that loses prepared statements, a connection

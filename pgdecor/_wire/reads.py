@@ -1,0 +1,176 @@
+# Generated from pgdecor/_wire/reads_async.py by tools/async_to_sync.py: do not edit, edit the source.
+"""The sync twin of `pgdecor._wire.reads_async`, generated from it: see there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from psycopg import pq
+from typing_extensions import Self
+
+from . import batch, internals, owed
+from .generators import BatchRead, ChunksRead, chunks, executions
+from .liveness import answered
+from .wire import Wire
+from .wire_base import FOLDS, begin_for
+
+__all__ = ["BatchResults", "Chunks"]
+
+_ACTIVE = pq.TransactionStatus.ACTIVE
+_CONNECTION_OK = pq.ConnStatus.OK
+
+
+class _Read:
+    """What a chunked read and a batch through a wire share. Entered, it sends the statement (or the batch) in a
+    pipeline of its own, under the connection's lock, and gives itself, or None, with nothing sent, where psycopg
+    has not prepared what it runs: run it through a cursor then. Iterated, it gives what came, a list at a time,
+    reading only what is in and what the next list waits for: the caller makes values of one list while the server
+    sends the next. It ends with psycopg's error for a statement that failed, once everything is read; so that the
+    connection goes on serving the session, a caller that cannot make a value keeps its error, reads on, and raises
+    it at the end. Left, it reads what is left (the statement stopped on the server first where the read was cut
+    short by a cancellation), then leaves the pipeline and releases the lock."""
+
+    __slots__ = ("_binary", "_debt", "_lock", "_sql", "wire")
+
+    def __init__(self, wire: Wire, sql: str, binary: bool) -> None:
+        self.wire, self._sql, self._binary = wire, sql, binary
+        self._lock: Any = None
+        #: The check the connection is owed, paid by the answer to the BEGIN sent first (see `_wire.owed`).
+        self._debt: owed.Owed | None = None
+
+    def _sent(self) -> bool:
+        """Send what is read (in pipeline mode), unless psycopg has not prepared it: whether it was sent."""
+        raise NotImplementedError
+
+    def _done(self) -> bool:
+        """Whether everything sent has been read, up to the pipeline's Sync."""
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """Once the read is over, or left."""
+
+    def __enter__(self) -> Self | None:
+        wire = self.wire
+        if not wire._tested and not wire.self_test():
+            return None
+        lock = internals.lock(wire.conn)
+        lock.acquire()
+        try:
+            sent = self._sent()
+            if sent and self._debt is not None:
+                answered(wire.pgconn, self._debt)
+        except BaseException:
+            try:
+                wire._stopped()  # a send that failed, or a check unanswered: what is raised is its error
+            finally:
+                lock.release()
+            raise
+        if not sent:
+            lock.release()
+            return None
+        self._lock = lock
+        return self
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        lock, self._lock = self._lock, None
+        if lock is None:  # nothing was sent
+            return
+        pgconn = self.wire.pgconn
+        try:
+            if not self._done() and pgconn.status == _CONNECTION_OK:
+                self.wire._rest()
+        finally:
+            try:
+                if pgconn.status == _CONNECTION_OK:  # not if the fallback, or the stop, closed it
+                    pgconn.exit_pipeline_mode()
+            finally:
+                lock.release()
+                self._ended()
+
+
+class Chunks(_Read):
+    """A statement's rows read through a wire in chunks of `CHUNK` as they come: each list the chunks that came
+    (`BaseWire.use_chunk` reads one); then `end`, the result that ends the rows (none of them in it: it has the
+    columns only). While the caller makes values of the chunks given, the cyclic garbage
+    collector is paused (see `generators.ChunksRead`)."""
+
+    __slots__ = ("_params", "_read", "end")
+
+    def __init__(self, wire: Wire, sql: str, params: Sequence[Any], binary: bool) -> None:
+        super().__init__(wire, sql, binary)
+        self._params = params
+        self._read = ChunksRead()
+        self.end: pq.abc.PGresult | None = None
+
+    def _sent(self) -> bool:
+        # A transaction to begin first: through a cursor, which sends the BEGIN
+        if begin_for(self.wire.conn) is not None:
+            return False
+        return self.wire._send(self._sql, self._params, self._binary, chunked=True)
+
+    def _done(self) -> bool:
+        return self._read.done
+
+    def _ended(self) -> None:
+        self._read.resume()
+
+    def __next__(self) -> list[pq.abc.PGresult]:
+        read, wire = self._read, self.wire
+        if not read.done:
+            ready = wire._wait(chunks(wire.pgconn, read, wire._waits), list)
+            if ready:
+                return ready
+        read.resume()
+        if self.end is None:
+            self.end = wire._chunked_result(self._sql, read, self._binary)
+        raise StopIteration
+
+
+class BatchResults(_Read):
+    """A batch's results read through a wire as they come: each list the executions whose results came, as their
+    index and their result, where they succeeded (`BaseWire.use` reads one); then `results`, one per execution.
+    Nothing is sent unless psycopg has prepared the statement for every parameter set's types."""
+
+    __slots__ = ("_paramsets", "_read", "results")
+
+    def __init__(self, wire: Wire, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> None:
+        super().__init__(wire, sql, binary)
+        self._paramsets = paramsets
+        self._read = BatchRead(len(paramsets) + 1)
+        self.results: list[pq.abc.PGresult] = []
+
+    def _sent(self) -> bool:
+        wire = self.wire
+        pgconn = wire.pgconn
+        begin = begin_for(wire.conn)
+        sends = None if begin is not None and not FOLDS else batch.prepared(wire, self._sql, self._paramsets)
+        if sends is None:
+            return False
+        pgconn.enter_pipeline_mode()
+        if begin is not None:  # the transaction begins with the batch, in its pipeline
+            pgconn.send_query_params(begin, None)
+            self._read.begin = True
+            if (debt := owed.owed.pop(pgconn, None)) is not None:
+                pgconn.send_flush_request()
+                self._debt = debt
+        batch.send(pgconn, sends, self._binary)
+        return True
+
+    def _done(self) -> bool:
+        return self._read.done
+
+    def __next__(self) -> list[tuple[int, pq.abc.PGresult]]:
+        read, wire = self._read, self.wire
+        if read.done:
+            raise StopIteration
+        ready = wire._wait(executions(wire.pgconn, read, wire._waits), list)
+        if read.done:
+            self.results = batch.results(wire, self._sql, read)
+            if not ready:
+                raise StopIteration
+        return ready
