@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fix_async",
     "tests.fix_replicas",
     "tests.fix_wire",
+    "tests.fix_proxy",
 ]
 
 

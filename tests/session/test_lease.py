@@ -1,16 +1,15 @@
 # Generated from tests/session/test_lease_async.py by tools/async_to_sync.py: do not edit, edit the source.
 """The sync twin of `tests.session.test_lease_async`, generated from it: see there."""
 
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from bench.proxy import Proxy
 from pgdecor import ArgumentError, Database, query
 from pgdecor._wire.guard import switch
+from tests.fix_proxy import round_trips, through
 
 
 @query("SELECT %(n)s::int")
@@ -31,23 +30,6 @@ def backend() -> int: ...
     "pg_catalog.current_setting('transaction_read_only') AS read_only"
 )
 def settings() -> Settings: ...
-
-
-@pytest.fixture
-def proxy(pg_dsn: str) -> Iterator[Proxy]:
-    # Answers held back 5 ms each way: a client that sends one statement after another without waiting (psycopg
-    # in a pipeline) is not taken for one that waited for an answer between them.
-    with Proxy(pg_dsn, delay=0.005) as proxy:
-        yield proxy
-
-
-def through(pg_dsn: str, proxy: Proxy) -> str:
-    return make_conninfo(pg_dsn, host="127.0.0.1", port=proxy.port)
-
-
-def round_trips(proxy: Proxy) -> int:
-    trips: int = proxy.counts()["round_trips"]
-    return trips
 
 
 @pytest.mark.parametrize("calls", [1, 3])

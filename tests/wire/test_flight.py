@@ -1,0 +1,257 @@
+"""Calls started concurrently in one async session (``asyncio.gather``, tasks) share a round trip: each sends its
+statement while the first one's result is awaited, and gets what it would have got had they run one after the
+other. Round trips are counted at a proxy (`bench.proxy`) between the pool and the server. Concurrency within a
+session is asyncio's own: these tests have no sync twin."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, NamedTuple
+
+import psycopg
+import pytest
+
+from bench.proxy import Proxy
+from pgdecor import Database, RolledBackError, query
+from tests.fix_proxy import round_trips, through
+
+
+class Pair(NamedTuple):
+    n: int
+    label: str
+
+
+@query("SELECT %(n)s::int")
+async def echo(n: int) -> int: ...
+
+
+@query("SELECT %(n)s::int AS n, 'n' || %(n)s AS label")
+async def pair(n: int) -> Pair: ...
+
+
+@query("SELECT 100 / %(n)s")
+async def share(n: int) -> int: ...
+
+
+@query("INSERT INTO log (n) VALUES (%(n)s) RETURNING id")
+async def logged(n: int) -> int: ...
+
+
+@query("SELECT pg_catalog.pg_sleep(%(seconds)s)")
+async def nap(seconds: float) -> None: ...
+
+
+class DeclaredError(Exception):
+    pass
+
+
+@query("SELECT 100 / (SELECT %(n)s::int FROM pg_catalog.pg_sleep(0.3))", errors={"22012": DeclaredError})
+async def slow_share(n: int) -> int: ...
+
+
+@pytest.fixture
+def log(pg_exec: Any) -> None:
+    pg_exec("CREATE TABLE log (id serial PRIMARY KEY, n int NOT NULL)")
+
+
+async def warm(db: Database) -> None:
+    """Three calls of each stub: their statements prepared, the connection's wire tested."""
+    async with db.session():
+        for _ in range(3):
+            await echo(1)
+            await pair(1)
+            await share(1)
+            await logged(0)
+            await nap(0.0)
+
+
+async def sleeping(admin: psycopg.Connection[Any]) -> None:
+    """Wait, a turn of the event loop at a time, until a backend runs a pg_sleep() (bounded: fails rather than
+    hangs)."""
+    seen = "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%pg_sleep%'"
+    deadline = time.monotonic() + 30
+    while not admin.execute(seen).fetchone():
+        if time.monotonic() > deadline:
+            pytest.fail("no statement ever slept")
+        await asyncio.sleep(0)
+
+
+async def settled(call: Awaitable[object]) -> object:
+    """What *call* returns, or the database error it raises."""
+    try:
+        return await call
+    except psycopg.Error as err:
+        return err
+
+
+def outcome(got: object) -> object:
+    """A call's value, or the class of its error."""
+    return type(got) if isinstance(got, BaseException) else got
+
+
+async def test_reads_gathered_in_a_session_cost_one_round_trip_and_its_commit(
+    pg_dsn: str, proxy: Proxy, log: None
+) -> None:
+    """Five reads of two stubs gathered in a session on a warm pooled connection cost two round trips in all, the
+    physical minimum (BEGIN and the five statements, then COMMIT), each getting its own value; calls made as tasks
+    likewise."""
+    async with Database(through(pg_dsn, proxy), max_size=1) as db:
+        await warm(db)
+        before = round_trips(proxy)
+        async with db.session():
+            got = await asyncio.gather(echo(1), pair(2), echo(3), pair(4), echo(5))
+        assert list(got) == [1, (2, "n2"), 3, (4, "n4"), 5]
+        assert round_trips(proxy) - before == 2
+        before = round_trips(proxy)
+        async with db.session():
+            tasks = [asyncio.create_task(pair(n)) for n in range(10)]
+            assert [await task for task in tasks] == [(n, f"n{n}") for n in range(10)]
+        assert round_trips(proxy) - before == 2
+
+
+async def test_gathered_calls_that_fail_fail_as_they_would_one_after_the_other(
+    pg_dsn: str, proxy: Proxy, log: None
+) -> None:
+    """A call that fails among gathered calls raises its own error and aborts the transaction for the calls after
+    it, which raise what they would have raised one after the other; the calls before it have their values, and
+    the session rolls back; the calls all in one round trip."""
+    calls = [(echo, 1), (share, 0), (echo, 2), (share, 5)]
+    async with Database(through(pg_dsn, proxy), max_size=1) as db:
+        await warm(db)
+
+        async def in_turn() -> list[object]:
+            return [await settled(stub(n)) for stub, n in calls]
+
+        async def gathered() -> list[object]:
+            return await asyncio.gather(*(stub(n) for stub, n in calls), return_exceptions=True)
+
+        outcomes: list[Any] = []
+        for run in (in_turn, gathered):
+            await warm(db)  # psycopg drops the prepared statements with a rollback
+            before = round_trips(proxy)
+            with pytest.raises(RolledBackError):
+                async with db.session():
+                    got = await run()
+                    outcomes.append([outcome(value) for value in got])
+            outcomes.append(round_trips(proxy) - before)
+        assert db.counters.rolled_back == 2
+    in_turn_outcomes, in_turn_trips, gathered_outcomes, gathered_trips = outcomes
+    assert (
+        gathered_outcomes
+        == in_turn_outcomes
+        == [
+            1,
+            psycopg.errors.DivisionByZero,
+            psycopg.errors.InFailedSqlTransaction,
+            psycopg.errors.InFailedSqlTransaction,
+        ]
+    )
+    # The rollback costs two: psycopg deallocates its prepared statements after it.
+    assert (in_turn_trips, gathered_trips) == (len(calls) + 2, 3)
+
+
+async def test_gathered_writes_run_in_the_order_their_calls_started_and_commit_together(
+    pg_dsn: str, proxy: Proxy, log: None, pg_exec: Any
+) -> None:
+    """Writes gathered in a session run in the order their calls started, as one after the other would, and are
+    committed together at its end; in two round trips."""
+    async with Database(through(pg_dsn, proxy), max_size=1) as db:
+        await warm(db)
+        before = round_trips(proxy)
+        async with db.session():
+            ids = await asyncio.gather(*(logged(n) for n in (10, 20, 30, 40)))
+        assert round_trips(proxy) - before == 2
+    assert ids == sorted(ids)
+    assert pg_exec("SELECT n FROM log WHERE n > 0 ORDER BY id") == [(10,), (20,), (30,), (40,)]
+
+
+async def test_a_call_cancelled_once_its_statement_went_raises_at_once_and_what_it_did_stands(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+) -> None:
+    """A call whose statement went after a slow one's is cancelled while it waits: it raises CancelledError at
+    once, the slow call returns, the statement ran (nothing is stopped on the server, where another call's may run
+    by then), and the session goes on and commits, its pool keeping its one connection."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            slow = asyncio.create_task(nap(0.3))
+            await sleeping(admin)
+            write = asyncio.create_task(logged(7))
+            await asyncio.sleep(0)  # its statement sent
+            write.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await write
+            assert not slow.done()
+            await slow
+            assert await echo(8) == 8
+        stats = db.apool.get_stats()
+    assert pg_exec("SELECT n FROM log WHERE n = 7") == [(7,)]
+    assert (stats.get("connections_num"), stats.get("returns_bad", 0)) == (1, 0)
+
+
+async def test_a_call_cancelled_mid_statement_with_others_after_it_lets_them_have_their_results(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+) -> None:
+    """The first of two calls sharing a round trip is cancelled while the server runs its statement: its statement
+    is not stopped (the stop could reach the next call's), the call after it gets its value, and the session
+    goes on and commits, its pool keeping its one connection."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            slow = asyncio.create_task(nap(0.3))
+            await sleeping(admin)
+            write = asyncio.create_task(logged(9))
+            await asyncio.sleep(0)  # its statement sent
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            assert await write > 0
+            assert await echo(8) == 8
+        stats = db.apool.get_stats()
+    assert pg_exec("SELECT n FROM log WHERE n = 9") == [(9,)]
+    assert (stats.get("connections_num"), stats.get("returns_bad", 0)) == (1, 0)
+
+
+async def test_no_call_goes_into_the_savepoint_of_a_call_that_declares_errors(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+) -> None:
+    """A call that declares errors runs in a savepoint of its own: a call started while it runs waits for it to
+    end instead of sending its statement into that savepoint, so that the declared error, undoing the first call
+    alone, leaves the second's write in place, committed with the session."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            for _ in range(3):
+                assert await slow_share(1) == 100
+        async with db.session():
+            failing = asyncio.create_task(slow_share(0))
+            await sleeping(admin)
+            written = await logged(11)
+            with pytest.raises(DeclaredError):
+                await failing
+    assert pg_exec("SELECT id, n FROM log WHERE n = 11") == [(written, 11)]
+
+
+async def test_gathered_calls_whose_connection_is_lost_all_raise_and_the_pool_replaces_it(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None
+) -> None:
+    """The backend is ended while the first of three gathered calls runs: each of them raises psycopg's
+    OperationalError, the session rolls back, and the pool's next session runs on a new connection."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+        with pytest.raises(psycopg.OperationalError):
+            async with db.session():
+                calls = asyncio.gather(nap(5), echo(1), pair(2), return_exceptions=True)
+                await sleeping(admin)
+                admin.execute(
+                    "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
+                    " WHERE wait_event = 'PgSleep' AND query LIKE '%pg_sleep%'"
+                )
+                got = await calls
+                assert [isinstance(error, psycopg.OperationalError) for error in got] == [True] * 3
+                assert isinstance(got[0], psycopg.OperationalError)
+                raise got[0]
+        async with db.session():
+            assert await echo(3) == 3
