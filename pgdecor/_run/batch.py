@@ -80,9 +80,9 @@ class Batches:
                 route.wired = True
                 kind = route.kind
                 if kind is None:
-                    cur.executemany(route.sql, params)
+                    lease.beginning(cur.executemany, route.sql, params)
                     continue
-                cur.executemany(route.sql, params, returning=True)
+                lease.beginning(cur.executemany, route.sql, params, returning=True)
                 # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:
                     how = kind(cur.pgresult)

@@ -91,9 +91,11 @@ class AsyncBatches:
                 route.wired = True
                 kind = route.kind
                 if kind is None:
-                    await finish(cur.executemany(route.sql, params), statement_on=lease.conn)
+                    await finish(lease.beginning(cur.executemany, route.sql, params), statement_on=lease.conn)
                     continue
-                await finish(cur.executemany(route.sql, params, returning=True), statement_on=lease.conn)
+                await finish(
+                    lease.beginning(cur.executemany, route.sql, params, returning=True), statement_on=lease.conn
+                )
                 # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:
                     how = kind(cur.pgresult)

@@ -109,7 +109,7 @@ class Calls:
                         _execute_limited(lease.conn, cur, route.sql, params, limit)
                     else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for next time
                         prepare = None if wire is None else True
-                        cur.execute(route.sql, params, prepare=prepare)
+                        lease.beginning(cur.execute, route.sql, params, prepare=prepare)
                     route.wired = True
                 kind = route.kind
                 if kind is None:

@@ -123,7 +123,9 @@ class AsyncCalls:
                         )
                     else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for next time
                         prepare = None if wire is None else True
-                        await finish(cur.execute(route.sql, params, prepare=prepare), statement_on=lease.conn)
+                        await finish(
+                            lease.beginning(cur.execute, route.sql, params, prepare=prepare), statement_on=lease.conn
+                        )
                     route.wired = True
                 kind = route.kind
                 if kind is None:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast, overload
 
 import psycopg
-from psycopg import AsyncConnection, BaseConnection, Connection, pq
+from psycopg import AsyncConnection, AsyncPipeline, BaseConnection, Connection, Pipeline, pq
 from psycopg.abc import Buffer, Transformer
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "MANAGER",
     "NAMES",
     "NO_POOL_ATTRIBUTE",
+    "PIPELINE_READS",
     "PREPARED_INDEX",
     "QUERY2PG",
     "CopyFormats",
@@ -49,6 +50,7 @@ __all__ = [
     "prepared_names",
     "set_prepared_index",
     "to_flush",
+    "unlink",
     "wait",
 ]
 
@@ -166,6 +168,66 @@ def pool_of(conn: BaseConnection[Any]) -> object:
     return getattr(conn, "_pool", NO_POOL_ATTRIBUTE)
 
 
+# -- psycopg's pipelines, their reads made to leave no cycle -----------------------------------------------------
+
+#: The generators psycopg's pipelines read results with (``BasePipeline._communicate_gen`` and ``_fetch_gen``). Each
+#: keeps the first error it reads in a local while it reads on; where reading on raises too (a server that ends the
+#: connection just after that error, as a backend terminated by its own statement does), its frame, finished by the
+#: second error, keeps the first, whose traceback keeps the frame: a cycle only the cyclic collector frees.
+PIPELINE_READS = ("_communicate_gen", "_fetch_gen")
+#: psycopg's pipeline classes, each with its subclass whose reads break that cycle (`unlink`); empty where this
+#: psycopg's pipelines lack the reads.
+_unlinking: dict[type[Any], type[Any]] = {}
+
+
+def unlinks() -> bool:
+    """Whether `unlink` can make psycopg's pipelines leave no cycle when they raise: only then does a session's
+    BEGIN go in one of them with its first statement."""
+    return bool(_unlinking)
+
+
+def unlink(pipeline: Pipeline | AsyncPipeline) -> None:
+    """Have *pipeline* (one `conn.pipeline()` gave) clear the frame of any of its reads that raises, so that the
+    error it kept there is freed with it: the same pipeline, of a subclass whose reads do just that."""
+    unlinking = _unlinking.get(type(pipeline))
+    if unlinking is not None:
+        pipeline.__class__ = unlinking
+
+
+def _unlinking_class(base: type[Any]) -> type[Any] | None:
+    """*base* with its reads made to clear their frame when they raise; None where it lacks one of them."""
+    reads = {name: read for name in PIPELINE_READS if callable(read := getattr(base, name, None))}
+    if len(reads) < len(PIPELINE_READS):
+        return None
+    # No slots of its own: an instance of *base* takes the subclass as it is.
+    return type(base.__name__, (base,), {"__slots__": (), **{name: _unlinked(read) for name, read in reads.items()}})
+
+
+def _unlinked(read: Callable[..., Any]) -> Callable[..., Any]:
+    def unlinked_read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        gen = read(self, *args, **kwargs)
+        return _cleared_on_error(gen) if isinstance(gen, Generator) else gen
+
+    return unlinked_read
+
+
+def _cleared_on_error(read: Generator[Any, Any, T]) -> Generator[Any, Any, T]:
+    try:
+        return (yield from read)
+    except BaseException as err:
+        _clear_below(err)
+        raise
+
+
+def _clear_below(err: BaseException) -> None:
+    """Clear the frame *err* came out of, the read this one delegated to: ended, it runs no more, and its locals
+    may hold an earlier error whose traceback holds the frame. (A function of its own: a local here holding a
+    traceback is freed on return, where one in the generator above would hold it.)"""
+    tb = err.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        tb.tb_next.tb_frame.clear()
+
+
 # -- functions, generators, classes and constants, by `look_up` --------------------------------------------------
 
 #: psycopg's placeholder conversion (%s, %(name)s, %b, %t → $n, cached): ``(query, formats, order, parts)``, checked
@@ -203,6 +265,11 @@ def look_up() -> str | None:
         )
     except (ImportError, AttributeError):
         copy_formats = None
+    found = {base: _unlinking_class(base) for base in (psycopg.Pipeline, psycopg.AsyncPipeline)}
+    _unlinking.clear()
+    _unlinking.update({base: unlinking for base, unlinking in found.items() if unlinking is not None})
+    if len(_unlinking) < len(found):  # both kinds or neither: a lease of either asks `unlinks`
+        _unlinking.clear()
     missing, LRU_IS_A_MOVE = _look_up_wire(), False
     if missing is None:
         LRU_IS_A_MOVE = lru_is_a_move()

@@ -6,11 +6,15 @@ tests/wire/test_internals_drift.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import socket
 import threading
 from collections import OrderedDict, deque
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import pq
 from psycopg.adapt import Dumper, PyFormat, Transformer
 from psycopg_pool import ConnectionPool
@@ -283,3 +287,114 @@ def test_copy_rows_are_formatted_and_parsed_by_psycopgs_row_functions(users: str
             if fmt == pq.Format.BINARY:  # the header before the first row; the trailer alone at the end
                 data = [data[0][len(header) :], *data[1:-1]]
             assert [parse(row, tx) for row in data] == rows
+
+
+#: The ways a pipeline raises: a statement that ends its backend (an error, then the connection closed: where
+#: psycopg's own read keeps the error in a cycle), a connection lost under it, a statement that fails.
+_FAILURES = {
+    "ended backend": ("SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())", psycopg.OperationalError),
+    "lost connection": ("SELECT 1", psycopg.OperationalError),
+    "failed statement": ("SELECT 1 / 0", psycopg.errors.DivisionByZero),
+}
+
+
+def _shut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Lose *conn*'s connection under it: its socket shut both ways, as a network that drops it would."""
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _fails(users: str, failure: str) -> type[BaseException] | None:
+    sql, _ = _FAILURES[failure]
+    conn = psycopg.connect(users, autocommit=True)
+    try:
+        with conn.pipeline() as pipeline:
+            _internals.unlink(pipeline)
+            assert isinstance(pipeline, psycopg.Pipeline)
+            assert type(pipeline) is not psycopg.Pipeline
+            conn.execute("BEGIN")
+            conn.cursor().execute(sql)
+            if failure == "lost connection":
+                _shut(conn)
+    except psycopg.Error as err:
+        return type(err)
+    finally:
+        conn.close()
+    return None
+
+
+async def _afails(users: str, failure: str) -> type[BaseException] | None:
+    sql, _ = _FAILURES[failure]
+    conn = await psycopg.AsyncConnection.connect(users, autocommit=True)
+    try:
+        async with conn.pipeline() as pipeline:
+            _internals.unlink(pipeline)
+            assert isinstance(pipeline, psycopg.AsyncPipeline)
+            assert type(pipeline) is not psycopg.AsyncPipeline
+            await conn.execute("BEGIN")
+            await conn.cursor().execute(sql)
+            if failure == "lost connection":
+                _shut(conn)
+    except psycopg.Error as err:
+        return type(err)
+    finally:
+        await conn.close()
+    return None
+
+
+def _cyclic_psycopg_objects() -> int:
+    """psycopg's objects that only the cyclic collector would free (freed now)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return sum(type(o).__module__.startswith("psycopg") for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.collect()
+
+
+@pytest.mark.parametrize("failure", list(_FAILURES))
+def test_a_pipeline_unlink_made_raises_as_psycopgs_and_leaves_no_cycle(users: str, failure: str) -> None:
+    """`unlink` makes psycopg's pipeline (``conn.pipeline()``'s, sync and async) one of a subclass whose reads
+    (`PIPELINE_READS`) clear their frame when they raise: it raises what psycopg's raises, and leaves nothing for
+    the cyclic collector, however it fails (several times each: when the server's answer and the end of the
+    connection come in one read or two differs)."""
+    assert _internals.unlinks()
+    _, expected = _FAILURES[failure]
+    gc.collect()
+    gc.disable()
+    try:
+        raised = [_fails(users, failure) for _ in range(3)]
+        raised += [asyncio.run(_afails(users, failure)) for _ in range(3)]
+        left = _cyclic_psycopg_objects()
+    finally:
+        gc.enable()
+    assert all(kind is not None and issubclass(kind, expected) for kind in raised), raised
+    assert left == 0
+
+
+def test_a_pipeline_reads_its_results_through_the_reads_unlink_wraps(users: str) -> None:
+    """psycopg's pipeline reads what its statements return through its own ``_communicate_gen`` and
+    ``_fetch_gen``, looked up on the pipeline (a subclass's are the ones run), as its cursors do in it."""
+    read: list[str] = []
+
+    class Recording(psycopg.Pipeline):
+        def _communicate_gen(self) -> Any:
+            read.append("communicate")
+            return super()._communicate_gen()
+
+        def _fetch_gen(self, *, flush: bool) -> Any:
+            read.append("fetch")
+            return super()._fetch_gen(flush=flush)
+
+    assert _internals.PIPELINE_READS == ("_communicate_gen", "_fetch_gen")
+    with psycopg.connect(users, autocommit=True) as conn:
+        with conn.pipeline() as pipeline:
+            assert type(pipeline) is psycopg.Pipeline
+            pipeline.__class__ = Recording
+            cur = conn.cursor()
+            cur.execute("SELECT 1")
+            assert read == ["communicate"]
+        assert cur.fetchone() == (1,)
+    assert read[-2:] == ["communicate", "fetch"]

@@ -103,6 +103,32 @@ def test_a_psycopg_whose_connection_has_no_wait_makes_every_call_through_cursors
     assert "has no psycopg.Connection.wait" in warning
 
 
+@pytest.mark.parametrize("read", _internals.PIPELINE_READS)
+def test_a_psycopg_whose_pipelines_read_otherwise_sends_a_sessions_begin_itself(
+    users: str, changed: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, read: str
+) -> None:
+    """A read of psycopg's pipelines gone (renamed), which `unlink` would make leave no cycle: no pipeline of
+    psycopg's carries a session's BEGIN (psycopg sends it before the first statement through a cursor), the
+    session's statements are one transaction as ever, and wires stay as they were, without a WARNING."""
+    changed.setattr(psycopg, "Pipeline", type("Pipeline", (psycopg.Pipeline,), {read: None}))
+    changed.setattr(psycopg.Connection, "pipeline", _raises)
+    changed.setattr(_wire_guard.switch, "on", False)  # every call through a cursor
+    with caplog.at_level(logging.WARNING, logger="pgdecor"):
+        _wire_guard.look_up()
+        assert not _internals.unlinks()
+        with psycopg.connect(users, autocommit=True) as conn:
+            with session(conn):
+                before = count_users()
+            with pytest.raises(ZeroDivisionError), session(conn):
+                add_user(50, "user50")
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+                assert get_user(50) == User(50, "user50", None)
+                1 / 0  # noqa: B018 - the session's block raising: its transaction rolled back
+            with session(conn):
+                assert count_users() == before
+    assert _warnings(caplog) == []
+
+
 def _no_wait(_: Any) -> Any:
     return _raises
 
