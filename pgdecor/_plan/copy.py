@@ -11,12 +11,11 @@ import collections.abc
 import enum
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
-from psycopg.adapt import AdaptersMap
+from psycopg.abc import AdaptContext
 
 from pgdecor._annotations import bare, describe, is_record_type, strip_annotated
 from pgdecor._errors import MappingError, SignatureError
@@ -104,8 +103,8 @@ class CopyPlan:
     is_async: bool
     #: A plain ``def`` stub annotated ``-> AsyncIterator[T]``: its stream runs at its first ``anext``.
     lazy: bool
-    #: Called with each statement composed: the stub's ``.sql``.
-    on_statement: Callable[[str], None] = field(repr=False, default=lambda _: None)
+    #: The SQL of the COPY statement `prepare` composed last (one per server): the stub's ``.sql``.
+    composed: str | None = field(default=None, init=False)
     _servers: dict[ServerKey, CopyIn | CopyOut] = field(default_factory=dict, repr=False)
 
     @property
@@ -125,10 +124,11 @@ class CopyPlan:
         self._servers.pop(key, None)
 
     def prepare(
-        self, key: ServerKey, relation: tuple[str, list[Column]] | None, registry: TypeRegistry, adapters: AdaptersMap
+        self, key: ServerKey, relation: tuple[str, list[Column]] | None, registry: TypeRegistry, conn: AdaptContext
     ) -> CopyIn | CopyOut:
         """What a COPY on *key* needs, from what the catalog said of the table (`read_columns`); its types
-        described in *registry* already. Raises `MappingError` if the table and the row type do not agree."""
+        described in *registry* already, its statement spelled as *conn* sends it. Raises `MappingError` if the
+        table and the row type do not agree."""
         if relation is None:
             raise MappingError.mismatch(
                 self.stub,
@@ -136,6 +136,7 @@ class CopyPlan:
                 "create it, or name the table the stub copies",
             )
         kind, found = relation
+        adapters = conn.adapters
         columns = {c.name: self._resolved(c, registry) for c in found}
         target = describe(self.row_type)
         prepared: CopyIn | CopyOut
@@ -182,6 +183,7 @@ class CopyPlan:
             )
             prepared = CopyOut(statement, rows_out)
         self._servers[key] = prepared
+        self.composed = prepared.statement.as_string(conn)
         return prepared
 
     @staticmethod

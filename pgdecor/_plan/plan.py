@@ -24,10 +24,6 @@ __all__ = ["ErrorMap", "Plan"]
 ErrorMap = Mapping[str, Callable[[str], BaseException]]
 
 
-def _ignore(_statement: Statement) -> None:
-    pass
-
-
 @dataclass(frozen=True, eq=False)
 class Plan:
     """Everything derived from a stub, computed once: the call, argument checks and row mapping."""
@@ -45,10 +41,6 @@ class Plan:
     errors: ErrorMap = field(default_factory=dict)
     #: May run on the session's replica (see `pgdecor.session`).
     readonly: bool = False
-    #: Told of each statement composed for a server, which keeps the stub's ``.sql`` current: a function's
-    #: attribute cannot be computed when it is read, and a statement is composed during a call the compiled caller
-    #: hands to the runner directly, out of the decorator's sight.
-    on_statement: Callable[[Statement], None] = _ignore
     #: Calls a procedure that ends transactions itself: only outside a transaction block (`pgdecor.procedure`).
     autocommit: bool = False
     #: Seconds above which a call is logged and counted as slow, in place of its database's (see `_limits.slow`).
@@ -61,6 +53,8 @@ class Plan:
     check: Callable[[tuple[Any, ...]], None] | None = field(init=False)
     #: Whether a call's statement is the same whatever its arguments (none may be left to DEFAULT).
     fixed: bool = field(init=False)
+    #: The SQL of the statement `statement` composed last (a function's, one per server): what `sql` shows.
+    _composed: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         r = self.result
@@ -78,9 +72,9 @@ class Plan:
 
     @property
     def sql(self) -> str | None:
-        """The SQL of every call when the stub fixes it (a query's); None where each server's is composed at the
-        first call there (a function's: see `on_statement`)."""
-        return self.call.statement.sql if isinstance(self.call, QueryCall) else None
+        """The SQL of every call when the stub fixes it (a query's); where each server's is composed at the first
+        call there (a function's), the one composed last, None before the first."""
+        return self.call.statement.sql if isinstance(self.call, QueryCall) else self._composed
 
     @cached_property
     def value_mapper(self) -> RowMapper:
@@ -103,7 +97,8 @@ class Plan:
         if found is None:
             assert isinstance(self.call, ProcedureCall)  # a query's statement is always cached
             found = self.call.statement(key, args)
-            self.on_statement(found)
+            # Frozen for what is derived from the stub; this is what a call learnt, kept for the stub's `.sql`.
+            object.__setattr__(self, "_composed", found.sql)
         return found
 
     def batches(self, key: ServerKey, argsets: list[tuple[Any, ...]]) -> list[tuple[Statement, list[Any]]]:

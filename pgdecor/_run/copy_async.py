@@ -193,9 +193,7 @@ class AsyncCopier:
         except psycopg.Error as err:
             add_note(err, f"{plan.stub}: while reading the columns of {plan.name} from the catalog")
             raise
-        prepared = plan.prepare(lease.key, relation, registry, conn.adapters)
-        plan.on_statement(prepared.statement.as_string(conn))
-        return prepared
+        return plan.prepare(lease.key, relation, registry, conn)
 
 
 def _iterate(plan: CopyPlan, rows: Any) -> Any:

@@ -1,18 +1,23 @@
 """The callable a decorator returns, compiled from the stub's own parameter list: Python itself binds positional
 and keyword arguments, applies defaults and words the errors for missing or extra arguments. The compiled function
 packs the arguments into a tuple, in the order given, and hands it to its target (a runner's, once the plan is
-made), which `set_target` can swap.
+made), which `set_target` can swap. A decorator returns it inside a `Compiled`, whose class can give the stub
+attributes computed when they are read.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from types import MethodType
+from typing import Any, TypeVar
 
 from pgdecor._codegen import define, named
 
-__all__ = ["RESERVED_PREFIX", "make_caller", "set_target"]
+__all__ = ["RESERVED_PREFIX", "Compiled", "compiled", "make_caller", "set_target"]
+
+C = TypeVar("C", bound="Compiled")
 
 #: The prefix of the names compiled callers use for themselves: a stub's parameters may not begin with it.
 RESERVED_PREFIX = "_pgdecor_"
@@ -79,3 +84,36 @@ def set_target(caller: Callable[..., Any], target: Callable[..., Any]) -> None:
     closure = caller.__closure__
     assert closure is not None
     closure[index].cell_contents = target
+
+
+class Compiled(functools.partial[Any]):
+    """A compiled caller as a decorator returns it (`compiled`): a function's attributes can only be stored, and a
+    subclass of this one computes some when they are read (a stub's `.sql`, from its plan). A partial of nothing
+    more adds no Python frame: a call goes from C straight to the compiled function, some 30 ns later than a
+    function's own call (45 ns on CPython 3.11, where a subclass does not inherit the partial's vectorcall). It
+    keeps what a function does for its users: its names and docstring, binding as a method when read from an
+    instance, pickling by name."""
+
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Any]
+
+    def __get__(self, instance: object, owner: type | None = None, /) -> Any:
+        return self if instance is None else MethodType(self, instance)
+
+    def __reduce__(self) -> str:
+        return self.__qualname__
+
+    def __repr__(self) -> str:
+        return f"<pgdecor stub {self.__module__}.{self.__qualname__}>"
+
+
+def compiled(cls: type[C], caller: Callable[..., Any], fn: Callable[..., Any]) -> C:
+    """*caller* (`make_caller`) for the stub *fn*, as *cls*."""
+    made = cls(caller)
+    made.__module__ = fn.__module__
+    made.__name__ = fn.__name__
+    made.__qualname__ = fn.__qualname__
+    made.__doc__ = fn.__doc__
+    made.__wrapped__ = fn
+    return made

@@ -16,7 +16,7 @@ from pgdecor._run.copy_async import AsyncCopier
 from pgdecor._run.copy_out import CopyStream
 from pgdecor._run.copy_out_async import AsyncCopyStream
 
-from .caller import make_caller, set_target
+from .caller import Compiled, compiled, make_caller, set_target
 from .signature import hints_of, signature_of
 
 __all__ = ["CopyStub", "copy_in", "copy_out"]
@@ -37,6 +37,19 @@ class CopyStub(Protocol[P, R_co]):
     __qualname__: str
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+class _CopyStub(Compiled):
+    """A `CopyStub` as `_build` makes it: its `.sql` is read from its plan."""
+
+    table: str
+    runner: Copier | AsyncCopier
+    __pgdecor_copy__: Callable[[], CopyPlan]  # how `pgdecor check` finds COPY stubs
+
+    @property
+    def sql(self) -> str | None:
+        runner: Copier | AsyncCopier | None = self.__dict__.get("runner")  # made once the annotations resolve
+        return None if runner is None else runner.plan.composed
 
 
 class _CopyDecorator:
@@ -112,11 +125,8 @@ def _build(fn: Callable[..., Any], table: str, direction: Direction) -> Any:
     order = tuple(sig.parameters)
     coroutine = inspect.iscoroutinefunction(fn)
 
-    def publish(statement: str) -> None:  # the stub's `.sql`: the statement composed last
-        caller.sql = statement
-
     def current_plan(hints: dict[str, Any] | None = None) -> CopyPlan:
-        runner: Copier | AsyncCopier | None = getattr(caller, "runner", None)
+        runner: Copier | AsyncCopier | None = getattr(made, "runner", None)
         if runner is None:
             hints = hints or hints_of(fn, stub, strict=True)
             assert hints is not None
@@ -130,24 +140,23 @@ def _build(fn: Callable[..., Any], table: str, direction: Direction) -> Any:
                 coroutine=coroutine,
                 streams=(CopyStream, AsyncCopyStream),
             )
-            plan.on_statement = publish
             runner = AsyncCopier(plan) if plan.is_async else Copier(plan)
             set_target(caller, _target(runner))
-            caller.runner = runner
+            made.runner = runner
         return runner.plan
 
     def first_call(args: tuple[Any, ...]) -> Any:  # until the annotations resolve (a class defined later)
         current_plan()
-        return _target(caller.runner)(args)
+        return _target(made.runner)(args)
 
-    caller: Any = make_caller(fn, sig, order, first_call)
-    caller.sql = None
-    caller.table = table
-    caller.__pgdecor_copy__ = current_plan  # how `pgdecor check` finds COPY stubs
+    caller = make_caller(fn, sig, order, first_call)
+    made = compiled(_CopyStub, caller, fn)
+    made.table = table
+    made.__pgdecor_copy__ = current_plan
     hints = hints_of(fn, stub)
     if hints is not None:
         current_plan(hints)
-    return caller
+    return made
 
 
 def _target(runner: Copier | AsyncCopier) -> Callable[[tuple[Any, ...]], Any]:

@@ -19,7 +19,6 @@ from pgdecor._plan.plan import ErrorMap, Plan
 from pgdecor._plan.procedure import function_name, procedure_call
 from pgdecor._plan.query import QueryCall, query_pieces, query_slots
 from pgdecor._plan.results import read_result
-from pgdecor._plan.statement import Statement
 
 from .signature import signature_of
 from .stub import Stub, make_stub
@@ -183,7 +182,7 @@ def _build_procedure(
     function = name or fn.__name__
     parts = function_name(stub, function)
 
-    def plan(hints: dict[str, Any], published: Callable[[Statement], None]) -> Plan:
+    def plan(hints: dict[str, Any]) -> Plan:
         params = read_params(stub, sig, hints, receiver=receiver is not None)
         is_async = _is_async(fn, hints)
         result = read_result(stub, hints["return"], is_async=is_async)
@@ -197,7 +196,6 @@ def _build_procedure(
             is_async,
             errors,
             readonly,
-            on_statement=published,
             autocommit=autocommit,
             slow=slow,
             timeout=timeout,
@@ -219,7 +217,7 @@ def _build_query(
     sig, receiver = signature_of(fn, stub, variadic=False)
     pieces = query_pieces(stub, text, sig, receiver=receiver)
 
-    def plan(hints: dict[str, Any], published: Callable[[Statement], None]) -> Plan:
+    def plan(hints: dict[str, Any]) -> Plan:
         params = read_params(stub, sig, hints, receiver=receiver is not None)
         slots = query_slots(stub, pieces, params, receiver=receiver is not None)
         is_async = _is_async(fn, hints)
@@ -233,7 +231,6 @@ def _build_query(
             is_async,
             errors,
             readonly,
-            on_statement=published,
             slow=slow,
             timeout=timeout,
         )

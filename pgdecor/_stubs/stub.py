@@ -16,11 +16,10 @@ from pgdecor._annotations import qualified_name
 from pgdecor._errors import ArgumentError
 from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
-from pgdecor._plan.statement import Statement
 from pgdecor._run.runner import Runner
 from pgdecor._run.runner_async import AsyncRunner
 
-from .caller import make_caller, set_target
+from .caller import Compiled, compiled, make_caller, set_target
 from .signature import hints_of
 
 __all__ = ["ArgSet", "Stub", "make_stub"]
@@ -36,7 +35,8 @@ R_co = TypeVar("R_co", covariant=True)
 class Stub(Protocol[P, R_co]):
     """What `procedure` and `query` return: the stub's own signature, plus what pgdecor made of it."""
 
-    #: The SQL sent on each call (psycopg placeholders); None until a forward reference resolves.
+    #: The SQL sent on each call (psycopg placeholders): a function's is composed at its first call on each server
+    #: (the one composed last; None before the first); None until a forward reference resolves.
     sql: str | None
     __name__: str
     __qualname__: str
@@ -76,11 +76,25 @@ class Stub(Protocol[P, R_co]):
 ArgSet = tuple[Any, ...] | Mapping[str, Any]
 
 
+class _Stub(Compiled):
+    """A `Stub` as `make_stub` makes it: its `.sql` is read from its plan."""
+
+    many: Callable[[Iterable[ArgSet]], Any]
+    plan: Plan
+    runner: Runner | AsyncRunner
+    __pgdecor_plan__: Callable[[], Plan]  # how `pgdecor check` finds stubs
+
+    @property
+    def sql(self) -> str | None:
+        plan: Plan | None = self.__dict__.get("plan")  # made at the first call if annotations name a later class
+        return None if plan is None else plan.sql
+
+
 def make_stub(
     fn: Callable[..., Any],
     sig: inspect.Signature,
     order: tuple[str, ...],
-    build: Callable[[dict[str, Any], Callable[[Statement], None]], Plan],
+    build: Callable[[dict[str, Any]], Plan],
 ) -> Stub[..., Any]:
     """Build the plan now if the annotations resolve, else at the first call; return the generated caller."""
     stub = qualified_name(fn)
@@ -91,20 +105,16 @@ def make_stub(
             return runner.stream  # `def f() -> AsyncIterator[T]`: runs at the first anext
         return runner.call
 
-    def publish(statement: Statement) -> None:  # the stub's `.sql`: the statement composed last
-        caller.sql = statement.sql  # type: ignore[attr-defined]
-
     def current_runner(hints: dict[str, Any] | None = None) -> Runner | AsyncRunner:
-        runner: Runner | AsyncRunner | None = getattr(caller, "runner", None)
+        runner: Runner | AsyncRunner | None = getattr(made, "runner", None)
         if runner is None:
             hints = hints or hints_of(fn, stub, strict=True)
             assert hints is not None
-            plan = build(hints, publish)
+            plan = build(hints)
             runner = AsyncRunner(plan) if plan.is_async else Runner(plan)
             set_target(caller, target(runner))
-            caller.plan = plan  # type: ignore[attr-defined]
-            caller.runner = runner  # type: ignore[attr-defined]
-            caller.sql = plan.sql  # type: ignore[attr-defined]
+            made.plan = plan
+            made.runner = runner
         return runner
 
     def current_plan() -> Plan:
@@ -137,13 +147,13 @@ def make_stub(
         return target(current_runner())(args)
 
     caller = make_caller(fn, sig, order, first_call)
-    caller.sql = None  # type: ignore[attr-defined]
-    caller.many = many  # type: ignore[attr-defined]
-    caller.__pgdecor_plan__ = current_plan  # type: ignore[attr-defined]  # how `pgdecor check` finds stubs
+    made = compiled(_Stub, caller, fn)
+    made.many = many
+    made.__pgdecor_plan__ = current_plan
     hints = hints_of(fn, stub)
     if hints is not None:
         current_runner(hints)
-    return caller  # type: ignore[return-value]
+    return made  # type: ignore[return-value]
 
 
 def _bind_one(stub: str, pack: Callable[..., tuple[Any, ...]], index: int, argset: Any) -> tuple[Any, ...]:
