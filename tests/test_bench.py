@@ -102,6 +102,7 @@ def test_latency_benchmark_counts_round_trips_of_every_contender(pg_server_dsn: 
         for key, name in (
             ("one", "asyncpg"),
             ("gather", "asyncpg"),
+            ("gather", "asyncpg, 5 pooled connections"),
             ("dependent", "asyncpg"),
             ("many", "asyncpg fetchmany"),
         ):
@@ -115,6 +116,8 @@ def test_latency_benchmark_counts_round_trips_of_every_contender(pg_server_dsn: 
     # By hand, psycopg's pipeline reaches the minimum: the counts are exact where the traffic is known
     assert results["one"]["contenders"]["psycopg pipeline, by hand"]["round_trips"] == 2
     assert results["gather"]["contenders"]["psycopg async pipeline, by hand"]["round_trips"] == 2
+    # and so do pgdecor's gathered calls, once their statements are prepared
+    assert results["gather"]["contenders"]["pgdecor async"]["round_trips_min"] == 2
     assert data["round_trip_ms"] > 2 * data["delay_ms"]
 
 
