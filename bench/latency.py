@@ -99,8 +99,12 @@ class LatencyBench:
             self.apg = self.loop.run_until_complete(asyncpg.connect(**asyncpg_params(dsn)))
             stack.callback(lambda: self.loop.run_until_complete(self.apg.close()))
             # asyncpg's way to run reads side by side: a pool, one connection each
-            pool = asyncpg.create_pool(min_size=5, max_size=5, **asyncpg_params(dsn))
-            self.apg_pool = self.loop.run_until_complete(pool)
+            pooled = asyncpg_params(dsn)
+
+            async def pool() -> Any:
+                return await asyncpg.create_pool(min_size=5, max_size=5, **pooled)
+
+            self.apg_pool = self.loop.run_until_complete(pool())
             stack.callback(lambda: self.loop.run_until_complete(self.apg_pool.close()))
 
     def id(self) -> int:
