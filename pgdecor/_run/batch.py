@@ -105,7 +105,7 @@ class Batches:
         use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
-        with BatchResults(wire, route.sql, params, binary) as read:
+        with BatchResults(wire, route.sql, params, binary, joinable=True) as read:
             if read is None:
                 return None
             for ready in read:

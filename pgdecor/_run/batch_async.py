@@ -120,7 +120,7 @@ class AsyncBatches:
         use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
-        async with AsyncBatchResults(wire, route.sql, params, binary) as read:
+        async with AsyncBatchResults(wire, route.sql, params, binary, joinable=True) as read:
             if read is None:
                 return None
             async for ready in read:

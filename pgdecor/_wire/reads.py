@@ -14,7 +14,7 @@ from . import batch, internals, owed
 from .generators import BatchRead, ChunksRead, chunks, executions
 from .liveness import answered
 from .wire import Wire
-from .wire_base import FOLDS, begin_for
+from .wire_base import FOLDS, begin_for, send_begin
 
 __all__ = ["BatchResults", "Chunks"]
 
@@ -80,10 +80,13 @@ class _Read:
         lock, self._lock = self._lock, None
         if lock is None:  # nothing was sent
             return
-        pgconn = self.wire.pgconn
+        wire = self.wire
+        pgconn = wire.pgconn
+        wire._open = False
+        left = not self._done() and pgconn.status == _CONNECTION_OK
         try:
-            if not self._done() and pgconn.status == _CONNECTION_OK:
-                self.wire._rest()
+            if left:
+                wire._rest()
         finally:
             try:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback, or the stop, closed it
@@ -136,11 +139,16 @@ class BatchResults(_Read):
     index and their result, where they succeeded (`BaseWire.use` reads one); then `results`, one per execution.
     Nothing is sent unless psycopg has prepared the statement for every parameter set's types."""
 
-    __slots__ = ("_paramsets", "_read", "results")
+    __slots__ = ("_joinable", "_paramsets", "_read", "results")
 
-    def __init__(self, wire: Wire, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> None:
+    def __init__(
+        self, wire: Wire, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, *, joinable: bool = False
+    ) -> None:
         super().__init__(wire, sql, binary)
         self._paramsets = paramsets
+        #: Whether calls of the session started meanwhile may send their statements after the batch's (see
+        #: `AsyncWire.join`): read once the batch is.
+        self._joinable = joinable
         self._read = BatchRead(len(paramsets) + 1)
         self.results: list[pq.abc.PGresult] = []
 
@@ -153,12 +161,11 @@ class BatchResults(_Read):
             return False
         pgconn.enter_pipeline_mode()
         if begin is not None:  # the transaction begins with the batch, in its pipeline
-            pgconn.send_query_params(begin, None)
+            send_begin(pgconn, begin)
             self._read.begin = True
-            if (debt := owed.owed.pop(pgconn, None)) is not None:
-                pgconn.send_flush_request()
-                self._debt = debt
+            self._debt = owed.owed.pop(pgconn, None)
         batch.send(pgconn, sends, self._binary)
+        wire._open = self._joinable
         return True
 
     def _done(self) -> bool:
@@ -170,6 +177,7 @@ class BatchResults(_Read):
             raise StopIteration
         ready = wire._wait(executions(wire.pgconn, read, wire._waits), list)
         if read.done:
+            wire._open = False
             self.results = batch.results(wire, self._sql, read)
             if not ready:
                 raise StopIteration

@@ -14,12 +14,12 @@ from typing import Any
 from psycopg import pq
 from typing_extensions import Self
 
-from . import batch, internals, owed
+from . import batch, flight, internals, owed
 from .generators import BatchRead, ChunksRead, chunks, executions
 from .liveness_async import answered
 from .shield import finish
 from .wire_async import AsyncWire
-from .wire_base import FOLDS, begin_for
+from .wire_base import FOLDS, begin_for, send_begin
 
 __all__ = ["AsyncBatchResults", "AsyncChunks"]
 
@@ -87,16 +87,24 @@ class _AsyncRead:
         lock, self._lock = self._lock, None
         if lock is None:  # nothing was sent
             return
-        pgconn = self.wire.pgconn
+        wire = self.wire
+        pgconn = wire.pgconn
+        wire._open = False
+        left = not self._done() and pgconn.status == _CONNECTION_OK
         try:
-            if not self._done() and pgconn.status == _CONNECTION_OK:
+            if True:  # ASYNC
+                if wire._joined:  # others' statements follow: nothing is stopped, so that none of theirs is
+                    reads = flight.deliver if self._done() else flight.drained
+                    await finish(reads(pgconn, wire._joined, wire._waits))
+                    left = False
+            if left:
                 if True:  # ASYNC
                     if pgconn.transaction_status == _ACTIVE:  # cancelled or interrupted while the server works
-                        await finish(self.wire._stop())
+                        await finish(wire._stop())
                     else:
-                        await finish(self.wire._rest())
+                        await finish(wire._rest())
                 else:
-                    self.wire._rest()
+                    wire._rest()
         finally:
             try:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback, or the stop, closed it
@@ -149,11 +157,16 @@ class AsyncBatchResults(_AsyncRead):
     index and their result, where they succeeded (`BaseWire.use` reads one); then `results`, one per execution.
     Nothing is sent unless psycopg has prepared the statement for every parameter set's types."""
 
-    __slots__ = ("_paramsets", "_read", "results")
+    __slots__ = ("_joinable", "_paramsets", "_read", "results")
 
-    def __init__(self, wire: AsyncWire, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool) -> None:
+    def __init__(
+        self, wire: AsyncWire, sql: str, paramsets: Sequence[Sequence[Any]], binary: bool, *, joinable: bool = False
+    ) -> None:
         super().__init__(wire, sql, binary)
         self._paramsets = paramsets
+        #: Whether calls of the session started meanwhile may send their statements after the batch's (see
+        #: `AsyncWire.join`): read once the batch is.
+        self._joinable = joinable
         self._read = BatchRead(len(paramsets) + 1)
         self.results: list[pq.abc.PGresult] = []
 
@@ -166,12 +179,11 @@ class AsyncBatchResults(_AsyncRead):
             return False
         pgconn.enter_pipeline_mode()
         if begin is not None:  # the transaction begins with the batch, in its pipeline
-            pgconn.send_query_params(begin, None)
+            send_begin(pgconn, begin)
             self._read.begin = True
-            if (debt := owed.owed.pop(pgconn, None)) is not None:
-                pgconn.send_flush_request()
-                self._debt = debt
+            self._debt = owed.owed.pop(pgconn, None)
         batch.send(pgconn, sends, self._binary)
+        wire._open = self._joinable
         return True
 
     def _done(self) -> bool:
@@ -183,6 +195,10 @@ class AsyncBatchResults(_AsyncRead):
             raise StopAsyncIteration
         ready = await wire._wait(executions(wire.pgconn, read, wire._waits), list)
         if read.done:
+            wire._open = False
+            if True:  # ASYNC
+                if wire._joined:
+                    await finish(flight.deliver(wire.pgconn, wire._joined, wire._waits))
             self.results = batch.results(wire, self._sql, read)
             if not ready:
                 raise StopAsyncIteration

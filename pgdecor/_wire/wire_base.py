@@ -28,7 +28,7 @@ from .guard import _tested, _turn_off, drifted, switch
 from .internals import Drift
 from .reader import Query, Reader
 
-__all__ = ["CHUNK", "CHUNKED_ROWS", "FOLDS", "BaseWire", "begin_for", "begun"]
+__all__ = ["CHUNK", "CHUNKED_ROWS", "FOLDS", "BaseWire", "begin_for", "begun", "send_begin"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -58,6 +58,14 @@ def begin_for(conn: Connection[Any] | AsyncConnection[Any]) -> bytes | None:
     if conn.deferrable is not None:
         parts.append("DEFERRABLE" if conn.deferrable else "NOT DEFERRABLE")
     return " ".join(parts).encode()
+
+
+def send_begin(pgconn: pq.abc.PGconn, begin: bytes) -> None:
+    """Send *begin* (`begin_for`) first in a pipeline: with a Flush after it where the connection is `owed` its
+    check, so that BEGIN's answer, which pays it, comes at once."""
+    pgconn.send_query_params(begin, None)
+    if pgconn in owed.owed:
+        pgconn.send_flush_request()
 
 
 def begun(groups: list[list[pq.abc.PGresult]]) -> list[pq.abc.PGresult]:
@@ -175,9 +183,7 @@ class BaseWire(Reader):
         if FOLDS and not joining:
             pgconn.enter_pipeline_mode()
         if begin is not None:
-            pgconn.send_query_params(begin, None)
-            if pgconn in owed.owed:
-                pgconn.send_flush_request()
+            send_begin(pgconn, begin)
         if name is None:
             pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
         else:

@@ -255,3 +255,17 @@ async def test_gathered_calls_whose_connection_is_lost_all_raise_and_the_pool_re
                 raise got[0]
         async with db.session():
             assert await echo(3) == 3
+
+
+async def test_calls_started_while_a_batch_is_read_share_its_round_trip(pg_dsn: str, proxy: Proxy, log: None) -> None:
+    """Calls started while a batch (``.many()``) of the session is read send their statements after it, in its
+    round trip, and get their own values; the batch gets its own."""
+    async with Database(through(pg_dsn, proxy), max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            assert await echo.many([(n,) for n in range(3)]) == [0, 1, 2]
+        before = round_trips(proxy)
+        async with db.session():
+            got = await asyncio.gather(echo.many([(n,) for n in range(20)]), pair(7), echo(8))
+        assert list(got) == [list(range(20)), (7, "n7"), 8]
+        assert round_trips(proxy) - before == 2
