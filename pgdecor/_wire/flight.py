@@ -1,9 +1,12 @@
-"""Calls of one async session started while another of its calls reads its result through the wire: their
-statements sent at once after its own, in its pipeline, in the same round trip (`join`); their results read in
-order by the call that opened the pipeline, and handed to each (`deliver`).
+"""Calls of one async session started while another of its calls, or a batch (``.many()``), reads its results
+through the wire: their statements sent at once after its own, in its pipeline, in the same round trip (`join`);
+their results read in order by the call (or the batch) that opened the pipeline, and handed to each (`deliver`).
+The batch path and this are one mechanism: statements sent at once in a pipeline, each with its Sync (a batch's
+executions under one), read in order by `generators.executions`.
 
 On one connection a session's calls run one after the other. A call that finds the session's lock held by a call
-reading its result through the wire (`AsyncWire.execute`) does not wait to send: its statement goes at once, after
+reading its result through the wire (`AsyncWire.execute`, `_wire.reads_async.AsyncBatchResults`) does not wait to
+send: its statement goes at once, after
 the statements in flight, with a Sync of its own, so that the server runs it as it would have run it next, in the
 same transaction (an error aborts the transaction for the statements after it, as if they had been sent later).
 The call that opened the pipeline reads every result in it before it leaves it and gives the connection back to

@@ -20,8 +20,10 @@ statement is pipelined: every execution sent, then one Sync, its results read as
 whose last result was large (`CHUNK` rows or more) has its next one read in chunks as the server sends them
 (libpq's chunked rows mode, libpq 17 and later), each made into values while the rest arrives: measured, 100,000
 rows into dataclasses ~1.2x as fast as psycopg's `fetchall` of tuples, which waits for the whole result. Both
-reads are iterators (async ones for `AsyncWire`) of what came, a list at a time, which the caller makes into
-values while the server sends the rest: what a wire reads flows up to its caller, which calls nothing back.
+reads (`_wire.reads_async`) are iterators of what came, a list at a time, which the caller makes into values while
+the server sends the rest: what a wire reads flows up to its caller, which calls nothing back. A call's statement
+goes in a pipeline too, with its own Sync (and the BEGIN of the session's transaction before it, if due), so that
+the calls of an async session started while it awaits its result can send theirs after it (`_wire.flight`).
 
 What a wire does is written once: sending and making results in `_wire.wire_base`, reading as generators of what to
 wait for (`_wire.generators`), as psycopg's own. `AsyncWire` is written here, and `Wire` (`_wire.wire`) generated
