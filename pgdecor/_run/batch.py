@@ -14,7 +14,7 @@ from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
 from pgdecor._session.current import current_session
-from pgdecor._session.lease import Lease
+from pgdecor._session.lease import Lease, beginning
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
 from pgdecor._wire.reads import BatchResults
@@ -80,9 +80,9 @@ class Batches:
                 route.wired = True
                 kind = route.kind
                 if kind is None:
-                    lease.beginning(cur.executemany, route.sql, params)
+                    beginning(lease, cur.executemany, route.sql, params)
                     continue
-                lease.beginning(cur.executemany, route.sql, params, returning=True)
+                beginning(lease, cur.executemany, route.sql, params, returning=True)
                 # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:
                     how = kind(cur.pgresult)

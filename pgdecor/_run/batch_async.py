@@ -23,7 +23,7 @@ from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
 from pgdecor._session.current import current_session
-from pgdecor._session.lease_async import AsyncLease
+from pgdecor._session.lease_async import AsyncLease, beginning
 from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.reads_async import AsyncBatchResults
@@ -91,10 +91,10 @@ class AsyncBatches:
                 route.wired = True
                 kind = route.kind
                 if kind is None:
-                    await finish(lease.beginning(cur.executemany, route.sql, params), statement_on=lease.conn)
+                    await finish(beginning(lease, cur.executemany, route.sql, params), statement_on=lease.conn)
                     continue
                 await finish(
-                    lease.beginning(cur.executemany, route.sql, params, returning=True), statement_on=lease.conn
+                    beginning(lease, cur.executemany, route.sql, params, returning=True), statement_on=lease.conn
                 )
                 # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:

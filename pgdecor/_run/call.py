@@ -19,7 +19,7 @@ from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
 from pgdecor._session.current import current_session
-from pgdecor._session.lease import Lease
+from pgdecor._session.lease import Lease, beginning
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
 from pgdecor._wire.reads import Chunks
@@ -109,7 +109,7 @@ class Calls:
                         _execute_limited(lease.conn, cur, route.sql, params, limit)
                     else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for next time
                         prepare = None if wire is None else True
-                        lease.beginning(cur.execute, route.sql, params, prepare=prepare)
+                        beginning(lease, cur.execute, route.sql, params, prepare=prepare)
                     route.wired = True
                 kind = route.kind
                 if kind is None:

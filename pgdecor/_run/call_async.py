@@ -26,7 +26,7 @@ from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.layouts import Layout
 from pgdecor._session.current import current_session
-from pgdecor._session.lease_async import AsyncLease
+from pgdecor._session.lease_async import AsyncLease, beginning
 from pgdecor._session.scope_async import alease_for, lease_in_use
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.reads_async import AsyncChunks
@@ -124,7 +124,7 @@ class AsyncCalls:
                     else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for next time
                         prepare = None if wire is None else True
                         await finish(
-                            lease.beginning(cur.execute, route.sql, params, prepare=prepare), statement_on=lease.conn
+                            beginning(lease, cur.execute, route.sql, params, prepare=prepare), statement_on=lease.conn
                         )
                     route.wired = True
                 kind = route.kind

@@ -42,7 +42,7 @@ from pgdecor._wire.wire_base import FOLDS, begin_for
 
 from .modes import DEFAULT_MODE, Mode
 
-__all__ = ["AsyncLease"]
+__all__ = ["AsyncLease", "beginning"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -178,29 +178,6 @@ class AsyncLease:
         debt = owed.owed.pop(self.conn.pgconn, None)
         if debt is not None:
             await finish(liveness.pay(self.conn.pgconn, debt))
-
-    async def beginning(self, execute: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """``execute(*args, **kwargs)``, a method of one of the lease's cursors: where the session's transaction is
-        yet to begin, its BEGIN goes with it, in one pipeline of psycopg's (libpq 14 and later), sent in autocommit
-        (psycopg's own BEGIN would wait for its answer first); the transaction then ends as any (`end`). The
-        pipeline's reads clear what they kept when they raise (`_wire.internals.unlink`): a server that ends the
-        connection just after an error leaves no cycle for the collector; where this psycopg's reads cannot be
-        made to, psycopg sends its BEGIN."""
-        conn = self.conn
-        folds = self.pending and FOLDS and internals.unlinks() and conn.pgconn.pipeline_status == _PIPELINE_OFF
-        begin = begin_for(conn) if folds else None
-        if begin is None:
-            await execute(*args, **kwargs)
-            return
-        await conn.set_autocommit(True)
-        try:
-            async with conn.pipeline() as pipeline:
-                internals.unlink(pipeline)
-                await conn.execute(begin)
-                await execute(*args, **kwargs)
-        finally:
-            if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
-                await conn.set_autocommit(False)
 
     async def begun(self, *, lent: bool = False) -> AsyncConnection[Any]:
         """The lease's connection, its transaction begun on the server: what must follow a BEGIN (a savepoint, the
@@ -391,3 +368,27 @@ async def _undone(
             await conn.set_autocommit(True)
     await _restored(conn, restore)
     await source.agive_back(conn)
+
+
+async def beginning(lease: AsyncLease, execute: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """``execute(*args, **kwargs)``, a method of one of *lease*'s cursors: where the session's transaction is
+    yet to begin, its BEGIN goes with it, in one pipeline of psycopg's (libpq 14 and later), sent in autocommit
+    (psycopg's own BEGIN would wait for its answer first); the transaction then ends as any (`end`). The
+    pipeline's reads clear what they kept when they raise (`_wire.internals.unlink`): a server that ends the
+    connection just after an error leaves no cycle for the collector; where this psycopg's reads cannot be
+    made to, psycopg sends its BEGIN."""
+    conn = lease.conn
+    folds = lease.pending and FOLDS and internals.unlinks() and conn.pgconn.pipeline_status == _PIPELINE_OFF
+    begin = begin_for(conn) if folds else None
+    if begin is None:
+        await execute(*args, **kwargs)
+        return
+    await conn.set_autocommit(True)
+    try:
+        async with conn.pipeline() as pipeline:
+            internals.unlink(pipeline)
+            await conn.execute(begin)
+            await execute(*args, **kwargs)
+    finally:
+        if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
+            await conn.set_autocommit(False)

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.adapt import Transformer
 
-from .generators import BatchRead, Reading, Waits, executions, rest
+from .generators import Reading, Waits, piped, rest
 from .reader import Reader
 from .wire_base import BaseWire
 
@@ -64,7 +64,7 @@ def join(
     `BaseWire._send`). What *wire* keeps of the statement of the call reading is left as it was."""
     reading = wire.name, wire._key, wire._prep
     try:
-        if not wire._send(sql, params, binary, joining=True):
+        if not wire._send(sql, params, binary, piped=True, joining=True):
             return None
         call = Joined(conn, wire)
     finally:
@@ -81,11 +81,8 @@ async def deliver(pgconn: pq.abc.PGconn, joined: list[Joined], waits: Waits, fai
         for call in joined:
             results: list[pq.abc.PGresult] = []
             if failed is None:
-                read = BatchRead(2)
                 try:
-                    while not read.done:
-                        await _awaited(executions(pgconn, read, waits))
-                    results = read.groups[0]
+                    results = (await _awaited(piped(pgconn, waits, 1)))[0]
                 except Exception as err:  # noqa: BLE001 - handed to the calls whose results it cut off
                     failed = err
             if call.future.done():

@@ -37,6 +37,7 @@ __all__ = [
     "chunks",
     "executions",
     "notified",
+    "piped",
     "rest",
     "results",
 ]
@@ -157,6 +158,39 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
     return out
 
 
+def piped(pgconn: pq.abc.PGconn, waits: Waits, count: int) -> Reading[list[list[pq.abc.PGresult]]]:
+    """Flush *count* statements sent in a pipeline, then a Sync, and read what they give up to the Sync's result:
+    each statement's results (an error result for one the server skipped after an error before it). A connection
+    that breaks once the server has sent an error ends the read, as in `results`. Notifications that came with them
+    go to the connection's handler."""
+    if pgconn.flush():
+        yield from _flushing(pgconn, waits)
+    groups: list[list[pq.abc.PGresult]] = []
+    group: list[pq.abc.PGresult] = []
+    while True:
+        try:
+            while pgconn.is_busy():
+                if (yield from waits.reading()):
+                    pgconn.consume_input()
+        except psycopg.DatabaseError:
+            if any(res.status == _FATAL_ERROR for each in (*groups, group) for res in each):
+                groups.append(group)
+                break
+            raise
+        res = pgconn.get_result()
+        if res is None:
+            groups.append(group)
+            group = []
+        elif res.status == _PIPELINE_SYNC:
+            break
+        else:
+            group.append(res)
+    if n := pgconn.notifies():
+        notified(pgconn, n)
+    groups.extend([] for _ in range(count - len(groups)))  # a read ended by a broken connection
+    return groups
+
+
 def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[list[tuple[int, pq.abc.PGresult]]]:
     """The next results of the batch *read*: flush what is left to send, wait until an execution's results are all
     in, then read every one libpq holds already, without waiting again. Gives each of them that succeeded as its
@@ -256,5 +290,5 @@ def notified(pgconn: pq.abc.PGconn, n: pq.PGnotify | None) -> None:
 
 
 # Awaitable too (generator-based coroutines, changed in place): the async wire awaits them.
-for _reading in (results, executions, chunks, rest):
+for _reading in (results, piped, executions, chunks, rest):
     types.coroutine(_reading)

@@ -13,7 +13,7 @@ from psycopg.rows import tuple_row
 
 from . import internals, owed, poolers
 from .fallback import read_after
-from .generators import BatchRead, Reading, executions, notified, rest, results
+from .generators import Reading, piped, rest, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
 from .liveness import answered, pay
@@ -56,10 +56,18 @@ class Wire(BaseWire):
         lock.acquire()
         try:
             begin = begin_for(self.conn)
-            if (begin is not None and not FOLDS) or not self._send(sql, params, binary, begin=begin):
+            if begin is not None and not FOLDS:
                 return False
-            self._open = joinable and FOLDS and not self._probing
-            read = self._read_piped(begin is not None) if FOLDS else self._wait(results(self.pgconn, self._waits), list)
+            # In a pipeline if its BEGIN goes first, or if others' statements may follow it (`join`).
+            joinable = joinable and FOLDS and not self._probing
+            in_pipeline = joinable or begin is not None
+            if not self._send(sql, params, binary, piped=in_pipeline, begin=begin):
+                return False
+            self._open = joinable
+            pgconn = self.pgconn
+            read = (
+                self._read_piped(begin is not None) if in_pipeline else self._wait(results(pgconn, self._waits), list)
+            )
         except BaseException:
             self._stopped()
             raise
@@ -76,14 +84,10 @@ class Wire(BaseWire):
         pgconn = self.pgconn
         if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
             answered(pgconn, debt)
-        read = BatchRead(3 if with_begin else 2)
-        while not read.done:
-            self._wait(executions(pgconn, read, self._waits), list)
+        groups = self._wait(piped(pgconn, self._waits, 2 if with_begin else 1), list)
         self._open = False
-        pgconn.exit_pipeline_mode()
-        if n := pgconn.notifies():
-            notified(pgconn, n)
-        return begun(read.groups) if with_begin else read.groups[0]
+        self._leave()
+        return begun(groups) if with_begin else groups[0]
 
     def _stopped(self) -> None:
         """After a call raised or was cancelled while its statement was under way: stop it on the server (async:

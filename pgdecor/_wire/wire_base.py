@@ -135,6 +135,7 @@ class BaseWire(Reader):
         params: Sequence[Any],
         binary: bool,
         *,
+        piped: bool = False,
         chunked: bool = False,
         begin: bytes | None = None,
         joining: bool = False,
@@ -151,10 +152,10 @@ class BaseWire(Reader):
         the next): past this Sync, the connection is left in the mode it was found in, for whatever runs next on
         it (a batch, psycopg's ``executemany``, a user's ``pipeline()``).
 
-        Where libpq has pipelines (`FOLDS`), the statement goes in one, then a Sync, for the caller to read both and
-        leave the pipeline: statements of other calls can go after it meanwhile (`_wire.flight`). *begin*: a BEGIN
-        goes first (and a Flush, if the connection is `owed` its check: BEGIN's answer pays it). *joining*: the
-        connection is in a pipeline already, whose statements' results are being read."""
+        *piped* (where libpq has pipelines, `FOLDS`): the statement goes in a pipeline, then a Sync, for the caller
+        to read both and leave the pipeline: statements of other calls can go after it meanwhile (`_wire.flight`).
+        *begin*: a BEGIN goes first in it (and a Flush, if the connection is `owed` its check: BEGIN's answer pays
+        it). *joining*: the connection is in a pipeline already, whose statements' results are being read."""
         tx, manager = self._tx, self.manager
         try:
             query, formats = _converted.get((sql, tx.encoding)) or converted(sql, tx.encoding)
@@ -180,7 +181,8 @@ class BaseWire(Reader):
             if name is None:
                 return False
             self._prep = internals.YES
-        if FOLDS and not joining:
+        piped = piped or chunked or begin is not None
+        if piped and not joining:
             pgconn.enter_pipeline_mode()
         if begin is not None:
             send_begin(pgconn, begin)
@@ -190,7 +192,7 @@ class BaseWire(Reader):
             pgconn.send_query_prepared(name, dumped, tx.formats, binary)
         if chunked:
             pgconn.set_chunked_rows_mode(CHUNK)
-        if FOLDS:
+        if piped:
             pgconn.pipeline_sync()
         return True
 
