@@ -130,6 +130,21 @@ def _flushing(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
             return
 
 
+def _whole(pgconn: pq.abc.PGconn, waits: Waits, *read: list[pq.abc.PGresult]) -> Reading[bool]:
+    """Wait until libpq holds a whole result: True. False where the connection broke meanwhile once the server had
+    sent an error (among *read*, the results read so far): the read ends there, so that the server's error is what
+    the call raises; else psycopg's error for the broken connection."""
+    try:
+        while pgconn.is_busy():
+            if (yield from waits.reading()):
+                pgconn.consume_input()
+    except psycopg.DatabaseError:
+        if any(res.status == _FATAL_ERROR for each in read for res in each):
+            return False
+        raise
+    return True
+
+
 def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult]]:
     """Flush a statement sent, and read every result it gives, by psycopg's rules (``generators.execute``): up to the
     statement's end, a COPY or a pipeline's Sync; a connection that breaks once the server has sent an error ends
@@ -139,14 +154,8 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
         yield from _flushing(pgconn, waits)
     out: list[pq.abc.PGresult] = []
     while True:
-        try:
-            while pgconn.is_busy():
-                if (yield from waits.reading()):
-                    pgconn.consume_input()
-        except psycopg.DatabaseError:
-            if any(res.status == _FATAL_ERROR for res in out):
-                break
-            raise
+        if pgconn.is_busy() and not (yield from _whole(pgconn, waits, out)):
+            break
         res = pgconn.get_result()
         if res is None:
             break
@@ -168,15 +177,9 @@ def piped(pgconn: pq.abc.PGconn, waits: Waits, count: int) -> Reading[list[list[
     groups: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
     while True:
-        try:
-            while pgconn.is_busy():
-                if (yield from waits.reading()):
-                    pgconn.consume_input()
-        except psycopg.DatabaseError:
-            if any(res.status == _FATAL_ERROR for each in (*groups, group) for res in each):
-                groups.append(group)
-                break
-            raise
+        if pgconn.is_busy() and not (yield from _whole(pgconn, waits, group, *groups)):
+            groups.append(group)
+            break
         res = pgconn.get_result()
         if res is None:
             groups.append(group)

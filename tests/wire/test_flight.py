@@ -167,12 +167,14 @@ async def test_gathered_writes_run_in_the_order_their_calls_started_and_commit_t
     assert pg_exec("SELECT n FROM log WHERE n > 0 ORDER BY id") == [(10,), (20,), (30,), (40,)]
 
 
-async def test_a_call_cancelled_once_its_statement_went_raises_at_once_and_what_it_did_stands(
-    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+@pytest.mark.parametrize("cancelled", ["the later call", "the first call"])
+async def test_a_call_cancelled_while_calls_share_a_round_trip_stops_nothing_on_the_server(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any, cancelled: str
 ) -> None:
-    """A call whose statement went after a slow one's is cancelled while it waits: it raises CancelledError at
-    once, the slow call returns, the statement ran (nothing is stopped on the server, where another call's may run
-    by then), and the session goes on and commits, its pool keeping its one connection."""
+    """Of two calls sharing a round trip, one is cancelled while the server runs the first one's statement. The
+    later one raises CancelledError at once, the first one when its result is in; no statement is stopped on the
+    server (the stop could reach the other call's), so the other call gets its value and what both did stands; the
+    session goes on and commits, its pool keeping its one connection."""
     async with Database(pg_dsn, max_size=1) as db:
         await warm(db)
         async with db.session():
@@ -180,37 +182,20 @@ async def test_a_call_cancelled_once_its_statement_went_raises_at_once_and_what_
             await sleeping(admin)
             write = asyncio.create_task(logged(7))
             await asyncio.sleep(0)  # its statement sent
-            write.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await write
-            assert not slow.done()
-            await slow
+            if cancelled == "the later call":
+                write.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await write
+                assert not slow.done()
+                await slow
+            else:
+                slow.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await slow
+                assert await write > 0
             assert await echo(8) == 8
         stats = db.apool.get_stats()
     assert pg_exec("SELECT n FROM log WHERE n = 7") == [(7,)]
-    assert (stats.get("connections_num"), stats.get("returns_bad", 0)) == (1, 0)
-
-
-async def test_a_call_cancelled_mid_statement_with_others_after_it_lets_them_have_their_results(
-    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
-) -> None:
-    """The first of two calls sharing a round trip is cancelled while the server runs its statement: its statement
-    is not stopped (the stop could reach the next call's), the call after it gets its value, and the session
-    goes on and commits, its pool keeping its one connection."""
-    async with Database(pg_dsn, max_size=1) as db:
-        await warm(db)
-        async with db.session():
-            slow = asyncio.create_task(nap(0.3))
-            await sleeping(admin)
-            write = asyncio.create_task(logged(9))
-            await asyncio.sleep(0)  # its statement sent
-            slow.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await slow
-            assert await write > 0
-            assert await echo(8) == 8
-        stats = db.apool.get_stats()
-    assert pg_exec("SELECT n FROM log WHERE n = 9") == [(9,)]
     assert (stats.get("connections_num"), stats.get("returns_bad", 0)) == (1, 0)
 
 
