@@ -27,7 +27,7 @@ from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.layouts import Layout
 from pgdecor._session.current import current_session
 from pgdecor._session.lease_async import AsyncLease, beginning
-from pgdecor._session.scope_async import alease_for, lease_in_use
+from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.reads_async import AsyncChunks
 from pgdecor._wire.shield import finish
@@ -35,6 +35,7 @@ from pgdecor._wire.wire_async import AsyncWire
 
 from . import lookup_async as lookup
 from . import outcome
+from .join import LATER, joined
 from .outcome import ALL, COUNT, NONE, ONE, rows
 from .routes import Prepared, Route, Routes
 from .stream_async import opened
@@ -78,7 +79,11 @@ class AsyncCalls:
             sess = current_session(plan.stub, "()", is_async=True)
             lock = sess.lock  # taken in the call's own frame (async: its own coroutine, none more per call)
             if True:  # ASYNC
-                if lock.locked() and (value := await self._joined(sess, args)) is not _LATER:
+                if (
+                    lock.locked()
+                    and not (self._guarded_always or self._streams)
+                    and (value := await joined(plan, self.routes, sess, args)) is not LATER
+                ):
                     return value
             await lock.acquire()
         else:
@@ -107,6 +112,9 @@ class AsyncCalls:
                 src: AsyncWire | AsyncCursor[Any] | None = None
                 prepared = _UNNAMED
                 if wire is not None:
+                    if True:  # ASYNC
+                        if lock is not None and lock.waiting:  # calls waiting for a pipeline to join: this one's
+                            lock.wake()
                     if route.large:
                         value = await self._chunked(lease, wire, route, params)
                         if value is not _LATER:
@@ -149,53 +157,6 @@ class AsyncCalls:
         finally:
             if lock is not None:
                 lock.release()
-
-    if True:  # ASYNC
-
-        async def _joined(self, sess: AsyncState, args: tuple[Any, ...]) -> Any:
-            """A call started while another of the session's reads its result through the wire: its statement sent
-            at once after that call's, in the same round trip, that call reading its result (`_wire.flight`), made
-            into values here. `_LATER`, with nothing sent, where it cannot go so: no call reads through the wire
-            now, or this call needs more than its statement (a time limit, a savepoint, a stream, its function
-            looked up, a large result read in chunks, psycopg to prepare it); it waits for the session's lock
-            then."""
-            plan = self.plan
-            lease = lease_in_use(sess, readonly=plan.readonly)
-            if lease is None or self._guarded_always or self._streams:
-                return _LATER
-            if deadlines.armed.on and limit_for(plan.stub, plan.sql_object, plan.timeout, sess):
-                return _LATER
-            routes, wire = self.routes, lease.wire_made()
-            route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
-            if wire is None or route is None or not route.wired or route.large:
-                return _LATER
-            binary = route.binary
-            try:
-                call = wire.join(route.sql, args if route.params is None else route.params(args), binary)
-                if call is None:
-                    return _LATER
-                await call.result(route.sql, binary)
-                kind = route.kind
-                if kind is None:
-                    return None
-                res = call.pgresult
-                how = kind(res)
-                prepared = (call.manager, call.name)
-                layout = route.layouts.get(prepared)
-                if layout is None:  # the first result of this prepared statement: its types may be described
-                    async with sess.lock:  # the session's own lease: raises if the session has ended meanwhile
-                        lease = await alease_for(sess, readonly=plan.readonly)
-                        layout = await lookup.layout(lease, route, call, binary, prepared)
-                if how is ALL and res is not None:
-                    route.read_whole(res.ntuples)
-                if how is ONE:
-                    row: Any = call.fetchone()
-                    return layout.one(row)
-                return rows(call, layout, how)
-            except psycopg.Error as err:
-                raise outcome.db_error(plan, err, route.statement)  # noqa: B904 - it sets the cause
-            except RecursionError:
-                raise too_deep(plan.stub) from None
 
     async def _guarded(self, args: tuple[Any, ...], sess: AsyncState, limit: Limit | None) -> Any:
         """A call of a stub that ends transactions itself, or declares errors, or that is given *limit*: its path

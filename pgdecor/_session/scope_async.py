@@ -8,7 +8,6 @@ This is the async source; `_session.scope` is generated from it by tools/async_t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
@@ -28,6 +27,7 @@ from .current import current, current_session, is_async_state, of_kind, owner, s
 from .lease_async import AsyncLease
 from .replica_async import borrow_replica
 from .state import AnyState, AsyncState, outcome
+from .turns import Turns
 
 __all__ = ["AsyncSavepoint", "AsyncScope", "aborrow", "alease_for", "areap"]
 
@@ -150,7 +150,7 @@ def _aentered(sess: AsyncState, entered: FrameType) -> None:
         sess._join(outer)
         return
     if True:  # ASYNC
-        lock, borrowing = asyncio.Lock(), asyncio.Lock()
+        lock, borrowing = Turns(), Turns()
     else:
         lock, borrowing = threading.RLock(), threading.RLock()
     sess._own(entered, lock, borrowing, owner(is_async=True))

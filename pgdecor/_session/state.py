@@ -28,6 +28,7 @@ from .modes import DEFAULT_MODE, Mode
 if TYPE_CHECKING:
     from .lease import Lease
     from .lease_async import AsyncLease
+    from .turns import Turns
 
 __all__ = [
     "AnyState",
@@ -90,7 +91,7 @@ K = TypeVar("K")
 S = TypeVar("S", bound=Streamed)
 
 #: The state of a session entered with ``async with``, and of one entered with ``with``.
-AsyncState: TypeAlias = "SessionState[AsyncLease, asyncio.Lock, AsyncOpenStream]"
+AsyncState: TypeAlias = "SessionState[AsyncLease, Turns, AsyncOpenStream]"
 SyncState: TypeAlias = "SessionState[Lease, threading.RLock, OpenStream]"
 AnyState: TypeAlias = "AsyncState | SyncState"
 

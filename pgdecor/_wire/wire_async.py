@@ -138,6 +138,12 @@ class AsyncWire(BaseWire):
 
     if True:  # ASYNC
 
+        @property
+        def reading(self) -> bool:
+            """Whether a call (or a batch) reads its results through the wire now, after which others may send their
+            statements (`join`)."""
+            return self._open
+
         def join(self, sql: str, params: Sequence[Any], binary: bool) -> flight.Joined | None:
             """Send *sql* with *params* at once, after the statement whose results a call of the session reads now
             (`execute`), in its pipeline; that call reads the results for it (`_wire.flight`). None, with nothing

@@ -15,6 +15,7 @@ import pytest
 
 from bench.proxy import Proxy
 from pgdecor import Database, RolledBackError, query
+from pgdecor._wire import owed
 from tests.fix_proxy import round_trips, through
 
 
@@ -254,3 +255,19 @@ async def test_calls_started_while_a_batch_is_read_share_its_round_trip(pg_dsn: 
             got = await asyncio.gather(echo.many([(n,) for n in range(20)]), pair(7), echo(8))
         assert list(got) == [list(range(20)), (7, "n7"), 8]
         assert round_trips(proxy) - before == 2
+
+
+async def test_calls_started_while_the_first_one_borrows_share_its_round_trip_once_it_sends(
+    pg_dsn: str, proxy: Proxy, log: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gathered calls started while the session's first call borrows its connection (checked first: it sat in the
+    pool longer than `owed.RECENT`) wait for that call to send its statement, then send theirs after it: three round
+    trips in all, the check, the statements, COMMIT."""
+    async with Database(through(pg_dsn, proxy), max_size=1) as db:
+        await warm(db)
+        monkeypatch.setattr(owed, "RECENT", 0.0)
+        before = round_trips(proxy)
+        async with db.session():
+            got = await asyncio.gather(echo(1), pair(2), echo(3), pair(4), echo(5))
+        assert list(got) == [1, (2, "n2"), 3, (4, "n4"), 5]
+        assert round_trips(proxy) - before == 3
