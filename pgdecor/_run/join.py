@@ -20,7 +20,7 @@ from pgdecor._rows.json_load import too_deep
 from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for, lease_in_use
 from pgdecor._session.state import AsyncState
-from pgdecor._wire.wire_async import AsyncWire
+from pgdecor._wire.wire_async import AsyncWire, switch
 
 from . import lookup_async as lookup
 from . import outcome
@@ -40,6 +40,8 @@ async def joined(plan: Plan, routes: Routes, sess: AsyncState, args: tuple[Any, 
     result read in chunks, psycopg to prepare it). A call that ends transactions itself, declares errors or opens
     a stream is not sent here."""
     lock = sess.lock
+    if not switch.on:  # no call reads through a wire
+        return LATER
     while lock.locked():
         if deadlines.armed.on and limit_for(plan.stub, plan.sql_object, plan.timeout, sess):
             return LATER

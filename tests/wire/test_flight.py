@@ -18,6 +18,9 @@ from pgdecor import Database, RolledBackError, query
 from pgdecor._wire import owed
 from tests.fix_proxy import round_trips, through
 
+# Tests of the wire itself: on also where ``PGDECOR_WIRE=off`` turns it off.
+pytestmark = pytest.mark.usefixtures("fresh_switch")
+
 
 class Pair(NamedTuple):
     n: int
