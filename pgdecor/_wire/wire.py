@@ -48,8 +48,8 @@ class Wire(BaseWire):
         """Run *sql* (psycopg placeholders) with *params*, or raise psycopg's error for it; True once its result is
         read (`pgresult`, rows read with `fetchone`, `fetchmany`). False, with nothing sent, when psycopg has not
         prepared the statement for these parameter types (yet, or any more): run it through a cursor with
-        ``prepare=True`` then. *joinable*: other calls of the session may send their statements after it while its
-        result is awaited (`join`): a plain call's, not one in a savepoint of its own."""
+        ``prepare=True`` then. *joinable* (an async session's call): others of the session may send their statements
+        after it while its result is awaited (`join`): a plain call's, not one in a savepoint of its own."""
         if not self._tested and not self.self_test():
             return False
         lock = internals.lock(self.conn)
@@ -58,8 +58,9 @@ class Wire(BaseWire):
             begin = begin_for(self.conn)
             if begin is not None and not FOLDS:
                 return False
-            # In a pipeline if its BEGIN goes first, or if others' statements may follow it (`join`).
-            joinable = joinable and FOLDS and not self._probing
+            # In a pipeline if its BEGIN goes first, or if others' statements may follow it (`join`): an async
+            # session's calls only, none of a sync session's runs meanwhile.
+            joinable = False
             in_pipeline = joinable or begin is not None
             if not self._send(sql, params, binary, piped=in_pipeline, begin=begin):
                 return False
