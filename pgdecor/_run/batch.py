@@ -66,12 +66,15 @@ class Batches:
             if argsets and plan.call.cached(key, argsets[0]) is None:
                 lease.settle()
                 lookup.resolve(lease, plan)
-            for statement, params in plan.batches(key, argsets):
+            runs = plan.batches(key, argsets)
+            for run, (statement, params) in enumerate(runs, 1):
                 route = routes.of(key, statement)
                 binary = route.binary and lease.binary
                 wire = lease.wire() if route.wired and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
-                    values = self._wired(lease, wire, route, binary, params)
+                    # Calls started meanwhile go after the batch's last run, not between two of its runs.
+                    joinable = run == len(runs) and not lease.savepoints
+                    values = self._wired(lease, wire, route, binary, params, joinable=joinable)
                     if values is not None:
                         out += values
                         continue
@@ -94,7 +97,9 @@ class Batches:
             raise outcome.db_error(plan, err, None if route is None else route.statement)  # noqa: B904 - it sets the cause
         return None if plan.result.shape is Shape.NONE else out
 
-    def _wired(self, lease: Lease, wire: Wire, route: Route, binary: bool, params: Sequence[Any]) -> list[Any] | None:
+    def _wired(
+        self, lease: Lease, wire: Wire, route: Route, binary: bool, params: Sequence[Any], *, joinable: bool
+    ) -> list[Any] | None:
         """The values of a run of calls that *wire* pipelined (None if it sent nothing): each read as its result
         comes, overlapping with the server's work on the next ones, by the layout of its own prepared statement;
         those whose layout is not known yet (its first result: types to describe, perhaps) once the batch is read.
@@ -105,7 +110,7 @@ class Batches:
         use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
-        with BatchResults(wire, route.sql, params, binary, joinable=True) as read:
+        with BatchResults(wire, route.sql, params, binary, joinable=joinable) as read:
             if read is None:
                 return None
             for ready in read:

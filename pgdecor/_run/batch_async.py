@@ -77,12 +77,15 @@ class AsyncBatches:
             if argsets and plan.call.cached(key, argsets[0]) is None:
                 await lease.settle()
                 await lookup.resolve(lease, plan)
-            for statement, params in plan.batches(key, argsets):
+            runs = plan.batches(key, argsets)
+            for run, (statement, params) in enumerate(runs, 1):
                 route = routes.of(key, statement)
                 binary = route.binary and lease.binary
                 wire = lease.wire() if route.wired and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
-                    values = await self._wired(lease, wire, route, binary, params)
+                    # Calls started meanwhile go after the batch's last run, not between two of its runs.
+                    joinable = run == len(runs) and not lease.savepoints
+                    values = await self._wired(lease, wire, route, binary, params, joinable=joinable)
                     if values is not None:
                         out += values
                         continue
@@ -108,7 +111,7 @@ class AsyncBatches:
         return None if plan.result.shape is Shape.NONE else out
 
     async def _wired(
-        self, lease: AsyncLease, wire: AsyncWire, route: Route, binary: bool, params: Sequence[Any]
+        self, lease: AsyncLease, wire: AsyncWire, route: Route, binary: bool, params: Sequence[Any], *, joinable: bool
     ) -> list[Any] | None:
         """The values of a run of calls that *wire* pipelined (None if it sent nothing): each read as its result
         comes, overlapping with the server's work on the next ones, by the layout of its own prepared statement;
@@ -120,7 +123,7 @@ class AsyncBatches:
         use = wire.use
         made: list[Any] = []
         failed: Exception | None = None
-        async with AsyncBatchResults(wire, route.sql, params, binary, joinable=True) as read:
+        async with AsyncBatchResults(wire, route.sql, params, binary, joinable=joinable) as read:
             if read is None:
                 return None
             async for ready in read:

@@ -99,7 +99,7 @@ class Calls:
                         value = self._chunked(lease, wire, route, params)
                         if value is not _LATER:
                             return value
-                    elif wire.execute(route.sql, params, binary, joinable=lock is not None):
+                    elif wire.execute(route.sql, params, binary, joinable=lock is not None and not lease.savepoints):
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:
                     lease.settle()

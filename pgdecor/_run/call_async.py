@@ -119,7 +119,9 @@ class AsyncCalls:
                         value = await self._chunked(lease, wire, route, params)
                         if value is not _LATER:
                             return value
-                    elif await wire.execute(route.sql, params, binary, joinable=lock is not None):
+                    elif await wire.execute(
+                        route.sql, params, binary, joinable=lock is not None and not lease.savepoints
+                    ):
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:
                     await lease.settle()

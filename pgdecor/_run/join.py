@@ -42,9 +42,10 @@ async def joined(plan: Plan, routes: Routes, sess: AsyncState, args: tuple[Any, 
     lock = sess.lock
     if not switch.on:  # no call reads through a wire
         return LATER
+    ticket = lock.ticket()
     while lock.locked():
-        if deadlines.armed.on and limit_for(plan.stub, plan.sql_object, plan.timeout, sess):
-            return LATER
+        if lock.queued(ticket) or (deadlines.armed.on and limit_for(plan.stub, plan.sql_object, plan.timeout, sess)):
+            return LATER  # behind the calls started before it queued for their turn, as one after the other
         lease = lease_in_use(sess, readonly=plan.readonly)
         wire = None if lease is None else lease.wire_made()
         if lease is not None and wire is not None and wire.reading:
@@ -75,8 +76,9 @@ async def _sent_after(
         prepared = (call.manager, call.name)
         layout = route.layouts.get(prepared)
         if layout is None:  # the first result of this prepared statement: its types may be described
-            async with sess.lock:  # the session's own lease: raises if the session has ended meanwhile
-                lease = await alease_for(sess, readonly=plan.readonly)
+            async with sess.lock:  # the lease the call went through, while still the session's
+                if lease_in_use(sess, readonly=plan.readonly) is not lease:
+                    await alease_for(sess, readonly=plan.readonly)  # raises where the session has ended
                 layout = await lookup.layout(lease, route, call, binary, prepared)
         if how is ALL and res is not None:
             route.read_whole(res.ntuples)

@@ -164,7 +164,7 @@ def transaction() -> TransactionScope:
 class TransactionScope(Savepoint, AsyncSavepoint):
     """A nested transaction (savepoint) in the current session; see `transaction`."""
 
-    __slots__ = ("_tx",)
+    __slots__ = ("_lease", "_tx")
 
     def __init__(self) -> None:
-        self._tx = None
+        self._tx = self._lease = None

@@ -63,6 +63,7 @@ class Lease:
         "binary",
         "conn",
         "key",
+        "savepoints",
         "source",
         "tx",
     )
@@ -95,6 +96,9 @@ class Lease:
         #: cheap to reuse and costly to make on every call.
         self._cursors: dict[bool, Cursor[TupleRow]] = {}
         self._wire: Wire | None = None
+        #: The savepoints of `transaction()` blocks open on the connection: a call inside one takes no other call
+        #: into its round trip (`AsyncWire.join`), which the savepoint's rollback would undo with it.
+        self.savepoints = 0
         #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
         #: built-in type as psycopg does (see `_rows.loaders`): only a connection of the user's may differ.
         self.binary = True

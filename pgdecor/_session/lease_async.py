@@ -76,6 +76,7 @@ class AsyncLease:
         "binary",
         "conn",
         "key",
+        "savepoints",
         "source",
         "tx",
     )
@@ -108,6 +109,9 @@ class AsyncLease:
         #: cheap to reuse and costly to make on every call.
         self._cursors: dict[bool, AsyncCursor[TupleRow]] = {}
         self._wire: AsyncWire | None = None
+        #: The savepoints of `transaction()` blocks open on the connection: a call inside one takes no other call
+        #: into its round trip (`AsyncWire.join`), which the savepoint's rollback would undo with it.
+        self.savepoints = 0
         #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
         #: built-in type as psycopg does (see `_rows.loaders`): only a connection of the user's may differ.
         self.binary = True

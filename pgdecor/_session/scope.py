@@ -226,17 +226,22 @@ class Savepoint:
     """What `TransactionScope` does in this kind of session: a savepoint."""
 
     __slots__ = ()
-    _tx: Any  # TransactionScope's slot, shared by both kinds
+    _tx: Any  # TransactionScope's slots, shared by both kinds
+    _lease: Any
 
     def __enter__(self) -> Self:
         lease = borrow(current_session("transaction()", is_async=False), replica=False)
         tx = Transaction(lease.begun())
         tx.__enter__()
-        self._tx = tx
+        self._tx, self._lease = tx, lease
+        lease.savepoints += 1
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        suppressed: bool = self._tx.__exit__(exc_type, exc, tb)
+        try:
+            suppressed: bool = self._tx.__exit__(exc_type, exc, tb)
+        finally:
+            self._lease.savepoints -= 1
         return suppressed

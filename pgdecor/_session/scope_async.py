@@ -244,17 +244,22 @@ class AsyncSavepoint:
     """What `TransactionScope` does in this kind of session: a savepoint."""
 
     __slots__ = ()
-    _tx: Any  # TransactionScope's slot, shared by both kinds
+    _tx: Any  # TransactionScope's slots, shared by both kinds
+    _lease: Any
 
     async def __aenter__(self) -> Self:
         lease = await aborrow(current_session("transaction()", is_async=True), replica=False)
         tx = AsyncTransaction(await lease.begun())
         await tx.__aenter__()
-        self._tx = tx
+        self._tx, self._lease = tx, lease
+        lease.savepoints += 1
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        suppressed: bool = await self._tx.__aexit__(exc_type, exc, tb)
+        try:
+            suppressed: bool = await self._tx.__aexit__(exc_type, exc, tb)
+        finally:
+            self._lease.savepoints -= 1
         return suppressed

@@ -34,7 +34,7 @@ from .generators import Reading, Waits, piped, rest
 from .reader import Reader
 from .wire_base import BaseWire
 
-__all__ = ["Joined", "deliver", "drained", "join"]
+__all__ = ["Joined", "awaited", "deliver", "drained", "join"]
 
 T = TypeVar("T")
 
@@ -71,6 +71,12 @@ def join(
         wire.name, wire._key, wire._prep = reading
     joined.append(call)
     return call
+
+
+def awaited(joined: list[Joined]) -> bool:
+    """Whether a call whose statement went in the pipeline (*joined*) still awaits its results: a call cut short
+    before them stops nothing on the server then (where none does, it stops its statement as any call)."""
+    return any(not call.future.done() for call in joined)
 
 
 async def deliver(pgconn: pq.abc.PGconn, joined: list[Joined], waits: Waits, failed: Exception | None = None) -> None:

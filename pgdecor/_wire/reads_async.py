@@ -93,7 +93,7 @@ class _AsyncRead:
         left = not self._done() and pgconn.status == _CONNECTION_OK
         try:
             if True:  # ASYNC
-                if wire._joined:  # others' statements follow: nothing is stopped, so that none of theirs is
+                if flight.awaited(wire._joined):  # nothing is stopped, so that no statement of theirs is
                     reads = flight.deliver if self._done() else flight.drained
                     await finish(reads(pgconn, wire._joined, wire._waits))
                     left = False
@@ -105,6 +105,9 @@ class _AsyncRead:
                         await finish(wire._rest())
                 else:
                     wire._rest()
+            if True:  # ASYNC
+                if wire._joined:  # of calls cancelled meanwhile: read, and dropped
+                    await finish(flight.deliver(pgconn, wire._joined, wire._waits))
         finally:
             try:
                 if pgconn.status == _CONNECTION_OK:  # not if the fallback, or the stop, closed it

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bench.proxy import Proxy
-from pgdecor import Database, RolledBackError, query
+from pgdecor import DEFAULT, Database, RolledBackError, procedure, query, transaction
 from pgdecor._wire import owed
 from tests.fix_proxy import round_trips, through
 
@@ -47,6 +47,22 @@ async def logged(n: int) -> int: ...
 async def nap(seconds: float) -> None: ...
 
 
+@query("INSERT INTO log (n) SELECT %(n)s FROM pg_catalog.pg_sleep(%(seconds)s) RETURNING id")
+async def slow_write(n: int, seconds: float) -> int: ...
+
+
+@query("INSERT INTO log (n) VALUES (%(n)s) RETURNING id -- a statement of its own")
+async def logged_too(n: int) -> int: ...
+
+
+@procedure
+async def add_log(n: int, m: int = DEFAULT) -> int: ...
+
+
+@query("SELECT pg_catalog.count(*) FROM log")
+async def count() -> int: ...
+
+
 class DeclaredError(Exception):
     pass
 
@@ -55,9 +71,18 @@ class DeclaredError(Exception):
 async def slow_share(n: int) -> int: ...
 
 
+class OopsError(Exception):
+    pass
+
+
 @pytest.fixture
 def log(pg_exec: Any) -> None:
     pg_exec("CREATE TABLE log (id serial PRIMARY KEY, n int NOT NULL)")
+    pg_exec(  # the batch's first call sleeps, so that a call can be started while it runs
+        "CREATE FUNCTION add_log(n int, m int DEFAULT 0) RETURNS int LANGUAGE sql AS"
+        " 'INSERT INTO log (n) SELECT n + m FROM pg_catalog.pg_sleep(CASE WHEN n = 1 THEN 0.3 ELSE 0 END)"
+        " RETURNING id'"
+    )
 
 
 async def warm(db: Database) -> None:
@@ -71,12 +96,12 @@ async def warm(db: Database) -> None:
             await nap(0.0)
 
 
-async def sleeping(admin: psycopg.Connection[Any]) -> None:
-    """Wait, a turn of the event loop at a time, until a backend runs a pg_sleep() (bounded: fails rather than
-    hangs)."""
-    seen = "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%pg_sleep%'"
+async def sleeping(admin: psycopg.Connection[Any], statement: str = "%pg_sleep%") -> None:
+    """Wait, a turn of the event loop at a time, until a backend sleeps in a statement like *statement* (bounded:
+    fails rather than hangs)."""
+    seen = "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE %s"
     deadline = time.monotonic() + 30
-    while not admin.execute(seen).fetchone():
+    while not admin.execute(seen, [statement]).fetchone():
         if time.monotonic() > deadline:
             pytest.fail("no statement ever slept")
         await asyncio.sleep(0)
@@ -274,3 +299,83 @@ async def test_calls_started_while_the_first_one_borrows_share_its_round_trip_on
             got = await asyncio.gather(echo(1), pair(2), echo(3), pair(4), echo(5))
         assert list(got) == [1, (2, "n2"), 3, (4, "n4"), 5]
         assert round_trips(proxy) - before == 3
+
+
+async def test_gathered_calls_cancelled_together_stop_the_statement_on_the_server(
+    pg_dsn: str, log: None, pg_exec: Any
+) -> None:
+    """Gathered calls cut short together (``asyncio.wait_for``): with no call left awaiting a result, the statement
+    running is stopped on the server, as a single call's is; the session's transaction is then aborted, and nothing
+    is written."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            for n in range(3):
+                await slow_write(-n, 0.0)
+        pg_exec("TRUNCATE log")
+        with pytest.raises(RolledBackError):
+            async with db.session():
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(slow_write(7, 3.0), echo(1), echo(2)), 0.3)
+                with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+                    await echo(3)
+    assert pg_exec("SELECT n FROM log") == []
+
+
+async def test_a_call_that_must_take_its_turn_is_not_overtaken_by_calls_started_after_it(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+) -> None:
+    """While a statement runs, a write the connection has not prepared yet is started, which cannot share a round
+    trip: it takes its turn. A write started after it then waits behind it, instead of going first in the slow
+    statement's round trip."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            slow = asyncio.create_task(nap(0.3))
+            await sleeping(admin)
+            turn = asyncio.create_task(logged_too(2))
+            await asyncio.sleep(0)  # queued for its turn
+            await asyncio.gather(slow, turn, logged(3))
+    assert pg_exec("SELECT n FROM log WHERE n > 0 ORDER BY id") == [(2,), (3,)]
+
+
+async def test_no_call_goes_into_the_savepoint_of_another_tasks_transaction_block(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+) -> None:
+    """A task's `transaction()` block is rolled back to its savepoint; a call another task makes while a statement
+    of that block runs is not sent into the savepoint with it, and is committed with the session."""
+    async with Database(pg_dsn, max_size=1) as db:
+        await warm(db)
+
+        async def undone() -> None:
+            async with transaction():
+                await logged(1)
+                await nap(0.3)
+                raise OopsError
+
+        async with db.session():
+            block = asyncio.create_task(undone())
+            await sleeping(admin)
+            await logged(2)
+            with pytest.raises(OopsError):
+                await block
+    assert pg_exec("SELECT n FROM log WHERE n > 0") == [(2,)]
+
+
+async def test_no_call_goes_between_two_runs_of_a_batch(
+    pg_dsn: str, admin: psycopg.Connection[Any], log: None, pg_exec: Any
+) -> None:
+    """A batch whose calls make two statements (an argument left to its default in some) runs them one after the
+    other; a call started while its first run runs goes after its last, as one after the other."""
+    async with Database(pg_dsn, max_size=1) as db:
+        async with db.session():
+            for _ in range(3):
+                await add_log.many([(0,), (0,), (0, 0), (0, 0)])
+                await count()
+        pg_exec("TRUNCATE log")
+        async with db.session():
+            batch = asyncio.create_task(add_log.many([(1,), (2,), (3, 100), (4, 100)]))
+            await sleeping(admin, "%add_log%")
+            counted = await count()
+            await batch
+    assert counted == 4
