@@ -113,7 +113,7 @@ class AsyncCalls:
                 prepared = _UNNAMED
                 if wire is not None:
                     if True:  # ASYNC
-                        if lock is not None and lock.waiting:  # calls waiting for a pipeline to join: this one's
+                        if lock is not None:  # calls waiting for a pipeline to join: this one's
                             lock.wake()
                     if route.large:
                         value = await self._chunked(lease, wire, route, params)

@@ -48,11 +48,6 @@ class Turns(asyncio.Lock):
         finally:
             self._queued.remove(ticket)
 
-    @property
-    def waiting(self) -> bool:
-        """Whether calls wait to be woken."""
-        return bool(self._waiting)
-
     def waiter(self) -> asyncio.Future[None]:
         """A future done at the next `wake`."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -60,7 +55,9 @@ class Turns(asyncio.Lock):
         return waiter
 
     def wake(self) -> None:
-        """Wake the calls waiting: each looks again for a pipeline to join, or the lock to take."""
+        """Wake the calls waiting, if any: each looks again for a pipeline to join, or the lock to take."""
+        if not self._waiting:
+            return
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             if not waiter.done():  # not cancelled with its call
@@ -68,5 +65,4 @@ class Turns(asyncio.Lock):
 
     def release(self) -> None:
         super().release()
-        if self._waiting:
-            self.wake()
+        self.wake()

@@ -83,17 +83,17 @@ PSYCOPG: Waits = _Psycopg()
 
 class BatchRead:
     """What reading a batch's pipeline has read so far: each execution's results, then the Sync's, in `groups`
-    (*count* of them in all); and, where the pipeline begins with a BEGIN (`begin`), its results first, kept apart
-    in `begun`."""
+    (*count* of them in all); and, where the pipeline begins with a BEGIN (`begin`, set by its sender), its results
+    first, kept apart in `begun`."""
 
     __slots__ = ("begin", "begun", "count", "group", "groups")
 
-    def __init__(self, count: int, *, begin: bool = False) -> None:
+    def __init__(self, count: int) -> None:
         self.count = count
         self.groups: list[list[pq.abc.PGresult]] = []
         #: The results of the execution being read.
         self.group: list[pq.abc.PGresult] = []
-        self.begin = begin
+        self.begin = False
         self.begun: list[pq.abc.PGresult] = []
 
     @property
