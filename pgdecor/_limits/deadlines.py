@@ -19,6 +19,7 @@ import math
 import os
 import socket
 import threading
+from collections.abc import Callable
 from time import monotonic
 from typing import Any, Protocol
 
@@ -161,19 +162,21 @@ _WATCHING, _CANCELLED, _ENDED = 0, 1, 2
 
 class Watch:
     """One call the watchdog watches: its connection, what the watchdog did to it so far, and whether the call has
-    ended."""
+    ended; for a connection's check (`Watchdog.check`), what tells whether the server answered it."""
 
-    __slots__ = ("conn", "ended", "state")
+    __slots__ = ("answered", "conn", "ended", "state")
 
-    def __init__(self, conn: AnyConnection) -> None:
+    def __init__(self, conn: AnyConnection, answered: Callable[[], bool] | None = None) -> None:
         self.conn = conn
+        self.answered = answered
         self.state = _WATCHING
         self.ended = False
 
 
 class Watchdog:
     """One thread for the process that cancels, then ends, the calls whose server does not answer past their limit
-    (see the module docstring). Sync and async calls alike: it only asks the server, and shuts a socket down."""
+    (see the module docstring), and ends the connections whose check a statement pays unanswered by its deadline.
+    Sync and async calls alike: it only asks the server, and shuts a socket down."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -183,12 +186,20 @@ class Watchdog:
 
     def watch(self, conn: AnyConnection, seconds: float) -> Watch:
         """Watch a call on *conn* from now, given *seconds*; `done` once it has ended, however it ended."""
-        watch = Watch(conn)
+        return self._add(Watch(conn), monotonic() + seconds + GRACE)
+
+    def check(self, conn: AnyConnection, deadline: float, answered: Callable[[], bool]) -> Watch:
+        """Watch the check of *conn* that a statement's answer pays (`_wire.owed`): at *deadline* (`time.monotonic`)
+        the watchdog shuts the connection down unless *answered*; `done` once the statement's results are read, or
+        it failed (True then if the watchdog shut it down)."""
+        return self._add(Watch(conn, answered), deadline)
+
+    def _add(self, watch: Watch, at: float) -> Watch:
         with self._cond:
             if self._pid != os.getpid():  # first use, or a forked child: its thread is the parent's
                 self._pid, self._due = os.getpid(), []
                 threading.Thread(target=self._run, name="pgdecor-deadlines", daemon=True).start()
-            heapq.heappush(self._due, (monotonic() + seconds + GRACE, next(self._order), watch))
+            heapq.heappush(self._due, (at, next(self._order), watch))
             if self._due[0][2] is watch:
                 self._cond.notify()
         return watch
@@ -215,7 +226,11 @@ class Watchdog:
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._due)
-                if watch.state == _WATCHING:
+                if watch.answered is not None:  # a check: nothing to cancel (the answer did not come)
+                    if not watch.answered():
+                        watch.state = _ENDED
+                        _end(watch.conn)
+                elif watch.state == _WATCHING:
                     watch.state = _CANCELLED
                     # A thread of its own: libpq's cancel request may wait for a server that does not answer.
                     threading.Thread(target=_cancel, args=(watch.conn,), name="pgdecor-cancel", daemon=True).start()

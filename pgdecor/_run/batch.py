@@ -13,8 +13,9 @@ from pgdecor._limits.deadlines import limit_for
 from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
+from pgdecor._session.begin import beginning
 from pgdecor._session.current import current_session
-from pgdecor._session.lease import Lease, beginning
+from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
 from pgdecor._wire.reads import BatchResults
@@ -64,7 +65,6 @@ class Batches:
         route: Route | None = None
         try:
             if argsets and plan.call.cached(key, argsets[0]) is None:
-                lease.settle()
                 lookup.resolve(lease, plan)
             runs = plan.batches(key, argsets)
             for run, (statement, params) in enumerate(runs, 1):
@@ -78,8 +78,7 @@ class Batches:
                     if values is not None:
                         out += values
                         continue
-                lease.settle()
-                cur = lease.cursor(binary)
+                cur = lease.cursor(binary)  # the connection's check paid by the BEGIN sent with it, or made first
                 route.wired = True
                 kind = route.kind
                 if kind is None:

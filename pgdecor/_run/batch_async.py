@@ -22,8 +22,9 @@ from pgdecor._limits.deadlines import limit_for
 from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
+from pgdecor._session.begin_async import beginning
 from pgdecor._session.current import current_session
-from pgdecor._session.lease_async import AsyncLease, beginning
+from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.reads_async import AsyncBatchResults
@@ -75,7 +76,6 @@ class AsyncBatches:
         route: Route | None = None
         try:
             if argsets and plan.call.cached(key, argsets[0]) is None:
-                await lease.settle()
                 await lookup.resolve(lease, plan)
             runs = plan.batches(key, argsets)
             for run, (statement, params) in enumerate(runs, 1):
@@ -89,8 +89,7 @@ class AsyncBatches:
                     if values is not None:
                         out += values
                         continue
-                await lease.settle()
-                cur = lease.cursor(binary)
+                cur = lease.cursor(binary)  # the connection's check paid by the BEGIN sent with it, or made first
                 route.wired = True
                 kind = route.kind
                 if kind is None:

@@ -18,8 +18,9 @@ from pgdecor._limits.deadlines import Limit, limit_for, watchdog
 from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
+from pgdecor._session.begin import beginning
 from pgdecor._session.current import current_session
-from pgdecor._session.lease import Lease, beginning
+from pgdecor._session.lease import Lease
 from pgdecor._session.scope import lease_for
 from pgdecor._session.state import SyncState
 from pgdecor._wire.reads import Chunks
@@ -79,12 +80,11 @@ class Calls:
                 return self._guarded(args, sess, limit)
             routes = self.routes
             # A borrow of the call's own leaves the connection's check to its statement (`_wire.owed`): paid by the
-            # wire's BEGIN, or made (`settle`) before anything else is sent.
+            # BEGIN sent with it (the wire's, or a cursor's: `beginning`), or made (`settle`) before anything else.
             lease: Lease = sess.lease or lease_for(sess, readonly=plan.readonly, owing=True)
             route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
             try:
                 if route is None:
-                    lease.settle()
                     route = lookup.route(lease, routes, args)
                 params = args if route.params is None else route.params(args)
                 if self._streams:
@@ -101,11 +101,11 @@ class Calls:
                             return value
                     elif wire.execute(route.sql, params, binary, joinable=lock is not None and not lease.savepoints):
                         src, prepared = wire, (wire.manager, wire.name)
-                if src is None:
-                    lease.settle()
+                if src is None:  # the check the connection is owed made first, or paid by the BEGIN sent with it
                     binary = binary and lease.binary
                     src = cur = lease.cursor(binary)
                     if limit is not None:
+                        lease.settle()
                         _execute_limited(lease.conn, cur, route.sql, params, limit)
                     else:  # where the wire sent nothing, psycopg had not prepared the statement: it does, for next time
                         prepare = None if wire is None else True

@@ -25,8 +25,9 @@ from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
 from pgdecor._rows.layouts import Layout
+from pgdecor._session.begin_async import beginning
 from pgdecor._session.current import current_session
-from pgdecor._session.lease_async import AsyncLease, beginning
+from pgdecor._session.lease_async import AsyncLease
 from pgdecor._session.scope_async import alease_for
 from pgdecor._session.state import AsyncState
 from pgdecor._wire.reads_async import AsyncChunks
@@ -96,12 +97,11 @@ class AsyncCalls:
                 return await self._guarded(args, sess, limit)
             routes = self.routes
             # A borrow of the call's own leaves the connection's check to its statement (`_wire.owed`): paid by the
-            # wire's BEGIN, or made (`settle`) before anything else is sent.
+            # BEGIN sent with it (the wire's, or a cursor's: `beginning`), or made (`settle`) before anything else.
             lease: AsyncLease = sess.lease or await alease_for(sess, readonly=plan.readonly, owing=True)
             route = routes.get(lease.key) if routes.fixed else routes.find(lease.key, args)
             try:
                 if route is None:
-                    await lease.settle()
                     route = await lookup.route(lease, routes, args)
                 params = args if route.params is None else route.params(args)
                 if self._streams:
@@ -123,11 +123,11 @@ class AsyncCalls:
                         route.sql, params, binary, joinable=lock is not None and not lease.savepoints
                     ):
                         src, prepared = wire, (wire.manager, wire.name)
-                if src is None:
-                    await lease.settle()
+                if src is None:  # the check the connection is owed made first, or paid by the BEGIN sent with it
                     binary = binary and lease.binary
                     src = cur = lease.cursor(binary)
                     if limit is not None:
+                        await lease.settle()
                         await finish(
                             _execute_limited(lease.conn, cur, route.sql, params, limit), statement_on=lease.conn
                         )

@@ -31,9 +31,11 @@ def route(lease: Lease, routes: Routes, args: tuple[Any, ...]) -> Route:
 
 
 def resolve(lease: Lease, plan: Plan) -> None:
-    """Pick the function *plan* calls on the lease's server, from its catalog."""
+    """Pick the function *plan* calls on the lease's server, from its catalog (the check the connection is owed
+    made first)."""
     call = plan.call
     assert isinstance(call, ProcedureCall)  # a query's statement is always cached
+    lease.settle()
     probe.resolve(lease.conn, lease.key, call)
 
 

@@ -35,9 +35,11 @@ async def route(lease: AsyncLease, routes: Routes, args: tuple[Any, ...]) -> Rou
 
 
 async def resolve(lease: AsyncLease, plan: Plan) -> None:
-    """Pick the function *plan* calls on the lease's server, from its catalog."""
+    """Pick the function *plan* calls on the lease's server, from its catalog (the check the connection is owed
+    made first)."""
     call = plan.call
     assert isinstance(call, ProcedureCall)  # a query's statement is always cached
+    await lease.settle()
     await probe.resolve(lease.conn, lease.key, call)
 
 

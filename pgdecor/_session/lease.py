@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -22,14 +21,13 @@ from pgdecor._sources import probe
 from pgdecor._sources.config import OWING
 from pgdecor._sources.replicas import WAL_POSITION
 from pgdecor._sources.source import Source
-from pgdecor._wire import internals, liveness, owed
+from pgdecor._wire import liveness, owed
 from pgdecor._wire.wire import Wire
 from pgdecor._wire.wire import usable as wire_usable
-from pgdecor._wire.wire_base import FOLDS, begin_for
 
 from .modes import DEFAULT_MODE, Mode
 
-__all__ = ["Lease", "beginning"]
+__all__ = ["Lease"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -42,7 +40,6 @@ _IDLE = pq.TransactionStatus.IDLE
 _INTRANS = pq.TransactionStatus.INTRANS
 _OK = pq.ConnStatus.OK
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
-_PIPELINE_OFF = pq.PipelineStatus.OFF
 C = TypeVar("C", Cursor[TupleRow], ServerCursor[TupleRow])
 
 
@@ -359,27 +356,3 @@ def _undone(
             conn.set_autocommit(True)
     _restored(conn, restore)
     source.give_back(conn)
-
-
-def beginning(lease: Lease, execute: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """``execute(*args, **kwargs)``, a method of one of *lease*'s cursors: where the session's transaction is
-    yet to begin, its BEGIN goes with it, in one pipeline of psycopg's (libpq 14 and later), sent in autocommit
-    (psycopg's own BEGIN would wait for its answer first); the transaction then ends as any (`end`). The
-    pipeline's reads clear what they kept when they raise (`_wire.internals.unlink`): a server that ends the
-    connection just after an error leaves no cycle for the collector; where this psycopg's reads cannot be
-    made to, psycopg sends its BEGIN."""
-    conn = lease.conn
-    folds = lease.pending and FOLDS and internals.unlinks() and conn.pgconn.pipeline_status == _PIPELINE_OFF
-    begin = begin_for(conn) if folds else None
-    if begin is None:
-        execute(*args, **kwargs)
-        return
-    conn.set_autocommit(True)
-    try:
-        with conn.pipeline() as pipeline:
-            internals.unlink(pipeline)
-            conn.execute(begin)
-            execute(*args, **kwargs)
-    finally:
-        if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
-            conn.set_autocommit(False)

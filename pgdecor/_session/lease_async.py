@@ -4,10 +4,10 @@ commits or rolls back; giving it back returns the connection to its source.
 
 A connection borrowed in autocommit and idle (a `Database`'s, a pool's made by pgdecor) is taken out of autocommit
 for the session instead of sent a BEGIN: the transaction begins with the session's first statement, in the same
-round trip (with a cursor's statement in one pipeline of psycopg's, `beginning`; with the wire's in a pipeline of
-its own, see `_wire.wire_async`); COMMIT or ROLLBACK end it, and a session that sent nothing sends neither. Where the
-server must be in the transaction before anything else is sent (a savepoint of `transaction()`, the connection
-handed to the user), `begun` sends the BEGIN first.
+round trip (with a cursor's statement in one pipeline of psycopg's, `_session.begin_async`; with the wire's in a
+pipeline of its own, see `_wire.wire_async`); COMMIT or ROLLBACK end it, and a session that sent nothing sends
+neither. Where the server must be in the transaction before anything else is sent (a savepoint of `transaction()`,
+the connection handed to the user), `begun` sends the BEGIN first.
 
 This is the async source; `_session.lease` is generated from it by tools/async_to_sync.py.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -33,16 +32,15 @@ from pgdecor._sources import probe_async as probe
 from pgdecor._sources.config import OWING
 from pgdecor._sources.replicas import WAL_POSITION
 from pgdecor._sources.source import Source
-from pgdecor._wire import internals, owed
 from pgdecor._wire import liveness_async as liveness
+from pgdecor._wire import owed
 from pgdecor._wire.shield import finish
 from pgdecor._wire.wire import usable as wire_usable
 from pgdecor._wire.wire_async import AsyncWire
-from pgdecor._wire.wire_base import FOLDS, begin_for
 
 from .modes import DEFAULT_MODE, Mode
 
-__all__ = ["AsyncLease", "beginning"]
+__all__ = ["AsyncLease"]
 
 logger = logging.getLogger("pgdecor")
 
@@ -55,7 +53,6 @@ _IDLE = pq.TransactionStatus.IDLE
 _INTRANS = pq.TransactionStatus.INTRANS
 _OK = pq.ConnStatus.OK
 _BEGUN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
-_PIPELINE_OFF = pq.PipelineStatus.OFF
 C = TypeVar("C", AsyncCursor[TupleRow], AsyncServerCursor[TupleRow])
 
 
@@ -372,27 +369,3 @@ async def _undone(
             await conn.set_autocommit(True)
     await _restored(conn, restore)
     await source.agive_back(conn)
-
-
-async def beginning(lease: AsyncLease, execute: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """``execute(*args, **kwargs)``, a method of one of *lease*'s cursors: where the session's transaction is
-    yet to begin, its BEGIN goes with it, in one pipeline of psycopg's (libpq 14 and later), sent in autocommit
-    (psycopg's own BEGIN would wait for its answer first); the transaction then ends as any (`end`). The
-    pipeline's reads clear what they kept when they raise (`_wire.internals.unlink`): a server that ends the
-    connection just after an error leaves no cycle for the collector; where this psycopg's reads cannot be
-    made to, psycopg sends its BEGIN."""
-    conn = lease.conn
-    folds = lease.pending and FOLDS and internals.unlinks() and conn.pgconn.pipeline_status == _PIPELINE_OFF
-    begin = begin_for(conn) if folds else None
-    if begin is None:
-        await execute(*args, **kwargs)
-        return
-    await conn.set_autocommit(True)
-    try:
-        async with conn.pipeline() as pipeline:
-            internals.unlink(pipeline)
-            await conn.execute(begin)
-            await execute(*args, **kwargs)
-    finally:
-        if conn.info.transaction_status == _IDLE and not conn.closed:  # the BEGIN never ran: begun later, still
-            await conn.set_autocommit(False)

@@ -21,7 +21,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import PoolTimeout
 
-from pgdecor import Database, query, session
+from pgdecor import Database, procedure, query, session
 from pgdecor.testing import TemporaryServer
 from tests.utils.pgbouncer import pgbouncer
 from tests.utils.servers import free_port
@@ -152,17 +152,21 @@ def test_an_async_borrow_gives_up_within_its_timeout_when_the_server_stops_answe
 
 @pytest.mark.slow
 @pytest.mark.timing
-@pytest.mark.parametrize("path", ["catalog", "batch"])
+@pytest.mark.parametrize("path", ["cursor", "catalog", "batch"])
 def test_a_first_call_that_does_not_go_through_the_wire_gives_up_within_the_timeout_too(
     server: TemporaryServer, figures: Callable[[str], None], path: str
 ) -> None:
     """A connection given back moments ago is handed out without its check, which its call's first statement pays;
-    a call whose first statement is not the wire's (a stub new on the server, whose function is looked up in the
-    catalog; a batch of one, through a cursor) has the check made first: on a frozen server, `PoolTimeout` within a
-    bound of ``timeout``, as the borrow would have raised."""
+    a call whose first statement is not the wire's pays it too, with the answer to the BEGIN sent with a cursor's
+    statement (a statement new on the connection; a batch of one), or has it made first (a stub new on the server,
+    whose function is looked up in the catalog): on a frozen server, `PoolTimeout` within a bound of ``timeout``,
+    as the borrow would have raised."""
 
     @query("SELECT 2")
     def two() -> int: ...
+
+    @procedure("pg_catalog.upper")
+    def upper(s: str) -> str: ...
 
     with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
         with db.session():
@@ -171,16 +175,80 @@ def test_a_first_call_that_does_not_go_through_the_wire_gives_up_within_the_time
         with frozen(server):
             started = time.monotonic()
             with pytest.raises(PoolTimeout) as caught, db.session():
-                if path == "catalog":
+                if path == "cursor":
                     two()
+                elif path == "catalog":
+                    upper("a")
                 else:
                     one.many([()])
             took = time.monotonic() - started
         with db.session():
-            assert two() == 2
+            assert (two(), upper("a")) == (2, "A")
     figures(f"sync: a first call ({path}) on a frozen server raised after {took:.2f} s with timeout=1")
     assert took < BOUND
     _check_error(caught.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_an_async_first_call_through_a_cursor_gives_up_within_the_timeout_too(
+    server: TemporaryServer, figures: Callable[[str], None]
+) -> None:
+    """The same, for an async Database's call of a statement new on the connection."""
+
+    @query("SELECT 2")
+    async def two() -> int: ...
+
+    async def scenario() -> tuple[float, BaseException]:
+        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+            async with db.session():
+                assert await aone() == 1
+            with frozen(server):
+                started = time.monotonic()
+                with pytest.raises(PoolTimeout) as caught:
+                    async with db.session():
+                        await two()
+                took = time.monotonic() - started
+            async with db.session():
+                assert await two() == 2
+        return took, caught.value
+
+    took, err = asyncio.run(scenario())
+    figures(f"async: a first call (cursor) on a frozen server raised after {took:.2f} s with timeout=1")
+    assert took < BOUND
+    _check_error(err)
+
+
+@pytest.mark.slow
+def test_a_first_statement_that_outlasts_the_borrows_timeout_is_not_taken_for_an_unanswered_check(
+    pg_dsn: str,
+) -> None:
+    """The check a connection is owed is paid by the answer to the BEGIN sent with its first statement, not by the
+    statement's: one that runs past the borrow's deadline completes, through the wire and through a cursor (its
+    statement new on the connection), sync and async, and the transaction commits."""
+
+    @query("SELECT pg_catalog.pg_sleep(1.3)::text")
+    def slow() -> str: ...
+
+    @query("SELECT pg_catalog.pg_sleep(1.3)::text")
+    async def aslow() -> str: ...
+
+    with Database(pg_dsn, min_size=1, max_size=1, timeout=1) as db:
+        for _ in range(2):  # through a cursor, then through the wire
+            with db.session():
+                assert one() == 1  # the connection warm: handed out owing its check
+            with db.session():
+                assert slow() == ""
+
+    async def scenario() -> None:
+        async with Database(pg_dsn, min_size=1, max_size=1, timeout=1) as adb:
+            for _ in range(2):
+                async with adb.session():
+                    assert await aone() == 1
+                async with adb.session():
+                    assert await aslow() == ""
+
+    asyncio.run(scenario())
 
 
 #: What pgdecor sets on the sockets of its connections unless told otherwise, as getsockopt reads them.
