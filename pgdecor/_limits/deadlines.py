@@ -7,6 +7,8 @@ it. Nothing is SET for the session (a transaction pooler would leave it on a ser
 share). Should the server not answer at all (stopped, or the network to it down), `Watchdog` asks it to cancel
 `GRACE` seconds after the limit, and shuts the connection's socket down `GRACE` seconds later: the call raises, and
 its pool throws the connection away. Calls pay nothing for this until a limit exists somewhere in the process.
+The same thread ends a connection whose check, paid by the answer to a BEGIN sent with a cursor's statement, is not
+answered by its deadline (`Watchdog.check`, `_session.begin_async`).
 """
 
 from __future__ import annotations
