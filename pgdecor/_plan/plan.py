@@ -5,6 +5,7 @@ and its row mappers, the error map). What calls learn as they run is kept apart,
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -88,8 +89,7 @@ class Plan:
 
     def check_many(self, argsets: list[tuple[Any, ...]]) -> None:
         if self.check is not None:
-            for args in argsets:
-                self.check(args)
+            deque(map(self.check, argsets), maxlen=0)  # each checked, in a loop of C's
 
     def statement(self, key: ServerKey, args: tuple[Any, ...]) -> Statement:
         """The statement for *args* on the server *key*, once the call has been resolved there."""

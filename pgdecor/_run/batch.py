@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -13,6 +13,7 @@ from pgdecor._limits.deadlines import limit_for
 from pgdecor._plan.plan import Plan
 from pgdecor._plan.results import Shape
 from pgdecor._rows.json_load import too_deep
+from pgdecor._rows.layouts import Layout
 from pgdecor._session.begin import beginning
 from pgdecor._session.current import current_session
 from pgdecor._session.lease import Lease
@@ -105,26 +106,34 @@ class Batches:
         What cannot be made into a value raises once the whole batch is read, so that the connection goes on
         serving the session."""
         key, layouts, kind = lease.key, route.layouts, route.kind
-        fetchone: Callable[[], Any] = wire.fetchone
+        only_row = wire.only_row
         use = wire.use
         made: list[Any] = []
+        add = made.append
         failed: Exception | None = None
         with BatchResults(wire, route.sql, params, binary, joinable=joinable) as read:
             if read is None:
                 return None
+            names, manager = wire.names, wire.manager
+            # The layout of the results of the prepared statement *name*, looked up again for another one's.
+            name: bytes | None = None
+            layout: Layout | None = None
             for ready in read:
                 if kind is None or failed is not None:
                     continue
                 try:
                     for index, res in ready:
-                        use(index, res)
-                        prepared = (wire.manager, wire.name)
-                        layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
+                        if names[index] is not name:
+                            name = names[index]
+                            prepared = (manager, name)
+                            layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
                         if layout is None:
-                            made.append(_LATER)
-                            continue
-                        how = kind(res)
-                        made.append(layout.one(fetchone()) if how is ONE else rows(wire, layout, how))
+                            add(_LATER)
+                        elif (how := kind(res)) is ONE:  # the usual single row, read without taking the result
+                            add(layout.one(only_row(index, res)))
+                        else:
+                            use(index, res)
+                            add(rows(wire, layout, how))
                 except Exception as err:  # noqa: BLE001 - raised once the batch is read
                     failed = err
         if failed is not None:

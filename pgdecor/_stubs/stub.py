@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Concatenate, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Protocol, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
 
@@ -131,11 +131,17 @@ def make_stub(
     arity = len(order)
 
     def many(argsets: Iterable[ArgSet], /) -> Any:
-        pack = packer()
-        packed = [
-            a if plain and type(a) is tuple and len(a) == arity else _bind_one(stub, pack, i, a)
-            for i, a in enumerate(argsets)
-        ]
+        given = list(argsets)
+        packed: list[tuple[Any, ...]]
+        # Tuples of one value per parameter bind as they are (told apart without a step per tuple in Python).
+        if plain and set(map(type, given)) <= {tuple} and set(map(len, given)) <= {arity}:
+            packed = cast("list[tuple[Any, ...]]", given)
+        else:
+            pack = packer()
+            packed = [
+                a if plain and type(a) is tuple and len(a) == arity else _bind_one(stub, pack, i, a)
+                for i, a in enumerate(given)
+            ]
         runner = current_runner()
         if runner.plan.result.shape is Shape.STREAM:
             msg = f"{stub}.many(): a stub returning a stream has no batch form; annotate it `-> list[...]`"

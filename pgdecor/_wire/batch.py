@@ -4,6 +4,7 @@ pipeline mode, then one Sync, its results read as they come (`generators.executi
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ Send = tuple[bytes, Sequence[psycopg.abc.Buffer | None], Sequence[pq.Format] | N
 
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_first = operator.itemgetter(0)
 
 
 def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> list[Send] | None:
@@ -41,10 +43,11 @@ def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> li
         pgq.query = query
         names: dict[tuple[int, ...], bytes] = {}
         sends: list[Send] = []
+        dump, named, add = tx.dump_sequence, names.get, sends.append
         for params in paramsets:
-            dumped = tx.dump_sequence(params, formats)
+            dumped = dump(params, formats)
             types = tx.types or ()
-            name = names.get(types)
+            name = named(types)
             if name is None:
                 pgq.types = types
                 try:
@@ -57,11 +60,11 @@ def prepared(wire: BaseWire, sql: str, paramsets: Sequence[Sequence[Any]]) -> li
                 except Exception as err:
                     raise Drift(internals.MANAGER, err) from err
                 names[types] = name
-            sends.append((name, dumped, tx.formats))
+            add((name, dumped, tx.formats))
     except Drift as err:
         drifted(err)
         return None
-    wire.names = [name for name, _, _ in sends]
+    wire.names = list(map(_first, sends))
     return sends
 
 
@@ -81,4 +84,6 @@ def results(wire: BaseWire, sql: str, read: BatchRead) -> list[pq.abc.PGresult]:
         raise psycopg.InterfaceError(f"unexpected results at the end of a batch of {sql!r}")
     if read.begun and read.begun[0].status == _FATAL_ERROR:  # the BEGIN sent with the batch failed: it was skipped
         wire._checked("BEGIN", read.begun[0])
+    if not read.failed:  # each execution's result succeeded: its first
+        return list(map(_first, groups))
     return [wire._checked(sql, group[0] if group else None) for group in groups]

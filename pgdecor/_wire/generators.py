@@ -83,16 +83,17 @@ PSYCOPG: Waits = _Psycopg()
 
 class BatchRead:
     """What reading a batch's pipeline has read so far: each execution's results, then the Sync's, in `groups`
-    (*count* of them in all); and, where the pipeline begins with a BEGIN (`begin`, set by its sender), its results
-    first, kept apart in `begun`."""
+    (*count* of them in all), and whether an execution failed (or gave no result); and, where the pipeline begins
+    with a BEGIN (`begin`, set by its sender), its results first, kept apart in `begun`."""
 
-    __slots__ = ("begin", "begun", "count", "group", "groups")
+    __slots__ = ("begin", "begun", "count", "failed", "group", "groups")
 
     def __init__(self, count: int) -> None:
         self.count = count
         self.groups: list[list[pq.abc.PGresult]] = []
         #: The results of the execution being read.
         self.group: list[pq.abc.PGresult] = []
+        self.failed = False
         self.begin = False
         self.begun: list[pq.abc.PGresult] = []
 
@@ -130,19 +131,20 @@ def _flushing(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
             return
 
 
-def _whole(pgconn: pq.abc.PGconn, waits: Waits, *read: list[pq.abc.PGresult]) -> Reading[bool]:
-    """Wait until libpq holds a whole result: True. False where the connection broke meanwhile once the server had
-    sent an error (among *read*, the results read so far): the read ends there, so that the server's error is what
-    the call raises; else psycopg's error for the broken connection."""
-    try:
-        while pgconn.is_busy():
-            if (yield from waits.reading()):
-                pgconn.consume_input()
-    except psycopg.DatabaseError:
-        if any(res.status == _FATAL_ERROR for each in read for res in each):
-            return False
-        raise
-    return True
+def _whole(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
+    """Wait until libpq holds a whole result; psycopg's error where the connection broke meanwhile (see
+    `_broken_after_error`)."""
+    while pgconn.is_busy():
+        if (yield from waits.reading()):
+            pgconn.consume_input()
+
+
+def _broken_after_error(err: psycopg.DatabaseError, *read: list[pq.abc.PGresult]) -> None:
+    """Where the connection broke (*err*) while a read waited: nothing if the server had sent an error among *read*
+    (the results read so far), so that the read ends there and the server's error is what the call raises; else
+    *err*, raised."""
+    if not any(res.status == _FATAL_ERROR for each in read for res in each):
+        raise err
 
 
 def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult]]:
@@ -154,8 +156,12 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
         yield from _flushing(pgconn, waits)
     out: list[pq.abc.PGresult] = []
     while True:
-        if pgconn.is_busy() and not (yield from _whole(pgconn, waits, out)):
-            break
+        if pgconn.is_busy():
+            try:
+                yield from _whole(pgconn, waits)
+            except psycopg.DatabaseError as err:
+                _broken_after_error(err, out)
+                break
         res = pgconn.get_result()
         if res is None:
             break
@@ -177,9 +183,13 @@ def piped(pgconn: pq.abc.PGconn, waits: Waits, count: int) -> Reading[list[list[
     groups: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
     while True:
-        if pgconn.is_busy() and not (yield from _whole(pgconn, waits, group, *groups)):
-            groups.append(group)
-            break
+        if pgconn.is_busy():
+            try:
+                yield from _whole(pgconn, waits)
+            except psycopg.DatabaseError as err:
+                _broken_after_error(err, group, *groups)
+                groups.append(group)
+                break
         res = pgconn.get_result()
         if res is None:
             groups.append(group)
@@ -190,39 +200,57 @@ def piped(pgconn: pq.abc.PGconn, waits: Waits, count: int) -> Reading[list[list[
             group.append(res)
     if n := pgconn.notifies():
         notified(pgconn, n)
-    groups.extend([] for _ in range(count - len(groups)))  # a read ended by a broken connection
+    if len(groups) < count:  # a read ended by a broken connection
+        groups.extend([] for _ in range(count - len(groups)))
     return groups
 
 
 def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[list[tuple[int, pq.abc.PGresult]]]:
     """The next results of the batch *read*: flush what is left to send, wait until an execution's results are all
     in, then read every one libpq holds already, without waiting again. Gives each of them that succeeded as its
-    index and its result, for them to be made into values while the server works on the next ones."""
+    index and its result, for them to be made into values while the server works on the next ones; one that did
+    not (an error, or no result at all) marks the read `failed`."""
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
     out: list[tuple[int, pq.abc.PGresult]] = []
-    groups, group = read.groups, read.group
-    count = read.count
-    while len(groups) < count:
-        if pgconn.is_busy():
+    groups, group, count = read.groups, read.group, read.count
+    n = len(groups)
+    is_busy, get_result = pgconn.is_busy, pgconn.get_result
+    while n < count:
+        if is_busy():
             if out:
                 break
             if (yield from waits.reading()):
                 pgconn.consume_input()
             continue
-        res = pgconn.get_result()
-        if res is None and read.begin:  # the end of BEGIN's results: the executions' come next
+        res = get_result()
+        if res is not None and not group and not read.begin and res.status in _OK and not is_busy():
+            # The usual: an execution's one result, then (at once, in pipeline mode) the end of its results.
+            end = get_result()
+            if end is None:
+                out.append((n, res))
+                groups.append([res])
+                n += 1
+                continue
+            group.append(res)  # more than one: read as any
+            res = end
+        if res is not None:
+            if res.status == _PIPELINE_SYNC:
+                groups.append([res])
+                n += 1
+            else:
+                group.append(res)
+        elif read.begin:  # the end of BEGIN's results: the executions' come next
             read.begin, read.begun = False, group
             read.group = group = []
-        elif res is None:
+        else:  # the end of an execution's results
             if group and group[0].status in _OK:
-                out.append((len(groups), group[0]))
+                out.append((n, group[0]))
+            else:
+                read.failed = True
             groups.append(group)
+            n += 1
             read.group = group = []
-        elif res.status == _PIPELINE_SYNC:
-            groups.append([res])
-        else:
-            group.append(res)
     return out
 
 

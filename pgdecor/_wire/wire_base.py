@@ -216,12 +216,20 @@ class BaseWire(Reader):
         """Read *res*, the result of the last batch's execution *index*, next with `fetchone` and `fetchmany`: its
         prepared statement's name is `name` then, and the loaders of the result before serve if it came from the
         same statement (the server refuses to change a prepared statement's columns)."""
-        name = self.names[index]
-        same = index > 0 and self.names[index - 1] == name
+        names = self.names
+        name = names[index]
+        self._tx.set_pgresult(res, set_loaders=index == 0 or names[index - 1] != name)
         self.name, self.pgresult = name, res
         self._count, self._pos = res.ntuples, 0
-        self._tx.set_pgresult(res, set_loaders=not same)
         self._loaded = None
+
+    def only_row(self, index: int, res: pq.abc.PGresult) -> tuple[Any, ...]:
+        """The row of *res*, the result of the last batch's execution *index*, where it has exactly one (`_run.outcome.
+        ONE`), loaded as `use` then `fetchone` would load it (without making *res* the result read next)."""
+        names, tx = self.names, self._tx
+        tx.set_pgresult(res, set_loaders=index == 0 or names[index - 1] != names[index])
+        self._loaded = None
+        return tx.load_row(0, tuple)
 
     def _failed_on_server(self, err: psycopg.Error) -> bool:
         """The self-test's statement failed on the server (a pooler that loses prepared statements, a connection

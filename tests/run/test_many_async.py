@@ -45,6 +45,21 @@ async def test_results_come_back_in_order_one_per_argument_set(users: str) -> No
         assert await add.many([(1, 2), {"a": 3, "b": 4}]) == [3, 7]
 
 
+async def test_sets_whose_values_differ_in_type_read_each_result_by_its_own_columns(pg_dsn: str) -> None:
+    """psycopg dumps a small int as int2, a larger one as int4 or int8: a batch mixing them runs a prepared statement
+    per type, whose column (the parameter, selected back) has that type; each value comes back as given, in the
+    batch psycopg prepares them in and in those the fast path sends, in any order of types."""
+
+    @query("SELECT %(n)s AS n")
+    async def echo(n: int) -> int: ...
+
+    values = [1, 2**40, 2**40 + 1, 3, 70_000, 2**40 + 2, 70_001, 5, 6]
+    async with session(pg_dsn):
+        for turn in range(4):
+            argsets = [(v,) for v in (values if turn % 2 else values[::-1])]
+            assert await echo.many(argsets) == [n for (n,) in argsets]
+
+
 async def test_many_on_a_stub_returning_none_writes_every_set(users: str) -> None:
     """A `-> None` stub's batch returns None; every call ran, in the session's transaction."""
     async with session(users):
