@@ -12,6 +12,7 @@ borrow would have: nothing it sent can commit.
 
 from __future__ import annotations
 
+import select
 import selectors
 import weakref
 from time import monotonic
@@ -52,10 +53,17 @@ returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 def quiet(pgconn: pq.abc.PGconn) -> bool:
     """Whether nothing waits to be read on *pgconn*'s socket (an idle connection's is quiet until the server says
-    something: that it ends the connection, or shuts down)."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(pgconn.socket, selectors.EVENT_READ)
-        return not selector.select(0)
+    something: that it ends the connection, or shuts down): one poll(2), which opens no descriptor of its own."""
+    if _poll is None:  # no poll(2) (Windows)
+        with selectors.DefaultSelector() as selector:
+            selector.register(pgconn.socket, selectors.EVENT_READ)
+            return not selector.select(0)
+    poller = _poll()
+    poller.register(pgconn.socket, select.POLLIN)
+    return not poller.poll(0)
+
+
+_poll = getattr(select, "poll", None)
 
 
 def unanswered(check: Owed) -> PoolTimeout:
