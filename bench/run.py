@@ -42,7 +42,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import class_row
 
-from bench.pinning import pin
+from bench.floor import LibpqFloor
+from bench.pinning import PLACEMENTS, pin
 from pgdecor import procedure, session
 from pgdecor._limits import deadlines as _deadlines
 from pgdecor._run import trace as _trace
@@ -230,6 +231,10 @@ class Bench:
         stack.callback(lambda: self.loop.run_until_complete(self.aconn.close()))
         self.ahand = self.loop.run_until_complete(psycopg.AsyncConnection.connect(dsn))
         stack.callback(lambda: self.loop.run_until_complete(self.ahand.close()))
+        floor_conn = self.loop.run_until_complete(psycopg.AsyncConnection.connect(dsn, autocommit=True))
+        stack.callback(lambda: self.loop.run_until_complete(floor_conn.close()))
+        self.floor = LibpqFloor(floor_conn, "SELECT * FROM get_user($1)", User)
+        self.loop.run_until_complete(self.floor.prepare())
         self.apg: Any = None
         self.uvloop: asyncio.AbstractEventLoop | None = None
         self.uvapg: Any = None
@@ -267,6 +272,9 @@ class Bench:
             s.calls, lambda: self.pgdecor_async(self.aconn), loop=self.loop, trace=True
         )
         asingle.contenders["psycopg async"] = lambda: timed_async(s.calls, self.psycopg_async, loop=self.loop)
+        asingle.contenders["libpq by hand (bound)"] = lambda: timed_async(
+            s.calls, lambda: self.floor.calls(self.ids[: s.calls]), loop=self.loop
+        )
         if self.apg is not None:
             asingle.contenders["asyncpg"] = lambda: timed_async(
                 s.calls, lambda: self.asyncpg_single(self.apg), loop=self.loop
@@ -772,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write the results")
     parser.add_argument("--profile", metavar="WORKLOAD", help="profile pgdecor's side of a workload with pyinstrument")
     parser.add_argument(
-        "--no-pin", action="store_true", help="leave the client and the server where the system puts them"
+        "--pin", choices=PLACEMENTS, default="apart", help="client and server on CPUs of their own, on one, or free"
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -782,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         base = args.dsn or stack.enter_context(TemporaryServer()).dsn
         dsn = prepared_dsn(base, stack)
-        placement = "not pinned (--no-pin)" if args.no_pin else pin(dsn)
+        placement = pin(dsn, args.pin)
         if args.profile:
             return profile(dsn, sizes, args.profile)
         data = run(dsn, sizes)
