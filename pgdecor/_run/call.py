@@ -95,11 +95,12 @@ class Calls:
                 src: Wire | Cursor[Any] | None = None
                 prepared = _UNNAMED
                 if wire is not None:
+                    joinable = False
                     if route.large:
                         value = self._chunked(lease, wire, route, params)
                         if value is not _LATER:
                             return value
-                    elif wire.execute(route.sql, params, binary, joinable=lock is not None and not lease.savepoints):
+                    elif wire.execute(route.sql, params, binary, joinable=joinable):
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:  # the check the connection is owed made first, or paid by the BEGIN sent with it
                     binary = binary and lease.binary

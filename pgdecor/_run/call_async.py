@@ -112,16 +112,16 @@ class AsyncCalls:
                 src: AsyncWire | AsyncCursor[Any] | None = None
                 prepared = _UNNAMED
                 if wire is not None:
+                    joinable = False
                     if True:  # ASYNC
                         if lock is not None:  # calls waiting for a pipeline to join: this one's
                             lock.wake()
+                            joinable = not lease.savepoints and lock.shared()
                     if route.large:
                         value = await self._chunked(lease, wire, route, params)
                         if value is not _LATER:
                             return value
-                    elif await wire.execute(
-                        route.sql, params, binary, joinable=lock is not None and not lease.savepoints
-                    ):
+                    elif await wire.execute(route.sql, params, binary, joinable=joinable):
                         src, prepared = wire, (wire.manager, wire.name)
                 if src is None:  # the check the connection is owed made first, or paid by the BEGIN sent with it
                     binary = binary and lease.binary

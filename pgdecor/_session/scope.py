@@ -134,8 +134,9 @@ def _entered(sess: SyncState, entered: FrameType) -> None:
     if outer is not None:
         sess._join(outer)
         return
+    task = owner(is_async=False)
     lock, borrowing = threading.RLock(), threading.RLock()
-    sess._own(entered, lock, borrowing, owner(is_async=False))
+    sess._own(entered, lock, borrowing, task)
     sess._token = current.set(sess)
 
 

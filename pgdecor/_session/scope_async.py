@@ -8,6 +8,7 @@ This is the async source; `_session.scope` is generated from it by tools/async_t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
@@ -149,11 +150,12 @@ def _aentered(sess: AsyncState, entered: FrameType) -> None:
     if outer is not None:
         sess._join(outer)
         return
+    task = owner(is_async=True)
     if True:  # ASYNC
-        lock, borrowing = Turns(), Turns()
+        lock, borrowing = Turns(task if isinstance(task, asyncio.Task) else None), Turns()
     else:
         lock, borrowing = threading.RLock(), threading.RLock()
-    sess._own(entered, lock, borrowing, owner(is_async=True))
+    sess._own(entered, lock, borrowing, task)
     sess._token = current.set(sess)
 
 

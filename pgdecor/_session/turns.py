@@ -13,21 +13,38 @@ join, a free lock to take, or another wait.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 __all__ = ["Turns"]
+
+#: asyncio's own, called as functions: no `super()` to make on every call.
+_acquire, _release = asyncio.Lock.acquire, asyncio.Lock.release
 
 
 class Turns(asyncio.Lock):
     """asyncio's lock, waking the calls waiting to join a pipeline (`waiter`) whenever it is released, and knowing
     those queued for their turn (`queued`): a call started after them does not go before them."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: asyncio.Task[Any] | None = None) -> None:
         super().__init__()
+        #: The task that opened the session, and whether another has made a call in it (`shared`); the owner's loop,
+        #: which asks for the running task without a system call (Python 3.11's `get_running_loop` makes one).
+        self._owner = owner
+        self._shared = owner is None
+        self._loop = None if owner is None else owner.get_loop()
         self._waiting: list[asyncio.Future[None]] = []
         #: The order calls came in (`ticket`), and the tickets of those waiting in `acquire` for their turn.
         self._tickets = 0
         self._queued: list[int] = []
+
+    def shared(self) -> bool:
+        """Whether a task other than the one that opened the session has made a call in it (`asyncio.gather`, a task
+        group): only such calls can start while another's result is awaited, to send their statements after it. Until
+        one has, a call's statement goes alone, outside a pipeline (less work per call)."""
+        if not self._shared:
+            self._shared = asyncio.current_task(self._loop) is not self._owner
+        return self._shared
 
     def ticket(self) -> int:
         """A number greater than any given before: where a call starts waiting."""
@@ -38,13 +55,15 @@ class Turns(asyncio.Lock):
         """Whether a call that came in before the ticket *before* waits for its turn."""
         return any(ticket < before for ticket in self._queued)
 
-    async def acquire(self) -> Literal[True]:
-        if not self.locked():
-            return await super().acquire()
+    def acquire(self) -> Coroutine[Any, Any, Literal[True]]:
+        # Not a coroutine of its own: a free lock is taken by asyncio's, awaited at once, one coroutine less per call.
+        return _acquire(self) if not self.locked() else self._queued_acquire()
+
+    async def _queued_acquire(self) -> Literal[True]:
         ticket = self.ticket()
         self._queued.append(ticket)
         try:
-            return await super().acquire()
+            return await _acquire(self)
         finally:
             self._queued.remove(ticket)
 
@@ -64,5 +83,6 @@ class Turns(asyncio.Lock):
                 waiter.set_result(None)
 
     def release(self) -> None:
-        super().release()
-        self.wake()
+        _release(self)
+        if self._waiting:
+            self.wake()

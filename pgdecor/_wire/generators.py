@@ -131,18 +131,10 @@ def _flushing(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
             return
 
 
-def _whole(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[None]:
-    """Wait until libpq holds a whole result; psycopg's error where the connection broke meanwhile (see
-    `_broken_after_error`)."""
-    while pgconn.is_busy():
-        if (yield from waits.reading()):
-            pgconn.consume_input()
-
-
 def _broken_after_error(err: psycopg.DatabaseError, *read: list[pq.abc.PGresult]) -> None:
-    """Where the connection broke (*err*) while a read waited: nothing if the server had sent an error among *read*
-    (the results read so far), so that the read ends there and the server's error is what the call raises; else
-    *err*, raised."""
+    """Where the connection broke (*err*) while a read waited for a whole result: nothing if the server had sent an
+    error among *read* (the results read so far), so that the read ends there and the server's error is what the
+    call raises; else *err*, raised."""
     if not any(res.status == _FATAL_ERROR for each in read for res in each):
         raise err
 
@@ -156,12 +148,13 @@ def results(pgconn: pq.abc.PGconn, waits: Waits) -> Reading[list[pq.abc.PGresult
         yield from _flushing(pgconn, waits)
     out: list[pq.abc.PGresult] = []
     while True:
-        if pgconn.is_busy():
-            try:
-                yield from _whole(pgconn, waits)
-            except psycopg.DatabaseError as err:
-                _broken_after_error(err, out)
-                break
+        try:
+            while pgconn.is_busy():  # until a whole result is in
+                if (yield from waits.reading()):
+                    pgconn.consume_input()
+        except psycopg.DatabaseError as err:
+            _broken_after_error(err, out)
+            break
         res = pgconn.get_result()
         if res is None:
             break
@@ -183,13 +176,14 @@ def piped(pgconn: pq.abc.PGconn, waits: Waits, count: int) -> Reading[list[list[
     groups: list[list[pq.abc.PGresult]] = []
     group: list[pq.abc.PGresult] = []
     while True:
-        if pgconn.is_busy():
-            try:
-                yield from _whole(pgconn, waits)
-            except psycopg.DatabaseError as err:
-                _broken_after_error(err, group, *groups)
-                groups.append(group)
-                break
+        try:
+            while pgconn.is_busy():  # until a whole result is in
+                if (yield from waits.reading()):
+                    pgconn.consume_input()
+        except psycopg.DatabaseError as err:
+            _broken_after_error(err, group, *groups)
+            groups.append(group)
+            break
         res = pgconn.get_result()
         if res is None:
             groups.append(group)

@@ -61,14 +61,24 @@ class Wire(BaseWire):
             # In a pipeline if its BEGIN goes first, or if others' statements may follow it (`join`): an async
             # session's calls only, none of a sync session's runs meanwhile.
             joinable = False
-            in_pipeline = joinable or begin is not None
-            if not self._send(sql, params, binary, piped=in_pipeline, begin=begin):
+            with_begin = begin is not None
+            if not self._send(sql, params, binary, piped=joinable or with_begin, begin=begin):
                 return False
-            self._open = joinable
             pgconn = self.pgconn
-            read = (
-                self._read_piped(begin is not None) if in_pipeline else self._wait(results(pgconn, self._waits), list)
-            )
+            if not (joinable or with_begin):
+                read = self._wait(results(pgconn, self._waits), list)
+            else:
+                # The pipeline's: the statement's results, or BEGIN's if it failed; BEGIN's answer pays the check the
+                # connection is `owed`, if it is: by its deadline, else the connection is closed and the borrow's
+                # `PoolTimeout` raised. Then the results of the statements other calls sent after it meanwhile
+                # (`join`), for them, and the pipeline left.
+                self._open = joinable
+                if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
+                    answered(pgconn, debt)
+                groups = self._wait(piped(pgconn, self._waits, 2 if with_begin else 1), list)
+                self._open = False
+                self._leave()
+                read = begun(groups) if with_begin else groups[0]
         except BaseException:
             self._stopped()
             raise
@@ -76,19 +86,6 @@ class Wire(BaseWire):
             lock.release()
         self._made(sql, read, binary)
         return True
-
-    def _read_piped(self, with_begin: bool) -> list[pq.abc.PGresult]:
-        """Read what a pipeline of the statement (BEGIN first, *with_begin*) and a Sync gives (`_send`), then the
-        results of the statements other calls sent after it meanwhile (`join`), for them, and leave pipeline mode:
-        the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is `owed`, if
-        it is: by its deadline, else the connection is closed and the borrow's `PoolTimeout` raised."""
-        pgconn = self.pgconn
-        if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
-            answered(pgconn, debt)
-        groups = self._wait(piped(pgconn, self._waits, 2 if with_begin else 1), list)
-        self._open = False
-        self._leave()
-        return begun(groups) if with_begin else groups[0]
 
     def _stopped(self) -> None:
         """After a call raised or was cancelled while its statement was under way: stop it on the server (async:

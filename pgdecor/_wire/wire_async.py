@@ -109,14 +109,27 @@ class AsyncWire(BaseWire):
                 joinable = joinable and FOLDS and not self._probing
             else:
                 joinable = False
-            in_pipeline = joinable or begin is not None
-            if not self._send(sql, params, binary, piped=in_pipeline, begin=begin):
+            with_begin = begin is not None
+            if not self._send(sql, params, binary, piped=joinable or with_begin, begin=begin):
                 return False
-            self._open = joinable
             pgconn = self.pgconn
-            read = await (
-                self._read_piped(begin is not None) if in_pipeline else self._wait(results(pgconn, self._waits), list)
-            )
+            if not (joinable or with_begin):
+                read = await self._wait(results(pgconn, self._waits), list)
+            else:
+                # The pipeline's: the statement's results, or BEGIN's if it failed; BEGIN's answer pays the check the
+                # connection is `owed`, if it is: by its deadline, else the connection is closed and the borrow's
+                # `PoolTimeout` raised. Then the results of the statements other calls sent after it meanwhile
+                # (`join`), for them, and the pipeline left.
+                self._open = joinable
+                if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
+                    await answered(pgconn, debt)
+                groups = await self._wait(piped(pgconn, self._waits, 2 if with_begin else 1), list)
+                self._open = False
+                if True:  # ASYNC
+                    if self._joined:
+                        await finish(flight.deliver(pgconn, self._joined, self._waits))
+                self._leave()
+                read = begun(groups) if with_begin else groups[0]
         except BaseException:
             await self._stopped()
             raise
@@ -124,22 +137,6 @@ class AsyncWire(BaseWire):
             lock.release()
         self._made(sql, read, binary)
         return True
-
-    async def _read_piped(self, with_begin: bool) -> list[pq.abc.PGresult]:
-        """Read what a pipeline of the statement (BEGIN first, *with_begin*) and a Sync gives (`_send`), then the
-        results of the statements other calls sent after it meanwhile (`join`), for them, and leave pipeline mode:
-        the statement's results, or BEGIN's if it failed. BEGIN's answer pays the check the connection is `owed`, if
-        it is: by its deadline, else the connection is closed and the borrow's `PoolTimeout` raised."""
-        pgconn = self.pgconn
-        if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
-            await answered(pgconn, debt)
-        groups = await self._wait(piped(pgconn, self._waits, 2 if with_begin else 1), list)
-        self._open = False
-        if True:  # ASYNC
-            if self._joined:
-                await finish(flight.deliver(pgconn, self._joined, self._waits))
-        self._leave()
-        return begun(groups) if with_begin else groups[0]
 
     if True:  # ASYNC
 

@@ -140,6 +140,29 @@ async def test_reads_gathered_in_a_session_cost_one_round_trip_and_its_commit(
         assert round_trips(proxy) - before == 2
 
 
+async def test_a_call_of_the_sessions_own_task_goes_alone_until_another_task_calls(
+    pg_dsn: str, proxy: Proxy, log: None
+) -> None:
+    """While only the task that opened the session has called in it, a call's statement goes alone (less work per
+    call): a task it starts that calls meanwhile takes its turn after it, each getting its own value in the order
+    they started. From then on the session's calls share round trips as gathered calls do."""
+    async with Database(through(pg_dsn, proxy), max_size=1) as db:
+        await warm(db)
+        async with db.session():
+            for _ in range(3):
+                await slow_write(0, 0.0)
+        before = round_trips(proxy)
+        async with db.session():
+            ids = [await logged(1)]
+            other = asyncio.create_task(logged(2))  # runs once the opener's next call awaits its result
+            ids.append(await slow_write(3, 0.2))
+            ids.append(await other)
+            ids += await asyncio.gather(logged(4), logged(5))
+        # BEGIN with the first statement; the next two in turn; the gathered two together; COMMIT.
+        assert round_trips(proxy) - before == 5
+    assert ids == sorted(ids)
+
+
 async def test_gathered_calls_that_fail_fail_as_they_would_one_after_the_other(
     pg_dsn: str, proxy: Proxy, log: None
 ) -> None:
