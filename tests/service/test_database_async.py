@@ -165,6 +165,18 @@ async def test_session_idle_in_transaction_past_the_leak_timeout_is_reaped(users
             await aget_user(1)
 
 
+async def test_a_session_whose_batches_read_single_rows_is_not_taken_for_idle_by_the_leak_guard(users: str) -> None:
+    """A batch is activity the leak guard sees, one whose results are single rows read through the fast path too: a
+    session that runs one between two of its looks is not ended, whatever the leak timeout."""
+    async with Database(users, max_size=1, leak_timeout=0.0) as db, db.session():
+        for _ in range(2):  # run once on the connection through a cursor, then through the wire
+            assert await aget_user.many([(1,), (2,)]) == [User(1, "ann", "ann@example.org"), User(2, "bob", None)]
+        assert await db.areap() == 0  # first sight of its activity
+        assert await aget_user.many([(2,), (1,)]) == [User(2, "bob", None), User(1, "ann", "ann@example.org")]
+        assert await db.areap() == 0
+        assert await aget_user(1) == User(1, "ann", "ann@example.org")
+
+
 async def test_a_session_the_leak_guard_ended_says_so_when_it_is_used(users: str) -> None:
     """A call in a session the leak guard ended (idle in transaction past the leak timeout) raises `NoSessionError`
     naming the leak guard, why it ends sessions, and the setting that gives them longer."""

@@ -251,6 +251,57 @@ def test_a_first_statement_that_outlasts_the_borrows_timeout_is_not_taken_for_an
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
+def test_a_first_call_whose_answer_is_read_after_the_borrows_deadline_does_not_leave_its_commit_unknown(
+    server: TemporaryServer,
+) -> None:
+    """The answer to the BEGIN sent with a first statement through a cursor reaches the client before the borrow's
+    deadline, but the event loop reads it only after (a task's work that does not await holds the loop): the call
+    either raises `PoolTimeout`, as its borrow would have, or its session commits; it never returns its value on a
+    connection the check ended, for the session's COMMIT to fail as unknown."""
+
+    @query("SELECT 2")
+    async def two() -> int: ...
+
+    async def scenario() -> None:
+        async with Database(server.dsn, min_size=1, max_size=1, timeout=1) as db:
+            async with db.session() as s:
+                assert await aone() == 1
+                conn = await s.aconnection()
+                pid = conn.info.backend_pid
+            ice = frozen(server)
+
+            async def hold_the_loop() -> None:
+                # A state of libpq's, which no event tells: the call's pipeline begun.
+                while conn.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF:  # noqa: ASYNC110
+                    await asyncio.sleep(0)
+                for _ in range(50):  # its BEGIN, statement and Sync sent, to a server that reads nothing
+                    await asyncio.sleep(0)
+                ice.__exit__(None, None, None)  # the server answers at once from now on, and the loop is held
+                with psycopg.connect(server.dsn, autocommit=True) as admin:
+                    until = time.monotonic() + BOUND  # until the check's watchdog has ended the connection, if it does
+                    while (
+                        time.monotonic() < until
+                        and admin.execute(
+                            "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) %s", [pid]
+                        ).fetchone()
+                    ):
+                        pass
+
+            ice.__enter__()
+            try:
+                async with db.session():
+                    got, _ = await asyncio.gather(two(), hold_the_loop())
+                assert got == 2
+            except PoolTimeout:
+                pass
+            finally:
+                ice.__exit__(None, None, None)
+            assert db.counters.as_dict()["commit_unknown"] == 0
+
+    asyncio.run(scenario())
+
+
 #: What pgdecor sets on the sockets of its connections unless told otherwise, as getsockopt reads them.
 DEFAULTS = {"keepalive": 1, "idle": 30, "interval": 10, "count": 3, "user_timeout": 60000}
 
