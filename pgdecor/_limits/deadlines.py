@@ -185,6 +185,14 @@ class Watchdog:
         self._due: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
         self._pid = 0
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been held by a thread the child does not
+        have), and nothing watched (its thread is started again at the first watch)."""
+        self._cond = threading.Condition()
+        self._due, self._pid = [], 0
 
     def watch(self, conn: AnyConnection, seconds: float) -> Watch:
         """Watch a call on *conn* from now, given *seconds*; `done` once it has ended, however it ended."""

@@ -73,6 +73,8 @@ class Batches:
                 binary = route.binary and lease.binary
                 wire = lease.wire() if route.wired and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
+                    if lease.owing and not lease.pending:  # no BEGIN goes with the batch to pay the check
+                        lease.settle()
                     # Calls started meanwhile go after the batch's last run, not between two of its runs.
                     joinable = run == len(runs) and not lease.savepoints
                     values = self._wired(lease, wire, route, binary, params, joinable=joinable)
@@ -83,9 +85,9 @@ class Batches:
                 route.wired = True
                 kind = route.kind
                 if kind is None:
-                    beginning(lease, cur.executemany, route.sql, params)
+                    beginning(lease, cur.executemany, route.sql, params, batch=True)
                     continue
-                beginning(lease, cur.executemany, route.sql, params, returning=True)
+                beginning(lease, cur.executemany, route.sql, params, batch=True, returning=True)
                 # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:
                     how = kind(cur.pgresult)

@@ -84,6 +84,8 @@ class AsyncBatches:
                 binary = route.binary and lease.binary
                 wire = lease.wire() if route.wired and len(params) > 1 else None
                 if wire is not None:  # the statement's executions pipelined by the wire, if psycopg prepared it
+                    if lease.owing and not lease.pending:  # no BEGIN goes with the batch to pay the check
+                        await lease.settle()
                     # Calls started meanwhile go after the batch's last run, not between two of its runs.
                     joinable = run == len(runs) and not lease.savepoints
                     values = await self._wired(lease, wire, route, binary, params, joinable=joinable)
@@ -94,10 +96,13 @@ class AsyncBatches:
                 route.wired = True
                 kind = route.kind
                 if kind is None:
-                    await finish(beginning(lease, cur.executemany, route.sql, params), statement_on=lease.conn)
+                    await finish(
+                        beginning(lease, cur.executemany, route.sql, params, batch=True), statement_on=lease.conn
+                    )
                     continue
                 await finish(
-                    beginning(lease, cur.executemany, route.sql, params, returning=True), statement_on=lease.conn
+                    beginning(lease, cur.executemany, route.sql, params, batch=True, returning=True),
+                    statement_on=lease.conn,
                 )
                 # Each result by its own layout: values of different types make prepared statements of their own.
                 while True:

@@ -95,6 +95,8 @@ class Calls:
                 src: Wire | Cursor[Any] | None = None
                 prepared = _UNNAMED
                 if wire is not None:
+                    if lease.owing and not lease.pending:  # no BEGIN goes with the statement to pay the check
+                        lease.settle()
                     joinable = False
                     if route.large:
                         value = self._chunked(lease, wire, route, params)

@@ -112,6 +112,8 @@ class AsyncCalls:
                 src: AsyncWire | AsyncCursor[Any] | None = None
                 prepared = _UNNAMED
                 if wire is not None:
+                    if lease.owing and not lease.pending:  # no BEGIN goes with the statement to pay the check
+                        await lease.settle()
                     joinable = False
                     if True:  # ASYNC
                         if lock is not None:  # calls waiting for a pipeline to join: this one's

@@ -60,6 +60,7 @@ class Lease:
         "binary",
         "conn",
         "key",
+        "owing",
         "savepoints",
         "source",
         "tx",
@@ -96,6 +97,9 @@ class Lease:
         #: The savepoints of `transaction()` blocks open on the connection: a call inside one takes no other call
         #: into its round trip (`AsyncWire.join`), which the savepoint's rollback would undo with it.
         self.savepoints = 0
+        #: Whether the connection may still owe the check its borrow left to the first statement (`_wire.owed`): a
+        #: statement that no BEGIN goes with has it made first (`settle`).
+        self.owing = False
         #: Whether the connection's cursors fetch binary results, and the loaders its cursors need to load every
         #: built-in type as psycopg does (see `_rows.loaders`): only a connection of the user's may differ.
         self.binary = True
@@ -116,7 +120,9 @@ class Lease:
             conn = source.connect(within)
         finally:
             OWING.reset(token)
-        return cls.made(source, conn, mode)
+        lease = cls.made(source, conn, mode)
+        lease.owing = owing and conn.pgconn in owed.owed
+        return lease
 
     def commit_token(self) -> str | None:
         """Once the session has committed: its token for later sessions (see `_sources.replicas`), sealed with its
@@ -163,6 +169,7 @@ class Lease:
         """Make the check of the connection its borrow left to the call's first statement (see `_wire.owed`), if the
         wire has not paid it, before anything else is sent: a `PoolTimeout`, as the borrow would have raised, if
         the server does not answer by the borrow's deadline."""
+        self.owing = False
         debt = owed.owed.pop(self.conn.pgconn, None)
         if debt is not None:
             liveness.pay(self.conn.pgconn, debt)

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import pq
 
 from .owed import Owed, unanswered
+from .shield import CANCEL_TIMEOUT, finish
 
 __all__ = ["answered", "check", "pay", "ready"]
 
@@ -23,12 +24,21 @@ _FATAL = pq.ExecStatus.FATAL_ERROR
 
 async def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
     """Send what *pgconn* has to send and wait until its next result is in, by the deadline of the check it pays
-    (*debt*); else close the connection and raise what the borrow would have (`PoolTimeout`)."""
+    (*debt*); else close the connection and raise what the borrow would have (`PoolTimeout`). Cut short meanwhile
+    (cancelled, interrupted), it still waits for that answer (by the same deadline, `CANCEL_TIMEOUT` at most) before
+    it raises: what stops the statement sent needs a server that answers; one that does not has its connection
+    closed then."""
     try:
         await _in(pgconn, debt.deadline)
     except psycopg.errors.ConnectionTimeout as err:
         pgconn.finish()
         raise unanswered(debt) from err
+    except BaseException:
+        try:
+            await finish(_in(pgconn, min(debt.deadline, monotonic() + CANCEL_TIMEOUT)))
+        except BaseException:  # noqa: BLE001 - unanswered, or broken: the connection cannot be stopped, only closed
+            pgconn.finish()
+        raise
 
 
 async def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:

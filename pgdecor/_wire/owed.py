@@ -7,7 +7,8 @@ out without it when its borrower is a call, which pays it: the connection is `ow
 sending a Flush after the BEGIN that goes with the call's statement, and waiting for BEGIN's answer no later than
 the check would have (`_wire.liveness_async.answered`); anything else sent first has the check made as the pool
 would have (`_session.lease_async`). Unanswered by then, the connection is closed, and the call raises as its
-borrow would have: nothing it sent can commit.
+borrow would have: nothing it sent can commit. A statement whose parameters take time to send (not `light`) has the
+check made first too: the answer to its BEGIN might come only once it is sent, after the check's deadline.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from __future__ import annotations
 import select
 import selectors
 import weakref
+from collections.abc import Mapping
+from datetime import date, time, timedelta
+from decimal import Decimal
 from time import monotonic
 from typing import Any, NamedTuple, Protocol
+from uuid import UUID
 
 from psycopg import pq
 from psycopg_pool import PoolTimeout
 
 from pgdecor._errors import add_note
 
-__all__ = ["RECENT", "Owed", "owed", "quiet", "returned", "unanswered"]
+__all__ = ["RECENT", "Owed", "light", "owed", "quiet", "returned", "unanswered"]
 
 
 class Borrowing(Protocol):
@@ -73,3 +78,27 @@ def unanswered(check: Owed) -> PoolTimeout:
     now = monotonic()
     add_note(err, check.borrowing.timed_out(now, now))
     return err
+
+
+#: The most the parameters of a statement whose BEGIN's answer pays the connection's check may weigh, in bytes: one
+#: that takes longer to send than the check has left would be taken for a server that does not answer (`light`).
+_LIGHT = 8192
+#: What a parameter may be, other than None or a short str or bytes, for its statement to count as light.
+_SCALARS = (int, float, Decimal, UUID, date, time, timedelta)
+
+
+def light(params: Any, *, sets: bool) -> bool:
+    """Whether *params* (a statement's parameters, or with *sets* a batch's sets of them) surely go at once: numbers,
+    dates and short strings, `_LIGHT` bytes at most in all. Anything else (a document, an array, a composite) is
+    sent after a check of its own."""
+    budget = _LIGHT
+    for values in params if sets else (params,):
+        for value in values.values() if isinstance(values, Mapping) else values:
+            if isinstance(value, (str, bytes)):
+                budget -= len(value)
+            elif value is not None and not isinstance(value, _SCALARS):
+                return False
+            budget -= 16
+            if budget < 0:
+                return False
+    return True

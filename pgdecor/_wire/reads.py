@@ -12,7 +12,7 @@ from typing_extensions import Self
 
 from . import batch, internals, owed
 from .generators import BatchRead, ChunksRead, chunks, executions
-from .liveness import answered
+from .liveness import answered, pay
 from .wire import Wire
 from .wire_base import FOLDS, begin_for, send_begin
 
@@ -48,6 +48,11 @@ class _Read:
         """Whether everything sent has been read, up to the pipeline's Sync."""
         raise NotImplementedError
 
+    def _light(self) -> bool:
+        """Whether what is sent goes at once (`owed.light`): the answer to a BEGIN sent first can pay the check the
+        connection is owed."""
+        return True
+
     def _ended(self) -> None:
         """Once the read is over, or left."""
 
@@ -58,6 +63,8 @@ class _Read:
         lock = internals.lock(wire.conn)
         lock.acquire()
         try:
+            if not self._light() and (debt := owed.owed.pop(wire.pgconn, None)) is not None:
+                pay(wire.pgconn, debt)  # slow to send: the check made first, as the pool would have
             sent = self._sent()
             if sent and self._debt is not None:
                 answered(wire.pgconn, self._debt)
@@ -151,6 +158,9 @@ class BatchResults(_Read):
         self._joinable = joinable
         self._read = BatchRead(len(paramsets) + 1)
         self.results: list[pq.abc.PGresult] = []
+
+    def _light(self) -> bool:
+        return owed.light(self._paramsets, sets=True)
 
     def _sent(self) -> bool:
         wire = self.wire

@@ -16,7 +16,7 @@ from typing_extensions import Self
 
 from . import batch, flight, internals, owed
 from .generators import BatchRead, ChunksRead, chunks, executions
-from .liveness_async import answered
+from .liveness_async import answered, pay
 from .shield import finish
 from .wire_async import AsyncWire
 from .wire_base import FOLDS, begin_for, send_begin
@@ -53,6 +53,11 @@ class _AsyncRead:
         """Whether everything sent has been read, up to the pipeline's Sync."""
         raise NotImplementedError
 
+    def _light(self) -> bool:
+        """Whether what is sent goes at once (`owed.light`): the answer to a BEGIN sent first can pay the check the
+        connection is owed."""
+        return True
+
     def _ended(self) -> None:
         """Once the read is over, or left."""
 
@@ -63,6 +68,8 @@ class _AsyncRead:
         lock = internals.lock(wire.conn)
         await lock.acquire()
         try:
+            if not self._light() and (debt := owed.owed.pop(wire.pgconn, None)) is not None:
+                await pay(wire.pgconn, debt)  # slow to send: the check made first, as the pool would have
             sent = self._sent()
             if sent and self._debt is not None:
                 await answered(wire.pgconn, self._debt)
@@ -172,6 +179,9 @@ class AsyncBatchResults(_AsyncRead):
         self._joinable = joinable
         self._read = BatchRead(len(paramsets) + 1)
         self.results: list[pq.abc.PGresult] = []
+
+    def _light(self) -> bool:
+        return owed.light(self._paramsets, sets=True)
 
     def _sent(self) -> bool:
         wire = self.wire

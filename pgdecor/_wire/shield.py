@@ -66,6 +66,8 @@ async def finish(coro: Coroutine[Any, Any, T], *, statement_on: AsyncConnection[
     try:
         # Delivered before the connection serves anything else, however often the caller is cancelled meanwhile.
         while stop is not None and not stop.done():
+            if statement_on is not None and (statement_on.broken or statement_on.closed):
+                stop.cancel()  # the connection is gone (a server that does not answer): the stop reaches nothing
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([stop])
         if cancelled is not None:

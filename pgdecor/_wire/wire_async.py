@@ -110,6 +110,8 @@ class AsyncWire(BaseWire):
             else:
                 joinable = False
             with_begin = begin is not None
+            if with_begin and not owed.light(params, sets=False) and (debt := owed.owed.pop(self.pgconn, None)):
+                await pay(self.pgconn, debt)  # a statement slow to send: the check made first, as the pool would have
             if not self._send(sql, params, binary, piped=joinable or with_begin, begin=begin):
                 return False
             pgconn = self.pgconn

@@ -225,9 +225,10 @@ class BaseWire(Reader):
 
     def only_row(self, index: int, res: pq.abc.PGresult) -> tuple[Any, ...]:
         """The row of *res*, the result of the last batch's execution *index*, where it has exactly one (`_run.outcome.
-        ONE`), loaded as `use` then `fetchone` would load it (without making *res* the result read next)."""
+        ONE`), loaded as `use` then `fetchone` would load it."""
         names, tx = self.names, self._tx
         tx.set_pgresult(res, set_loaders=index == 0 or names[index - 1] != names[index])
+        self.pgresult, self._count, self._pos = res, 1, 1  # its row read (the leak guard sees the call's progress)
         self._loaded = None
         return tx.load_row(0, tuple)
 

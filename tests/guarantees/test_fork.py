@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +15,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from pgdecor import Database, NoSessionError, query, session
+from pgdecor._limits.deadlines import watchdog
 from tests.usercode.userdb import count_users
 from tests.utils import servers
 
@@ -35,6 +39,52 @@ def in_child(check: Callable[[], int]) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+# Python 3.12 and later warn of any fork while a thread runs: what this test does on purpose.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_while_a_thread_watches_a_call_watches_its_own(pg_dsn: str) -> None:
+    """A child forked while a thread of its parent held the deadlines watchdog's lock (watching a call, or the check
+    of a connection) has a watchdog of its own: its first call through a cursor, which the watchdog watches, does not
+    wait forever for a lock no thread of the child will release."""
+
+    @query("SELECT 2")
+    def two() -> int: ...
+
+    def child() -> int:
+        with Database(pg_dsn, max_size=1) as db:
+            with db.session():
+                backend_pid()
+            with db.session():  # handed out owing its check, which a statement new on it pays: watched
+                return 0 if two() == 2 else 1
+
+    held, forked = threading.Event(), threading.Event()
+
+    def watching() -> None:  # a thread of the parent, holding the lock as it watches
+        with watchdog._cond:
+            held.set()
+            forked.wait()
+
+    thread = threading.Thread(target=watching)
+    thread.start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 99
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    forked.set()
+    thread.join()
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child never made its call")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
 def test_database_opened_before_fork_reopens_in_the_child(users: str) -> None:

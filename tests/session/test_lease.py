@@ -78,6 +78,33 @@ def test_a_first_statement_sent_through_a_cursor_carries_the_begin_too(pg_dsn: s
             assert transaction_id() == first
 
 
+def test_a_first_statement_slow_to_send_has_the_connections_check_made_first(pg_dsn: str, proxy: Proxy) -> None:
+    """A first statement whose parameters take time to send (64 KiB of text) has the check its borrow left to it made
+    first, a round trip of its own, as the pool would have made it: the answer to the BEGIN sent with it would be
+    read only once it is sent, perhaps after the check's deadline. A light one pays the check with that answer; a
+    batch likewise."""
+
+    @query("SELECT pg_catalog.length(%(s)s)")
+    def length(s: str) -> int: ...
+
+    with Database(through(pg_dsn, proxy), max_size=1) as db:
+        with db.session():  # the statement prepared, the connection's wire tested
+            assert [length("x") for _ in range(3)] == [1, 1, 1]
+            assert length.many([("x",), ("y",)]) == [1, 1]
+        trips = []
+        for text in ("x" * 10, "x" * 65536):
+            before = round_trips(proxy)
+            with db.session():
+                assert length(text) == len(text)
+            trips.append(round_trips(proxy) - before)
+            before = round_trips(proxy)
+            with db.session():
+                assert length.many([(text,), ("y",)]) == [len(text), 1]
+            trips.append(round_trips(proxy) - before)
+    # Through cursors alone, psycopg's executemany reads its pipeline after a Flush, then its Sync.
+    assert trips == ([2, 2, 3, 3] if switch.on else [2, 3, 3, 4])
+
+
 def test_a_session_that_sends_nothing_costs_no_round_trip(pg_dsn: str, proxy: Proxy) -> None:
     """A session that borrowed its connection but sent no statement (an empty batch) neither begins nor commits a
     transaction; one whose call is refused before sending does not either."""

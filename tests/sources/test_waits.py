@@ -220,6 +220,78 @@ def test_an_async_first_call_through_a_cursor_gives_up_within_the_timeout_too(
 
 
 @pytest.mark.slow
+@pytest.mark.timing
+def test_an_autocommit_sessions_first_call_gives_up_within_the_timeout_too(
+    server: TemporaryServer, figures: Callable[[str], None]
+) -> None:
+    """An autocommit session's first call sends no BEGIN whose answer could pay the check its borrow left to it: the
+    check is made first, so that on a frozen server it raises `PoolTimeout` within a bound of ``timeout``, sync and
+    async, through the wire."""
+
+    async def scenario() -> tuple[float, BaseException]:
+        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+            for _ in range(3):
+                async with db.session(autocommit=True):
+                    assert await aone() == 1
+            with frozen(server):
+                started = time.monotonic()
+                with pytest.raises(PoolTimeout) as caught:
+                    async with db.session(autocommit=True):
+                        await aone()
+                took = time.monotonic() - started
+            async with db.session(autocommit=True):
+                assert await aone() == 1
+        return took, caught.value
+
+    with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+        for _ in range(3):
+            with db.session(autocommit=True):
+                assert one() == 1
+        with frozen(server):
+            started = time.monotonic()
+            with pytest.raises(PoolTimeout) as caught, db.session(autocommit=True):
+                one()
+            took = time.monotonic() - started
+        with db.session(autocommit=True):
+            assert one() == 1
+    figures(f"sync autocommit: the first call on a frozen server raised after {took:.2f} s with timeout=1")
+    assert took < BOUND
+    _check_error(caught.value)
+    took, err = asyncio.run(scenario())
+    figures(f"async autocommit: the first call on a frozen server raised after {took:.2f} s with timeout=1")
+    assert took < BOUND
+    _check_error(err)
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_a_first_call_cancelled_on_a_frozen_server_ends_with_its_check(server: TemporaryServer) -> None:
+    """A first call cut short (`asyncio.wait_for`) while a frozen server owes the answer that pays its connection's
+    check ends once the check's deadline has ended the connection, without waiting for a stop request the frozen
+    server cannot answer either; through a cursor (a statement new on the connection) as through the wire."""
+
+    @query("SELECT 2")
+    async def two() -> int: ...
+
+    async def scenario() -> list[float]:
+        took = []
+        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+            for call in (two, aone):
+                async with db.session():
+                    assert [await aone() for _ in range(3)] == [1, 1, 1]
+                with frozen(server):
+                    started = time.monotonic()
+                    with pytest.raises((PoolTimeout, TimeoutError)):
+                        async with db.session():
+                            await asyncio.wait_for(call(), 0.3)
+                    took.append(time.monotonic() - started)
+        return took
+
+    took = asyncio.run(scenario())
+    assert max(took) < 3.0, took
+
+
+@pytest.mark.slow
 def test_a_first_statement_that_outlasts_the_borrows_timeout_is_not_taken_for_an_unanswered_check(
     pg_dsn: str,
 ) -> None:
