@@ -231,8 +231,10 @@ class SessionState(Generic[L, K, S]):
 
     def forget_forked(self) -> None:
         """In a forked child: the session is the parent's. Its connections are made unreachable (see
-        `_sources.fork`) and it is ended here without a word to the server; using it raises `NoSessionError`."""
-        self._move(Life.FORKED)
+        `_sources.fork`) and it is ended here without a word to the server; using it raises `NoSessionError`. One a
+        thread of the parent was ending as it forked has its connections made unreachable too."""
+        if self._life is Life.OPEN:
+            self._move(Life.FORKED)
         self._frame = self._site = None
         leases = self._detach()
         for lease in leases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -16,6 +17,8 @@ from psycopg_pool import ConnectionPool
 
 from pgdecor import Database, NoSessionError, query, session
 from pgdecor._limits.deadlines import watchdog
+from pgdecor._session.life import Life
+from pgdecor._sources import guard as guard_module
 from tests.usercode.userdb import count_users
 from tests.utils import servers
 
@@ -85,6 +88,46 @@ def test_a_child_forked_while_a_thread_watches_a_call_watches_its_own(pg_dsn: st
         os.waitpid(pid, 0)
         pytest.fail("the child never made its call")
     assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_while_a_thread_ends_a_session_forgets_every_session_of_its_parent(pg_dsn: str) -> None:
+    """A child forked while a thread of its parent ends a session (committed, not yet given back) forgets it with
+    the others open at the fork: nothing raises in the fork's handlers, and the child's own sessions work."""
+    unraisable: list[str] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda info: unraisable.append(repr(info.exc_value))
+    tracked, leave = threading.Event(), threading.Event()
+
+    def one_session() -> None:
+        with db.session():
+            backend_pid()
+            tracked.set()
+            leave.wait()
+
+    def child() -> int:
+        with db.session():
+            backend_pid()
+        return 1 if unraisable else 0
+
+    try:
+        with Database(pg_dsn, max_size=2) as db:
+            ending = threading.Thread(target=one_session)
+            ending.start()
+            tracked.wait()
+            with guard_module._lock:  # the thread ends its session, then waits to take it off its guard
+                leave.set()
+                while not any(
+                    getattr(s, "_life", None) is Life.ENDED
+                    for g in list(guard_module._guards)
+                    for s in g._live.values()
+                ):
+                    time.sleep(0.001)
+                status = in_child(child)
+            ending.join()
+    finally:
+        sys.unraisablehook = hook
+    assert status == 0
 
 
 def test_database_opened_before_fork_reopens_in_the_child(users: str) -> None:
