@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,25 @@ def _check_error(err: BaseException) -> None:
     assert SECRET not in text
 
 
+async def _first_call_frozen(
+    server: TemporaryServer, call: Callable[[], Awaitable[object]], *, warm: int = 1, autocommit: bool = False
+) -> tuple[float, BaseException]:
+    """A pooled connection warmed by *warm* calls of `aone`, then *call* as a session's first on the frozen *server*:
+    the seconds it took to raise, and what it raised; the pool serves again once the server is thawed."""
+    async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
+        async with db.session(autocommit=autocommit):
+            assert [await aone() for _ in range(warm)] == [1] * warm
+        with frozen(server):
+            started = time.monotonic()
+            with pytest.raises(PoolTimeout) as caught:
+                async with db.session(autocommit=autocommit):
+                    await call()
+            took = time.monotonic() - started
+        async with db.session(autocommit=autocommit):
+            await call()
+    return took, caught.value
+
+
 @pytest.mark.slow
 @pytest.mark.timing
 @pytest.mark.parametrize("warm", [1, 3])
@@ -129,22 +148,7 @@ def test_an_async_borrow_gives_up_within_its_timeout_when_the_server_stops_answe
     server: TemporaryServer, figures: Callable[[str], None], warm: int
 ) -> None:
     """The same, for an async Database."""
-
-    async def scenario() -> tuple[float, BaseException]:
-        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
-            async with db.session():
-                assert [await aone() for _ in range(warm)] == [1] * warm
-            with frozen(server):
-                started = time.monotonic()
-                with pytest.raises(PoolTimeout) as caught:
-                    async with db.session():
-                        await aone()
-                took = time.monotonic() - started
-            async with db.session():
-                assert await aone() == 1
-        return took, caught.value
-
-    took, err = asyncio.run(scenario())
+    took, err = asyncio.run(_first_call_frozen(server, aone, warm=warm))
     figures(f"async, warmed by {warm}: the first call on a frozen server raised after {took:.2f} s with timeout=1")
     assert took < BOUND
     _check_error(err)
@@ -199,21 +203,7 @@ def test_an_async_first_call_through_a_cursor_gives_up_within_the_timeout_too(
     @query("SELECT 2")
     async def two() -> int: ...
 
-    async def scenario() -> tuple[float, BaseException]:
-        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
-            async with db.session():
-                assert await aone() == 1
-            with frozen(server):
-                started = time.monotonic()
-                with pytest.raises(PoolTimeout) as caught:
-                    async with db.session():
-                        await two()
-                took = time.monotonic() - started
-            async with db.session():
-                assert await two() == 2
-        return took, caught.value
-
-    took, err = asyncio.run(scenario())
+    took, err = asyncio.run(_first_call_frozen(server, two))
     figures(f"async: a first call (cursor) on a frozen server raised after {took:.2f} s with timeout=1")
     assert took < BOUND
     _check_error(err)
@@ -227,21 +217,6 @@ def test_an_autocommit_sessions_first_call_gives_up_within_the_timeout_too(
     """An autocommit session's first call sends no BEGIN whose answer could pay the check its borrow left to it: the
     check is made first, so that on a frozen server it raises `PoolTimeout` within a bound of ``timeout``, sync and
     async, through the wire."""
-
-    async def scenario() -> tuple[float, BaseException]:
-        async with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
-            for _ in range(3):
-                async with db.session(autocommit=True):
-                    assert await aone() == 1
-            with frozen(server):
-                started = time.monotonic()
-                with pytest.raises(PoolTimeout) as caught:
-                    async with db.session(autocommit=True):
-                        await aone()
-                took = time.monotonic() - started
-            async with db.session(autocommit=True):
-                assert await aone() == 1
-        return took, caught.value
 
     with Database(make_conninfo(server.dsn, password=SECRET), min_size=1, max_size=1, timeout=1) as db:
         for _ in range(3):
@@ -257,7 +232,7 @@ def test_an_autocommit_sessions_first_call_gives_up_within_the_timeout_too(
     figures(f"sync autocommit: the first call on a frozen server raised after {took:.2f} s with timeout=1")
     assert took < BOUND
     _check_error(caught.value)
-    took, err = asyncio.run(scenario())
+    took, err = asyncio.run(_first_call_frozen(server, aone, warm=3, autocommit=True))
     figures(f"async autocommit: the first call on a frozen server raised after {took:.2f} s with timeout=1")
     assert took < BOUND
     _check_error(err)
