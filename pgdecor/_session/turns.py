@@ -13,6 +13,7 @@ join, a free lock to take, or another wait.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Coroutine
 from typing import Any, Literal
 
@@ -28,9 +29,10 @@ class Turns(asyncio.Lock):
 
     def __init__(self, owner: asyncio.Task[Any] | None = None) -> None:
         super().__init__()
-        #: The task that opened the session, and whether another has made a call in it (`shared`); the owner's loop,
-        #: which asks for the running task without a system call (Python 3.11's `get_running_loop` makes one).
-        self._owner = owner
+        #: The task that opened the session (weakly: its frames hold the session, which holds this), and whether
+        #: another has made a call in it (`shared`); the owner's loop, which asks for the running task without a
+        #: system call (Python 3.11's `get_running_loop` makes one).
+        self._owner = None if owner is None else weakref.ref(owner)
         self._shared = owner is None
         self._loop = None if owner is None else owner.get_loop()
         self._waiting: list[asyncio.Future[None]] = []
@@ -43,7 +45,9 @@ class Turns(asyncio.Lock):
         group): only such calls can start while another's result is awaited, to send their statements after it. Until
         one has, a call's statement goes alone, outside a pipeline (less work per call)."""
         if not self._shared:
-            self._shared = asyncio.current_task(self._loop) is not self._owner
+            owner = self._owner
+            if owner is None or asyncio.current_task(self._loop) is not owner():
+                self._shared, self._owner, self._loop = True, None, None
         return self._shared
 
     def ticket(self) -> int:

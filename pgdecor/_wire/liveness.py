@@ -28,6 +28,9 @@ def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
     except psycopg.errors.ConnectionTimeout as err:
         pgconn.finish()
         raise unanswered(debt) from err
+    except GeneratorExit:  # closed, never to run again: nothing can wait
+        pgconn.finish()
+        raise
     except BaseException:
         try:
             _in(pgconn, min(debt.deadline, monotonic() + CANCEL_TIMEOUT))

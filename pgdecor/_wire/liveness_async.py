@@ -33,6 +33,9 @@ async def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
     except psycopg.errors.ConnectionTimeout as err:
         pgconn.finish()
         raise unanswered(debt) from err
+    except GeneratorExit:  # closed, never to run again: nothing can wait
+        pgconn.finish()
+        raise
     except BaseException:
         try:
             await finish(_in(pgconn, min(debt.deadline, monotonic() + CANCEL_TIMEOUT)))
