@@ -1,5 +1,6 @@
-"""Where the benchmark's client and its server run: on CPUs of their own (``apart``, the default: as a service and
-its database on two machines), on one CPU together (``together``), or where the scheduler puts them (``none``).
+"""Where the benchmark's client and its server run: on CPUs of their own (``apart``, the default with the throwaway
+server it starts: as a service and its database on two machines), on one CPU together (``together``), or where the
+scheduler puts them (``none``, the default with ``--dsn``: a server of the user's is not moved).
 
 Left to itself, the scheduler of a small machine puts a client and the server backend it waits on now on the same
 CPU, now on two, and the difference swamps the ones measured: on this 2-CPU virtual machine a single call's round
@@ -32,7 +33,7 @@ def pin(dsn: str, placement: str) -> str:
     `PLACEMENTS`) says; what was done, for the report."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if placement == "none":
-        return "not pinned (--pin none)"
+        return "not pinned (--pin none, the default with --dsn)"
     if sys.platform != "linux" or len(cpus) < 2:
         return "not pinned (Linux with two CPUs or more only)"
     client = cpus[:1]

@@ -780,7 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write the results")
     parser.add_argument("--profile", metavar="WORKLOAD", help="profile pgdecor's side of a workload with pyinstrument")
     parser.add_argument(
-        "--pin", choices=PLACEMENTS, default="apart", help="client and server on CPUs of their own, on one, or free"
+        "--pin",
+        choices=PLACEMENTS,
+        help="client and server on CPUs of their own (the default with a throwaway server), on one, or free (the "
+        "default with --dsn: a server of yours is left where it runs)",
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -790,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         base = args.dsn or stack.enter_context(TemporaryServer()).dsn
         dsn = prepared_dsn(base, stack)
-        placement = pin(dsn, args.pin)
+        placement = pin(dsn, args.pin or ("none" if args.dsn else "apart"))
         if args.profile:
             return profile(dsn, sizes, args.profile)
         data = run(dsn, sizes)
