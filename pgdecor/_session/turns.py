@@ -7,7 +7,9 @@ wire, after it, in its round trip, unless calls started before it wait for their
 behind them then, as one after the other. If none reads through the wire yet (its holder is still borrowing the
 connection, or looking up its function), it waits to be woken (`waiter`): whenever the lock is released, and
 whenever its holder is about to send its statement through the wire (`wake`). Woken, it looks again: a pipeline to
-join, a free lock to take, or another wait.
+join, a free lock to take, or another wait. A holder's statement goes in a pipeline others may join only once a task
+other than the one that opened the session has called in it (`shared`): the calls of that one task alone never
+overlap, and a statement alone costs less.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ whose last result was large (`CHUNK` rows or more) has its next one read in chun
 (libpq's chunked rows mode, libpq 17 and later), each made into values while the rest arrives: measured, 100,000
 rows into dataclasses ~1.2x as fast as psycopg's `fetchall` of tuples, which waits for the whole result. Both
 reads (`_wire.reads_async`) are iterators of what came, a list at a time, which the caller makes into values while
-the server sends the rest: what a wire reads flows up to its caller, which calls nothing back. An async session's
-call goes in a pipeline too, with its own Sync (and the BEGIN of the session's transaction before it, if due), so
-that the calls of the session started while it awaits its result can send theirs after it (`_wire.flight`); a sync
-session's, only where its BEGIN goes with it.
+the server sends the rest: what a wire reads flows up to its caller, which calls nothing back. A call of an async
+session that other tasks call in too goes in a pipeline, with its own Sync (and the BEGIN of the session's
+transaction before it, if due), so that the calls of the session started while it awaits its result can send theirs
+after it (`_wire.flight`); any other call, only where its BEGIN goes with it.
 
 What a wire does is written once: sending and making results in `_wire.wire_base`, reading as generators of what to
 wait for (`_wire.generators`), as psycopg's own. `AsyncWire` is written here, and `Wire` (`_wire.wire`) generated
