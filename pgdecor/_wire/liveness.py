@@ -9,10 +9,10 @@ from time import monotonic
 import psycopg
 from psycopg import pq
 
-from .owed import Owed, unanswered
+from .owed import Owed, owed, unanswered
 from .shield import CANCEL_TIMEOUT
 
-__all__ = ["answered", "check", "pay", "ready"]
+__all__ = ["answered", "check", "pay", "ready", "settle"]
 
 _FATAL = pq.ExecStatus.FATAL_ERROR
 
@@ -37,6 +37,12 @@ def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
         except BaseException:  # noqa: BLE001 - unanswered, or broken: the connection cannot be stopped, only closed
             pgconn.finish()
         raise
+
+
+def settle(pgconn: pq.abc.PGconn) -> None:
+    """Make the check *pgconn* is owed, if it is (`_wire.owed`), before anything else is sent on it (`pay`)."""
+    if (debt := owed.pop(pgconn, None)) is not None:
+        pay(pgconn, debt)
 
 
 def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:

@@ -14,10 +14,10 @@ from time import monotonic
 import psycopg
 from psycopg import pq
 
-from .owed import Owed, unanswered
+from .owed import Owed, owed, unanswered
 from .shield import CANCEL_TIMEOUT, finish
 
-__all__ = ["answered", "check", "pay", "ready"]
+__all__ = ["answered", "check", "pay", "ready", "settle"]
 
 _FATAL = pq.ExecStatus.FATAL_ERROR
 
@@ -42,6 +42,12 @@ async def answered(pgconn: pq.abc.PGconn, debt: Owed) -> None:
         except BaseException:  # noqa: BLE001 - unanswered, or broken: the connection cannot be stopped, only closed
             pgconn.finish()
         raise
+
+
+async def settle(pgconn: pq.abc.PGconn) -> None:
+    """Make the check *pgconn* is owed, if it is (`_wire.owed`), before anything else is sent on it (`pay`)."""
+    if (debt := owed.pop(pgconn, None)) is not None:
+        await pay(pgconn, debt)
 
 
 async def pay(pgconn: pq.abc.PGconn, debt: Owed) -> None:

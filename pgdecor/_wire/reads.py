@@ -12,7 +12,7 @@ from typing_extensions import Self
 
 from . import batch, internals, owed
 from .generators import BatchRead, ChunksRead, chunks, executions
-from .liveness import answered, pay
+from .liveness import answered, settle
 from .wire import Wire
 from .wire_base import FOLDS, begin_for, send_begin
 
@@ -63,8 +63,8 @@ class _Read:
         lock = internals.lock(wire.conn)
         lock.acquire()
         try:
-            if not self._light() and (debt := owed.owed.pop(wire.pgconn, None)) is not None:
-                pay(wire.pgconn, debt)  # slow to send: the check made first, as the pool would have
+            if not self._light():
+                settle(wire.pgconn)  # slow to send: the check made first, as the pool would have
             sent = self._sent()
             if sent and self._debt is not None:
                 answered(wire.pgconn, self._debt)

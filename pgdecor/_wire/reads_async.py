@@ -16,7 +16,7 @@ from typing_extensions import Self
 
 from . import batch, flight, internals, owed
 from .generators import BatchRead, ChunksRead, chunks, executions
-from .liveness_async import answered, pay
+from .liveness_async import answered, settle
 from .shield import finish
 from .wire_async import AsyncWire
 from .wire_base import FOLDS, begin_for, send_begin
@@ -68,8 +68,8 @@ class _AsyncRead:
         lock = internals.lock(wire.conn)
         await lock.acquire()
         try:
-            if not self._light() and (debt := owed.owed.pop(wire.pgconn, None)) is not None:
-                await pay(wire.pgconn, debt)  # slow to send: the check made first, as the pool would have
+            if not self._light():
+                await settle(wire.pgconn)  # slow to send: the check made first, as the pool would have
             sent = self._sent()
             if sent and self._debt is not None:
                 await answered(wire.pgconn, self._debt)

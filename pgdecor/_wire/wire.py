@@ -16,7 +16,7 @@ from .fallback import read_after
 from .generators import Reading, piped, rest, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
-from .liveness import answered, pay
+from .liveness import answered, settle
 from .wire_base import CHUNK, CHUNKED_ROWS, FOLDS, BaseWire, begin_for, begun
 
 __all__ = [
@@ -62,8 +62,8 @@ class Wire(BaseWire):
             # session's calls only, none of a sync session's runs meanwhile.
             joinable = False
             with_begin = begin is not None
-            if with_begin and not owed.light(params, sets=False) and (debt := owed.owed.pop(self.pgconn, None)):
-                pay(self.pgconn, debt)  # a statement slow to send: the check made first, as the pool would have
+            if with_begin and not owed.light(params, sets=False):
+                settle(self.pgconn)  # a statement slow to send: the check made first, as the pool would have
             if not self._send(sql, params, binary, piped=joinable or with_begin, begin=begin):
                 return False
             pgconn = self.pgconn
@@ -140,8 +140,7 @@ class Wire(BaseWire):
         if not switch.on:
             return False
         conn = self.conn
-        if (debt := owed.owed.pop(self.pgconn, None)) is not None:  # the test's statements are sent first
-            pay(self.pgconn, debt)
+        settle(self.pgconn)  # the test's statements are sent first
         try:
             with conn.transaction():
                 cur = conn.cursor(binary=True, row_factory=tuple_row)

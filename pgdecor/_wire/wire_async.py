@@ -53,7 +53,7 @@ from .fallback import read_after
 from .generators import Reading, piped, rest, results
 from .guard import _PREPARED_BY_NAME, _PROBE, _PROBE_ARGS, _probe_result, _self_test_problem, switch, usable
 from .internals import Drift
-from .liveness_async import answered, pay
+from .liveness_async import answered, settle
 from .shield import CANCEL_TIMEOUT, finish
 from .watch import SocketWatch
 from .wire_base import CHUNK, CHUNKED_ROWS, FOLDS, BaseWire, begin_for, begun
@@ -110,8 +110,8 @@ class AsyncWire(BaseWire):
             else:
                 joinable = False
             with_begin = begin is not None
-            if with_begin and not owed.light(params, sets=False) and (debt := owed.owed.pop(self.pgconn, None)):
-                await pay(self.pgconn, debt)  # a statement slow to send: the check made first, as the pool would have
+            if with_begin and not owed.light(params, sets=False):
+                await settle(self.pgconn)  # a statement slow to send: the check made first, as the pool would have
             if not self._send(sql, params, binary, piped=joinable or with_begin, begin=begin):
                 return False
             pgconn = self.pgconn
@@ -239,8 +239,7 @@ class AsyncWire(BaseWire):
         if not switch.on:
             return False
         conn = self.conn
-        if (debt := owed.owed.pop(self.pgconn, None)) is not None:  # the test's statements are sent first
-            await pay(self.pgconn, debt)
+        await settle(self.pgconn)  # the test's statements are sent first
         try:
             async with conn.transaction():
                 cur = conn.cursor(binary=True, row_factory=tuple_row)
