@@ -86,7 +86,10 @@ class AsyncCalls:
                     and (value := await joined(plan, self.routes, sess, args)) is not LATER
                 ):
                     return value
-            await lock.acquire()
+                if not lock.take():  # free: taken at once, no coroutine
+                    await lock.acquire()
+            else:
+                await lock.acquire()
         else:
             sess, lock = held, None
         try:

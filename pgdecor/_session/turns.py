@@ -15,22 +15,26 @@ overlap, and a statement alone costs less.
 from __future__ import annotations
 
 import asyncio
+import collections
 import weakref
-from collections.abc import Coroutine
+from types import TracebackType
 from typing import Any, Literal
 
 __all__ = ["Turns"]
 
-#: asyncio's own, called as functions: no `super()` to make on every call.
-_acquire, _release = asyncio.Lock.acquire, asyncio.Lock.release
 
+class Turns:
+    """A lock as asyncio's (first come, first served; a waiter cancelled once woken passes its turn on), taken at
+    once when free (`take`), with no coroutine; waking the calls waiting to join a pipeline (`waiter`) whenever it is
+    released, and knowing those queued for their turn (`queued`): a call started after them does not go before
+    them."""
 
-class Turns(asyncio.Lock):
-    """asyncio's lock, waking the calls waiting to join a pipeline (`waiter`) whenever it is released, and knowing
-    those queued for their turn (`queued`): a call started after them does not go before them."""
+    __slots__ = ("__weakref__", "_locked", "_loop", "_owner", "_queued", "_shared", "_tickets", "_waiters", "_waiting")
 
     def __init__(self, owner: asyncio.Task[Any] | None = None) -> None:
-        super().__init__()
+        self._locked = False
+        #: The calls waiting in `acquire` for their turn, in the order they came.
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         #: The task that opened the session (weakly: its frames hold the session, which holds this), and whether
         #: another has made a call in it (`shared`); the owner's loop, which asks for the running task without a
         #: system call (Python 3.11's `get_running_loop` makes one).
@@ -41,6 +45,10 @@ class Turns(asyncio.Lock):
         #: The order calls came in (`ticket`), and the tickets of those waiting in `acquire` for their turn.
         self._tickets = 0
         self._queued: list[int] = []
+
+    def __repr__(self) -> str:
+        state = "locked" if self._locked else "unlocked"
+        return f"<pgdecor session lock [{state}, {len(self._waiters)} waiting]>"
 
     def shared(self) -> bool:
         """Whether a task other than the one that opened the session has made a call in it (`asyncio.gather`, a task
@@ -61,17 +69,59 @@ class Turns(asyncio.Lock):
         """Whether a call that came in before the ticket *before* waits for its turn."""
         return any(ticket < before for ticket in self._queued)
 
-    def acquire(self) -> Coroutine[Any, Any, Literal[True]]:
-        # Not a coroutine of its own: a free lock is taken by asyncio's, awaited at once, one coroutine less per call.
-        return _acquire(self) if not self.locked() else self._queued_acquire()
+    def locked(self) -> bool:
+        return self._locked
 
-    async def _queued_acquire(self) -> Literal[True]:
+    def take(self) -> bool:
+        """Take the lock if it is free and no call waits for it, as `acquire` would without waiting; else False."""
+        if self._locked or self._waiters:
+            return False
+        self._locked = True
+        return True
+
+    async def acquire(self) -> Literal[True]:
+        """Take the lock, once the calls that came before have had their turns."""
+        if self.take():
+            return True
         ticket = self.ticket()
         self._queued.append(ticket)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
         try:
-            return await _acquire(self)
-        finally:
-            self._queued.remove(ticket)
+            try:
+                await fut
+            finally:
+                self._waiters.remove(fut)
+                self._queued.remove(ticket)
+        except asyncio.CancelledError:
+            if not self._locked:  # woken, then cancelled: the next in line takes the turn
+                self._wake_first()
+            raise
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        if not self._locked:
+            raise RuntimeError("the session's lock is not held")
+        self._locked = False
+        if self._waiters:
+            self._wake_first()
+        if self._waiting:
+            self.wake()
+
+    def _wake_first(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
 
     def waiter(self) -> asyncio.Future[None]:
         """A future done at the next `wake`."""
@@ -87,8 +137,3 @@ class Turns(asyncio.Lock):
         for waiter in waiting:
             if not waiter.done():  # not cancelled with its call
                 waiter.set_result(None)
-
-    def release(self) -> None:
-        _release(self)
-        if self._waiting:
-            self.wake()

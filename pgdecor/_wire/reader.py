@@ -84,13 +84,15 @@ class Reader:
             drifted(Drift(internals.MANAGER, err))
         res = results[0] if results else None
         if res is None or res.status not in _OK:
-            self._checked(sql, res)  # raises
-        assert res is not None
+            res = self._checked(sql, res)  # raises
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
-        loaded = None if name is None else (name, binary)
-        self._tx.set_pgresult(res, set_loaders=loaded is None or loaded != self._loaded)
-        self._loaded = loaded
+        loaded = self._loaded
+        if name is not None and loaded is not None and loaded[0] is name and loaded[1] is binary:
+            self._tx.set_pgresult(res, set_loaders=False)
+        else:
+            self._tx.set_pgresult(res)
+            self._loaded = None if name is None else (name, binary)
 
     def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
         """Tell psycopg's prepare manager of an execution of the statement, as a cursor's execution does."""

@@ -69,6 +69,7 @@ __all__ = [
 logger = logging.getLogger("pgdecor")
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
+_IDLE = pq.TransactionStatus.IDLE
 _CONNECTION_OK = pq.ConnStatus.OK
 _PIPELINE_OFF = pq.PipelineStatus.OFF
 T = TypeVar("T")
@@ -100,38 +101,23 @@ class AsyncWire(BaseWire):
         lock = internals.lock(self.conn)
         await lock.acquire()
         try:
-            begin = begin_for(self.conn)
-            if begin is not None and not FOLDS:
-                return False
+            pgconn = self.pgconn
+            begin = None if pgconn.transaction_status != _IDLE else begin_for(self.conn)
             # In a pipeline if its BEGIN goes first, or if others' statements may follow it (`join`): an async
             # session's calls only, none of a sync session's runs meanwhile.
             if True:  # ASYNC
                 joinable = joinable and FOLDS and not self._probing
             else:
                 joinable = False
-            with_begin = begin is not None
-            if with_begin and not owed.light(params, sets=False):
-                await settle(self.pgconn)  # a statement slow to send: the check made first, as the pool would have
-            if not self._send(sql, params, binary, piped=joinable or with_begin, begin=begin):
-                return False
-            pgconn = self.pgconn
-            if not (joinable or with_begin):
-                read = await self._wait(results(pgconn, self._waits), list)
-            else:
-                # The pipeline's: the statement's results, or BEGIN's if it failed; BEGIN's answer pays the check the
-                # connection is `owed`, if it is: by its deadline, else the connection is closed and the borrow's
-                # `PoolTimeout` raised. Then the results of the statements other calls sent after it meanwhile
-                # (`join`), for them, and the pipeline left.
-                self._open = joinable
-                if with_begin and (debt := owed.owed.pop(pgconn, None)) is not None:
-                    await answered(pgconn, debt)
-                groups = await self._wait(piped(pgconn, self._waits, 2 if with_begin else 1), list)
-                self._open = False
+            if begin is None and not joinable:  # the usual call: its statement alone
+                if not self._send(sql, params, binary):
+                    return False
                 if True:  # ASYNC
-                    if self._joined:
-                        await finish(flight.deliver(pgconn, self._joined, self._waits))
-                self._leave()
-                read = begun(groups) if with_begin else groups[0]
+                    read = await results(pgconn, self._waits)  # type: ignore[misc] # a generator-based coroutine
+                else:
+                    read = self._wait(results(pgconn, self._waits), list)
+            elif (read := await self._piped(sql, params, binary, begin, joinable=joinable)) is None:
+                return False
         except BaseException:
             await self._stopped()
             raise
@@ -139,6 +125,33 @@ class AsyncWire(BaseWire):
             lock.release()
         self._made(sql, read, binary)
         return True
+
+    async def _piped(
+        self, sql: str, params: Sequence[Any], binary: bool, begin: bytes | None, *, joinable: bool
+    ) -> list[pq.abc.PGresult] | None:
+        """`execute`'s statement in a pipeline, after its *begin* if due, others' statements after it if *joinable*:
+        its results, or None with nothing sent."""
+        if begin is not None and not FOLDS:
+            return None
+        pgconn = self.pgconn
+        if begin is not None and not owed.light(params, sets=False):
+            await settle(pgconn)  # a statement slow to send: the check made first, as the pool would have
+        if not self._send(sql, params, binary, piped=True, begin=begin):
+            return None
+        # The pipeline's: the statement's results, or BEGIN's if it failed; BEGIN's answer pays the check the
+        # connection is `owed`, if it is: by its deadline, else the connection is closed and the borrow's
+        # `PoolTimeout` raised. Then the results of the statements other calls sent after it meanwhile (`join`), for
+        # them, and the pipeline left.
+        self._open = joinable
+        if begin is not None and (debt := owed.owed.pop(pgconn, None)) is not None:
+            await answered(pgconn, debt)
+        groups = await self._wait(piped(pgconn, self._waits, 1 if begin is None else 2), list)
+        self._open = False
+        if True:  # ASYNC
+            if self._joined:
+                await finish(flight.deliver(pgconn, self._joined, self._waits))
+        self._leave()
+        return groups[0] if begin is None else begun(groups)
 
     if True:  # ASYNC
 

@@ -162,37 +162,38 @@ class BaseWire(Reader):
             dumped = tx.dump_sequence(params, formats)
             self._key = key = (query, tx.types or ())
             try:
-                unnamed = internals.prepare_threshold(manager) is None
                 # Statements to deallocate first (`to_flush`): a cursor does that.
+                unnamed = internals.prepare_threshold(manager) is None
                 name = None if unnamed or internals.to_flush(manager) else internals.prepared_names(manager).get(key)
             except Exception as err:
                 raise Drift(internals.MANAGER, err) from err
-            if not unnamed and name is not None and type(name) is not bytes:
+            if name is not None and type(name) is not bytes:
                 name_drift = TypeError(f"a name is {type(name).__name__}")
                 raise Drift(internals.NAMES, name_drift)  # noqa: TRY301
         except Drift as err:
             drifted(err)
             return False
         pgconn = self.pgconn
-        if unnamed:
-            self.name, self._prep = None, internals.NO
-        else:
-            self.name = name
-            if name is None:
-                return False
+        self.name = name
+        if name is not None:
             self._prep = internals.YES
+        elif unnamed:
+            self._prep = internals.NO
+        else:
+            return False
         piped = piped or chunked or begin is not None
-        if piped and not joining:
-            pgconn.enter_pipeline_mode()
-        if begin is not None:
-            send_begin(pgconn, begin)
+        if piped:
+            if not joining:
+                pgconn.enter_pipeline_mode()
+            if begin is not None:
+                send_begin(pgconn, begin)
         if name is None:
             pgconn.send_query_params(query, dumped, tx.types, tx.formats, binary)
         else:
             pgconn.send_query_prepared(name, dumped, tx.formats, binary)
-        if chunked:
-            pgconn.set_chunked_rows_mode(CHUNK)
         if piped:
+            if chunked:
+                pgconn.set_chunked_rows_mode(CHUNK)
             pgconn.pipeline_sync()
         return True
 
