@@ -65,8 +65,11 @@ class Wire(BaseWire):
                 if not self._send(sql, params, binary):
                     return False
                 read = self._wait(results(pgconn, self._waits), list)
-            elif (read := self._piped(sql, params, binary, begin, joinable=joinable)) is None:
-                return False
+            else:
+                in_pipeline = self._piped(sql, params, binary, begin, joinable=joinable)
+                if in_pipeline is None:
+                    return False
+                read = in_pipeline
         except BaseException:
             self._stopped()
             raise

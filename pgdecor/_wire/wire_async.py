@@ -116,8 +116,11 @@ class AsyncWire(BaseWire):
                     read = await results(pgconn, self._waits)  # type: ignore[misc] # a generator-based coroutine
                 else:
                     read = self._wait(results(pgconn, self._waits), list)
-            elif (read := await self._piped(sql, params, binary, begin, joinable=joinable)) is None:
-                return False
+            else:
+                in_pipeline = await self._piped(sql, params, binary, begin, joinable=joinable)
+                if in_pipeline is None:
+                    return False
+                read = in_pipeline
         except BaseException:
             await self._stopped()
             raise
