@@ -132,13 +132,15 @@ def _values(*values: Any) -> tuple[Any, ...]:
 
 ServerKey = tuple[str, str, str, str]
 _registries: dict[ServerKey, TypeRegistry] = {}
+_keys: dict[ServerKey, ServerKey] = {}
 
 
 def server_key(conn: BaseConnection[Any]) -> ServerKey:
     """Identifies the database *conn* talks to, and its connection options (which may set the search_path):
     catalog facts are cached per key."""
     info = conn.info
-    return (info.host, str(info.port), info.dbname, info.options)
+    key = (info.host, str(info.port), info.dbname, info.options)
+    return _keys.setdefault(key, key)  # one object per server: the routes of each call find it by identity
 
 
 def registry_for(key: ServerKey) -> TypeRegistry:

@@ -120,8 +120,7 @@ class AsyncCalls:
                     joinable = False
                     if True:  # ASYNC
                         if lock is not None:  # calls waiting for a pipeline to join: this one's
-                            lock.wake()
-                            joinable = not lease.savepoints and lock.shared()
+                            joinable = lock.sending() and not lease.savepoints
                     if route.large:
                         value = await self._chunked(lease, wire, route, params)
                         if value is not _LATER:

@@ -60,6 +60,13 @@ class Turns:
                 self._shared, self._owner, self._loop = True, None, None
         return self._shared
 
+    def sending(self) -> bool:
+        """Its holder is about to send its statement through the wire: the calls waiting to join a pipeline are
+        woken; whether that statement goes in one they may join (`shared`)."""
+        if self._waiting:
+            self.wake()
+        return self._shared or self.shared()
+
     def ticket(self) -> int:
         """A number greater than any given before: where a call starts waiting."""
         self._tickets += 1
