@@ -8,7 +8,7 @@ behind them then, as one after the other. If none reads through the wire yet (it
 connection, or looking up its function), it waits to be woken (`waiter`): whenever the lock is released, and
 whenever its holder is about to send its statement through the wire (`wake`). Woken, it looks again: a pipeline to
 join, a free lock to take, or another wait. A holder's statement goes in a pipeline others may join only once a task
-other than the one that opened the session has called in it (`shared`): the calls of that one task alone never
+other than the one that opened the session has called in it (`sending`): the calls of that one task alone never
 overlap, and a statement alone costs less.
 """
 
@@ -36,7 +36,7 @@ class Turns:
         #: The calls waiting in `acquire` for their turn, in the order they came.
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         #: The task that opened the session (weakly: its frames hold the session, which holds this), and whether
-        #: another has made a call in it (`shared`); the owner's loop, which asks for the running task without a
+        #: another has made a call in it (`sending`); the owner's loop, which asks for the running task without a
         #: system call (Python 3.11's `get_running_loop` makes one).
         self._owner = None if owner is None else weakref.ref(owner)
         self._shared = owner is None
@@ -50,22 +50,20 @@ class Turns:
         state = "locked" if self._locked else "unlocked"
         return f"<pgdecor session lock [{state}, {len(self._waiters)} waiting]>"
 
-    def shared(self) -> bool:
-        """Whether a task other than the one that opened the session has made a call in it (`asyncio.gather`, a task
-        group): only such calls can start while another's result is awaited, to send their statements after it. Until
-        one has, a call's statement goes alone, outside a pipeline (less work per call)."""
-        if not self._shared:
-            owner = self._owner
-            if owner is None or asyncio.current_task(self._loop) is not owner():
-                self._shared, self._owner, self._loop = True, None, None
-        return self._shared
-
     def sending(self) -> bool:
         """Its holder is about to send its statement through the wire: the calls waiting to join a pipeline are
-        woken; whether that statement goes in one they may join (`shared`)."""
+        woken. Whether that statement goes in one they may join: once a task other than the one that opened the
+        session has made a call in it (`asyncio.gather`, a task group), as only such calls can start while another's
+        result is awaited, to send their statements after it. Until one has, a call's statement goes alone, outside a
+        pipeline (less work per call)."""
         if self._waiting:
             self.wake()
-        return self._shared or self.shared()
+        if not self._shared:
+            owner = self._owner
+            if owner is not None and asyncio.current_task(self._loop) is owner():
+                return False
+            self._shared, self._owner, self._loop = True, None, None
+        return True
 
     def ticket(self) -> int:
         """A number greater than any given before: where a call starts waiting."""

@@ -44,7 +44,20 @@ class Reader:
     quacks enough like a cursor (``pgresult``, ``adapters``, ``fetchone``, ``fetchmany``) for the leak guard, for
     building a result layout and for reading the rows."""
 
-    __slots__ = ("_count", "_key", "_loaded", "_pgq", "_pos", "_prep", "_tx", "adapters", "manager", "name", "pgresult")
+    __slots__ = (
+        "_count",
+        "_key",
+        "_loaded",
+        "_loaded_binary",
+        "_pgq",
+        "_pos",
+        "_prep",
+        "_tx",
+        "adapters",
+        "manager",
+        "name",
+        "pgresult",
+    )
 
     def __init__(self, tx: Transformer, adapters: AdaptersMap, manager: internals.Manager, pgq: Query) -> None:
         self.adapters = adapters
@@ -63,7 +76,8 @@ class Reader:
         self._key: internals.Key = (b"", ())
         self._prep: internals.Prepare = internals.NO
         #: The prepared statement, and the format, of the result whose loaders the transformer holds (see `_made`).
-        self._loaded: tuple[bytes, bool] | None = None
+        self._loaded: bytes | None = None
+        self._loaded_binary = False
 
     def _made(self, sql: str, results: Sequence[pq.abc.PGresult], binary: bool) -> None:
         """Take the statement's *results*, once psycopg's prepare manager has seen it as after a cursor's execution
@@ -87,12 +101,11 @@ class Reader:
             res = self._checked(sql, res)  # raises
         self.pgresult = res
         self._count, self._pos = res.ntuples, 0
-        loaded = self._loaded
-        if name is not None and loaded is not None and loaded[0] is name and loaded[1] is binary:
+        if name is not None and name is self._loaded and binary is self._loaded_binary:
             self._tx.set_pgresult(res, set_loaders=False)
         else:
             self._tx.set_pgresult(res)
-            self._loaded = None if name is None else (name, binary)
+            self._loaded, self._loaded_binary = name, binary
 
     def _seen(self, results: Sequence[pq.abc.PGresult]) -> None:
         """Tell psycopg's prepare manager of an execution of the statement, as a cursor's execution does."""

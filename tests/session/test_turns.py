@@ -12,7 +12,7 @@ from pgdecor._session.turns import Turns
 
 async def _queued(lock: Turns, count: int) -> None:
     """Wait until *count* calls wait for their turn on *lock*."""
-    while len(lock._waiters) < count:
+    while len(lock._waiters) < count:  # noqa: ASYNC110 - one step of the loop each, until they have queued
         await asyncio.sleep(0)
 
 
