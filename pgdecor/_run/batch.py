@@ -113,6 +113,7 @@ class Batches:
         made: list[Any] = []
         add = made.append
         failed: Exception | None = None
+        later = False  # values made once the batch is read (`_LATER`)
         with BatchResults(wire, route.sql, params, binary, joinable=joinable) as read:
             if read is None:
                 return None
@@ -125,14 +126,15 @@ class Batches:
                     continue
                 try:
                     for index, res in ready:
-                        if names[index] is not name:
+                        if fresh := names[index] is not name:
                             name = names[index]
                             prepared = (manager, name)
                             layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
                         if layout is None:
                             add(_LATER)
+                            later = True
                         elif (how := kind(res)) is ONE:  # the usual single row, read without taking the result
-                            add(layout.one(only_row(index, res)))
+                            add(layout.one(only_row(res, fresh)))
                         else:
                             use(index, res)
                             add(rows(wire, layout, how))
@@ -142,6 +144,8 @@ class Batches:
             raise failed
         if kind is None:
             return []
+        if not later:
+            return made
         results = read.results
         for index, value in enumerate(made):
             if value is _LATER:

@@ -129,6 +129,7 @@ class AsyncBatches:
         made: list[Any] = []
         add = made.append
         failed: Exception | None = None
+        later = False  # values made once the batch is read (`_LATER`)
         async with AsyncBatchResults(wire, route.sql, params, binary, joinable=joinable) as read:
             if read is None:
                 return None
@@ -141,14 +142,15 @@ class AsyncBatches:
                     continue
                 try:
                     for index, res in ready:
-                        if names[index] is not name:
+                        if fresh := names[index] is not name:
                             name = names[index]
                             prepared = (manager, name)
                             layout = layouts.get(prepared) or route.layout(res, key, binary, prepared)[1]
                         if layout is None:
                             add(_LATER)
+                            later = True
                         elif (how := kind(res)) is ONE:  # the usual single row, read without taking the result
-                            add(layout.one(only_row(index, res)))
+                            add(layout.one(only_row(res, fresh)))
                         else:
                             use(index, res)
                             add(rows(wire, layout, how))
@@ -158,6 +160,8 @@ class AsyncBatches:
             raise failed
         if kind is None:
             return []
+        if not later:
+            return made
         results = read.results
         for index, value in enumerate(made):
             if value is _LATER:

@@ -207,7 +207,7 @@ def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[
     if pgconn.flush():
         yield from _flushing(pgconn, waits)
     out: list[tuple[int, pq.abc.PGresult]] = []
-    groups, group, count = read.groups, read.group, read.count
+    groups, group, count, begin = read.groups, read.group, read.count, read.begin
     n = len(groups)
     is_busy, get_result = pgconn.is_busy, pgconn.get_result
     while n < count:
@@ -218,7 +218,7 @@ def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[
                 pgconn.consume_input()
             continue
         res = get_result()
-        if res is not None and not group and not read.begin and res.status in _OK and not is_busy():
+        if res is not None and not (group or begin) and res.status in _OK and not is_busy():
             # The usual: an execution's one result, then (at once, in pipeline mode) the end of its results.
             end = get_result()
             if end is None:
@@ -234,8 +234,9 @@ def executions(pgconn: pq.abc.PGconn, read: BatchRead, waits: Waits) -> Reading[
                 n += 1
             else:
                 group.append(res)
-        elif read.begin:  # the end of BEGIN's results: the executions' come next
-            read.begin, read.begun = False, group
+        elif begin:  # the end of BEGIN's results: the executions' come next
+            read.begin = begin = False
+            read.begun = group
             read.group = group = []
         else:  # the end of an execution's results
             if group and group[0].status in _OK:

@@ -63,7 +63,7 @@ class _Read:
         lock = internals.lock(wire.conn)
         lock.acquire()
         try:
-            if not self._light():
+            if wire.pgconn in owed.owed and not self._light():
                 settle(wire.pgconn)  # slow to send: the check made first, as the pool would have
             sent = self._sent()
             if sent and self._debt is not None:

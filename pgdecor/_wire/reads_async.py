@@ -68,7 +68,7 @@ class _AsyncRead:
         lock = internals.lock(wire.conn)
         await lock.acquire()
         try:
-            if not self._light():
+            if wire.pgconn in owed.owed and not self._light():
                 await settle(wire.pgconn)  # slow to send: the check made first, as the pool would have
             sent = self._sent()
             if sent and self._debt is not None:

@@ -86,7 +86,7 @@ class Wire(BaseWire):
         if begin is not None and not FOLDS:
             return None
         pgconn = self.pgconn
-        if begin is not None and not owed.light(params, sets=False):
+        if begin is not None and pgconn in owed.owed and not owed.light(params, sets=False):
             settle(pgconn)  # a statement slow to send: the check made first, as the pool would have
         if not self._send(sql, params, binary, piped=True, begin=begin):
             return None

@@ -137,7 +137,7 @@ class AsyncWire(BaseWire):
         if begin is not None and not FOLDS:
             return None
         pgconn = self.pgconn
-        if begin is not None and not owed.light(params, sets=False):
+        if begin is not None and pgconn in owed.owed and not owed.light(params, sets=False):
             await settle(pgconn)  # a statement slow to send: the check made first, as the pool would have
         if not self._send(sql, params, binary, piped=True, begin=begin):
             return None

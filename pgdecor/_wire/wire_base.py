@@ -224,11 +224,12 @@ class BaseWire(Reader):
         self._count, self._pos = res.ntuples, 0
         self._loaded = None
 
-    def only_row(self, index: int, res: pq.abc.PGresult) -> tuple[Any, ...]:
-        """The row of *res*, the result of the last batch's execution *index*, where it has exactly one (`_run.outcome.
-        ONE`), loaded as `use` then `fetchone` would load it."""
-        names, tx = self.names, self._tx
-        tx.set_pgresult(res, set_loaders=index == 0 or names[index - 1] != names[index])
+    def only_row(self, res: pq.abc.PGresult, fresh: bool) -> tuple[Any, ...]:
+        """The row of *res*, a result of the last batch with exactly one (`_run.outcome.ONE`), loaded as `use` then
+        `fetchone` would load it: by loaders of its own if *fresh* (its prepared statement is not the one whose
+        result was loaded before)."""
+        tx = self._tx
+        tx.set_pgresult(res, set_loaders=fresh)
         self.pgresult, self._count, self._pos = res, 1, 1  # its row read (the leak guard sees the call's progress)
         self._loaded = None
         return tx.load_row(0, tuple)
