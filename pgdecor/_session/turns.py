@@ -115,10 +115,11 @@ class Turns:
             self.wake()
 
     def _wake_first(self) -> None:
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-                return
+        """Wake the first call in line, unless it is done already (cancelled, or woken and not yet run): a cancelled
+        one passes its turn on itself, as it leaves the line (`acquire`), and waking another too would let two take
+        the lock."""
+        if self._waiters and not (first := self._waiters[0]).done():
+            first.set_result(None)
 
     async def __aenter__(self) -> None:
         await self.acquire()

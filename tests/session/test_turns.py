@@ -63,6 +63,40 @@ async def test_a_call_cancelled_once_woken_for_its_turn_passes_it_on() -> None:
     lock.release()
 
 
+@pytest.mark.parametrize("cancelled", [0, 1])
+async def test_a_call_cancelled_in_line_as_the_lock_is_released_lets_one_call_at_a_time_in(cancelled: int) -> None:
+    """Three calls wait; one of them is cancelled, and the lock released, before its task runs again: the turn goes
+    to one call at a time, never to two at once."""
+    lock, inside, most, ended = Turns(), 0, 0, []
+
+    async def call(name: str) -> None:
+        nonlocal inside, most
+        async with lock:
+            inside += 1
+            most = max(most, inside)
+            await _steps(3)
+            inside -= 1
+            ended.append(name)
+
+    await lock.acquire()
+    calls = [asyncio.ensure_future(call(name)) for name in "BCD"]
+    await _queued(lock, 3)
+    calls[cancelled].cancel()
+    lock.release()
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    assert most == 1
+    assert isinstance(done[cancelled], asyncio.CancelledError)
+    assert [r for i, r in enumerate(done) if i != cancelled] == [None, None]
+    assert ended == [name for i, name in enumerate("BCD") if i != cancelled]
+    assert not lock.locked()
+
+
+async def _steps(count: int) -> None:
+    """Give the other tasks *count* steps of the loop."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 async def test_releasing_a_lock_not_held_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="not held"):
         Turns().release()
