@@ -162,8 +162,8 @@ class BaseWire(Reader):
             dumped = tx.dump_sequence(params, formats)
             self._key = key = (query, tx.types or ())
             try:
-                # Statements to deallocate first (`to_flush`): a cursor does that.
                 unnamed = internals.prepare_threshold(manager) is None
+                # Statements to deallocate first (`to_flush`): a cursor does that.
                 name = None if unnamed or internals.to_flush(manager) else internals.prepared_names(manager).get(key)
             except Exception as err:
                 raise Drift(internals.MANAGER, err) from err
