@@ -69,7 +69,6 @@ __all__ = [
 logger = logging.getLogger("pgdecor")
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
-_IDLE = pq.TransactionStatus.IDLE
 _CONNECTION_OK = pq.ConnStatus.OK
 _PIPELINE_OFF = pq.PipelineStatus.OFF
 T = TypeVar("T")
@@ -102,7 +101,7 @@ class AsyncWire(BaseWire):
         await lock.acquire()
         try:
             pgconn = self.pgconn
-            begin = None if pgconn.transaction_status != _IDLE else begin_for(self.conn)
+            begin = begin_for(self.conn)
             # In a pipeline if its BEGIN goes first, or if others' statements may follow it (`join`): an async
             # session's calls only, none of a sync session's runs meanwhile.
             if True:  # ASYNC
